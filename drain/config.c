@@ -68,6 +68,14 @@ static const struct opt opts[] = {
      "alert destinations allowed on private/loopback addresses (\"127.0.0.1,::1\"; * = all)"},
     {"SLUICE_ALERT_TIMEOUT", "alert-timeout", T_INT, O(alert_timeout), "20",
      "seconds one alert delivery may take"},
+    {"SLUICE_SEARCH_WORKERS", "search-workers", T_INT, O(search_workers), "2",
+     "threads (each with its own PostgreSQL connection) answering search requests"},
+    {"SLUICE_SEARCH_TIMEOUT", "search-timeout", T_INT, O(search_timeout), "30",
+     "seconds one search may run in PostgreSQL (504 beyond)"},
+    {"SLUICE_TAIL_BUFFER", "tail-buffer", T_SIZE, O(tail_buffer), "1048576",
+     "unsent bytes a live-tail client may fall behind before it skips lines (and is told)"},
+    {"SLUICE_MAX_TAIL_CLIENTS", "max-tail-clients", T_INT, O(max_tail_clients), "256",
+     "open live-tail streams (503 beyond)"},
 };
 #undef O
 

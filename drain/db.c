@@ -128,6 +128,64 @@ static const char *const migrations[] = {
     "CREATE INDEX alert_outbox_due ON alert_outbox (next_attempt_at) WHERE status = 'pending';\n"
     "CREATE SEQUENCE logs_id_block_seq;\n"
     "SELECT setval('logs_id_block_seq', (SELECT last_value FROM logs_id_seq) / 1048576 + 1);\n",
+
+    /* 3: search. Per-block token filters (docs/search.md), read tokens for the API. */
+    "CREATE TABLE log_blocks (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  min_received timestamptz NOT NULL,\n"
+    "  max_received timestamptz NOT NULL,\n"
+    "  min_id bigint NOT NULL,\n"
+    "  max_id bigint NOT NULL,\n"
+    "  nrows int NOT NULL,\n"
+    "  nbits int NOT NULL CHECK (nbits >= 8 AND nbits & (nbits - 1) = 0),\n"
+    "  bloom bytea NOT NULL CHECK (length(bloom) * 8 = nbits)\n"
+    ");\n"
+    "ALTER TABLE log_blocks ALTER COLUMN bloom SET STORAGE PLAIN;\n"
+    "CREATE UNIQUE INDEX log_blocks_key ON log_blocks (source_id, min_id);\n"
+    "CREATE INDEX log_blocks_max ON log_blocks (max_received);\n"
+    "CREATE INDEX log_blocks_source_max ON log_blocks (source_id, max_received);\n"
+    "CREATE INDEX log_blocks_max_id ON log_blocks (max_id);\n"
+    /* Rows stored before this migration: one block per source and hour with a filter
+     * that says yes to every token (8 bits set), so they stay searchable (by reading). */
+    "INSERT INTO log_blocks SELECT source_id, min(received_at), max(received_at), min(id),\n"
+    "  max(id), count(*), 8, '\\xff'::bytea FROM logs\n"
+    "  GROUP BY source_id, date_trunc('hour', received_at);\n"
+    "CREATE FUNCTION sl_bloom_has(bloom bytea, nbits int, h1 bigint[], h2 bigint[])\n"
+    "RETURNS boolean LANGUAGE plpgsql IMMUTABLE STRICT PARALLEL SAFE AS $f$\n"
+    "DECLARE\n"
+    "  a bigint;\n"
+    "  b bigint;\n"
+    "BEGIN\n"
+    "  FOR j IN 1 .. coalesce(array_length(h1, 1), 0) LOOP\n"
+    "    a := h1[j];\n"
+    "    b := h2[j];\n"
+    "    IF get_bit(bloom, (a % nbits)::int) = 0\n"
+    "       OR get_bit(bloom, ((a + b) % nbits)::int) = 0\n"
+    "       OR get_bit(bloom, ((a + 2 * b) % nbits)::int) = 0\n"
+    "       OR get_bit(bloom, ((a + 3 * b) % nbits)::int) = 0 THEN\n"
+    "      RETURN false;\n"
+    "    END IF;\n"
+    "  END LOOP;\n"
+    "  RETURN true;\n"
+    "END\n"
+    "$f$;\n"
+    /* Inlined by the planner: plain SQL, one expression, deliberately not STRICT. */
+    "CREATE FUNCTION sl_bloom_has1(bloom bytea, nbits int, h1 bigint, h2 bigint)\n"
+    "RETURNS boolean LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $f$\n"
+    "  SELECT get_bit(bloom, (h1 % nbits)::int) = 1\n"
+    "     AND get_bit(bloom, ((h1 + h2) % nbits)::int) = 1\n"
+    "     AND get_bit(bloom, ((h1 + 2 * h2) % nbits)::int) = 1\n"
+    "     AND get_bit(bloom, ((h1 + 3 * h2) % nbits)::int) = 1\n"
+    "$f$;\n"
+    "CREATE TABLE read_tokens (\n"
+    "  id bigserial PRIMARY KEY,\n"
+    "  name text NOT NULL UNIQUE CHECK (name ~ '^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$'),\n"
+    "  token_hash bytea NOT NULL UNIQUE,\n"
+    "  all_sources boolean NOT NULL DEFAULT false,\n"
+    "  source_ids bigint[] NOT NULL DEFAULT '{}',\n"
+    "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  CHECK (all_sources OR cardinality(source_ids) > 0)\n"
+    ");\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -454,6 +512,227 @@ int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n
     return 0;
 }
 
+/* ---- read tokens (docs/api.md "Read tokens") ---- */
+
+void sl_read_token_rows_free(struct sl_read_token_row *rows, size_t n)
+{
+    if (rows == NULL)
+        return;
+    for (size_t i = 0; i < n; i++)
+        free(rows[i].source_ids);
+    free(rows);
+}
+
+int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
+                         const char *const *sources, size_t nsources,
+                         char token[SL_READ_TOKEN_LEN + 1], const char **unknown)
+{
+    struct sl_buf names, ids;
+    char hh[65];
+    const char *vals[4];
+    PGresult *r = NULL;
+    bool began = false;
+    int rc;
+
+    sl_buf_init(&names, 1 << 20);
+    sl_buf_init(&ids, 1 << 20);
+    if (unknown)
+        *unknown = NULL;
+    if (!valid_name(name)) {
+        sl_error("bad read token name",
+                 "name=\"%.64s\" want=\"1-63 of A-Z a-z 0-9 . _ -, starting alphanumeric\"",
+                 name);
+        return SL_EINVAL;
+    }
+    if (all == (nsources > 0))
+        return SL_EINVAL;
+    for (size_t i = 0; i < nsources; i++) {
+        /* A name no source could have cannot exist; it must not reach the array literal. */
+        if (!valid_name(sources[i])) {
+            if (unknown)
+                *unknown = sources[i];
+            return SL_ENOTFOUND;
+        }
+        if ((rc = sl_db_array_add(&names, sources[i])))
+            goto out;
+    }
+    if ((rc = sl_db_array_end(&names)))
+        goto out;
+    memcpy(token, SL_READ_TOKEN_PREFIX, 4);
+    if ((rc = sl_token_new(token + 4)))
+        goto out;
+    hash_hex(token, hh);
+    if ((rc = exec_params(c, "read token add failed", "BEGIN", 0, NULL, NULL)))
+        goto out;
+    began = true;
+    /* KEY SHARE: a concurrent `source rm` waits until the token row is in. */
+    vals[0] = names.p;
+    if ((rc = exec_params(c, "read token add failed",
+                          "SELECT id, name FROM sources WHERE name = ANY($1::text[]) "
+                          "ORDER BY id FOR KEY SHARE",
+                          1, vals, &r)))
+        goto out;
+    for (size_t i = 0; i < nsources; i++) {
+        bool found = false;
+        for (int k = 0; k < PQntuples(r) && !found; k++)
+            found = strcmp(PQgetvalue(r, k, 1), sources[i]) == 0;
+        if (!found) {
+            if (unknown)
+                *unknown = sources[i];
+            rc = SL_ENOTFOUND;
+            goto out;
+        }
+    }
+    for (int k = 0; k < PQntuples(r); k++)
+        if ((rc = sl_buf_addf(&ids, "%s%s", k ? "," : "{", PQgetvalue(r, k, 0))))
+            goto out;
+    if ((rc = ids.len ? sl_buf_add(&ids, "}", 2) : sl_buf_add(&ids, "{}", 3)))
+        goto out;
+    PQclear(r);
+    r = NULL;
+    vals[0] = name;
+    vals[1] = hh;
+    vals[2] = all ? "true" : "false";
+    vals[3] = ids.p;
+    if ((rc = exec_params(c, "read token add failed",
+                          "INSERT INTO read_tokens (name, token_hash, all_sources, source_ids) "
+                          "VALUES ($1, decode($2, 'hex'), $3::boolean, $4::bigint[]) "
+                          "ON CONFLICT (name) DO NOTHING RETURNING id",
+                          4, vals, &r)))
+        goto out;
+    if (PQntuples(r) != 1) {
+        sl_error("read token exists", "name=%s", name);
+        rc = SL_EINVAL;
+        goto out;
+    }
+    /* Delivered at COMMIT: running servers reload with the row in place. */
+    if ((rc = exec_params(c, "read token add failed", "NOTIFY sluice_sources", 0, NULL, NULL)) ||
+        (rc = exec_params(c, "read token add failed", "COMMIT", 0, NULL, NULL)))
+        goto out;
+    began = false;
+out:
+    PQclear(r);
+    if (began)
+        PQclear(PQexec(c, "ROLLBACK"));
+    sl_buf_free(&names);
+    sl_buf_free(&ids);
+    if (rc)
+        memset(token, 0, SL_READ_TOKEN_LEN + 1);
+    return rc;
+}
+
+int sl_db_read_token_rm(struct pg_conn *c, const char *name)
+{
+    const char *vals[1] = {name};
+    PGresult *r = NULL;
+    int rc;
+
+    if ((rc = exec_params(c, "read token rm failed",
+                          "DELETE FROM read_tokens WHERE name = $1 RETURNING id", 1, vals, &r)))
+        return rc;
+    rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
+    PQclear(r);
+    if (rc == 0)
+        PQclear(PQexec(c, "NOTIFY sluice_sources"));
+    return rc;
+}
+
+int sl_db_read_token_list(struct pg_conn *c, FILE *out)
+{
+    PGresult *r = NULL;
+    /* Scope by name; ids of removed sources are counted, never shown as names. */
+    int rc = exec_params(
+        c, "read token list failed",
+        "SELECT t.name, to_char(t.created_at AT TIME ZONE 'UTC', "
+        "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), t.all_sources, "
+        "coalesce(string_agg(s.name, ',' ORDER BY s.name), ''), "
+        "cardinality(t.source_ids) - count(s.id) "
+        "FROM read_tokens t LEFT JOIN sources s ON s.id = ANY(t.source_ids) "
+        "GROUP BY t.id ORDER BY t.name",
+        0, NULL, &r);
+    if (rc)
+        return rc;
+    fprintf(out, "%-24s %-20s %s\n", "NAME", "CREATED", "SCOPE");
+    for (int i = 0; i < PQntuples(r); i++) {
+        const char *names = PQgetvalue(r, i, 3);
+        long long gone = atoll(PQgetvalue(r, i, 4));
+
+        fprintf(out, "%-24s %-20s ", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+        if (PQgetvalue(r, i, 2)[0] == 't')
+            fprintf(out, "all sources\n");
+        else if (gone > 0)
+            fprintf(out, "%s%s(%lld removed source%s)\n", names, names[0] ? " " : "", gone,
+                    gone == 1 ? "" : "s");
+        else
+            fprintf(out, "%s\n", names);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_row **rows, size_t *n)
+{
+    PGresult *r = PQexecParams(c,
+                               "SELECT id, name, encode(token_hash, 'hex'), all_sources, "
+                               "array_to_string(ARRAY(SELECT DISTINCT unnest(source_ids) "
+                               "ORDER BY 1), ',') FROM read_tokens ORDER BY id",
+                               0, NULL, NULL, NULL, NULL, 0);
+    struct sl_read_token_row *v;
+    int nt;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        /* undefined_table: a server newer than the schema serves ingest until migrate. */
+        if (state && strcmp(state, "42P01") == 0) {
+            PQclear(r);
+            *rows = NULL;
+            *n = 0;
+            return 0;
+        }
+        log_pg("read token load failed", c, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    nt = PQntuples(r);
+    v = calloc((size_t)nt + 1, sizeof(*v));
+    if (v == NULL) {
+        PQclear(r);
+        return SL_ENOMEM;
+    }
+    for (int i = 0; i < nt; i++) {
+        const char *hh = PQgetvalue(r, i, 2), *p = PQgetvalue(r, i, 4);
+        size_t k = 0;
+
+        v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 1));
+        for (int b = 0; b < 32 && hh[2 * b] && hh[2 * b + 1]; b++)
+            v[i].token_hash[b] = (unsigned char)(sl_hexval((unsigned char)hh[2 * b]) << 4 |
+                                                 sl_hexval((unsigned char)hh[2 * b + 1]));
+        v[i].all = PQgetvalue(r, i, 3)[0] == 't';
+        if (*p) {
+            size_t cnt = 1;
+            for (const char *q = p; *q; q++)
+                cnt += *q == ',';
+            v[i].source_ids = malloc(cnt * sizeof(int64_t));
+            if (v[i].source_ids == NULL) {
+                sl_read_token_rows_free(v, (size_t)nt);
+                PQclear(r);
+                return SL_ENOMEM;
+            }
+            while (*p && k < cnt) {
+                char *end;
+                v[i].source_ids[k++] = strtoll(p, &end, 10);
+                p = *end == ',' ? end + 1 : end;
+            }
+        }
+        v[i].n_sources = k;
+    }
+    *n = (size_t)nt;
+    *rows = v;
+    PQclear(r);
+    return 0;
+}
+
 void sl_db_partition_name(int64_t us, char out[16])
 {
     time_t t = (time_t)(us / 1000000);
@@ -539,6 +818,16 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
     total += atoll(PQcmdTuples(r));
     PQclear(r);
     r = NULL;
+    /* Token-filter blocks (docs/search.md) whose newest row is past their source's
+     * retention, and every block of a removed source. A block partly inside the retention
+     * stays until its newest row ages out. */
+    rc = exec_params(c, "retention blocks failed",
+                     "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
+                     "WHERE s.id = b.source_id "
+                     "AND b.max_received >= now() - make_interval(days => s.retention_days))",
+                     0, NULL, NULL);
+    if (rc)
+        return rc;
     /* Rows of a removed source age out with their partitions. */
     rc = exec_params(c, "frame prune failed",
                      "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0, NULL,

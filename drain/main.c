@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/client.h"
 #include "sluice/config.h"
 #include "sluice/db.h"
 #include "sluice/log.h"
@@ -21,12 +22,22 @@ static void usage(FILE *f)
                "  source list                    list sources\n"
                "  source rotate NAME             new ingest token; prints the new drain URL\n"
                "  source rm NAME                 remove a source\n"
+               "  token add NAME (--source SRC)... | --all\n"
+               "                                 read token for the search API; prints it once\n"
+               "  token list                     read tokens and their scope (never the token)\n"
+               "  token rm NAME                  remove a read token\n"
                "  rules check FILE.json          validate a rules file (regex errors with offsets)\n"
                "  rules apply FILE.json          make FILE the stored rule set (idempotent)\n"
                "  rules list                     stored rules and how many groups are firing\n"
                "  rules test FILE.json [--source NAME] < lines\n"
                "                                 which rules sample lines would match and fire\n"
-               "  alerts [--limit N]             recent alerts and their delivery state\n\n"
+               "  alerts [--limit N]             recent alerts and their delivery state\n"
+               "  search [QUERY] [--source S]... [--since T] [--until T] [--limit N] [--json]\n"
+               "                                 matching lines, oldest first (default 100)\n"
+               "  tail [QUERY] [-f] [--source S]... [-n N] [--json]\n"
+               "                                 the newest N lines (default 20); -f follows\n"
+               "  (search/tail: SLUICE_URL, SLUICE_TOKEN or ~/.config/sluice/cli.conf;\n"
+               "   --color/--no-color; times in UTC unless TZ is set; `sluice search -h`)\n\n"
                "Operator commands use DATABASE_URL (default postgresql:///sluice).\n"
                "`sluice serve --help` lists every setting.\n");
 }
@@ -128,6 +139,84 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
     return 2;
 }
 
+/* sluice token add NAME (--source SRC)... | --all; token list; token rm NAME. Arguments
+ * are checked before connecting, so a usage error is exit 2 even without a database. */
+static int cmd_token(int argc, char **argv)
+{
+    const char **srcs = NULL;
+    size_t nsrc = 0;
+    bool all = false;
+    const char *unknown = NULL;
+    char token[SL_READ_TOKEN_LEN + 1];
+    struct pg_conn *c = NULL;
+    int rc = 2;
+
+    if (argc < 1 || (!strcmp(argv[0], "list") && argc != 1) ||
+        (!strcmp(argv[0], "rm") && argc != 2) ||
+        (!strcmp(argv[0], "add") && (argc < 2 || argv[1][0] == '-')) ||
+        (strcmp(argv[0], "list") && strcmp(argv[0], "rm") && strcmp(argv[0], "add"))) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[0], "add")) {
+        if ((srcs = calloc((size_t)argc, sizeof(*srcs))) == NULL)
+            return 1;
+        for (int i = 2; i < argc; i++) {
+            if (!strcmp(argv[i], "--all"))
+                all = true;
+            else if (!strcmp(argv[i], "--source") && i + 1 < argc)
+                srcs[nsrc++] = argv[++i];
+            else if (!strncmp(argv[i], "--source=", 9))
+                srcs[nsrc++] = argv[i] + 9;
+            else {
+                fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
+                goto out;
+            }
+        }
+        if (all == (nsrc > 0)) {
+            fprintf(stderr, "sluice: token add needs --source NAME (repeatable) or --all, "
+                            "not both\n");
+            goto out;
+        }
+    }
+    rc = 1;
+    if (sl_db_connect(db_url(), &c))
+        goto out;
+    if (!strcmp(argv[0], "list")) {
+        rc = sl_db_read_token_list(c, stdout) ? 1 : 0;
+    } else if (!strcmp(argv[0], "rm")) {
+        int e = sl_db_read_token_rm(c, argv[1]);
+        if (e)
+            fprintf(stderr, "sluice: could not remove read token %s: %s\n", argv[1],
+                    e == SL_ENOTFOUND ? "no such read token" : sl_strerror(e));
+        else
+            printf("read token %s removed\n", argv[1]);
+        rc = e ? 1 : 0;
+    } else {
+        int e = sl_db_read_token_add(c, argv[1], all, srcs, nsrc, token, &unknown);
+        if (e == SL_ENOTFOUND && unknown)
+            fprintf(stderr, "sluice: no source named %s; nothing stored (see sluice source list)\n",
+                    unknown);
+        else if (e)
+            fprintf(stderr, "sluice: could not add read token %s: %s\n", argv[1],
+                    e == SL_EINVAL ? "bad name (1-63 of A-Z a-z 0-9 . _ -, starting "
+                                     "alphanumeric) or it exists already"
+                                   : sl_strerror(e));
+        else {
+            printf("%s\nread token %s for %s", token, argv[1], all ? "all sources" : "");
+            for (size_t i = 0; i < nsrc; i++)
+                printf("%s%s", i ? "," : "", srcs[i]);
+            printf(": send it as 'Authorization: Bearer TOKEN' or set SLUICE_TOKEN=TOKEN; "
+                   "it is not shown again\n");
+        }
+        rc = e ? 1 : 0;
+    }
+out:
+    sl_db_close(c);
+    free(srcs);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     struct pg_conn *c = NULL;
@@ -155,6 +244,12 @@ int main(int argc, char **argv)
         sl_config_free(&cfg);
         return rc;
     }
+    if (!strcmp(argv[1], "token"))
+        return cmd_token(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "search"))
+        return sl_client_main(SL_CLIENT_SEARCH, argc - 2, argv + 2);
+    if (!strcmp(argv[1], "tail"))
+        return sl_client_main(SL_CLIENT_TAIL, argc - 2, argv + 2);
     if (!strcmp(argv[1], "rules") && argc >= 4 && !strcmp(argv[2], "check"))
         return sl_rules_check_file(argv[3], stdout);
     if (!strcmp(argv[1], "rules") && argc >= 4 && !strcmp(argv[2], "test")) {

@@ -1,6 +1,6 @@
-/* Maintenance thread (include/sluice/maint.h): source table reloads on NOTIFY,
- * partitions ahead, hourly retention. Runs on its own thread with its own
- * connection; never touches the event loop except through sl_sources_replace. */
+/* Maintenance thread (include/sluice/maint.h): reloads of the source table and read
+ * tokens on NOTIFY, partitions ahead, hourly retention. Runs on its own thread with its
+ * own connection; never touches the event loop except through sl_sources_replace_all. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -38,14 +38,23 @@ static int64_t now_us(void)
 
 static int reload(struct sl_maint *m)
 {
-    struct sl_source_row *rows;
-    size_t n;
-    int rc = sl_db_load_sources(m->pg, &rows, &n);
+    struct sl_source_row *rows = NULL;
+    struct sl_read_token_row *toks = NULL;
+    size_t n = 0, ntoks = 0;
+    int rc;
 
+    /* One snapshot of both tables, so a token never names a source the rows miss. */
+    PQclear(PQexec(m->pg, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    rc = sl_db_load_sources(m->pg, &rows, &n);
+    if (rc == 0 && (rc = sl_db_load_read_tokens(m->pg, &toks, &ntoks)) != 0) {
+        free(rows);
+        rows = NULL;
+    }
+    PQclear(PQexec(m->pg, rc ? "ROLLBACK" : "COMMIT"));
     if (rc)
         return rc;
-    sl_sources_replace(m->sources, rows, n);
-    sl_debug("sources loaded", "count=%zu", n);
+    sl_sources_replace_all(m->sources, rows, n, toks, ntoks);
+    sl_debug("sources loaded", "count=%zu read_tokens=%zu", n, ntoks);
     if (m->snapshot && sl_sources_save(m->sources, m->snapshot))
         sl_warn("source snapshot not written", "path=%s", m->snapshot);
     return 0;
@@ -146,7 +155,8 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
         if (m->snapshot && sl_sources_generation(sources) == 0 &&
             sl_sources_load_file(sources, m->snapshot) == 0)
             sl_warn("database not reachable at start; sources from the last snapshot",
-                    "count=%zu", sl_sources_count(sources));
+                    "count=%zu read_tokens=%zu", sl_sources_count(sources),
+                    sl_sources_read_token_count(sources));
         else
             sl_warn("database not reachable at start; will retry", "%s", "");
     }

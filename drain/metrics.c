@@ -150,5 +150,21 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                       "Lines where a rule hit its PCRE2 match/depth limit.",
                       LOAD(rule_limit_hits))))
         return rc;
+    if ((rc = counter(b, "sluice_api_requests_total", "Requests to /api/ paths.",
+                      LOAD(api_requests))) ||
+        (rc = counter(b, "sluice_searches_total", "Searches answered 200.", LOAD(searches))) ||
+        (rc = counter(b, "sluice_search_errors_total",
+                      "Searches answered with an error (400, 5xx).", LOAD(search_errors))) ||
+        (rc = metric_f(b, "counter", "sluice_search_seconds_total",
+                       "Time the search workers spent on searches.",
+                       (double)LOAD(search_usec) / 1e6)) ||
+        (rc = gauge(b, "sluice_tail_clients", "Open live-tail streams.",
+                    (double)LOAD(tail_clients))) ||
+        (rc = counter(b, "sluice_tail_lines_total", "Lines sent to live-tail streams.",
+                      LOAD(tail_lines))) ||
+        (rc = counter(b, "sluice_tail_missed_total",
+                      "Lines skipped (and announced) for tail clients that fell behind.",
+                      LOAD(tail_missed))))
+        return rc;
     return 0;
 }

@@ -37,6 +37,8 @@
 #include "sluice/entry.h"
 #include "sluice/frame.h"
 #include "sluice/http.h"
+#include "sluice/api.h"
+#include "sluice/feed.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
 #include "sluice/metrics.h"
@@ -48,7 +50,7 @@
 #include "sluice/writer.h"
 
 enum conn_kind { K_HTTP, K_SYSLOG };
-enum conn_state { S_HEAD, S_BODY, S_WAIT, S_CLOSING };
+enum conn_state { S_HEAD, S_BODY, S_WAIT, S_API, S_TAKEN, S_CLOSING };
 enum lst { L_HTTP, L_HTTPS, L_SYSLOG_TLS, L_SYSLOG, L_COUNT };
 
 struct server;
@@ -65,6 +67,7 @@ struct conn {
     bool waiting;         /* on the durable-wait queue */
     bool linger;          /* discard input for a while before closing */
     bool head_only;       /* answering a HEAD request */
+    bool api_pending;     /* the read API owes this connection an answer */
     size_t linger_bytes;
     uint64_t body_left;   /* Content-Length bytes still to read */
     size_t reserved;      /* bytes counted in srv->inflight */
@@ -105,6 +108,8 @@ struct server {
     struct sl_writer *writer;
     struct sl_maint *maint;
     struct sl_notifier *notifier;
+    struct sl_feed *feed;
+    struct sl_api *api;
     struct event *sync_ev;
     struct event *sig_ev[2];
     struct event *drain_timer;
@@ -283,6 +288,41 @@ static void respond(struct conn *c, int status, const char *ctype, const char *b
 static void respond_text(struct conn *c, int status, const char *text, const char *extra)
 {
     respond(c, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+}
+
+/* ---------------------------------------------------------------- read API */
+
+static void api_respond(void *arg, void *conn, int status, const char *ctype, const char *body,
+                        size_t len, const char *extra)
+{
+    struct conn *c = conn;
+    (void)arg;
+    c->api_pending = false;
+    respond(c, status, ctype, body, len, extra);
+}
+
+static void free_taken(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    conn_free(arg);
+}
+
+/* A tail stream: the API owns the bufferevent from now on. The connection struct is
+ * freed from the loop, not here: http_read is still on the stack above us. */
+static struct bufferevent *api_take(void *arg, void *conn)
+{
+    struct conn *c = conn;
+    struct bufferevent *bev = c->bev;
+    struct timeval now = {0, 0};
+    (void)arg;
+    c->api_pending = false;
+    c->bev = NULL;
+    c->state = S_TAKEN;
+    bufferevent_setcb(bev, NULL, NULL, NULL, NULL);
+    if (event_base_once(c->srv->base, -1, EV_TIMEOUT, free_taken, c, &now) != 0)
+        sl_warn("connection struct not freed", "%s", "");
+    return bev;
 }
 
 /* ---------------------------------------------------------------- durable wait */
@@ -595,6 +635,14 @@ static void handle_get(struct conn *c)
             respond_text(c, 503, "shutting down\n", NULL);
         else
             respond_text(c, 200, "ready\n", NULL);
+    } else if (sl_api_path(path)) {
+        /* answered later, from a worker's result (never waits here) */
+        c->state = S_API;
+        c->api_pending = true;
+        bufferevent_disable(c->bev, EV_READ);
+        if (c->deadline)
+            evtimer_del(c->deadline);
+        sl_api_handle(s->api, c, &c->req);
     } else if (sl_str_eq(path, "/metrics")) {
         struct sl_buf b;
         sl_buf_init(&b, 1 << 20);
@@ -668,7 +716,8 @@ static void handle_head(struct conn *c)
             c->keep_alive = false;
             respond_text(c, sl_str_eq(c->req.path, "/healthz") ||
                                     sl_str_eq(c->req.path, "/readyz") ||
-                                    sl_str_eq(c->req.path, "/metrics")
+                                    sl_str_eq(c->req.path, "/metrics") ||
+                                    sl_api_path(c->req.path)
                                 ? 405
                                 : 404,
                          "not found\n", NULL);
@@ -1173,6 +1222,8 @@ static void conn_free(struct conn *c)
 
     if (c->waiting)
         TAILQ_REMOVE(&s->waitq, c, wq);
+    if (c->api_pending)
+        sl_api_forget(s->api, c);
     TAILQ_REMOVE(&s->conns, c, all);
     s->nconns--;
     atomic_fetch_sub(&sl_metrics.connections, 1);
@@ -1201,7 +1252,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
             respond_text(c, 408, "request timeout\n", NULL);
             return;
         }
-        if (c->state != S_WAIT)
+        if (c->state != S_WAIT && c->state != S_API)
             conn_free(c);
         return;
     }
@@ -1212,7 +1263,7 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
             else
                 syslog_flush(c);
         }
-        if (c->state == S_WAIT && (what & BEV_EVENT_EOF)) {
+        if ((c->state == S_WAIT || c->state == S_API) && (what & BEV_EVENT_EOF)) {
             /* The client half-closed while we wait for durability: the data is
              * spooled; answer if we still can, then close. */
             c->keep_alive = false;
@@ -1451,7 +1502,10 @@ int sl_server_run(struct sl_config *cfg)
     s->sync_ev = event_new(s->base, -1, 0, on_synced, s);
     if (s->sync_ev == NULL || sl_spool_start_syncer(s->spool, on_synced_thread, s))
         goto out;
+    if (sl_feed_new(65536, &s->feed))
+        goto out;
     memset(&wo, 0, sizeof(wo));
+    wo.feed = s->feed;
     wo.database_url = cfg->database_url;
     wo.spool = s->spool;
     wo.batch_rows = (int)cfg->batch_rows;
@@ -1469,6 +1523,22 @@ int sl_server_run(struct sl_config *cfg)
         no.allow_private = cfg->alert_allow_private;
         no.timeout_ms = (long)cfg->alert_timeout * 1000;
         if (sl_notifier_start(&no, &s->notifier))
+            goto out;
+    }
+    {
+        struct sl_api_opts ao;
+        memset(&ao, 0, sizeof(ao));
+        ao.database_url = cfg->database_url;
+        ao.sources = s->sources;
+        ao.feed = s->feed;
+        ao.workers = (int)cfg->search_workers;
+        ao.timeout_s = (int)cfg->search_timeout;
+        ao.tail_buffer = (size_t)cfg->tail_buffer;
+        ao.max_tail = (int)cfg->max_tail_clients;
+        ao.ops.arg = s;
+        ao.ops.respond = api_respond;
+        ao.ops.take = api_take;
+        if (sl_api_start(s->base, &ao, &s->api))
             goto out;
     }
     if (listen_on(s, L_HTTP, cfg->http_port) || listen_on(s, L_HTTPS, cfg->https_port) ||
@@ -1493,6 +1563,8 @@ out:
         t0 = sl_now_ms();
     while (!TAILQ_EMPTY(&s->conns))
         conn_free(TAILQ_FIRST(&s->conns));
+    sl_api_stop(s->api); /* streams closed, search threads joined */
+    s->api = NULL;
     for (int i = 0; i < L_COUNT; i++)
         if (s->lev[i])
             evconnlistener_free(s->lev[i]);
@@ -1501,6 +1573,7 @@ out:
     /* The writer gets what is left of the grace period to empty the spool. */
     sl_writer_stop(s->writer, t0 + cfg->shutdown_grace * 1000 / 2);
     sl_notifier_stop(s->notifier);
+    sl_feed_free(s->feed);
     sl_maint_stop(s->maint);
     if (s->spool) {
         struct sl_spool_stats st;

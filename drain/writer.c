@@ -1,5 +1,8 @@
 /* Writer thread (include/sluice/writer.h): spooled entries -> COPY BINARY into
- * `logs`, frame-id de-duplication and the spool checkpoint in the same transaction.
+ * `logs`, frame-id de-duplication, the `log_blocks` token filters of the rows
+ * (drain/blocks.c, docs/search.md) and the spool checkpoint in the same transaction.
+ * A batch's records are COPYed grouped by source (a stable sort), so a block's rows sit on
+ * few heap pages. After each COMMIT the stored id and time ranges go to the commit feed.
  * Runs on its own thread with its own PostgreSQL connection; talks to the event loop
  * only through the spool and the atomic metrics. */
 #include <errno.h>
@@ -15,13 +18,16 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/blocks.h"
 #include "sluice/db.h"
 #include "sluice/entry.h"
 #include "sluice/eval.h"
+#include "sluice/feed.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/row.h"
 #include "sluice/spool.h"
+#include "sluice/str.h"
 #include "sluice/writer.h"
 
 #define BATCH_MAX_BYTES (32u * 1024u * 1024u)
@@ -31,7 +37,14 @@
 struct rec {
     size_t off, len;   /* in the arena */
     uint64_t end_lsn;
+    int64_t source_id; /* for the grouping by source; 0 when undecodable */
     bool dup;          /* a retried frame already stored */
+};
+
+/* A record's place in the COPY order: by source, then by spool order (stable). */
+struct ord {
+    int64_t source_id;
+    size_t idx;
 };
 
 struct sl_writer {
@@ -46,8 +59,13 @@ struct sl_writer {
     struct sl_buf arena;
     struct rec *recs;
     size_t nrecs, caprecs;
+    struct ord *ord;
+    size_t capord;
     size_t rows;
     struct sl_buf copy, scratch, tags, sql, sql2;
+    struct sl_blocks *blocks; /* open token-filter blocks, one per source */
+    struct sl_buf text;       /* a repaired message, for its tokens */
+    struct sl_buf bsql;       /* the log_blocks upsert's arrays */
     int64_t known_days[KNOWN_DAYS];
     int nknown;
     int64_t next_id, id_end; /* row ids: a block of 2^20 from logs_id_block_seq */
@@ -111,6 +129,7 @@ static int w_connect(struct sl_writer *w)
     sl_buf_reset(&w->arena);
     w->rules_loaded = false;
     w->id_end = w->next_id = 0;
+    sl_blocks_abort(w->blocks);
     sl_info("writer connected", "node=%s checkpoint_lsn=%" PRIu64, node, w->committed_lsn);
     atomic_store(&sl_metrics.db_up, 1);
     return 0;
@@ -140,9 +159,11 @@ static int w_fill(struct sl_writer *w)
         w->recs[w->nrecs].len = len;
         w->recs[w->nrecs].end_lsn = end;
         w->recs[w->nrecs].dup = false;
+        w->recs[w->nrecs].source_id = 0;
         if ((rc = sl_buf_add(&w->arena, p, len)))
             return rc;
         if (sl_entry_decode(p, len, &e) == 0) {
+            w->recs[w->nrecs].source_id = e.source_id;
             if (w->nrecs == 0)
                 atomic_store(&sl_metrics.spool_oldest_us, (uint64_t)e.received_us);
             w->rows += e.nmsgs;
@@ -313,6 +334,10 @@ static int w_reserve_ids(struct sl_writer *w, size_t n)
     PQclear(r);
     w->next_id = b << ID_BLOCK_BITS;
     w->id_end = (b + 1) << ID_BLOCK_BITS;
+    /* A token-filter block's ids stay inside one id block, so another node's ids can never
+     * fall inside its range. Between batches every open block is stored as it is, so
+     * forgetting them here closes them. */
+    sl_blocks_abort(w->blocks);
     return 0;
 }
 
@@ -332,14 +357,67 @@ static void w_rules(struct sl_writer *w)
 struct batch_counts {
     uint64_t rows, parse_errors, raw, truncated, dup_frames, dup_lines;
     uint64_t lost[3];
+    int64_t id_lo, id_hi, rmin_us, rmax_us; /* of the rows stored (when rows > 0) */
 };
 
-/* COPY the rows of records [from, to). */
+static int ord_cmp(const void *a, const void *b)
+{
+    const struct ord *x = a, *y = b;
+
+    if (x->source_id != y->source_id)
+        return x->source_id < y->source_id ? -1 : 1;
+    return x->idx < y->idx ? -1 : x->idx > y->idx;
+}
+
+/* w->ord[0 .. to - from): records [from, to) grouped by source, spool order within a
+ * source (the index breaks ties, so qsort is stable here). Records are per request and per
+ * source, so this moves whole requests; the checkpoint and de-duplication do not depend
+ * on the order. */
+static int w_order(struct sl_writer *w, size_t from, size_t to)
+{
+    size_t n = to - from;
+
+    if (n > w->capord) {
+        struct ord *o = realloc(w->ord, n * sizeof(*o));
+        if (o == NULL)
+            return SL_ENOMEM;
+        w->ord = o;
+        w->capord = n;
+    }
+    for (size_t i = 0; i < n; i++) {
+        w->ord[i].source_id = w->recs[from + i].source_id;
+        w->ord[i].idx = from + i;
+    }
+    if (n > 1)
+        qsort(w->ord, n, sizeof(*w->ord), ord_cmp);
+    return 0;
+}
+
+/* The row's tokens go to its source's block: the text exactly as stored in
+ * logs.message (repaired when the bytes were not valid UTF-8, as row.c stores it). */
+static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id,
+                       const struct sl_row_info *info)
+{
+    struct sl_str msg = info->sl.msg;
+    int rc;
+
+    if (info->raw_kept && !sl_utf8_clean(msg.p, msg.len)) {
+        sl_buf_reset(&w->text);
+        if ((rc = sl_utf8_sanitize(msg.p, msg.len, &w->text)))
+            return rc;
+        msg = sl_str_make(w->text.p, w->text.len);
+    }
+    return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, msg.p, msg.len);
+}
+
+/* COPY the rows of records [from, to), grouped by source. */
 static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_counts *bc)
 {
     PGresult *r;
     int rc;
 
+    if (w_order(w, from, to))
+        return SL_ENOMEM;
     r = PQexec(w->pg, "COPY logs (" SL_ROW_COLUMNS ") FROM STDIN (FORMAT binary)");
     if (PQresultStatus(r) != PGRES_COPY_IN) {
         log_pg("copy start failed", w->pg, r);
@@ -349,7 +427,9 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
     PQclear(r);
     sl_buf_reset(&w->copy);
     rc = sl_row_copy_header(&w->copy);
-    for (size_t i = from; i < to && rc == 0; i++) {
+    bc->id_lo = w->next_id;
+    for (size_t o = 0; o < to - from && rc == 0; o++) {
+        size_t i = w->ord[o].idx;
         const char *p = w->arena.p + w->recs[i].off;
         size_t len = w->recs[i].len, off;
         struct sl_entry e;
@@ -374,10 +454,15 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
             int64_t id = w->next_id++;
             if ((rc = sl_row_build(&w->copy, id, &e, &m, sl_str_make(w->tags.p, w->tags.len),
                                    &w->scratch, &info)) ||
-                (rc = put_copy(w, false)))
+                (rc = put_copy(w, false)) || (rc = w_block_row(w, &e, id, &info)))
                 break;
             if (w->ev)
                 sl_eval_line(w->ev, id, &e, &info);
+            if (bc->rows == 0 || e.received_us < bc->rmin_us)
+                bc->rmin_us = e.received_us;
+            if (bc->rows == 0 || e.received_us > bc->rmax_us)
+                bc->rmax_us = e.received_us;
+            bc->id_hi = id;
             bc->rows++;
             bc->parse_errors += info.parse_error;
             bc->raw += info.raw_kept;
@@ -405,6 +490,79 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
     PQclear(r);
     while ((r = PQgetResult(w->pg)) != NULL)
         PQclear(r);
+    return rc;
+}
+
+static int add_hex(struct sl_buf *b, const uint8_t *p, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    int rc = sl_buf_reserve(b, 2 * n);
+
+    if (rc)
+        return rc;
+    for (size_t i = 0; i < n; i++) {
+        b->p[b->len++] = hex[p[i] >> 4];
+        b->p[b->len++] = hex[p[i] & 15];
+    }
+    return 0;
+}
+
+#define BLOCK_COLS 8
+
+/* Upsert the log_blocks row of every block this batch touched (closed ones included), in
+ * one statement: eight arrays unnested side by side. Times go as µs since the epoch
+ * (exact: interval arithmetic is in whole µs), filters as hex text. */
+static int w_blocks_upsert(struct sl_writer *w)
+{
+    const struct sl_block_row *rows;
+    size_t n, start[BLOCK_COLS];
+    const char *vals[BLOCK_COLS];
+    PGresult *r;
+    int rc;
+
+    if ((rc = sl_blocks_rows(w->blocks, &rows, &n)))
+        return rc;
+    if (n == 0)
+        return 0;
+    sl_buf_reset(&w->bsql);
+    for (int c = 0; c < BLOCK_COLS && rc == 0; c++) {
+        start[c] = w->bsql.len;
+        rc = sl_buf_addc(&w->bsql, '{');
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            const struct sl_block_row *b = &rows[i];
+            const int64_t v[BLOCK_COLS - 1] = {b->source_id, b->min_received_us,
+                                               b->max_received_us, b->min_id, b->max_id,
+                                               b->nrows, b->nbits};
+            if (i && (rc = sl_buf_addc(&w->bsql, ',')))
+                break;
+            rc = c < BLOCK_COLS - 1 ? sl_buf_addf(&w->bsql, "%" PRId64, v[c])
+                                    : add_hex(&w->bsql, b->bloom, b->nbits / 8);
+        }
+        if (rc == 0)
+            rc = sl_buf_add(&w->bsql, "}", 2); /* with the NUL that ends the parameter */
+    }
+    if (rc)
+        return rc;
+    for (int c = 0; c < BLOCK_COLS; c++)
+        vals[c] = w->bsql.p + start[c];
+    r = PQexecParams(
+        w->pg,
+        "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, nrows, "
+        "nbits, bloom) "
+        "SELECT s, timestamptz 'epoch' + r0 * interval '1 microsecond', "
+        "timestamptz 'epoch' + r1 * interval '1 microsecond', i0, i1, n, nb, decode(b, 'hex') "
+        "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+        "$6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, n, nb, b) "
+        "ON CONFLICT (source_id, min_id) DO UPDATE SET min_received = EXCLUDED.min_received, "
+        "max_received = EXCLUDED.max_received, max_id = EXCLUDED.max_id, "
+        "nrows = EXCLUDED.nrows, nbits = EXCLUDED.nbits, bloom = EXCLUDED.bloom",
+        BLOCK_COLS, NULL, vals, NULL, NULL, 0);
+    rc = 0;
+    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+        log_pg("log_blocks upsert failed", w->pg, r);
+        rc = SL_EDB;
+    }
+    PQclear(r);
     return rc;
 }
 
@@ -451,9 +609,13 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     w_rules(w);
     if (w->ev)
         sl_eval_begin(w->ev);
+    sl_blocks_begin(w->blocks, sl_now_us());
     if (exec_ok(w->pg, "BEGIN"))
         return SL_EDB;
     if (w_dedupe(w, from, to) || w_copy(w, from, to, &bc))
+        goto fail;
+    /* The filters of the blocks these rows joined, visible with the rows themselves. */
+    if (w_blocks_upsert(w))
         goto fail;
     /* Alert windows and the outbox move in the same transaction as the lines. */
     if (w->ev && sl_eval_commit(w->ev, w->pg, sl_now_us()) < 0)
@@ -463,6 +625,9 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     if (exec_ok(w->pg, "COMMIT"))
         goto fail_nocommit;
     clock_gettime(CLOCK_MONOTONIC, &b);
+    sl_blocks_commit(w->blocks);
+    if (bc.rows > 0)
+        sl_feed_push(w->o.feed, bc.id_lo, bc.id_hi, bc.rmin_us, bc.rmax_us);
     w->committed_lsn = w->recs[to - 1].end_lsn;
     sl_spool_release(w->o.spool, w->committed_lsn);
     SL_INC(copy_batches, 1);
@@ -482,6 +647,9 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
 fail:
     PQclear(PQexec(w->pg, "ROLLBACK"));
 fail_nocommit:
+    /* Rows of this batch may be in the open blocks but not in PostgreSQL (or the COMMIT's
+     * outcome is unknown): start every source afresh. Committed block rows stay valid. */
+    sl_blocks_abort(w->blocks);
     SL_INC(copy_failures, 1);
     return SL_EDB;
 }
@@ -608,12 +776,20 @@ int sl_writer_start(const struct sl_writer_opts *o, struct sl_writer **out)
     sl_buf_init(&w->tags, 1u << 20);
     sl_buf_init(&w->sql, 1u << 26);
     sl_buf_init(&w->sql2, 1u << 26);
+    sl_buf_init(&w->text, 1u << 28);
+    sl_buf_init(&w->bsql, 1u << 28);
+    if (sl_blocks_new(NULL, &w->blocks)) {
+        free(w);
+        return SL_ENOMEM;
+    }
     if (o->sources && sl_eval_new(o->sources, o->public_url, &w->ev)) {
+        sl_blocks_free(w->blocks);
         free(w);
         return SL_ENOMEM;
     }
     if (pthread_create(&w->thread, NULL, w_main, w) != 0) {
         sl_eval_free(w->ev);
+        sl_blocks_free(w->blocks);
         free(w);
         return SL_EIO;
     }
@@ -639,6 +815,10 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->tags);
     sl_buf_free(&w->sql);
     sl_buf_free(&w->sql2);
+    sl_buf_free(&w->text);
+    sl_buf_free(&w->bsql);
+    sl_blocks_free(w->blocks);
     free(w->recs);
+    free(w->ord);
     free(w);
 }

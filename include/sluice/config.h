@@ -37,6 +37,10 @@ struct sl_config {
     char *log_level;
     char *alert_allow_private;
     int64_t alert_timeout;
+    int64_t search_workers;
+    int64_t search_timeout;
+    int64_t tail_buffer;
+    int64_t max_tail_clients;
 };
 
 /* Fill c from defaults, then the environment, then argv (flags "--name value" or

@@ -68,6 +68,41 @@ SL_MUSTCHECK int sl_db_source_list(struct pg_conn *c, FILE *out);
 /* Load every source. *rows is malloc'd: caller frees. */
 SL_MUSTCHECK int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n);
 
+/* Read tokens (docs/api.md "Read tokens"): "slr_" and SL_TOKEN_HEX random hex
+ * characters; only the SHA-256 of the whole token (prefix included) is stored. */
+#define SL_READ_TOKEN_PREFIX "slr_"
+#define SL_READ_TOKEN_LEN (4 + SL_TOKEN_HEX)
+
+struct sl_read_token_row {
+    int64_t id;
+    char name[SL_SOURCE_NAME_MAX + 1];
+    unsigned char token_hash[32]; /* SHA-256 of the token */
+    bool all;                     /* every source, present and future */
+    int64_t *source_ids;          /* ascending; malloc'd (NULL when n_sources is 0) */
+    size_t n_sources;
+};
+
+/* Free an array of n rows and each row's source_ids. Accepts NULL. */
+void sl_read_token_rows_free(struct sl_read_token_row *rows, size_t n);
+
+/* Create read token `name`, for every source (all) or for the sources named in
+ * sources[0..nsources) (at least one). `token` receives the new token. SL_EINVAL: bad
+ * name, the name exists, or neither/both of all and sources; SL_ENOTFOUND: a source does
+ * not exist, and *unknown points at its name in sources (nothing is stored). NOTIFYs
+ * sluice_sources. */
+SL_MUSTCHECK int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
+                                      const char *const *sources, size_t nsources,
+                                      char token[SL_READ_TOKEN_LEN + 1], const char **unknown);
+/* Remove read token `name`; SL_ENOTFOUND when there is none. NOTIFYs sluice_sources. */
+SL_MUSTCHECK int sl_db_read_token_rm(struct pg_conn *c, const char *name);
+/* Print NAME, CREATED and SCOPE ("all sources" or the source names) of every read
+ * token; never the token or its hash. */
+SL_MUSTCHECK int sl_db_read_token_list(struct pg_conn *c, FILE *out);
+/* Load every read token. *rows is malloc'd: caller frees with sl_read_token_rows_free.
+ * A database without the read_tokens table (migration 3 not applied) gives 0 rows. */
+SL_MUSTCHECK int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_row **rows,
+                                        size_t *n);
+
 /* Make the day partitions of logs covering [from_us, from_us + days) exist
  * (CREATE TABLE IF NOT EXISTS ... PARTITION OF logs). Safe against other nodes. */
 SL_MUSTCHECK int sl_db_ensure_partitions(struct pg_conn *c, int64_t from_us, int days);

@@ -41,6 +41,13 @@ struct sl_metrics {
     _Atomic uint64_t deliveries_ok;
     _Atomic uint64_t deliveries_retried;
     _Atomic uint64_t deliveries_dead;
+    _Atomic uint64_t api_requests;     /* /api/ requests */
+    _Atomic uint64_t searches;         /* searches answered, by outcome */
+    _Atomic uint64_t search_errors;
+    _Atomic uint64_t search_usec;      /* summed search time in the workers */
+    _Atomic uint64_t tail_clients;     /* open tail streams now */
+    _Atomic uint64_t tail_lines;       /* lines sent to tail streams */
+    _Atomic uint64_t tail_missed;      /* lines skipped for tail clients that fell behind */
     _Atomic uint64_t rule_limit_hits;            /* 1 when the last database operation worked */
 };
 

@@ -2,9 +2,12 @@
  *
  * It reads synced spool records in order, batches them, and in ONE transaction:
  * records the batch's Logplex-Frame-Ids (a retried frame is skipped), COPYs the rows
- * into `logs`, and stores the spool LSN reached in spool_checkpoints. After the
- * commit it releases the spool up to that LSN. A restart reads the checkpoint and
- * resumes there: no gaps, no duplicates. See docs/internals/writer.md. */
+ * into `logs` grouped by source, upserts the `log_blocks` token filters of the blocks the
+ * rows joined (drain/blocks.c, docs/search.md), and stores the spool LSN reached in
+ * spool_checkpoints. After the commit it releases the spool up to that LSN and pushes the
+ * commit's id and received_at ranges to the commit feed (include/sluice/feed.h). A restart
+ * reads the checkpoint and resumes there: no gaps, no duplicates.
+ * See docs/internals/writer.md. */
 #ifndef SLUICE_WRITER_H
 #define SLUICE_WRITER_H
 
@@ -13,6 +16,7 @@
 
 #include "sluice/err.h"
 
+struct sl_feed;
 struct sl_spool;
 struct sl_sources;
 struct sl_writer;
@@ -24,6 +28,8 @@ struct sl_writer_opts {
     const char *dead_dir; /* where entries PostgreSQL refuses are kept */
     struct sl_sources *sources; /* for alert rules: source names and scopes */
     const char *public_url;     /* for search links in alerts */
+    struct sl_feed *feed;       /* told of every commit that stored rows; NULL: none.
+                                   Borrowed: must outlive the writer */
 };
 
 /* Start the thread. Returns 0 and *out; the thread connects (and reconnects) by

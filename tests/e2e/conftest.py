@@ -335,6 +335,41 @@ def basic_auth(source):
     return "Basic " + base64.b64encode(f"{source.name}:{source.token}".encode()).decode()
 
 
+# ---------------------------------------------------------------- read API (docs/api.md)
+
+READ_TOKEN_RE = re.compile(r"\bslr_[0-9a-f]{40}\b")
+
+
+def add_read_token(db, name, *args):
+    """`sluice token add NAME --all | --source X ...`; returns the printed token."""
+    r = sluice_cli(db, "token", "add", name, *args)
+    m = READ_TOKEN_RE.findall(r.stdout)
+    assert len(m) == 1, f"sluice token add {name}: expected one slr_ token in {r.stdout!r}"
+    return m[0]
+
+
+@dataclasses.dataclass
+class ApiReply(Reply):
+    def json(self):
+        return json.loads(self.body)
+
+
+def api_get(server, path, params=None, token=None, headers=None, timeout=30):
+    """GET path?params (dict or list of pairs) on the plain HTTP port with
+    `Authorization: Bearer token` (when token is set); returns an ApiReply."""
+    url = path + ("?" + urllib.parse.urlencode(params, doseq=True) if params else "")
+    h = dict(headers or {})
+    if token is not None:
+        h.setdefault("Authorization", "Bearer " + token)
+    c = http.client.HTTPConnection("127.0.0.1", server.http_port, timeout=timeout)
+    try:
+        c.request("GET", url, headers=h)
+        r = c.getresponse()
+        return ApiReply(r.status, {k.lower(): v for k, v in r.getheaders()}, r.read())
+    finally:
+        c.close()
+
+
 class Server:
     def __init__(self, db, tls, workdir, env, spool_dir=None):
         self.db, self.tls = db, tls

@@ -1,0 +1,1066 @@
+/* Searches and tail reads in PostgreSQL (include/sluice/search.h). Runs on the API's
+ * worker and tail threads, never on the event loop. */
+#include <ctype.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <libpq-fe.h>
+
+#include "sluice/db.h"
+#include "sluice/log.h"
+#include "sluice/query.h"
+#include "sluice/search.h"
+#include "sluice/sources.h"
+#include "sluice/tokens.h"
+
+/* ---------------------------------------------------------------- pure helpers */
+
+void sl_search_fmt_time(int64_t us, char out[32])
+{
+    char tmp[96];
+    time_t t = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+    int64_t frac = us - (int64_t)t * 1000000;
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02dT%02d:%02d:%02d.%06d" "Z", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    tmp[31] = '\0';
+    memcpy(out, tmp, 32);
+}
+
+static int digits(const char *s, int n, int *v)
+{
+    *v = 0;
+    for (int i = 0; i < n; i++) {
+        if (!isdigit((unsigned char)s[i]))
+            return SL_EPARSE;
+        *v = *v * 10 + (s[i] - '0');
+    }
+    return 0;
+}
+
+static int64_t days_from_civil(int y, int m, int d)
+{
+    /* Howard Hinnant's algorithm: days since 1970-01-01 */
+    int64_t era, yoe, doy, doe;
+    y -= m <= 2;
+    era = (y >= 0 ? y : y - 399) / 400;
+    yoe = y - era * 400;
+    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+static int parse_rfc3339(const char *s, int64_t *us)
+{
+    int y, mo, d, h = 0, mi = 0, sec = 0;
+    int64_t frac = 0, off = 0;
+    size_t n = strlen(s);
+    const char *p;
+
+    if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &mo) ||
+        digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
+        return SL_EPARSE;
+    p = s + 10;
+    if (*p == 'T' || *p == 't' || *p == ' ') {
+        if (strlen(p) < 9 || p[3] != ':' || p[6] != ':' || digits(p + 1, 2, &h) ||
+            digits(p + 4, 2, &mi) || digits(p + 7, 2, &sec) || h > 23 || mi > 59 || sec > 60)
+            return SL_EPARSE;
+        p += 9;
+        if (*p == '.') {
+            int64_t scale = 100000;
+            p++;
+            if (!isdigit((unsigned char)*p))
+                return SL_EPARSE;
+            while (isdigit((unsigned char)*p)) {
+                frac += (*p - '0') * scale;
+                scale /= 10;
+                p++;
+            }
+        }
+        if (*p == 'Z' || *p == 'z') {
+            p++;
+        } else if (*p == '+' || *p == '-') {
+            int oh, om;
+            if (strlen(p) < 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) ||
+                oh > 23 || om > 59)
+                return SL_EPARSE;
+            off = (int64_t)(oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
+            p += 6;
+        } else {
+            return SL_EPARSE;
+        }
+    }
+    if (*p != '\0')
+        return SL_EPARSE;
+    *us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000000 + frac;
+    return 0;
+}
+
+int sl_search_parse_time(const char *s, int64_t now_us, int64_t *us)
+{
+    size_t n = strlen(s);
+    char *end;
+
+    if (n == 0 || n > 64)
+        return SL_EPARSE;
+    if (parse_rfc3339(s, us) == 0)
+        return 0;
+    if (isdigit((unsigned char)s[0])) {
+        /* relative: digits then one unit */
+        unsigned long long v = strtoull(s, &end, 10);
+        int64_t unit = 0;
+        if (end[0] && !end[1]) {
+            switch (end[0]) {
+            case 's':
+                unit = 1;
+                break;
+            case 'm':
+                unit = 60;
+                break;
+            case 'h':
+                unit = 3600;
+                break;
+            case 'd':
+                unit = 86400;
+                break;
+            case 'w':
+                unit = 7 * 86400;
+                break;
+            default:
+                return SL_EPARSE;
+            }
+            if (v > 100ULL * 365 * 86400 / (unsigned long long)unit)
+                return SL_EPARSE;
+            *us = now_us - (int64_t)v * unit * 1000000;
+            return 0;
+        }
+        /* Unix seconds, with an optional fraction */
+        if (*end == '\0' || *end == '.') {
+            int64_t frac = 0, scale = 100000;
+            if (v > 1ULL << 40)
+                return SL_EPARSE;
+            if (*end == '.') {
+                end++;
+                if (!isdigit((unsigned char)*end))
+                    return SL_EPARSE;
+                for (; isdigit((unsigned char)*end); end++) {
+                    frac += (*end - '0') * scale;
+                    scale /= 10;
+                }
+                if (*end)
+                    return SL_EPARSE;
+            }
+            *us = (int64_t)v * 1000000 + frac;
+            return 0;
+        }
+    }
+    return SL_EPARSE;
+}
+
+int sl_search_parse_cursor(const char *s, char *dir, int64_t *us, int64_t *id)
+{
+    char *end;
+    long long a, b;
+
+    if ((s[0] != 'o' && s[0] != 'n') || !isdigit((unsigned char)s[1]))
+        return SL_EPARSE;
+    a = strtoll(s + 1, &end, 10);
+    if (*end != '.' || !isdigit((unsigned char)end[1]))
+        return SL_EPARSE;
+    b = strtoll(end + 1, &end, 10);
+    if (*end != '\0' || a <= 0 || b <= 0 || a >= INT64_MAX / 2 || b == INT64_MAX)
+        return SL_EPARSE;
+    *dir = s[0];
+    *us = a;
+    *id = b;
+    return 0;
+}
+
+void sl_search_cursor(char dir, int64_t us, int64_t id, char out[48])
+{
+    snprintf(out, 48, "%c%" PRId64 ".%" PRId64, dir, us, id);
+}
+
+/* "2026-11-22 04:16:01.123456+00": timestamptz input, exact to the microsecond. */
+static void pg_time(int64_t us, char out[40])
+{
+    char tmp[96];
+    time_t t = (time_t)(us >= 0 ? us / 1000000 : (us - 999999) / 1000000);
+    int64_t frac = us - (int64_t)t * 1000000;
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    snprintf(tmp, sizeof(tmp), "%04d-%02d-%02d %02d:%02d:%02d.%06d" "+00", tm.tm_year + 1900,
+             tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)frac);
+    tmp[39] = '\0';
+    memcpy(out, tmp, 40);
+}
+
+/* ---------------------------------------------------------------- JSON bits */
+
+static int json_str(struct sl_buf *b, const char *s)
+{
+    int rc = sl_buf_addc(b, '"');
+    for (; *s && rc == 0; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\')
+            rc = sl_buf_addf(b, "\\%c", c);
+        else if (c < 0x20)
+            rc = sl_buf_addf(b, "\\u%04x", c);
+        else
+            rc = sl_buf_addc(b, (char)c);
+    }
+    return rc ? rc : sl_buf_addc(b, '"');
+}
+
+static void json_error(struct sl_buf *b, const char *msg, long pos)
+{
+    sl_buf_reset(b);
+    if (sl_buf_add(b, "{\"error\":", 9) || json_str(b, msg) ||
+        (pos >= 0 && sl_buf_addf(b, ",\"position\":%ld", pos)) || sl_buf_add(b, "}\n", 2)) {
+        sl_buf_reset(b);
+        if (sl_buf_add(b, "{\"error\":\"out of memory\"}\n", 26))
+            b->len = 0;
+    }
+}
+
+/* ---------------------------------------------------------------- the plan */
+
+/* Every query's SQL pieces: the predicate over `logs l` and the block filter over
+ * `log_blocks b`, each with its own parameter list. */
+struct plan {
+    struct sl_buf pred;              /* "(...)" using $first.. */
+    struct sl_query_params pp;       /* its values */
+    struct sl_buf bloom;             /* "" or " AND ((...) OR (...))" using $bfirst.. */
+    struct sl_query_params bp;
+    char *scope;                     /* "{1,2,3}" */
+};
+
+static void plan_init(struct plan *pl)
+{
+    memset(pl, 0, sizeof(*pl));
+    sl_buf_init(&pl->pred, 1u << 22);
+    sl_buf_init(&pl->bloom, 1u << 20);
+    sl_query_params_init(&pl->pp);
+    sl_query_params_init(&pl->bp);
+}
+
+static void plan_free(struct plan *pl)
+{
+    sl_buf_free(&pl->pred);
+    sl_buf_free(&pl->bloom);
+    sl_query_params_free(&pl->pp);
+    sl_query_params_free(&pl->bp);
+    free(pl->scope);
+}
+
+static int param_push(struct sl_query_params *p, const char *v)
+{
+    if (p->n == p->cap) {
+        size_t nc = p->cap ? p->cap * 2 : 16;
+        char **nv = realloc(p->v, nc * sizeof(*nv));
+        if (nv == NULL)
+            return SL_ENOMEM;
+        p->v = nv;
+        p->cap = nc;
+    }
+    if ((p->v[p->n] = strdup(v)) == NULL)
+        return SL_ENOMEM;
+    p->n++;
+    return 0;
+}
+
+static char *ids_literal(const int64_t *ids, size_t n)
+{
+    struct sl_buf b;
+    int rc;
+
+    sl_buf_init(&b, 1u << 24);
+    rc = sl_buf_addc(&b, '{');
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = sl_buf_addf(&b, "%s%" PRId64, i ? "," : "", ids[i]);
+    if (rc == 0)
+        rc = sl_buf_add(&b, "}", 2);
+    if (rc) {
+        sl_buf_free(&b);
+        return NULL;
+    }
+    return b.p;
+}
+
+/* Build the plan for q over scope; pred placeholders start at $pfirst, bloom ones at
+ * $bfirst. On a bad query: SL_EPARSE with the JSON error in err. */
+static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, const int64_t *scope,
+                      size_t nscope, int pfirst, int bfirst, struct sl_buf *err)
+{
+    struct sl_query *ast = NULL;
+    struct sl_query_err qe = {0, 0, NULL};
+    const char *names[SL_QUERY_MAX_TERMS];
+    struct sl_query_ids ids[SL_QUERY_MAX_TERMS];
+    int64_t *idbuf = NULL;
+    size_t nnames, qlen = strlen(q), k = 0;
+    struct sl_query_tokens tk = {0};
+    int rc;
+    bool blank = true;
+
+    if ((pl->scope = ids_literal(scope, nscope)) == NULL)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < qlen; i++)
+        blank &= q[i] == ' ' || q[i] == '\t' || q[i] == '\r' || q[i] == '\n';
+    if (blank)
+        return sl_buf_add(&pl->pred, "TRUE", 5) ? SL_ENOMEM : (pl->pred.len--, 0);
+    rc = sl_query_parse(q, qlen, &ast, &qe);
+    if (rc == SL_EPARSE || rc == SL_ETOOBIG) {
+        char msg[256], full[300];
+        sl_query_errfmt(&qe, q, qlen, msg, sizeof(msg));
+        snprintf(full, sizeof(full), "bad query: %s", msg);
+        json_error(err, full, (long)qe.pos);
+        return SL_EPARSE;
+    }
+    if (rc)
+        return rc;
+    /* source: terms see only the sources in scope */
+    nnames = sl_query_sources(ast, names, SL_QUERY_MAX_TERMS);
+    if (nnames > SL_QUERY_MAX_TERMS)
+        nnames = SL_QUERY_MAX_TERMS;
+    idbuf = calloc(nnames * (nscope ? nscope : 1) + 1, sizeof(*idbuf));
+    if (idbuf == NULL) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
+    for (size_t i = 0; i < nnames; i++) {
+        ids[i].ids = idbuf + k;
+        ids[i].n = 0;
+        for (size_t j = 0; j < nscope; j++) {
+            char name[SL_SOURCE_NAME_MAX + 1];
+            if (sl_sources_name(src, scope[j], name, sizeof(name)) &&
+                sl_sources_glob(names[i], strlen(names[i]), name, strlen(name))) {
+                idbuf[k++] = scope[j];
+                ids[i].n++;
+            }
+        }
+    }
+    if ((rc = sl_query_sql(ast, pfirst, ids, nnames, &pl->pred, &pl->pp)))
+        goto out;
+    if ((rc = sl_query_tokens(ast, &tk)))
+        goto out;
+    if (tk.nconj > 0) {
+        int n = bfirst;
+        rc = sl_buf_add(&pl->bloom, " AND (", 6);
+        for (size_t c = 0; c < tk.nconj && rc == 0; c++) {
+            rc = sl_buf_add(&pl->bloom, c ? " OR (" : "(", c ? 5 : 1);
+            for (size_t h = tk.off[c]; h < tk.off[c + 1] && rc == 0; h++) {
+                char v1[24], v2[24];
+                uint64_t hv = tk.hash[h];
+                snprintf(v1, sizeof(v1), "%" PRIu64, hv & 0xffffffffu);
+                snprintf(v2, sizeof(v2), "%" PRIu64, (hv >> 32) | 1u);
+                rc = sl_buf_addf(&pl->bloom,
+                                 "%ssl_bloom_has1(b.bloom, b.nbits, $%d::bigint, $%d::bigint)",
+                                 h > tk.off[c] ? " AND " : "", n, n + 1);
+                if (rc == 0)
+                    rc = param_push(&pl->bp, v1);
+                if (rc == 0)
+                    rc = param_push(&pl->bp, v2);
+                n += 2;
+            }
+            if (rc == 0)
+                rc = sl_buf_addc(&pl->bloom, ')');
+        }
+        if (rc == 0)
+            rc = sl_buf_addc(&pl->bloom, ')');
+    }
+    if (rc == 0)
+        rc = sl_buf_addc(&pl->bloom, '\0');
+    if (rc == 0)
+        pl->bloom.len--;
+    if (rc == 0)
+        rc = sl_buf_addc(&pl->pred, '\0');
+    if (rc == 0)
+        pl->pred.len--;
+out:
+    sl_query_tokens_free(&tk);
+    sl_query_free(ast);
+    free(idbuf);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- SQL pieces */
+
+#define FAC_NAMES                                                                                  \
+    "ARRAY['kern','user','mail','daemon','auth','syslog','lpr','news','uucp','cron',"             \
+    "'authpriv','ftp','ntp','security','console','solaris-cron','local0','local1','local2',"      \
+    "'local3','local4','local5','local6','local7']"
+#define SEV_NAMES "ARRAY['emerg','alert','crit','err','warning','notice','info','debug']"
+#define TS_US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+#define ISO_US(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+#define ISO_S(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
+
+/* The JSON of one row of `logs l` (every column), as docs/api.md shows it. */
+#define EVENT_JSON                                                                                 \
+    "json_build_object('id', l.id::text, 'received_at', " ISO_US("l.received_at") ", " \
+    "'source', (SELECT s.name FROM sources s WHERE s.id = l.source_id), " \
+    "'source_id', l.source_id, 'emitted_at', " ISO_US("l.emitted_at") ", " \
+    "'emitted_precision', l.emitted_precision, 'emitted_offset', l.emitted_offset, " \
+    "'facility', l.facility, 'facility_name', (" FAC_NAMES ")[l.facility + 1], " \
+    "'severity', l.severity, 'severity_name', (" SEV_NAMES ")[l.severity + 1], " \
+    "'hostname', l.hostname, 'app_name', l.app_name, 'procid', l.procid, 'msgid', l.msgid, " \
+    "'sd', l.sd, 'message', l.message, " \
+    "'message_raw', translate(encode(l.message_raw, 'base64'), E'\\n', ''), " \
+    "'parse_error', l.parse_error, 'truncated_from', l.truncated_from, 'tags', l.tags, " \
+    "'frame_id', l.frame_id)::text"
+static const char event_json[] = EVENT_JSON;
+
+/* Papertrail's event (docs/api.md). */
+static const char papertrail_json[] =
+    "json_build_object('id', l.id::text, 'received_at', " ISO_S("l.received_at") ", "
+    "'generated_at', " ISO_S("coalesce(l.emitted_at, l.received_at)") ", "
+    "'display_received_at', to_char(l.received_at AT TIME ZONE 'UTC', 'Mon DD HH24:MI:SS'), "
+    "'source_ip', NULL, 'source_name', (SELECT s.name FROM sources s WHERE s.id = l.source_id), "
+    "'source_id', l.source_id, 'hostname', l.hostname, "
+    "'program', CASE WHEN l.app_name IS NOT NULL AND l.procid IS NOT NULL "
+    "THEN l.app_name || '/' || l.procid ELSE coalesce(l.app_name, l.procid) END, "
+    "'severity', initcap((" SEV_NAMES ")[l.severity + 1]), "
+    "'facility', initcap((" FAC_NAMES ")[l.facility + 1]), 'message', l.message)::text";
+
+static bool is_timeout(const PGresult *r)
+{
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    return st && strcmp(st, "57014") == 0;
+}
+
+/* Run sql with fixed values then the plan's parameter lists appended in order. */
+static PGresult *run(PGconn *pg, const char *sql, const char *const *fixed, int nfixed,
+                     const struct sl_query_params *a, const struct sl_query_params *b)
+{
+    int n = nfixed + (int)(a ? a->n : 0) + (int)(b ? b->n : 0), k = 0;
+    const char **v = calloc((size_t)n + 1, sizeof(*v));
+    PGresult *r;
+
+    if (v == NULL)
+        return NULL;
+    for (int i = 0; i < nfixed; i++)
+        v[k++] = fixed[i];
+    for (size_t i = 0; a && i < a->n; i++)
+        v[k++] = a->v[i];
+    for (size_t i = 0; b && i < b->n; i++)
+        v[k++] = b->v[i];
+    r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
+    free(v);
+    return r;
+}
+
+/* ---------------------------------------------------------------- search */
+
+struct blk {
+    int64_t source_id, min_us, max_us, min_id, max_id;
+};
+
+struct hit {
+    int64_t us, id;
+    char *json;
+};
+
+struct run {
+    PGconn *pg;
+    const struct sl_search_params *p;
+    struct plan pl;
+    bool desc;            /* fetch direction */
+    int64_t lo_us, hi_us; /* rows: lo <= received_at < hi */
+    char cdir;            /* cursor bound on (received_at, id), 0 = none */
+    int64_t c_us, c_id;
+    struct blk *blks;
+    size_t nblk, capblk, next; /* blocks fetched; next to visit */
+    bool blocks_done;          /* no more blocks beyond those fetched */
+    struct blk key;            /* keyset of the last block fetched */
+    bool have_key;
+    struct hit *hits;
+    size_t nhits, caphits;
+    struct sl_buf sql, a1, a2, a3, a4, a5;
+};
+
+#define BLOCK_PAGE 2048
+
+static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
+{
+    char blo[40], bhi[40], k1[40], k2[24], k3[24];
+    const char *fixed[6] = {R->pl.scope, blo, bhi, k1, k2, k3};
+    int64_t lo = R->lo_us, hi = R->hi_us - 1;
+    PGresult *r;
+
+    if (R->cdir == 'o' && R->c_us < hi)
+        hi = R->c_us;
+    if (R->cdir == 'n' && R->c_us > lo)
+        lo = R->c_us;
+    pg_time(lo, blo);
+    pg_time(hi, bhi);
+    if (R->have_key) {
+        pg_time(R->desc ? R->key.max_us : R->key.min_us, k1);
+        snprintf(k2, sizeof(k2), "%" PRId64, R->key.source_id);
+        snprintf(k3, sizeof(k3), "%" PRId64, R->key.min_id);
+    } else {
+        snprintf(k1, sizeof(k1), "%s", R->desc ? "infinity" : "-infinity");
+        snprintf(k2, sizeof(k2), "%s", R->desc ? "9223372036854775807" : "0");
+        snprintf(k3, sizeof(k3), "%s", R->desc ? "9223372036854775807" : "0");
+    }
+    sl_buf_reset(&R->sql);
+    if (sl_buf_addf(&R->sql,
+                    "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
+                    ", b.min_id, b.max_id FROM log_blocks b "
+                    "WHERE b.source_id = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
+                    "AND b.min_received <= $3::timestamptz "
+                    "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
+                    "%s ORDER BY %s LIMIT %d",
+                    R->desc ? "b.max_received" : "b.min_received", R->desc ? "<" : ">",
+                    R->pl.bloom.len ? R->pl.bloom.p : "",
+                    R->desc ? "b.max_received DESC, b.source_id DESC, b.min_id DESC"
+                            : "b.min_received, b.source_id, b.min_id",
+                    BLOCK_PAGE) ||
+        sl_buf_addc(&R->sql, '\0'))
+        return SL_ENOMEM;
+    r = run(R->pg, R->sql.p, fixed, 6, &R->pl.bp, NULL);
+    if (r == NULL)
+        return SL_ENOMEM;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        bool to = is_timeout(r);
+        sl_db_log_error("search blocks failed", R->pg, r);
+        PQclear(r);
+        *status = to ? 504 : 500;
+        json_error(body, to ? "search timed out: narrow the time range or the query"
+                            : "search failed",
+                   -1);
+        return to ? SL_ETOOBIG : SL_EDB;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct blk *b;
+        if (R->nblk == R->capblk) {
+            size_t nc = R->capblk ? R->capblk * 2 : 256;
+            struct blk *nb = realloc(R->blks, nc * sizeof(*nb));
+            if (nb == NULL) {
+                PQclear(r);
+                return SL_ENOMEM;
+            }
+            R->blks = nb;
+            R->capblk = nc;
+        }
+        b = &R->blks[R->nblk++];
+        b->source_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        b->min_us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        b->max_us = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        b->min_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
+        b->max_id = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        R->key = *b;
+        R->have_key = true;
+    }
+    R->blocks_done = PQntuples(r) < BLOCK_PAGE;
+    PQclear(r);
+    return 0;
+}
+
+static int hit_cmp_desc(const void *a, const void *b)
+{
+    const struct hit *x = a, *y = b;
+    if (x->us != y->us)
+        return x->us < y->us ? 1 : -1;
+    return x->id < y->id ? 1 : x->id > y->id ? -1 : 0;
+}
+
+static int hit_cmp_asc(const void *a, const void *b)
+{
+    return -hit_cmp_desc(a, b);
+}
+
+/* Read the rows of blocks [from, to) and merge them into the hits (keeping need). */
+static int read_group(struct run *R, size_t from, size_t to, size_t need, int *status,
+                      struct sl_buf *body)
+{
+    char lo[40], hi[40], cu[40], ci[24], lim[24];
+    const char *fixed[10];
+    struct sl_buf *arr[5] = {&R->a1, &R->a2, &R->a3, &R->a4, &R->a5};
+    PGresult *r;
+    int rc = 0;
+
+    for (int k = 0; k < 5; k++) {
+        sl_buf_reset(arr[k]);
+        rc |= sl_buf_addc(arr[k], '{');
+    }
+    for (size_t i = from; i < to && rc == 0; i++) {
+        const struct blk *b = &R->blks[i];
+        char t1[40], t2[40];
+        pg_time(b->min_us, t1);
+        pg_time(b->max_us, t2);
+        rc |= sl_buf_addf(&R->a1, "%s%" PRId64, i > from ? "," : "", b->source_id);
+        rc |= sl_buf_addf(&R->a2, "%s\"%s\"", i > from ? "," : "", t1);
+        rc |= sl_buf_addf(&R->a3, "%s\"%s\"", i > from ? "," : "", t2);
+        rc |= sl_buf_addf(&R->a4, "%s%" PRId64, i > from ? "," : "", b->min_id);
+        rc |= sl_buf_addf(&R->a5, "%s%" PRId64, i > from ? "," : "", b->max_id);
+    }
+    for (int k = 0; k < 5 && rc == 0; k++)
+        rc |= sl_buf_add(arr[k], "}", 2);
+    if (rc)
+        return SL_ENOMEM;
+    pg_time(R->lo_us, lo);
+    pg_time(R->hi_us, hi);
+    if (R->cdir) {
+        pg_time(R->c_us, cu);
+        snprintf(ci, sizeof(ci), "%" PRId64, R->c_id);
+    } else if (R->desc) {
+        pg_time(R->hi_us, cu); /* (t, id) < (until, 0): t < until */
+        snprintf(ci, sizeof(ci), "0");
+    } else {
+        pg_time(R->lo_us, cu); /* (t, id) > (since, 0): t >= since */
+        snprintf(ci, sizeof(ci), "0");
+    }
+    snprintf(lim, sizeof(lim), "%zu", need);
+    fixed[0] = R->a1.p;
+    fixed[1] = R->a2.p;
+    fixed[2] = R->a3.p;
+    fixed[3] = R->a4.p;
+    fixed[4] = R->a5.p;
+    fixed[5] = lo;
+    fixed[6] = hi;
+    fixed[7] = cu;
+    fixed[8] = ci;
+    fixed[9] = lim;
+    sl_buf_reset(&R->sql);
+    if (sl_buf_addf(
+            &R->sql,
+            "SELECT " TS_US("l.received_at") ", l.id, %s FROM unnest($1::bigint[], "
+            "$2::timestamptz[], $3::timestamptz[], $4::bigint[], $5::bigint[]) "
+            "AS bb(s, rmin, rmax, imin, imax) CROSS JOIN LATERAL (SELECT * FROM logs l "
+            "WHERE l.source_id = bb.s AND l.received_at BETWEEN bb.rmin AND bb.rmax "
+            "AND l.id BETWEEN bb.imin AND bb.imax AND l.received_at >= $6::timestamptz "
+            "AND l.received_at < $7::timestamptz AND (l.received_at, l.id) %s "
+            "($8::timestamptz, $9::bigint) AND %s OFFSET 0) l "
+            "ORDER BY l.received_at %s, l.id %s LIMIT $10::bigint",
+            R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json,
+            R->desc ? "<" : ">", R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
+        sl_buf_addc(&R->sql, '\0'))
+        return SL_ENOMEM;
+    r = run(R->pg, R->sql.p, fixed, 10, &R->pl.pp, NULL);
+    if (r == NULL)
+        return SL_ENOMEM;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        bool tmo = is_timeout(r);
+        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+        bool bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
+        if (!bad_re)
+            sl_db_log_error("search rows failed", R->pg, r);
+        *status = tmo ? 504 : bad_re ? 400 : 500;
+        json_error(body, tmo      ? "search timed out: narrow the time range or the query"
+                         : bad_re ? "bad query: the regular expression is not valid"
+                                  : "search failed",
+                   -1);
+        PQclear(r);
+        return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
+    }
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct hit *h;
+        if (R->nhits == R->caphits) {
+            size_t nc = R->caphits ? R->caphits * 2 : 256;
+            struct hit *nh = realloc(R->hits, nc * sizeof(*nh));
+            if (nh == NULL) {
+                PQclear(r);
+                return SL_ENOMEM;
+            }
+            R->hits = nh;
+            R->caphits = nc;
+        }
+        h = &R->hits[R->nhits];
+        h->us = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        h->id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        if ((h->json = strdup(PQgetvalue(r, i, 2))) == NULL) {
+            PQclear(r);
+            return SL_ENOMEM;
+        }
+        R->nhits++;
+    }
+    PQclear(r);
+    qsort(R->hits, R->nhits, sizeof(*R->hits), R->desc ? hit_cmp_desc : hit_cmp_asc);
+    while (R->nhits > need)
+        free(R->hits[--R->nhits].json);
+    return 0;
+}
+
+/* The (received_at, id) key of row id, for Papertrail's min_id/max_id. */
+static int id_key(PGconn *pg, int64_t id, const int64_t *scope, const char *scope_lit,
+                  int64_t *us, bool *found)
+{
+    char ids[24];
+    const char *v[2] = {ids, scope_lit};
+    PGresult *r;
+    (void)scope;
+
+    snprintf(ids, sizeof(ids), "%" PRId64, id);
+    r = PQexecParams(pg,
+                     "SELECT " TS_US("l.received_at") " FROM log_blocks b CROSS JOIN LATERAL "
+                     "(SELECT l.received_at FROM logs l WHERE l.source_id = b.source_id AND "
+                     "l.received_at BETWEEN b.min_received AND b.max_received AND "
+                     "l.id = $1::bigint OFFSET 0) l WHERE b.max_id >= $1::bigint AND "
+                     "b.min_id <= $1::bigint AND b.source_id = ANY($2::bigint[]) LIMIT 1",
+                     2, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("id lookup failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    *found = PQntuples(r) > 0;
+    if (*found)
+        *us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+static void run_free(struct run *R)
+{
+    plan_free(&R->pl);
+    for (size_t i = 0; i < R->nhits; i++)
+        free(R->hits[i].json);
+    free(R->hits);
+    free(R->blks);
+    sl_buf_free(&R->sql);
+    sl_buf_free(&R->a1);
+    sl_buf_free(&R->a2);
+    sl_buf_free(&R->a3);
+    sl_buf_free(&R->a4);
+    sl_buf_free(&R->a5);
+}
+
+/* Visit blocks in growing groups until the first `need` hits are certain. Sets
+ * *exhausted when every block was read (no match lies beyond the hits). */
+static int collect(struct run *R, size_t need, bool *exhausted, int *status, struct sl_buf *body)
+{
+    size_t group = 16;
+    int rc;
+
+    *exhausted = false;
+    if ((rc = fetch_blocks(R, status, body)))
+        return rc;
+    for (;;) {
+        size_t to;
+        if (R->next == R->nblk) {
+            if (R->blocks_done) {
+                *exhausted = true;
+                return 0;
+            }
+            if ((rc = fetch_blocks(R, status, body)))
+                return rc;
+            continue;
+        }
+        to = R->next + group < R->nblk ? R->next + group : R->nblk;
+        if ((rc = read_group(R, R->next, to, need, status, body)))
+            return rc;
+        R->next = to;
+        if (group < 1024)
+            group *= 4;
+        if (R->nhits >= need) {
+            /* final when the need-th hit lies strictly beyond every unvisited block */
+            const struct hit *last = &R->hits[need - 1];
+            if (R->next == R->nblk && !R->blocks_done &&
+                (rc = fetch_blocks(R, status, body)))
+                return rc;
+            if (R->next == R->nblk)
+                return 0;
+            if (R->desc ? last->us > R->blks[R->next].max_us
+                        : last->us < R->blks[R->next].min_us)
+                return 0;
+        }
+    }
+}
+
+int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_search_params *p,
+                  int *status, struct sl_buf *body)
+{
+    struct run R;
+    bool exhausted = false, out_asc;
+    size_t need = (size_t)p->limit + 1, n;
+    int rc;
+    char t1[32], t2[32];
+
+    memset(&R, 0, sizeof(R));
+    R.pg = pg;
+    R.p = p;
+    plan_init(&R.pl);
+    sl_buf_init(&R.sql, 1u << 24);
+    sl_buf_init(&R.a1, 1u << 24);
+    sl_buf_init(&R.a2, 1u << 24);
+    sl_buf_init(&R.a3, 1u << 24);
+    sl_buf_init(&R.a4, 1u << 24);
+    sl_buf_init(&R.a5, 1u << 24);
+    *status = 500;
+    R.lo_us = p->since_us;
+    R.hi_us = p->until_us;
+    out_asc = p->kind == SL_SEARCH_PAPERTRAIL ? true : p->asc;
+    rc = plan_build(&R.pl, src, p->q, p->scope, p->nscope, 11, 7, body);
+    if (rc == SL_EPARSE) {
+        *status = 400;
+        rc = 0;
+        goto out;
+    }
+    if (rc)
+        goto fail;
+    /* direction and cursor */
+    if (p->kind == SL_SEARCH_PAPERTRAIL) {
+        int64_t kid = p->min_id ? p->min_id : p->max_id;
+        R.desc = p->min_id == 0;
+        if (kid) {
+            bool found = false;
+            int64_t us = 0;
+            if ((rc = id_key(pg, kid, p->scope, R.pl.scope, &us, &found)))
+                goto fail;
+            if (!found) {
+                /* an id this token cannot see, or gone: nothing beyond it */
+                R.hi_us = R.lo_us;
+            } else {
+                R.cdir = p->min_id ? 'n' : 'o';
+                R.c_us = us;
+                R.c_id = kid;
+            }
+        }
+    } else {
+        R.cdir = p->cursor;
+        R.c_us = p->cur_us;
+        R.c_id = p->cur_id;
+        /* paging back against the output order reads the other way */
+        R.desc = p->cursor ? p->cursor == 'o' : !p->asc;
+    }
+    if (p->nscope == 0 || R.hi_us <= R.lo_us) {
+        exhausted = true;
+    } else {
+        int st = 500;
+        rc = collect(&R, need, &exhausted, &st, body);
+        if (rc == SL_ETOOBIG || rc == SL_EPARSE) {
+            *status = st;
+            rc = 0;
+            goto out;
+        }
+        if (rc) {
+            *status = st;
+            goto fail;
+        }
+    }
+    n = R.nhits < (size_t)p->limit ? R.nhits : (size_t)p->limit;
+    bool more = R.nhits > (size_t)p->limit || !exhausted;
+    /* output order */
+    if (out_asc == R.desc)
+        for (size_t i = 0; i < n / 2; i++) {
+            struct hit t = R.hits[i];
+            R.hits[i] = R.hits[n - 1 - i];
+            R.hits[n - 1 - i] = t;
+        }
+    sl_buf_reset(body);
+    rc = sl_buf_add(body, "{\"events\":[", 11);
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i)
+            rc = sl_buf_addc(body, ',');
+        if (rc == 0)
+            rc = sl_buf_add(body, R.hits[i].json, strlen(R.hits[i].json));
+    }
+    if (rc == 0)
+        rc = sl_buf_addc(body, ']');
+    if (p->kind == SL_SEARCH_PAPERTRAIL) {
+        char a[24] = "", b[24] = "";
+        if (n) {
+            snprintf(a, sizeof(a), "%" PRId64, R.hits[0].id);
+            snprintf(b, sizeof(b), "%" PRId64, R.hits[n - 1].id);
+        }
+        sl_search_fmt_time(p->since_us, t1);
+        /* reading older lines (desc) and no more in the window: the beginning */
+        bool beginning = R.desc && !more;
+        if (rc == 0)
+            rc = sl_buf_addf(body,
+                             ",\"min_id\":%s%s%s,\"max_id\":%s%s%s,\"reached_beginning\":%s,"
+                             "\"reached_time_limit\":%s,\"reached_record_limit\":%s,"
+                             "\"min_time_at\":\"%.19s+00:00\"}\n",
+                             n ? "\"" : "", n ? a : "null", n ? "\"" : "", n ? "\"" : "",
+                             n ? b : "null", n ? "\"" : "", beginning ? "true" : "false",
+                             beginning && n < (size_t)p->limit ? "true" : "false",
+                             n == (size_t)p->limit ? "true" : "false", t1);
+    } else {
+        char nc[48] = "", pc[48] = "";
+        bool fwd = out_asc != R.desc; /* read in the output direction */
+        bool has_next = n > 0 && (fwd ? more : true);
+        bool has_prev = n > 0 && (fwd ? true : more);
+        if (n && fwd && p->cursor == 0)
+            has_prev = true; /* newer (or older) lines may arrive or exist before the first */
+        if (n) {
+            const struct hit *first = &R.hits[0], *last = &R.hits[n - 1];
+            sl_search_cursor(out_asc ? 'n' : 'o', last->us, last->id, nc);
+            sl_search_cursor(out_asc ? 'o' : 'n', first->us, first->id, pc);
+        }
+        sl_search_fmt_time(p->since_us, t1);
+        sl_search_fmt_time(p->until_us, t2);
+        if (rc == 0)
+            rc = sl_buf_addf(body,
+                             ",\"count\":%zu,\"since\":\"%s\",\"until\":\"%s\","
+                             "\"default_window\":%s,\"order\":\"%s\",\"next_cursor\":%s%s%s,"
+                             "\"prev_cursor\":%s%s%s,\"reached_end\":%s}\n",
+                             n, t1, t2, p->default_window ? "true" : "false",
+                             out_asc ? "asc" : "desc", has_next ? "\"" : "",
+                             has_next ? nc : "null", has_next ? "\"" : "", has_prev ? "\"" : "",
+                             has_prev ? pc : "null", has_prev ? "\"" : "",
+                             fwd && !more ? "true" : "false");
+    }
+    if (rc)
+        goto fail;
+    *status = 200;
+    rc = 0;
+    goto out;
+fail:
+    if (*status == 200 || *status < 500)
+        *status = 500;
+    if (body->len == 0 || body->p[0] != '{' || rc == SL_ENOMEM)
+        json_error(body, rc == SL_ENOMEM ? "out of memory" : "search failed", -1);
+    rc = (rc == SL_EDB && PQstatus(pg) != CONNECTION_OK) ? SL_EDB : 0;
+out:
+    run_free(&R);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- tail */
+
+struct sl_tail_q {
+    struct plan pl;
+    struct sl_buf sql;
+};
+
+int sl_tail_prepare(struct sl_sources *src, const char *q, const int64_t *scope, size_t nscope,
+                    struct sl_tail_q **out, struct sl_buf *err)
+{
+    struct sl_tail_q *t = calloc(1, sizeof(*t));
+    int rc;
+
+    if (t == NULL)
+        return SL_ENOMEM;
+    plan_init(&t->pl);
+    sl_buf_init(&t->sql, 1u << 24);
+    /* $1 scope, $2 after, $3 hi, $4 rmin, $5 rmax, $6 limit; the predicate from $7 */
+    rc = plan_build(&t->pl, src, q, scope, nscope, 7, 1000, err);
+    if (rc) {
+        sl_tail_free(t);
+        return rc;
+    }
+    *out = t;
+    return 0;
+}
+
+void sl_tail_free(struct sl_tail_q *t)
+{
+    if (t == NULL)
+        return;
+    plan_free(&t->pl);
+    sl_buf_free(&t->sql);
+    free(t);
+}
+
+/* what: the select list ("count(*)" or the id and JSON, ordered and limited) */
+static PGresult *tail_query(PGconn *pg, const struct sl_tail_q *tc, bool count, int64_t after_id,
+                            int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
+                            int limit)
+{
+    struct sl_tail_q *t = (struct sl_tail_q *)(uintptr_t)tc;
+    char a[24], h[24], r1[40], r2[40], lim[24];
+    const char *fixed[6] = {t->pl.scope, a, h, r1, r2, lim};
+    static const char sel[] = "l.id, " EVENT_JSON;
+
+    snprintf(a, sizeof(a), "%" PRId64, after_id);
+    snprintf(h, sizeof(h), "%" PRId64, hi_id);
+    pg_time(has_range ? rmin_us : 0, r1);
+    pg_time(has_range ? rmax_us : 0, r2);
+    snprintf(lim, sizeof(lim), "%d", limit);
+    sl_buf_reset(&t->sql);
+    if (has_range) {
+        if (sl_buf_addf(&t->sql,
+                        "SELECT %s FROM logs l WHERE l.source_id = ANY($1::bigint[]) AND "
+                        "l.received_at BETWEEN $4::timestamptz AND $5::timestamptz AND "
+                        "l.id > $2::bigint AND l.id <= $3::bigint AND %s %s LIMIT $6::bigint",
+                        count ? "count(*)" : sel, t->pl.pred.p,
+                        count ? "" : "ORDER BY l.id") ||
+            sl_buf_addc(&t->sql, '\0'))
+            return NULL;
+    } else {
+        if (sl_buf_addf(&t->sql,
+                        "SELECT %s FROM log_blocks b CROSS JOIN LATERAL (SELECT * FROM logs l "
+                        "WHERE l.source_id = b.source_id AND l.received_at BETWEEN "
+                        "b.min_received AND b.max_received AND l.id BETWEEN b.min_id AND "
+                        "b.max_id AND l.id > $2::bigint AND l.id <= $3::bigint AND "
+                        "$4::timestamptz <= $5::timestamptz AND %s OFFSET 0) l "
+                        "WHERE b.max_id > $2::bigint AND b.min_id <= $3::bigint AND "
+                        "b.source_id = ANY($1::bigint[]) %s LIMIT $6::bigint",
+                        count ? "count(*)" : sel, t->pl.pred.p,
+                        count ? "" : "ORDER BY l.id") ||
+            sl_buf_addc(&t->sql, '\0'))
+            return NULL;
+    }
+    return run(pg, t->sql.p, fixed, 6, &t->pl.pp, NULL);
+}
+
+int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
+                  bool has_range, int64_t rmin_us, int64_t rmax_us, int limit, size_t max_bytes,
+                  struct sl_buf *out, int64_t *last_id, size_t *nrows)
+{
+    PGresult *r = tail_query(pg, t, false, after_id, hi_id, has_range, rmin_us, rmax_us, limit);
+    int n, rc = 0;
+
+    *nrows = 0;
+    *last_id = after_id;
+    if (r == NULL)
+        return SL_ENOMEM;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail read failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    n = PQntuples(r);
+    for (int i = 0; i < n && rc == 0; i++) {
+        const char *id = PQgetvalue(r, i, 0);
+        if (i > 0 && out->len >= max_bytes) {
+            n = limit; /* the rest on the next read */
+            break;
+        }
+        rc = sl_buf_addf(out, "id: %s\ndata: %s\n\n", id, PQgetvalue(r, i, 1));
+        if (rc == 0) {
+            *last_id = strtoll(id, NULL, 10);
+            (*nrows)++;
+        }
+    }
+    if (rc == 0 && n < limit)
+        *last_id = hi_id;
+    PQclear(r);
+    return rc;
+}
+
+int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
+                  bool has_range, int64_t rmin_us, int64_t rmax_us, int64_t *count)
+{
+    PGresult *r = tail_query(pg, t, true, after_id, hi_id, has_range, rmin_us, rmax_us, 1);
+
+    if (r == NULL)
+        return SL_ENOMEM;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail count failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    *count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+int sl_search_max_id(struct pg_conn *pg, int64_t *id)
+{
+    PGresult *r = PQexec(pg, "SELECT coalesce(max(max_id), 0) FROM log_blocks");
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("max id failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}

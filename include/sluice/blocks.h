@@ -1,0 +1,89 @@
+/* The writer's open blocks of search tokens (drain/blocks.c), for `log_blocks`.
+ *
+ * A block is one source's consecutive stored rows with a Bloom filter of their tokens
+ * (include/sluice/tokens.h, docs/search.md). One block per source is OPEN at a time and
+ * lives across COPY batches; every batch's transaction upserts the `log_blocks` row of each
+ * block it touched, keyed (source_id, min_id). A block closes when it holds max_tokens
+ * distinct tokens or max_rows rows (the source's next row opens a new one), when its
+ * received_at span reaches max_age_us (checked as rows arrive), or when it was opened
+ * max_age_us ago by the writer's clock (checked at batch start).
+ *
+ * Invariants the search relies on: a block's ids grow (rows are added in id order) and a
+ * source's blocks have disjoint id ranges, so a row of `logs` lies in exactly one block
+ * (source_id = s AND received_at BETWEEN min/max AND id BETWEEN min_id/max_id).
+ *
+ * Pure: no I/O, no libpq; allocates. One thread (the writer's); not thread-safe.
+ *
+ * Batch protocol:
+ *   sl_blocks_begin(now)                     close blocks opened too long ago
+ *   sl_blocks_add(...) per stored row, in id order
+ *   sl_blocks_rows(&rows, &n)                filters built; upsert these n rows
+ *   COMMIT ok: sl_blocks_commit              closed blocks dropped, open ones kept
+ *   anything failed: sl_blocks_abort         every block forgotten (their committed rows in
+ *                                            PostgreSQL stay valid; new rows open new blocks) */
+#ifndef SLUICE_BLOCKS_H
+#define SLUICE_BLOCKS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/err.h"
+
+#define SL_BLOCK_MAX_TOKENS 3200                /* filter <= 32768 bits (docs/search.md) */
+#define SL_BLOCK_MAX_AGE_US (300LL * 1000000LL) /* 5 minutes */
+#define SL_BLOCK_MAX_ROWS 16384 /* bounds what one candidate block costs a search to read */
+/* The largest filter stored: log_blocks.bloom is STORAGE PLAIN, so a row must fit in one
+ * 8 KiB heap page. A block whose last row took it past ~3276 distinct tokens has its filter
+ * folded to this size (more false positives, never a false negative). */
+#define SL_BLOCK_MAX_BITS 32768u
+
+struct sl_blocks;
+
+struct sl_blocks_opts {
+    size_t max_tokens;  /* 0: SL_BLOCK_MAX_TOKENS */
+    int64_t max_age_us; /* 0: SL_BLOCK_MAX_AGE_US */
+    uint32_t max_rows;  /* 0: SL_BLOCK_MAX_ROWS */
+};
+
+/* One `log_blocks` row. bloom (nbits / 8 bytes) is borrowed from the block: valid until the
+ * next sl_blocks_* call. */
+struct sl_block_row {
+    int64_t source_id;
+    int64_t min_received_us, max_received_us; /* µs since the Unix epoch */
+    int64_t min_id, max_id;
+    uint32_t nrows, nbits;
+    const uint8_t *bloom;
+    bool closed; /* no further row will join it */
+};
+
+/* opts may be NULL (defaults). Caller frees with sl_blocks_free. */
+SL_MUSTCHECK int sl_blocks_new(const struct sl_blocks_opts *opts, struct sl_blocks **out);
+/* Accepts NULL. */
+void sl_blocks_free(struct sl_blocks *bs);
+
+/* Start a batch at now_us (µs since the epoch, the writer's clock): closes (forgets) open
+ * blocks opened max_age_us ago or more. Their rows were upserted when last touched. */
+void sl_blocks_begin(struct sl_blocks *bs, int64_t now_us);
+
+/* One stored row: source, row id (greater than every id added before), received_at, and
+ * the message text exactly as stored in logs.message (tokenized here). Returns 0 or
+ * SL_ENOMEM (then call sl_blocks_abort). A block whose filter cannot grow any more is kept
+ * with a filter that says yes to every token (8 bits, all set), so no row is ever unfindable. */
+SL_MUSTCHECK int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id,
+                               int64_t received_us, const char *text, size_t len);
+
+/* The blocks touched since sl_blocks_begin (closed ones included), filters built: *rows
+ * and *n, owned by bs, valid until the next sl_blocks_* call. Returns 0 or SL_ENOMEM. */
+SL_MUSTCHECK int sl_blocks_rows(struct sl_blocks *bs, const struct sl_block_row **rows, size_t *n);
+
+/* The batch's transaction committed: drop the blocks closed in it, keep the open ones. */
+void sl_blocks_commit(struct sl_blocks *bs);
+/* The batch's transaction failed (or its outcome is unknown): forget every block, open ones
+ * included, so nothing built from rows that were not committed can be upserted later. */
+void sl_blocks_abort(struct sl_blocks *bs);
+
+/* Open blocks held (for tests and metrics). */
+size_t sl_blocks_open(const struct sl_blocks *bs);
+
+#endif

@@ -1,0 +1,97 @@
+/* Running searches and tail reads in PostgreSQL (drain/search.c).
+ *
+ * Called on the API's worker threads (drain/api.c), each with its own connection;
+ * never on the event loop. A search is two steps (docs/search.md): the candidate
+ * blocks of `log_blocks` (their Bloom filters checked for the query's tokens), newest
+ * first, then those blocks' rows through the (source_id, received_at) btree in growing
+ * groups, with the whole query as a predicate, until the newest `limit` matches are
+ * certain. All SQL is parameterised: user text is only ever a parameter value.
+ *
+ * The pure helpers (time and cursor parsing) are unit-tested in tests/unit/test_search.c. */
+#ifndef SLUICE_SEARCH_H
+#define SLUICE_SEARCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/buf.h"
+#include "sluice/err.h"
+
+struct pg_conn;
+struct sl_sources;
+
+#define SL_SEARCH_MAX_LIMIT 10000
+
+enum sl_search_kind { SL_SEARCH_API, SL_SEARCH_PAPERTRAIL };
+
+/* One search request, as the HTTP layer parsed it. Owned by the caller. */
+struct sl_search_params {
+    enum sl_search_kind kind;
+    const char *q;          /* NUL-terminated; "" matches every line */
+    const int64_t *scope;   /* the source ids the request may see (token and source=) */
+    size_t nscope;
+    int64_t since_us;       /* window [since, until), µs since the epoch */
+    int64_t until_us;
+    bool default_window;    /* since was not given */
+    int limit;              /* 1..SL_SEARCH_MAX_LIMIT */
+    bool asc;               /* output order (Papertrail: always oldest first) */
+    char cursor;            /* 0: none; 'o': older than (cur_us, cur_id); 'n': newer than */
+    int64_t cur_us, cur_id;
+    int64_t min_id, max_id; /* Papertrail: newer than / older than this id; 0 = not given */
+};
+
+/* Run p on pg. Always fills *status (200, 400, 504, 500 or 503) and body (the JSON
+ * answer or a JSON error). Returns 0, or SL_EDB when the connection failed (the caller
+ * reconnects). */
+SL_MUSTCHECK int sl_search_run(struct pg_conn *pg, struct sl_sources *src,
+                               const struct sl_search_params *p, int *status,
+                               struct sl_buf *body);
+
+/* ---- live tail ---- */
+
+/* A query prepared for repeated tail reads: the predicate SQL and its parameters. */
+struct sl_tail_q;
+
+/* Parse q and resolve its source: terms within scope. SL_EPARSE with a JSON error in
+ * err (status 400), SL_ENOMEM. */
+SL_MUSTCHECK int sl_tail_prepare(struct sl_sources *src, const char *q, const int64_t *scope,
+                                 size_t nscope, struct sl_tail_q **out, struct sl_buf *err);
+void sl_tail_free(struct sl_tail_q *t);
+
+/* Append to out, as Server-Sent Events ("id: N\ndata: EVENT\n\n"), the matching rows
+ * with after_id < id <= hi_id in id order, at most limit of them, stopping after the row
+ * that takes out past max_bytes. When has_range, every
+ * such row's received_at lies within [rmin_us, rmax_us] (the commit feed says so) and
+ * the read uses it; otherwise the blocks tell where the rows are. *last_id: the id up
+ * to which the stream is now complete (hi_id when fewer than limit rows came, else the
+ * last row's id); *nrows: rows appended. Returns 0 or SL_EDB. */
+SL_MUSTCHECK int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
+                               int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
+                               int limit, size_t max_bytes, struct sl_buf *out,
+                               int64_t *last_id, size_t *nrows);
+
+/* How many rows match with after_id < id <= hi_id (a client that fell behind is told). */
+SL_MUSTCHECK int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
+                               int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
+                               int64_t *count);
+
+/* The highest row id stored (0 when none): where a new tail starts. */
+SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
+
+/* ---- pure helpers ---- */
+
+/* A time parameter: RFC 3339 ("2026-11-21T10:00:00Z", fraction and offset optional),
+ * a date ("2026-11-21", UTC midnight), relative to now_us ("90s", "15m", "2h", "3d",
+ * "1w": that long before now), or Unix seconds ("1732181000", "1732181000.25").
+ * Returns 0 and *us, or SL_EPARSE. */
+SL_MUSTCHECK int sl_search_parse_time(const char *s, int64_t now_us, int64_t *us);
+
+/* Cursors: "o<us>.<id>" (older than) and "n<us>.<id>" (newer than). */
+SL_MUSTCHECK int sl_search_parse_cursor(const char *s, char *dir, int64_t *us, int64_t *id);
+void sl_search_cursor(char dir, int64_t us, int64_t id, char out[48]);
+
+/* "2026-11-22T04:16:01.123456Z" */
+void sl_search_fmt_time(int64_t us, char out[32]);
+
+#endif

@@ -1,0 +1,167 @@
+/* Unit tests for the pure parts of the read API: time parameters, cursors and time
+ * formatting (drain/search.c), query-string decoding (drain/api.c), and the commit
+ * feed the tail thread waits on (drain/feed.c). */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <string.h>
+
+#include "sluice/api.h"
+#include "sluice/err.h"
+#include "sluice/feed.h"
+#include "sluice/search.h"
+
+#define NOW 1795321752920661LL /* 2026-11-22T04:29:12.920661Z */
+
+static void test_parse_time_rfc3339(void **state)
+{
+    int64_t us;
+    (void)state;
+    assert_int_equal(sl_search_parse_time("2026-11-22T04:29:12.920661Z", NOW, &us), 0);
+    assert_int_equal(us, NOW);
+    assert_int_equal(sl_search_parse_time("2026-11-22T05:29:12.920661+01:00", NOW, &us), 0);
+    assert_int_equal(us, NOW);
+    assert_int_equal(sl_search_parse_time("2026-11-21T23:29:12.920661-05:00", NOW, &us), 0);
+    assert_int_equal(us, NOW);
+    assert_int_equal(sl_search_parse_time("2026-11-22t04:29:12z", NOW, &us), 0);
+    assert_int_equal(us, NOW - 920661);
+    assert_int_equal(sl_search_parse_time("2026-11-22 04:29:12.5Z", NOW, &us), 0);
+    assert_int_equal(us, NOW - 920661 + 500000);
+    assert_int_equal(sl_search_parse_time("1970-01-01", NOW, &us), 0);
+    assert_int_equal(us, 0);
+    assert_int_equal(sl_search_parse_time("2024-02-29", NOW, &us), 0);
+    assert_int_equal(us, 1709164800LL * 1000000);
+    /* malformed */
+    const char *bad[] = {"",       "2026-11-22T04:29",      "2026-13-01",         "2026-11-22T25:00:00Z",
+                         "2026-11-22T04:29:12", "2026-11-22T04:29:12.Z", "2026-11-22T04:29:12+0100",
+                         "yesterday", "15x",  "15mm", "-5m", "1.2.3", "12s3", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(sl_search_parse_time(bad[i], NOW, &us), SL_EPARSE);
+}
+
+static void test_parse_time_relative_and_unix(void **state)
+{
+    int64_t us;
+    (void)state;
+    assert_int_equal(sl_search_parse_time("90s", NOW, &us), 0);
+    assert_int_equal(us, NOW - 90 * 1000000LL);
+    assert_int_equal(sl_search_parse_time("15m", NOW, &us), 0);
+    assert_int_equal(us, NOW - 900 * 1000000LL);
+    assert_int_equal(sl_search_parse_time("2h", NOW, &us), 0);
+    assert_int_equal(us, NOW - 7200 * 1000000LL);
+    assert_int_equal(sl_search_parse_time("3d", NOW, &us), 0);
+    assert_int_equal(us, NOW - 3 * 86400 * 1000000LL);
+    assert_int_equal(sl_search_parse_time("1w", NOW, &us), 0);
+    assert_int_equal(us, NOW - 7 * 86400 * 1000000LL);
+    assert_int_equal(sl_search_parse_time("1732181000", NOW, &us), 0);
+    assert_int_equal(us, 1732181000LL * 1000000);
+    assert_int_equal(sl_search_parse_time("1732181000.25", NOW, &us), 0);
+    assert_int_equal(us, 1732181000LL * 1000000 + 250000);
+    /* absurd relative values are refused, not wrapped */
+    assert_int_equal(sl_search_parse_time("99999999999999d", NOW, &us), SL_EPARSE);
+}
+
+static void test_cursor_round_trip(void **state)
+{
+    char buf[48], dir = 0;
+    int64_t us = 0, id = 0;
+    (void)state;
+    sl_search_cursor('o', NOW, 4611686018427387905LL, buf);
+    assert_string_equal(buf, "o1795321752920661.4611686018427387905");
+    assert_int_equal(sl_search_parse_cursor(buf, &dir, &us, &id), 0);
+    assert_int_equal(dir, 'o');
+    assert_int_equal(us, NOW);
+    assert_int_equal(id, 4611686018427387905LL);
+    sl_search_cursor('n', 1, 2, buf);
+    assert_int_equal(sl_search_parse_cursor(buf, &dir, &us, &id), 0);
+    assert_int_equal(dir, 'n');
+    const char *bad[] = {"", "x1.2", "o", "o1", "o1.", "o.2", "o1.2x", "o-1.2", "o1.-2", "O1.2",
+                         "o99999999999999999999.1", NULL};
+    for (int i = 0; bad[i]; i++)
+        assert_int_equal(sl_search_parse_cursor(bad[i], &dir, &us, &id), SL_EPARSE);
+}
+
+static void test_fmt_time(void **state)
+{
+    char out[32];
+    (void)state;
+    sl_search_fmt_time(NOW, out);
+    assert_string_equal(out, "2026-11-22T04:29:12.920661Z");
+    sl_search_fmt_time(0, out);
+    assert_string_equal(out, "1970-01-01T00:00:00.000000Z");
+    sl_search_fmt_time(-1, out);
+    assert_string_equal(out, "1969-12-31T23:59:59.999999Z");
+}
+
+static void test_unescape(void **state)
+{
+    char out[16];
+    (void)state;
+    assert_int_equal(sl_api_unescape("a+b%20c%2Fd", 11, out, sizeof(out)), 7);
+    assert_string_equal(out, "a b c/d");
+    assert_int_equal(sl_api_unescape("%3e%3D500", 9, out, sizeof(out)), 5);
+    assert_string_equal(out, ">=500");
+    assert_int_equal(sl_api_unescape("%", 1, out, sizeof(out)), -1);
+    assert_int_equal(sl_api_unescape("%4", 2, out, sizeof(out)), -1);
+    assert_int_equal(sl_api_unescape("%zz", 3, out, sizeof(out)), -1);
+    assert_int_equal(sl_api_unescape("%00", 3, out, sizeof(out)), -1); /* NUL */
+    assert_int_equal(sl_api_unescape("0123456789abcdef", 16, out, sizeof(out)), -1); /* cap */
+    assert_int_equal(sl_api_unescape("", 0, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
+}
+
+static void test_feed(void **state)
+{
+    struct sl_feed *f;
+    int64_t lo, hi, top;
+    (void)state;
+    assert_int_equal(sl_feed_new(16, &f), 0);
+    assert_int_equal(sl_feed_last_id(f), 0);
+    assert_false(sl_feed_since(f, 0, &lo, &hi, &top));
+    assert_int_equal(top, 0);
+    sl_feed_push(f, 101, 200, 5000, 6000);
+    sl_feed_push(f, 201, 300, 4000, 7000); /* a late backlog: older received_at */
+    sl_feed_push(f, 351, 400, 8000, 9000); /* ids 301..350 were a rolled-back batch */
+    assert_int_equal(sl_feed_last_id(f), 400);
+    /* everything after 150: commits 1..3 */
+    assert_true(sl_feed_since(f, 150, &lo, &hi, &top));
+    assert_int_equal(lo, 4000);
+    assert_int_equal(hi, 9000);
+    assert_int_equal(top, 400);
+    /* after 300: only the last commit */
+    assert_true(sl_feed_since(f, 300, &lo, &hi, &top));
+    assert_int_equal(lo, 8000);
+    assert_int_equal(hi, 9000);
+    /* before the ring starts: not covered */
+    assert_false(sl_feed_since(f, 50, &lo, &hi, &top));
+    assert_int_equal(top, 400);
+    /* nothing newer */
+    assert_false(sl_feed_since(f, 400, &lo, &hi, &top));
+    assert_int_equal(top, 400);
+    /* waiting returns at once when there is something newer, after the timeout if not */
+    assert_int_equal(sl_feed_wait(f, 399, 1000), 400);
+    assert_int_equal(sl_feed_wait(f, 400, 10), 400);
+    /* evicted commits: a reader whose id lay in an evicted commit is still covered */
+    for (int i = 0; i < 20; i++)
+        sl_feed_push(f, 401 + i * 10, 410 + i * 10, 10000 + i, 10000 + i);
+    assert_false(sl_feed_since(f, 150, &lo, &hi, &top));
+    assert_true(sl_feed_since(f, 590, &lo, &hi, &top));
+    assert_int_equal(lo, 10019);
+    sl_feed_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_parse_time_rfc3339),
+        cmocka_unit_test(test_parse_time_relative_and_unix),
+        cmocka_unit_test(test_cursor_round_trip),
+        cmocka_unit_test(test_fmt_time),
+        cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_feed),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
