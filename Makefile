@@ -91,7 +91,7 @@ lint:
 clean:
 	rm -rf build build-asan
 
--include $(shell find build build-asan -type f -name '*.d' -not -path '*/bench/*' 2>/dev/null)
+-include $(shell find $(sort build build-asan $(BUILD)) -type f -name '*.d' -not -path '*/bench/*' 2>/dev/null)
 
 # libFuzzer targets: tests/fuzz/fuzz_<name>.c with seeds in tests/fuzz/seeds/<name>/,
 # linked with drain/<name>.c drain/util.c unless FUZZ_SRC_<name> says otherwise. Each

@@ -131,7 +131,7 @@ static void answer_error(struct sl_api *a, void *conn, int status, const char *m
 
 static int worker_connect(struct sl_api *a, PGconn **pg)
 {
-    char sql[96];
+    char sql[128];
     PGresult *r;
 
     if (*pg && PQstatus(*pg) == CONNECTION_OK)
@@ -141,7 +141,7 @@ static int worker_connect(struct sl_api *a, PGconn **pg)
     if (sl_db_connect(a->o.database_url, pg))
         return SL_EDB;
     snprintf(sql, sizeof(sql),
-             "SET statement_timeout = %d; SET application_name = 'sluice-search'",
+             "SET statement_timeout = %d; SET jit = off; SET application_name = 'sluice-search'",
              a->o.timeout_s * 1000);
     r = PQexec(*pg, sql);
     PQclear(r);
@@ -408,7 +408,7 @@ static void *tail_main(void *arg)
                 sl_feed_wait(a->o.feed, INT64_MAX, 1000);
                 continue;
             }
-            PQclear(PQexec(pg, "SET application_name = 'sluice-tail'"));
+            PQclear(PQexec(pg, "SET jit = off; SET application_name = 'sluice-tail'"));
             db_hi = -1;
         }
         if (db_hi < 0 && sl_search_max_id(pg, &db_hi)) {

@@ -808,16 +808,30 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
     }
     PQclear(r);
     r = NULL;
-    /* Sources with a shorter retention than the longest: delete their older rows. */
-    rc = exec_params(c, "retention delete failed",
-                     "DELETE FROM logs l USING sources s WHERE l.source_id = s.id "
-                     "AND l.received_at < now() - make_interval(days => s.retention_days)",
+    /* Sources with a shorter retention than the longest: delete their older rows, one
+     * source at a time with a bound the executor can prune partitions and use the
+     * (source_id, received_at) index with (a join on sources would read every row). */
+    rc = exec_params(c, "retention query failed",
+                     "SELECT id, retention_days FROM sources WHERE retention_days < "
+                     "(SELECT max(retention_days) FROM sources)",
                      0, NULL, &r);
     if (rc)
         return rc;
-    total += atoll(PQcmdTuples(r));
+    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
+        const char *v[2] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)};
+        PGresult *d = NULL;
+        rc = exec_params(c, "retention delete failed",
+                         "DELETE FROM logs WHERE source_id = $1::bigint AND received_at < "
+                         "now() - make_interval(days => $2::int)",
+                         2, v, &d);
+        if (rc == 0)
+            total += atoll(PQcmdTuples(d));
+        PQclear(d);
+    }
     PQclear(r);
     r = NULL;
+    if (rc)
+        return rc;
     /* Token-filter blocks (docs/search.md) whose newest row is past their source's
      * retention, and every block of a removed source. A block partly inside the retention
      * stays until its newest row ages out. */

@@ -1660,12 +1660,28 @@ static int gen_node(struct gen *g, const struct node *nd)
     case N_WORD:
     case N_PHRASE:
     case N_MESSAGE:
+        /* The token-boundary regex costs ~2.6 us a line; the ASCII-lowercased text's
+         * plain position (~0.6 us, lower() under a C collation folds ASCII only, as the
+         * regex's classes do) is a necessary condition, so it runs first and most lines
+         * never reach the regex. CASE fixes the order (the planner would reorder an AND). */
         sl_buf_init(&b, 32 * SL_QUERY_MAX_LEN);
-        rc = add_s(g, "l.message ~ ");
+        for (size_t i = 0; i < nd->vlen && rc == 0; i++) {
+            unsigned char ch = (unsigned char)nd->val[i];
+            rc = sl_buf_addc(&b, (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
+        }
+        if (rc == 0)
+            rc = add_s(g, "(CASE WHEN strpos(lower(l.message COLLATE ucs_basic), ");
+        if (rc == 0)
+            rc = param_buf(g, &b);
+        if (rc == 0)
+            rc = add_s(g, ") > 0 THEN l.message ~ ");
+        sl_buf_reset(&b);
         if (rc == 0)
             rc = re_word(&b, nd->val, nd->vlen);
         if (rc == 0)
             rc = param_buf(g, &b);
+        if (rc == 0)
+            rc = add_s(g, " ELSE false END)");
         sl_buf_free(&b);
         return rc;
     case N_REGEX:

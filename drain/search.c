@@ -730,8 +730,11 @@ static void run_free(struct run *R)
     sl_buf_free(&R->a5);
 }
 
-/* Visit blocks in growing groups until the first `need` hits are certain. Sets
- * *exhausted when every block was read (no match lies beyond the hits). */
+/* Visit blocks in groups until the first `need` hits are certain. Sets *exhausted when
+ * every block was read (no match lies beyond the hits). A group is sized from the match
+ * rate so far (blocks read per hit), so a common predicate reads about what it needs and
+ * a rare one grows fast; once `need` hits are in, only the blocks that could still hold a
+ * better one are read. */
 static int collect(struct run *R, size_t need, bool *exhausted, int *status, struct sl_buf *body)
 {
     size_t group = 16;
@@ -755,19 +758,29 @@ static int collect(struct run *R, size_t need, bool *exhausted, int *status, str
         if ((rc = read_group(R, R->next, to, need, status, body)))
             return rc;
         R->next = to;
-        if (group < 1024)
-            group *= 4;
         if (R->nhits >= need) {
             /* final when the need-th hit lies strictly beyond every unvisited block */
             const struct hit *last = &R->hits[need - 1];
+            size_t k = 0;
             if (R->next == R->nblk && !R->blocks_done &&
                 (rc = fetch_blocks(R, status, body)))
                 return rc;
             if (R->next == R->nblk)
                 return 0;
-            if (R->desc ? last->us > R->blks[R->next].max_us
-                        : last->us < R->blks[R->next].min_us)
+            while (R->next + k < R->nblk &&
+                   (R->desc ? last->us <= R->blks[R->next + k].max_us
+                            : last->us >= R->blks[R->next + k].min_us))
+                k++;
+            if (k == 0)
                 return 0;
+            group = k;
+        } else if (R->nhits == 0) {
+            group = group * 4 > 4096 ? 4096 : group * 4;
+        } else {
+            /* blocks still needed at the rate so far, and a quarter more */
+            size_t est = (need - R->nhits) * R->next / R->nhits;
+            group = est + est / 4 + 1;
+            group = group < 16 ? 16 : group > 4096 ? 4096 : group;
         }
     }
 }

@@ -29,6 +29,7 @@
 #include <event2/listener.h>
 #include <event2/thread.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
@@ -1306,6 +1307,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     if (c == NULL) {
         evutil_closesocket(fd);
         return;
+    }
+    {
+        /* Answers go out whole: without this, Nagle holds the last TLS record of a search
+         * answer until the client's delayed ACK (~40 ms a request). */
+        int one = 1;
+        (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     c->srv = s;
     c->kind = (which == L_SYSLOG || which == L_SYSLOG_TLS) ? K_SYSLOG : K_HTTP;

@@ -1,7 +1,7 @@
 /* The writer's open blocks of search tokens (drain/blocks.c), for `log_blocks`.
  *
  * A block is one source's consecutive stored rows with a Bloom filter of their tokens
- * (include/sluice/tokens.h, docs/search.md). One block per source is OPEN at a time and
+ * (the format of include/sluice/tokens.h, docs/search.md). One block per source is OPEN at a time and
  * lives across COPY batches; every batch's transaction upserts the `log_blocks` row of each
  * block it touched, keyed (source_id, min_id). A block closes when it holds max_tokens
  * distinct tokens or max_rows rows (the source's next row opens a new one), when its
@@ -31,11 +31,17 @@
 #include "sluice/err.h"
 
 #define SL_BLOCK_MAX_TOKENS 3200                /* filter <= 32768 bits (docs/search.md) */
-#define SL_BLOCK_MAX_AGE_US (300LL * 1000000LL) /* 5 minutes */
+/* 5 minutes. Measured at the issue's volume (10M lines a week over 50 sources, ~0.3 lines/s
+ * a source): 5-minute blocks hold ~90 rows (109k filters a week); 15-minute ones ~260 rows
+ * (38k), which made the 7-day filter scan cheaper but word and phrase searches slower
+ * (more rows read per matching block): docs/search.md. */
+#define SL_BLOCK_MAX_AGE_US (300LL * 1000000LL)
 #define SL_BLOCK_MAX_ROWS 16384 /* bounds what one candidate block costs a search to read */
 /* The largest filter stored: log_blocks.bloom is STORAGE PLAIN, so a row must fit in one
- * 8 KiB heap page. A block whose last row took it past ~3276 distinct tokens has its filter
- * folded to this size (more false positives, never a false negative). */
+ * 8 KiB heap page (a 65536-bit filter does not). A block whose last row took it past ~3276
+ * distinct tokens keeps this size (more false positives, never a false negative). Smaller
+ * blocks get the size sl_bloom_build picks: 10 bits per distinct token, a power of two,
+ * at least SL_BLOOM_MIN_BITS, and the same bits. */
 #define SL_BLOCK_MAX_BITS 32768u
 
 struct sl_blocks;
@@ -68,8 +74,7 @@ void sl_blocks_begin(struct sl_blocks *bs, int64_t now_us);
 
 /* One stored row: source, row id (greater than every id added before), received_at, and
  * the message text exactly as stored in logs.message (tokenized here). Returns 0 or
- * SL_ENOMEM (then call sl_blocks_abort). A block whose filter cannot grow any more is kept
- * with a filter that says yes to every token (8 bits, all set), so no row is ever unfindable. */
+ * SL_ENOMEM (then call sl_blocks_abort). */
 SL_MUSTCHECK int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id,
                                int64_t received_us, const char *text, size_t len);
 

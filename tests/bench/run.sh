@@ -30,6 +30,13 @@
 #      each timed from request sent to its webhook received. quick: idle; full: idle, then
 #      again while loadgen --rate BENCH_ALERT_LOAD_RATE lines/s runs into the same sluice.
 #      The time is split into stages from PostgreSQL and sluice's log (see alertlat.py).
+#   7. search and tail (issue 3): BENCH_SEARCH_LINES lines over 7 days and 50 sources loaded
+#      into a database of its own by `searchgen load --writer-blocks` (the writer's
+#      log_blocks code and statement), checked by `searchgen verify`; sluice serves it and
+#      tests/bench/searchbench.py times selective word, phrase, request-id and status:>=500
+#      searches over HTTPS (all sources and one source) and tail latency (POST 2xx -> SSE
+#      event). The HTTPS fsync-on ingest row is the ingest target with the search filters
+#      (the writer's log_blocks in the same transactions).
 # Prints one table and rewrites docs/benchmarks.md. Everything it starts it stops on exit.
 # Only 127.0.0.1 is used.
 #
@@ -41,13 +48,17 @@
 # PostgreSQL and the load generator), BENCH_RULES_LINES (lines per timed rulesbench pass:
 # quick 300000, full 2000000), BENCH_ALERT_PROBES (quick 50, full 200), BENCH_ALERT_PAUSE
 # (seconds between probes, 0.075), BENCH_ALERT_LOAD_RATE (background lines/s in full, 50000;
-# 0: no loaded run).
+# 0: no loaded run), BENCH_SEARCH_LINES (quick 1000000, full 10000000), BENCH_SEARCH_RUNS (timed
+# runs per search kind and scope, 30), BENCH_TAIL_SAMPLES (200), BENCH_ONLY=search (only the
+# search section; docs/benchmarks.md is then not written), BENCH_SEARCH_EXPLAIN=MS (diagnosis:
+# auto_explain plans of statements over MS ms into BUILD/bench/search-explain.log; slows every
+# statement), BUILD (build directory, build).
 set -euo pipefail
 
 mode=${1:-}
 case "$mode" in
-quick) lines_default=200000 peer_lines_default=20000 rules_lines_default=300000 probes_default=50 load_rate_default=0 ;;
-full) lines_default=1000000 peer_lines_default=300000 rules_lines_default=2000000 probes_default=200 load_rate_default=50000 ;;
+quick) lines_default=200000 peer_lines_default=20000 rules_lines_default=300000 probes_default=50 load_rate_default=0 search_lines_default=1000000 ;;
+full) lines_default=1000000 peer_lines_default=300000 rules_lines_default=2000000 probes_default=200 load_rate_default=50000 search_lines_default=10000000 ;;
 *)
     echo "usage: tests/bench/run.sh quick|full" >&2
     exit 2
@@ -67,8 +78,18 @@ PROBES=${BENCH_ALERT_PROBES:-$probes_default}
 PROBE_PAUSE=${BENCH_ALERT_PAUSE:-0.075}
 LOAD_RATE=${BENCH_ALERT_LOAD_RATE:-$load_rate_default}
 DOC=${BENCH_DOC-docs/benchmarks.md}
+SEARCH_LINES=${BENCH_SEARCH_LINES:-$search_lines_default}
+SEARCH_RUNS=${BENCH_SEARCH_RUNS:-30}
+TAIL_SAMPLES=${BENCH_TAIL_SAMPLES:-200}
+ONLY=${BENCH_ONLY:-}
+case "$ONLY" in
+"") ;;
+search) DOC= ;; # a partial table never replaces docs/benchmarks.md
+*) echo "BENCH_ONLY: only 'search' is known" >&2; exit 2 ;;
+esac
 cmdline="tests/bench/run.sh $*"
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+BUILD=${BUILD:-build} # the build directory (make BUILD=...)
 
 log() { echo "bench: $*" >&2; }
 die() {
@@ -80,18 +101,22 @@ die() {
 CFLAGS_BENCH="-std=c11 -D_GNU_SOURCE -pedantic -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes
  -Wmissing-prototypes -Wformat=2 -Wvla -Wcast-qual -Wwrite-strings -Wundef -O2 -g -Iinclude"
 log "building"
-make -s all build/libsluice.a >&2
-mkdir -p build/bench
+make -s BUILD="$BUILD" all "$BUILD/libsluice.a" >&2
+mkdir -p "$BUILD"/bench
 # shellcheck disable=SC2086
-cc $CFLAGS_BENCH -o build/bench/parsebench tests/bench/parsebench.c build/libsluice.a -lm
+cc $CFLAGS_BENCH -o "$BUILD"/bench/parsebench tests/bench/parsebench.c "$BUILD"/libsluice.a -lm
 # shellcheck disable=SC2086,SC2046
-cc $CFLAGS_BENCH $(pkg-config --cflags libevent_openssl openssl zlib) -o build/bench/loadgen \
+cc $CFLAGS_BENCH $(pkg-config --cflags libevent_openssl openssl zlib) -o "$BUILD"/bench/loadgen \
     tests/bench/loadgen.c $(pkg-config --libs libevent_openssl openssl zlib)
 # shellcheck disable=SC2086,SC2046
-cc $CFLAGS_BENCH -o build/bench/rulesbench tests/bench/rulesbench.c build/libsluice.a \
+cc $CFLAGS_BENCH -o "$BUILD"/bench/rulesbench tests/bench/rulesbench.c "$BUILD"/libsluice.a \
     $(pkg-config --libs libpcre2-8) -lm
-cc -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC -o build/bench/dbi_driver_dir.so \
+cc -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC -o "$BUILD"/bench/dbi_driver_dir.so \
     tests/bench/peers/dbi_driver_dir.c -ldl
+# shellcheck disable=SC2046
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -O2 -g -Iinclude \
+    $(pkg-config --cflags libpq) -o "$BUILD"/bench/searchgen tests/bench/searchgen.c \
+    "$BUILD"/libsluice.a $(pkg-config --libs libpq) -lm
 
 # ------------------------------------------------------------------ temp dir, clean-up
 tmp=$(mktemp -d /tmp/sluice-bench.XXXXXX)
@@ -214,11 +239,11 @@ if [ ! -s "$cert" ] || [ ! -s "$key" ]; then
 fi
 chmod 0600 "$key"
 
-build/sluice migrate >&2
+"$BUILD"/sluice migrate >&2
 # The drain token is what Heroku puts in HOSTNAME on syslog drains: the syslog runs use it
 # as the HOSTNAME of every line (sluice maps it to the source; the peers just store it).
 drain_token=d.$(cat /proc/sys/kernel/random/uuid)
-drain_url=$(build/sluice source add bench --drain-token "$drain_token" 2>/dev/null | tail -n 1)
+drain_url=$("$BUILD"/sluice source add bench --drain-token "$drain_token" 2>/dev/null | tail -n 1)
 creds=${drain_url#https://}
 creds=${creds%%@*}
 [ -n "$creds" ] && [ "$creds" != "$drain_url" ] || die "cannot read the drain URL ($drain_url)"
@@ -251,7 +276,7 @@ start_sluice() { # start_sluice NAME FSYNC [SYSLOG_PORT [LOG_LEVEL]]
         SLUICE_TLS_CERT=$cert SLUICE_TLS_KEY=$key SLUICE_SPOOL_DIR=$tmp/spool-$name \
         SLUICE_FSYNC=$fsync SLUICE_LOG_LEVEL=$level SLUICE_ALERT_ALLOW_PRIVATE=127.0.0.1 \
         SLUICE_PUBLIC_URL=https://127.0.0.1:$https_port \
-        build/sluice serve 2>"$tmp/sluice-$name.log" &
+        "$BUILD"/sluice serve 2>"$tmp/sluice-$name.log" &
     sluice_pid=$!
     for _ in $(seq 1 100); do # 10 s
         if [ "$(curl -s --max-time 1 "http://127.0.0.1:$http_port/readyz" || true)" = ready ]; then
@@ -267,7 +292,7 @@ start_sluice() { # start_sluice NAME FSYNC [SYSLOG_PORT [LOG_LEVEL]]
 # Every run starts from empty tables and a fresh checkpoint, so that no run pays for the
 # checkpoint (and the full-page writes after it) of the WAL its predecessor wrote.
 reset_tables() {
-    psql_q "TRUNCATE logs, ingest_frames, spool_checkpoints" >/dev/null
+    psql_q "TRUNCATE logs, log_blocks, ingest_frames, spool_checkpoints" >/dev/null
     psql_q "CHECKPOINT" >/dev/null
 }
 
@@ -297,9 +322,10 @@ ratio() { printf '%.2f' "$(bc -l <<<"$1 / $2")"; }
 declare -a rows_tbl=()
 add_row() { rows_tbl+=("$(printf '| %s | %s | %s | %s | %s | %s |' "$@")"); }
 
+if [ -z "$ONLY" ]; then # every section up to the search one
 # ------------------------------------------------------------------ 1. parse bench
 log "parse bench"
-parse_out=$(build/bench/parsebench)
+parse_out=$("$BUILD"/bench/parsebench)
 echo "$parse_out" >&2
 for pass in memchr frame frame+parse frame+parse+logfmt; do
     read -r mbs lps < <(awk -v p="$pass" '$1 == p { print $2, $3 }' <<<"$parse_out")
@@ -310,7 +336,7 @@ done
 # ------------------------------------------------------------------ 1b. rules bench
 # Lines/s of the matcher alone (no I/O), best of 3 passes of ~RULES_LINES lines.
 log "rules bench ($RULES_LINES lines per pass)"
-rules_out=$(build/bench/rulesbench "../shared/corpus/streams/*/*.logplex" "$RULES_LINES")
+rules_out=$("$BUILD"/bench/rulesbench "../shared/corpus/streams/*/*.logplex" "$RULES_LINES")
 echo "$rules_out" >&2
 rb_field() { # rb_field LABEL N: field N after the 28-column label of rulesbench's line LABEL
     awk -v l="$1" -v n="$2" '{ lab = substr($0, 1, 28); sub(/ +$/, "", lab) }
@@ -366,7 +392,7 @@ run_load() { # run_load NAME FSYNC LABEL
         sleep 1
     fi
     rc=0
-    out=$(build/bench/loadgen --url "https://$creds@127.0.0.1:$https_port/logs" \
+    out=$("$BUILD"/bench/loadgen --url "https://$creds@127.0.0.1:$https_port/logs" \
         --connections "$CONNS" --lines "$LINES" --lines-per-body "$PER_BODY" \
         --duration-max "$timeout_s") || rc=$?
     echo "$out" >&2
@@ -411,10 +437,24 @@ run_load() { # run_load NAME FSYNC LABEL
     e2e=$(bc -l <<<"$lines_ok / ($t_end - $first)")
     e2e_lps[$name]=$e2e
     last_lines=$count
+    # The search filters: the writer upserts log_blocks in the same transactions as the rows.
+    local nblk blk_rows target=""
+    read -r nblk blk_rows <<<"$(psql_q "SELECT count(*), coalesce(sum(nrows), 0) FROM log_blocks" | tr '|' ' ')"
+    if [ "$nblk" = 0 ]; then
+        label="$label, NO search filters"
+        target="the writer wrote no log_blocks, so this is ingest WITHOUT the search filters; "
+    else
+        label="$label, with search filters"
+        if [ "$name" = fsync-on ]; then
+            label="**$label** (target ≥ 100k)"
+            if [ "$(bc -l <<<"$e2e >= 100000")" = 1 ]; then target="target met; "; else target="TARGET MISSED; "; fi
+        fi
+        target+="search filters: $nblk log_blocks rows covering $blk_rows rows, written in the same transactions; "
+    fi
     add_row "$label" "$(printf '%.1fk' "$(bc -l <<<"$e2e/1000")")" \
         "$(printf '%.1fk lines/s accepted' "$(bc -l <<<"$(kv lines_per_s "$result")/1000")")" \
         "$(kv p50_ms "$result") / $(kv p99_ms "$result") ms" "$hwm" \
-        "$lines_ok lines; non-204 $(kv non2xx "$result"), failed $(kv failed "$result"); sluice CPU ${cpu_total} s (event loop ${cpu_loop} s); DB connections seen: $nconn"
+        "$target$lines_ok lines; non-204 $(kv non2xx "$result"), failed $(kv failed "$result"); sluice CPU ${cpu_total} s (event loop ${cpu_loop} s); DB connections seen: $nconn"
     stop_sluice
     [ $rc = 0 ] || die "loadgen failed (exit $rc)"
 }
@@ -453,7 +493,7 @@ declare -A sys_note=()
 
 send_syslog() { # send_syslog PORT LINES TIMEOUT: prints loadgen's RESULT line
     local out rc=0
-    out=$(build/bench/loadgen --syslog "tcp://127.0.0.1:$1" --hostname "$drain_token" \
+    out=$("$BUILD"/bench/loadgen --syslog "tcp://127.0.0.1:$1" --hostname "$drain_token" \
         --connections "$SYSLOG_CONNS" --lines "$2" --lines-per-body "$PER_BODY" \
         --duration-max "$3") || rc=$?
     echo "$out" >&2
@@ -596,11 +636,11 @@ run_rsyslog() { # run_rsyslog WORKERS
 }
 
 # syslog-ng: the Debian 12 .deb files unpacked into build/bench/syslog-ng/root, once.
-sng_root=$root/build/bench/syslog-ng/root
+sng_root=$root/$BUILD/bench/syslog-ng/root
 sng_bin=$sng_root/usr/sbin/syslog-ng
 sng_version=
 setup_syslog_ng() { # sets sng_why when it cannot be used
-    local debs=$root/build/bench/syslog-ng/debs d missing
+    local debs=$root/$BUILD/bench/syslog-ng/debs d missing
     sng_why=
     if [ ! -x "$sng_bin" ] || [ ! -e "$sng_root/usr/lib/x86_64-linux-gnu/dbd/libdbdpgsql.so" ]; then
         log "fetching syslog-ng .deb files into $debs (apt-get download; nothing is installed)"
@@ -646,7 +686,7 @@ run_syslog_ng() {
         FIFO=$((PEER_LINES + 10000)) IWSIZE=64000
     # One command line for both calls; `exec env` so that the pid we keep is syslog-ng's.
     local -a sng=(env LD_LIBRARY_PATH="$SNG_LD_LIBRARY_PATH"
-        LD_PRELOAD="$root/build/bench/dbi_driver_dir.so"
+        LD_PRELOAD="$root/$BUILD/bench/dbi_driver_dir.so"
         BENCH_DBD_DIR="$sng_root/usr/lib/x86_64-linux-gnu/dbd"
         "$sng_bin" --module-path="$modpath" -f "$conf")
     if ! check=$("${sng[@]}" --syntax-only 2>&1); then
@@ -702,14 +742,14 @@ run_alert() { # run_alert NAME LABEL RATE
         '             "condition": "match", "group_by": "probe", "cooldown": 0, "resolve_after": 1,' \
         '             "severity": "info", "notify": ["bench-hook"]}]' \
         '}' >"$rules"
-    build/sluice rules apply "$rules" >&2
+    "$BUILD"/sluice rules apply "$rules" >&2
     start_sluice "alert-$name" on 0 info
     log "run alert-$name: $PROBES probes, ${PROBE_PAUSE}s apart$([ "$rate" = 0 ] || echo ", background load $rate lines/s")"
     if [ "$rate" != 0 ]; then
         # Enough lines to outlast the probes; stopped once they are done.
         dur=$(bc -l <<<"$PROBES * ($PROBE_PAUSE + 0.05) + 20" | cut -d. -f1)
         bg_lines=$((rate * dur))
-        build/bench/loadgen --url "https://$creds@127.0.0.1:$https_port/logs" \
+        "$BUILD"/bench/loadgen --url "https://$creds@127.0.0.1:$https_port/logs" \
             --connections 4 --lines "$bg_lines" --lines-per-body "$PER_BODY" --rate "$rate" \
             --duration-max "$((dur + 30))" >"$tmp/alert-bg-$name.out" 2>&1 &
         bg_pid=$!
@@ -766,7 +806,119 @@ if [ "$LOAD_RATE" != 0 ]; then
         "$LOAD_RATE"
 fi
 
+fi # [ -z "$ONLY" ]
+
+# ------------------------------------------------------------------ 6. search and tail
+# A database of its own (sluice_search, migrated by `sluice migrate`) filled by
+# `searchgen load --writer-blocks`: SEARCH_LINES corpus-shaped lines spread evenly over the
+# 7 days up to now, 50 Zipf-weighted sources app01..app50, rows COPYed in 10 000-row
+# transactions grouped by source, log_blocks built by drain/blocks.c and upserted with the
+# writer's statement; then ANALYZE and `searchgen verify`. A read token (`sluice
+# token add bench --all`) and a source for the tail lines; then sluice serves it (fsync on)
+# and tests/bench/searchbench.py measures every search kind over one keep-alive HTTPS
+# connection and the tail latency (2xx -> SSE event).
+run_search() {
+    local surl out token tail_url tail_creds t0 t1 load_out ver
+    surl=${DATABASE_URL/\/sluice\?//sluice_search?}
+    [ "$surl" != "$DATABASE_URL" ] || die "cannot derive the search database URL from $DATABASE_URL"
+    psql_q "CREATE DATABASE sluice_search" >/dev/null
+    DATABASE_URL=$surl "$BUILD"/sluice migrate >&2
+    log "search: loading $SEARCH_LINES lines over 7 days and 50 sources"
+    t0=$(date +%s.%N)
+    load_out=$("$BUILD"/bench/searchgen load "$surl" --lines "$SEARCH_LINES" --create-sources app \
+        --ids-from-seq --partitions --writer-blocks --async-commit)
+    echo "$load_out" >&2
+    psql -X -q -v ON_ERROR_STOP=1 -d "$surl" -c "ANALYZE" >&2
+    t1=$(date +%s.%N)
+    ver=$("$BUILD"/bench/searchgen verify "$surl") || die "searchgen verify failed: $ver"
+    echo "$ver" >&2
+    read -r nblk avg_rows <<<"$(psql -X -qtA -d "$surl" -F ' ' -c "SELECT count(*), round(avg(nrows)) FROM log_blocks")"
+    token=$(DATABASE_URL=$surl "$BUILD"/sluice token add bench --all 2>/dev/null | head -n 1)
+    [[ "$token" == slr_* ]] || die "sluice token add printed no token"
+    tail_url=$(DATABASE_URL=$surl "$BUILD"/sluice source add tail 2>/dev/null | tail -n 1)
+    tail_creds=${tail_url#https://}
+    tail_creds=${tail_creds%%@*}
+    if [ -n "${BENCH_SEARCH_EXPLAIN:-}" ]; then
+        # Diagnosis only (instrumented timing slows every statement): plans of statements
+        # over BENCH_SEARCH_EXPLAIN ms go to the PostgreSQL log, copied out at the end.
+        psql -X -q -v ON_ERROR_STOP=1 -d "$surl" \
+            -c "ALTER DATABASE sluice_search SET session_preload_libraries = 'auto_explain'" \
+            -c "ALTER DATABASE sluice_search SET auto_explain.log_min_duration = '${BENCH_SEARCH_EXPLAIN}ms'" \
+            -c "ALTER DATABASE sluice_search SET auto_explain.log_analyze = on" \
+            -c "ALTER DATABASE sluice_search SET auto_explain.log_buffers = on" >&2
+    fi
+    local saved=$DATABASE_URL
+    DATABASE_URL=$surl
+    start_sluice search on
+    DATABASE_URL=$saved
+    # sluice's maintenance thread runs its retention pass at start (DELETEs over logs and
+    # log_blocks); measuring while it scans the table would measure that scan.
+    local r0 busy ret_s
+    r0=$(date +%s.%N)
+    sleep 0.5
+    for _ in $(seq 1 1200); do
+        busy=$(psql -X -qtA -d "$surl" -c "SELECT count(*) FROM pg_stat_activity WHERE datname =
+            current_database() AND state = 'active' AND query LIKE 'DELETE FROM log%'")
+        [ "$busy" = 0 ] && break
+        sleep 0.1
+    done
+    ret_s=$(printf '%.1f' "$(bc -l <<<"$(date +%s.%N) - $r0")")
+    log "search: sluice's start-up retention pass done after ${ret_s}s"
+    log "search: $SEARCH_RUNS runs per kind, $TAIL_SAMPLES tail samples"
+    out=$(/usr/bin/python3 tests/bench/searchbench.py --url "https://127.0.0.1:$https_port" \
+        --http-url "http://127.0.0.1:$http_port" \
+        --cacert "$cert" --token "$token" --dsn "$surl" --drain-user "${tail_creds%%:*}" \
+        --drain-password "${tail_creds#*:}" --runs "$SEARCH_RUNS" --samples "$TAIL_SAMPLES") ||
+        die "searchbench failed: $out"
+    echo "$out" >&2
+    local what="$SEARCH_LINES lines over 7 days, 50 sources, $nblk log_blocks (avg $avg_rows rows)"
+    search_row() { # search_row KIND LABEL P50_TARGET P99_TARGET NOTE
+        local all one p50 p99 met=met plain=""
+        all=$(grep "^RESULT kind=$1 scope=all via=https " <<<"$out" || grep "^RESULT kind=$1 " <<<"$out")
+        one=
+        if [ "$1" != tail ]; then
+            one=$(grep "^RESULT kind=$1 scope=one via=https " <<<"$out")
+            local ha ho
+            ha=$(grep "^RESULT kind=$1 scope=all via=http " <<<"$out")
+            ho=$(grep "^RESULT kind=$1 scope=one via=http " <<<"$out")
+            plain="; over plain HTTP: all $(kv p50_ms "$ha") / $(kv p99_ms "$ha") ms, one source $(kv p50_ms "$ho") / $(kv p99_ms "$ho") ms"
+        fi
+        p50=$(kv p50_ms "$all")
+        p99=$(kv p99_ms "$all")
+        [ -z "$3" ] || [ "$(bc -l <<<"$p50 < $3")" = 1 ] || met=MISSED
+        [ "$(bc -l <<<"$p99 < $4")" = 1 ] || met=MISSED
+        if [ "$1" != tail ]; then
+            [ -z "$3" ] || [ "$(bc -l <<<"$(kv p50_ms "$one") < $3")" = 1 ] || met=MISSED
+            [ "$(bc -l <<<"$(kv p99_ms "$one") < $4")" = 1 ] || met=MISSED
+        fi
+        if [ $met = met ]; then met="target met"; else met="TARGET MISSED"; fi
+        add_row "$2" "" "max $(kv max_ms "$all") ms" "$p50 / $p99 ms" "" \
+            "$met; $5$([ -n "$one" ] && echo "; one source: $(kv p50_ms "$one") / $(kv p99_ms "$one") ms (max $(kv max_ms "$one"))")$plain"
+    }
+    search_row word "**search: selective word, last 24 h, all sources** (target p50 < 50, p99 < 300 ms)" 50 300 \
+        "$(kv n "$(grep '^RESULT kind=word scope=all via=https ' <<<"$out")") runs over HTTPS keep-alive, rare words and numbers, newest 100; $what"
+    search_row phrase "**search: phrase, last 24 h, all sources** (target p50 < 50, p99 < 300 ms)" 50 300 \
+        "quoted phrases of 2-6 words, newest 100"
+    search_row status "**search: status:>=500, last hour, all sources** (target p99 < 100 ms)" "" 100 \
+        "newest 100"
+    search_row reqid "**search: request id, 7 days, all sources** (target p99 < 100 ms)" "" 100 \
+        "ids sampled from the 7 days, each found; one source = the id's own"
+    local tl
+    tl=$(grep '^RESULT kind=tail ' <<<"$out")
+    search_row tail "**tail: 2xx -> SSE event** (target p99 < 250 ms)" "" 250 \
+        "$(kv n "$tl") lines, 1 per POST, each sent after the previous one's event; lost $(kv lost "$tl"); POST -> 2xx p50/p99 $(kv post_p50_ms "$tl")/$(kv post_p99_ms "$tl") ms"
+    add_row "search: load for the rows above" "$(k "$(bc -l <<<"$SEARCH_LINES / ($t1 - $t0)")")" "" "" "" \
+        "searchgen load --writer-blocks + ANALYZE, one thread; sluice's retention pass at start (waited for): ${ret_s} s; $(sed -n 's/^verify: //p' <<<"$ver")"
+    stop_sluice
+    if [ -n "${BENCH_SEARCH_EXPLAIN:-}" ]; then
+        cp "$tmp/pg/postgresql.log" "$BUILD/bench/search-explain.log" 2>/dev/null &&
+            log "search: plans in $BUILD/bench/search-explain.log"
+    fi
+}
+run_search
+
 # ------------------------------------------------------------------ ratios
+if [ -z "$ONLY" ]; then
 best_peer=
 best_lps=0
 for p in rsyslog-1w rsyslog-2w syslog-ng; do
@@ -802,6 +954,8 @@ if [ -n "$best_peer" ]; then
     add_row "**sluice ÷ faster peer** (target ≥ 5)" "$(ratio "${sys_lps[sluice]}" "$best_lps")x" \
         "syslog TCP, like for like" "" "" "faster peer: $best_peer; HTTPS fsync on ÷ it: $(ratio "${e2e_lps[fsync-on]}" "$best_lps")x"
 fi
+
+fi # [ -z "$ONLY" ]
 
 # ------------------------------------------------------------------ report
 table=$(
@@ -910,6 +1064,28 @@ How to read it:
   backlog of 256: the notifier opens a connection per delivery in flight, and a tick that
   resolves a dozen alerts at once overflowed Python's default backlog of 5, so dropped SYNs
   were retried after Linux's 1 s initial RTO and showed up as ~1.04 s alert latencies.
+- The HTTPS fsync-on ingest row is issue 3's ingest target: the writer tokenizes every line
+  and upserts its \`log_blocks\` filters in the same transactions as the rows (the note
+  counts them); a row labelled "NO search filters" means the writer wrote none.
+- **search** rows (\`tests/bench/searchbench.py\`): a database of its own holding
+  $SEARCH_LINES lines spread evenly over the 7 days up to the run (\`build/bench/searchgen load
+  --writer-blocks\`: corpus-shaped lines, 50 Zipf-weighted sources app01..app50, 10 000-row
+  COPY BINARY transactions grouped by source, \`log_blocks\` built by \`drain/blocks.c\` and
+  upserted with the writer's statement, then ANALYZE; \`searchgen verify\` checks every row is
+  in exactly one block and sampled rows' tokens are found by \`sl_bloom_has1\`). sluice
+  (fsync on) serves it after its start-up retention pass; each search is timed on the client
+  from request sent to the last byte of the answer, over one keep-alive HTTPS connection
+  with a read token for every source, $SEARCH_RUNS timed runs per row after 3 untimed ones,
+  varied values: rare words (error class names, ~10 a day per million lines, and rare
+  numbers from the last day), quoted phrases, request ids sampled from the 7 days (each must
+  come back), \`status:>=500\` (\`since=1h\`); all limit 100, newest first. "one source"
+  adds \`source=app01\` (the busiest) or, for request ids, the id's own source. p99 is the
+  nearest rank, so with fewer than 100 runs it is the slowest run. The same searches are
+  repeated over plain HTTP (in the notes) to separate the server's search time from its TLS
+  write path.
+- **tail**: \`GET /api/v1/tail?q=MARKER\` open over HTTPS; $TAIL_SAMPLES lines carrying the
+  marker POSTed one per request (HTTPS keep-alive, the source's drain credentials), each
+  after the previous one's event; latency is from the POST's 2xx read to its SSE event read.
 EOF
     log "wrote $DOC"
 fi

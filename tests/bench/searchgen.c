@@ -6,6 +6,8 @@
  *                                       the writer (one transaction per batch), with or
  *                                       without the batch's log_blocks rows
  *   searchgen query URL [options]       run the search shapes, print p50/p99 per query
+ *   searchgen verify URL                check log_blocks against the rows (every row in one
+ *                                       block; sampled rows' tokens found by sl_bloom_has1)
  *
  * load options: --lines N (10000000) --days D (7) --sources S (50) --batch B (10000)
  *   --seed X --no-blocks --gen-only --bits-per-token N (10) --block-max-tokens N (0: none;
@@ -13,6 +15,15 @@
  *   3200, so a filter is at most 32768 bits and stays inline)
  *   --end EPOCH (now) --first-id N (1) --interleave (rows of a batch in arrival order, sources
  *   mixed line by line; default: grouped by source, as the writer COPYs them)
+ *   --block-seconds N (0: a source's block ends with the batch; N: blocks stay open across
+ *   batches and close at the token cap or when they span N seconds of received_at, as
+ *   docs/search.md condition 3 asks of the writer; run.sh uses 300)
+ *   --create-sources PREFIX (insert or reuse sources PREFIX01.., and use their ids)
+ *   --ids-from-seq (ids from a logs_id_block_seq block, the sequence moved past them after)
+ *   --partitions (create the day partitions of the span, named as the server names them)
+ *   --async-commit (synchronous_commit off for the load: for filling, not measuring ingest)
+ *   --writer-blocks (log_blocks through drain/blocks.c and the writer's upsert statement,
+ *   the batch's newest received_at as the writer's clock; --block-* options do not apply)
  * query options: --runs N (20) --shape bounded|lateral|twostep (twostep)
  *   --check has1|has|plpgsql|sql|inline (has1) --only word,phrase,reqid,common,status
  *
@@ -32,6 +43,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/blocks.h"
 #include "sluice/row.h"
 #include "sluice/tokens.h"
 
@@ -581,6 +593,8 @@ struct blockacc {
     int nrows;
 };
 
+static int64_t *src_ids; /* sources' ids in the database, by generator index */
+
 static void block_flush(struct buf *out, int source, struct blockacc *a, unsigned bpt,
                         size_t *nblocks, size_t *bloom_bytes)
 {
@@ -589,7 +603,7 @@ static void block_flush(struct buf *out, int source, struct blockacc *a, unsigne
     if (build_bits(&a->b, bpt))
         die("build");
     b_be16(out, 8);
-    f_i8(out, source + 1);
+    f_i8(out, src_ids[source]);
     f_ts(out, a->min_us);
     f_ts(out, a->max_us);
     f_i8(out, a->min_id);
@@ -603,6 +617,128 @@ static void block_flush(struct buf *out, int source, struct blockacc *a, unsigne
     a->nrows = 0;
 }
 
+/* The writer's log_blocks upsert (drain/writer.c w_blocks_upsert), same statement: the
+ * batch's touched blocks as eight arrays. */
+static void blocks_upsert(PGconn *c, struct sl_blocks *bs, size_t *nrows_out, size_t *bytes_out)
+{
+    const struct sl_block_row *rows;
+    size_t n, start[8];
+    struct buf sql = {0};
+    const char *vals[8];
+    PGresult *r;
+
+    if (sl_blocks_rows(bs, &rows, &n))
+        die("sl_blocks_rows: out of memory");
+    if (n == 0)
+        return;
+    for (int col = 0; col < 8; col++) {
+        start[col] = sql.len;
+        b_add(&sql, "{", 1);
+        for (size_t i = 0; i < n; i++) {
+            const struct sl_block_row *b = &rows[i];
+            char x[32];
+            int k = 0;
+            if (i)
+                b_add(&sql, ",", 1);
+            switch (col) {
+            case 0: k = snprintf(x, sizeof(x), "%" PRId64, b->source_id); break;
+            case 1: k = snprintf(x, sizeof(x), "%" PRId64, b->min_received_us); break;
+            case 2: k = snprintf(x, sizeof(x), "%" PRId64, b->max_received_us); break;
+            case 3: k = snprintf(x, sizeof(x), "%" PRId64, b->min_id); break;
+            case 4: k = snprintf(x, sizeof(x), "%" PRId64, b->max_id); break;
+            case 5: k = snprintf(x, sizeof(x), "%" PRIu32, b->nrows); break;
+            case 6: k = snprintf(x, sizeof(x), "%" PRIu32, b->nbits); break;
+            default:
+                b_reserve(&sql, (size_t)b->nbits / 4);
+                for (uint32_t j = 0; j < b->nbits / 8; j++) {
+                    static const char hex[] = "0123456789abcdef";
+                    sql.p[sql.len++] = hex[b->bloom[j] >> 4];
+                    sql.p[sql.len++] = hex[b->bloom[j] & 15];
+                }
+                break;
+            }
+            b_add(&sql, x, (size_t)k);
+            if (col == 0 && b->closed) { /* counted once, when it closes */
+                (*nrows_out)++;
+                *bytes_out += b->nbits / 8;
+            }
+        }
+        b_add(&sql, "}", 2);
+    }
+    for (int col = 0; col < 8; col++)
+        vals[col] = sql.p + start[col];
+    r = PQexecParams(
+        c,
+        "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, nrows, "
+        "nbits, bloom) "
+        "SELECT s, timestamptz 'epoch' + r0 * interval '1 microsecond', "
+        "timestamptz 'epoch' + r1 * interval '1 microsecond', i0, i1, n, nb, decode(b, 'hex') "
+        "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
+        "$6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, n, nb, b) "
+        "ON CONFLICT (source_id, min_id) DO UPDATE SET min_received = EXCLUDED.min_received, "
+        "max_received = EXCLUDED.max_received, max_id = EXCLUDED.max_id, "
+        "nrows = EXCLUDED.nrows, nbits = EXCLUDED.nbits, bloom = EXCLUDED.bloom",
+        8, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("log_blocks upsert: %s", PQerrorMessage(c));
+    PQclear(r);
+    free(sql.p);
+}
+
+/* Sources PREFIX01.. (30-day retention, so the server's retention pass keeps the 7 days);
+ * existing ones are reused. Fills src_ids in name order. Their token hashes are of
+ * "PREFIXnn": nothing posts to them. */
+static void sources_create(PGconn *c, const char *prefix, int n)
+{
+    char ns[16];
+    const char *vals[2] = {prefix, ns};
+    PGresult *r;
+
+    snprintf(ns, sizeof(ns), "%d", n);
+    r = PQexecParams(c,
+                     "INSERT INTO sources (name, token_hash, retention_days) "
+                     "SELECT $1 || lpad(i::text, 2, '0'), sha256(convert_to($1 || i, 'UTF8')), 30 "
+                     "FROM generate_series(1, $2::int) i ON CONFLICT (name) DO NOTHING",
+                     2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die("sources: %s", PQerrorMessage(c));
+    PQclear(r);
+    r = PQexecParams(c,
+                     "SELECT id FROM sources WHERE name IN (SELECT $1 || lpad(i::text, 2, '0') "
+                     "FROM generate_series(1, $2::int) i) ORDER BY name",
+                     2, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n)
+        die("sources: %s", PQerrorMessage(c));
+    for (int i = 0; i < n; i++)
+        src_ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+    PQclear(r);
+}
+
+/* The day partitions of [from, to] (UTC days), named and bounded as sl_db_ensure_partitions
+ * makes them, so the server's maintenance finds them in place. */
+static void partitions_create(PGconn *c, int64_t from_us, int64_t to_us)
+{
+    time_t t = (time_t)(from_us / 1000000);
+    struct tm tm;
+
+    gmtime_r(&t, &tm);
+    tm.tm_hour = tm.tm_min = tm.tm_sec = 0;
+    for (time_t d = timegm(&tm); d <= to_us / 1000000; d += 86400) {
+        char name[16], lo[32], hi[32], sql[256];
+        time_t d1 = d + 86400;
+
+        gmtime_r(&d, &tm);
+        strftime(name, sizeof(name), "logs_%Y%m%d", &tm);
+        strftime(lo, sizeof(lo), "%Y-%m-%d 00:00:00+00", &tm);
+        gmtime_r(&d1, &tm);
+        strftime(hi, sizeof(hi), "%Y-%m-%d 00:00:00+00", &tm);
+        snprintf(sql, sizeof(sql),
+                 "CREATE TABLE IF NOT EXISTS %s PARTITION OF logs FOR VALUES FROM ('%s') TO ('%s')",
+                 name, lo, hi);
+        exec_ok(c, sql);
+    }
+}
+
 static int cmd_load(int argc, char **argv)
 {
     const char *url = NULL;
@@ -610,7 +746,10 @@ static int cmd_load(int argc, char **argv)
     int days = 7, sources = 50;
     unsigned bpt = SL_BLOOM_BITS_PER_TOKEN;
     bool blocks = true, gen_only = false;
-    int64_t end_us = 0, first_id = 1;
+    int64_t end_us = 0, first_id = 1, block_us = 0;
+    const char *create_sources = NULL;
+    bool ids_from_seq = false, partitions = false, writer_blocks = false, async_commit = false;
+    struct sl_blocks *wb = NULL;
     PGconn *c = NULL;
     struct buf rows = {0}, bl = {0};
     struct blockacc *acc;
@@ -641,6 +780,18 @@ static int cmd_load(int argc, char **argv)
             end_us = strtoll(v, NULL, 10) * 1000000LL, i++;
         else if (!strcmp(a, "--first-id"))
             first_id = strtoll(v, NULL, 10), i++;
+        else if (!strcmp(a, "--block-seconds"))
+            block_us = strtoll(v, NULL, 10) * 1000000LL, i++;
+        else if (!strcmp(a, "--create-sources"))
+            create_sources = v, i++;
+        else if (!strcmp(a, "--ids-from-seq"))
+            ids_from_seq = true;
+        else if (!strcmp(a, "--partitions"))
+            partitions = true;
+        else if (!strcmp(a, "--writer-blocks"))
+            writer_blocks = true;
+        else if (!strcmp(a, "--async-commit"))
+            async_commit = true;
         else if (!strcmp(a, "--no-blocks"))
             blocks = false;
         else if (!strcmp(a, "--interleave"))
@@ -668,8 +819,31 @@ static int cmd_load(int argc, char **argv)
         die("out of memory");
     for (int s = 0; s < sources; s++)
         sl_bloom_init(&acc[s].b);
-    if (!gen_only)
+    src_ids = malloc((size_t)sources * sizeof(*src_ids));
+    if (!src_ids)
+        die("out of memory");
+    for (int s = 0; s < sources; s++)
+        src_ids[s] = s + 1;
+    if (!gen_only) {
         c = connect_db(url);
+        if (async_commit) /* a fill, not an ingest measurement: no WAL flush per batch */
+            exec_ok(c, "SET synchronous_commit = off");
+        if (create_sources)
+            sources_create(c, create_sources, sources);
+        if (partitions)
+            partitions_create(c, start_us, end_us);
+        if (ids_from_seq) {
+            /* Like the writer: a block of 2^20 ids from logs_id_block_seq. The load takes
+             * consecutive ids from there; afterwards the sequence is moved past them. */
+            PGresult *r = PQexec(c, "SELECT nextval('logs_id_block_seq')");
+            if (PQresultStatus(r) != PGRES_TUPLES_OK)
+                die("logs_id_block_seq: %s", PQerrorMessage(c));
+            first_id = strtoll(PQgetvalue(r, 0, 0), NULL, 10) << 20;
+            PQclear(r);
+        }
+    }
+    if (writer_blocks && sl_blocks_new(NULL, &wb))
+        die("sl_blocks_new failed");
     t0 = now_s();
     for (size_t done = 0; done < lines;) {
         size_t n = lines - done < batch ? lines - done : batch;
@@ -706,7 +880,7 @@ static int cmd_load(int argc, char **argv)
             b_be16(&rows, SL_ROW_NCOLS);
             f_i8(&rows, id);
             f_ts(&rows, l->us);
-            f_i8(&rows, l->source + 1);
+            f_i8(&rows, src_ids[l->source]);
             f_ts(&rows, l->us - 3000);
             f_i2(&rows, 6);
             f_i2(&rows, 0);
@@ -725,7 +899,23 @@ static int cmd_load(int argc, char **argv)
             f_null(&rows);
         }
         b_be16(&rows, 0xffff);
-        if (blocks) {
+        if (blocks && writer_blocks) {
+            /* drain/blocks.c itself, driven as the writer drives it: begin at the batch's
+             * clock (its newest received_at), every row in id order, upsert, commit */
+            double w0 = now_s();
+            int64_t clock_us = 0;
+            for (size_t i = 0; i < n; i++)
+                if (bl_lines[i].us > clock_us)
+                    clock_us = bl_lines[i].us;
+            sl_blocks_begin(wb, clock_us);
+            for (size_t i = 0; i < n; i++) {
+                struct line *l = &bl_lines[i];
+                if (sl_blocks_add(wb, src_ids[l->source], first_id + (int64_t)(done + i), l->us,
+                                  l->msg, l->len))
+                    die("sl_blocks_add failed");
+            }
+            tok_cpu += now_s() - w0;
+        } else if (blocks) {
             /* the writer's extra work, timed as a whole: tokenize each row into its
              * source's block, cut blocks at block_max_tokens, build the filters */
             double w0 = now_s();
@@ -734,7 +924,8 @@ static int cmd_load(int argc, char **argv)
                 int64_t id = first_id + (int64_t)(done + i);
                 struct blockacc *a = &acc[l->source];
                 struct tokctx tc = {&a->b, 0, 0};
-                if (block_max_tokens && a->b.n >= block_max_tokens)
+                if ((block_max_tokens && a->b.n >= block_max_tokens) ||
+                    (block_us && a->nrows && l->us - a->min_us >= block_us))
                     block_flush(&bl, l->source, a, bpt, &nblocks, &bloom_bytes);
                 sl_tokenize(l->msg, l->len, add_cb, &tc);
                 if (tc.err)
@@ -748,8 +939,10 @@ static int cmd_load(int argc, char **argv)
                 a->max_id = id;
                 a->nrows++;
             }
-            for (int s = 0; s < sources; s++)
-                block_flush(&bl, s, &acc[s], bpt, &nblocks, &bloom_bytes);
+            /* Per-batch blocks (--block-seconds 0), or the open blocks at the very end. */
+            if (!block_us || done + n == lines)
+                for (int s = 0; s < sources; s++)
+                    block_flush(&bl, s, &acc[s], bpt, &nblocks, &bloom_bytes);
             b_be16(&bl, 0xffff);
             tok_cpu += now_s() - w0;
         }
@@ -757,23 +950,36 @@ static int cmd_load(int argc, char **argv)
             double d0 = now_s();
             exec_ok(c, "BEGIN");
             copy_send(c, "COPY logs (" SL_ROW_COLUMNS ") FROM STDIN (FORMAT binary)", &rows);
-            if (blocks)
+            if (blocks && writer_blocks)
+                blocks_upsert(c, wb, &nblocks, &bloom_bytes);
+            else if (blocks)
                 copy_send(c,
                           "COPY log_blocks (source_id, min_received, max_received, min_id, "
                           "max_id, nrows, nbits, bloom) FROM STDIN (FORMAT binary)",
                           &bl);
             exec_ok(c, "COMMIT");
+            if (wb)
+                sl_blocks_commit(wb);
             db_s += now_s() - d0;
         }
         done += n;
         if (done % 1000000 < batch)
             fprintf(stderr, "  %zu rows, %.0f rows/s\n", done, (double)done / (now_s() - t0));
     }
+    if (c && writer_blocks) {
+        /* Blocks closed by age at a batch start are not in a batch's rows: count them all. */
+        PGresult *r = PQexec(c, "SELECT count(*), coalesce(sum(length(bloom)), 0) FROM log_blocks");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("count blocks: %s", PQerrorMessage(c));
+        nblocks = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+        bloom_bytes = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+    }
     {
         double t = now_s() - t0;
         printf("load: %zu rows in %.1f s = %.0f rows/s (%s%s); %.0f B/line; blocks %zu "
                "(%.0f rows/block, bloom avg %.0f B, total %.1f MB); tokenize+bloom %.2f s "
-               "= %.2f us/line, %.1f tokens/line; in PostgreSQL (COPY..COMMIT) %.1f s = %.0f rows/s\n",
+               "= %.2f us/line, %.1f tokens/line (0: not counted with --writer-blocks); in PostgreSQL (COPY..COMMIT) %.1f s = %.0f rows/s\n",
                lines, t, (double)lines / t, blocks ? "with log_blocks" : "logs only",
                gen_only ? ", generation only" : "", (double)bytes / (double)lines, nblocks,
                nblocks ? (double)lines / (double)nblocks : 0,
@@ -781,15 +987,126 @@ static int cmd_load(int argc, char **argv)
                tok_cpu, tok_cpu * 1e6 / (double)lines, (double)tokens / (double)lines, db_s,
                db_s > 0 ? (double)lines / db_s : 0);
     }
+    if (c && ids_from_seq) {
+        char sql[160];
+        snprintf(sql, sizeof(sql), "SELECT setval('logs_id_block_seq', %" PRId64 ")",
+                 ((first_id + (int64_t)lines) >> 20) + 1);
+        exec_ok(c, sql);
+    }
     for (int s = 0; s < sources; s++)
         sl_bloom_free(&acc[s].b);
     free(acc);
+    free(src_ids);
+    sl_blocks_free(wb);
     free(bl_lines);
     free(gen_lines);
     free(rows.p);
     free(bl.p);
     PQfinish(c);
     return 0;
+}
+
+/* ---------- verify ---------- */
+
+struct hashlist {
+    uint64_t h[512];
+    int n;
+};
+
+static void collect_cb(void *arg, const char *tok, size_t len, uint64_t hash)
+{
+    struct hashlist *hl = arg;
+    (void)tok;
+    (void)len;
+    if (hl->n < 512)
+        hl->h[hl->n++] = hash;
+}
+
+static int64_t q_int(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    int64_t v;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1)
+        die("%s: %s", sql, PQerrorMessage(c));
+    v = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return v;
+}
+
+/* Checks a loaded database's log_blocks against its rows: they count every row once, no
+ * two blocks of a source overlap in ids, every token of sampled rows is found by
+ * sl_bloom_has1 in the row's own block (and in no other block of that source holding the
+ * row's id), and absent tokens pass ~1 % of filters. Prints one line; exit 1 on a failure. */
+static int cmd_verify(int argc, char **argv)
+{
+    PGconn *c;
+    PGresult *r;
+    int64_t nrows, nlogs, overlap, probes = 0, misses = 0, fp = 0, fp_blocks = 0;
+
+    if (argc < 1)
+        die("usage: searchgen verify URL");
+    c = connect_db(argv[0]);
+    nrows = q_int(c, "SELECT coalesce(sum(nrows), 0) FROM log_blocks");
+    nlogs = q_int(c, "SELECT count(*) FROM logs");
+    overlap = q_int(c, "SELECT count(*) FROM (SELECT min_id, lag(max_id) OVER "
+                       "(PARTITION BY source_id ORDER BY min_id) AS prev FROM log_blocks) x "
+                       "WHERE prev >= min_id");
+    r = PQexec(c, "SELECT l.id, l.source_id, l.message FROM logs l TABLESAMPLE SYSTEM (1) "
+                  "REPEATABLE (7) ORDER BY random() LIMIT 100");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("sample: %s", PQerrorMessage(c));
+    for (int i = 0; i < PQntuples(r); i++) {
+        struct hashlist hl = {.n = 0};
+        const char *msg = PQgetvalue(r, i, 2);
+        sl_tokenize(msg, strlen(msg), collect_cb, &hl);
+        for (int j = 0; j < hl.n; j++) {
+            char h1[24], h2[24];
+            const char *v[4] = {PQgetvalue(r, i, 1), PQgetvalue(r, i, 0), h1, h2};
+            PGresult *q;
+            snprintf(h1, sizeof(h1), "%" PRIu64, hl.h[j] & 0xffffffffu);
+            snprintf(h2, sizeof(h2), "%" PRIu64, (hl.h[j] >> 32) | 1);
+            q = PQexecParams(c,
+                             "SELECT count(*) FROM log_blocks b WHERE b.source_id = $1::bigint "
+                             "AND $2::bigint BETWEEN b.min_id AND b.max_id "
+                             "AND sl_bloom_has1(b.bloom, b.nbits, $3::bigint, $4::bigint)",
+                             4, NULL, v, NULL, NULL, 0);
+            if (PQresultStatus(q) != PGRES_TUPLES_OK)
+                die("probe: %s", PQerrorMessage(c));
+            probes++;
+            misses += strcmp(PQgetvalue(q, 0, 0), "1") != 0;
+            PQclear(q);
+        }
+    }
+    PQclear(r);
+    /* Absent tokens against the newest 24 h of blocks: the false-positive rate. */
+    for (int t = 0; t < 20; t++) {
+        char tok[48], h1[24], h2[24];
+        const char *v[2] = {h1, h2};
+        size_t len = (size_t)snprintf(tok, sizeof(tok), "zzabsent%dqq", t);
+        uint64_t h = sl_token_hash64(tok, len);
+        snprintf(h1, sizeof(h1), "%" PRIu64, h & 0xffffffffu);
+        snprintf(h2, sizeof(h2), "%" PRIu64, (h >> 32) | 1);
+        r = PQexecParams(c,
+                         "SELECT count(*) FILTER (WHERE sl_bloom_has1(bloom, nbits, $1::bigint, "
+                         "$2::bigint)), count(*) FROM log_blocks "
+                         "WHERE max_received > (SELECT max(max_received) FROM log_blocks) - "
+                         "interval '24 hours'",
+                         2, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_TUPLES_OK)
+            die("absent: %s", PQerrorMessage(c));
+        fp += strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        fp_blocks += strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+        PQclear(r);
+    }
+    printf("verify: rows %" PRId64 ", rows counted by blocks %" PRId64 ", overlapping blocks %" PRId64
+           ", token probes %" PRId64 " (not found in the row's block: %" PRId64
+           "), absent-token false positives %.2f %%\n",
+           nlogs, nrows, overlap, probes, misses, fp_blocks ? 100.0 * (double)fp / (double)fp_blocks : 0);
+    PQfinish(c);
+    return nrows == nlogs && overlap == 0 && misses == 0 && probes > 0 &&
+                   (double)fp <= 0.05 * (double)fp_blocks
+               ? 0
+               : 1;
 }
 
 /* ---------- query ---------- */
@@ -1239,6 +1556,8 @@ int main(int argc, char **argv)
         return cmd_sqlcheck(argc - 2, argv + 2);
     if (!strcmp(argv[1], "load"))
         return cmd_load(argc - 2, argv + 2);
+    if (!strcmp(argv[1], "verify"))
+        return cmd_verify(argc - 2, argv + 2);
     if (!strcmp(argv[1], "query"))
         return cmd_query(argc - 2, argv + 2);
     die("unknown command %s", argv[1]);

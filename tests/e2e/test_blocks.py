@@ -22,7 +22,8 @@ import time
 
 import psycopg2
 
-from conftest import CORPUS, basic_auth, corpus_path, frame_body, heroku_line, wait_for
+from conftest import (CORPUS, add_source, basic_auth, corpus_path, frame_body, heroku_line,
+                      wait_for)
 from test_durability import Load, assert_exactly_once
 
 M64 = (1 << 64) - 1
@@ -346,3 +347,31 @@ def test_long_lines_filter_fits_a_page(server, db):
     assert server.metric("sluice_copy_failures_total") == failures0
     assert check_tokens(db, src.id) == 4500
     check_blocks(db)
+
+
+def test_retention_deletes_old_blocks(sluice, db):
+    """Retention (run by the maintenance thread at start, then hourly) deletes blocks whose
+    newest row is past their source's retention, and blocks of sources that no longer exist;
+    it keeps the others. The blocks here are made up (no rows), so the test removes what it
+    keeps at the end."""
+    short = add_source(db, "ret-short", "--retention-days", "1")
+    long_ = add_source(db, "ret-long", "--retention-days", "30")
+    gone = 987654321
+    made = [(short.id, "3 days", 1), (short.id, "1 hour", 2), (long_.id, "3 days", 3),
+            (gone, "1 hour", 4)]
+    for sid, age, mid in made:
+        db.query("INSERT INTO log_blocks VALUES (%s, now() - %s::interval - interval '1 minute', "
+                 "now() - %s::interval, %s, %s, 1, 1024, decode(repeat('00', 128), 'hex'))",
+                 (sid, age, age, mid, mid))
+
+    def left():
+        return sorted(r["min_id"] for r in db.query(
+            "SELECT min_id FROM log_blocks WHERE source_id = ANY(%s)",
+            ([short.id, long_.id, gone],)))
+
+    try:
+        assert left() == [1, 2, 3, 4]
+        sluice()
+        wait_for(lambda: left() == [2, 3], 20, what=f"retention of log_blocks (left: {left()})")
+    finally:
+        db.query("DELETE FROM log_blocks WHERE source_id = ANY(%s)", ([short.id, long_.id, gone],))
