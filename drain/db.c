@@ -270,6 +270,23 @@ static int exec_params(PGconn *c, const char *what, const char *sql, int n,
     return 0;
 }
 
+/* Delete the row named name (sql: "DELETE ... WHERE name = $1 RETURNING id") and tell
+ * running servers (NOTIFY sluice_sources). SL_ENOTFOUND when there was none. */
+static int delete_named(PGconn *c, const char *what, const char *sql, const char *name)
+{
+    const char *vals[1] = {name};
+    PGresult *r = NULL;
+    int rc;
+
+    if ((rc = exec_params(c, what, sql, 1, vals, &r)))
+        return rc;
+    rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
+    PQclear(r);
+    if (rc == 0)
+        PQclear(PQexec(c, "NOTIFY sluice_sources"));
+    return rc;
+}
+
 int sl_db_migrate(struct pg_conn *c, FILE *progress)
 {
     int rc = SL_EDB, have = 0;
@@ -449,18 +466,8 @@ int sl_db_source_rotate(struct pg_conn *c, const char *name, char token[SL_TOKEN
 
 int sl_db_source_rm(struct pg_conn *c, const char *name)
 {
-    const char *vals[1] = {name};
-    PGresult *r = NULL;
-    int rc;
-
-    if ((rc = exec_params(c, "source rm failed", "DELETE FROM sources WHERE name = $1 RETURNING id",
-                          1, vals, &r)))
-        return rc;
-    rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
-    PQclear(r);
-    if (rc == 0)
-        PQclear(PQexec(c, "NOTIFY sluice_sources"));
-    return rc;
+    return delete_named(c, "source rm failed", "DELETE FROM sources WHERE name = $1 RETURNING id",
+                        name);
 }
 
 int sl_db_source_list(struct pg_conn *c, FILE *out)
@@ -623,18 +630,8 @@ out:
 
 int sl_db_read_token_rm(struct pg_conn *c, const char *name)
 {
-    const char *vals[1] = {name};
-    PGresult *r = NULL;
-    int rc;
-
-    if ((rc = exec_params(c, "read token rm failed",
-                          "DELETE FROM read_tokens WHERE name = $1 RETURNING id", 1, vals, &r)))
-        return rc;
-    rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
-    PQclear(r);
-    if (rc == 0)
-        PQclear(PQexec(c, "NOTIFY sluice_sources"));
-    return rc;
+    return delete_named(c, "read token rm failed",
+                        "DELETE FROM read_tokens WHERE name = $1 RETURNING id", name);
 }
 
 int sl_db_read_token_list(struct pg_conn *c, FILE *out)

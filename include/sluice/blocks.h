@@ -46,6 +46,21 @@
 
 struct sl_blocks;
 
+/* The upsert of block rows, one statement for many: eight arrays ($1 source ids, $2/$3
+ * min/max received_at in µs since the epoch, $4/$5 min/max id, $6 rows, $7 bits, $8 the
+ * filters in hex) unnested side by side, keyed (source_id, min_id). The writer's, and the
+ * benchmark loader's (tests/bench/searchgen.c), so both write the same rows. */
+#define SL_BLOCKS_UPSERT_SQL                                                                      \
+    "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, nrows, "      \
+    "nbits, bloom) "                                                                              \
+    "SELECT s, timestamptz 'epoch' + r0 * interval '1 microsecond', "                             \
+    "timestamptz 'epoch' + r1 * interval '1 microsecond', i0, i1, n, nb, decode(b, 'hex') "       \
+    "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "         \
+    "$6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, n, nb, b) "                       \
+    "ON CONFLICT (source_id, min_id) DO UPDATE SET min_received = EXCLUDED.min_received, "        \
+    "max_received = EXCLUDED.max_received, max_id = EXCLUDED.max_id, "                            \
+    "nrows = EXCLUDED.nrows, nbits = EXCLUDED.nbits, bloom = EXCLUDED.bloom"
+
 struct sl_blocks_opts {
     size_t max_tokens;  /* 0: SL_BLOCK_MAX_TOKENS */
     int64_t max_age_us; /* 0: SL_BLOCK_MAX_AGE_US */

@@ -669,15 +669,7 @@ static void blocks_upsert(PGconn *c, struct sl_blocks *bs, size_t *nrows_out, si
         vals[col] = sql.p + start[col];
     r = PQexecParams(
         c,
-        "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, nrows, "
-        "nbits, bloom) "
-        "SELECT s, timestamptz 'epoch' + r0 * interval '1 microsecond', "
-        "timestamptz 'epoch' + r1 * interval '1 microsecond', i0, i1, n, nb, decode(b, 'hex') "
-        "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "
-        "$6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, n, nb, b) "
-        "ON CONFLICT (source_id, min_id) DO UPDATE SET min_received = EXCLUDED.min_received, "
-        "max_received = EXCLUDED.max_received, max_id = EXCLUDED.max_id, "
-        "nrows = EXCLUDED.nrows, nbits = EXCLUDED.nbits, bloom = EXCLUDED.bloom",
+        SL_BLOCKS_UPSERT_SQL,
         8, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         die("log_blocks upsert: %s", PQerrorMessage(c));
