@@ -658,7 +658,7 @@ static int req_scope(struct sl_api *a, const struct sl_read_scope *sc, const str
 
     if (sl_sources_all_ids(a->o.sources, &all, &nall))
         return SL_ENOMEM;
-    if (!sc->all)
+    if (!sc->all && sc->n > 1)
         qsort(sc->ids, sc->n, sizeof(*sc->ids), id_cmp);
     cap = nall + 1;
     *ids = calloc(cap, sizeof(**ids));

@@ -1931,7 +1931,7 @@ int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
     for (size_t i = 0; i < d->n; i++)
         total += d->c[i].n;
     rc = SL_ENOMEM;
-    out->hash = malloc(total * sizeof(*out->hash));
+    out->hash = malloc((total ? total : 1) * sizeof(*out->hash));
     out->off = malloc((d->n + 1) * sizeof(*out->off));
     if (out->hash == NULL || out->off == NULL) {
         sl_query_tokens_free(out);

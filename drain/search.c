@@ -680,7 +680,8 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
         R->nhits++;
     }
     PQclear(r);
-    qsort(R->hits, R->nhits, sizeof(*R->hits), R->desc ? hit_cmp_desc : hit_cmp_asc);
+    if (R->nhits > 1) /* hits is NULL until the first one */
+        qsort(R->hits, R->nhits, sizeof(*R->hits), R->desc ? hit_cmp_desc : hit_cmp_asc);
     while (R->nhits > need)
         free(R->hits[--R->nhits].json);
     return 0;
