@@ -31,7 +31,11 @@
 #include "sluice/writer.h"
 
 #define BATCH_MAX_BYTES (32u * 1024u * 1024u)
-#define COPY_CHUNK (1u << 20)
+/* COPY data goes to libpq in small pieces so that PostgreSQL always has rows waiting in
+ * the socket while the writer encodes the next ones: with 1 MiB pieces it sat idle for
+ * most of each piece (the socket holds ~200 KB). Measured 2026-12-06, 1M spooled lines
+ * drained with no client running: 188k lines/s with 1 MiB pieces, 205k with 16 KiB. */
+#define COPY_CHUNK (16u << 10)
 #define KNOWN_DAYS 8
 
 struct rec {
