@@ -239,6 +239,7 @@ struct plan {
     struct sl_buf bloom;             /* "" or " AND ((...) OR (...))" using $bfirst.. */
     struct sl_query_params bp;
     char *scope;                     /* "{1,2,3}" */
+    bool wide;                       /* scope holds most sources: filter blocks, no index */
 };
 
 static void plan_init(struct plan *pl)
@@ -310,6 +311,7 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
 
     if ((pl->scope = ids_literal(scope, nscope)) == NULL)
         return SL_ENOMEM;
+    pl->wide = nscope * 2 > sl_sources_count(src);
     for (size_t i = 0; i < qlen; i++)
         blank &= q[i] == ' ' || q[i] == '\t' || q[i] == '\r' || q[i] == '\n';
     if (blank)
@@ -507,14 +509,19 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
         snprintf(k2, sizeof(k2), "%s", R->desc ? "9223372036854775807" : "0");
         snprintf(k3, sizeof(k3), "%s", R->desc ? "9223372036854775807" : "0");
     }
+    /* A scope of most sources is checked on each block read by time (hashed ANY) rather
+     * than through a source_id index: a 7-day request id over 50 sources took 53 ms
+     * through the bitmap of log_blocks_key and 38 ms without it; one source keeps its
+     * (source_id, max_received) index. */
     sl_buf_reset(&R->sql);
     if (sl_buf_addf(&R->sql,
                     "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
                     ", b.min_id, b.max_id FROM log_blocks b "
-                    "WHERE b.source_id = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
+                    "WHERE %s = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
                     "AND b.min_received <= $3::timestamptz "
                     "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
                     "%s ORDER BY %s LIMIT %d",
+                    R->pl.wide ? "(b.source_id + 0)" : "b.source_id",
                     R->desc ? "b.max_received" : "b.min_received", R->desc ? "<" : ">",
                     R->pl.bloom.len ? R->pl.bloom.p : "",
                     R->desc ? "b.max_received DESC, b.source_id DESC, b.min_id DESC"
