@@ -377,7 +377,7 @@ add_row "**rules: catastrophic \"(a+)+\$\", 30 'a' + 'b'** (bounded, limit hit)"
     "PCRE2 limit hit on $evil_hits of $evil_n lines: bounded, counted as no match and reported (sluice_rule_limit_hits_total, a log line)"
 
 # ------------------------------------------------------------------ 2. loadgen runs
-declare -A e2e_lps=()
+declare -A e2e_lps=() drain_lps=()
 last_lines=0
 run_load() { # run_load NAME FSYNC LABEL
     local name=$1 fsync=$2 label=$3 out result rc lines_ok first stored t_end e2e hwm
@@ -396,6 +396,11 @@ run_load() { # run_load NAME FSYNC LABEL
         --connections "$CONNS" --lines "$LINES" --lines-per-body "$PER_BODY" \
         --duration-max "$timeout_s") || rc=$?
     echo "$out" >&2
+    # Stored so far and when: what the writer commits after the client has stopped shows
+    # PostgreSQL's pace without the load generator's share of the CPUs.
+    local t_load stored_load
+    t_load=$(date +%s.%N)
+    stored_load=$(metric sluice_lines_stored_total)
     result=$(grep '^RESULT ' <<<"$out" || true)
     [ -n "$result" ] || die "loadgen printed no RESULT"
     [ "$(kv tls "$result")" = yes ] || die "loadgen did not confirm TLS"
@@ -436,6 +441,11 @@ run_load() { # run_load NAME FSYNC LABEL
     [ "$count" -ge "$lines_ok" ] || die "count(*) = $count < $lines_ok"
     e2e=$(bc -l <<<"$lines_ok / ($t_end - $first)")
     e2e_lps[$name]=$e2e
+    local after=""
+    if [ "$(bc -l <<<"$lines_ok - ${stored_load%.*} >= 100000")" = 1 ]; then
+        drain_lps[$name]=$(bc -l <<<"($lines_ok - ${stored_load%.*}) / ($t_end - $t_load)")
+        after="after the client stopped: $(printf '%.1fk' "$(bc -l <<<"${drain_lps[$name]}/1000")") lines/s committed ($(( lines_ok - ${stored_load%.*} )) lines); "
+    fi
     last_lines=$count
     # The search filters: the writer upserts log_blocks in the same transactions as the rows.
     local nblk blk_rows target=""
@@ -454,7 +464,7 @@ run_load() { # run_load NAME FSYNC LABEL
     add_row "$label" "$(printf '%.1fk' "$(bc -l <<<"$e2e/1000")")" \
         "$(printf '%.1fk lines/s accepted' "$(bc -l <<<"$(kv lines_per_s "$result")/1000")")" \
         "$(kv p50_ms "$result") / $(kv p99_ms "$result") ms" "$hwm" \
-        "$target$lines_ok lines; non-204 $(kv non2xx "$result"), failed $(kv failed "$result"); sluice CPU ${cpu_total} s (event loop ${cpu_loop} s); DB connections seen: $nconn"
+        "$target$after$lines_ok lines; non-204 $(kv non2xx "$result"), failed $(kv failed "$result"); sluice CPU ${cpu_total} s (event loop ${cpu_loop} s); DB connections seen: $nconn"
     stop_sluice
     [ $rc = 0 ] || die "loadgen failed (exit $rc)"
 }
@@ -928,9 +938,13 @@ for p in rsyslog-1w rsyslog-2w syslog-ng; do
         best_lps=${sys_lps[$p]}
     fi
 done
+if [ "$(bc -l <<<"${e2e_lps[fsync-on]} / $ceiling >= 0.8")" = 1 ]; then cmark="target met"; else cmark="TARGET MISSED"; fi
+if [ -n "${drain_lps[fsync-on]:-}" ]; then
+    cmark+="; after the client stopped (PostgreSQL no longer sharing the 2 CPUs with the load generator): $(ratio "${drain_lps[fsync-on]}" "$ceiling")x"
+fi
 add_row "**sluice ÷ COPY ceiling** (target ≥ 0.8)" "$(ratio "${e2e_lps[fsync-on]}" "$ceiling")x" \
     "HTTPS fsync on" "" "" \
-    "HTTPS fsync off $(ratio "${e2e_lps[fsync-off]}" "$ceiling")x; syslog TCP fsync on $(ratio "${sys_lps[sluice]}" "$ceiling")x"
+    "$cmark; HTTPS fsync off $(ratio "${e2e_lps[fsync-off]}" "$ceiling")x; syslog TCP fsync on $(ratio "${sys_lps[sluice]}" "$ceiling")x"
 for pair in "rsyslog-1w rsyslog-2w|rsyslog (best of 1, 2 workers)" "syslog-ng|syslog-ng"; do
     names=${pair%%|*}
     what=${pair#*|}
@@ -1005,6 +1019,13 @@ How to read it:
 - **peak RSS** is VmHWM of the receiver (sluice, rsyslogd or syslog-ng), restarted for each run.
 - **COPY ceiling** reloads the same rows with psql's text \`\\copy\` on one connection into
   the same (truncated, indexed, partitioned) \`logs\` table: what PostgreSQL alone takes.
+  The HTTPS rows' "after the client stopped" is the writer's pace once loadgen has sent its
+  last line: on 2 CPUs, loadgen, sluice's event loop, the writer and the PostgreSQL backend
+  share the cores while the client sends, so end to end falls further below the ceiling the
+  faster PostgreSQL is; the ratio row also gives the pace after the client stopped.
+  The search filters cost the writer ~0.3 µs a line: ~8 % of end to end (measured
+  2026-12-06: 146k against 160k lines/s over plain HTTP, 2 runs each, with a build whose
+  writer skipped them).
 - **syslog TCP** rows: \`build/bench/loadgen --syslog\` writes the same line shapes as
   octet-counted RFC 5424 frames (nil SD, HOSTNAME = the source's drain token) over plain TCP
   on 127.0.0.1, as fast as the receiver reads. Lines/s is end to end: first byte sent to
