@@ -270,15 +270,15 @@ static int exec_params(PGconn *c, const char *what, const char *sql, int n,
     return 0;
 }
 
-/* Delete the row named name (sql: "DELETE ... WHERE name = $1 RETURNING id") and tell
- * running servers (NOTIFY sluice_sources). SL_ENOTFOUND when there was none. */
-static int delete_named(PGconn *c, const char *what, const char *sql, const char *name)
+/* Change the one row named $1 (sql: "... WHERE name = $1 RETURNING id") and tell running
+ * servers (NOTIFY sluice_sources). SL_ENOTFOUND when there was none. */
+static int change_named(PGconn *c, const char *what, const char *sql, int n,
+                        const char *const *vals)
 {
-    const char *vals[1] = {name};
     PGresult *r = NULL;
     int rc;
 
-    if ((rc = exec_params(c, what, sql, 1, vals, &r)))
+    if ((rc = exec_params(c, what, sql, n, vals, &r)))
         return rc;
     rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
     PQclear(r);
@@ -443,31 +443,22 @@ int sl_db_source_add(struct pg_conn *c, const char *name, int retention_days,
 int sl_db_source_rotate(struct pg_conn *c, const char *name, char token[SL_TOKEN_HEX + 1])
 {
     char hh[65];
-    const char *vals[2];
-    PGresult *r = NULL;
+    const char *vals[2] = {name, hh};
     int rc;
 
     if ((rc = sl_token_new(token)))
         return rc;
     hash_hex(token, hh);
-    vals[0] = name;
-    vals[1] = hh;
-    if ((rc = exec_params(c, "source rotate failed",
-                          "UPDATE sources SET token_hash = decode($2, 'hex'), "
-                          "token_rotated_at = now() WHERE name = $1 RETURNING id",
-                          2, vals, &r)))
-        return rc;
-    rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
-    PQclear(r);
-    if (rc == 0)
-        PQclear(PQexec(c, "NOTIFY sluice_sources"));
-    return rc;
+    return change_named(c, "source rotate failed",
+                        "UPDATE sources SET token_hash = decode($2, 'hex'), "
+                        "token_rotated_at = now() WHERE name = $1 RETURNING id",
+                        2, vals);
 }
 
 int sl_db_source_rm(struct pg_conn *c, const char *name)
 {
-    return delete_named(c, "source rm failed", "DELETE FROM sources WHERE name = $1 RETURNING id",
-                        name);
+    return change_named(c, "source rm failed", "DELETE FROM sources WHERE name = $1 RETURNING id",
+                        1, &name);
 }
 
 int sl_db_source_list(struct pg_conn *c, FILE *out)
@@ -630,8 +621,8 @@ out:
 
 int sl_db_read_token_rm(struct pg_conn *c, const char *name)
 {
-    return delete_named(c, "read token rm failed",
-                        "DELETE FROM read_tokens WHERE name = $1 RETURNING id", name);
+    return change_named(c, "read token rm failed",
+                        "DELETE FROM read_tokens WHERE name = $1 RETURNING id", 1, &name);
 }
 
 int sl_db_read_token_list(struct pg_conn *c, FILE *out)
