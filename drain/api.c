@@ -413,8 +413,12 @@ static void *tail_main(void *arg)
                 sl_feed_wait(a->o.feed, INT64_MAX, 1000);
                 continue;
             }
+            /* Every tail read has an index to follow (log_blocks by max_id, logs by
+             * source and time): a new stream or a resume right after new ids arrive
+             * met stale statistics, and the planner read all of log_blocks (214 ms
+             * at 109k blocks, one tail thread stalled for every stream). */
             PQclear(PQexec(pg, "SET jit = off; SET max_parallel_workers_per_gather = 0; "
-                                 "SET application_name = 'sluice-tail'"));
+                               "SET enable_seqscan = off; SET application_name = 'sluice-tail'"));
             db_hi = -1;
         }
         if (db_hi < 0 && sl_search_max_id(pg, &db_hi)) {
