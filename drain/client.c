@@ -115,7 +115,7 @@ int sl_client_args(enum sl_client_cmd cmd, int argc, char **argv, struct sl_clie
             o->help = true;
             continue;
         }
-        if (!strcmp(a, "--json")) {
+        if (!strcmp(a, "--json") || !strcmp(a, "-j")) { /* -j: papertrail-cli's */
             o->json = true;
             continue;
         }
@@ -146,7 +146,12 @@ int sl_client_args(enum sl_client_cmd cmd, int argc, char **argv, struct sl_clie
             o->follow = true;
             continue;
         }
-        if ((v = opt_value(a, "--source", argc, argv, &i, &m)) != NULL || m) {
+        /* -s NAME and --system NAME: papertrail-cli's spelling of a source */
+        if (!strcmp(a, "-s"))
+            v = i + 1 < argc ? argv[++i] : NULL, m = true;
+        else if ((v = opt_value(a, "--source", argc, argv, &i, &m)) == NULL && !m)
+            v = opt_value(a, "--system", argc, argv, &i, &m);
+        if (v != NULL || m) {
             if (v == NULL || *v == '\0')
                 return arg_err(err, cap, "", "--source", " needs a source name");
             if (o->nsources == SL_CLIENT_MAX_SOURCES)
@@ -1389,6 +1394,7 @@ static void client_usage(enum sl_client_cmd cmd, FILE *f)
             "  common: [--url URL] [--token TOKEN] [--cacert FILE] [--insecure]\n"
             "  The server and token come from SLUICE_URL / SLUICE_TOKEN (SLUICE_CA_FILE for\n"
             "  a private CA) or ~/.config/sluice/cli.conf (url = ..., token = ...).\n"
+            "  papertrail-cli spellings work too: -s / --system NAME for --source, -j for --json.\n"
             "  Times are shown in UTC; set TZ for another zone. Query language: docs/query.md.\n");
 }
 

@@ -115,6 +115,17 @@ def test_search_default_limit_and_all(api, home):
     assert [PLAIN.match(x).group(4) for x in r.stdout.decode().splitlines()] == api["msgs"]
     r = run_cli(api, home, "search", "clisearch", "--source", "no-such-source")
     assert r.returncode == 0 and r.stdout == b""
+    # papertrail-cli's spellings: -s / --system and -j
+    r = run_cli(api, home, "search", "clisearch", "-s", api["source"].name, "--since", "1h",
+                "--limit", "1000")
+    assert r.returncode == 0, r.stderr
+    assert [PLAIN.match(x).group(4) for x in r.stdout.decode().splitlines()] == api["msgs"]
+    r = run_cli(api, home, "search", "clisearch", "--system", "no-such-source", "-j")
+    assert r.returncode == 0 and r.stdout == b""
+    r = run_cli(api, home, "search", "clisearch", "status:>=220", "-j",
+                "--system=" + api["source"].name)
+    assert r.returncode == 0, r.stderr
+    assert len([json.loads(x) for x in r.stdout.decode().splitlines()]) == 10
 
 
 def test_search_json_is_the_api_event(api, home):

@@ -424,6 +424,22 @@ static void test_args_search(void **state)
     assert_string_equal(o.cacert, "/ca.pem");
     assert_true(o.insecure);
     assert_string_equal(o.query, "-"); /* a lone dash is a word */
+
+    /* papertrail-cli's spellings: -s / --system for a source, -j for --json */
+    assert_int_equal(parse(SL_CLIENT_SEARCH, &o, err, "-s", "api", "--system", "web", "--system=db",
+                           "-j", "H12", NULL),
+                     0);
+    assert_int_equal(o.nsources, 3);
+    assert_string_equal(o.sources[0], "api");
+    assert_string_equal(o.sources[1], "web");
+    assert_string_equal(o.sources[2], "db");
+    assert_true(o.json);
+    assert_string_equal(o.query, "H12");
+    assert_int_equal(parse(SL_CLIENT_SEARCH, &o, err, "-s", NULL), SL_EINVAL);
+    assert_non_null(strstr(err, "--source"));
+    assert_int_equal(parse(SL_CLIENT_TAIL, &o, err, "-f", "-s", "api", "-j", NULL), 0);
+    assert_int_equal(o.nsources, 1);
+    assert_true(o.follow && o.json);
 }
 
 static void test_args_tail(void **state)
