@@ -482,35 +482,32 @@ cols="received_at, source_id, emitted_at, emitted_precision, emitted_offset, fac
 cols=$(tr -d '\n' <<<"$cols")
 dump=$tmp/rows.copy
 psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -c "\\copy (SELECT $cols FROM logs) TO '$dump'"
-psql_q "TRUNCATE logs" >/dev/null
-psql_q "CHECKPOINT" >/dev/null
-t0=$(date +%s.%N)
-psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -c "\\copy logs($cols) FROM '$dump'"
-t1=$(date +%s.%N)
-loaded=$(psql_q "SELECT count(*) FROM logs")
-[ "$loaded" = "$last_lines" ] || die "ceiling loaded $loaded rows, expected $last_lines"
-ceiling=$(bc -l <<<"$loaded / ($t1 - $t0)")
+load_rows() { # load_rows PSQL_ARGS...: empty logs, load it with psql ARGS; prints rows/s
+    local t0 t1 loaded
+    psql_q "TRUNCATE logs" >/dev/null
+    psql_q "CHECKPOINT" >/dev/null
+    t0=$(date +%s.%N)
+    psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" "$@" >&2
+    t1=$(date +%s.%N)
+    loaded=$(psql_q "SELECT count(*) FROM logs")
+    [ "$loaded" = "$last_lines" ] || die "ceiling loaded $loaded rows, expected $last_lines"
+    bc -l <<<"$loaded / ($t1 - $t0)"
+}
+ceiling=$(load_rows -c "\\copy logs($cols) FROM '$dump'")
 ratio_on=$(bc -l <<<"${e2e_lps[fsync-on]} / $ceiling")
 ratio_off=$(bc -l <<<"${e2e_lps[fsync-off]} / $ceiling")
 add_row "COPY ceiling: psql \\copy, 1 connection, same rows" \
     "$(printf '%.1fk' "$(bc -l <<<"$ceiling/1000")")" "" "" "" \
-    "$loaded rows; sluice / ceiling: fsync on $(printf '%.2f' "$ratio_on"), off $(printf '%.2f' "$ratio_off")"
+    "$last_lines rows; sluice / ceiling: fsync on $(printf '%.2f' "$ratio_on"), off $(printf '%.2f' "$ratio_off")"
 # The same rows in transactions of the writer's size (SLUICE_BATCH_ROWS, 10 000), one \copy
 # each on one connection: what committing that often costs PostgreSQL by itself.
 split -l 10000 -d -a 4 "$dump" "$tmp/rows.part."
 for f in "$tmp"/rows.part.*; do echo "\\copy logs($cols) FROM '$f'"; done >"$tmp/parts.sql"
-psql_q "TRUNCATE logs" >/dev/null
-psql_q "CHECKPOINT" >/dev/null
-t0=$(date +%s.%N)
-psql -X -q -v ON_ERROR_STOP=1 -d "$DATABASE_URL" -f "$tmp/parts.sql"
-t1=$(date +%s.%N)
-loaded=$(psql_q "SELECT count(*) FROM logs")
-[ "$loaded" = "$last_lines" ] || die "batched ceiling loaded $loaded rows, expected $last_lines"
-ceiling_tx=$(bc -l <<<"$loaded / ($t1 - $t0)")
+ceiling_tx=$(load_rows -f "$tmp/parts.sql")
 rm -f "$tmp"/rows.part.*
 add_row "COPY ceiling in 10 000-row transactions (the writer's)" \
     "$(printf '%.1fk' "$(bc -l <<<"$ceiling_tx/1000")")" "" "" "" \
-    "$loaded rows, one \\copy per transaction on one connection; sluice / it: fsync on $(ratio "${e2e_lps[fsync-on]}" "$ceiling_tx"), off $(ratio "${e2e_lps[fsync-off]}" "$ceiling_tx")"
+    "$last_lines rows, one \\copy per transaction on one connection; sluice / it: fsync on $(ratio "${e2e_lps[fsync-on]}" "$ceiling_tx"), off $(ratio "${e2e_lps[fsync-off]}" "$ceiling_tx")"
 
 # ------------------------------------------------------------------ 4. syslog TCP: sluice, peers
 # Every syslog run: `loadgen --syslog` over SYSLOG_CONNS plain TCP connections, the same
