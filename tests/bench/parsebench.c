@@ -1,6 +1,6 @@
 /* Parse benchmark: how fast one core frames, parses and tokenizes logplex bodies.
  *
- * Loads every body in ../shared/corpus/streams/STREAM/NNN.logplex (or the glob given as
+ * Loads every body in tests/fixtures/corpus/streams/STREAM/NNN.logplex (or the glob given as
  * argv[1]), replicates the bodies in memory to about 256 MB (argv[2] MB to change it) and
  * times four passes over them, best of 3 each:
  *   memchr   one memchr for '\n' over every body (a memory-bandwidth ceiling)
@@ -112,7 +112,7 @@ static uint64_t pass(const struct body *b, size_t nb, enum mode m, uint64_t *err
 
 int main(int argc, char **argv)
 {
-    const char *pattern = argc > 1 ? argv[1] : "../shared/corpus/streams/*/*.logplex";
+    const char *pattern = argc > 1 ? argv[1] : "tests/fixtures/corpus/streams/*/*.logplex";
     size_t target = (size_t)(argc > 2 ? atol(argv[2]) : 256) * 1024 * 1024;
     static const char *const names[] = {"memchr", "frame", "frame+parse", "frame+parse+logfmt"};
     glob_t g;

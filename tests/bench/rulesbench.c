@@ -9,7 +9,7 @@
  *     tests/bench/rulesbench.c build/libsluice.a $(pkg-config --libs libpcre2-8) -lm
  *   build/bench/rulesbench [GLOB] [LINES]
  *
- * Loads every body in ../shared/corpus/streams/STREAM/NNN.logplex (or GLOB), frames
+ * Loads every body in tests/fixtures/corpus/streams/STREAM/NNN.logplex (or GLOB), frames
  * and parses them (sl_frame_next, sl_syslog_parse), and runs the messages (APP-NAME,
  * PROCID, MSG) through the matcher, repeated to about LINES lines (default 2000000) per
  * timed pass, best of 3. The rule mix is what a Heroku app would set: router error
@@ -276,7 +276,7 @@ static int bench_rules(const struct brule *r, size_t n, const char *label, bool 
 
 int main(int argc, char **argv)
 {
-    const char *pattern = argc > 1 ? argv[1] : "../shared/corpus/streams/*/*.logplex";
+    const char *pattern = argc > 1 ? argv[1] : "tests/fixtures/corpus/streams/*/*.logplex";
     size_t target = argc > 2 ? (size_t)atol(argv[2]) : 2000000;
 
     if (target == 0)

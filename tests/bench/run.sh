@@ -338,7 +338,7 @@ done
 # ------------------------------------------------------------------ 1b. rules bench
 # Lines/s of the matcher alone (no I/O), best of 3 passes of ~RULES_LINES lines.
 log "rules bench ($RULES_LINES lines per pass)"
-rules_out=$("$BUILD"/bench/rulesbench "../shared/corpus/streams/*/*.logplex" "$RULES_LINES")
+rules_out=$("$BUILD"/bench/rulesbench "tests/fixtures/corpus/streams/*/*.logplex" "$RULES_LINES")
 echo "$rules_out" >&2
 rb_field() { # rb_field LABEL N: field N after the 28-column label of rulesbench's line LABEL
     awk -v l="$1" -v n="$2" '{ lab = substr($0, 1, 28); sub(/ +$/, "", lab) }

@@ -27,7 +27,7 @@
  * query options: --runs N (20) --shape bounded|lateral|twostep (twostep)
  *   --check has1|has|plpgsql|sql|inline (has1) --only word,phrase,reqid,common,status
  *
- * Lines are shaped like ../shared/corpus/streams: Heroku router logfmt with request ids,
+ * Lines are shaped like tests/fixtures/corpus/streams: Heroku router logfmt with request ids,
  * app JSON, heroku-postgres and dyno samples, celery and gunicorn lines, heartbeats, and
  * rare errors (KeyError, PG::UniqueViolation, H12/H10/H13). Sources are Zipf-weighted.
  * Everything is deterministic for a seed. */

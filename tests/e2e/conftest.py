@@ -34,7 +34,7 @@ ROOT = os.path.realpath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("BUILD", "build")
 SLUICE = os.path.join(ROOT, BUILD, "sluice")
 CORPUS = os.path.realpath(
-    os.environ.get("SLUICE_CORPUS", os.path.join(ROOT, "..", "shared", "corpus")))
+    os.environ.get("SLUICE_CORPUS", os.path.join(ROOT, "tests", "fixtures", "corpus")))
 LOGPLEX_CT = "application/logplex-1"
 
 _live_servers = []  # every server started in the current test, for failure reports

@@ -1,4 +1,4 @@
-"""Every body of ../shared/corpus/logplex, POSTed with curl over HTTPS, and what PostgreSQL holds.
+"""Every body of tests/fixtures/corpus/logplex, POSTed with curl over HTTPS, and what PostgreSQL holds.
 
 The expected rows follow DESIGN.md's invariants: every good frame stored with its fields, a
 frame that cannot be parsed stored raw with parse_error set, nothing dropped, 204 always.

@@ -1,7 +1,7 @@
 /* Unit tests for drain/frame.c (include/sluice/frame.h): table-driven framing cases,
  * stream mode fed in every split, and the shared logplex/stream corpora.
  * Corpus root: $SLUICE_CORPUS (the directory holding logplex/ and streams/, or the
- * logplex/ directory itself), else ../shared/corpus relative to the repo root. */
+ * logplex/ directory itself), else tests/fixtures/corpus relative to the repo root. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -317,7 +317,7 @@ static void find_corpus(void)
     DIR *d;
 
     snprintf(corpus_root, sizeof(corpus_root), "%s",
-             env && *env ? env : "../shared/corpus");
+             env && *env ? env : "tests/fixtures/corpus");
     snprintf(probe, sizeof(probe), "%s/logplex", corpus_root);
     d = opendir(probe);
     if (d != NULL) {

@@ -1,6 +1,6 @@
 /* Unit tests for drain/rfc5424.c (include/sluice/rfc5424.h): syslog header forms,
  * SD detection, RFC 3164 fallback, RFC 3339 timestamps, logplex loss notices, and the
- * one-message files of the shared corpus ($SLUICE_CORPUS or ../shared/corpus). */
+ * one-message files of the test corpus ($SLUICE_CORPUS or tests/fixtures/corpus). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -404,7 +404,7 @@ static void test_loss_notice_table(void **state)
 static char *read_corpus(const char *name, size_t *len)
 {
     const char *env = getenv("SLUICE_CORPUS");
-    const char *root = env && *env ? env : "../shared/corpus";
+    const char *root = env && *env ? env : "tests/fixtures/corpus";
     char path[4096];
     FILE *fp;
     char *b;
