@@ -1,7 +1,8 @@
-/* libFuzzer target for drain/query.c (sl_query_parse, _sql, _tokens, _dump, _errfmt).
+/* libFuzzer target for the query module: drain/query.c, query_sql.c, pcre2pg.c (sl_query_parse, _sql, _tokens, _dump, _errfmt).
  *
  *   make fuzz     needs, in the Makefile:
- *                   FUZZ_SRC_query := drain/query.c drain/tokens.c drain/util.c rules/match.c
+ *                   FUZZ_SRC_query := drain/query.c drain/query_sql.c drain/pcre2pg.c
+ *                                     drain/tokens.c drain/util.c rules/match.c
  *                   FUZZ_LIBS_query := -lpcre2-8
  *
  * Besides memory errors (the query is an exact-size heap copy, so a read past len is an
