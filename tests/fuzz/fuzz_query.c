@@ -1,4 +1,5 @@
-/* libFuzzer target for the query module: drain/query.c, query_sql.c, pcre2pg.c (sl_query_parse, _sql, _tokens, _dump, _errfmt).
+/* libFuzzer target for the query module: drain/query.c, query_sql.c and pcre2pg.c
+ * (sl_query_parse, _sql, _tokens, _dump, _errfmt).
  *
  *   make fuzz     needs, in the Makefile:
  *                   FUZZ_SRC_query := drain/query.c drain/query_sql.c drain/pcre2pg.c
