@@ -30,6 +30,8 @@ static const struct ok_case ok_cases[] = {
     {"abc", NULL},
     {"日本", NULL},
     {"caf\xc3\xa9", NULL},
+    {"\xf0\x9f\x98\x80+", NULL}, /* U+1F600, 4 bytes */
+    {"[\xf0\x9f\x98\x80-\xf4\x8f\xbf\xbf]", NULL},
     {"a.b", NULL},
     {"}", NULL},
     {"]", NULL},
@@ -135,8 +137,12 @@ static const struct bad_case bad_cases[] = {
     {"a\0b", 3, 1, 1, "NUL in regex"},
     {"\xff", 0, 0, 1, "invalid UTF-8"},
     {"ab\xc3", 0, 2, 1, "invalid UTF-8"},
-    {"\xed\xa0\x80", 0, 0, 1, "invalid UTF-8"}, /* a surrogate */
-    {"\xc0\xaf", 0, 0, 1, "invalid UTF-8"},     /* overlong */
+    {"\xed\xa0\x80", 0, 0, 1, "invalid UTF-8"},     /* a surrogate */
+    {"\xc0\xaf", 0, 0, 1, "invalid UTF-8"},         /* overlong */
+    {"\xe0\x80\x80", 0, 0, 1, "invalid UTF-8"},     /* overlong */
+    {"\xc3(", 0, 0, 1, "invalid UTF-8"},            /* not a continuation byte */
+    {"\xf4\x90\x80\x80", 0, 0, 1, "invalid UTF-8"}, /* beyond U+10FFFF */
+    {"\xf0\x9f\x98", 0, 0, 1, "invalid UTF-8"},     /* truncated */
     {"[\xff]", 0, 1, 1, "invalid UTF-8"},
     /* escapes */
     {"a\\", 0, 1, 1, "regex ends with a backslash"},
