@@ -202,6 +202,20 @@ static bool keyword(const struct parser *p, const char *kw)
     return p->len - p->i >= n && memcmp(p->s + p->i, kw, n) == 0 && at_delim(p, p->i + n);
 }
 
+/* After NOT or AND: a term must follow, not the end, a ')' or another keyword. */
+static bool term_follows(const struct parser *p)
+{
+    return !(p->i >= p->len || p->s[p->i] == ')' || keyword(p, "OR") || keyword(p, "AND"));
+}
+
+/* One level deeper (a group or a negation) at pos; the caller decrements p->depth. */
+static int nest(struct parser *p, size_t pos)
+{
+    if (++p->depth > SL_QUERY_MAX_DEPTH)
+        return fail(p, SL_ETOOBIG, pos, 0, "nesting too deep");
+    return 0;
+}
+
 static int count_term(struct parser *p, size_t pos)
 {
     if (++p->terms > SL_QUERY_MAX_TERMS)
@@ -248,29 +262,36 @@ static int read_quoted(struct parser *p, char **out, size_t *outlen)
 
 /* ------------------------------------------------------------------ terms */
 
+/* The run of 1..NUM_DIGITS_MAX digits at v[*i] (of n bytes), *i moved past it; the
+ * errors cite the whole value at pos. */
+static int digit_run(struct parser *p, const char *v, size_t n, size_t *i, size_t pos)
+{
+    size_t d = *i;
+
+    while (*i < n && is_digit((unsigned char)v[*i]))
+        ++*i;
+    if (*i == d)
+        return fail(p, SL_EPARSE, pos, n, "expected a number");
+    if (*i - d > NUM_DIGITS_MAX)
+        return fail(p, SL_EPARSE, pos, n, "number too long");
+    return 0;
+}
+
 /* The number of nd->val (n bytes), with an optional unit; cuts the unit off nd->val. */
 static int parse_number(struct parser *p, size_t n, size_t pos, struct node *nd)
 {
     const char *v = nd->val;
-    size_t i = 0, d;
+    size_t i = 0;
+    int rc;
 
     if (i < n && v[i] == '-')
         i++;
-    d = i;
-    while (i < n && is_digit((unsigned char)v[i]))
-        i++;
-    if (i == d)
-        return fail(p, SL_EPARSE, pos, n, "expected a number");
-    if (i - d > NUM_DIGITS_MAX)
-        return fail(p, SL_EPARSE, pos, n, "number too long");
+    if ((rc = digit_run(p, v, n, &i, pos)) != 0)
+        return rc;
     if (i < n && v[i] == '.') {
-        size_t f = ++i;
-        while (i < n && is_digit((unsigned char)v[i]))
-            i++;
-        if (i == f)
-            return fail(p, SL_EPARSE, pos, n, "expected a number");
-        if (i - f > NUM_DIGITS_MAX)
-            return fail(p, SL_EPARSE, pos, n, "number too long");
+        i++;
+        if ((rc = digit_run(p, v, n, &i, pos)) != 0)
+            return rc;
     }
     nd->dim = D_NONE;
     if (i < n) {
@@ -340,6 +361,22 @@ static int add_source(struct sl_query *q, const char *name, size_t *idx)
 static bool has_glob(const char *v, size_t n)
 {
     return memchr(v, '*', n) != NULL || memchr(v, '?', n) != NULL;
+}
+
+/* Source and the syslog attributes compare with = or != only, message: with = only. */
+static bool op_allowed(enum nkind kind, enum cmp op, bool has_op)
+{
+    switch (kind) {
+    case N_SOURCE:
+    case N_APP:
+    case N_PROC:
+    case N_HOST:
+        return op == C_EQ || op == C_NE;
+    case N_MESSAGE:
+        return !has_op || op == C_EQ;
+    default:
+        return true;
+    }
 }
 
 /* key:[op]value at p->i; keylen bytes of key, then ':'. */
@@ -419,16 +456,16 @@ static int parse_attr(struct parser *p, size_t keylen, struct node **out)
     nd->val = val;
     nd->vlen = vlen;
     val = NULL;
+    if (!op_allowed(kind, op, has_op)) {
+        rc = fail(p, SL_EPARSE, start + keylen + 1, vpos - start - keylen - 1,
+                  "operator not allowed here");
+        goto out;
+    }
     switch (kind) {
     case N_SOURCE:
     case N_APP:
     case N_PROC:
     case N_HOST:
-        if (op != C_EQ && op != C_NE) {
-            rc = fail(p, SL_EPARSE, start + keylen + 1, vpos - start - keylen - 1,
-                      "operator not allowed here");
-            goto out;
-        }
         nd->glob = has_glob(nd->val, nd->vlen);
         if (kind == N_SOURCE) {
             bool ok = nd->vlen > 0 && nd->vlen <= 64;
@@ -446,35 +483,26 @@ static int parse_attr(struct parser *p, size_t keylen, struct node **out)
         }
         break;
     case N_MESSAGE:
-        if (has_op && op != C_EQ) {
-            rc = fail(p, SL_EPARSE, start + keylen + 1, vpos - start - keylen - 1,
-                      "operator not allowed here");
-            goto out;
-        }
         if (nd->vlen == 0) {
             rc = fail(p, SL_EPARSE, vpos, 0, "empty phrase");
             goto out;
         }
         break;
     case N_SEVERITY:
-        if (lookup_num(severities, 7, nd->val, nd->vlen, &nd->num) != 0) {
-            rc = fail(p, SL_EPARSE, vpos, nd->vlen, "unknown severity");
+    case N_FACILITY: {
+        bool sev = kind == N_SEVERITY;
+        if (lookup_num(sev ? severities : facilities, sev ? 7 : 23, nd->val, nd->vlen, &nd->num) !=
+            0) {
+            rc = fail(p, SL_EPARSE, vpos, nd->vlen, sev ? "unknown severity" : "unknown facility");
             goto out;
         }
         break;
-    case N_FACILITY:
-        if (lookup_num(facilities, 23, nd->val, nd->vlen, &nd->num) != 0) {
-            rc = fail(p, SL_EPARSE, vpos, nd->vlen, "unknown facility");
-            goto out;
-        }
-        break;
+    }
     default: /* N_FIELD */
         if ((nd->key = dup_n(key, keylen)) == NULL)
             goto out;
-        if (op != C_EQ && op != C_NE) {
-            if ((rc = parse_number(p, nd->vlen, vpos, nd)) != 0)
-                goto out;
-        } else if (has_op && looks_numeric(nd->val, nd->vlen)) {
+        /* < <= > >= always compare numbers; = and != when written with a number */
+        if ((op != C_EQ && op != C_NE) || (has_op && looks_numeric(nd->val, nd->vlen))) {
             if ((rc = parse_number(p, nd->vlen, vpos, nd)) != 0)
                 goto out;
         } else {
@@ -551,8 +579,8 @@ static int parse_primary(struct parser *p, struct node **out)
     int rc;
 
     if (c == '(') {
-        if (++p->depth > SL_QUERY_MAX_DEPTH)
-            return fail(p, SL_ETOOBIG, start, 0, "nesting too deep");
+        if ((rc = nest(p, start)) != 0)
+            return rc;
         p->i++;
         skip_ws(p);
         if (p->i < p->len && p->s[p->i] == ')')
@@ -637,15 +665,15 @@ static int parse_unary(struct parser *p, struct node **out)
     } else if (keyword(p, "NOT")) {
         p->i += 3;
         skip_ws(p);
-        if (p->i >= p->len || p->s[p->i] == ')' || keyword(p, "OR") || keyword(p, "AND"))
+        if (!term_follows(p))
             return fail(p, SL_EPARSE, start, 0, "nothing to negate");
         neg = true;
     }
     if (neg) {
         struct node *nd, *kid = NULL;
         int rc;
-        if (++p->depth > SL_QUERY_MAX_DEPTH)
-            return fail(p, SL_ETOOBIG, start, 0, "nesting too deep");
+        if ((rc = nest(p, start)) != 0)
+            return rc;
         if ((rc = parse_unary(p, &kid)) != 0)
             return rc;
         p->depth--;
@@ -658,6 +686,20 @@ static int parse_unary(struct parser *p, struct node **out)
         return 0;
     }
     return parse_primary(p, out);
+}
+
+/* Moves *kid into *all, an AND or OR node (kind) made on first use. On error *kid stays
+ * the caller's. */
+static int join(struct node **all, enum nkind kind, struct node **kid)
+{
+    int rc;
+
+    if (*all == NULL && (*all = node_new(kind)) == NULL)
+        return SL_ENOMEM;
+    if ((rc = node_add(*all, *kid)) != 0)
+        return rc;
+    *kid = NULL;
+    return 0;
 }
 
 /* Wraps kids in an AND/OR node unless there is just one. */
@@ -680,29 +722,18 @@ static int parse_and(struct parser *p, struct node **out)
             }
             p->i += 3;
             skip_ws(p);
-            if (p->i >= p->len || p->s[p->i] == ')' || keyword(p, "OR") || keyword(p, "AND")) {
+            if (!term_follows(p)) {
                 rc = fail(p, SL_EPARSE, at, 3, "AND needs a term after it");
                 goto out;
             }
         }
-        if (kid != NULL) {
-            if (all == NULL) {
-                rc = SL_ENOMEM;
-                if ((all = node_new(N_AND)) == NULL)
-                    goto out;
-            }
-            if ((rc = node_add(all, kid)) != 0)
-                goto out;
-            kid = NULL;
-        }
+        if (kid != NULL && (rc = join(&all, N_AND, &kid)) != 0)
+            goto out;
         if ((rc = parse_unary(p, &kid)) != 0)
             goto out;
     }
-    if (all != NULL && kid != NULL) {
-        if ((rc = node_add(all, kid)) != 0)
-            goto out;
-        kid = NULL;
-    }
+    if (all != NULL && kid != NULL && (rc = join(&all, N_AND, &kid)) != 0)
+        goto out;
     *out = all != NULL ? all : kid;
     return 0;
 out:
@@ -733,24 +764,14 @@ static int parse_or(struct parser *p, struct node **out)
             }
             break; /* empty: the caller reports it */
         }
-        if (!keyword(p, "OR")) {
-            if (all == NULL) {
-                *out = kid;
-                return 0;
-            }
-            if ((rc = node_add(all, kid)) != 0)
-                goto out;
-            kid = NULL;
-            break;
+        if (all == NULL && !keyword(p, "OR")) {
+            *out = kid; /* a lone AND term */
+            return 0;
         }
-        if (all == NULL) {
-            rc = SL_ENOMEM;
-            if ((all = node_new(N_OR)) == NULL)
-                goto out;
-        }
-        if ((rc = node_add(all, kid)) != 0)
+        if ((rc = join(&all, N_OR, &kid)) != 0)
             goto out;
-        kid = NULL;
+        if (!keyword(p, "OR"))
+            break;
         or_at = p->i;
         p->i += 2; /* OR */
     }
@@ -861,6 +882,15 @@ static int dump_str(struct sl_buf *b, const char *s, size_t n)
     return rc ? rc : sl_buf_addc(b, '"');
 }
 
+/* " = \"v\"", " != ...", " glob ..." or " !glob ...": a value compared as text. */
+static int dump_text_cmp(const struct node *nd, struct sl_buf *b)
+{
+    int rc =
+        sl_buf_addf(b, " %s ", nd->glob ? (nd->op == C_EQ ? "glob" : "!glob") : cmp_dump[nd->op]);
+
+    return rc ? rc : dump_str(b, nd->val, nd->vlen);
+}
+
 static int dump_node(const struct node *nd, struct sl_buf *b)
 {
     static const char *const names[] = {"and",     "or",       "not",      "word", "phrase",
@@ -898,10 +928,7 @@ static int dump_node(const struct node *nd, struct sl_buf *b)
     case N_APP:
     case N_PROC:
     case N_HOST:
-        rc = sl_buf_addf(b, " %s ",
-                         nd->glob ? (nd->op == C_EQ ? "glob" : "!glob") : cmp_dump[nd->op]);
-        if (rc == 0)
-            rc = dump_str(b, nd->val, nd->vlen);
+        rc = dump_text_cmp(nd, b);
         break;
     case N_SEVERITY:
     case N_FACILITY:
@@ -916,10 +943,7 @@ static int dump_node(const struct node *nd, struct sl_buf *b)
             if (rc == 0 && nd->dim != D_NONE)
                 rc = sl_buf_addf(b, " %s", sl_query_units[nd->unit].name);
         } else if (rc == 0) {
-            rc = sl_buf_addf(b, " %s ",
-                             nd->glob ? (nd->op == C_EQ ? "glob" : "!glob") : cmp_dump[nd->op]);
-            if (rc == 0)
-                rc = dump_str(b, nd->val, nd->vlen);
+            rc = dump_text_cmp(nd, b);
         }
         break;
     }
