@@ -115,27 +115,24 @@ static int param_buf(struct gen *g, struct sl_buf *b)
 
 /* A parameter the caller refers to by number (g->next before the call) later, maybe more
  * than once: nothing is written to the SQL. */
-static int param_only(struct gen *g, struct sl_buf *b)
+static int param_only(struct gen *g, const char *v, size_t n)
 {
     size_t len = g->sql->len;
-    int rc = param_buf(g, b);
+    int rc = param(g, v, n);
 
     g->sql->len = len; /* drop the "$n" param() wrote */
     return rc;
 }
 
-static int param_only_s(struct gen *g, const char *v)
+/* A NUL-terminated constant of this file. */
+static int buf_adds(struct sl_buf *b, const char *s)
 {
-    size_t len = g->sql->len;
-    int rc = param(g, v, strlen(v));
-
-    g->sql->len = len;
-    return rc;
+    return sl_buf_add(b, s, strlen(s));
 }
 
 static int add_s(struct gen *g, const char *s)
 {
-    return sl_buf_add(g->sql, s, strlen(s));
+    return buf_adds(g->sql, s);
 }
 
 /* One byte of literal text in an ARE. */
@@ -167,11 +164,11 @@ static int re_word(struct sl_buf *b, const char *s, size_t n)
     int rc = 0;
 
     if (is_tok((unsigned char)s[0]))
-        rc = sl_buf_add(b, "(?:^|" RE_NW ")", strlen("(?:^|" RE_NW ")"));
+        rc = buf_adds(b, "(?:^|" RE_NW ")");
     if (rc == 0)
         rc = re_lits(b, s, n, true);
     if (rc == 0 && is_tok((unsigned char)s[n - 1]))
-        rc = sl_buf_add(b, "(?:" RE_NW "|$)", strlen("(?:" RE_NW "|$)"));
+        rc = buf_adds(b, "(?:" RE_NW "|$)");
     return rc;
 }
 
@@ -200,7 +197,7 @@ static int re_fval(struct sl_buf *b, const char *v, size_t n, bool quoted, bool 
 
 static int re_key(struct sl_buf *b, const char *key)
 {
-    int rc = sl_buf_add(b, "(?:^|" RE_SEP ")", strlen("(?:^|" RE_SEP ")"));
+    int rc = buf_adds(b, "(?:^|" RE_SEP ")");
 
     if (rc == 0)
         rc = re_lits(b, key, strlen(key), false);
@@ -231,7 +228,7 @@ static int re_field_text(struct sl_buf *b, const struct node *nd)
     if (rc == 0)
         rc = re_fval(b, nd->val, nd->vlen, true, nd->glob);
     if (rc == 0)
-        rc = sl_buf_add(b, "\")(?:" RE_SEP "|$)", strlen("\")(?:" RE_SEP "|$)"));
+        rc = buf_adds(b, "\")(?:" RE_SEP "|$)");
     if (rc == 0 && nd->op == C_NE)
         rc = sl_buf_addc(b, ')');
     return rc;
@@ -278,13 +275,13 @@ static int gen_field_num(struct gen *g, const struct node *nd)
     rc = sl_buf_addf(&b, " %s=", nd->key);
     k = g->next;
     if (rc == 0)
-        rc = param_only(g, &b);
+        rc = param_only(g, b.p, b.len);
     if (rc == 0 && nd->dim == D_NONE) {
         int r = g->next;
         sl_buf_reset(&b);
-        rc = sl_buf_add(&b, "^\"?" RE_NUMV "\"?$", strlen("^\"?" RE_NUMV "\"?$"));
+        rc = buf_adds(&b, "^\"?" RE_NUMV "\"?$");
         if (rc == 0)
-            rc = param_only(g, &b);
+            rc = param_only(g, b.p, b.len);
         if (rc == 0)
             rc = sl_buf_addf(
                 g->sql, "CASE WHEN " FV " ~ $%d THEN btrim(" FV ", chr(34))::numeric END", k, r, k);
@@ -292,7 +289,7 @@ static int gen_field_num(struct gen *g, const struct node *nd)
         const struct unit_alt *alts = nd->dim == D_TIME ? time_alts : byte_alts;
         const char *letters = nd->dim == D_TIME ? "usmUSM" : "bytesgkmBYTESGKM";
         l = g->next;
-        rc = param_only_s(g, letters);
+        rc = param_only(g, letters, strlen(letters));
         if (rc == 0)
             rc = add_s(g, "COALESCE(");
         for (int a = 0; rc == 0 && alts[a].re != NULL; a++) {
@@ -301,7 +298,7 @@ static int gen_field_num(struct gen *g, const struct node *nd)
             sl_buf_reset(&b);
             rc = sl_buf_addf(&b, base ? "^\"?%s(?:%s)?\"?$" : "^\"?%s%s\"?$", RE_NUMV, alts[a].re);
             if (rc == 0)
-                rc = param_only(g, &b);
+                rc = param_only(g, b.p, b.len);
             if (rc == 0)
                 rc = sl_buf_addf(g->sql,
                                  "%sCASE WHEN " FV " ~ $%d THEN rtrim(btrim(" FV
@@ -424,8 +421,7 @@ static int gen_node(struct gen *g, const struct node *nd)
          * never reach the regex. CASE fixes the order (the planner would reorder an AND). */
         sl_buf_init(&b, 32 * SL_QUERY_MAX_LEN);
         for (size_t i = 0; i < nd->vlen && rc == 0; i++) {
-            unsigned char ch = (unsigned char)nd->val[i];
-            rc = sl_buf_addc(&b, (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch));
+            rc = sl_buf_addc(&b, (char)lower((unsigned char)nd->val[i]));
         }
         if (rc == 0)
             rc = add_s(g, "(CASE WHEN strpos(lower(l.message COLLATE ucs_basic), ");
