@@ -1,4 +1,5 @@
-/* The search query language: query text -> AST -> parameterised SQL (drain/query.c).
+/* The search query language: query text -> AST (drain/query.c) -> parameterised SQL and
+ * required tokens (drain/query_sql.c); regexes through drain/pcre2pg.c.
  *
  * Pure: no I/O, no libpq, no global state. Allocates the AST, the SQL text (into the
  * caller's sl_buf) and the parameter strings. User text never reaches the SQL text:

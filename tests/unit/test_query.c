@@ -1,6 +1,7 @@
-/* Unit tests for drain/query.c (include/sluice/query.h): parsing to an AST dump, SQL text
- * and parameters, injection attempts, errors with positions, escaping, severities,
- * logfmt units, required tokens and caps. Table-driven.
+/* Unit tests for drain/query.c + query_sql.c (include/sluice/query.h): parsing to an AST
+ * dump, SQL text and parameters, injection attempts, errors with positions (regex errors
+ * through drain/pcre2pg.c, tests/unit/test_pcre2pg.c), escaping, severities, logfmt units,
+ * required tokens and caps. Table-driven.
  *
  * Unit tests do no I/O: that these fragments run on PostgreSQL 15 (and select what they
  * should) belongs to the search e2e suite; it was checked by hand when this was written. */
