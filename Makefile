@@ -111,7 +111,7 @@ FUZZ_LIBS_query := -lpcre2-8
 fuzz_src = $(if $(FUZZ_SRC_$(1)),$(FUZZ_SRC_$(1)),drain/$(1).c drain/util.c)
 
 define FUZZ_RULE
-build-fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(call fuzz_src,$(1)) $(wildcard include/sluice/*.h)
+build-fuzz/fuzz_$(1): tests/fuzz/fuzz_$(1).c $(call fuzz_src,$(1)) $(wildcard include/sluice/*.h drain/*.h)
 	@mkdir -p build-fuzz
 	$$(FUZZ_CC) $$(FUZZ_FLAGS) -o $$@ $$< $(call fuzz_src,$(1)) $(FUZZ_LIBS_$(1)) -lm
 endef
