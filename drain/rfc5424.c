@@ -1,7 +1,8 @@
 /* Syslog message parser: splits one frame's bytes into PRI, timestamp, header fields,
  * STRUCTURED-DATA and MSG. RFC 5424 in three shapes (strict with "-" SD, with real SD,
  * and Heroku's logplex form with no SD field at all), RFC 3164 (BSD) as a fallback,
- * RFC 3339 timestamps to microseconds UTC, and logplex's own loss notices (L10/L12/L13).
+ * RFC 3339 timestamps to microseconds UTC, and the senders' loss notices (logplex's and
+ * log-shuttle's L10/L12/L13).
  *
  * Leaves to others: framing (frame.c), decoding SD-PARAM escapes, UTF-8 validation,
  * what a message means (router logfmt: logfmt.c), storing unparsable frames raw.
@@ -501,7 +502,7 @@ int sl_syslog_parse_ref(const char *buf, size_t len, int64_t ref_us, struct sl_s
     return parse_any(buf, len, true, ref_us, out, why);
 }
 
-/* ---- logplex loss notices ------------------------------------------------------ */
+/* ---- loss notices (logplex, log-shuttle) --------------------------------------- */
 
 /* "Error L10 (output buffer overflow): 12 messages dropped since 2026-...". The text
  * between the code and the count varies by sender ("): ", ") -> "), and log-shuttle
