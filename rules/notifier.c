@@ -213,10 +213,14 @@ static void claim(struct sl_notifier *n)
             continue;
         }
         if (!PQgetisnull(r, i, 5)) {
-            const char *st = PQgetvalue(r, i, 5);
-            mark_dead(n, id, st[0] == 'd' && st[1] == 'i' ? "disabled" : "dead", 0,
+            /* never attempted: the claim's attempt is taken back */
+            row_update(n, "UPDATE alert_outbox SET attempts = attempts - 1 WHERE id = $1::bigint",
+                       id, NULL, NULL, NULL);
+            mark_dead(n, id, strcmp(PQgetvalue(r, i, 5), "disabled") == 0 ? "disabled" : "dead", 0,
                       "not sent: the earlier delivery of this alert to this destination "
                       "was never delivered");
+            sl_info("alert delivery not sent: its earlier one was never delivered",
+                    "outbox_id=%" PRIu64 " destination=%s", id, dname);
             continue;
         }
         memset(&rq, 0, sizeof(rq));

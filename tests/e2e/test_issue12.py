@@ -104,6 +104,7 @@ def test_resolve_of_a_dead_firing_is_not_sent(db, sluice, tmp):
         o = outbox(db, rule)
         assert [x["status"] for x in o] == ["dead", "dead"], o
         assert "never delivered" in (o[1]["last_error"] or ""), o[1]
+        assert (o[0]["attempts"], o[1]["attempts"]) == (1, 0), o
         quiet_for(pd, 1, 1.5, "no resolve without its trigger")
         assert pd.snapshot()[0].json()["event_action"] == "trigger"
     finally:
