@@ -61,6 +61,8 @@ struct sl_eval {
     uint64_t dropped_groups;
     uint64_t *limit_seen; /* per rule: limit hits already reported */
     uint64_t src_gen;     /* generation of the source table the matcher resolved names in */
+    int64_t *src_ids;     /* the ids it found, every rule's names in order (0: unknown) */
+    size_t nsrc_ids;
 };
 
 int sl_eval_new(struct sl_sources *sources, const char *public_url, struct sl_eval **out)
@@ -94,9 +96,35 @@ static void rules_clear(struct sl_eval *ev)
     sl_matcher_free(ev->m);
     sl_ruleset_free(ev->rs);
     free(ev->rule_ids);
+    free(ev->src_ids);
     ev->m = NULL;
     ev->rs = NULL;
     ev->rule_ids = NULL;
+    ev->src_ids = NULL;
+    ev->nsrc_ids = 0;
+}
+
+/* The ids of every source name the rules of rs give, in order, as the matcher looks
+ * them up. Returns 0 and *out (caller frees; NULL when no rule names a source). */
+static int lookup_sources(struct sl_eval *ev, const struct sl_ruleset *rs, int64_t **out,
+                          size_t *n)
+{
+    size_t total = 0, k = 0;
+
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; i < rs->nrules; i++)
+        total += rs->rules[i].nsources;
+    if (total == 0)
+        return 0;
+    if ((*out = calloc(total, sizeof(**out))) == NULL)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < rs->nrules; i++)
+        for (size_t j = 0; j < rs->rules[i].nsources; j++, k++)
+            (*out)[k] = rs->rules[i].sources[j] ? sl_sources_id(ev->sources, rs->rules[i].sources[j])
+                                                : 0;
+    *n = total;
+    return 0;
 }
 
 void sl_eval_free(struct sl_eval *ev)
@@ -132,6 +160,8 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     struct sl_buf errs;
     int *ids = NULL;
     uint64_t gen = 0;
+    int64_t *src_ids = NULL;
+    size_t nsrc_ids = 0;
     int rc = SL_EDB;
 
     sl_buf_init(&errs, 1 << 16);
@@ -170,6 +200,8 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     /* read before compiling: a change while compiling is seen at the next batch */
     gen = sl_sources_generation(ev->sources);
     if (rc == 0)
+        rc = lookup_sources(ev, rs, &src_ids, &nsrc_ids);
+    if (rc == 0)
         rc = sl_matcher_new(rs, sl_sources_id, ev->sources, NULL, &m, &errs);
     if (rc) {
         sl_error("stored rules do not compile; keeping the previous set", "errors=\"%.*s\"",
@@ -190,6 +222,9 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     ev->m = m;
     ev->rule_ids = ids;
     ev->src_gen = gen;
+    ev->src_ids = src_ids;
+    ev->nsrc_ids = nsrc_ids;
+    src_ids = NULL;
     free(ev->limit_seen);
     ev->limit_seen = calloc(rs->nrules + 1, sizeof(*ev->limit_seen));
     rs = NULL;
@@ -199,6 +234,7 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
 out:
     sl_matcher_free(m);
     sl_ruleset_free(rs);
+    free(src_ids);
     free(text);
     cJSON_Delete(doc);
     PQclear(rr);
@@ -209,42 +245,48 @@ out:
 
 static void report_limits(struct sl_eval *ev);
 
-/* Rules name sources; the matcher holds their ids, looked up when it was compiled. A
- * source added (or removed and added again) later changes the table's generation: compile
- * the matcher again so the rule sees it (issue 12). The maintenance thread of every node
- * reloads the table on NOTIFY sluice_sources before the new credentials are accepted, and
- * a batch's records were accepted before the batch begins, so no line of a new source is
- * matched with names resolved before it existed. On failure the old matcher stays and the
- * next batch tries again. */
+/* Rules name sources; the matcher holds their ids, looked up when it was compiled. When
+ * the source table changes and a name now has another id (a source added, or removed and
+ * added again), compile the matcher again so the rule sees it (issue 12). The maintenance
+ * thread of every node reloads the table on NOTIFY sluice_sources before the new
+ * credentials are accepted, and a batch's records were accepted before the batch begins,
+ * so no line of a new source is matched with names resolved before it existed. On
+ * failure the old matcher stays and the next batch tries again. */
 static void resolve_sources(struct sl_eval *ev)
 {
     uint64_t gen = sl_sources_generation(ev->sources);
     struct sl_matcher *m = NULL;
-    uint64_t *seen;
-
-    bool scoped = false;
+    uint64_t *seen = NULL;
+    int64_t *ids = NULL;
+    size_t n = 0;
 
     if (ev->rs == NULL || ev->m == NULL || gen == ev->src_gen)
         return;
-    for (size_t i = 0; i < ev->rs->nrules; i++)
-        scoped = scoped || ev->rs->rules[i].nsources > 0;
-    if (!scoped) { /* no rule names a source: nothing to look up again */
+    if (lookup_sources(ev, ev->rs, &ids, &n) != 0)
+        goto failed;
+    if (n == ev->nsrc_ids && (n == 0 || memcmp(ids, ev->src_ids, n * sizeof(*ids)) == 0)) {
+        free(ids); /* the periodic reload, or sources the rules do not name */
         ev->src_gen = gen;
         return;
     }
     seen = calloc(ev->rs->nrules + 1, sizeof(*seen));
-    if (seen == NULL || sl_matcher_new(ev->rs, sl_sources_id, ev->sources, NULL, &m, NULL)) {
-        free(seen);
-        sl_warn("rules not recompiled for the new sources; will retry", "%s", "");
-        return;
-    }
+    if (seen == NULL || sl_matcher_new(ev->rs, sl_sources_id, ev->sources, NULL, &m, NULL))
+        goto failed;
     report_limits(ev); /* the old matcher's counts, before its counters go */
     sl_matcher_free(ev->m);
     ev->m = m;
     free(ev->limit_seen);
     ev->limit_seen = seen;
+    free(ev->src_ids);
+    ev->src_ids = ids;
+    ev->nsrc_ids = n;
     ev->src_gen = gen;
-    sl_debug("rules re-resolved for the source table", "rules=%zu", ev->rs->nrules);
+    sl_info("rules recompiled for the source table", "rules=%zu", ev->rs->nrules);
+    return;
+failed:
+    free(seen);
+    free(ids);
+    sl_warn("rules not recompiled for the new sources; will retry", "%s", "");
 }
 
 void sl_eval_begin(struct sl_eval *ev)
