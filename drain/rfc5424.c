@@ -1,7 +1,8 @@
 /* Syslog message parser: splits one frame's bytes into PRI, timestamp, header fields,
  * STRUCTURED-DATA and MSG. RFC 5424 in three shapes (strict with "-" SD, with real SD,
  * and Heroku's logplex form with no SD field at all), RFC 3164 (BSD) as a fallback,
- * RFC 3339 timestamps to microseconds UTC, and logplex's own loss notices (L10/L12/L13).
+ * RFC 3339 timestamps to microseconds UTC, and the senders' loss notices (logplex's and
+ * log-shuttle's L10/L12/L13).
  *
  * Leaves to others: framing (frame.c), decoding SD-PARAM escapes, UTF-8 validation,
  * what a message means (router logfmt: logfmt.c), storing unparsable frames raw.
@@ -501,11 +502,13 @@ int sl_syslog_parse_ref(const char *buf, size_t len, int64_t ref_us, struct sl_s
     return parse_any(buf, len, true, ref_us, out, why);
 }
 
-/* ---- logplex loss notices ------------------------------------------------------ */
+/* ---- loss notices (logplex, log-shuttle) --------------------------------------- */
 
 /* "Error L10 (output buffer overflow): 12 messages dropped since 2026-...". The text
- * between the code and the count varies by sender ("): ", ") -> "), so the match is
- * on the code, the closing parenthesis, the count and "message(s) dropped|lost". */
+ * between the code and the count varies by sender ("): ", ") -> "), and log-shuttle
+ * writes none at all ("Error L12: 30 messages dropped since ..."), so the match is on the
+ * code, then either a parenthesised reason or a colon right after it, the count and
+ * "message(s) dropped|lost". */
 long sl_heroku_loss_notice(struct sl_str msg, int *code)
 {
     const char *p = msg.p;
@@ -514,18 +517,23 @@ long sl_heroku_loss_notice(struct sl_str msg, int *code)
     long n = 0;
     int c;
 
-    if (p == NULL || len < 10 || memcmp(p, "Error L1", 8) != 0)
+    if (p == NULL || len < 10 || memcmp(p, "Error L1", 8) != 0 || !is_digit((unsigned char)p[8]))
         return -1;
     c = 10 + (p[8] - '0');
-    if ((c != 10 && c != 12 && c != 13) || p[9] != ' ')
+    if (c != SL_HEROKU_L10 && c != SL_HEROKU_L12 && c != SL_HEROKU_L13)
         return -1;
-    i = 10;
-    if (i >= len || p[i] != '(')
-        return -1;
-    rp = memchr(p + i, ')', len - i);
-    if (rp == NULL)
-        return -1;
-    i = (size_t)(rp - p) + 1;
+    i = 9;
+    if (p[i] == ':') {
+        i++; /* log-shuttle: "Error L12: N messages dropped" */
+    } else {
+        if (p[i] != ' ' || i + 1 >= len || p[i + 1] != '(')
+            return -1;
+        i++;
+        rp = memchr(p + i, ')', len - i);
+        if (rp == NULL)
+            return -1;
+        i = (size_t)(rp - p) + 1;
+    }
     while (i < len && (p[i] == ' ' || p[i] == ':' || p[i] == '-' || p[i] == '>'))
         i++;
     if (i >= len || !is_digit((unsigned char)p[i]))

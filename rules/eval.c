@@ -20,6 +20,7 @@
 #include "sluice/log.h"
 #include "sluice/match.h"
 #include "sluice/metrics.h"
+#include "sluice/query.h"
 #include "sluice/ruleset.h"
 #include "sluice/sources.h"
 
@@ -59,6 +60,9 @@ struct sl_eval {
     struct sl_buf scratch;
     uint64_t dropped_groups;
     uint64_t *limit_seen; /* per rule: limit hits already reported */
+    uint64_t src_gen;     /* generation of the source table the matcher resolved names in */
+    int64_t *src_ids;     /* the ids it found, every rule's names in order (0: unknown) */
+    size_t nsrc_ids;
 };
 
 int sl_eval_new(struct sl_sources *sources, const char *public_url, struct sl_eval **out)
@@ -92,9 +96,35 @@ static void rules_clear(struct sl_eval *ev)
     sl_matcher_free(ev->m);
     sl_ruleset_free(ev->rs);
     free(ev->rule_ids);
+    free(ev->src_ids);
     ev->m = NULL;
     ev->rs = NULL;
     ev->rule_ids = NULL;
+    ev->src_ids = NULL;
+    ev->nsrc_ids = 0;
+}
+
+/* The ids of every source name the rules of rs give, in order, as the matcher looks
+ * them up. Returns 0 and *out (caller frees; NULL when no rule names a source). */
+static int lookup_sources(struct sl_eval *ev, const struct sl_ruleset *rs, int64_t **out,
+                          size_t *n)
+{
+    size_t total = 0, k = 0;
+
+    *out = NULL;
+    *n = 0;
+    for (size_t i = 0; i < rs->nrules; i++)
+        total += rs->rules[i].nsources;
+    if (total == 0)
+        return 0;
+    if ((*out = calloc(total, sizeof(**out))) == NULL)
+        return SL_ENOMEM;
+    for (size_t i = 0; i < rs->nrules; i++)
+        for (size_t j = 0; j < rs->rules[i].nsources; j++, k++)
+            (*out)[k] = rs->rules[i].sources[j] ? sl_sources_id(ev->sources, rs->rules[i].sources[j])
+                                                : 0;
+    *n = total;
+    return 0;
 }
 
 void sl_eval_free(struct sl_eval *ev)
@@ -129,6 +159,9 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     struct sl_matcher *m = NULL;
     struct sl_buf errs;
     int *ids = NULL;
+    uint64_t gen = 0;
+    int64_t *src_ids = NULL;
+    size_t nsrc_ids = 0;
     int rc = SL_EDB;
 
     sl_buf_init(&errs, 1 << 16);
@@ -164,6 +197,10 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     if (text == NULL)
         goto out;
     rc = sl_ruleset_parse(text, strlen(text), resolve_env, &rs, &errs);
+    /* read before compiling: a change while compiling is seen at the next batch */
+    gen = sl_sources_generation(ev->sources);
+    if (rc == 0)
+        rc = lookup_sources(ev, rs, &src_ids, &nsrc_ids);
     if (rc == 0)
         rc = sl_matcher_new(rs, sl_sources_id, ev->sources, NULL, &m, &errs);
     if (rc) {
@@ -184,6 +221,10 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     ev->rs = rs;
     ev->m = m;
     ev->rule_ids = ids;
+    ev->src_gen = gen;
+    ev->src_ids = src_ids;
+    ev->nsrc_ids = nsrc_ids;
+    src_ids = NULL;
     free(ev->limit_seen);
     ev->limit_seen = calloc(rs->nrules + 1, sizeof(*ev->limit_seen));
     rs = NULL;
@@ -193,6 +234,7 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
 out:
     sl_matcher_free(m);
     sl_ruleset_free(rs);
+    free(src_ids);
     free(text);
     cJSON_Delete(doc);
     PQclear(rr);
@@ -201,9 +243,56 @@ out:
     return rc;
 }
 
+static void report_limits(struct sl_eval *ev);
+
+/* Rules name sources; the matcher holds their ids, looked up when it was compiled. When
+ * the source table changes and a name now has another id (a source added, or removed and
+ * added again), compile the matcher again so the rule sees it (issue 12). The maintenance
+ * thread of every node reloads the table on NOTIFY sluice_sources before the new
+ * credentials are accepted, and a batch's records were accepted before the batch begins,
+ * so no line of a new source is matched with names resolved before it existed. On
+ * failure the old matcher stays and the next batch tries again. */
+static void resolve_sources(struct sl_eval *ev)
+{
+    uint64_t gen = sl_sources_generation(ev->sources);
+    struct sl_matcher *m = NULL;
+    uint64_t *seen = NULL;
+    int64_t *ids = NULL;
+    size_t n = 0;
+
+    if (ev->rs == NULL || ev->m == NULL || gen == ev->src_gen)
+        return;
+    if (lookup_sources(ev, ev->rs, &ids, &n) != 0)
+        goto failed;
+    if (n == ev->nsrc_ids && (n == 0 || memcmp(ids, ev->src_ids, n * sizeof(*ids)) == 0)) {
+        free(ids); /* the periodic reload, or sources the rules do not name */
+        ev->src_gen = gen;
+        return;
+    }
+    seen = calloc(ev->rs->nrules + 1, sizeof(*seen));
+    if (seen == NULL || sl_matcher_new(ev->rs, sl_sources_id, ev->sources, NULL, &m, NULL))
+        goto failed;
+    report_limits(ev); /* the old matcher's counts, before its counters go */
+    sl_matcher_free(ev->m);
+    ev->m = m;
+    free(ev->limit_seen);
+    ev->limit_seen = seen;
+    free(ev->src_ids);
+    ev->src_ids = ids;
+    ev->nsrc_ids = n;
+    ev->src_gen = gen;
+    sl_info("rules recompiled for the source table", "rules=%zu", ev->rs->nrules);
+    return;
+failed:
+    free(seen);
+    free(ids);
+    sl_warn("rules not recompiled for the new sources; will retry", "%s", "");
+}
+
 void sl_eval_begin(struct sl_eval *ev)
 {
     aggs_clear(ev);
+    resolve_sources(ev);
 }
 
 static struct agg *agg_find(struct sl_eval *ev, uint32_t rule, struct sl_str group)
@@ -447,20 +536,90 @@ static cJSON *lines_merge(struct sl_eval *ev, const char *stored, const struct a
 
 
 
-static void url_escape(struct sl_buf *b, const char *s)
+static int url_escape(struct sl_buf *b, const char *s)
 {
     static const char hex[] = "0123456789ABCDEF";
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
+    int rc = 0;
+
+    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
         if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
             *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            if (sl_buf_addc(b, (char)*p))
-                return;
+            rc = sl_buf_addc(b, (char)*p);
         } else {
             char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            if (sl_buf_add(b, e, 3))
-                return;
+            rc = sl_buf_add(b, e, 3);
         }
     }
+    return rc;
+}
+
+#define URL_SOURCES 8 /* source= parameters of a search link at most */
+
+/* The alert's search link (issue 12): GET /api/v1/search on the public URL (docs/api.md)
+ * with the sources of the quoted lines, a window from one second before the first quoted
+ * line to one second after the last, and the rule's pattern as a query the API accepts
+ * (sl_match_search_query: named groups made plain; a pattern the language cannot express
+ * is left out and the link shows every line of those sources in that window). An alert
+ * without quoted lines (absence) gets its group's source and the rule's window before
+ * it fired. */
+static int search_url(struct sl_eval *ev, const struct sl_rule *r, const char *group,
+                      const struct sl_alert_state *st, enum sl_alert_event what,
+                      const cJSON *kept, int64_t now_us, struct sl_buf *url)
+{
+    const char *names[URL_SOURCES];
+    size_t nnames = 0;
+    double lo = 0, hi = 0;
+    int64_t since, until;
+    char q[SL_QUERY_MAX_LEN + 1], ts[40];
+    int rc;
+
+    for (int part = 0; part < 2; part++) {
+        const cJSON *x;
+        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(kept, part ? "last" : "first"))
+        {
+            const cJSON *sn = cJSON_GetObjectItemCaseSensitive(x, "source_name");
+            double t = sample_t(x);
+            size_t k;
+
+            lo = lo == 0 || t < lo ? t : lo;
+            hi = t > hi ? t : hi;
+            if (!cJSON_IsString(sn))
+                continue;
+            for (k = 0; k < nnames && strcmp(names[k], sn->valuestring) != 0; k++)
+                ;
+            if (k == nnames && nnames < URL_SOURCES)
+                names[nnames++] = sn->valuestring;
+        }
+    }
+    if (lo > 0) {
+        since = (int64_t)lo - 1000000;
+        until = (int64_t)hi + 1000000;
+    } else {
+        int64_t fired = st->fired_us ? st->fired_us : now_us;
+        since = fired - (int64_t)r->window * 1000000 - 1000000;
+        until = (what == SL_ALERT_RESOLVE ? now_us : fired) + 1000000;
+    }
+    if (nnames == 0 && (r->condition == SL_COND_ABSENCE || r->group_by == SL_GROUP_SOURCE))
+        names[nnames++] = group;
+    if ((rc = sl_buf_addf(url, "%s/api/v1/search?", ev->public_url)) != 0)
+        return rc;
+    if (sl_match_search_query(r, q, sizeof(q)) > 0) {
+        if ((rc = sl_buf_add(url, "q=", 2)) != 0 || (rc = url_escape(url, q)) != 0 ||
+            (rc = sl_buf_addc(url, '&')) != 0)
+            return rc;
+    }
+    for (size_t k = 0; k < nnames; k++)
+        if ((rc = sl_buf_add(url, "source=", 7)) != 0 || (rc = url_escape(url, names[k])) != 0 ||
+            (rc = sl_buf_addc(url, '&')) != 0)
+            return rc;
+    rfc3339(since, ts);
+    if ((rc = sl_buf_add(url, "since=", 6)) != 0 || (rc = url_escape(url, ts)) != 0)
+        return rc;
+    rfc3339(until, ts);
+    if ((rc = sl_buf_add(url, "&until=", 7)) != 0 || (rc = url_escape(url, ts)) != 0)
+        return rc;
+    /* oldest first, so the first quoted lines are on the first page */
+    return sl_buf_add(url, "&order=asc&limit=1000", 21);
 }
 
 /* The alert document (docs/alerts.md). Caller frees the string. */
@@ -526,14 +685,9 @@ static char *alert_doc(struct sl_eval *ev, uint32_t ri, const char *group,
             cJSON_AddItemToArray(lines, c);
         }
     }
-    sl_buf_init(&url, 8192);
-    if (sl_buf_addf(&url, "%s/search?q=", ev->public_url) == 0) {
-        char q[1024];
-        snprintf(q, sizeof(q), "/%s/", r->pattern);
-        url_escape(&url, q);
-        if (r->group_by == SL_GROUP_SOURCE && sl_buf_add(&url, "&source=", 8) == 0)
-            url_escape(&url, group);
-    }
+    sl_buf_init(&url, 16384);
+    if (search_url(ev, r, group, st, what, kept, now_us, &url) != 0)
+        sl_buf_reset(&url);
     if (sl_buf_addc(&url, '\0') == 0)
         cJSON_AddStringToObject(d, "search_url", url.p);
     sl_buf_free(&url);

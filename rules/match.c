@@ -31,6 +31,7 @@
 #include "sluice/err.h"
 #include "sluice/log.h"
 #include "sluice/match.h"
+#include "sluice/query.h"
 
 #define DEFAULT_MATCH_LIMIT 100000u
 #define DEFAULT_DEPTH_LIMIT 10000u
@@ -1352,4 +1353,118 @@ void sl_matcher_rule_stats(const struct sl_matcher *m, uint32_t i, struct sl_rul
     st->prefiltered = st->evaluated - mr->runs;
     st->matched = mr->matched;
     st->limit_hits = mr->limit_hits;
+}
+
+/* ---------------------------------------------------------------- search links */
+
+/* "/pattern/" as a query term into out[*n..cap): named groups plain, '/' escaped.
+ * Returns false when it does not fit. */
+static bool query_regex(const char *pat, bool negate, bool caseless, char *out, size_t cap,
+                        size_t *n)
+{
+    bool in_class = false;
+    size_t i = 0, len = strlen(pat);
+
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (*n + 1 >= cap)                                                                         \
+            return false;                                                                          \
+        out[(*n)++] = (c);                                                                         \
+    } while (0)
+    if (negate)
+        PUT('-');
+    PUT('/');
+    while (i < len) {
+        char c = pat[i];
+
+        if (c == '\\') {
+            PUT(c);
+            if (i + 1 < len)
+                PUT(pat[i + 1]);
+            i += 2;
+            continue;
+        }
+        if (in_class) {
+            if (c == ']')
+                in_class = false;
+            if (c == '/')
+                PUT('\\');
+            PUT(c);
+            i++;
+            continue;
+        }
+        if (c == '[') {
+            /* a ']' right after "[" or "[^" is a literal member, not the end */
+            in_class = true;
+            PUT(c);
+            i++;
+            if (i < len && pat[i] == '^')
+                PUT(pat[i++]);
+            if (i < len && pat[i] == ']')
+                PUT(pat[i++]);
+            continue;
+        }
+        if (c == '(' && i + 2 < len && pat[i + 1] == '?') {
+            /* (?<name> (?P<name> (?'name' -> ( ; lookbehinds (?<= (?<! stay */
+            size_t k = i + 2;
+            char close = 0;
+            if (pat[k] == 'P' && k + 1 < len && pat[k + 1] == '<')
+                k++;
+            if (pat[k] == '<' && k + 1 < len && pat[k + 1] != '=' && pat[k + 1] != '!')
+                close = '>';
+            else if (pat[k] == '\'')
+                close = '\'';
+            if (close) {
+                const char *e = memchr(pat + k + 1, close, len - k - 1);
+                if (e != NULL) {
+                    PUT('(');
+                    i = (size_t)(e - pat) + 1;
+                    continue;
+                }
+            }
+        }
+        if (c == '/')
+            PUT('\\');
+        PUT(c);
+        i++;
+    }
+    PUT('/');
+    if (caseless)
+        PUT('i');
+#undef PUT
+    out[*n] = '\0';
+    return true;
+}
+
+static bool query_ok(const char *q, size_t n)
+{
+    struct sl_query *parsed = NULL;
+
+    if (n == 0 || n > SL_QUERY_MAX_LEN || sl_query_parse(q, n, &parsed, NULL) != 0)
+        return false;
+    sl_query_free(parsed);
+    return true;
+}
+
+size_t sl_match_search_query(const struct sl_rule *r, char *out, size_t cap)
+{
+    size_t n = 0, pat_n;
+
+    if (cap == 0)
+        return 0;
+    out[0] = '\0';
+    if (r == NULL || r->pattern == NULL ||
+        !query_regex(r->pattern, false, r->caseless, out, cap, &n) || !query_ok(out, n)) {
+        out[0] = '\0';
+        return 0;
+    }
+    pat_n = n;
+    if (r->exclude != NULL && n + 1 < cap) {
+        out[n++] = ' ';
+        if (!query_regex(r->exclude, true, r->caseless, out, cap, &n) || !query_ok(out, n)) {
+            n = pat_n; /* the pattern alone: more lines, never fewer */
+            out[n] = '\0';
+        }
+    }
+    return n;
 }

@@ -23,7 +23,11 @@
 #include "sluice/writer.h"
 
 #define CLAIM 32
-#define LEASE "interval '2 minutes'"
+/* A claimed row's lease only has to outlive one attempt: the delivery timeout (libcurl's
+ * whole-request timeout) plus this margin for the loop's own work (the tick, recording
+ * results). A node killed mid-delivery leaves its rows to whoever claims after the lease
+ * (docs/alerts.md, "Delivery"). */
+#define LEASE_MARGIN_MS 10000
 
 struct sl_notifier {
     struct sl_notifier_opts o;
@@ -157,25 +161,37 @@ static void on_result(void *arg, const struct sl_deliver_result *res)
     }
 }
 
-/* Claim due rows and hand them to libcurl. */
+/* Claim due rows and hand them to libcurl. Deliveries of one alert to one destination go
+ * in id order (the firing before its resolve, issue 12): a row is not claimable while an
+ * earlier row of the same alert and destination is still pending (waiting to retry or in
+ * flight on any node). When that earlier row ended dead or disabled, the later one is not
+ * sent either (column 5 says which): a resolve without its firing would close nothing the
+ * receiver knows of (docs/alerts.md). */
 static void claim(struct sl_notifier *n)
 {
     PGresult *r;
-    char lim[16];
-    const char *vals[1] = {lim};
+    char lim[16], lease[24];
+    const char *vals[2] = {lim, lease};
 
     if (n->inflight >= CLAIM)
         return;
     snprintf(lim, sizeof(lim), "%d", CLAIM - n->inflight);
+    snprintf(lease, sizeof(lease), "%ld", n->o.timeout_ms + LEASE_MARGIN_MS);
     r = PQexecParams(
         n->pg,
-        "UPDATE alert_outbox o SET lease_until = now() + " LEASE ", attempts = attempts + 1 "
-        "WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' "
+        "UPDATE alert_outbox o SET lease_until = now() + make_interval(secs => $2::bigint / "
+        "1000.0), attempts = attempts + 1 "
+        "WHERE id IN (SELECT id FROM alert_outbox c WHERE status = 'pending' "
         "AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
+        "AND NOT EXISTS (SELECT 1 FROM alert_outbox e WHERE e.status = 'pending' "
+        "AND e.alert_id = c.alert_id AND e.destination = c.destination AND e.id < c.id) "
         "ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED) "
         "RETURNING id, delivery_id, destination, doc::text, "
-        "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination)",
-        1, NULL, vals, NULL, NULL, 0);
+        "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination), "
+        "(SELECT e.status FROM alert_outbox e WHERE e.alert_id = o.alert_id "
+        "AND e.destination = o.destination AND e.id < o.id "
+        "AND e.status IN ('dead', 'disabled') ORDER BY e.id LIMIT 1)",
+        2, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sl_db_log_error("outbox claim failed", n->pg, r);
         PQclear(r);
@@ -194,6 +210,17 @@ static void claim(struct sl_notifier *n)
         }
         if (PQgetvalue(r, i, 4)[0] == 't') {
             mark_dead(n, id, "disabled", 0, "destination disabled (410 earlier)");
+            continue;
+        }
+        if (!PQgetisnull(r, i, 5)) {
+            /* never attempted: the claim's attempt is taken back */
+            row_update(n, "UPDATE alert_outbox SET attempts = attempts - 1 WHERE id = $1::bigint",
+                       id, NULL, NULL, NULL);
+            mark_dead(n, id, strcmp(PQgetvalue(r, i, 5), "disabled") == 0 ? "disabled" : "dead", 0,
+                      "not sent: the earlier delivery of this alert to this destination "
+                      "was never delivered");
+            sl_info("alert delivery not sent: its earlier one was never delivered",
+                    "outbox_id=%" PRIu64 " destination=%s", id, dname);
             continue;
         }
         memset(&rq, 0, sizeof(rq));
@@ -292,11 +319,13 @@ int sl_notifier_start(const struct sl_notifier_opts *o, struct sl_notifier **out
     if (n == NULL)
         return SL_ENOMEM;
     n->o = *o;
+    if (n->o.timeout_ms <= 0)
+        n->o.timeout_ms = 20000;
     n->url = strdup(o->database_url);
     n->allow = strdup(o->allow_private ? o->allow_private : "");
     if (n->url == NULL || n->allow == NULL ||
         sl_eval_new(o->sources, o->public_url, &n->ev) ||
-        sl_deliver_new(n->allow, o->timeout_ms > 0 ? o->timeout_ms : 20000, &n->d))
+        sl_deliver_new(n->allow, n->o.timeout_ms, &n->d))
         goto fail;
     if (pthread_create(&n->thread, NULL, n_main, n) != 0)
         goto fail;

@@ -40,7 +40,10 @@ SL_MUSTCHECK int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolv
 const struct sl_ruleset *sl_eval_rules(const struct sl_eval *ev);
 size_t sl_eval_nrules(const struct sl_eval *ev);
 
-/* Forget the aggregation of the previous (possibly failed) batch. */
+/* Forget the aggregation of the previous (possibly failed) batch. When the source table
+ * changed since the rules were compiled and a source name of a rule now has another id
+ * (a source added after the rules), compile the matcher again first: call it after the
+ * batch's records were read, so a line of a new source meets its rules. */
 void sl_eval_begin(struct sl_eval *ev);
 /* One stored line (row id, its entry, what building the row parsed). Slices must stay
  * valid until sl_eval_commit. */

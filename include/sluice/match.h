@@ -93,4 +93,15 @@ bool sl_glob_match(const char *glob, struct sl_str s);
 #define SL_MATCH_LITERALS_MAX 8
 size_t sl_match_required_literals(const char *pattern, bool caseless, char *out, size_t cap);
 
+/* Added (issue 12). The search query (docs/query.md) that shows the lines rule r matched,
+ * for an alert's search link: "/pattern/" ("/pattern/i" for a caseless rule), with named
+ * groups made plain ("(?<n>x)", "(?P<n>x)", "(?'n'x)" become "(x)") and every unescaped
+ * '/' escaped, then " -/exclude/" when the rule has an exclude pattern. The query language
+ * takes only the part of PCRE syntax PostgreSQL runs with the same meaning: a part it
+ * refuses (inline flags, back references, \p{..}, ...) is left out, the exclude first;
+ * without the pattern the query is "" and the link shows every line of the alert's
+ * sources and window, which still holds the alert's lines. Writes the NUL-terminated
+ * query to out (cap > 0 bytes; "" when it would not fit) and returns its length. */
+size_t sl_match_search_query(const struct sl_rule *r, char *out, size_t cap);
+
 #endif

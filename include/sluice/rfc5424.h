@@ -55,10 +55,17 @@ int sl_syslog_parse_ref(const char *buf, size_t len, int64_t ref_us, struct sl_s
 int sl_rfc3339_parse(const char *buf, size_t len, int64_t *us, int *frac_digits,
                      int *offset_min);
 
+/* Heroku's error codes for lines a sender lost (devcenter.heroku.com/articles/error-codes). */
+#define SL_HEROKU_L10 10 /* logplex: output buffer overflow (drain too slow) */
+#define SL_HEROKU_L12 12 /* log-shuttle / logplex: local buffer overflow */
+#define SL_HEROKU_L13 13 /* log-shuttle / logplex: local delivery error */
+
 /* Lines the sender uses to report its own losses: logplex "Error L10 (output buffer
  * overflow): N messages dropped since ...", "Error L12 ...: N messages dropped",
- * "Error L13 ...: N messages lost ...". Returns N (>= 0) and sets *code to 10, 12 or
- * 13, or -1 when msg is no such notice. */
+ * "Error L13 ...: N messages lost ...", and log-shuttle's own form without the
+ * parenthesised text, "Error L12: N messages dropped since ...", "Error L13: N messages
+ * lost since ...". Returns N (>= 0) and sets *code to SL_HEROKU_L10, _L12 or _L13, or -1
+ * when msg is no such notice. */
 long sl_heroku_loss_notice(struct sl_str msg, int *code);
 
 #endif

@@ -8,6 +8,8 @@ The answer to request number i (0-based) is script[i], and `default` after the s
     (429, {"Retry-After": "1"})          status and headers
     (202, {...}, b'{"status":"success"}') status, headers, body
     "close"                              drop the connection without an answer
+    ("hang", 30)                         record the request, answer nothing for 30 s, then
+                                         drop the connection (a delivery left in flight)
 
 Receiver(up=False) only reserves its port: nothing listens there (connections are refused)
 until start(); stop() closes the port again. Everything stays on 127.0.0.1.
@@ -112,6 +114,11 @@ class Receiver:
                         time.monotonic(), time.time()))
                     rcv._cond.notify_all()
                 ans = rcv._answer(n)
+                if isinstance(ans, tuple) and ans and ans[0] == "hang":
+                    end = time.monotonic() + ans[1]
+                    while time.monotonic() < end and rcv._srv is not None:
+                        time.sleep(0.05)
+                    ans = "close"
                 if ans == "close":
                     self.close_connection = True
                     try:

@@ -817,6 +817,54 @@ static void test_env_knob(void **state)
     free_rs(rs);
 }
 
+/* Issue 12: an alert's search link must use a query the search API accepts. */
+static void test_search_query_table(void **state)
+{
+    static const struct {
+        const char *pattern, *exclude;
+        bool caseless;
+        const char *want;
+    } cases[] = {
+        {"status=5\\d\\d", NULL, false, "/status=5\\d\\d/"},
+        {"code=H12\\b", NULL, true, "/code=H12\\b/i"},
+        {"(?<error>OperationalError|InterfaceError)", NULL, false,
+         "/(OperationalError|InterfaceError)/"},
+        {"(?P<e>a+)x(?'f'b)", NULL, false, "/(a+)x(b)/"},
+        {"(?<=a)b", NULL, false, "/(?<=a)b/"},
+        {"a/b", NULL, false, "/a\\/b/"},
+        {"a\\/b", NULL, false, "/a\\/b/"},
+        {"[/(?<x>]", NULL, false, "/[\\/(?<x>]/"},
+        {"deploy failed", "dry run", false, "/deploy failed/ -/dry run/"},
+        /* what the language refuses is left out: exclude first, then the pattern */
+        {"deploy failed", "(?i)dry", false, "/deploy failed/"},
+        {"(?i)deploy", NULL, false, ""},
+        {"(a)\\1", NULL, false, ""},
+    };
+    char out[256];
+
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sl_rule r;
+        size_t n;
+
+        memset(&r, 0, sizeof(r));
+        r.pattern = (char *)(uintptr_t)cases[i].pattern;
+        r.exclude = (char *)(uintptr_t)cases[i].exclude;
+        r.caseless = cases[i].caseless;
+        n = sl_match_search_query(&r, out, sizeof(out));
+        if (strcmp(out, cases[i].want) != 0 || n != strlen(out))
+            fail_msg("row %zu \"%s\": got \"%s\" (%zu), want \"%s\"", i, cases[i].pattern, out,
+                     n, cases[i].want);
+    }
+    {
+        struct sl_rule r;
+        memset(&r, 0, sizeof(r));
+        r.pattern = (char *)(uintptr_t) "a_long_pattern";
+        assert_int_equal(sl_match_search_query(&r, out, 8), 0); /* does not fit */
+        assert_string_equal(out, "");
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -832,6 +880,7 @@ int main(void)
         cmocka_unit_test(test_empty_ruleset),
         cmocka_unit_test(test_prefilter_equivalence),
         cmocka_unit_test(test_env_knob),
+        cmocka_unit_test(test_search_query_table),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

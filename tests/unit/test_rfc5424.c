@@ -379,6 +379,22 @@ static void test_loss_notice_table(void **state)
         {"Error L10 output buffer overflow: 12 messages dropped", -1, 0},
         {"Error L1", -1, 0},
         {"", -1, 0},
+        /* log-shuttle's own notices: no parenthesised text (issue 12) */
+        {"Error L12: 30 messages dropped since 2026-11-21T09:59:00+00:00.", 30, 12},
+        {"Error L13: 7 messages lost since 2026-11-21T09:59:00+00:00.", 7, 13},
+        {"Error L12: 1 message dropped since 2026-11-21T09:59:00+00:00.", 1, 12},
+        {"Error L10: 4 messages dropped", 4, 10},
+        /* near misses of that form */
+        {"Error L12 30 messages dropped since 2026-11-21T09:59:00+00:00.", -1, 0},
+        {"Error L12:30 messages dropped", 30, 12},
+        {"Error L12: messages dropped", -1, 0},
+        {"Error L12: 30 messages kept", -1, 0},
+        {"Error L11: 30 messages dropped", -1, 0},
+        {"Error L120: 30 messages dropped", -1, 0},
+        {"Error L12:", -1, 0},
+        {"Error L12", -1, 0},
+        {"Error L12 Local buffer overflow: 30 messages dropped", -1, 0},
+        {"Error L13 (Local delivery error: 7 messages lost", -1, 0},
     };
 
     (void)state;
