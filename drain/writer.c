@@ -19,6 +19,7 @@
 #include <libpq-fe.h>
 
 #include "sluice/blocks.h"
+#include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/entry.h"
 #include "sluice/eval.h"
@@ -80,25 +81,11 @@ struct sl_writer {
 
 #define ID_BLOCK_BITS 20
 
-int64_t sl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t sl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define log_pg sl_db_log_error
 
 static bool stopping_now(struct sl_writer *w)
 {
-    return atomic_load(&w->stop) && sl_now_ms() >= atomic_load(&w->deadline);
+    return atomic_load(&w->stop) && sl_clock_mono_ms() >= atomic_load(&w->deadline);
 }
 
 /* Connect, read this node's checkpoint, open the reader there. */
@@ -605,7 +592,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     w_rules(w);
     if (w->ev)
         sl_eval_begin(w->ev);
-    sl_blocks_begin(w->blocks, sl_now_us());
+    sl_blocks_begin(w->blocks, sl_clock_real_us());
     if (exec_ok(w->pg, "BEGIN"))
         return SL_EDB;
     if (w_dedupe(w, from, to) || w_copy(w, from, to, &bc))
@@ -614,7 +601,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     if (w_blocks_upsert(w))
         goto fail;
     /* Alert windows and the outbox move in the same transaction as the lines. */
-    if (w->ev && sl_eval_commit(w->ev, w->pg, sl_now_us()) < 0)
+    if (w->ev && sl_eval_commit(w->ev, w->pg, sl_clock_real_us()) < 0)
         goto fail;
     if (w_checkpoint(w, w->recs[to - 1].end_lsn))
         goto fail;

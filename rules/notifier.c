@@ -20,7 +20,7 @@
 #include "sluice/notifier.h"
 #include "sluice/payload.h"
 #include "sluice/rule.h"
-#include "sluice/writer.h"
+#include "sluice/clock.h"
 
 #define CLAIM 32
 #define LEASE "interval '2 minutes'"
@@ -242,8 +242,8 @@ static void *n_main(void *arg)
     int64_t next_tick = 0, next_claim = 0;
 
     while (!atomic_load(&n->stop) ||
-           (n->inflight > 0 && sl_now_ms() < atomic_load(&n->stop_at) + 2000)) {
-        int64_t now = sl_now_ms();
+           (n->inflight > 0 && sl_clock_mono_ms() < atomic_load(&n->stop_at) + 2000)) {
+        int64_t now = sl_clock_mono_ms();
         struct pollfd pf;
         PGnotify *nt;
         unsigned v;
@@ -261,7 +261,7 @@ static void *n_main(void *arg)
         }
         if (!atomic_load(&n->stop)) {
             if (now >= next_tick && sl_eval_nrules(n->ev) > 0) {
-                if (sl_eval_tick(n->ev, n->pg, sl_now_us()) < 0)
+                if (sl_eval_tick(n->ev, n->pg, sl_clock_real_us()) < 0)
                     sl_warn("alert tick failed", "%s", "");
                 next_tick = now + 1000;
             }
@@ -315,7 +315,7 @@ void sl_notifier_stop(struct sl_notifier *n)
 {
     if (n == NULL)
         return;
-    atomic_store(&n->stop_at, sl_now_ms());
+    atomic_store(&n->stop_at, sl_clock_mono_ms());
     atomic_store(&n->stop, 1);
     pthread_join(n->thread, NULL);
     sl_deliver_free(n->d);
