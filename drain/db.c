@@ -12,9 +12,10 @@
 #include <time.h>
 
 #include <libpq-fe.h>
-#include <openssl/evp.h>
 
 #include "sluice/db.h"
+#include "sluice/digest.h"
+#include "sluice/enc.h"
 #include "sluice/log.h"
 #include "sluice/str.h"
 
@@ -342,16 +343,9 @@ out:
     return rc;
 }
 
-void sl_token_hash(const char *token, size_t len, unsigned char out[32])
-{
-    unsigned int n = 32;
-    EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
-}
-
 int sl_token_new(char out[SL_TOKEN_HEX + 1])
 {
     unsigned char raw[SL_TOKEN_HEX / 2];
-    static const char hex[] = "0123456789abcdef";
     size_t got = 0;
 
     while (got < sizeof(raw)) {
@@ -364,11 +358,7 @@ int sl_token_new(char out[SL_TOKEN_HEX + 1])
         }
         got += (size_t)k;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[SL_TOKEN_HEX] = '\0';
+    sl_enc_hex(raw, sizeof(raw), out);
     return 0;
 }
 
@@ -385,17 +375,17 @@ static bool valid_name(const char *name)
     return true;
 }
 
+/* A stored token_hash as PostgreSQL's encode(.., 'hex') gives it; anything but 64 hex
+ * digits leaves the hash zero (no token hashes to it). */
+static void unhex_hash(const char *hh, unsigned char out[32])
+{
+    if (sl_enc_unhex(hh, strlen(hh), out, 32) != 32)
+        memset(out, 0, 32);
+}
+
 static void hash_hex(const char *token, char out[65])
 {
-    unsigned char h[32];
-    static const char hex[] = "0123456789abcdef";
-
-    sl_token_hash(token, strlen(token), h);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[h[i] >> 4];
-        out[2 * i + 1] = hex[h[i] & 15];
-    }
-    out[64] = '\0';
+    sl_digest_sha256_hex(token, strlen(token), out);
 }
 
 int sl_db_source_add(struct pg_conn *c, const char *name, int retention_days,
@@ -498,9 +488,7 @@ int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n
         const char *hh = PQgetvalue(r, i, 2);
         v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 1));
-        for (int k = 0; k < 32 && hh[2 * k] && hh[2 * k + 1]; k++)
-            v[i].token_hash[k] = (unsigned char)(sl_hexval((unsigned char)hh[2 * k]) << 4 |
-                                             sl_hexval((unsigned char)hh[2 * k + 1]));
+        unhex_hash(hh, v[i].token_hash);
         snprintf(v[i].drain_token, sizeof(v[i].drain_token), "%s", PQgetvalue(r, i, 3));
         v[i].retention_days = atoi(PQgetvalue(r, i, 4));
     }
@@ -693,9 +681,7 @@ int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_row **rows, s
 
         v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 1));
-        for (int b = 0; b < 32 && hh[2 * b] && hh[2 * b + 1]; b++)
-            v[i].token_hash[b] = (unsigned char)(sl_hexval((unsigned char)hh[2 * b]) << 4 |
-                                                 sl_hexval((unsigned char)hh[2 * b + 1]));
+        unhex_hash(hh, v[i].token_hash);
         v[i].all = PQgetvalue(r, i, 3)[0] == 't';
         if (*p) {
             size_t cnt = 1;

@@ -21,6 +21,7 @@
 #include "sluice/blocks.h"
 #include "sluice/clock.h"
 #include "sluice/db.h"
+#include "sluice/enc.h"
 #include "sluice/entry.h"
 #include "sluice/eval.h"
 #include "sluice/feed.h"
@@ -484,20 +485,6 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
     return rc;
 }
 
-static int add_hex(struct sl_buf *b, const uint8_t *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    int rc = sl_buf_reserve(b, 2 * n);
-
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        b->p[b->len++] = hex[p[i] >> 4];
-        b->p[b->len++] = hex[p[i] & 15];
-    }
-    return 0;
-}
-
 #define BLOCK_COLS 8
 
 /* Upsert the log_blocks row of every block this batch touched (closed ones included), in
@@ -527,7 +514,7 @@ static int w_blocks_upsert(struct sl_writer *w)
             if (i && (rc = sl_buf_addc(&w->bsql, ',')))
                 break;
             rc = c < BLOCK_COLS - 1 ? sl_buf_addf(&w->bsql, "%" PRId64, v[c])
-                                    : add_hex(&w->bsql, b->bloom, b->nbits / 8);
+                                    : sl_enc_hex_buf(&w->bsql, b->bloom, b->nbits / 8);
         }
         if (rc == 0)
             rc = sl_buf_add(&w->bsql, "}", 2); /* with the NUL that ends the parameter */

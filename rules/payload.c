@@ -35,6 +35,7 @@
 #include <openssl/params.h>
 
 #include "sluice/buf.h"
+#include "sluice/enc.h"
 #include "sluice/err.h"
 #include "sluice/payload.h"
 #include "sluice/rule.h"
@@ -393,7 +394,7 @@ int sl_webhook_sign(const char *secret, const char *id, int64_t ts, const char *
 {
     unsigned char key[SECRET_B64_MAX], mac[EVP_MAX_MD_SIZE];
     const unsigned char *k;
-    char b64[SECRET_B64_MAX + 4], tsbuf[24];
+    char tsbuf[24];
     size_t klen, maclen = 0;
     EVP_MAC *m = NULL;
     EVP_MAC_CTX *ctx = NULL;
@@ -405,25 +406,15 @@ int sl_webhook_sign(const char *secret, const char *id, int64_t ts, const char *
         outlen < sizeof("v1,") + 44)
         return SL_EINVAL;
     if (strncmp(secret, "whsec_", 6) == 0) {
-        /* The key is the base64 after the prefix; EVP_DecodeBlock wants whole quanta and
-         * counts padding as zero bytes, so pad here and take the padding off after. */
-        size_t slen = strlen(secret + 6), pad;
+        /* The key is the base64 after the prefix (padding optional). */
+        size_t slen = strlen(secret + 6);
         int dl;
 
-        if (slen == 0 || slen > SECRET_B64_MAX || slen % 4 == 1)
+        if (slen == 0 || slen > SECRET_B64_MAX)
             return SL_EINVAL;
-        memcpy(b64, secret + 6, slen);
-        while (slen % 4 != 0)
-            b64[slen++] = '=';
-        b64[slen] = '\0';
-        pad = (b64[slen - 1] == '=') + (b64[slen - 2] == '=');
-        if (strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
-            slen - pad)
+        if ((dl = sl_enc_unb64(secret + 6, slen, key, sizeof(key))) < 0)
             return SL_EINVAL;
-        dl = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)slen);
-        if (dl < 0 || (size_t)dl < pad)
-            return SL_EINVAL;
-        klen = (size_t)dl - pad;
+        klen = (size_t)dl;
         k = key;
     } else {
         k = (const unsigned char *)secret;
@@ -450,11 +441,10 @@ int sl_webhook_sign(const char *secret, const char *id, int64_t ts, const char *
         !EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) || maclen != 32)
         goto out;
     memcpy(out, "v1,", 3);
-    EVP_EncodeBlock((unsigned char *)out + 3, mac, 32); /* 44 chars and a NUL */
+    sl_enc_b64(mac, 32, out + 3); /* 44 chars and a NUL */
     rc = 0;
 out:
     OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(b64, sizeof(b64));
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(m);
     return rc;
