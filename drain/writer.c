@@ -70,7 +70,6 @@ struct sl_writer {
     size_t rows;
     struct sl_buf copy, scratch, tags, sql, sql2;
     struct sl_blocks *blocks; /* open token-filter blocks, one per source */
-    struct sl_buf text;       /* a repaired message, for its tokens */
     struct sl_buf bsql;       /* the log_blocks upsert's arrays */
     int64_t known_days[KNOWN_DAYS];
     int nknown;
@@ -386,20 +385,12 @@ static int w_order(struct sl_writer *w, size_t from, size_t to)
 }
 
 /* The row's tokens go to its source's block: the text exactly as stored in
- * logs.message (repaired when the bytes were not valid UTF-8, as row.c stores it). */
+ * logs.message (row.c repaired it once, into info->text). */
 static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id,
                        const struct sl_row_info *info)
 {
-    struct sl_str msg = info->sl.msg;
-    int rc;
-
-    if (info->raw_kept && !sl_utf8_clean(msg.p, msg.len)) {
-        sl_buf_reset(&w->text);
-        if ((rc = sl_utf8_sanitize(msg.p, msg.len, &w->text)))
-            return rc;
-        msg = sl_str_make(w->text.p, w->text.len);
-    }
-    return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, msg.p, msg.len);
+    return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, info->text.p,
+                         info->text.len);
 }
 
 /* COPY the rows of records [from, to), grouped by source. */
@@ -746,7 +737,6 @@ int sl_writer_start(const struct sl_writer_opts *o, struct sl_writer **out)
     sl_buf_init(&w->tags, 1u << 20);
     sl_buf_init(&w->sql, 1u << 26);
     sl_buf_init(&w->sql2, 1u << 26);
-    sl_buf_init(&w->text, 1u << 28);
     sl_buf_init(&w->bsql, 1u << 28);
     if (sl_blocks_new(NULL, &w->blocks)) {
         free(w);
@@ -785,7 +775,6 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->tags);
     sl_buf_free(&w->sql);
     sl_buf_free(&w->sql2);
-    sl_buf_free(&w->text);
     sl_buf_free(&w->bsql);
     sl_blocks_free(w->blocks);
     free(w->recs);

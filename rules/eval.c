@@ -22,6 +22,7 @@
 #include "sluice/metrics.h"
 #include "sluice/ruleset.h"
 #include "sluice/sources.h"
+#include "sluice/utf8.h"
 
 #define SAMPLES 3
 #define MAX_AGGS 4096 /* groups per batch; more are counted into the last one's rule */

@@ -38,6 +38,7 @@
 #include "sluice/enc.h"
 #include "sluice/err.h"
 #include "sluice/payload.h"
+#include "sluice/utf8.h"
 #include "sluice/rule.h"
 #include "sluice/str.h"
 
@@ -204,40 +205,6 @@ static int set_url(struct sl_request *out, const char *base, const char *suffix)
     return 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (1-4), or 0 when s does not start one
- * (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF). s is NUL-ended. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* Append text s to b, escaped for Slack mrkdwn when mrkdwn (& < > as entities, backticks
  * as ' so a sample cannot close its code block), invalid UTF-8 as U+FFFD, and never more
  * than budget bytes. When s does not fit it is cut at a character boundary (never inside
@@ -255,7 +222,7 @@ static int add_text(struct sl_buf *b, const char *s, size_t budget, bool mrkdwn,
         used = 0;
         while (*p) {
             const char *piece = (const char *)p;
-            size_t plen = utf8_seq(p), adv = plen;
+            size_t plen = sl_utf8_seq(p, 4, NULL), adv = plen; /* stops at the NUL */
 
             if (plen == 0) {
                 piece = REPLACEMENT;
