@@ -56,20 +56,10 @@ static int reload(struct sl_maint *m)
 
 static int m_connect(struct sl_maint *m)
 {
-    PGresult *r;
+    int rc = sl_db_listen(&m->pg, m->url, "LISTEN sluice_sources; LISTEN sluice_rules");
 
-    if (m->pg && PQstatus(m->pg) == CONNECTION_OK)
-        return 0;
-    sl_db_close(m->pg);
-    m->pg = NULL;
-    if (sl_db_connect(m->url, &m->pg))
-        return SL_EDB;
-    r = PQexec(m->pg, "LISTEN sluice_sources; LISTEN sluice_rules");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        PQclear(r);
-        return SL_EDB;
-    }
-    PQclear(r);
+    if (rc <= 0)
+        return rc;
     if (reload(m))
         return SL_EDB;
     /* Today and the next two days, so midnight never waits on DDL. */

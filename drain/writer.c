@@ -101,13 +101,9 @@ static int w_connect(struct sl_writer *w)
             return rc;
     } else if (!sl_db_ok(w->pg))
         return SL_EDB;
-    r = PQexecParams(w->pg, "SELECT lsn FROM spool_checkpoints WHERE node_id = $1", 1, NULL,
-                     vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("checkpoint read failed", w->pg, r);
-        PQclear(r);
-        return SL_EDB;
-    }
+    if ((rc = sl_db_exec(w->pg, "checkpoint read failed",
+                         "SELECT lsn FROM spool_checkpoints WHERE node_id = $1", 1, vals, &r)))
+        return rc;
     w->committed_lsn = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
     sl_spool_reader_free(w->reader);
@@ -219,16 +215,12 @@ static int w_dedupe(struct sl_writer *w, size_t from, size_t to)
         return SL_ENOMEM;
     vals[0] = w->sql.p;
     vals[1] = w->sql2.p;
-    r = PQexecParams(w->pg,
-                     "INSERT INTO ingest_frames (source_id, frame_id) "
-                     "SELECT * FROM unnest($1::bigint[], $2::text[]) "
-                     "ON CONFLICT DO NOTHING RETURNING source_id, frame_id",
-                     2, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("frame de-duplication failed", w->pg, r);
-        PQclear(r);
+    if (sl_db_exec(w->pg, "frame de-duplication failed",
+                   "INSERT INTO ingest_frames (source_id, frame_id) "
+                   "SELECT * FROM unnest($1::bigint[], $2::text[]) "
+                   "ON CONFLICT DO NOTHING RETURNING source_id, frame_id",
+                   2, vals, &r))
         return SL_EDB;
-    }
     for (int k = 0; k < PQntuples(r); k++) {
         int64_t sid = strtoll(PQgetvalue(r, k, 0), NULL, 10);
         const char *fid = PQgetvalue(r, k, 1);
@@ -315,12 +307,9 @@ static int w_reserve_ids(struct sl_writer *w, size_t n)
         return 0;
     if (n > (1u << ID_BLOCK_BITS))
         return SL_ETOOBIG;
-    r = PQexec(w->pg, "SELECT nextval('logs_id_block_seq')");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("row id block failed", w->pg, r);
-        PQclear(r);
+    if (sl_db_exec(w->pg, "row id block failed", "SELECT nextval('logs_id_block_seq')", 0, NULL,
+                   &r))
         return SL_EDB;
-    }
     b = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     w->next_id = b << ID_BLOCK_BITS;
@@ -486,7 +475,6 @@ static int w_blocks_upsert(struct sl_writer *w)
     const struct sl_block_row *rows;
     size_t n, start[BLOCK_COLS];
     const char *vals[BLOCK_COLS];
-    PGresult *r;
     int rc;
 
     if ((rc = sl_blocks_rows(w->blocks, &rows, &n)))
@@ -514,27 +502,13 @@ static int w_blocks_upsert(struct sl_writer *w)
         return rc;
     for (int c = 0; c < BLOCK_COLS; c++)
         vals[c] = w->bsql.p + start[c];
-    r = PQexecParams(
-        w->pg,
-        SL_BLOCKS_UPSERT_SQL,
-        BLOCK_COLS, NULL, vals, NULL, NULL, 0);
-    rc = 0;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        log_pg("log_blocks upsert failed", w->pg, r);
-        rc = SL_EDB;
-    }
-    PQclear(r);
-    return rc;
+    return sl_db_exec(w->pg, "log_blocks upsert failed", SL_BLOCKS_UPSERT_SQL, BLOCK_COLS, vals,
+                      NULL);
 }
 
 static int exec_ok(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : SL_EDB;
-    if (rc)
-        log_pg("statement failed", c, r);
-    PQclear(r);
-    return rc;
+    return sl_db_exec(c, "statement failed", sql, 0, NULL, NULL);
 }
 
 /* Upsert this node's checkpoint (inside the caller's transaction, if any). */
@@ -542,20 +516,12 @@ static int w_checkpoint(struct sl_writer *w, uint64_t lsn)
 {
     char ls[24];
     const char *vals[2] = {sl_spool_node_id(w->o.spool), ls};
-    PGresult *r;
-    int rc = 0;
 
     snprintf(ls, sizeof(ls), "%" PRIu64, lsn);
-    r = PQexecParams(w->pg,
-                     "INSERT INTO spool_checkpoints (node_id, lsn) VALUES ($1, $2::bigint) "
-                     "ON CONFLICT (node_id) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()",
-                     2, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        log_pg("checkpoint write failed", w->pg, r);
-        rc = SL_EDB;
-    }
-    PQclear(r);
-    return rc;
+    return sl_db_exec(w->pg, "checkpoint write failed",
+                      "INSERT INTO spool_checkpoints (node_id, lsn) VALUES ($1, $2::bigint) "
+                      "ON CONFLICT (node_id) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()",
+                      2, vals, NULL);
 }
 
 /* One transaction for records [from, to). */

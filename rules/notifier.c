@@ -54,14 +54,11 @@ static void row_update(struct sl_notifier *n, const char *sql, uint64_t id, cons
 {
     char ids[24];
     const char *vals[4] = {ids, a1, a2, a3};
-    PGresult *r;
     int nv = a3 ? 4 : a2 ? 3 : a1 ? 2 : 1;
 
     snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    r = PQexecParams(n->pg, sql, nv, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        sl_db_log_error("outbox update failed", n->pg, r);
-    PQclear(r);
+    if (sl_db_exec(n->pg, "outbox update failed", sql, nv, vals, NULL))
+        return; /* logged; the lease runs out and the row is tried again */
 }
 
 static void mark_dead(struct sl_notifier *n, uint64_t id, const char *status, long http,
@@ -167,20 +164,16 @@ static void claim(struct sl_notifier *n)
     if (n->inflight >= CLAIM)
         return;
     snprintf(lim, sizeof(lim), "%d", CLAIM - n->inflight);
-    r = PQexecParams(
-        n->pg,
-        "UPDATE alert_outbox o SET lease_until = now() + " LEASE ", attempts = attempts + 1 "
-        "WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' "
-        "AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
-        "ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED) "
-        "RETURNING id, delivery_id, destination, doc::text, "
-        "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination)",
-        1, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("outbox claim failed", n->pg, r);
-        PQclear(r);
+    if (sl_db_exec(
+            n->pg, "outbox claim failed",
+            "UPDATE alert_outbox o SET lease_until = now() + " LEASE ", attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM alert_outbox WHERE status = 'pending' "
+            "AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
+            "ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, delivery_id, destination, doc::text, "
+            "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination)",
+            1, vals, &r))
         return;
-    }
     for (int i = 0; i < PQntuples(r); i++) {
         uint64_t id = strtoull(PQgetvalue(r, i, 0), NULL, 10);
         const char *dname = PQgetvalue(r, i, 2);
@@ -217,23 +210,13 @@ static void claim(struct sl_notifier *n)
 
 static int n_connect(struct sl_notifier *n)
 {
-    PGresult *r;
+    int rc = sl_db_listen(&n->pg, n->url, "LISTEN sluice_outbox; LISTEN sluice_rules");
 
-    if (n->pg && PQstatus(n->pg) == CONNECTION_OK)
+    if (rc == 0)
         return 0;
-    sl_db_close(n->pg);
-    n->pg = NULL;
-    n->loaded = false;
-    if (sl_db_connect(n->url, &n->pg))
-        return SL_EDB;
-    r = PQexec(n->pg, "LISTEN sluice_outbox; LISTEN sluice_rules");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        PQclear(r);
-        return SL_EDB;
-    }
-    PQclear(r);
+    n->loaded = false; /* a new connection reloads the rules */
     /* leases of a previous life of this node are not waited out: they expire */
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 static void *n_main(void *arg)
