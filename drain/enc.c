@@ -109,6 +109,27 @@ int sl_enc_unb64(const char *in, size_t len, unsigned char *out, size_t cap)
     return (int)want;
 }
 
+int sl_enc_pct(struct sl_buf *b, const char *s, size_t n, bool form)
+{
+    static const char upper[] = "0123456789ABCDEF";
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        unsigned char c = (unsigned char)s[i];
+        bool keep = (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+                    c == '-' || c == '.' || c == '_' || (form ? c == '*' : c == '~');
+        if (keep) {
+            rc = sl_buf_addc(b, (char)c);
+        } else if (form && c == ' ') {
+            rc = sl_buf_addc(b, '+');
+        } else {
+            char e[3] = {'%', upper[c >> 4], upper[c & 15]};
+            rc = sl_buf_add(b, e, 3);
+        }
+    }
+    return rc;
+}
+
 int sl_enc_json_str(struct sl_buf *b, const char *p, size_t n)
 {
     int rc = sl_buf_addc(b, '"');

@@ -268,28 +268,6 @@ done:
     return 0;
 }
 
-/* application/x-www-form-urlencoded (WHATWG URL "application/x-www-form-urlencoded
- * serializer"): unreserved bytes as they are, space as '+', the rest %XX. */
-static int add_form_encoded(struct sl_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
-
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            c == '*' || c == '-' || c == '.' || c == '_') {
-            rc = sl_buf_addc(b, (char)c);
-        } else if (c == ' ') {
-            rc = sl_buf_addc(b, '+');
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = sl_buf_add(b, e, 3);
-        }
-    }
-    return rc;
-}
-
 /* "12 matches in 60 s", "1 matching line", "no matching line in 900 s". */
 static void describe(const struct alert_doc *a, char *out, size_t outlen)
 {
@@ -785,7 +763,7 @@ static int build_papertrail(const struct sl_destination *d, const struct alert_d
         goto out;
     }
     if ((rc = sl_buf_add(&out->body, "payload=", 8)) ||
-        (rc = add_form_encoded(&out->body, json, strlen(json))) ||
+        (rc = sl_enc_pct(&out->body, json, strlen(json), true)) ||
         (rc = set_url(out, d->url, "")) ||
         (rc = add_header(out, "Content-Type", "application/x-www-form-urlencoded")))
         goto out;

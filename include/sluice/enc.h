@@ -4,6 +4,7 @@
 #ifndef SLUICE_ENC_H
 #define SLUICE_ENC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "sluice/buf.h"
@@ -28,6 +29,12 @@ size_t sl_enc_b64(const void *in, size_t n, char *out);
  * SL_EPARSE. Returns the exact number of bytes decoded (padding never counts),
  * SL_ETOOBIG when they do not fit in cap. out may be partly written on error. */
 SL_MUSTCHECK int sl_enc_unb64(const char *in, size_t len, unsigned char *out, size_t cap);
+
+/* Percent-encode s[0..n) onto b with uppercase hex (RFC 3986 §2.1). form false: a URL
+ * query component, every byte but the unreserved A-Z a-z 0-9 - . _ ~ escaped. form true:
+ * application/x-www-form-urlencoded (WHATWG URL serializer): A-Z a-z 0-9 * - . _ kept,
+ * space as '+', the rest escaped. On SL_ETOOBIG b holds a prefix. */
+SL_MUSTCHECK int sl_enc_pct(struct sl_buf *b, const char *s, size_t n, bool form);
 
 /* Append p[0..n) to b as a JSON string with its quotes: '"' and '\\' escaped with a
  * backslash, bytes below 0x20 as \u00XX, every other byte as it is (the caller makes

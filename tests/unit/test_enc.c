@@ -193,6 +193,33 @@ static void test_json_str(void **state)
     }
 }
 
+static void test_pct(void **state)
+{
+    static const struct {
+        const char *in;
+        bool form;
+        const char *want;
+    } cases[] = {
+        {"", false, ""},
+        {"AZaz09-._~", false, "AZaz09-._~"},
+        {"a b*c", false, "a%20b%2Ac"},
+        {"/h12/&x=\xc3\xa9", false, "%2Fh12%2F%26x%3D%C3%A9"},
+        {"AZaz09-._*", true, "AZaz09-._*"},
+        {"a b~c", true, "a+b%7Ec"},
+        {"{\"k\":1}", true, "%7B%22k%22%3A1%7D"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sl_buf b;
+        sl_buf_init(&b, 256);
+        assert_int_equal(sl_enc_pct(&b, cases[i].in, strlen(cases[i].in), cases[i].form), 0);
+        assert_int_equal(b.len, strlen(cases[i].want));
+        if (b.len)
+            assert_memory_equal(b.p, cases[i].want, b.len);
+        sl_buf_free(&b);
+    }
+}
+
 static void test_caps(void **state)
 {
     struct sl_buf b;
@@ -211,7 +238,7 @@ int main(void)
         cmocka_unit_test(test_hex),           cmocka_unit_test(test_unhex_errors),
         cmocka_unit_test(test_b64_encode),    cmocka_unit_test(test_b64_decode),
         cmocka_unit_test(test_b64_roundtrip), cmocka_unit_test(test_json_str),
-        cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_pct),           cmocka_unit_test(test_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
