@@ -315,15 +315,15 @@ int sl_db_migrate(struct pg_conn *c, FILE *progress)
 
     /* One migrator at a time across nodes (Heroku release phase, make test). */
     if (sl_db_exec(c, "migration lock failed", "SELECT pg_advisory_lock(7355001)", 0, NULL,
-                    NULL))
+                   NULL))
         return SL_EDB;
     if (sl_db_exec(c, "migration table failed",
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
-                    "applied_at timestamptz NOT NULL DEFAULT now())",
-                    0, NULL, NULL))
+                   "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
+                   "applied_at timestamptz NOT NULL DEFAULT now())",
+                   0, NULL, NULL))
         goto out;
     if (sl_db_exec(c, "migration query failed",
-                    "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, &r))
+                   "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, &r))
         goto out;
     have = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -340,8 +340,8 @@ int sl_db_migrate(struct pg_conn *c, FILE *progress)
             goto out;
         }
         if (sl_db_exec(c, "migration failed",
-                        "INSERT INTO schema_migrations (version) VALUES ($1::int)", 1, vals,
-                        NULL) ||
+                       "INSERT INTO schema_migrations (version) VALUES ($1::int)", 1, vals,
+                       NULL) ||
             sl_db_exec(c, "migration commit failed", "COMMIT", 0, NULL, NULL)) {
             PQclear(PQexec(c, "ROLLBACK"));
             goto out;
@@ -466,10 +466,10 @@ int sl_db_source_list(struct pg_conn *c, FILE *out)
 {
     PGresult *r = NULL;
     int rc = sl_db_exec(c, "source list failed",
-                         "SELECT name, retention_days, coalesce(drain_token, '-'), "
-                         "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-                         "FROM sources ORDER BY name",
-                         0, NULL, &r);
+                        "SELECT name, retention_days, coalesce(drain_token, '-'), "
+                        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                        "FROM sources ORDER BY name",
+                        0, NULL, &r);
     if (rc)
         return rc;
     fprintf(out, "%-24s %-9s %-40s %s\n", "NAME", "RETENTION", "DRAIN-TOKEN", "CREATED");
@@ -485,9 +485,9 @@ int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n
     PGresult *r = NULL;
     struct sl_source_row *v;
     int rc = sl_db_exec(c, "source load failed",
-                         "SELECT id, name, encode(token_hash, 'hex'), coalesce(drain_token, ''), "
-                         "retention_days FROM sources ORDER BY id",
-                         0, NULL, &r);
+                        "SELECT id, name, encode(token_hash, 'hex'), coalesce(drain_token, ''), "
+                        "retention_days FROM sources ORDER BY id",
+                        0, NULL, &r);
     if (rc)
         return rc;
     v = calloc((size_t)PQntuples(r) + 1, sizeof(*v));
@@ -565,9 +565,9 @@ int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
     /* KEY SHARE: a concurrent `source rm` waits until the token row is in. */
     vals[0] = names.p;
     if ((rc = sl_db_exec(c, "read token add failed",
-                          "SELECT id, name FROM sources WHERE name = ANY($1::text[]) "
-                          "ORDER BY id FOR KEY SHARE",
-                          1, vals, &r)))
+                         "SELECT id, name FROM sources WHERE name = ANY($1::text[]) "
+                         "ORDER BY id FOR KEY SHARE",
+                         1, vals, &r)))
         goto out;
     for (size_t i = 0; i < nsources; i++) {
         bool found = false;
@@ -592,10 +592,10 @@ int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
     vals[2] = all ? "true" : "false";
     vals[3] = ids.p;
     if ((rc = sl_db_exec(c, "read token add failed",
-                          "INSERT INTO read_tokens (name, token_hash, all_sources, source_ids) "
-                          "VALUES ($1, decode($2, 'hex'), $3::boolean, $4::bigint[]) "
-                          "ON CONFLICT (name) DO NOTHING RETURNING id",
-                          4, vals, &r)))
+                         "INSERT INTO read_tokens (name, token_hash, all_sources, source_ids) "
+                         "VALUES ($1, decode($2, 'hex'), $3::boolean, $4::bigint[]) "
+                         "ON CONFLICT (name) DO NOTHING RETURNING id",
+                         4, vals, &r)))
         goto out;
     if (PQntuples(r) != 1) {
         sl_error("read token exists", "name=%s", name);
@@ -771,11 +771,11 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
     /* Whole partitions past every source's retention are dropped; they are named
      * logs_YYYYMMDD so the day is in the name. */
     rc = sl_db_exec(c, "retention query failed",
-                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                     "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_[0-9]{8}$' "
-                     "AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
-                     "  - (SELECT coalesce(max(retention_days), 7) FROM sources)",
-                     0, NULL, &r);
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_[0-9]{8}$' "
+                    "AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
+                    "  - (SELECT coalesce(max(retention_days), 7) FROM sources)",
+                    0, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -792,18 +792,18 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
      * source at a time with a bound the executor can prune partitions and use the
      * (source_id, received_at) index with (a join on sources would read every row). */
     rc = sl_db_exec(c, "retention query failed",
-                     "SELECT id, retention_days FROM sources WHERE retention_days < "
-                     "(SELECT max(retention_days) FROM sources)",
-                     0, NULL, &r);
+                    "SELECT id, retention_days FROM sources WHERE retention_days < "
+                    "(SELECT max(retention_days) FROM sources)",
+                    0, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         const char *v[2] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)};
         PGresult *d = NULL;
         rc = sl_db_exec(c, "retention delete failed",
-                         "DELETE FROM logs WHERE source_id = $1::bigint AND received_at < "
-                         "now() - make_interval(days => $2::int)",
-                         2, v, &d);
+                        "DELETE FROM logs WHERE source_id = $1::bigint AND received_at < "
+                        "now() - make_interval(days => $2::int)",
+                        2, v, &d);
         if (rc == 0)
             total += atoll(PQcmdTuples(d));
         PQclear(d);
@@ -816,16 +816,16 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
      * retention, and every block of a removed source. A block partly inside the retention
      * stays until its newest row ages out. */
     rc = sl_db_exec(c, "retention blocks failed",
-                     "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
-                     "WHERE s.id = b.source_id "
-                     "AND b.max_received >= now() - make_interval(days => s.retention_days))",
-                     0, NULL, NULL);
+                    "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
+                    "WHERE s.id = b.source_id "
+                    "AND b.max_received >= now() - make_interval(days => s.retention_days))",
+                    0, NULL, NULL);
     if (rc)
         return rc;
     /* Rows of a removed source age out with their partitions. */
     rc = sl_db_exec(c, "frame prune failed",
-                     "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0, NULL,
-                     NULL);
+                    "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0, NULL,
+                    NULL);
     if (rc)
         return rc;
     *removed = total;
