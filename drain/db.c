@@ -12,9 +12,10 @@
 #include <time.h>
 
 #include <libpq-fe.h>
-#include <openssl/evp.h>
 
 #include "sluice/db.h"
+#include "sluice/digest.h"
+#include "sluice/enc.h"
 #include "sluice/log.h"
 #include "sluice/str.h"
 
@@ -240,6 +241,24 @@ void sl_db_log_error(const char *what, struct pg_conn *c, const struct pg_result
 
 #define log_pg sl_db_log_error
 
+int sl_db_listen(struct pg_conn **c, const char *url, const char *listen)
+{
+    PGresult *r;
+    int rc = 1;
+
+    if (*c && PQstatus(*c) == CONNECTION_OK)
+        return 0;
+    sl_db_close(*c);
+    *c = NULL;
+    if (sl_db_connect(url, c))
+        return SL_EDB;
+    r = PQexec(*c, listen);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        rc = SL_EDB;
+    PQclear(r);
+    return rc;
+}
+
 int sl_db_array_add(struct sl_buf *b, const char *name)
 {
     return sl_buf_addf(b, "%s\"%s\"", b->len == 0 ? "{" : ",", name);
@@ -251,16 +270,17 @@ int sl_db_array_end(struct sl_buf *b)
     return rc ? rc : sl_buf_add(b, "}", 2);
 }
 
-/* Run a statement; returns 0 when its status is cmd-ok or tuples-ok. */
-static int exec_params(PGconn *c, const char *what, const char *sql, int n,
-                       const char *const *vals, PGresult **res)
+int sl_db_exec(struct pg_conn *c, const char *what, const char *sql, int n,
+               const char *const *vals, struct pg_result **res)
 {
-    PGresult *r = PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
+    PGresult *r = n == 0 ? PQexec(c, sql) : PQexecParams(c, sql, n, NULL, vals, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(r);
 
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
         log_pg(what, c, r);
         PQclear(r);
+        if (res)
+            *res = NULL;
         return SL_EDB;
     }
     if (res)
@@ -278,7 +298,7 @@ static int change_named(PGconn *c, const char *what, const char *sql, int n,
     PGresult *r = NULL;
     int rc;
 
-    if ((rc = exec_params(c, what, sql, n, vals, &r)))
+    if ((rc = sl_db_exec(c, what, sql, n, vals, &r)))
         return rc;
     rc = PQntuples(r) == 1 ? 0 : SL_ENOTFOUND;
     PQclear(r);
@@ -294,16 +314,16 @@ int sl_db_migrate(struct pg_conn *c, FILE *progress)
     int n = (int)(sizeof(migrations) / sizeof(migrations[0]));
 
     /* One migrator at a time across nodes (Heroku release phase, make test). */
-    if (exec_params(c, "migration lock failed", "SELECT pg_advisory_lock(7355001)", 0, NULL,
-                    NULL))
+    if (sl_db_exec(c, "migration lock failed", "SELECT pg_advisory_lock(7355001)", 0, NULL,
+                   NULL))
         return SL_EDB;
-    if (exec_params(c, "migration table failed",
-                    "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
-                    "applied_at timestamptz NOT NULL DEFAULT now())",
-                    0, NULL, NULL))
+    if (sl_db_exec(c, "migration table failed",
+                   "CREATE TABLE IF NOT EXISTS schema_migrations (version int PRIMARY KEY, "
+                   "applied_at timestamptz NOT NULL DEFAULT now())",
+                   0, NULL, NULL))
         goto out;
-    if (exec_params(c, "migration query failed",
-                    "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, &r))
+    if (sl_db_exec(c, "migration query failed",
+                   "SELECT coalesce(max(version), 0) FROM schema_migrations", 0, NULL, &r))
         goto out;
     have = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
@@ -313,20 +333,16 @@ int sl_db_migrate(struct pg_conn *c, FILE *progress)
         const char *vals[1] = {vs};
 
         snprintf(vs, sizeof(vs), "%d", v);
-        if (exec_params(c, "migration failed", "BEGIN", 0, NULL, NULL))
+        if (sl_db_exec(c, "migration failed", "BEGIN", 0, NULL, NULL))
             goto out;
-        r = PQexec(c, migrations[v - 1]);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
-            log_pg("migration failed", c, r);
+        if (sl_db_exec(c, "migration failed", migrations[v - 1], 0, NULL, NULL)) {
             PQclear(PQexec(c, "ROLLBACK"));
             goto out;
         }
-        PQclear(r);
-        r = NULL;
-        if (exec_params(c, "migration failed",
-                        "INSERT INTO schema_migrations (version) VALUES ($1::int)", 1, vals,
-                        NULL) ||
-            exec_params(c, "migration commit failed", "COMMIT", 0, NULL, NULL)) {
+        if (sl_db_exec(c, "migration failed",
+                       "INSERT INTO schema_migrations (version) VALUES ($1::int)", 1, vals,
+                       NULL) ||
+            sl_db_exec(c, "migration commit failed", "COMMIT", 0, NULL, NULL)) {
             PQclear(PQexec(c, "ROLLBACK"));
             goto out;
         }
@@ -342,16 +358,9 @@ out:
     return rc;
 }
 
-void sl_token_hash(const char *token, size_t len, unsigned char out[32])
-{
-    unsigned int n = 32;
-    EVP_Digest(token, len, out, &n, EVP_sha256(), NULL);
-}
-
 int sl_token_new(char out[SL_TOKEN_HEX + 1])
 {
     unsigned char raw[SL_TOKEN_HEX / 2];
-    static const char hex[] = "0123456789abcdef";
     size_t got = 0;
 
     while (got < sizeof(raw)) {
@@ -364,11 +373,7 @@ int sl_token_new(char out[SL_TOKEN_HEX + 1])
         }
         got += (size_t)k;
     }
-    for (size_t i = 0; i < sizeof(raw); i++) {
-        out[2 * i] = hex[raw[i] >> 4];
-        out[2 * i + 1] = hex[raw[i] & 15];
-    }
-    out[SL_TOKEN_HEX] = '\0';
+    sl_enc_hex(raw, sizeof(raw), out);
     return 0;
 }
 
@@ -385,17 +390,17 @@ static bool valid_name(const char *name)
     return true;
 }
 
+/* A stored token_hash as PostgreSQL's encode(.., 'hex') gives it; anything but 64 hex
+ * digits leaves the hash zero (no token hashes to it). */
+static void unhex_hash(const char *hh, unsigned char out[32])
+{
+    if (sl_enc_unhex(hh, strlen(hh), out, 32) != 32)
+        memset(out, 0, 32);
+}
+
 static void hash_hex(const char *token, char out[65])
 {
-    unsigned char h[32];
-    static const char hex[] = "0123456789abcdef";
-
-    sl_token_hash(token, strlen(token), h);
-    for (int i = 0; i < 32; i++) {
-        out[2 * i] = hex[h[i] >> 4];
-        out[2 * i + 1] = hex[h[i] & 15];
-    }
-    out[64] = '\0';
+    sl_digest_sha256_hex(token, strlen(token), out);
 }
 
 int sl_db_source_add(struct pg_conn *c, const char *name, int retention_days,
@@ -420,16 +425,12 @@ int sl_db_source_add(struct pg_conn *c, const char *name, int retention_days,
     vals[1] = hh;
     vals[2] = rd;
     vals[3] = drain_token && drain_token[0] ? drain_token : NULL;
-    r = PQexecParams(c,
-                     "INSERT INTO sources (name, token_hash, retention_days, drain_token) "
-                     "VALUES ($1, decode($2, 'hex'), $3::int, $4) ON CONFLICT (name) DO NOTHING "
-                     "RETURNING id",
-                     4, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("source add failed", c, r);
-        PQclear(r);
-        return SL_EDB;
-    }
+    if ((rc = sl_db_exec(c, "source add failed",
+                         "INSERT INTO sources (name, token_hash, retention_days, drain_token) "
+                         "VALUES ($1, decode($2, 'hex'), $3::int, $4) ON CONFLICT (name) DO "
+                         "NOTHING RETURNING id",
+                         4, vals, &r)))
+        return rc;
     rc = PQntuples(r) == 1 ? 0 : SL_EINVAL;
     PQclear(r);
     if (rc) {
@@ -464,11 +465,11 @@ int sl_db_source_rm(struct pg_conn *c, const char *name)
 int sl_db_source_list(struct pg_conn *c, FILE *out)
 {
     PGresult *r = NULL;
-    int rc = exec_params(c, "source list failed",
-                         "SELECT name, retention_days, coalesce(drain_token, '-'), "
-                         "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-                         "FROM sources ORDER BY name",
-                         0, NULL, &r);
+    int rc = sl_db_exec(c, "source list failed",
+                        "SELECT name, retention_days, coalesce(drain_token, '-'), "
+                        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                        "FROM sources ORDER BY name",
+                        0, NULL, &r);
     if (rc)
         return rc;
     fprintf(out, "%-24s %-9s %-40s %s\n", "NAME", "RETENTION", "DRAIN-TOKEN", "CREATED");
@@ -483,10 +484,10 @@ int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n
 {
     PGresult *r = NULL;
     struct sl_source_row *v;
-    int rc = exec_params(c, "source load failed",
-                         "SELECT id, name, encode(token_hash, 'hex'), coalesce(drain_token, ''), "
-                         "retention_days FROM sources ORDER BY id",
-                         0, NULL, &r);
+    int rc = sl_db_exec(c, "source load failed",
+                        "SELECT id, name, encode(token_hash, 'hex'), coalesce(drain_token, ''), "
+                        "retention_days FROM sources ORDER BY id",
+                        0, NULL, &r);
     if (rc)
         return rc;
     v = calloc((size_t)PQntuples(r) + 1, sizeof(*v));
@@ -498,9 +499,7 @@ int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n
         const char *hh = PQgetvalue(r, i, 2);
         v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 1));
-        for (int k = 0; k < 32 && hh[2 * k] && hh[2 * k + 1]; k++)
-            v[i].token_hash[k] = (unsigned char)(sl_hexval((unsigned char)hh[2 * k]) << 4 |
-                                             sl_hexval((unsigned char)hh[2 * k + 1]));
+        unhex_hash(hh, v[i].token_hash);
         snprintf(v[i].drain_token, sizeof(v[i].drain_token), "%s", PQgetvalue(r, i, 3));
         v[i].retention_days = atoi(PQgetvalue(r, i, 4));
     }
@@ -560,15 +559,15 @@ int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
     if ((rc = sl_token_new(token + 4)))
         goto out;
     hash_hex(token, hh);
-    if ((rc = exec_params(c, "read token add failed", "BEGIN", 0, NULL, NULL)))
+    if ((rc = sl_db_exec(c, "read token add failed", "BEGIN", 0, NULL, NULL)))
         goto out;
     began = true;
     /* KEY SHARE: a concurrent `source rm` waits until the token row is in. */
     vals[0] = names.p;
-    if ((rc = exec_params(c, "read token add failed",
-                          "SELECT id, name FROM sources WHERE name = ANY($1::text[]) "
-                          "ORDER BY id FOR KEY SHARE",
-                          1, vals, &r)))
+    if ((rc = sl_db_exec(c, "read token add failed",
+                         "SELECT id, name FROM sources WHERE name = ANY($1::text[]) "
+                         "ORDER BY id FOR KEY SHARE",
+                         1, vals, &r)))
         goto out;
     for (size_t i = 0; i < nsources; i++) {
         bool found = false;
@@ -592,11 +591,11 @@ int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
     vals[1] = hh;
     vals[2] = all ? "true" : "false";
     vals[3] = ids.p;
-    if ((rc = exec_params(c, "read token add failed",
-                          "INSERT INTO read_tokens (name, token_hash, all_sources, source_ids) "
-                          "VALUES ($1, decode($2, 'hex'), $3::boolean, $4::bigint[]) "
-                          "ON CONFLICT (name) DO NOTHING RETURNING id",
-                          4, vals, &r)))
+    if ((rc = sl_db_exec(c, "read token add failed",
+                         "INSERT INTO read_tokens (name, token_hash, all_sources, source_ids) "
+                         "VALUES ($1, decode($2, 'hex'), $3::boolean, $4::bigint[]) "
+                         "ON CONFLICT (name) DO NOTHING RETURNING id",
+                         4, vals, &r)))
         goto out;
     if (PQntuples(r) != 1) {
         sl_error("read token exists", "name=%s", name);
@@ -604,8 +603,8 @@ int sl_db_read_token_add(struct pg_conn *c, const char *name, bool all,
         goto out;
     }
     /* Delivered at COMMIT: running servers reload with the row in place. */
-    if ((rc = exec_params(c, "read token add failed", "NOTIFY sluice_sources", 0, NULL, NULL)) ||
-        (rc = exec_params(c, "read token add failed", "COMMIT", 0, NULL, NULL)))
+    if ((rc = sl_db_exec(c, "read token add failed", "NOTIFY sluice_sources", 0, NULL, NULL)) ||
+        (rc = sl_db_exec(c, "read token add failed", "COMMIT", 0, NULL, NULL)))
         goto out;
     began = false;
 out:
@@ -629,7 +628,7 @@ int sl_db_read_token_list(struct pg_conn *c, FILE *out)
 {
     PGresult *r = NULL;
     /* Scope by name; ids of removed sources are counted, never shown as names. */
-    int rc = exec_params(
+    int rc = sl_db_exec(
         c, "read token list failed",
         "SELECT t.name, to_char(t.created_at AT TIME ZONE 'UTC', "
         "'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), t.all_sources, "
@@ -693,9 +692,7 @@ int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_row **rows, s
 
         v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 1));
-        for (int b = 0; b < 32 && hh[2 * b] && hh[2 * b + 1]; b++)
-            v[i].token_hash[b] = (unsigned char)(sl_hexval((unsigned char)hh[2 * b]) << 4 |
-                                                 sl_hexval((unsigned char)hh[2 * b + 1]));
+        unhex_hash(hh, v[i].token_hash);
         v[i].all = PQgetvalue(r, i, 3)[0] == 't';
         if (*p) {
             size_t cnt = 1;
@@ -773,45 +770,40 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
 
     /* Whole partitions past every source's retention are dropped; they are named
      * logs_YYYYMMDD so the day is in the name. */
-    rc = exec_params(c, "retention query failed",
-                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                     "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_[0-9]{8}$' "
-                     "AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
-                     "  - (SELECT coalesce(max(retention_days), 7) FROM sources)",
-                     0, NULL, &r);
+    rc = sl_db_exec(c, "retention query failed",
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_[0-9]{8}$' "
+                    "AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
+                    "  - (SELECT coalesce(max(retention_days), 7) FROM sources)",
+                    0, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         char sql[128];
-        PGresult *d;
         snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", PQgetvalue(r, i, 0));
-        d = PQexec(c, sql);
-        if (PQresultStatus(d) != PGRES_COMMAND_OK)
-            log_pg("partition drop failed", c, d);
-        else {
+        if (sl_db_exec(c, "partition drop failed", sql, 0, NULL, NULL) == 0) {
             total++;
             sl_info("partition dropped", "name=%s", PQgetvalue(r, i, 0));
         }
-        PQclear(d);
     }
     PQclear(r);
     r = NULL;
     /* Sources with a shorter retention than the longest: delete their older rows, one
      * source at a time with a bound the executor can prune partitions and use the
      * (source_id, received_at) index with (a join on sources would read every row). */
-    rc = exec_params(c, "retention query failed",
-                     "SELECT id, retention_days FROM sources WHERE retention_days < "
-                     "(SELECT max(retention_days) FROM sources)",
-                     0, NULL, &r);
+    rc = sl_db_exec(c, "retention query failed",
+                    "SELECT id, retention_days FROM sources WHERE retention_days < "
+                    "(SELECT max(retention_days) FROM sources)",
+                    0, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
         const char *v[2] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)};
         PGresult *d = NULL;
-        rc = exec_params(c, "retention delete failed",
-                         "DELETE FROM logs WHERE source_id = $1::bigint AND received_at < "
-                         "now() - make_interval(days => $2::int)",
-                         2, v, &d);
+        rc = sl_db_exec(c, "retention delete failed",
+                        "DELETE FROM logs WHERE source_id = $1::bigint AND received_at < "
+                        "now() - make_interval(days => $2::int)",
+                        2, v, &d);
         if (rc == 0)
             total += atoll(PQcmdTuples(d));
         PQclear(d);
@@ -823,17 +815,17 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
     /* Token-filter blocks (docs/search.md) whose newest row is past their source's
      * retention, and every block of a removed source. A block partly inside the retention
      * stays until its newest row ages out. */
-    rc = exec_params(c, "retention blocks failed",
-                     "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
-                     "WHERE s.id = b.source_id "
-                     "AND b.max_received >= now() - make_interval(days => s.retention_days))",
-                     0, NULL, NULL);
+    rc = sl_db_exec(c, "retention blocks failed",
+                    "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
+                    "WHERE s.id = b.source_id "
+                    "AND b.max_received >= now() - make_interval(days => s.retention_days))",
+                    0, NULL, NULL);
     if (rc)
         return rc;
     /* Rows of a removed source age out with their partitions. */
-    rc = exec_params(c, "frame prune failed",
-                     "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0, NULL,
-                     NULL);
+    rc = sl_db_exec(c, "frame prune failed",
+                    "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0, NULL,
+                    NULL);
     if (rc)
         return rc;
     *removed = total;

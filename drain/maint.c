@@ -12,6 +12,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/eval.h"
 #include "sluice/log.h"
@@ -28,13 +29,6 @@ struct sl_maint {
     _Atomic int stop;
     int wake[2]; /* a pipe: stop wakes the poll at once */
 };
-
-static int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
 
 static int reload(struct sl_maint *m)
 {
@@ -62,24 +56,14 @@ static int reload(struct sl_maint *m)
 
 static int m_connect(struct sl_maint *m)
 {
-    PGresult *r;
+    int rc = sl_db_listen(&m->pg, m->url, "LISTEN sluice_sources; LISTEN sluice_rules");
 
-    if (m->pg && PQstatus(m->pg) == CONNECTION_OK)
-        return 0;
-    sl_db_close(m->pg);
-    m->pg = NULL;
-    if (sl_db_connect(m->url, &m->pg))
-        return SL_EDB;
-    r = PQexec(m->pg, "LISTEN sluice_sources; LISTEN sluice_rules");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        PQclear(r);
-        return SL_EDB;
-    }
-    PQclear(r);
+    if (rc <= 0)
+        return rc;
     if (reload(m))
         return SL_EDB;
     /* Today and the next two days, so midnight never waits on DDL. */
-    if (sl_db_ensure_partitions(m->pg, now_us(), 3))
+    if (sl_db_ensure_partitions(m->pg, sl_clock_real_us(), 3))
         return SL_EDB;
     return 0;
 }
@@ -91,7 +75,7 @@ static void *m_main(void *arg)
 
     while (!atomic_load(&m->stop)) {
         struct pollfd pf[2];
-        int64_t t = now_us();
+        int64_t t = sl_clock_real_us();
         PGnotify *nt;
         bool notified = false;
 

@@ -5,7 +5,8 @@
  * log-shuttle's L10/L12/L13).
  *
  * Leaves to others: framing (frame.c), decoding SD-PARAM escapes, UTF-8 validation,
- * what a message means (router logfmt: logfmt.c), storing unparsable frames raw.
+ * what a message means (search compiles logfmt fields to SQL: query.c), storing
+ * unparsable frames raw.
  * Thread: pure functions, any thread. No I/O, no allocation, no global state; results
  * point into the caller's buffer.
  * Spec: RFC 5424 §6 (header, §6.2.3 timestamp, §6.3 SD), RFC 3339 §5.6, RFC 3164 §4.1,

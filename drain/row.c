@@ -2,91 +2,13 @@
  * the writer thread. Syslog parsing happens here, not in the request path. */
 #include <string.h>
 
+#include "sluice/enc.h"
+#include "sluice/qs.h"
 #include "sluice/rfc5424.h"
 #include "sluice/row.h"
+#include "sluice/utf8.h"
 
 #define PG_EPOCH_US 946684800000000LL /* 2000-01-01 minus 1970-01-01 */
-
-bool sl_utf8_clean(const char *p, size_t len)
-{
-    const unsigned char *s = (const unsigned char *)p, *end = s + len;
-
-    while (s < end) {
-        /* ASCII fast path, 8 bytes at a time */
-        while (end - s >= 8) {
-            uint64_t w;
-            memcpy(&w, s, 8);
-            /* any byte >= 0x80, or any zero byte */
-            if ((w & 0x8080808080808080ULL) ||
-                ((w - 0x0101010101010101ULL) & ~w & 0x8080808080808080ULL))
-                break;
-            s += 8;
-        }
-        if (s >= end)
-            break;
-        if (*s == 0)
-            return false;
-        if (*s < 0x80) {
-            s++;
-            continue;
-        }
-        {
-            int n;
-            uint32_t cp;
-            if ((*s & 0xE0) == 0xC0) {
-                n = 1;
-                cp = *s & 0x1F;
-            } else if ((*s & 0xF0) == 0xE0) {
-                n = 2;
-                cp = *s & 0x0F;
-            } else if ((*s & 0xF8) == 0xF0) {
-                n = 3;
-                cp = *s & 0x07;
-            } else
-                return false;
-            if (end - s <= n)
-                return false;
-            for (int i = 1; i <= n; i++) {
-                if ((s[i] & 0xC0) != 0x80)
-                    return false;
-                cp = (cp << 6) | (s[i] & 0x3F);
-            }
-            if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-                cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
-                return false;
-            s += n + 1;
-        }
-    }
-    return true;
-}
-
-int sl_utf8_sanitize(const char *p, size_t len, struct sl_buf *out)
-{
-    const unsigned char *s = (const unsigned char *)p, *end = s + len;
-    int rc = 0;
-
-    while (s < end && rc == 0) {
-        size_t n = 0;
-        if (*s != 0 && *s < 0x80)
-            n = 1;
-        else if (*s >= 0xC2) {
-            size_t want = (*s & 0xE0) == 0xC0   ? 2
-                          : (*s & 0xF0) == 0xE0 ? 3
-                          : (*s & 0xF8) == 0xF0 ? 4
-                                                : 0;
-            if (want && (size_t)(end - s) >= want && sl_utf8_clean((const char *)s, want))
-                n = want;
-        }
-        if (n) {
-            rc = sl_buf_add(out, s, n);
-            s += n;
-        } else {
-            rc = *s == 0 ? sl_buf_add(out, "\xe2\x90\x80", 3) : sl_buf_add(out, "\xef\xbf\xbd", 3);
-            s++;
-        }
-    }
-    return rc;
-}
 
 int sl_row_copy_header(struct sl_buf *out)
 {
@@ -104,42 +26,22 @@ int sl_row_copy_trailer(struct sl_buf *out)
     return sl_buf_add_be16(out, 0xFFFF);
 }
 
-/* Percent-decode s into tmp, then append it JSON-escaped and valid UTF-8. */
+/* Percent-decode s (include/sluice/qs.h) into tmp, then append it JSON-escaped and valid
+ * UTF-8. A component that is not valid percent-encoding is kept as it came: a tag is
+ * never dropped or cut. */
 static int json_string(struct sl_str s, struct sl_buf *out)
 {
     char tmp[SL_ENTRY_MAX_ID];
-    size_t n = 0;
+    long n = sl_qs_decode(s, tmp, sizeof(tmp));
     struct sl_buf clean;
     int rc;
 
-    for (size_t i = 0; i < s.len && n < sizeof(tmp); i++) {
-        char c = s.p[i];
-        if (c == '+')
-            c = ' ';
-        else if (c == '%' && i + 2 < s.len && sl_hexval((unsigned char)s.p[i + 1]) >= 0 &&
-                 sl_hexval((unsigned char)s.p[i + 2]) >= 0) {
-            c = (char)(sl_hexval((unsigned char)s.p[i + 1]) << 4 |
-                       sl_hexval((unsigned char)s.p[i + 2]));
-            i += 2;
-        }
-        tmp[n++] = c;
-    }
-    sl_buf_init(&clean, 4 * sizeof(tmp));
-    rc = sl_utf8_sanitize(tmp, n, &clean);
+    if (n >= 0)
+        s = sl_str_make(tmp, (size_t)n);
+    sl_buf_init(&clean, 3 * s.len + 16); /* a repaired byte takes 3 */
+    rc = sl_utf8_sanitize(s.p, s.len, &clean);
     if (rc == 0)
-        rc = sl_buf_addc(out, '"');
-    for (size_t i = 0; i < clean.len && rc == 0; i++) {
-        unsigned char c = (unsigned char)clean.p[i];
-        if (c == '"' || c == '\\') {
-            char e[2] = {'\\', (char)c};
-            rc = sl_buf_add(out, e, 2);
-        } else if (c < 0x20)
-            rc = sl_buf_addf(out, "\\u%04x", c);
-        else
-            rc = sl_buf_addc(out, (char)c);
-    }
-    if (rc == 0)
-        rc = sl_buf_addc(out, '"');
+        rc = sl_enc_json_str(out, clean.p ? clean.p : "", clean.len);
     sl_buf_free(&clean);
     return rc;
 }
@@ -155,23 +57,15 @@ static bool same_key(struct sl_str a, struct sl_str b)
 int sl_row_tags_json(struct sl_str query, struct sl_buf *out)
 {
     struct sl_str keys[MAX_TAGS], vals[MAX_TAGS];
+    struct sl_qs_pair pair;
     size_t n = 0, i = 0;
     int rc = 0, first = 1;
 
     if (query.len == 0)
         return 0;
-    while (i < query.len && n < MAX_TAGS) {
-        size_t j = i, eq;
-        while (j < query.len && query.p[j] != '&')
-            j++;
-        eq = i;
-        while (eq < j && query.p[eq] != '=')
-            eq++;
-        if (j > i) {
-            keys[n] = sl_str_make(query.p + i, eq - i);
-            vals[n++] = eq < j ? sl_str_make(query.p + eq + 1, j - eq - 1) : sl_str_make("", 0);
-        }
-        i = j + 1;
+    while (n < MAX_TAGS && sl_qs_next(query, &i, &pair) == 1) {
+        keys[n] = pair.key;
+        vals[n++] = pair.val;
     }
     /* one member per key; a key given more than once keeps every value, in order, as
      * an array (?env=prod&env=dev -> "env": ["prod", "dev"]) */
@@ -239,10 +133,14 @@ static int f_bytes(struct sl_buf *o, const void *p, size_t len)
 }
 
 /* A text field: NULL slice -> SQL NULL; otherwise made valid UTF-8. Returns whether
- * the text had to be changed via *changed. */
-static int f_text(struct sl_buf *o, struct sl_str s, struct sl_buf *scratch, bool *changed)
+ * the text had to be changed via *changed. A repaired text is appended to scratch (not
+ * over what an earlier field left there) and starts at *at. */
+static int f_text(struct sl_buf *o, struct sl_str s, struct sl_buf *scratch, bool *changed,
+                  size_t *at)
 {
+    size_t start = scratch->len;
     int rc;
+
     if (s.p == NULL)
         return f_null(o);
     if (sl_utf8_clean(s.p, s.len)) {
@@ -252,10 +150,11 @@ static int f_text(struct sl_buf *o, struct sl_str s, struct sl_buf *scratch, boo
     }
     if (changed)
         *changed = true;
-    sl_buf_reset(scratch);
+    if (at)
+        *at = start;
     if ((rc = sl_utf8_sanitize(s.p, s.len, scratch)))
         return rc;
-    return f_bytes(o, scratch->p, scratch->len);
+    return f_bytes(o, scratch->p + start, scratch->len - start);
 }
 
 int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
@@ -266,9 +165,11 @@ int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
     const char *why = NULL;
     bool parsed = false, changed = false, header_changed = false;
     struct sl_str msg = m->bytes;
+    size_t text_at = 0, text_end = 0;
     int rc;
 
     memset(info, 0, sizeof(*info));
+    sl_buf_reset(scratch);
     memset(&sl, 0, sizeof(sl));
     if (m->flags & SL_MSG_BAD_PREFIX)
         why = "bad octet-count prefix";
@@ -299,11 +200,11 @@ int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
                          (e->flags & SL_ENTRY_HOST_IS_TOKEN) && sl.hostname.p
                              ? SL_STR_LIT("d.(token)")
                              : sl.hostname,
-                         scratch, &c[0])) ||
-            (rc = f_text(out, sl.app_name, scratch, &c[1])) ||
-            (rc = f_text(out, sl.procid, scratch, &c[2])) ||
-            (rc = f_text(out, sl.msgid, scratch, &c[3])) ||
-            (rc = f_text(out, sl.sd.len ? sl.sd : SL_STR_NULL, scratch, &c[4])))
+                         scratch, &c[0], NULL)) ||
+            (rc = f_text(out, sl.app_name, scratch, &c[1], NULL)) ||
+            (rc = f_text(out, sl.procid, scratch, &c[2], NULL)) ||
+            (rc = f_text(out, sl.msgid, scratch, &c[3], NULL)) ||
+            (rc = f_text(out, sl.sd.len ? sl.sd : SL_STR_NULL, scratch, &c[4], NULL)))
             return rc;
         header_changed = c[0] || c[1] || c[2] || c[3] || c[4];
     } else {
@@ -311,8 +212,9 @@ int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
             if ((rc = f_null(out)))
                 return rc;
     }
-    if ((rc = f_text(out, msg, scratch, &changed)))
+    if ((rc = f_text(out, msg, scratch, &changed, &text_at)))
         return rc;
+    text_end = scratch->len;
     /* message_raw: the exact bytes whenever a text column had to differ: the message's
      * own, or the whole frame's when a header field (hostname, app-name, procid, msgid,
      * structured data) was repaired */
@@ -336,10 +238,12 @@ int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
             return rc;
     } else if ((rc = f_null(out)))
         return rc;
-    if ((rc = f_text(out, e->frame_id.len ? e->frame_id : SL_STR_NULL, scratch, NULL)))
+    if ((rc = f_text(out, e->frame_id.len ? e->frame_id : SL_STR_NULL, scratch, NULL, NULL)))
         return rc;
     info->sl = sl;
     info->sl.msg = msg;
+    /* scratch may have moved since the message was repaired: point into it only now */
+    info->text = changed ? sl_str_make(scratch->p + text_at, text_end - text_at) : msg;
     if (parsed) {
         int code = 0;
         long n = sl_heroku_loss_notice(msg, &code);

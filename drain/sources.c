@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "sluice/enc.h"
 #include "sluice/sources.h"
 #include "sluice/str.h"
 
@@ -179,11 +180,11 @@ int sl_sources_save(struct sl_sources *s, const char *path)
     return rc;
 }
 
+/* 64 hex digits (checked by the caller) -> 32 bytes. */
 static void parse_hash(const char *hex, unsigned char out[32])
 {
-    for (int k = 0; k < 32; k++)
-        out[k] = (unsigned char)(sl_hexval((unsigned char)hex[2 * k]) << 4 |
-                                 sl_hexval((unsigned char)hex[2 * k + 1]));
+    if (sl_enc_unhex(hex, 64, out, 32) != 32)
+        memset(out, 0, 32);
 }
 
 /* The read-token section of a snapshot; an end of file instead (a snapshot written

@@ -33,6 +33,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "sluice/clock.h"
 #include "sluice/err.h"
 #include "sluice/log.h"
 #include "sluice/spool.h"
@@ -1116,15 +1117,7 @@ uint64_t sl_spool_wait(struct sl_spool *s, uint64_t lsn, int timeout_ms)
     struct timespec until;
     uint64_t v;
 
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    if (timeout_ms > 0) {
-        until.tv_sec += timeout_ms / 1000;
-        until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-        if (until.tv_nsec >= 1000000000L) {
-            until.tv_sec++;
-            until.tv_nsec -= 1000000000L;
-        }
-    }
+    sl_clock_mono_deadline(&until, timeout_ms);
     pthread_mutex_lock(&s->mu);
     while (s->synced_lsn <= lsn && timeout_ms > 0) {
         if (pthread_cond_timedwait(&s->synced, &s->mu, &until) == ETIMEDOUT)

@@ -19,7 +19,9 @@
 #include <libpq-fe.h>
 
 #include "sluice/blocks.h"
+#include "sluice/clock.h"
 #include "sluice/db.h"
+#include "sluice/enc.h"
 #include "sluice/entry.h"
 #include "sluice/eval.h"
 #include "sluice/feed.h"
@@ -68,7 +70,6 @@ struct sl_writer {
     size_t rows;
     struct sl_buf copy, scratch, tags, sql, sql2;
     struct sl_blocks *blocks; /* open token-filter blocks, one per source */
-    struct sl_buf text;       /* a repaired message, for its tokens */
     struct sl_buf bsql;       /* the log_blocks upsert's arrays */
     int64_t known_days[KNOWN_DAYS];
     int nknown;
@@ -80,25 +81,11 @@ struct sl_writer {
 
 #define ID_BLOCK_BITS 20
 
-int64_t sl_now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
-int64_t sl_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 #define log_pg sl_db_log_error
 
 static bool stopping_now(struct sl_writer *w)
 {
-    return atomic_load(&w->stop) && sl_now_ms() >= atomic_load(&w->deadline);
+    return atomic_load(&w->stop) && sl_clock_mono_ms() >= atomic_load(&w->deadline);
 }
 
 /* Connect, read this node's checkpoint, open the reader there. */
@@ -114,13 +101,9 @@ static int w_connect(struct sl_writer *w)
             return rc;
     } else if (!sl_db_ok(w->pg))
         return SL_EDB;
-    r = PQexecParams(w->pg, "SELECT lsn FROM spool_checkpoints WHERE node_id = $1", 1, NULL,
-                     vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("checkpoint read failed", w->pg, r);
-        PQclear(r);
-        return SL_EDB;
-    }
+    if ((rc = sl_db_exec(w->pg, "checkpoint read failed",
+                         "SELECT lsn FROM spool_checkpoints WHERE node_id = $1", 1, vals, &r)))
+        return rc;
     w->committed_lsn = PQntuples(r) ? strtoull(PQgetvalue(r, 0, 0), NULL, 10) : 0;
     PQclear(r);
     sl_spool_reader_free(w->reader);
@@ -232,16 +215,12 @@ static int w_dedupe(struct sl_writer *w, size_t from, size_t to)
         return SL_ENOMEM;
     vals[0] = w->sql.p;
     vals[1] = w->sql2.p;
-    r = PQexecParams(w->pg,
-                     "INSERT INTO ingest_frames (source_id, frame_id) "
-                     "SELECT * FROM unnest($1::bigint[], $2::text[]) "
-                     "ON CONFLICT DO NOTHING RETURNING source_id, frame_id",
-                     2, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("frame de-duplication failed", w->pg, r);
-        PQclear(r);
+    if (sl_db_exec(w->pg, "frame de-duplication failed",
+                   "INSERT INTO ingest_frames (source_id, frame_id) "
+                   "SELECT * FROM unnest($1::bigint[], $2::text[]) "
+                   "ON CONFLICT DO NOTHING RETURNING source_id, frame_id",
+                   2, vals, &r))
         return SL_EDB;
-    }
     for (int k = 0; k < PQntuples(r); k++) {
         int64_t sid = strtoll(PQgetvalue(r, k, 0), NULL, 10);
         const char *fid = PQgetvalue(r, k, 1);
@@ -328,12 +307,9 @@ static int w_reserve_ids(struct sl_writer *w, size_t n)
         return 0;
     if (n > (1u << ID_BLOCK_BITS))
         return SL_ETOOBIG;
-    r = PQexec(w->pg, "SELECT nextval('logs_id_block_seq')");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        log_pg("row id block failed", w->pg, r);
-        PQclear(r);
+    if (sl_db_exec(w->pg, "row id block failed", "SELECT nextval('logs_id_block_seq')", 0, NULL,
+                   &r))
         return SL_EDB;
-    }
     b = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     w->next_id = b << ID_BLOCK_BITS;
@@ -398,20 +374,12 @@ static int w_order(struct sl_writer *w, size_t from, size_t to)
 }
 
 /* The row's tokens go to its source's block: the text exactly as stored in
- * logs.message (repaired when the bytes were not valid UTF-8, as row.c stores it). */
+ * logs.message (row.c repaired it once, into info->text). */
 static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id,
                        const struct sl_row_info *info)
 {
-    struct sl_str msg = info->sl.msg;
-    int rc;
-
-    if (info->raw_kept && !sl_utf8_clean(msg.p, msg.len)) {
-        sl_buf_reset(&w->text);
-        if ((rc = sl_utf8_sanitize(msg.p, msg.len, &w->text)))
-            return rc;
-        msg = sl_str_make(w->text.p, w->text.len);
-    }
-    return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, msg.p, msg.len);
+    return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, info->text.p,
+                         info->text.len);
 }
 
 /* COPY the rows of records [from, to), grouped by source. */
@@ -497,20 +465,6 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
     return rc;
 }
 
-static int add_hex(struct sl_buf *b, const uint8_t *p, size_t n)
-{
-    static const char hex[] = "0123456789abcdef";
-    int rc = sl_buf_reserve(b, 2 * n);
-
-    if (rc)
-        return rc;
-    for (size_t i = 0; i < n; i++) {
-        b->p[b->len++] = hex[p[i] >> 4];
-        b->p[b->len++] = hex[p[i] & 15];
-    }
-    return 0;
-}
-
 #define BLOCK_COLS 8
 
 /* Upsert the log_blocks row of every block this batch touched (closed ones included), in
@@ -521,7 +475,6 @@ static int w_blocks_upsert(struct sl_writer *w)
     const struct sl_block_row *rows;
     size_t n, start[BLOCK_COLS];
     const char *vals[BLOCK_COLS];
-    PGresult *r;
     int rc;
 
     if ((rc = sl_blocks_rows(w->blocks, &rows, &n)))
@@ -540,7 +493,7 @@ static int w_blocks_upsert(struct sl_writer *w)
             if (i && (rc = sl_buf_addc(&w->bsql, ',')))
                 break;
             rc = c < BLOCK_COLS - 1 ? sl_buf_addf(&w->bsql, "%" PRId64, v[c])
-                                    : add_hex(&w->bsql, b->bloom, b->nbits / 8);
+                                    : sl_enc_hex_buf(&w->bsql, b->bloom, b->nbits / 8);
         }
         if (rc == 0)
             rc = sl_buf_add(&w->bsql, "}", 2); /* with the NUL that ends the parameter */
@@ -549,27 +502,13 @@ static int w_blocks_upsert(struct sl_writer *w)
         return rc;
     for (int c = 0; c < BLOCK_COLS; c++)
         vals[c] = w->bsql.p + start[c];
-    r = PQexecParams(
-        w->pg,
-        SL_BLOCKS_UPSERT_SQL,
-        BLOCK_COLS, NULL, vals, NULL, NULL, 0);
-    rc = 0;
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        log_pg("log_blocks upsert failed", w->pg, r);
-        rc = SL_EDB;
-    }
-    PQclear(r);
-    return rc;
+    return sl_db_exec(w->pg, "log_blocks upsert failed", SL_BLOCKS_UPSERT_SQL, BLOCK_COLS, vals,
+                      NULL);
 }
 
 static int exec_ok(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
-    int rc = PQresultStatus(r) == PGRES_COMMAND_OK ? 0 : SL_EDB;
-    if (rc)
-        log_pg("statement failed", c, r);
-    PQclear(r);
-    return rc;
+    return sl_db_exec(c, "statement failed", sql, 0, NULL, NULL);
 }
 
 /* Upsert this node's checkpoint (inside the caller's transaction, if any). */
@@ -577,20 +516,12 @@ static int w_checkpoint(struct sl_writer *w, uint64_t lsn)
 {
     char ls[24];
     const char *vals[2] = {sl_spool_node_id(w->o.spool), ls};
-    PGresult *r;
-    int rc = 0;
 
     snprintf(ls, sizeof(ls), "%" PRIu64, lsn);
-    r = PQexecParams(w->pg,
-                     "INSERT INTO spool_checkpoints (node_id, lsn) VALUES ($1, $2::bigint) "
-                     "ON CONFLICT (node_id) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()",
-                     2, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        log_pg("checkpoint write failed", w->pg, r);
-        rc = SL_EDB;
-    }
-    PQclear(r);
-    return rc;
+    return sl_db_exec(w->pg, "checkpoint write failed",
+                      "INSERT INTO spool_checkpoints (node_id, lsn) VALUES ($1, $2::bigint) "
+                      "ON CONFLICT (node_id) DO UPDATE SET lsn = EXCLUDED.lsn, updated_at = now()",
+                      2, vals, NULL);
 }
 
 /* One transaction for records [from, to). */
@@ -605,7 +536,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     w_rules(w);
     if (w->ev)
         sl_eval_begin(w->ev);
-    sl_blocks_begin(w->blocks, sl_now_us());
+    sl_blocks_begin(w->blocks, sl_clock_real_us());
     if (exec_ok(w->pg, "BEGIN"))
         return SL_EDB;
     if (w_dedupe(w, from, to) || w_copy(w, from, to, &bc))
@@ -614,7 +545,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     if (w_blocks_upsert(w))
         goto fail;
     /* Alert windows and the outbox move in the same transaction as the lines. */
-    if (w->ev && sl_eval_commit(w->ev, w->pg, sl_now_us()) < 0)
+    if (w->ev && sl_eval_commit(w->ev, w->pg, sl_clock_real_us()) < 0)
         goto fail;
     if (w_checkpoint(w, w->recs[to - 1].end_lsn))
         goto fail;
@@ -772,7 +703,6 @@ int sl_writer_start(const struct sl_writer_opts *o, struct sl_writer **out)
     sl_buf_init(&w->tags, 1u << 20);
     sl_buf_init(&w->sql, 1u << 26);
     sl_buf_init(&w->sql2, 1u << 26);
-    sl_buf_init(&w->text, 1u << 28);
     sl_buf_init(&w->bsql, 1u << 28);
     if (sl_blocks_new(NULL, &w->blocks)) {
         free(w);
@@ -811,7 +741,6 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->tags);
     sl_buf_free(&w->sql);
     sl_buf_free(&w->sql2);
-    sl_buf_free(&w->text);
     sl_buf_free(&w->bsql);
     sl_blocks_free(w->blocks);
     free(w->recs);

@@ -35,6 +35,7 @@
 
 #include <curl/curl.h>
 
+#include "sluice/clock.h"
 #include "sluice/deliver.h"
 #include "sluice/err.h"
 #include "sluice/log.h"
@@ -572,16 +573,9 @@ static void xfer_result(struct xfer *x, CURLcode code, struct sl_deliver_result 
     }
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 int sl_deliver_run(struct sl_deliver *d, int wait_ms, sl_deliver_cb cb, void *arg)
 {
-    int64_t deadline = now_ms() + (wait_ms > 0 ? wait_ms : 0);
+    int64_t deadline = sl_clock_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
     int running = 0;
 
     if (d == NULL)
@@ -612,7 +606,7 @@ int sl_deliver_run(struct sl_deliver *d, int wait_ms, sl_deliver_cb cb, void *ar
         }
         if (d->inflight == 0)
             break;
-        remain = deadline - now_ms();
+        remain = deadline - sl_clock_mono_ms();
         if (remain <= 0)
             break;
         if (curl_multi_poll(d->multi, NULL, 0, (int)(remain > 1000 ? 1000 : remain), NULL) !=

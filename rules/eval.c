@@ -23,6 +23,7 @@
 #include "sluice/query.h"
 #include "sluice/ruleset.h"
 #include "sluice/sources.h"
+#include "sluice/utf8.h"
 
 #define SAMPLES 3
 #define MAX_AGGS 4096 /* groups per batch; more are counted into the last one's rule */
@@ -165,13 +166,11 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     int rc = SL_EDB;
 
     sl_buf_init(&errs, 1 << 16);
-    rr = PQexec(c, "SELECT id, name, spec::text FROM rules ORDER BY id");
-    rd = PQexec(c, "SELECT name, spec::text FROM destinations ORDER BY name");
-    if (PQresultStatus(rr) != PGRES_TUPLES_OK || PQresultStatus(rd) != PGRES_TUPLES_OK) {
-        sl_db_log_error("rules load failed", c,
-                        PQresultStatus(rr) != PGRES_TUPLES_OK ? rr : rd);
+    if (sl_db_exec(c, "rules load failed", "SELECT id, name, spec::text FROM rules ORDER BY id",
+                   0, NULL, &rr) ||
+        sl_db_exec(c, "rules load failed",
+                   "SELECT name, spec::text FROM destinations ORDER BY name", 0, NULL, &rd))
         goto out;
-    }
     if (PQntuples(rr) == 0) {
         rules_clear(ev);
         rc = 0;
@@ -786,7 +785,6 @@ static int state_store(PGconn *c, int rule_id, const char *group, const struct s
     char *lines = kept ? cJSON_PrintUnformatted(kept) : NULL;
     struct sl_buf times;
     const char *vals[10];
-    PGresult *r;
     int rc = 0;
 
     sl_buf_init(&times, 1 << 20);
@@ -807,17 +805,13 @@ static int state_store(PGconn *c, int rule_id, const char *group, const struct s
     vals[7] = st->alert_id[0] ? st->alert_id : NULL;
     vals[8] = times.p;
     vals[9] = lines ? lines : "{}";
-    r = PQexecParams(c,
-                     "UPDATE alert_state SET firing = $3::boolean, fired_at = $4::bigint, "
-                     "resolved_at = $5::bigint, last_match_at = $6::bigint, count = $7::bigint, "
-                     "alert_id = $8, match_times = $9::bigint[], lines = $10::jsonb "
-                     "WHERE rule_id = $1::int AND group_key = $2",
-                     10, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        sl_db_log_error("alert state update failed", c, r);
+    if (sl_db_exec(c, "alert state update failed",
+                   "UPDATE alert_state SET firing = $3::boolean, fired_at = $4::bigint, "
+                   "resolved_at = $5::bigint, last_match_at = $6::bigint, count = $7::bigint, "
+                   "alert_id = $8, match_times = $9::bigint[], lines = $10::jsonb "
+                   "WHERE rule_id = $1::int AND group_key = $2",
+                   10, vals, NULL))
         rc = SL_EDB;
-    }
-    PQclear(r);
     free(lines);
     sl_buf_free(&times);
     return rc;
@@ -833,7 +827,6 @@ static int emit(struct sl_eval *ev, PGconn *c, uint32_t ri, const char *group,
     char rid[16], cnt[24], fired[24], now[24];
     struct sl_buf dests;
     const char *vals[8];
-    PGresult *res;
     int rc = SL_EDB;
 
     if (doc == NULL)
@@ -851,27 +844,23 @@ static int emit(struct sl_eval *ev, PGconn *c, uint32_t ri, const char *group,
     vals[5] = cnt;
     vals[6] = fired;
     vals[7] = doc;
-    if (what == SL_ALERT_FIRE)
-        res = PQexecParams(c,
-                           "INSERT INTO alerts (id, rule_id, rule_name, group_key, severity, state, "
-                           "count, fired_at, doc) VALUES ($1, $2::int, $3, $4, $5, 'firing', "
-                           "$6::bigint, to_timestamp($7::double precision), $8::jsonb) "
-                           "ON CONFLICT (id) DO NOTHING",
-                           8, NULL, vals, NULL, NULL, 0);
-    else {
+    if (what == SL_ALERT_FIRE) {
+        if (sl_db_exec(c, "alert insert failed",
+                       "INSERT INTO alerts (id, rule_id, rule_name, group_key, severity, state, "
+                       "count, fired_at, doc) VALUES ($1, $2::int, $3, $4, $5, 'firing', "
+                       "$6::bigint, to_timestamp($7::double precision), $8::jsonb) "
+                       "ON CONFLICT (id) DO NOTHING",
+                       8, vals, NULL))
+            goto out;
+    } else {
         const char *uv[4] = {st->alert_id, cnt, now, doc};
-        res = PQexecParams(c,
-                           "UPDATE alerts SET state = 'resolved', count = $2::bigint, "
-                           "resolved_at = to_timestamp($3::double precision), doc = $4::jsonb "
-                           "WHERE id = $1",
-                           4, NULL, uv, NULL, NULL, 0);
+        if (sl_db_exec(c, "alert insert failed",
+                       "UPDATE alerts SET state = 'resolved', count = $2::bigint, "
+                       "resolved_at = to_timestamp($3::double precision), doc = $4::jsonb "
+                       "WHERE id = $1",
+                       4, uv, NULL))
+            goto out;
     }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sl_db_log_error("alert insert failed", c, res);
-        PQclear(res);
-        goto out;
-    }
-    PQclear(res);
     for (size_t i = 0; i < r->nnotify; i++)
         if (sl_db_array_add(&dests, r->notify[i]))
             goto out;
@@ -880,18 +869,13 @@ static int emit(struct sl_eval *ev, PGconn *c, uint32_t ri, const char *group,
     {
         const char *ov[4] = {st->alert_id, what == SL_ALERT_FIRE ? "firing" : "resolved", doc,
                              dests.p};
-        res = PQexecParams(c,
-                           "INSERT INTO alert_outbox (alert_id, event, destination, delivery_id, "
-                           "doc) SELECT $1, $2, d, $1 || '.' || $2 || '.' || d, $3::jsonb "
-                           "FROM unnest($4::text[]) d ON CONFLICT (delivery_id) DO NOTHING",
-                           4, NULL, ov, NULL, NULL, 0);
+        if (sl_db_exec(c, "outbox insert failed",
+                       "INSERT INTO alert_outbox (alert_id, event, destination, delivery_id, "
+                       "doc) SELECT $1, $2, d, $1 || '.' || $2 || '.' || d, $3::jsonb "
+                       "FROM unnest($4::text[]) d ON CONFLICT (delivery_id) DO NOTHING",
+                       4, ov, NULL))
+            goto out;
     }
-    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
-        sl_db_log_error("outbox insert failed", c, res);
-        PQclear(res);
-        goto out;
-    }
-    PQclear(res);
     if (what == SL_ALERT_FIRE)
         SL_INC(alerts_fired, 1);
     else
@@ -1060,16 +1044,15 @@ int sl_eval_tick(struct sl_eval *ev, struct pg_conn *c, int64_t now_us)
         if (sl_buf_add(&ids, "}", 2))
             sl_buf_reset(&ids);
         v[0] = ids.len ? ids.p : "{}";
-        r = PQexecParams(c,
-                         "SELECT rule_id, group_key FROM alert_state "
-                         "WHERE firing OR rule_id = ANY($1::int[]) "
-                         "ORDER BY rule_id, group_key FOR UPDATE SKIP LOCKED",
-                         1, NULL, v, NULL, NULL, 0);
+        if (sl_db_exec(c, "alert tick failed",
+                       "SELECT rule_id, group_key FROM alert_state "
+                       "WHERE firing OR rule_id = ANY($1::int[]) "
+                       "ORDER BY rule_id, group_key FOR UPDATE SKIP LOCKED",
+                       1, v, &r))
+            r = NULL; /* logged */
         sl_buf_free(&ids);
     }
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("alert tick failed", c, r);
-        PQclear(r);
+    if (r == NULL) {
         PQclear(PQexec(c, "ROLLBACK"));
         return SL_EDB;
     }

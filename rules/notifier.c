@@ -20,7 +20,7 @@
 #include "sluice/notifier.h"
 #include "sluice/payload.h"
 #include "sluice/rule.h"
-#include "sluice/writer.h"
+#include "sluice/clock.h"
 
 #define CLAIM 32
 /* A claimed row's lease only has to outlive one attempt: the delivery timeout (libcurl's
@@ -58,14 +58,11 @@ static void row_update(struct sl_notifier *n, const char *sql, uint64_t id, cons
 {
     char ids[24];
     const char *vals[4] = {ids, a1, a2, a3};
-    PGresult *r;
     int nv = a3 ? 4 : a2 ? 3 : a1 ? 2 : 1;
 
     snprintf(ids, sizeof(ids), "%" PRIu64, id);
-    r = PQexecParams(n->pg, sql, nv, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_COMMAND_OK)
-        sl_db_log_error("outbox update failed", n->pg, r);
-    PQclear(r);
+    if (sl_db_exec(n->pg, "outbox update failed", sql, nv, vals, NULL))
+        return; /* logged; the lease runs out and the row is tried again */
 }
 
 static void mark_dead(struct sl_notifier *n, uint64_t id, const char *status, long http,
@@ -177,26 +174,22 @@ static void claim(struct sl_notifier *n)
         return;
     snprintf(lim, sizeof(lim), "%d", CLAIM - n->inflight);
     snprintf(lease, sizeof(lease), "%ld", n->o.timeout_ms + LEASE_MARGIN_MS);
-    r = PQexecParams(
-        n->pg,
-        "UPDATE alert_outbox o SET lease_until = now() + make_interval(secs => $2::bigint / "
-        "1000.0), attempts = attempts + 1 "
-        "WHERE id IN (SELECT id FROM alert_outbox c WHERE status = 'pending' "
-        "AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
-        "AND NOT EXISTS (SELECT 1 FROM alert_outbox e WHERE e.status = 'pending' "
-        "AND e.alert_id = c.alert_id AND e.destination = c.destination AND e.id < c.id) "
-        "ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED) "
-        "RETURNING id, delivery_id, destination, doc::text, "
-        "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination), "
-        "(SELECT e.status FROM alert_outbox e WHERE e.alert_id = o.alert_id "
-        "AND e.destination = o.destination AND e.id < o.id "
-        "AND e.status IN ('dead', 'disabled') ORDER BY e.id LIMIT 1)",
-        2, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("outbox claim failed", n->pg, r);
-        PQclear(r);
+    if (sl_db_exec(
+            n->pg, "outbox claim failed",
+            "UPDATE alert_outbox o SET lease_until = now() + make_interval(secs => $2::bigint / "
+            "1000.0), attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM alert_outbox c WHERE status = 'pending' "
+            "AND next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now()) "
+            "AND NOT EXISTS (SELECT 1 FROM alert_outbox e WHERE e.status = 'pending' "
+            "AND e.alert_id = c.alert_id AND e.destination = c.destination AND e.id < c.id) "
+            "ORDER BY id LIMIT $1::int FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, delivery_id, destination, doc::text, "
+            "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination), "
+            "(SELECT e.status FROM alert_outbox e WHERE e.alert_id = o.alert_id "
+            "AND e.destination = o.destination AND e.id < o.id "
+            "AND e.status IN ('dead', 'disabled') ORDER BY e.id LIMIT 1)",
+            2, vals, &r))
         return;
-    }
     for (int i = 0; i < PQntuples(r); i++) {
         uint64_t id = strtoull(PQgetvalue(r, i, 0), NULL, 10);
         const char *dname = PQgetvalue(r, i, 2);
@@ -244,23 +237,13 @@ static void claim(struct sl_notifier *n)
 
 static int n_connect(struct sl_notifier *n)
 {
-    PGresult *r;
+    int rc = sl_db_listen(&n->pg, n->url, "LISTEN sluice_outbox; LISTEN sluice_rules");
 
-    if (n->pg && PQstatus(n->pg) == CONNECTION_OK)
+    if (rc == 0)
         return 0;
-    sl_db_close(n->pg);
-    n->pg = NULL;
-    n->loaded = false;
-    if (sl_db_connect(n->url, &n->pg))
-        return SL_EDB;
-    r = PQexec(n->pg, "LISTEN sluice_outbox; LISTEN sluice_rules");
-    if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-        PQclear(r);
-        return SL_EDB;
-    }
-    PQclear(r);
+    n->loaded = false; /* a new connection reloads the rules */
     /* leases of a previous life of this node are not waited out: they expire */
-    return 0;
+    return rc < 0 ? rc : 0;
 }
 
 static void *n_main(void *arg)
@@ -269,8 +252,8 @@ static void *n_main(void *arg)
     int64_t next_tick = 0, next_claim = 0;
 
     while (!atomic_load(&n->stop) ||
-           (n->inflight > 0 && sl_now_ms() < atomic_load(&n->stop_at) + 2000)) {
-        int64_t now = sl_now_ms();
+           (n->inflight > 0 && sl_clock_mono_ms() < atomic_load(&n->stop_at) + 2000)) {
+        int64_t now = sl_clock_mono_ms();
         struct pollfd pf;
         PGnotify *nt;
         unsigned v;
@@ -288,7 +271,7 @@ static void *n_main(void *arg)
         }
         if (!atomic_load(&n->stop)) {
             if (now >= next_tick && sl_eval_nrules(n->ev) > 0) {
-                if (sl_eval_tick(n->ev, n->pg, sl_now_us()) < 0)
+                if (sl_eval_tick(n->ev, n->pg, sl_clock_real_us()) < 0)
                     sl_warn("alert tick failed", "%s", "");
                 next_tick = now + 1000;
             }
@@ -344,7 +327,7 @@ void sl_notifier_stop(struct sl_notifier *n)
 {
     if (n == NULL)
         return;
-    atomic_store(&n->stop_at, sl_now_ms());
+    atomic_store(&n->stop_at, sl_clock_mono_ms());
     atomic_store(&n->stop, 1);
     pthread_join(n->thread, NULL);
     sl_deliver_free(n->d);

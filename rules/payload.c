@@ -35,8 +35,10 @@
 #include <openssl/params.h>
 
 #include "sluice/buf.h"
+#include "sluice/enc.h"
 #include "sluice/err.h"
 #include "sluice/payload.h"
+#include "sluice/utf8.h"
 #include "sluice/rule.h"
 #include "sluice/str.h"
 
@@ -203,40 +205,6 @@ static int set_url(struct sl_request *out, const char *base, const char *suffix)
     return 0;
 }
 
-/* Length of the well-formed UTF-8 sequence at s (1-4), or 0 when s does not start one
- * (RFC 3629 §4: no overlongs, no surrogates, nothing above U+10FFFF). s is NUL-ended. */
-static size_t utf8_seq(const unsigned char *s)
-{
-    unsigned char c = s[0];
-    unsigned char lo = 0x80, hi = 0xbf;
-    size_t n;
-
-    if (c < 0x80)
-        return 1;
-    if (c >= 0xc2 && c <= 0xdf)
-        n = 2;
-    else if (c >= 0xe0 && c <= 0xef) {
-        n = 3;
-        if (c == 0xe0)
-            lo = 0xa0;
-        else if (c == 0xed)
-            hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        n = 4;
-        if (c == 0xf0)
-            lo = 0x90;
-        else if (c == 0xf4)
-            hi = 0x8f;
-    } else
-        return 0;
-    if (s[1] < lo || s[1] > hi)
-        return 0;
-    for (size_t i = 2; i < n; i++)
-        if (s[i] < 0x80 || s[i] > 0xbf)
-            return 0;
-    return n;
-}
-
 /* Append text s to b, escaped for Slack mrkdwn when mrkdwn (& < > as entities, backticks
  * as ' so a sample cannot close its code block), invalid UTF-8 as U+FFFD, and never more
  * than budget bytes. When s does not fit it is cut at a character boundary (never inside
@@ -254,7 +222,7 @@ static int add_text(struct sl_buf *b, const char *s, size_t budget, bool mrkdwn,
         used = 0;
         while (*p) {
             const char *piece = (const char *)p;
-            size_t plen = utf8_seq(p), adv = plen;
+            size_t plen = sl_utf8_seq(p, 4, NULL), adv = plen; /* stops at the NUL */
 
             if (plen == 0) {
                 piece = REPLACEMENT;
@@ -298,28 +266,6 @@ done:
             return sl_buf_add(b, ELLIPSIS, 3);
     }
     return 0;
-}
-
-/* application/x-www-form-urlencoded (WHATWG URL "application/x-www-form-urlencoded
- * serializer"): unreserved bytes as they are, space as '+', the rest %XX. */
-static int add_form_encoded(struct sl_buf *b, const char *s, size_t n)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
-
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if ((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-            c == '*' || c == '-' || c == '.' || c == '_') {
-            rc = sl_buf_addc(b, (char)c);
-        } else if (c == ' ') {
-            rc = sl_buf_addc(b, '+');
-        } else {
-            char e[3] = {'%', hex[c >> 4], hex[c & 15]};
-            rc = sl_buf_add(b, e, 3);
-        }
-    }
-    return rc;
 }
 
 /* "12 matches in 60 s", "1 matching line", "no matching line in 900 s". */
@@ -393,7 +339,7 @@ int sl_webhook_sign(const char *secret, const char *id, int64_t ts, const char *
 {
     unsigned char key[SECRET_B64_MAX], mac[EVP_MAX_MD_SIZE];
     const unsigned char *k;
-    char b64[SECRET_B64_MAX + 4], tsbuf[24];
+    char tsbuf[24];
     size_t klen, maclen = 0;
     EVP_MAC *m = NULL;
     EVP_MAC_CTX *ctx = NULL;
@@ -405,25 +351,15 @@ int sl_webhook_sign(const char *secret, const char *id, int64_t ts, const char *
         outlen < sizeof("v1,") + 44)
         return SL_EINVAL;
     if (strncmp(secret, "whsec_", 6) == 0) {
-        /* The key is the base64 after the prefix; EVP_DecodeBlock wants whole quanta and
-         * counts padding as zero bytes, so pad here and take the padding off after. */
-        size_t slen = strlen(secret + 6), pad;
+        /* The key is the base64 after the prefix (padding optional). */
+        size_t slen = strlen(secret + 6);
         int dl;
 
-        if (slen == 0 || slen > SECRET_B64_MAX || slen % 4 == 1)
+        if (slen == 0 || slen > SECRET_B64_MAX)
             return SL_EINVAL;
-        memcpy(b64, secret + 6, slen);
-        while (slen % 4 != 0)
-            b64[slen++] = '=';
-        b64[slen] = '\0';
-        pad = (b64[slen - 1] == '=') + (b64[slen - 2] == '=');
-        if (strspn(b64, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/") !=
-            slen - pad)
+        if ((dl = sl_enc_unb64(secret + 6, slen, key, sizeof(key))) < 0)
             return SL_EINVAL;
-        dl = EVP_DecodeBlock(key, (const unsigned char *)b64, (int)slen);
-        if (dl < 0 || (size_t)dl < pad)
-            return SL_EINVAL;
-        klen = (size_t)dl - pad;
+        klen = (size_t)dl;
         k = key;
     } else {
         k = (const unsigned char *)secret;
@@ -450,11 +386,10 @@ int sl_webhook_sign(const char *secret, const char *id, int64_t ts, const char *
         !EVP_MAC_final(ctx, mac, &maclen, sizeof(mac)) || maclen != 32)
         goto out;
     memcpy(out, "v1,", 3);
-    EVP_EncodeBlock((unsigned char *)out + 3, mac, 32); /* 44 chars and a NUL */
+    sl_enc_b64(mac, 32, out + 3); /* 44 chars and a NUL */
     rc = 0;
 out:
     OPENSSL_cleanse(key, sizeof(key));
-    OPENSSL_cleanse(b64, sizeof(b64));
     EVP_MAC_CTX_free(ctx);
     EVP_MAC_free(m);
     return rc;
@@ -828,7 +763,7 @@ static int build_papertrail(const struct sl_destination *d, const struct alert_d
         goto out;
     }
     if ((rc = sl_buf_add(&out->body, "payload=", 8)) ||
-        (rc = add_form_encoded(&out->body, json, strlen(json))) ||
+        (rc = sl_enc_pct(&out->body, json, strlen(json), true)) ||
         (rc = set_url(out, d->url, "")) ||
         (rc = add_header(out, "Content-Type", "application/x-www-form-urlencoded")))
         goto out;

@@ -67,12 +67,7 @@ static struct sl_ruleset *load(const char *path, bool resolve_env)
 
 static int exec_ok(PGconn *c, const char *sql)
 {
-    PGresult *r = PQexec(c, sql);
-    int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    if (!ok)
-        sl_db_log_error("statement failed", c, r);
-    PQclear(r);
-    return ok ? 0 : 1;
+    return sl_db_exec(c, "statement failed", sql, 0, NULL, NULL) ? 1 : 0;
 }
 
 /* Upsert one named spec; returns 'a'dded, 'c'hanged, 'u'nchanged, or 0 on error. */
@@ -89,11 +84,9 @@ static char upsert(PGconn *c, const char *table, const char *name, const char *s
              "SET spec = EXCLUDED.spec, updated_at = now() WHERE %s.spec IS DISTINCT FROM "
              "EXCLUDED.spec RETURNING (SELECT count(*) FROM old)",
              table, table, table);
-    r = PQexecParams(c, sql, 2, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        sl_db_log_error("rules apply failed", c, r);
-    else
-        what = PQntuples(r) == 0 ? 'u' : atoi(PQgetvalue(r, 0, 0)) ? 'c' : 'a';
+    if (sl_db_exec(c, "rules apply failed", sql, 2, vals, &r))
+        return 0;
+    what = PQntuples(r) == 0 ? 'u' : atoi(PQgetvalue(r, 0, 0)) ? 'c' : 'a';
     PQclear(r);
     return what;
 }
@@ -106,11 +99,9 @@ static long remove_missing(PGconn *c, const char *table, const char *names_array
     long n = -1;
 
     snprintf(sql, sizeof(sql), "DELETE FROM %s WHERE NOT (name = ANY($1::text[]))", table);
-    r = PQexecParams(c, sql, 1, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) == PGRES_COMMAND_OK)
-        n = atol(PQcmdTuples(r));
-    else
-        sl_db_log_error("rules apply failed", c, r);
+    if (sl_db_exec(c, "rules apply failed", sql, 1, vals, &r))
+        return n;
+    n = atol(PQcmdTuples(r));
     PQclear(r);
     return n;
 }
@@ -175,17 +166,16 @@ out:
 
 int sl_rules_list(struct pg_conn *c, FILE *out)
 {
-    PGresult *r = PQexec(
-        c, "SELECT r.name, coalesce(r.spec->>'condition', 'match'), "
-           "coalesce(r.spec->>'severity', ''), r.spec->>'pattern', "
-           "(SELECT count(*) FROM alert_state s WHERE s.rule_id = r.id AND s.firing), "
-           "to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
-           "FROM rules r ORDER BY r.name");
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("rules list failed", c, r);
-        PQclear(r);
+    PGresult *r;
+
+    if (sl_db_exec(c, "rules list failed",
+                   "SELECT r.name, coalesce(r.spec->>'condition', 'match'), "
+                   "coalesce(r.spec->>'severity', ''), r.spec->>'pattern', "
+                   "(SELECT count(*) FROM alert_state s WHERE s.rule_id = r.id AND s.firing), "
+                   "to_char(r.updated_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                   "FROM rules r ORDER BY r.name",
+                   0, NULL, &r))
         return 1;
-    }
     fprintf(out, "%-32s %-10s %-9s %-7s %-21s %s\n", "NAME", "CONDITION", "SEVERITY", "FIRING",
             "UPDATED", "PATTERN");
     for (int i = 0; i < PQntuples(r); i++)
@@ -203,20 +193,16 @@ int sl_alerts_list(struct pg_conn *c, int limit, FILE *out)
     PGresult *r;
 
     snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 50);
-    r = PQexecParams(
-        c,
-        "SELECT to_char(a.fired_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
-        "a.rule_name, a.group_key, a.severity, a.state, a.count, a.id, "
-        "coalesce((SELECT string_agg(o.destination || ':' || o.event || '=' || o.status || "
-        "  CASE WHEN o.status = 'pending' AND o.attempts > 0 THEN '(retry ' || o.attempts || ')' "
-        "  ELSE '' END, ' ' ORDER BY o.id) FROM alert_outbox o WHERE o.alert_id = a.id), '-') "
-        "FROM alerts a ORDER BY a.fired_at DESC LIMIT $1::int",
-        1, NULL, vals, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("alerts list failed", c, r);
-        PQclear(r);
+    if (sl_db_exec(
+            c, "alerts list failed",
+            "SELECT to_char(a.fired_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+            "a.rule_name, a.group_key, a.severity, a.state, a.count, a.id, "
+            "coalesce((SELECT string_agg(o.destination || ':' || o.event || '=' || o.status || "
+            "  CASE WHEN o.status = 'pending' AND o.attempts > 0 THEN '(retry ' || o.attempts || ')' "
+            "  ELSE '' END, ' ' ORDER BY o.id) FROM alert_outbox o WHERE o.alert_id = a.id), '-') "
+            "FROM alerts a ORDER BY a.fired_at DESC LIMIT $1::int",
+            1, vals, &r))
         return 1;
-    }
     fprintf(out, "%-21s %-24s %-16s %-9s %-9s %6s  %s\n", "FIRED", "RULE", "GROUP", "SEVERITY",
             "STATE", "COUNT", "DELIVERIES");
     for (int i = 0; i < PQntuples(r); i++)

@@ -14,6 +14,7 @@
 #include <stdio.h>
 
 #include "sluice/buf.h"
+#include "sluice/digest.h"
 #include "sluice/err.h"
 
 struct pg_conn;   /* libpq's PGconn */
@@ -35,6 +36,19 @@ SL_MUSTCHECK int sl_db_connect(const char *url, struct pg_conn **out);
 void sl_db_close(struct pg_conn *c);
 /* Log a libpq error (of r, or of the connection when r is NULL) as one logfmt line. */
 void sl_db_log_error(const char *what, struct pg_conn *c, const struct pg_result *r);
+/* Run sql, then check, log, clear: the shape of almost every statement. n == 0 runs it
+ * with PQexec (the simple protocol: several statements may be given, the last one's
+ * result counts); n > 0 with PQexecParams and n text parameters vals. When the status
+ * is PGRES_COMMAND_OK or PGRES_TUPLES_OK returns 0 and hands the result to *res (caller
+ * PQclears it) or clears it when res is NULL. Otherwise logs `what` with PostgreSQL's
+ * message (sl_db_log_error), clears the result, sets *res to NULL and returns SL_EDB. */
+SL_MUSTCHECK int sl_db_exec(struct pg_conn *c, const char *what, const char *sql, int n,
+                            const char *const *vals, struct pg_result **res);
+/* The connection of a thread that waits on NOTIFY. Returns 0 when *c is connected;
+ * otherwise closes it, connects to url, runs listen ("LISTEN a; LISTEN b") and returns 1:
+ * a fresh connection, so what the caller derives from notifications must be reloaded.
+ * SL_EDB when connecting (logged) or listening fails; *c is then NULL or unusable. */
+SL_MUSTCHECK int sl_db_listen(struct pg_conn **c, const char *url, const char *listen);
 
 /* Build a PostgreSQL array literal of names, {"a","b"}, for a $n::text[] parameter: call
  * sl_db_array_add per name on an empty buffer, then sl_db_array_end (which NUL-terminates;
@@ -49,8 +63,12 @@ bool sl_db_ok(struct pg_conn *c);
  * under an advisory lock (several nodes may run it at once). Safe to run twice. */
 SL_MUSTCHECK int sl_db_migrate(struct pg_conn *c, FILE *progress);
 
-/* SHA-256 of a token. */
-void sl_token_hash(const char *token, size_t len, unsigned char out[32]);
+/* SHA-256 of a token: the old name, kept for server.c until it calls
+ * sl_digest_sha256 (include/sluice/digest.h) itself. */
+static inline void sl_token_hash(const char *token, size_t len, unsigned char out[32])
+{
+    sl_digest_sha256(token, len, out);
+}
 /* A new random token: SL_TOKEN_HEX hex chars and a NUL. */
 SL_MUSTCHECK int sl_token_new(char out[SL_TOKEN_HEX + 1]);
 

@@ -16,6 +16,7 @@
 #include "sluice/err.h"
 #include "sluice/rfc5424.h"
 #include "sluice/str.h"
+#include "sluice/utf8.h"
 
 /* The column list the rows are encoded for, in order. */
 #define SL_ROW_COLUMNS                                                                             \
@@ -29,27 +30,28 @@ struct sl_row_info {
     bool parse_error;
     struct sl_syslog sl; /* the parsed header (valid when !parse_error); msg is the text
                             stored (the raw frame when parse_error) */
+    struct sl_str text; /* the message as stored in logs.message: valid UTF-8, repaired
+                           once here; points into the message or into scratch, valid
+                           until scratch changes (the next sl_row_build) */
     bool raw_kept;   /* message_raw was set */
     int loss_code;   /* 10, 12, 13 when the line is a logplex loss notice, else 0 */
     long loss_count;
 };
-
-/* Is p valid UTF-8 with no NUL byte? */
-bool sl_utf8_clean(const char *p, size_t len);
-/* Append p to out with invalid UTF-8 bytes replaced by U+FFFD and NUL by U+2400. */
-SL_MUSTCHECK int sl_utf8_sanitize(const char *p, size_t len, struct sl_buf *out);
 
 /* The COPY BINARY header and trailer. */
 SL_MUSTCHECK int sl_row_copy_header(struct sl_buf *out);
 SL_MUSTCHECK int sl_row_copy_trailer(struct sl_buf *out);
 
 /* Turn a drain URL query string ("app=billing&env=prod") into the JSON object text
- * {"app":"billing","env":"prod"} (percent-decoded, '+' as space, made valid UTF-8),
- * appended to out. Appends nothing for an empty query. */
+ * {"app":"billing","env":"prod"} (split and percent-decoded by include/sluice/qs.h, made
+ * valid UTF-8), appended to out. A key or value that is not valid percent-encoding
+ * ("100%", "%zz") is kept as it came rather than dropped. Appends nothing for an empty
+ * query. */
 SL_MUSTCHECK int sl_row_tags_json(struct sl_str query, struct sl_buf *out);
 
 /* Append one row (row id `id`) for message m of entry e. tags_json is the entry's tags
- * as built by sl_row_tags_json (len 0: NULL). scratch is working space. */
+ * as built by sl_row_tags_json (len 0: NULL). scratch is working space (reset here);
+ * info->text may point into it. */
 SL_MUSTCHECK int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
                               const struct sl_entry_msg *m, struct sl_str tags_json,
                               struct sl_buf *scratch, struct sl_row_info *info);

@@ -2,11 +2,10 @@
  *
  * Loads every body in tests/fixtures/corpus/streams/STREAM/NNN.logplex (or the glob given as
  * argv[1]), replicates the bodies in memory to about 256 MB (argv[2] MB to change it) and
- * times four passes over them, best of 3 each:
+ * times three passes over them, best of 3 each:
  *   memchr   one memchr for '\n' over every body (a memory-bandwidth ceiling)
  *   frame    sl_frame_next(final = true) over every body
  *   parse    frame + sl_syslog_parse of each message
- *   logfmt   frame + parse + sl_logfmt_next over the MSG part until it ends
  * Each body is framed separately, as the server does for one HTTP request.
  *
  * Single-threaded, no I/O during the timed passes. Run from the repository root. */
@@ -18,7 +17,6 @@
 #include <time.h>
 
 #include "sluice/frame.h"
-#include "sluice/logfmt.h"
 #include "sluice/rfc5424.h"
 
 struct body {
@@ -59,7 +57,7 @@ out:
 /* A sink the optimiser cannot see through. */
 static volatile uint64_t sink;
 
-enum mode { M_MEMCHR, M_FRAME, M_PARSE, M_LOGFMT };
+enum mode { M_MEMCHR, M_FRAME, M_PARSE };
 
 /* One pass over every body. Returns the number of lines (frames) seen. */
 static uint64_t pass(const struct body *b, size_t nb, enum mode m, uint64_t *errors)
@@ -95,15 +93,7 @@ static uint64_t pass(const struct body *b, size_t nb, enum mode m, uint64_t *err
                 (*errors)++;
                 continue;
             }
-            acc += (uint64_t)s.ts_us;
-            if (m == M_PARSE)
-                continue;
-            {
-                size_t pos = 0;
-                struct sl_logfmt_pair kv;
-                while (sl_logfmt_next(s.msg.p, s.msg.len, &pos, &kv) == 1)
-                    acc += kv.key.len + kv.val.len;
-            }
+            acc += (uint64_t)s.ts_us + s.msg.len;
         }
     }
     sink += acc;
@@ -114,7 +104,7 @@ int main(int argc, char **argv)
 {
     const char *pattern = argc > 1 ? argv[1] : "tests/fixtures/corpus/streams/*/*.logplex";
     size_t target = (size_t)(argc > 2 ? atol(argv[2]) : 256) * 1024 * 1024;
-    static const char *const names[] = {"memchr", "frame", "frame+parse", "frame+parse+logfmt"};
+    static const char *const names[] = {"memchr", "frame", "frame+parse"};
     glob_t g;
     struct body *src = NULL, *bodies = NULL;
     size_t nsrc = 0, srcbytes = 0, nb = 0, total = 0, copies;
@@ -159,7 +149,7 @@ int main(int argc, char **argv)
     printf("parsebench: %zu files, %zu bytes, x%zu = %.1f MB in %zu bodies, best of 3\n", nsrc,
            srcbytes, copies, (double)total / 1e6, nb);
     printf("%-20s %12s %14s %10s\n", "pass", "MB/s", "lines/s", "lines");
-    for (int m = M_MEMCHR; m <= M_LOGFMT; m++) {
+    for (int m = M_MEMCHR; m <= M_PARSE; m++) {
         double best = 1e30;
         uint64_t lines = 0, errors = 0;
         for (int r = 0; r < 3; r++) {

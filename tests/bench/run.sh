@@ -3,7 +3,7 @@
 #
 # Builds sluice, the parse bench and the load generator; starts a private PostgreSQL
 # (deploy/pg.sh) and a self-signed certificate in a temporary directory; then measures
-#   1. parsebench: memchr / framing / syslog parse / logfmt over the stream corpus, one core
+#   1. parsebench: memchr / framing / syslog parse over the stream corpus, one core
 #   2. loadgen -> sluice over HTTPS, fsync on, then SLUICE_FSYNC=off (a fresh sluice and a
 #      fresh spool for each run, so each has its own peak RSS); each run ends when every
 #      accepted line is committed in PostgreSQL (sluice_lines_stored_total)
@@ -329,7 +329,7 @@ if [ -z "$ONLY" ]; then # every section up to the search one
 log "parse bench"
 parse_out=$("$BUILD"/bench/parsebench)
 echo "$parse_out" >&2
-for pass in memchr frame frame+parse frame+parse+logfmt; do
+for pass in memchr frame frame+parse; do
     read -r mbs lps < <(awk -v p="$pass" '$1 == p { print $2, $3 }' <<<"$parse_out")
     add_row "parse: $pass (1 core, in memory)" "$(printf '%.1fM' "$(bc -l <<<"$lps/1000000")")" \
         "$mbs MB/s" "" "" ""

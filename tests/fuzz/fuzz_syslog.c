@@ -1,5 +1,5 @@
 /* libFuzzer target for drain/rfc5424.c (sl_syslog_parse, sl_syslog_parse_ref,
- * sl_rfc3339_parse, sl_heroku_loss_notice) and drain/logfmt.c, which reads the MSG.
+ * sl_rfc3339_parse, sl_heroku_loss_notice).
  *
  *   make fuzz        (builds build-fuzz/fuzz_syslog, runs it with tests/fuzz/seeds/syslog)
  *
@@ -13,7 +13,6 @@
 #include <time.h>
 
 #include "sluice/err.h"
-#include "sluice/logfmt.h"
 #include "sluice/rfc5424.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -68,50 +67,6 @@ static void check_rfc3339(const char *b, size_t len, int64_t us, int frac, int o
     CHECK(us == (secs - (int64_t)off * 60) * 1000000 + frac_us);
 }
 
-static void check_msg_logfmt(struct sl_str m)
-{
-    struct sl_logfmt_pair kv, first;
-    size_t pos = 0, prev;
-    int pairs = 0;
-    char *dst;
-
-    if (m.p == NULL)
-        return;
-    dst = malloc(m.len ? m.len : 1);
-    CHECK(dst != NULL);
-    for (;;) {
-        prev = pos;
-        if (sl_logfmt_next(m.p, m.len, &pos, &kv) != 1)
-            break;
-        CHECK(pos > prev && pos <= m.len);
-        check_slice(kv.key, m.p, m.len);
-        CHECK(kv.key.p != NULL);
-        check_slice(kv.val, m.p, m.len);
-        CHECK(!kv.quoted || kv.val.p != NULL);
-        if (kv.val.p != NULL) {
-            /* unquoting never grows a value */
-            int n = sl_logfmt_unquote(kv.val, dst, kv.val.len);
-            CHECK(n >= 0 && (size_t)n <= kv.val.len);
-        }
-        if (pairs++ == 0)
-            first = kv;
-    }
-    CHECK(pos == m.len);
-    if (pairs > 0 && first.key.len < 64) {
-        char key[64];
-        struct sl_str v;
-
-        memcpy(key, first.key.p, first.key.len);
-        key[first.key.len] = '\0';
-        /* a key with a NUL byte cannot be asked for by name */
-        if (memchr(first.key.p, '\0', first.key.len) == NULL) {
-            CHECK(sl_logfmt_get(m.p, m.len, key, &v));
-            CHECK(v.p == first.val.p && v.len == first.val.len);
-        }
-    }
-    free(dst);
-}
-
 static void check_syslog(const char *b, size_t len, const struct sl_syslog *s)
 {
     CHECK(s->form == SL_SYSLOG_5424 || s->form == SL_SYSLOG_HEROKU || s->form == SL_SYSLOG_3164);
@@ -151,7 +106,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         check_syslog(b, size, &s);
         n = sl_heroku_loss_notice(s.msg, &code);
         CHECK(n == -1 || (n >= 0 && (code == 10 || code == 12 || code == 13)));
-        check_msg_logfmt(s.msg);
     } else {
         CHECK(why != NULL && why[0] != '\0');
     }
