@@ -50,9 +50,9 @@ struct sl_search_job {
     struct sl_search_params p; /* p.q and p.scope point at q and scope below */
     char *q;
     int64_t *scope;
-    int status;           /* set by the worker */
-    struct sl_buf body;   /* the JSON answer or a JSON error; max = its cap */
-    void *conn;           /* loop thread only: the connection, NULL once it closed */
+    int status;                         /* set by the worker */
+    struct sl_buf body;                 /* the JSON answer or a JSON error; max = its cap */
+    void *conn;                         /* loop thread only: the connection, NULL once it closed */
     TAILQ_ENTRY(sl_search_job) link;    /* searchd's todo / done queue (under its mutex) */
     TAILQ_ENTRY(sl_search_job) pending; /* loop thread only: waiting for its answer */
 };
@@ -67,8 +67,8 @@ void sl_search_job_free(struct sl_search_job *j);
 struct sl_searchd_opts {
     const char *database_url;
     struct sl_sources *sources;
-    int workers;   /* threads, each with its own PostgreSQL connection (at least 1) */
-    int timeout_s; /* statement_timeout of a search */
+    int workers;             /* threads, each with its own PostgreSQL connection (at least 1) */
+    int timeout_s;           /* statement_timeout of a search */
     struct sl_api_wake wake; /* called after each finished job */
 };
 
@@ -87,12 +87,6 @@ void sl_searchd_take_done(struct sl_searchd *d, struct sl_search_job_list *out);
 void sl_searchd_stop(struct sl_searchd *d);
 
 /* ---------------------------------------------------------------- tail thread */
-
-#define SL_TAILER_BATCH 1000                   /* rows per tail read */
-#define SL_TAILER_BATCH_BYTES (256u * 1024u)   /* SSE text per read; a read stops after the
-                                                  row that passes it */
-#define SL_TAILER_GRACE_MS 1000 /* a paused client may catch up this long before lines
-                                   are skipped */
 
 struct sl_tailer_opts {
     const char *database_url;
@@ -130,8 +124,8 @@ bool sl_tailer_full(struct sl_tailer *t);
  * stream (the tail thread never reads it). Not listed until sl_tailer_add. SL_ENOMEM
  * (tq is freed). */
 SL_MUSTCHECK int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const char *token,
-                                    size_t toklen, uint64_t gen, bool every_source,
-                                    int64_t last_id, void *ctx, struct sl_tail_stream **out);
+                                    size_t toklen, uint64_t gen, bool every_source, int64_t last_id,
+                                    void *ctx, struct sl_tail_stream **out);
 /* Loop thread: free a stream never added. Accepts NULL. */
 void sl_tail_stream_discard(struct sl_tail_stream *s);
 /* Loop thread: list s for the tail thread (which takes a reference) and wake it. */

@@ -177,7 +177,7 @@ void sl_searchd_take_done(struct sl_searchd *d, struct sl_search_job_list *out)
     size_t n = 0;
 
     pthread_mutex_lock(&d->mu);
-    TAILQ_FOREACH(j, &d->done, link)
+    for (j = TAILQ_FIRST(&d->done); j; j = TAILQ_NEXT(j, link))
         n++;
     d->nout -= n;
     TAILQ_CONCAT(out, &d->done, link);

@@ -25,25 +25,30 @@
 #include "sluice/sources.h"
 #include "sluice/writer.h"
 
+/* Rows per tail read, and the SSE text per read (a read stops after the row that
+ * passes it). A paused client may catch up for TAIL_GRACE_MS before lines are skipped. */
+#define TAIL_BATCH 1000
+#define TAIL_BATCH_BYTES (256u * 1024u)
+#define TAIL_GRACE_MS 1000
 #define TAIL_OUT_MAX (64u << 20) /* one round's SSE text for one stream */
 
 /* A live tail stream. refs counts the loop, the tail thread (while listed) and every
  * queued message; the last one frees it. */
 struct sl_tail_stream {
     _Atomic int refs;
-    _Atomic int closed;  /* the loop closed the stream */
-    _Atomic int paused;  /* the client is behind: the loop set it */
-    void *ctx;           /* the loop's side; never read here */
+    _Atomic int closed; /* the loop closed the stream */
+    _Atomic int paused; /* the client is behind: the loop set it */
+    void *ctx;          /* the loop's side; never read here */
     struct sl_tail_q *tq;
     /* tail thread only */
-    int64_t last_id;     /* -1: start at the newest id */
+    int64_t last_id; /* -1: start at the newest id */
     int64_t missed, missed_after;
-    int64_t paused_ms;   /* when the tail thread first saw it paused; 0: not paused */
-    uint64_t gen;        /* source table generation the scope was resolved at */
-    char *token;         /* re-checked when the table changes: rm ends the stream */
+    int64_t paused_ms; /* when the tail thread first saw it paused; 0: not paused */
+    uint64_t gen;      /* source table generation the scope was resolved at */
+    char *token;       /* re-checked when the table changes: rm ends the stream */
     size_t toklen;
     char *q;
-    bool every_source;   /* an --all token without source=: new sources join */
+    bool every_source;                /* an --all token without source=: new sources join */
     TAILQ_ENTRY(sl_tail_stream) link; /* t->streams (under mu) */
 };
 TAILQ_HEAD(stream_list, sl_tail_stream);
@@ -180,8 +185,7 @@ void sl_tailer_msg_free(struct sl_tail_msg *m)
 
 /* Tail thread: queue text for a stream (close: end it after the text). The text moves
  * into the message; *text is left empty with the same cap. */
-static void post_msg(struct sl_tailer *t, struct sl_tail_stream *s, struct sl_buf *text,
-                     bool close)
+static void post_msg(struct sl_tailer *t, struct sl_tail_stream *s, struct sl_buf *text, bool close)
 {
     struct sl_tail_msg *m = calloc(1, sizeof(*m));
 
@@ -265,7 +269,7 @@ static bool tail_one(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, 
     range = sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
     if (!range)
         fhi = hi;
-    if (s->paused_ms && sl_now_ms() - s->paused_ms < SL_TAILER_GRACE_MS)
+    if (s->paused_ms && sl_now_ms() - s->paused_ms < TAIL_GRACE_MS)
         return false; /* give it time to read what it has; nothing is fetched meanwhile */
     if (s->paused_ms) {
         int64_t c = 0;
@@ -292,8 +296,8 @@ flush_missed:
     }
     if (s->last_id >= hi)
         return false;
-    if (sl_tail_fetch(pg, s->tq, s->last_id, fhi, range, rmin, rmax, SL_TAILER_BATCH,
-                      SL_TAILER_BATCH_BYTES, out, &last, &n))
+    if (sl_tail_fetch(pg, s->tq, s->last_id, fhi, range, rmin, rmax, TAIL_BATCH, TAIL_BATCH_BYTES,
+                      out, &last, &n))
         return false;
     s->last_id = last;
     if (n > 0) {

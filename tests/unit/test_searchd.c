@@ -81,7 +81,8 @@ static void test_submit_full_take_done(void **state)
     while ((j = TAILQ_FIRST(&done)) != NULL) {
         TAILQ_REMOVE(&done, j, link);
         assert_int_equal(j->status, 503);
-        assert_int_equal(j->body.len, strlen("{\"error\":\"database unreachable: retry later\"}\n"));
+        assert_int_equal(j->body.len,
+                         strlen("{\"error\":\"database unreachable: retry later\"}\n"));
         assert_memory_equal(j->body.p, "{\"error\":\"database unreachable: retry later\"}\n",
                             j->body.len);
         sl_search_job_free(j);
