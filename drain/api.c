@@ -10,13 +10,13 @@
  * (drain/server.c, through struct sl_api_ops). Runs on the event loop only, apart from
  * wake(), which the database threads call. */
 #include <ctype.h>
-#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -26,7 +26,6 @@
 #include "sluice/api.h"
 #include "sluice/buf.h"
 #include "sluice/feed.h"
-#include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
 #include "sluice/sources.h"
