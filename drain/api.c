@@ -1,102 +1,59 @@
-/* The read API (include/sluice/api.h, docs/api.md): request parsing and auth on the
- * event loop, searches on worker threads, live tail on the tail thread. */
+/* The read API's event-loop side (include/sluice/api.h, docs/api.md): routes the
+ * /api/v1/ paths, checks read tokens against the in-memory table, parses the parameters,
+ * and hands the work on: a search becomes a job for the search workers
+ * (drain/searchd.c), a tail stream is answered 200 text/event-stream here and fed by
+ * the tail thread (drain/tailer.c). Their results come back through the wake callback
+ * (an event_active) and are written on the connections here.
+ *
+ * What it leaves to others: the SQL and PostgreSQL connections (searchd.c, tailer.c,
+ * search.c; this file does not include libpq), the HTTP server and its connections
+ * (drain/server.c, through struct sl_api_ops). Runs on the event loop only, apart from
+ * wake(), which the database threads call. */
 #include <ctype.h>
-#include <inttypes.h>
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/time.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <libpq-fe.h>
 
+#include "api-internal.h"
 #include "sluice/api.h"
 #include "sluice/buf.h"
-#include "sluice/db.h"
 #include "sluice/feed.h"
-#include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
 #include "sluice/sources.h"
 #include "sluice/writer.h"
 
-#define MAX_QUEUED 64
-#define TAIL_BATCH 1000
-#define TAIL_BATCH_BYTES (256u * 1024u) /* SSE text per read; a read stops after the row
-                                           that passes it */
-#define TAIL_GRACE_MS 1000 /* a paused client may catch up this long before lines are skipped */
 #define KEEPALIVE_S 15
 #define QS_MAX 64
 #define VAL_MAX 8192
 
-/* ---------------------------------------------------------------- jobs */
-
-struct job {
+/* The loop's side of a tail stream: the socket and its keep-alive timer. Freed when
+ * the stream closes (stream_close); the shared part is the tail thread's too. */
+struct stream {
     struct sl_api *api;
-    void *conn;                 /* loop thread only; NULL once forgotten */
-    struct sl_search_params p;
-    char *q;
-    int64_t *scope;
-    int status;
-    struct sl_buf body;
-    TAILQ_ENTRY(job) link;      /* todo / done queue (under mu) */
-    TAILQ_ENTRY(job) pending;   /* loop thread: waiting for an answer */
-};
-TAILQ_HEAD(job_list, job);
-
-/* A live tail stream. Shared by the loop (bev, writing) and the tail thread (reads):
- * refs counts the owners and the queued messages. */
-struct sub {
-    struct sl_api *api;
-    _Atomic int refs;
-    _Atomic int closed;     /* the loop closed the stream */
-    _Atomic int paused;     /* the client is behind: the loop set it */
+    struct sl_tail_stream *ts;
     struct bufferevent *bev;
     struct event *keepalive;
-    struct sl_tail_q *tq;
-    /* tail thread only */
-    int64_t last_id;        /* -1: start at the newest id */
-    int64_t missed, missed_after;
-    int64_t paused_ms;      /* when the tail thread first saw it paused; 0: not paused */
-    uint64_t gen;           /* source table generation the scope was resolved at */
-    char *token;            /* re-checked when the table changes: rm ends the stream */
-    size_t toklen;
-    char *q;
-    bool every_source;      /* an --all token without source=: new sources join */
-    TAILQ_ENTRY(sub) link;  /* api->subs (under mu) */
+    TAILQ_ENTRY(stream) link; /* api->streams */
 };
-TAILQ_HEAD(sub_list, sub);
-
-struct msg {
-    struct sub *s;
-    bool close;             /* end the stream after this text */
-    struct sl_buf text;
-    TAILQ_ENTRY(msg) link;
-};
-TAILQ_HEAD(msg_list, msg);
+TAILQ_HEAD(stream_list, stream);
 
 struct sl_api {
     struct sl_api_opts o;
     struct event_base *base;
-    struct event *done_ev;
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    struct job_list todo, done;
-    struct job_list pending; /* loop thread only */
-    size_t nqueued;
-    struct sub_list subs;
-    size_t nsubs;
-    struct msg_list msgs;
-    pthread_t *workers;
-    int nworkers;
-    pthread_t tail;
-    bool tail_started;
-    _Atomic int stop;
+    struct event *done_ev;              /* woken by the database threads */
+    struct sl_searchd *searchd;
+    struct sl_tailer *tailer;
+    struct sl_search_job_list pending;  /* searches waiting for their answer */
+    struct stream_list streams;         /* open tail streams */
 };
 
 static void json_err(struct sl_buf *b, const char *msg)
@@ -127,118 +84,38 @@ static void answer_error(struct sl_api *a, void *conn, int status, const char *m
     sl_buf_free(&b);
 }
 
-/* ---------------------------------------------------------------- workers */
-
-static int worker_connect(struct sl_api *a, PGconn **pg)
-{
-    char sql[192];
-    PGresult *r;
-
-    if (*pg && PQstatus(*pg) == CONNECTION_OK)
-        return 0;
-    sl_db_close(*pg);
-    *pg = NULL;
-    if (sl_db_connect(a->o.database_url, pg))
-        return SL_EDB;
-    /* No JIT (compiling costs more than these short queries run) and no parallel
-     * workers: each is a new process that page-faults in every shared buffer it reads,
-     * which without huge pages cost a 7-day block scan 140 ms instead of 57 ms
-     * (docs/search.md). */
-    snprintf(sql, sizeof(sql),
-             "SET statement_timeout = %d; SET jit = off; SET max_parallel_workers_per_gather = 0; "
-             "SET application_name = 'sluice-search'",
-             a->o.timeout_s * 1000);
-    r = PQexec(*pg, sql);
-    PQclear(r);
-    return 0;
-}
-
-static void *worker_main(void *arg)
+/* Any thread: a database thread has something for the loop. */
+static void wake(void *arg)
 {
     struct sl_api *a = arg;
-    PGconn *pg = NULL;
-
-    for (;;) {
-        struct job *j;
-        pthread_mutex_lock(&a->mu);
-        while (TAILQ_EMPTY(&a->todo) && !atomic_load(&a->stop))
-            pthread_cond_wait(&a->cv, &a->mu);
-        if (atomic_load(&a->stop)) {
-            pthread_mutex_unlock(&a->mu);
-            break;
-        }
-        j = TAILQ_FIRST(&a->todo);
-        TAILQ_REMOVE(&a->todo, j, link);
-        pthread_mutex_unlock(&a->mu);
-
-        int64_t t0 = sl_now_ms();
-        if (worker_connect(a, &pg)) {
-            j->status = 503;
-            json_err(&j->body, "database unreachable: retry later");
-        } else if (sl_search_run(pg, a->o.sources, &j->p, &j->status, &j->body)) {
-            sl_db_close(pg); /* reconnect for the next one */
-            pg = NULL;
-        }
-        SL_INC(search_usec, (uint64_t)(sl_now_ms() - t0) * 1000);
-        if (j->status == 200)
-            SL_INC(searches, 1);
-        else
-            SL_INC(search_errors, 1);
-        pthread_mutex_lock(&a->mu);
-        TAILQ_INSERT_TAIL(&a->done, j, link);
-        pthread_mutex_unlock(&a->mu);
-        event_active(a->done_ev, EV_READ, 0);
-    }
-    sl_db_close(pg);
-    return NULL;
+    event_active(a->done_ev, EV_READ, 0);
 }
 
-static void job_free(struct job *j)
+/* ---------------------------------------------------------------- tail streams */
+
+/* End the stream: the socket goes, the tail thread lets go of the shared part. */
+static void stream_close(struct stream *st)
 {
-    sl_buf_free(&j->body);
-    free(j->q);
-    free(j->scope);
-    free(j);
-}
+    struct sl_api *a = st->api;
 
-/* ---------------------------------------------------------------- subs */
-
-static void sub_unref(struct sub *s)
-{
-    if (atomic_fetch_sub(&s->refs, 1) != 1)
-        return;
-    sl_tail_free(s->tq);
-    free(s->token);
-    free(s->q);
-    free(s);
-}
-
-/* Loop thread: end the stream. */
-static void sub_close(struct sub *s)
-{
-    struct sl_api *a = s->api;
-
-    if (atomic_exchange(&s->closed, 1))
-        return;
-    if (s->keepalive)
-        event_free(s->keepalive);
-    s->keepalive = NULL;
-    if (s->bev)
-        bufferevent_free(s->bev);
-    s->bev = NULL;
+    if (st->keepalive)
+        event_free(st->keepalive);
+    if (st->bev)
+        bufferevent_free(st->bev);
     atomic_fetch_sub(&sl_metrics.tail_clients, 1);
-    sl_feed_wake(a->o.feed); /* the tail thread lets go of it */
-    sub_unref(s);
+    TAILQ_REMOVE(&a->streams, st, link);
+    sl_tailer_close(a->tailer, st->ts);
+    free(st);
 }
 
-static void sub_event(struct bufferevent *bev, short what, void *arg)
+static void stream_event(struct bufferevent *bev, short what, void *arg)
 {
     (void)bev;
     if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT))
-        sub_close(arg);
+        stream_close(arg);
 }
 
-static void sub_read(struct bufferevent *bev, void *arg)
+static void stream_read(struct bufferevent *bev, void *arg)
 {
     struct evbuffer *in = bufferevent_get_input(bev);
     (void)arg;
@@ -246,230 +123,47 @@ static void sub_read(struct bufferevent *bev, void *arg)
 }
 
 /* The output fell under the low-water mark: a paused client catches up. */
-static void sub_written(struct bufferevent *bev, void *arg)
+static void stream_written(struct bufferevent *bev, void *arg)
 {
-    struct sub *s = arg;
+    struct stream *st = arg;
     (void)bev;
-    if (atomic_exchange(&s->paused, 0))
-        sl_feed_wake(s->api->o.feed);
+    sl_tailer_resume(st->api->tailer, st->ts);
 }
 
 /* The last text of an ended stream is written: close. */
-static void sub_flushed(struct bufferevent *bev, void *arg)
+static void stream_flushed(struct bufferevent *bev, void *arg)
 {
     if (evbuffer_get_length(bufferevent_get_output(bev)) == 0)
-        sub_close(arg);
+        stream_close(arg);
 }
 
-static void sub_keepalive(evutil_socket_t fd, short what, void *arg)
+static void stream_keepalive(evutil_socket_t fd, short what, void *arg)
 {
-    struct sub *s = arg;
+    struct stream *st = arg;
     (void)fd;
     (void)what;
-    if (s->bev)
-        evbuffer_add(bufferevent_get_output(s->bev), ": keep-alive\n\n", 14);
+    evbuffer_add(bufferevent_get_output(st->bev), ": keep-alive\n\n", 14);
 }
 
-/* Tail thread: queue text for a stream (close: end it after the text). */
-static void post_msg(struct sl_api *a, struct sub *s, struct sl_buf *text, bool close)
+/* Text from the tail thread for one stream. */
+static void stream_write(struct sl_api *a, struct sl_tail_msg *m)
 {
-    struct msg *m = calloc(1, sizeof(*m));
+    struct stream *st = sl_tail_stream_ctx(m->s);
+    struct evbuffer *o;
 
-    if (m == NULL) {
-        sl_buf_reset(text);
+    if (sl_tail_stream_closed(m->s) || st == NULL)
         return;
+    o = bufferevent_get_output(st->bev);
+    evbuffer_add(o, m->text.p, m->text.len);
+    if (evbuffer_get_length(o) > a->o.tail_buffer)
+        sl_tailer_pause(m->s);
+    if (m->close) {
+        /* flush what is queued, then close */
+        bufferevent_setcb(st->bev, NULL, stream_flushed, stream_event, st);
+        bufferevent_setwatermark(st->bev, EV_WRITE, 0, 0);
+        if (evbuffer_get_length(o) == 0)
+            stream_close(st);
     }
-    atomic_fetch_add(&s->refs, 1);
-    m->s = s;
-    m->close = close;
-    m->text = *text;
-    sl_buf_init(text, text->max);
-    pthread_mutex_lock(&a->mu);
-    TAILQ_INSERT_TAIL(&a->msgs, m, link);
-    pthread_mutex_unlock(&a->mu);
-    event_active(a->done_ev, EV_READ, 0);
-}
-
-static void post(struct sl_api *a, struct sub *s, struct sl_buf *text)
-{
-    post_msg(a, s, text, false);
-}
-
-/* Tail thread: the source table changed. A removed or rescoped token ends the stream; a
- * stream of an --all token takes in new sources. Returns false when it was ended. */
-static bool tail_rescope(struct sl_api *a, struct sub *s, uint64_t gen, struct sl_buf *out)
-{
-    static const char ended[] =
-        "event: error\ndata: {\"error\": \"the read token was removed or changed\"}\n\n";
-    struct sl_read_scope sc = {false, NULL, 0};
-    bool ok = sl_sources_read_auth(a->o.sources, s->token, s->toklen, &sc) == 0;
-
-    s->gen = gen;
-    if (ok && s->every_source && sc.all) {
-        int64_t *ids = NULL;
-        size_t n = 0;
-        struct sl_tail_q *tq = NULL;
-        struct sl_buf err;
-        sl_buf_init(&err, 4096);
-        if (sl_sources_all_ids(a->o.sources, &ids, &n) == 0 &&
-            sl_tail_prepare(a->o.sources, s->q, ids, n, &tq, &err) == 0) {
-            sl_tail_free(s->tq);
-            s->tq = tq;
-        }
-        sl_buf_free(&err);
-        free(ids);
-    }
-    if (ok && !sc.all && s->every_source)
-        ok = false; /* the token no longer reads every source: reconnect to rescope */
-    sl_read_scope_free(&sc);
-    if (ok)
-        return true;
-    sl_buf_reset(out);
-    if (sl_buf_add(out, ended, sizeof(ended) - 1) == 0)
-        post_msg(a, s, out, true);
-    return false;
-}
-
-/* Tail thread: serve one stream up to hi. Returns true when it has more to send now. */
-static bool tail_one(struct sl_api *a, PGconn *pg, struct sub *s, int64_t hi, struct sl_buf *out)
-{
-    int64_t rmin = 0, rmax = 0, fhi = 0, last = 0;
-    bool range = false;
-    size_t n = 0;
-    uint64_t gen = sl_sources_generation(a->o.sources);
-
-    if (gen != s->gen && !tail_rescope(a, s, gen, out))
-        return false;
-    if (s->last_id < 0)
-        s->last_id = hi;
-    if (!atomic_load(&s->paused))
-        s->paused_ms = 0;
-    else if (s->paused_ms == 0)
-        s->paused_ms = sl_now_ms();
-    if (s->last_id >= hi)
-        goto flush_missed;
-    range = sl_feed_since(a->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
-    if (!range)
-        fhi = hi;
-    if (s->paused_ms && sl_now_ms() - s->paused_ms < TAIL_GRACE_MS)
-        return false; /* give it time to read what it has; nothing is fetched meanwhile */
-    if (s->paused_ms) {
-        int64_t c = 0;
-        if (sl_tail_count(pg, s->tq, s->last_id, fhi, range, rmin, rmax, &c))
-            return false;
-        if (c > 0) {
-            if (s->missed == 0)
-                s->missed_after = s->last_id;
-            s->missed += c;
-            SL_INC(tail_missed, (uint64_t)c);
-        }
-        s->last_id = fhi;
-        return false;
-    }
-flush_missed:
-    if (s->missed > 0 && !atomic_load(&s->paused)) {
-        if (sl_buf_addf(out,
-                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
-                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
-                        s->missed, s->missed_after, s->last_id) == 0) {
-            s->missed = 0;
-            post(a, s, out);
-        }
-    }
-    if (s->last_id >= hi)
-        return false;
-    if (sl_tail_fetch(pg, s->tq, s->last_id, fhi, range, rmin, rmax, TAIL_BATCH,
-                      TAIL_BATCH_BYTES, out, &last, &n))
-        return false;
-    s->last_id = last;
-    if (n > 0) {
-        SL_INC(tail_lines, n);
-        post(a, s, out);
-    } else {
-        sl_buf_reset(out);
-    }
-    return s->last_id < hi;
-}
-
-static void *tail_main(void *arg)
-{
-    struct sl_api *a = arg;
-    PGconn *pg = NULL;
-    int64_t db_hi = -1, hi, seen = -1;
-    struct sl_buf out;
-    bool busy = false;
-
-    sl_buf_init(&out, 64u << 20);
-    while (!atomic_load(&a->stop)) {
-        struct sub **list = NULL;
-        size_t n = 0;
-        int64_t min_after = INT64_MAX;
-
-        if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
-            sl_db_close(pg);
-            pg = NULL;
-            if (sl_db_connect(a->o.database_url, &pg)) {
-                pg = NULL;
-                sl_feed_wait(a->o.feed, INT64_MAX, 1000);
-                continue;
-            }
-            /* Every tail read has an index to follow (log_blocks by max_id, logs by
-             * source and time): a new stream or a resume right after new ids arrive
-             * met stale statistics, and the planner read all of log_blocks (214 ms
-             * at 109k blocks, one tail thread stalled for every stream). */
-            PQclear(PQexec(pg, "SET jit = off; SET max_parallel_workers_per_gather = 0; "
-                               "SET enable_seqscan = off; SET application_name = 'sluice-tail'"));
-            db_hi = -1;
-        }
-        if (db_hi < 0 && sl_search_max_id(pg, &db_hi)) {
-            db_hi = -1;
-            sl_db_close(pg);
-            pg = NULL;
-            continue;
-        }
-        /* the streams, each held for this round */
-        pthread_mutex_lock(&a->mu);
-        list = calloc(a->nsubs + 1, sizeof(*list));
-        if (list) {
-            struct sub *s, *next;
-            for (s = TAILQ_FIRST(&a->subs); s; s = next) {
-                next = TAILQ_NEXT(s, link);
-                if (atomic_load(&s->closed)) {
-                    TAILQ_REMOVE(&a->subs, s, link);
-                    a->nsubs--;
-                    sub_unref(s);
-                    continue;
-                }
-                atomic_fetch_add(&s->refs, 1);
-                list[n++] = s;
-                if (s->last_id < min_after)
-                    min_after = s->last_id;
-            }
-        }
-        pthread_mutex_unlock(&a->mu);
-        /* Sleep until a commit passes what the last round saw (or a stream is added,
-         * unpaused or closed: those wake the feed). A stream starting from the newest
-         * id (last_id -1) is served at once. */
-        if (!busy && seen >= 0 && min_after >= 0)
-            sl_feed_wait(a->o.feed, seen, 1000);
-        hi = sl_feed_last_id(a->o.feed);
-        if (hi < db_hi)
-            hi = db_hi;
-        seen = hi;
-        busy = false;
-        for (size_t i = 0; i < n && !atomic_load(&a->stop); i++) {
-            struct sub *s = list[i];
-            if (!atomic_load(&s->closed) && tail_one(a, pg, s, hi, &out))
-                busy = true;
-            sl_buf_reset(&out);
-        }
-        for (size_t i = 0; i < n; i++)
-            sub_unref(list[i]);
-        free(list);
-    }
-    sl_buf_free(&out);
-    sl_db_close(pg);
-    return NULL;
 }
 
 /* ---------------------------------------------------------------- loop side */
@@ -477,52 +171,32 @@ static void *tail_main(void *arg)
 static void on_done(evutil_socket_t fd, short what, void *arg)
 {
     struct sl_api *a = arg;
-    struct job_list done;
-    struct msg_list msgs;
-    struct job *j;
-    struct msg *m;
+    struct sl_search_job_list done;
+    struct sl_tail_msg_list msgs;
+    struct sl_search_job *j;
+    struct sl_tail_msg *m;
     (void)fd;
     (void)what;
 
     TAILQ_INIT(&done);
     TAILQ_INIT(&msgs);
-    pthread_mutex_lock(&a->mu);
-    TAILQ_CONCAT(&done, &a->done, link);
-    TAILQ_CONCAT(&msgs, &a->msgs, link);
-    pthread_mutex_unlock(&a->mu);
+    sl_searchd_take_done(a->searchd, &done);
+    sl_tailer_take_msgs(a->tailer, &msgs);
     while ((j = TAILQ_FIRST(&done)) != NULL) {
         TAILQ_REMOVE(&done, j, link);
-        pthread_mutex_lock(&a->mu);
-        a->nqueued--;
-        pthread_mutex_unlock(&a->mu);
         if (j->conn) {
             TAILQ_REMOVE(&a->pending, j, pending);
             a->o.ops.respond(a->o.ops.arg, j->conn, j->status, "application/json",
                              j->body.p ? j->body.p : "", j->body.len, NULL);
         }
-        job_free(j);
+        sl_search_job_free(j);
     }
     while ((m = TAILQ_FIRST(&msgs)) != NULL) {
         TAILQ_REMOVE(&msgs, m, link);
-        if (!atomic_load(&m->s->closed) && m->s->bev) {
-            struct evbuffer *o = bufferevent_get_output(m->s->bev);
-            evbuffer_add(o, m->text.p, m->text.len);
-            if (evbuffer_get_length(o) > m->s->api->o.tail_buffer)
-                atomic_store(&m->s->paused, 1);
-            if (m->close) {
-                /* flush what is queued, then close */
-                bufferevent_setcb(m->s->bev, NULL, sub_flushed, sub_event, m->s);
-                bufferevent_setwatermark(m->s->bev, EV_WRITE, 0, 0);
-                if (evbuffer_get_length(o) == 0)
-                    sub_close(m->s);
-            }
-        }
-        sub_unref(m->s);
-        sl_buf_free(&m->text);
-        free(m);
+        stream_write(a, m);
+        sl_tailer_msg_free(m);
     }
 }
-
 bool sl_api_path(struct sl_str path)
 {
     return path.len >= 5 && memcmp(path.p, "/api/", 5) == 0;
@@ -712,10 +386,12 @@ static void handle_tail(struct sl_api *a, void *conn, const struct sl_http_reque
     const char *lid = qs_get(q, "last_id");
     const char *qq = qs_get(q, "q");
     struct sl_buf err;
-    struct sub *s;
+    struct sl_tail_q *tq = NULL;
+    struct sl_tail_stream *ts = NULL;
+    struct stream *st;
     struct bufferevent *bev;
-    int64_t after = -1;
-    bool full;
+    int64_t after = -1, newest;
+    uint64_t gen;
     char idbuf[32];
     struct timeval ka = {KEEPALIVE_S, 0}, wr = {120, 0};
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
@@ -736,69 +412,50 @@ static void handle_tail(struct sl_api *a, void *conn, const struct sl_http_reque
         }
         after = v;
     }
-    pthread_mutex_lock(&a->mu);
-    full = a->nsubs >= (size_t)a->o.max_tail;
-    pthread_mutex_unlock(&a->mu);
-    if (full) {
+    if (sl_tailer_full(a->tailer)) {
         answer_error(a, conn, 503, "too many tail streams: retry later", "Retry-After: 5\r\n");
         return;
     }
-    s = calloc(1, sizeof(*s));
-    if (s == NULL) {
-        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
-        return;
-    }
     sl_buf_init(&err, 4096);
-    if (sl_tail_prepare(a->o.sources, qq ? qq : "", ids, nids, &s->tq, &err)) {
+    if (sl_tail_prepare(a->o.sources, qq ? qq : "", ids, nids, &tq, &err)) {
         a->o.ops.respond(a->o.ops.arg, conn, 400, "application/json", err.p ? err.p : "",
                          err.len, NULL);
         sl_buf_free(&err);
-        free(s);
         return;
     }
     sl_buf_free(&err);
-    s->gen = sl_sources_generation(a->o.sources);
-    s->every_source = every_source;
-    s->token = malloc(tok.len + 1);
-    s->q = strdup(qq ? qq : "");
-    if (s->token == NULL || s->q == NULL) {
-        sl_tail_free(s->tq);
-        free(s->token);
-        free(s->q);
-        free(s);
+    gen = sl_sources_generation(a->o.sources);
+    st = calloc(1, sizeof(*st));
+    newest = sl_feed_last_id(a->o.feed);
+    if (st == NULL || sl_tail_stream_new(tq, qq ? qq : "", tok.p, tok.len, gen, every_source,
+                                         after >= 0 ? after : newest > 0 ? newest : -1, st,
+                                         &ts)) {
+        if (st == NULL)
+            sl_tail_free(tq);
+        free(st);
         answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
         return;
     }
-    memcpy(s->token, tok.p, tok.len);
-    s->token[tok.len] = '\0';
-    s->toklen = tok.len;
     bev = a->o.ops.take(a->o.ops.arg, conn);
     if (bev == NULL) {
-        sl_tail_free(s->tq);
-        free(s->token);
-        free(s->q);
-        free(s);
+        sl_tail_stream_discard(ts);
+        free(st);
         return;
     }
-    s->api = a;
-    s->bev = bev;
-    s->last_id = after >= 0 ? after : sl_feed_last_id(a->o.feed) > 0 ? sl_feed_last_id(a->o.feed)
-                                                                      : -1;
-    atomic_store(&s->refs, 2); /* the loop and the tail thread */
+    st->api = a;
+    st->ts = ts;
+    st->bev = bev;
     evbuffer_add(bufferevent_get_output(bev), head, sizeof(head) - 1);
-    bufferevent_setcb(bev, sub_read, sub_written, sub_event, s);
+    bufferevent_setcb(bev, stream_read, stream_written, stream_event, st);
     bufferevent_setwatermark(bev, EV_WRITE, a->o.tail_buffer / 2, 0);
     bufferevent_set_timeouts(bev, NULL, &wr);
     bufferevent_enable(bev, EV_READ | EV_WRITE);
-    s->keepalive = event_new(a->base, -1, EV_PERSIST, sub_keepalive, s);
-    if (s->keepalive)
-        event_add(s->keepalive, &ka);
+    st->keepalive = event_new(a->base, -1, EV_PERSIST, stream_keepalive, st);
+    if (st->keepalive)
+        event_add(st->keepalive, &ka);
     atomic_fetch_add(&sl_metrics.tail_clients, 1);
-    pthread_mutex_lock(&a->mu);
-    TAILQ_INSERT_TAIL(&a->subs, s, link);
-    a->nsubs++;
-    pthread_mutex_unlock(&a->mu);
-    sl_feed_wake(a->o.feed);
+    TAILQ_INSERT_TAIL(&a->streams, st, link);
+    sl_tailer_add(a->tailer, ts);
 }
 
 static int parse_limit(const char *v, int def, int *out)
@@ -827,7 +484,8 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     const char *e;
     int64_t *ids = NULL, now = sl_now_us();
     size_t nids = 0;
-    struct job *j = NULL;
+    struct sl_search_params p;
+    struct sl_search_job *j = NULL;
     char msg[160];
 
     if (sl_str_eq(path, "/api/v1/search"))
@@ -872,52 +530,36 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         handle_tail(a, conn, req, &q, ids, nids, tok, sc.all && qs_get(&q, "source") == NULL);
         goto out;
     }
-    j = calloc(1, sizeof(*j));
-    if (j == NULL) {
-        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
-        goto out;
-    }
-    sl_buf_init(&j->body, 1u << 30);
-    j->api = a;
-    j->p.kind = route == R_PAPERTRAIL ? SL_SEARCH_PAPERTRAIL : SL_SEARCH_API;
-    j->q = strdup(qs_get(&q, "q") ? qs_get(&q, "q") : "");
-    j->scope = ids;
-    ids = NULL;
-    j->p.q = j->q;
-    j->p.scope = j->scope;
-    j->p.nscope = nids;
-    if (j->q == NULL) {
-        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
-        goto out;
-    }
+    memset(&p, 0, sizeof(p));
+    p.kind = route == R_PAPERTRAIL ? SL_SEARCH_PAPERTRAIL : SL_SEARCH_API;
     {
         const char *ks = route == R_PAPERTRAIL ? "min_time" : "since";
         const char *ku = route == R_PAPERTRAIL ? "max_time" : "until";
         const char *vs = qs_get(&q, ks), *vu = qs_get(&q, ku);
         int64_t window = route == R_PAPERTRAIL ? 7LL * 86400 * 1000000 : 86400LL * 1000000;
-        j->p.until_us = now;
-        if (vu && *vu && sl_search_parse_time(vu, now, &j->p.until_us)) {
+        p.until_us = now;
+        if (vu && *vu && sl_search_parse_time(vu, now, &p.until_us)) {
             snprintf(msg, sizeof(msg), "bad %s: RFC 3339, relative (15m, 2h, 3d) or Unix seconds",
                      ku);
             answer_error(a, conn, 400, msg, NULL);
             goto out;
         }
         if (route == R_PAPERTRAIL && vu && *vu)
-            j->p.until_us += 1000000; /* Papertrail's max_time includes that second */
-        j->p.default_window = !(vs && *vs);
-        j->p.since_us = j->p.until_us - window;
-        if (vs && *vs && sl_search_parse_time(vs, now, &j->p.since_us)) {
+            p.until_us += 1000000; /* Papertrail's max_time includes that second */
+        p.default_window = !(vs && *vs);
+        p.since_us = p.until_us - window;
+        if (vs && *vs && sl_search_parse_time(vs, now, &p.since_us)) {
             snprintf(msg, sizeof(msg), "bad %s: RFC 3339, relative (15m, 2h, 3d) or Unix seconds",
                      ks);
             answer_error(a, conn, 400, msg, NULL);
             goto out;
         }
-        if (j->p.since_us >= j->p.until_us) {
+        if (p.since_us >= p.until_us) {
             answer_error(a, conn, 400, "the time range is empty (since is not before until)", NULL);
             goto out;
         }
     }
-    if (parse_limit(qs_get(&q, "limit"), route == R_PAPERTRAIL ? 1000 : 100, &j->p.limit)) {
+    if (parse_limit(qs_get(&q, "limit"), route == R_PAPERTRAIL ? 1000 : 100, &p.limit)) {
         answer_error(a, conn, 400, "bad limit: 1 to 10000", NULL);
         goto out;
     }
@@ -927,41 +569,45 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
             answer_error(a, conn, 400, "bad order: asc or desc", NULL);
             goto out;
         }
-        j->p.asc = o && strcmp(o, "asc") == 0;
-        if (c && *c &&
-            sl_search_parse_cursor(c, &j->p.cursor, &j->p.cur_us, &j->p.cur_id)) {
+        p.asc = o && strcmp(o, "asc") == 0;
+        if (c && *c && sl_search_parse_cursor(c, &p.cursor, &p.cur_us, &p.cur_id)) {
             answer_error(a, conn, 400, "bad cursor (use next_cursor or prev_cursor as given)", NULL);
             goto out;
         }
     } else {
         const char *mi = qs_get(&q, "min_id"), *ma = qs_get(&q, "max_id");
         char *end;
-        if (mi && *mi && ((j->p.min_id = strtoll(mi, &end, 10)) <= 0 || *end)) {
+        if (mi && *mi && ((p.min_id = strtoll(mi, &end, 10)) <= 0 || *end)) {
             answer_error(a, conn, 400, "bad min_id", NULL);
             goto out;
         }
-        if (ma && *ma && ((j->p.max_id = strtoll(ma, &end, 10)) <= 0 || *end)) {
+        if (ma && *ma && ((p.max_id = strtoll(ma, &end, 10)) <= 0 || *end)) {
             answer_error(a, conn, 400, "bad max_id", NULL);
             goto out;
         }
-        j->p.asc = true;
+        p.asc = true;
     }
-    pthread_mutex_lock(&a->mu);
-    if (a->nqueued >= MAX_QUEUED) {
-        pthread_mutex_unlock(&a->mu);
+    /* The answer's cap: what `limit` events may take under this server's settings. */
+    j = sl_search_job_new(sl_search_answer_max((size_t)p.limit, a->o.max_message, a->o.max_header));
+    if (j == NULL || (j->q = strdup(qs_get(&q, "q") ? qs_get(&q, "q") : "")) == NULL) {
+        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
+        goto out;
+    }
+    j->p = p;
+    j->scope = ids;
+    ids = NULL;
+    j->p.q = j->q;
+    j->p.scope = j->scope;
+    j->p.nscope = nids;
+    j->conn = conn;
+    if (sl_searchd_submit(a->searchd, j)) {
         answer_error(a, conn, 503, "every search worker is busy: retry later", "Retry-After: 1\r\n");
         goto out;
     }
-    a->nqueued++;
-    j->conn = conn;
-    TAILQ_INSERT_TAIL(&a->todo, j, link);
     TAILQ_INSERT_TAIL(&a->pending, j, pending);
-    pthread_cond_signal(&a->cv);
-    pthread_mutex_unlock(&a->mu);
     j = NULL;
 out:
-    if (j)
-        job_free(j);
+    sl_search_job_free(j);
     free(ids);
     free(sc.ids);
     qs_free(&q);
@@ -969,7 +615,7 @@ out:
 
 void sl_api_forget(struct sl_api *a, void *conn)
 {
-    struct job *j;
+    struct sl_search_job *j;
 
     if (a == NULL)
         return;
@@ -984,34 +630,42 @@ void sl_api_forget(struct sl_api *a, void *conn)
 int sl_api_start(struct event_base *base, const struct sl_api_opts *o, struct sl_api **out)
 {
     struct sl_api *a = calloc(1, sizeof(*a));
+    struct sl_searchd_opts so;
+    struct sl_tailer_opts to;
 
     if (a == NULL)
         return SL_ENOMEM;
     a->o = *o;
-    if (a->o.workers < 1)
-        a->o.workers = 1;
     if (a->o.tail_buffer < 65536)
         a->o.tail_buffer = 65536;
+    if (a->o.max_message == 0)
+        a->o.max_message = SL_SEARCH_DEFAULT_MAX_MESSAGE;
+    if (a->o.max_header == 0)
+        a->o.max_header = SL_SEARCH_DEFAULT_MAX_HEADER;
     a->base = base;
-    TAILQ_INIT(&a->todo);
-    TAILQ_INIT(&a->done);
     TAILQ_INIT(&a->pending);
-    TAILQ_INIT(&a->subs);
-    TAILQ_INIT(&a->msgs);
-    pthread_mutex_init(&a->mu, NULL);
-    pthread_cond_init(&a->cv, NULL);
+    TAILQ_INIT(&a->streams);
     a->done_ev = event_new(base, -1, 0, on_done, a);
-    a->workers = calloc((size_t)a->o.workers, sizeof(*a->workers));
-    if (a->done_ev == NULL || a->workers == NULL)
+    if (a->done_ev == NULL)
         goto fail;
-    for (int i = 0; i < a->o.workers; i++) {
-        if (pthread_create(&a->workers[i], NULL, worker_main, a) != 0)
-            goto fail;
-        a->nworkers++;
-    }
-    if (pthread_create(&a->tail, NULL, tail_main, a) != 0)
+    memset(&so, 0, sizeof(so));
+    so.database_url = o->database_url;
+    so.sources = o->sources;
+    so.workers = o->workers;
+    so.timeout_s = o->timeout_s;
+    so.wake.fn = wake;
+    so.wake.arg = a;
+    if (sl_searchd_start(&so, &a->searchd))
         goto fail;
-    a->tail_started = true;
+    memset(&to, 0, sizeof(to));
+    to.database_url = o->database_url;
+    to.sources = o->sources;
+    to.feed = o->feed;
+    to.max_streams = o->max_tail;
+    to.wake.fn = wake;
+    to.wake.arg = a;
+    if (sl_tailer_start(&to, &a->tailer))
+        goto fail;
     *out = a;
     return 0;
 fail:
@@ -1021,49 +675,18 @@ fail:
 
 void sl_api_stop(struct sl_api *a)
 {
-    struct sub *s;
-    struct job *j;
-    struct msg *m;
+    struct stream *st;
 
     if (a == NULL)
         return;
-    atomic_store(&a->stop, 1);
-    pthread_mutex_lock(&a->mu);
-    pthread_cond_broadcast(&a->cv);
-    pthread_mutex_unlock(&a->mu);
-    if (a->o.feed)
-        sl_feed_wake(a->o.feed);
-    for (int i = 0; i < a->nworkers; i++)
-        pthread_join(a->workers[i], NULL);
-    if (a->tail_started)
-        pthread_join(a->tail, NULL);
-    /* the threads are gone: close the streams (the loop's reference) and drop the tail
-     * thread's */
-    while ((s = TAILQ_FIRST(&a->subs)) != NULL) {
-        TAILQ_REMOVE(&a->subs, s, link);
-        atomic_fetch_add(&s->refs, 1);
-        sub_close(s);
-        sub_unref(s);
-        sub_unref(s);
-    }
-    while ((m = TAILQ_FIRST(&a->msgs)) != NULL) {
-        TAILQ_REMOVE(&a->msgs, m, link);
-        sub_unref(m->s);
-        sl_buf_free(&m->text);
-        free(m);
-    }
-    while ((j = TAILQ_FIRST(&a->todo)) != NULL) {
-        TAILQ_REMOVE(&a->todo, j, link);
-        job_free(j);
-    }
-    while ((j = TAILQ_FIRST(&a->done)) != NULL) {
-        TAILQ_REMOVE(&a->done, j, link);
-        job_free(j);
-    }
+    /* the loop's side of every stream first; the tail thread drops its own at stop */
+    while ((st = TAILQ_FIRST(&a->streams)) != NULL)
+        stream_close(st);
+    /* the threads are joined before the event they wake goes; the jobs still inside
+     * searchd (the pending ones among them) are freed there */
+    sl_searchd_stop(a->searchd);
+    sl_tailer_stop(a->tailer);
     if (a->done_ev)
         event_free(a->done_ev);
-    free(a->workers);
-    pthread_mutex_destroy(&a->mu);
-    pthread_cond_destroy(&a->cv);
     free(a);
 }

@@ -28,6 +28,7 @@
 
 #include "sluice/client.h"
 #include "sluice/rfc5424.h"
+#include "sluice/search.h"
 
 /* ================================================================== arguments */
 
@@ -793,9 +794,25 @@ const char *sl_client_missed_notice(const char *data, size_t len, char *out, siz
     return r;
 }
 
+/* ================================================================== caps */
+
+size_t sl_client_answer_max(long events)
+{
+    return sl_search_answer_max(events > 0 ? (size_t)events : 0, SL_SEARCH_DEFAULT_MAX_MESSAGE,
+                                SL_SEARCH_DEFAULT_MAX_HEADER);
+}
+
+size_t sl_client_lines_max(long limit)
+{
+    size_t line = sl_search_event_max(SL_SEARCH_DEFAULT_MAX_MESSAGE, SL_SEARCH_DEFAULT_MAX_HEADER);
+    size_t n = limit > 0 ? (size_t)limit : 0;
+
+    line = line == SIZE_MAX ? SIZE_MAX : line + 1; /* and its "\n" */
+    return n != 0 && line > SIZE_MAX / n ? SIZE_MAX : n * line;
+}
+
 /* ================================================================== I/O */
 
-#define BODY_MAX ((size_t)1 << 30)    /* one search page: 10000 events */
 #define ERRBODY_MAX ((size_t)1 << 16) /* an error answer on the tail stream */
 #define SSE_MAX ((size_t)16 << 20)    /* one SSE line or event */
 #define BACKOFF_MAX_MS 30000L
@@ -820,6 +837,7 @@ struct cli {
     bool stream;
     long status;
     struct sl_buf body;
+    bool body_toobig; /* the answer passed body.max: the transfer was stopped */
     /* output */
     struct sl_buf out;
     char last_id[24]; /* highest id printed, "" before the first */
@@ -1028,7 +1046,11 @@ static size_t on_write(char *ptr, size_t size, size_t nmemb, void *userdata)
     }
     if (c->stream && c->body.len + n > ERRBODY_MAX)
         return n; /* the start of an error answer is enough */
-    return sl_buf_add(&c->body, ptr, n) ? 0 : n;
+    if (sl_buf_add(&c->body, ptr, n)) {
+        c->body_toobig = c->body.len + n > c->body.max;
+        return 0;
+    }
+    return n;
 }
 
 /* One GET. Returns the curl result; c->status and c->body hold the answer. */
@@ -1039,6 +1061,7 @@ static CURLcode cli_get(struct cli *c, const char *url, const char *last_event_i
     CURLcode r;
 
     c->status = 0;
+    c->body_toobig = false;
     sl_buf_reset(&c->body);
     c->errbuf[0] = '\0';
     if (last_event_id && *last_event_id) {
@@ -1184,9 +1207,19 @@ static int cli_search(struct cli *c, long limit)
             (until && sl_client_url_param(&url, "until", until)) ||
             (cursor && sl_client_url_param(&url, "cursor", cursor)) || sl_buf_addc(&url, '\0'))
             goto nomem;
+        /* a page's answer is at most what `page` events may take */
+        sl_buf_free(&c->body);
+        sl_buf_init(&c->body, sl_client_answer_max(page));
         r = cli_get(c, url.p, NULL);
         if (interrupted)
             goto out;
+        if (r != CURLE_OK && c->body_toobig) {
+            fprintf(stderr,
+                    "sluice: the server's answer passed %zu bytes, more than %ld events take "
+                    "at the default SLUICE_MAX_MESSAGE_BYTES: stopped\n",
+                    c->body.max, page);
+            goto out;
+        }
         if (r != CURLE_OK) {
             report_curl(c, r);
             goto out;
@@ -1223,7 +1256,15 @@ static int cli_search(struct cli *c, long limit)
                     goto nomem;
                 ends = t;
             }
-            if (render(c, ev, raw ? raw[k].p : NULL, raw ? raw[k].len : 0))
+            int rrc = render(c, ev, raw ? raw[k].p : NULL, raw ? raw[k].len : 0);
+            if (rrc == SL_ETOOBIG) {
+                fprintf(stderr,
+                        "sluice: the lines passed %zu bytes, more than %ld events take at the "
+                        "default SLUICE_MAX_MESSAGE_BYTES: stopped\n",
+                        c->out.max, limit);
+                goto out;
+            }
+            if (rrc)
                 goto nomem;
             k++;
             ends[nlines++] = c->out.len;
@@ -1305,9 +1346,16 @@ static int on_event(const struct sl_sse_event *ev, void *arg)
     sl_buf_reset(&c->out);
     rc = render(c, j, ev->data, ev->data_len);
     cJSON_Delete(j);
-    if (rc)
+    if (rc == SL_ETOOBIG) {
+        /* said and skipped: failing the stream would only resume at the same line */
+        fprintf(stderr,
+                "sluice: line %llu passed %zu bytes, more than an event takes at the default "
+                "SLUICE_MAX_MESSAGE_BYTES: skipped\n",
+                (unsigned long long)v, c->out.max);
+        sl_buf_reset(&c->out);
+    } else if (rc) {
         return rc;
-    if (fwrite(c->out.p, 1, c->out.len, stdout) != c->out.len || fflush(stdout) != 0) {
+    } else if (fwrite(c->out.p, 1, c->out.len, stdout) != c->out.len || fflush(stdout) != 0) {
         c->write_failed = errno ? errno : EIO;
         return SL_EIO;
     }
@@ -1417,10 +1465,10 @@ int sl_client_main(enum sl_client_cmd cmd, int argc, char **argv)
     }
     memset(&c, 0, sizeof(c));
     c.o = &o;
-    sl_buf_init(&c.body, BODY_MAX);
-    /* search holds every line until it can print them oldest first: what bounds it is
-     * --limit (the user's choice), so the cap only stops a size_t overflow. */
-    sl_buf_init(&c.out, (size_t)1 << 40);
+    sl_buf_init(&c.body, ERRBODY_MAX); /* cli_search sizes it for each page */
+    /* search holds every line until it can print them oldest first: --limit of them
+     * (tail -f reuses it for one line at a time) */
+    sl_buf_init(&c.out, sl_client_lines_max(o.limit > 0 ? o.limit : 1));
     if (o.color == SL_CLIENT_COLOR_AUTO)
         c.color =
             !o.json && isatty(STDOUT_FILENO) && !(nc && *nc) && !(term && !strcmp(term, "dumb"));

@@ -186,6 +186,34 @@ void sl_search_cursor(char dir, int64_t us, int64_t id, char out[48])
     snprintf(out, 48, "%c%" PRId64 ".%" PRId64, dir, us, id);
 }
 
+/* ---------------------------------------------------------------- answer caps */
+
+static size_t sat_add(size_t a, size_t b)
+{
+    return a > SIZE_MAX - b ? SIZE_MAX : a + b;
+}
+
+static size_t sat_mul(size_t a, size_t b)
+{
+    return b != 0 && a > SIZE_MAX / b ? SIZE_MAX : a * b;
+}
+
+size_t sl_search_event_max(size_t max_message, size_t max_header)
+{
+    size_t text = sat_mul(max_message, SL_SEARCH_JSON_EXPANSION);
+    size_t raw = sat_mul(max_message / 3 + (max_message % 3 != 0), 4);
+    size_t head = sat_mul(max_header, SL_SEARCH_JSON_EXPANSION);
+
+    return sat_add(sat_add(sat_add(text, raw), head), SL_SEARCH_EVENT_FIXED);
+}
+
+size_t sl_search_answer_max(size_t limit, size_t max_message, size_t max_header)
+{
+    size_t ev = sat_add(sl_search_event_max(max_message, max_header), 1); /* and a comma */
+
+    return sat_add(sat_mul(limit, ev), SL_SEARCH_ANSWER_FIXED);
+}
+
 /* "2026-11-22 04:16:01.123456+00": timestamptz input, exact to the microsecond. */
 static void pg_time(int64_t us, char out[40])
 {
@@ -926,8 +954,22 @@ int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_se
                              has_prev ? pc : "null", has_prev ? "\"" : "",
                              fwd && !more ? "true" : "false");
     }
-    if (rc)
+    if (rc == SL_ETOOBIG) {
+        /* never a partial body: the whole answer, or one error */
+        char m[200];
+        snprintf(m, sizeof(m),
+                 "the answer passes %zu bytes, the most %d events may take at this server's "
+                 "SLUICE_MAX_MESSAGE_BYTES: lower limit",
+                 body->max, p->limit);
+        *status = 500;
+        json_error(body, m, -1);
+        rc = 0;
+        goto out;
+    }
+    if (rc) {
+        sl_buf_reset(body); /* a part of the answer is not an error message */
         goto fail;
+    }
     *status = 200;
     rc = 0;
     goto out;

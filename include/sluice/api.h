@@ -1,11 +1,16 @@
-/* The read API (drain/api.c, docs/api.md): GET /api/v1/search, the Papertrail-compatible
+/* The read API (docs/api.md): GET /api/v1/search, the Papertrail-compatible
  * GET /api/v1/events/search.json and the Server-Sent Events stream GET /api/v1/tail.
  *
- * The event loop only parses, authenticates (read tokens, in memory) and hands the work
- * on: searches go to a pool of worker threads, each with its own PostgreSQL connection;
- * tail streams are fed by one tail thread that wakes on the writer's commit feed
- * (include/sluice/feed.h). Answers come back to the loop through a locked queue and an
- * event, so the request path never waits on PostgreSQL. */
+ * The event loop (drain/api.c) only parses, authenticates (read tokens, in memory) and
+ * hands the work on: searches go to a pool of worker threads, each with its own
+ * PostgreSQL connection (drain/searchd.c); tail streams are fed by one tail thread that
+ * wakes on the writer's commit feed (drain/tailer.c, include/sluice/feed.h). Answers
+ * come back to the loop through locked queues and an event, so the request path never
+ * waits on PostgreSQL. The boundary between the two sides: drain/api-internal.h.
+ *
+ * Memory: a search's answer is capped at sl_search_answer_max(limit, max_message,
+ * max_header) (include/sluice/search.h); at most workers x SL_SEARCHD_JOBS_PER_WORKER
+ * searches are queued or running (503 beyond). */
 #ifndef SLUICE_API_H
 #define SLUICE_API_H
 
@@ -41,6 +46,8 @@ struct sl_api_opts {
     int timeout_s;        /* statement_timeout of a search */
     size_t tail_buffer;   /* unsent bytes before a tail client skips (and is told) */
     int max_tail;         /* open tail streams */
+    size_t max_message;   /* SLUICE_MAX_MESSAGE_BYTES (0: its default): sizes the answer cap */
+    size_t max_header;    /* SLUICE_MAX_HEADER_BYTES (0: its default): sizes the answer cap */
     struct sl_api_ops ops;
 };
 

@@ -1,7 +1,7 @@
 /* Running searches and tail reads in PostgreSQL (drain/search.c).
  *
- * Called on the API's worker threads (drain/api.c), each with its own connection;
- * never on the event loop. A search is two steps (docs/search.md): the candidate
+ * Called on the API's search worker threads (drain/searchd.c) and its tail thread
+ * (drain/tailer.c), each with its own connection; never on the event loop. A search is two steps (docs/search.md): the candidate
  * blocks of `log_blocks` (their Bloom filters checked for the query's tokens), newest
  * first, then those blocks' rows through the (source_id, received_at) btree in growing
  * groups, with the whole query as a predicate, until the newest `limit` matches are
@@ -42,8 +42,9 @@ struct sl_search_params {
 };
 
 /* Run p on pg. Always fills *status (200, 400, 504, 500 or 503) and body (the JSON
- * answer or a JSON error). Returns 0, or SL_EDB when the connection failed (the caller
- * reconnects). */
+ * answer or a JSON error, never a part of an answer). An answer that would pass
+ * body->max (the caller sizes it with sl_search_answer_max) is a 500 JSON error. Returns
+ * 0, or SL_EDB when the connection failed (the caller reconnects). */
 SL_MUSTCHECK int sl_search_run(struct pg_conn *pg, struct sl_sources *src,
                                const struct sl_search_params *p, int *status,
                                struct sl_buf *body);
@@ -78,6 +79,31 @@ SL_MUSTCHECK int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, in
 
 /* The highest row id stored (0 when none): where a new tail starts. */
 SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
+
+/* ---- answer caps (pure) ----
+ *
+ * One EVENT's JSON is at most sl_search_event_max(max_message, max_header) bytes, from
+ * what a stored row can hold when it was received under those settings
+ * (SLUICE_MAX_MESSAGE_BYTES, SLUICE_MAX_HEADER_BYTES):
+ *   - the text columns (hostname, app_name, procid, msgid, sd, message) are disjoint
+ *     pieces of one received message, at most max_message bytes together; UTF-8 repair
+ *     makes a byte at most 3 (U+FFFD) and JSON escaping at most 6 (a control byte is
+ *     \u001f), so SL_SEARCH_JSON_EXPANSION x max_message;
+ *   - message_raw is the base64 of at most that message: 4 x ceil(max_message / 3);
+ *   - tags and frame_id come from the drain request's head: 6 x max_header;
+ *   - the rest (keys, ids, times, names, parse_error) fits SL_SEARCH_EVENT_FIXED.
+ * An answer of `limit` events is limit x (event + a comma) + SL_SEARCH_ANSWER_FIXED (the
+ * envelope: count, window, cursors, or Papertrail's fields; or a JSON error).
+ * Both saturate at SIZE_MAX. A row stored under larger settings than the server now has
+ * can pass them: the search then fails with one JSON error, never a partial body. */
+#define SL_SEARCH_JSON_EXPANSION 6
+#define SL_SEARCH_EVENT_FIXED 2048
+#define SL_SEARCH_ANSWER_FIXED 1024
+#define SL_SEARCH_DEFAULT_MAX_MESSAGE 65536 /* SLUICE_MAX_MESSAGE_BYTES's default */
+#define SL_SEARCH_DEFAULT_MAX_HEADER 16384  /* SLUICE_MAX_HEADER_BYTES's default */
+
+size_t sl_search_event_max(size_t max_message, size_t max_header);
+size_t sl_search_answer_max(size_t limit, size_t max_message, size_t max_header);
 
 /* ---- pure helpers ---- */
 

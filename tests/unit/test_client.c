@@ -15,6 +15,7 @@
 #include "sluice/buf.h"
 #include "sluice/client.h"
 #include "sluice/err.h"
+#include "sluice/search.h"
 
 /* ------------------------------------------------------------------ SSE */
 
@@ -311,6 +312,54 @@ static void test_format_toobig(void **state)
     sl_buf_free(&b);
 }
 
+/* ------------------------------------------------------------------ caps */
+
+/* The client's caps are the server's at its default settings (include/sluice/search.h). */
+static void test_caps(void **state)
+{
+    size_t ev = sl_search_event_max(SL_SEARCH_DEFAULT_MAX_MESSAGE, SL_SEARCH_DEFAULT_MAX_HEADER);
+    (void)state;
+    assert_int_equal(sl_client_answer_max(1), sl_search_answer_max(1, 65536, 16384));
+    assert_int_equal(sl_client_answer_max(SL_CLIENT_PAGE),
+                     sl_search_answer_max(SL_CLIENT_PAGE, 65536, 16384));
+    assert_int_equal(sl_client_answer_max(0), SL_SEARCH_ANSWER_FIXED);
+    assert_int_equal(sl_client_answer_max(-1), SL_SEARCH_ANSWER_FIXED);
+    assert_int_equal(sl_client_lines_max(1), ev + 1);
+    assert_int_equal(sl_client_lines_max(100), 100 * (ev + 1));
+    assert_int_equal(sl_client_lines_max(SL_CLIENT_MAX_LIMIT),
+                     (size_t)SL_CLIENT_MAX_LIMIT * (ev + 1)); /* no overflow on 64 bits */
+    assert_int_equal(sl_client_lines_max(0), 0);
+}
+
+/* The longest plain line a default server's event can make fits one line's share:
+ * every byte of the message a control byte (\xNN, 4x) or a C1 character (\u0085 from
+ * two bytes), with colour. */
+static void test_caps_hold_a_worst_line(void **state)
+{
+    static const char *fill[] = {"\x01", "\x7f", "\xc2\x85"};
+    size_t m = SL_SEARCH_DEFAULT_MAX_MESSAGE;
+    (void)state;
+    for (size_t k = 0; k < sizeof(fill) / sizeof(fill[0]); k++) {
+        size_t fl = strlen(fill[k]);
+        char *msg = malloc(m + 1), *host = malloc(256);
+        struct sl_buf b;
+        assert_non_null(msg);
+        assert_non_null(host);
+        for (size_t i = 0; i + fl <= m; i += fl)
+            memcpy(msg + i, fill[k], fl);
+        msg[m - m % fl] = '\0';
+        memset(host, 'h', 255);
+        host[255] = '\0';
+        struct sl_client_line l = {"2026-11-22T04:16:01.123456Z", host, "app", "web.1", msg};
+        sl_buf_init(&b, sl_client_lines_max(1));
+        assert_int_equal(sl_client_format(&l, true, false, &b), 0);
+        assert_true(b.len > 3 * m); /* it did expand */
+        sl_buf_free(&b);
+        free(msg);
+        free(host);
+    }
+}
+
 /* ------------------------------------------------------------------ cli.conf */
 
 static void test_conf(void **state)
@@ -574,7 +623,8 @@ int main(void)
         cmocka_unit_test(test_sse_reset),         cmocka_unit_test(test_sse_callback_stops),
         cmocka_unit_test(test_sse_caps),          cmocka_unit_test(test_format_table),
         cmocka_unit_test(test_format_color),      cmocka_unit_test(test_color_of),
-        cmocka_unit_test(test_format_toobig),     cmocka_unit_test(test_conf),
+        cmocka_unit_test(test_format_toobig),     cmocka_unit_test(test_caps),
+        cmocka_unit_test(test_caps_hold_a_worst_line), cmocka_unit_test(test_conf),
         cmocka_unit_test(test_conf_path),         cmocka_unit_test(test_args_search),
         cmocka_unit_test(test_args_tail),         cmocka_unit_test(test_args_query_cap),
         cmocka_unit_test(test_url_param),         cmocka_unit_test(test_id_parse),

@@ -1,15 +1,17 @@
-/* Unit tests for the pure parts of the read API: time parameters, cursors and time
- * formatting (drain/search.c), query-string decoding (drain/api.c), and the commit
- * feed the tail thread waits on (drain/feed.c). */
+/* Unit tests for the pure parts of the read API: time parameters, cursors, time
+ * formatting and the answer caps (drain/search.c), query-string decoding (drain/api.c),
+ * and the commit feed the tail thread waits on (drain/feed.c). */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <setjmp.h>
 #include <cmocka.h>
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "sluice/api.h"
+#include "sluice/config.h"
 #include "sluice/err.h"
 #include "sluice/feed.h"
 #include "sluice/search.h"
@@ -113,6 +115,56 @@ static void test_unescape(void **state)
     assert_string_equal(out, "");
 }
 
+/* The caps are arithmetic on the settings: each case is (limit, max_message, max_header)
+ * and the bytes they allow. */
+static void test_answer_caps(void **state)
+{
+    static const struct {
+        size_t msg, head, event;
+    } ev[] = {
+        {0, 0, SL_SEARCH_EVENT_FIXED},
+        {1, 0, 6 + 4 + SL_SEARCH_EVENT_FIXED},     /* base64 of 1 byte is 4 */
+        {3, 0, 18 + 4 + SL_SEARCH_EVENT_FIXED},
+        {4, 0, 24 + 8 + SL_SEARCH_EVENT_FIXED},
+        {0, 100, 600 + SL_SEARCH_EVENT_FIXED},
+        /* the defaults: 6 x 64 KiB + base64 of 64 KiB + 6 x 16 KiB + fixed */
+        {65536, 16384, 393216 + 87384 + 98304 + SL_SEARCH_EVENT_FIXED},
+        {SIZE_MAX, 0, SIZE_MAX}, /* saturates */
+        {0, SIZE_MAX / 2, SIZE_MAX},
+    };
+    static const struct {
+        size_t limit, msg, head, answer;
+    } an[] = {
+        {0, 65536, 16384, SL_SEARCH_ANSWER_FIXED},
+        {1, 0, 0, SL_SEARCH_EVENT_FIXED + 1 + SL_SEARCH_ANSWER_FIXED},
+        {100, 65536, 16384, 100 * (580952 + 1) + SL_SEARCH_ANSWER_FIXED},
+        {SL_SEARCH_MAX_LIMIT, 65536, 16384, 10000 * (size_t)(580952 + 1) + SL_SEARCH_ANSWER_FIXED},
+        {SIZE_MAX, 1, 1, SIZE_MAX},
+        {2, SIZE_MAX / 8, 0, SIZE_MAX},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(ev) / sizeof(ev[0]); i++)
+        assert_int_equal(sl_search_event_max(ev[i].msg, ev[i].head), ev[i].event);
+    for (size_t i = 0; i < sizeof(an) / sizeof(an[0]); i++)
+        assert_int_equal(sl_search_answer_max(an[i].limit, an[i].msg, an[i].head), an[i].answer);
+    /* larger settings never allow less */
+    assert_true(sl_search_answer_max(10, 65537, 16384) > sl_search_answer_max(10, 65536, 16384));
+    assert_true(sl_search_answer_max(11, 65536, 16384) > sl_search_answer_max(10, 65536, 16384));
+}
+
+/* The defaults the API falls back on are the settings table's. */
+static void test_answer_cap_defaults(void **state)
+{
+    struct sl_config c;
+    (void)state;
+    unsetenv("SLUICE_MAX_MESSAGE_BYTES");
+    unsetenv("SLUICE_MAX_HEADER_BYTES");
+    assert_int_equal(sl_config_load(&c, 0, NULL), 0);
+    assert_int_equal(c.max_message, SL_SEARCH_DEFAULT_MAX_MESSAGE);
+    assert_int_equal(c.max_header, SL_SEARCH_DEFAULT_MAX_HEADER);
+    sl_config_free(&c);
+}
+
 static void test_feed(void **state)
 {
     struct sl_feed *f;
@@ -161,6 +213,8 @@ int main(void)
         cmocka_unit_test(test_cursor_round_trip),
         cmocka_unit_test(test_fmt_time),
         cmocka_unit_test(test_unescape),
+        cmocka_unit_test(test_answer_caps),
+        cmocka_unit_test(test_answer_cap_defaults),
         cmocka_unit_test(test_feed),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

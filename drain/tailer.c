@@ -1,0 +1,435 @@
+/* The read API's tail thread (drain/api-internal.h): it waits on the writer's commit
+ * feed (drain/feed.c) and, for each live tail stream, reads the new matching rows by id
+ * (drain/search.c) and queues their Server-Sent Events text for the loop. A stream whose
+ * client fell behind is paused: the rows it skips are counted and it is told
+ * (`event: missed`) once it caught up. A stream whose read token was removed or
+ * narrowed is ended.
+ *
+ * What it leaves to others: the sockets, keep-alives and the decision to pause
+ * (drain/api.c, on the loop), the SQL (drain/search.c). Threads: tail_main on the tail
+ * thread; the sl_tailer_* / sl_tail_stream_* calls on the loop. libpq only; no libevent:
+ * the loop is woken through the callback it registered. */
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "api-internal.h"
+#include "sluice/db.h"
+#include "sluice/feed.h"
+#include "sluice/metrics.h"
+#include "sluice/search.h"
+#include "sluice/sources.h"
+#include "sluice/writer.h"
+
+/* Rows per tail read, and the SSE text per read (a read stops after the row that
+ * passes it). A paused client may catch up for TAIL_GRACE_MS before lines are skipped. */
+#define TAIL_BATCH 1000
+#define TAIL_BATCH_BYTES (256u * 1024u)
+#define TAIL_GRACE_MS 1000
+#define TAIL_OUT_MAX (64u << 20) /* one round's SSE text for one stream */
+
+/* A live tail stream. refs counts the loop, the tail thread (while listed) and every
+ * queued message; the last one frees it. */
+struct sl_tail_stream {
+    _Atomic int refs;
+    _Atomic int closed; /* the loop closed the stream */
+    _Atomic int paused; /* the client is behind: the loop set it */
+    void *ctx;          /* the loop's side; never read here */
+    struct sl_tail_q *tq;
+    /* tail thread only */
+    int64_t last_id; /* -1: start at the newest id */
+    int64_t missed, missed_after;
+    int64_t paused_ms; /* when the tail thread first saw it paused; 0: not paused */
+    uint64_t gen;      /* source table generation the scope was resolved at */
+    char *token;       /* re-checked when the table changes: rm ends the stream */
+    size_t toklen;
+    char *q;
+    bool every_source;                /* an --all token without source=: new sources join */
+    TAILQ_ENTRY(sl_tail_stream) link; /* t->streams (under mu) */
+};
+TAILQ_HEAD(stream_list, sl_tail_stream);
+
+struct sl_tailer {
+    struct sl_tailer_opts o;
+    pthread_mutex_t mu;
+    struct stream_list streams; /* under mu */
+    size_t nstreams;
+    struct sl_tail_msg_list msgs; /* under mu */
+    pthread_t thread;
+    bool started;
+    _Atomic int stop;
+};
+
+/* ---------------------------------------------------------------- streams */
+
+static void stream_unref(struct sl_tail_stream *s)
+{
+    if (atomic_fetch_sub(&s->refs, 1) != 1)
+        return;
+    sl_tail_free(s->tq);
+    free(s->token);
+    free(s->q);
+    free(s);
+}
+
+int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const char *token, size_t toklen,
+                       uint64_t gen, bool every_source, int64_t last_id, void *ctx,
+                       struct sl_tail_stream **out)
+{
+    struct sl_tail_stream *s = calloc(1, sizeof(*s));
+
+    if (s == NULL) {
+        sl_tail_free(tq);
+        return SL_ENOMEM;
+    }
+    s->tq = tq;
+    s->token = malloc(toklen + 1);
+    s->q = strdup(q);
+    if (s->token == NULL || s->q == NULL) {
+        sl_tail_stream_discard(s);
+        return SL_ENOMEM;
+    }
+    memcpy(s->token, token, toklen);
+    s->token[toklen] = '\0';
+    s->toklen = toklen;
+    s->gen = gen;
+    s->every_source = every_source;
+    s->last_id = last_id;
+    s->ctx = ctx;
+    atomic_store(&s->refs, 1); /* the loop's */
+    *out = s;
+    return 0;
+}
+
+void sl_tail_stream_discard(struct sl_tail_stream *s)
+{
+    if (s == NULL)
+        return;
+    sl_tail_free(s->tq);
+    free(s->token);
+    free(s->q);
+    free(s);
+}
+
+void sl_tailer_add(struct sl_tailer *t, struct sl_tail_stream *s)
+{
+    atomic_fetch_add(&s->refs, 1); /* the tail thread's */
+    pthread_mutex_lock(&t->mu);
+    TAILQ_INSERT_TAIL(&t->streams, s, link);
+    t->nstreams++;
+    pthread_mutex_unlock(&t->mu);
+    sl_feed_wake(t->o.feed);
+}
+
+bool sl_tailer_full(struct sl_tailer *t)
+{
+    bool full;
+
+    pthread_mutex_lock(&t->mu);
+    full = t->nstreams >= (size_t)t->o.max_streams;
+    pthread_mutex_unlock(&t->mu);
+    return full;
+}
+
+void sl_tailer_close(struct sl_tailer *t, struct sl_tail_stream *s)
+{
+    if (atomic_exchange(&s->closed, 1))
+        return;
+    s->ctx = NULL;
+    sl_feed_wake(t->o.feed); /* the tail thread lets go of it */
+    stream_unref(s);
+}
+
+void sl_tailer_pause(struct sl_tail_stream *s)
+{
+    atomic_store(&s->paused, 1);
+}
+
+void sl_tailer_resume(struct sl_tailer *t, struct sl_tail_stream *s)
+{
+    if (atomic_exchange(&s->paused, 0))
+        sl_feed_wake(t->o.feed);
+}
+
+bool sl_tail_stream_closed(const struct sl_tail_stream *s)
+{
+    return atomic_load(&s->closed) != 0;
+}
+
+void *sl_tail_stream_ctx(const struct sl_tail_stream *s)
+{
+    return s->ctx;
+}
+
+/* ---------------------------------------------------------------- messages */
+
+void sl_tailer_take_msgs(struct sl_tailer *t, struct sl_tail_msg_list *out)
+{
+    pthread_mutex_lock(&t->mu);
+    TAILQ_CONCAT(out, &t->msgs, link);
+    pthread_mutex_unlock(&t->mu);
+}
+
+void sl_tailer_msg_free(struct sl_tail_msg *m)
+{
+    if (m == NULL)
+        return;
+    stream_unref(m->s);
+    sl_buf_free(&m->text);
+    free(m);
+}
+
+/* Tail thread: queue text for a stream (close: end it after the text). The text moves
+ * into the message; *text is left empty with the same cap. */
+static void post_msg(struct sl_tailer *t, struct sl_tail_stream *s, struct sl_buf *text, bool close)
+{
+    struct sl_tail_msg *m = calloc(1, sizeof(*m));
+
+    if (m == NULL) {
+        sl_buf_reset(text);
+        return;
+    }
+    atomic_fetch_add(&s->refs, 1);
+    m->s = s;
+    m->close = close;
+    m->text = *text;
+    sl_buf_init(text, text->max);
+    pthread_mutex_lock(&t->mu);
+    TAILQ_INSERT_TAIL(&t->msgs, m, link);
+    pthread_mutex_unlock(&t->mu);
+    t->o.wake.fn(t->o.wake.arg);
+}
+
+static void post(struct sl_tailer *t, struct sl_tail_stream *s, struct sl_buf *text)
+{
+    post_msg(t, s, text, false);
+}
+
+/* ---------------------------------------------------------------- the tail thread */
+
+/* The source table changed. A removed or rescoped token ends the stream; a stream of an
+ * --all token takes in new sources. Returns false when it was ended. */
+static bool tail_rescope(struct sl_tailer *t, struct sl_tail_stream *s, uint64_t gen,
+                         struct sl_buf *out)
+{
+    static const char ended[] =
+        "event: error\ndata: {\"error\": \"the read token was removed or changed\"}\n\n";
+    struct sl_read_scope sc = {false, NULL, 0};
+    bool ok = sl_sources_read_auth(t->o.sources, s->token, s->toklen, &sc) == 0;
+
+    s->gen = gen;
+    if (ok && s->every_source && sc.all) {
+        int64_t *ids = NULL;
+        size_t n = 0;
+        struct sl_tail_q *tq = NULL;
+        struct sl_buf err;
+        sl_buf_init(&err, 4096);
+        if (sl_sources_all_ids(t->o.sources, &ids, &n) == 0 &&
+            sl_tail_prepare(t->o.sources, s->q, ids, n, &tq, &err) == 0) {
+            sl_tail_free(s->tq);
+            s->tq = tq;
+        }
+        sl_buf_free(&err);
+        free(ids);
+    }
+    if (ok && !sc.all && s->every_source)
+        ok = false; /* the token no longer reads every source: reconnect to rescope */
+    sl_read_scope_free(&sc);
+    if (ok)
+        return true;
+    sl_buf_reset(out);
+    if (sl_buf_add(out, ended, sizeof(ended) - 1) == 0)
+        post_msg(t, s, out, true);
+    return false;
+}
+
+/* Serve one stream up to hi. Returns true when it has more to send now. */
+static bool tail_one(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, int64_t hi,
+                     struct sl_buf *out)
+{
+    int64_t rmin = 0, rmax = 0, fhi = 0, last = 0;
+    bool range = false;
+    size_t n = 0;
+    uint64_t gen = sl_sources_generation(t->o.sources);
+
+    if (gen != s->gen && !tail_rescope(t, s, gen, out))
+        return false;
+    if (s->last_id < 0)
+        s->last_id = hi;
+    if (!atomic_load(&s->paused))
+        s->paused_ms = 0;
+    else if (s->paused_ms == 0)
+        s->paused_ms = sl_now_ms();
+    if (s->last_id >= hi)
+        goto flush_missed;
+    range = sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
+    if (!range)
+        fhi = hi;
+    if (s->paused_ms && sl_now_ms() - s->paused_ms < TAIL_GRACE_MS)
+        return false; /* give it time to read what it has; nothing is fetched meanwhile */
+    if (s->paused_ms) {
+        int64_t c = 0;
+        if (sl_tail_count(pg, s->tq, s->last_id, fhi, range, rmin, rmax, &c))
+            return false;
+        if (c > 0) {
+            if (s->missed == 0)
+                s->missed_after = s->last_id;
+            s->missed += c;
+            SL_INC(tail_missed, (uint64_t)c);
+        }
+        s->last_id = fhi;
+        return false;
+    }
+flush_missed:
+    if (s->missed > 0 && !atomic_load(&s->paused)) {
+        if (sl_buf_addf(out,
+                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
+                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
+                        s->missed, s->missed_after, s->last_id) == 0) {
+            s->missed = 0;
+            post(t, s, out);
+        }
+    }
+    if (s->last_id >= hi)
+        return false;
+    if (sl_tail_fetch(pg, s->tq, s->last_id, fhi, range, rmin, rmax, TAIL_BATCH, TAIL_BATCH_BYTES,
+                      out, &last, &n))
+        return false;
+    s->last_id = last;
+    if (n > 0) {
+        SL_INC(tail_lines, n);
+        post(t, s, out);
+    } else {
+        sl_buf_reset(out);
+    }
+    return s->last_id < hi;
+}
+
+static void *tail_main(void *arg)
+{
+    struct sl_tailer *t = arg;
+    PGconn *pg = NULL;
+    int64_t db_hi = -1, hi, seen = -1;
+    struct sl_buf out;
+    bool busy = false;
+
+    sl_buf_init(&out, TAIL_OUT_MAX);
+    while (!atomic_load(&t->stop)) {
+        struct sl_tail_stream **list = NULL;
+        size_t n = 0;
+        int64_t min_after = INT64_MAX;
+
+        if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
+            sl_db_close(pg);
+            pg = NULL;
+            if (sl_db_connect(t->o.database_url, &pg)) {
+                pg = NULL;
+                sl_feed_wait(t->o.feed, INT64_MAX, 1000);
+                continue;
+            }
+            /* Every tail read has an index to follow (log_blocks by max_id, logs by
+             * source and time): a new stream or a resume right after new ids arrive
+             * met stale statistics, and the planner read all of log_blocks (214 ms
+             * at 109k blocks, one tail thread stalled for every stream). */
+            PQclear(PQexec(pg, "SET jit = off; SET max_parallel_workers_per_gather = 0; "
+                               "SET enable_seqscan = off; SET application_name = 'sluice-tail'"));
+            db_hi = -1;
+        }
+        if (db_hi < 0 && sl_search_max_id(pg, &db_hi)) {
+            db_hi = -1;
+            sl_db_close(pg);
+            pg = NULL;
+            continue;
+        }
+        /* the streams, each held for this round */
+        pthread_mutex_lock(&t->mu);
+        list = calloc(t->nstreams + 1, sizeof(*list));
+        if (list) {
+            struct sl_tail_stream *s, *next;
+            for (s = TAILQ_FIRST(&t->streams); s; s = next) {
+                next = TAILQ_NEXT(s, link);
+                if (atomic_load(&s->closed)) {
+                    TAILQ_REMOVE(&t->streams, s, link);
+                    t->nstreams--;
+                    stream_unref(s);
+                    continue;
+                }
+                atomic_fetch_add(&s->refs, 1);
+                list[n++] = s;
+                if (s->last_id < min_after)
+                    min_after = s->last_id;
+            }
+        }
+        pthread_mutex_unlock(&t->mu);
+        /* Sleep until a commit passes what the last round saw (or a stream is added,
+         * unpaused or closed: those wake the feed). A stream starting from the newest
+         * id (last_id -1) is served at once. */
+        if (!busy && seen >= 0 && min_after >= 0)
+            sl_feed_wait(t->o.feed, seen, 1000);
+        hi = sl_feed_last_id(t->o.feed);
+        if (hi < db_hi)
+            hi = db_hi;
+        seen = hi;
+        busy = false;
+        for (size_t i = 0; i < n && !atomic_load(&t->stop); i++) {
+            struct sl_tail_stream *s = list[i];
+            if (!atomic_load(&s->closed) && tail_one(t, pg, s, hi, &out))
+                busy = true;
+            sl_buf_reset(&out);
+        }
+        for (size_t i = 0; i < n; i++)
+            stream_unref(list[i]);
+        free(list);
+    }
+    sl_buf_free(&out);
+    sl_db_close(pg);
+    return NULL;
+}
+
+int sl_tailer_start(const struct sl_tailer_opts *o, struct sl_tailer **out)
+{
+    struct sl_tailer *t = calloc(1, sizeof(*t));
+
+    if (t == NULL)
+        return SL_ENOMEM;
+    t->o = *o;
+    TAILQ_INIT(&t->streams);
+    TAILQ_INIT(&t->msgs);
+    pthread_mutex_init(&t->mu, NULL);
+    if (pthread_create(&t->thread, NULL, tail_main, t) != 0) {
+        sl_tailer_stop(t);
+        return SL_ENOMEM;
+    }
+    t->started = true;
+    *out = t;
+    return 0;
+}
+
+void sl_tailer_stop(struct sl_tailer *t)
+{
+    struct sl_tail_stream *s;
+    struct sl_tail_msg *m;
+
+    if (t == NULL)
+        return;
+    atomic_store(&t->stop, 1);
+    if (t->o.feed)
+        sl_feed_wake(t->o.feed);
+    if (t->started)
+        pthread_join(t->thread, NULL);
+    /* the thread is gone: drop its references (the loop closed its side already) */
+    while ((s = TAILQ_FIRST(&t->streams)) != NULL) {
+        TAILQ_REMOVE(&t->streams, s, link);
+        stream_unref(s);
+    }
+    while ((m = TAILQ_FIRST(&t->msgs)) != NULL) {
+        TAILQ_REMOVE(&t->msgs, m, link);
+        sl_tailer_msg_free(m);
+    }
+    pthread_mutex_destroy(&t->mu);
+    free(t);
+}
