@@ -58,21 +58,21 @@ struct http_conn {
     bool keep_alive;
     bool gzip;
     bool chunked;
-    bool in_request;      /* bytes of a request have arrived */
-    bool waiting;         /* on the durable-wait queue */
-    bool linger;          /* discard input for a while before closing */
-    bool head_only;       /* answering a HEAD request */
-    bool api_pending;     /* the read API owes this connection an answer */
+    bool in_request;  /* bytes of a request have arrived */
+    bool waiting;     /* on the durable-wait queue */
+    bool linger;      /* discard input for a while before closing */
+    bool head_only;   /* answering a HEAD request */
+    bool api_pending; /* the read API owes this connection an answer */
     size_t linger_bytes;
-    uint64_t body_left;   /* Content-Length bytes still to read */
-    size_t reserved;      /* bytes counted in srv->inflight */
+    uint64_t body_left; /* Content-Length bytes still to read */
+    size_t reserved;    /* bytes counted in srv->inflight */
     int64_t source_id;
     uint64_t wait_lsn;
-    struct sl_buf head;   /* a copy of the request head; req slices point into it */
+    struct sl_buf head; /* a copy of the request head; req slices point into it */
     struct sl_http_request req;
     struct sl_http_chunked ch;
-    struct sl_buf body;   /* the body as sent */
-    struct sl_buf dec;    /* gunzipped body */
+    struct sl_buf body;          /* the body as sent */
+    struct sl_buf dec;           /* gunzipped body */
     struct event *request_timer; /* SLUICE_REQUEST_TIMEOUT from a request's first byte: 408 */
     struct event *linger_timer;  /* how long a lingering close discards input */
     TAILQ_ENTRY(conn) wq;        /* durable-wait queue */

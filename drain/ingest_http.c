@@ -27,9 +27,9 @@
 #include <zlib.h>
 
 #include "sluice/api.h"
-#include "sluice/db.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
+#include "sluice/logplex.h"
 #include "sluice/metrics.h"
 #include "sluice/sources.h"
 #include "sluice/spool.h"
@@ -273,28 +273,6 @@ static int frame_body(struct conn *c, const char *p, size_t len, int64_t *nmsgs)
     return 0;
 }
 
-/* The de-duplication key of a Logplex-Frame-Id: the id itself when it is short
- * printable ASCII (logplex sends 32 hex digits), else "sha256:" and the hash of its exact
- * bytes, so two different ids can never be taken for the same frame. */
-static struct sl_str frame_key(struct sl_str id, char out[80])
-{
-    static const char hex[] = "0123456789abcdef";
-    unsigned char h[32];
-    bool plain = id.len <= 128;
-
-    for (size_t i = 0; i < id.len && plain; i++)
-        plain = id.p[i] > 0x20 && id.p[i] < 0x7f;
-    if (plain)
-        return id;
-    sl_token_hash(id.p, id.len, h);
-    memcpy(out, "sha256:", 7);
-    for (int i = 0; i < 32; i++) {
-        out[7 + 2 * i] = hex[h[i] >> 4];
-        out[8 + 2 * i] = hex[h[i] & 15];
-    }
-    return sl_str_make(out, 71);
-}
-
 /* Logplex's own counts: a message count that differs from what was framed is logged
  * and counted; its drop and loss counts go to the metrics. */
 static void logplex_counts(struct conn *c, int64_t nmsgs)
@@ -305,8 +283,8 @@ static void logplex_counts(struct conn *c, int64_t nmsgs)
         uint64_t want;
         if (sl_http_parse_content_length(*h, &want) == 0 && want != (uint64_t)nmsgs) {
             SL_INC(msg_count_mismatch, 1);
-            sl_info("msg count mismatch", "source_id=%" PRId64 " header=%" PRIu64
-                    " found=%" PRId64, c->http.source_id, want, nmsgs);
+            sl_info("msg count mismatch", "source_id=%" PRId64 " header=%" PRIu64 " found=%" PRId64,
+                    c->http.source_id, want, nmsgs);
         }
     }
     for (int i = 0; i < 2; i++) {
@@ -320,7 +298,7 @@ static void logplex_counts(struct conn *c, int64_t nmsgs)
 /* The whole body is here: decode, frame, spool, then wait for durability. */
 static void body_done(struct conn *c)
 {
-    char fid[80];
+    char fid[SL_LOGPLEX_KEY_MAX];
     struct http_conn *h = &c->http;
     struct sl_entry e;
     const struct sl_str *hdr;
@@ -350,7 +328,7 @@ static void body_done(struct conn *c)
     e.received_us = now_us();
     hdr = sl_http_header_get(&h->req, "logplex-frame-id");
     if (hdr)
-        e.frame_id = frame_key(*hdr, fid);
+        e.frame_id = sl_logplex_frame_key(*hdr, fid);
     e.tags = h->req.query;
     if ((rc = sl_entry_begin(&c->entry, &e)) || (rc = frame_body(c, p, len, &nmsgs))) {
         sl_conn_respond_text(c, 413, "body too large\n", NULL);

@@ -99,8 +99,8 @@ static int64_t syslog_source(struct conn *c, const struct sl_frame *f)
         memcmp(m.hostname.p, y->last_host, m.hostname.len) == 0)
         return y->last_src;
     y->last_gen = sl_sources_generation(c->srv->sources);
-    y->last_src = sl_sources_by_host(c->srv->sources, m.hostname.p, m.hostname.len,
-                                     &y->last_secret);
+    y->last_src =
+        sl_sources_by_host(c->srv->sources, m.hostname.p, m.hostname.len, &y->last_secret);
     y->last_host_len = m.hostname.len < sizeof(y->last_host) ? m.hostname.len : 0;
     memcpy(y->last_host, m.hostname.p, y->last_host_len);
     return y->last_src;

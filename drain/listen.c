@@ -343,8 +343,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     TAILQ_INSERT_TAIL(&s->conns, c, all);
     s->nconns++;
     SL_INC(connections, 1);
-    bufferevent_setcb(c->bev, c->kind == K_HTTP ? sl_ingest_http_read : sl_ingest_syslog_read,
-                      NULL, conn_event, c);
+    bufferevent_setcb(c->bev, c->kind == K_HTTP ? sl_ingest_http_read : sl_ingest_syslog_read, NULL,
+                      conn_event, c);
     bufferevent_set_timeouts(c->bev, &idle, &wr);
     /* Bound what one connection buffers before we parse it. */
     bufferevent_setwatermark(c->bev, EV_READ, 0,

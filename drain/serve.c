@@ -89,7 +89,7 @@ int sl_server_run(struct sl_config *cfg)
     if (cfg->http_port == 0 && cfg->https_port == 0 && cfg->syslog_port == 0 &&
         cfg->syslog_tls_port == 0) {
         sl_error("no listener configured", "hint=\"set PORT, SLUICE_HTTPS_PORT, "
-                 "SLUICE_SYSLOG_TLS_PORT or SLUICE_SYSLOG_PORT\"");
+                                           "SLUICE_SYSLOG_TLS_PORT or SLUICE_SYSLOG_PORT\"");
         return 2;
     }
     if ((cfg->https_port || cfg->syslog_tls_port) && (!cfg->tls_cert[0] || !cfg->tls_key[0])) {
