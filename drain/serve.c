@@ -71,11 +71,108 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     drain_check(-1, 0, s);
 }
 
+/* The spool syncer, the writer, the notifier and the read API's threads; the
+ * maintenance thread is already running (it loads the source table). */
+static int start_threads(struct server *s)
+{
+    const struct sl_config *cfg = s->cfg;
+    struct sl_writer_opts wo;
+    struct sl_notifier_opts no;
+    struct sl_api_opts ao;
+
+    s->sync_ev = event_new(s->base, -1, 0, sl_ingest_http_synced, s);
+    if (s->sync_ev == NULL || sl_spool_start_syncer(s->spool, on_synced_thread, s))
+        return SL_EIO;
+    if (sl_feed_new(65536, &s->feed))
+        return SL_ENOMEM;
+    memset(&wo, 0, sizeof(wo));
+    wo.feed = s->feed;
+    wo.database_url = cfg->database_url;
+    wo.spool = s->spool;
+    wo.batch_rows = (int)cfg->batch_rows;
+    wo.dead_dir = cfg->spool_dir;
+    wo.sources = s->sources;
+    wo.public_url = cfg->public_url;
+    if (sl_writer_start(&wo, &s->writer))
+        return SL_EIO;
+    memset(&no, 0, sizeof(no));
+    no.database_url = cfg->database_url;
+    no.sources = s->sources;
+    no.public_url = cfg->public_url;
+    no.allow_private = cfg->alert_allow_private;
+    no.timeout_ms = (long)cfg->alert_timeout * 1000;
+    if (sl_notifier_start(&no, &s->notifier))
+        return SL_EIO;
+    memset(&ao, 0, sizeof(ao));
+    ao.database_url = cfg->database_url;
+    ao.sources = s->sources;
+    ao.feed = s->feed;
+    ao.workers = (int)cfg->search_workers;
+    ao.timeout_s = (int)cfg->search_timeout;
+    ao.tail_buffer = (size_t)cfg->tail_buffer;
+    ao.max_tail = (int)cfg->max_tail_clients;
+    sl_ingest_http_api_ops(s, &ao.ops);
+    if (sl_api_start(s->base, &ao, &s->api))
+        return SL_EIO;
+    return 0;
+}
+
+/* The listeners, then SIGTERM and SIGINT. */
+static int start_loop(struct server *s)
+{
+    const struct sl_config *cfg = s->cfg;
+
+    if (sl_listen_open(s, L_HTTP, cfg->http_port) || sl_listen_open(s, L_HTTPS, cfg->https_port) ||
+        sl_listen_open(s, L_SYSLOG_TLS, cfg->syslog_tls_port) ||
+        sl_listen_open(s, L_SYSLOG, cfg->syslog_port))
+        return SL_EIO;
+    s->sig_ev[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
+    s->sig_ev[1] = evsignal_new(s->base, SIGINT, on_signal, s);
+    if (!s->sig_ev[0] || !s->sig_ev[1] || event_add(s->sig_ev[0], NULL) ||
+        event_add(s->sig_ev[1], NULL))
+        return SL_EIO;
+    return 0;
+}
+
+/* Stop everything start-up started, in order: connections and streams, listeners, a
+ * final spool sync, the writer (it gets until t0 plus half the grace period to empty the
+ * spool), the other threads, then memory. Accepts a half-started server. */
+static void stop_all(struct server *s, int64_t t0)
+{
+    while (!TAILQ_EMPTY(&s->conns))
+        sl_conn_free(TAILQ_FIRST(&s->conns));
+    sl_api_stop(s->api); /* streams closed, search threads joined */
+    s->api = NULL;
+    sl_listen_free(s); /* listeners and the TLS context */
+    if (s->spool && sl_spool_sync_now(s->spool))
+        sl_error("final spool sync failed", "%s", "");
+    sl_writer_stop(s->writer, t0 + s->cfg->shutdown_grace * 1000 / 2);
+    sl_notifier_stop(s->notifier);
+    sl_feed_free(s->feed);
+    sl_maint_stop(s->maint);
+    if (s->spool) {
+        struct sl_spool_stats st;
+        sl_spool_get_stats(s->spool, &st);
+        sl_info("stopped", "unwritten_bytes=%" PRIu64, st.depth_bytes);
+    }
+    sl_spool_free(s->spool);
+    sl_sources_free(s->sources);
+    if (s->drain_timer)
+        event_free(s->drain_timer);
+    for (int i = 0; i < 2; i++)
+        if (s->sig_ev[i])
+            event_free(s->sig_ev[i]);
+    if (s->sync_ev)
+        event_free(s->sync_ev);
+    if (s->base)
+        event_base_free(s->base);
+}
+
 int sl_server_run(struct sl_config *cfg)
 {
     struct server srv, *s = &srv;
     struct sl_spool_opts so;
-    struct sl_writer_opts wo;
+    char snap[4096];
     int rc = 1;
     int64_t t0 = 0;
 
@@ -107,66 +204,16 @@ int sl_server_run(struct sl_config *cfg)
         sl_error("spool unusable", "dir=%s", cfg->spool_dir);
         return 1;
     }
-    {
-        char snap[4096];
-        snprintf(snap, sizeof(snap), "%s/sources.snapshot", cfg->spool_dir);
-        if (sl_sources_new(&s->sources) ||
-            sl_maint_start(cfg->database_url, s->sources, snap, &s->maint))
-            goto out;
-    }
+    snprintf(snap, sizeof(snap), "%s/sources.snapshot", cfg->spool_dir);
+    if (sl_sources_new(&s->sources) ||
+        sl_maint_start(cfg->database_url, s->sources, snap, &s->maint))
+        goto out;
     s->base = event_base_new();
     if (s->base == NULL)
         goto out;
     if ((cfg->https_port || cfg->syslog_tls_port) && sl_listen_tls_setup(s))
         goto out;
-    s->sync_ev = event_new(s->base, -1, 0, sl_ingest_http_synced, s);
-    if (s->sync_ev == NULL || sl_spool_start_syncer(s->spool, on_synced_thread, s))
-        goto out;
-    if (sl_feed_new(65536, &s->feed))
-        goto out;
-    memset(&wo, 0, sizeof(wo));
-    wo.feed = s->feed;
-    wo.database_url = cfg->database_url;
-    wo.spool = s->spool;
-    wo.batch_rows = (int)cfg->batch_rows;
-    wo.dead_dir = cfg->spool_dir;
-    wo.sources = s->sources;
-    wo.public_url = cfg->public_url;
-    if (sl_writer_start(&wo, &s->writer))
-        goto out;
-    {
-        struct sl_notifier_opts no;
-        memset(&no, 0, sizeof(no));
-        no.database_url = cfg->database_url;
-        no.sources = s->sources;
-        no.public_url = cfg->public_url;
-        no.allow_private = cfg->alert_allow_private;
-        no.timeout_ms = (long)cfg->alert_timeout * 1000;
-        if (sl_notifier_start(&no, &s->notifier))
-            goto out;
-    }
-    {
-        struct sl_api_opts ao;
-        memset(&ao, 0, sizeof(ao));
-        ao.database_url = cfg->database_url;
-        ao.sources = s->sources;
-        ao.feed = s->feed;
-        ao.workers = (int)cfg->search_workers;
-        ao.timeout_s = (int)cfg->search_timeout;
-        ao.tail_buffer = (size_t)cfg->tail_buffer;
-        ao.max_tail = (int)cfg->max_tail_clients;
-        sl_ingest_http_api_ops(s, &ao.ops);
-        if (sl_api_start(s->base, &ao, &s->api))
-            goto out;
-    }
-    if (sl_listen_open(s, L_HTTP, cfg->http_port) || sl_listen_open(s, L_HTTPS, cfg->https_port) ||
-        sl_listen_open(s, L_SYSLOG_TLS, cfg->syslog_tls_port) ||
-        sl_listen_open(s, L_SYSLOG, cfg->syslog_port))
-        goto out;
-    s->sig_ev[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
-    s->sig_ev[1] = evsignal_new(s->base, SIGINT, on_signal, s);
-    if (!s->sig_ev[0] || !s->sig_ev[1] || event_add(s->sig_ev[0], NULL) ||
-        event_add(s->sig_ev[1], NULL))
+    if (start_threads(s) || start_loop(s))
         goto out;
     sl_info("listening",
             "bind=%s http_port=%d https_port=%d syslog_tls_port=%d syslog_port=%d spool=%s "
@@ -177,35 +224,6 @@ int sl_server_run(struct sl_config *cfg)
     t0 = sl_now_ms();
     rc = 0;
 out:
-    if (t0 == 0)
-        t0 = sl_now_ms();
-    while (!TAILQ_EMPTY(&s->conns))
-        sl_conn_free(TAILQ_FIRST(&s->conns));
-    sl_api_stop(s->api); /* streams closed, search threads joined */
-    s->api = NULL;
-    sl_listen_free(s); /* listeners and the TLS context */
-    if (s->spool && sl_spool_sync_now(s->spool))
-        sl_error("final spool sync failed", "%s", "");
-    /* The writer gets what is left of the grace period to empty the spool. */
-    sl_writer_stop(s->writer, t0 + cfg->shutdown_grace * 1000 / 2);
-    sl_notifier_stop(s->notifier);
-    sl_feed_free(s->feed);
-    sl_maint_stop(s->maint);
-    if (s->spool) {
-        struct sl_spool_stats st;
-        sl_spool_get_stats(s->spool, &st);
-        sl_info("stopped", "unwritten_bytes=%" PRIu64, st.depth_bytes);
-    }
-    sl_spool_free(s->spool);
-    sl_sources_free(s->sources);
-    if (s->drain_timer)
-        event_free(s->drain_timer);
-    for (int i = 0; i < 2; i++)
-        if (s->sig_ev[i])
-            event_free(s->sig_ev[i]);
-    if (s->sync_ev)
-        event_free(s->sync_ev);
-    if (s->base)
-        event_base_free(s->base);
+    stop_all(s, t0 ? t0 : sl_now_ms());
     return rc;
 }
