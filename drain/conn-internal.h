@@ -30,6 +30,7 @@ struct event_base;
 struct evconnlistener;
 struct ssl_ctx_st;
 struct sl_api;
+struct sl_api_ops;
 struct sl_feed;
 struct sl_maint;
 struct sl_notifier;
@@ -181,7 +182,6 @@ void sl_ingest_http_read(struct bufferevent *bev, void *arg);
 /* The spool syncer reported an fsync: answer 204 to every request it covers. */
 void sl_ingest_http_synced(evutil_socket_t fd, short what, void *arg);
 /* The callbacks the read API (drain/api.c) answers through. */
-struct sl_api_ops;
 void sl_ingest_http_api_ops(struct server *s, struct sl_api_ops *ops);
 
 /* ---- drain/ingest_syslog.c: syslog over TCP/TLS */
