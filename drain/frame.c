@@ -2,6 +2,11 @@
  * them in HTTPS drain bodies and syslog+TLS senders stream them, plus non-transparent
  * (LF) framing on streams. Gives slices into the caller's buffer.
  *
+ * The stream framer (sl_frame_stream_*) adds what a syslog connection needs around
+ * sl_frame_next: the message size limit (a long message is cut and its rest skipped),
+ * lines without framing, and the rest of the stream at its end. It decides steps; the
+ * caller takes one only once it could store its message (drain/ingest_syslog.c).
+ *
  * Leaves to others: decompression, HTTP chunking, buffering of a stream (the caller
  * keeps unconsumed bytes and calls again), parsing the message (rfc5424.c).
  * Thread: pure function, any thread. No I/O, no allocation, no global state.
@@ -12,6 +17,7 @@
  * the declared length, one look at the last byte. The resynchronisation scan after a
  * bad prefix uses memchr and only runs on bad input. */
 #include <limits.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "sluice/err.h"
@@ -228,4 +234,143 @@ int sl_frame_next(const char *buf, size_t len, bool final, struct sl_frame *f)
     if (r == PREFIX_PARTIAL && !final)
         return SL_EAGAIN;
     return bad_prefix(buf, len, p, final, f);
+}
+
+/* ---------------------------------------------------------------- syslog streams */
+
+size_t sl_frame_stream_window(const struct sl_frame_stream *st)
+{
+    return st->max_message + 16;
+}
+
+/* The declared length of an octet-counted prefix at p ("123 "), with its length in
+ * *plen; 0 when p does not start with one. Up to 10 digits and no upper bound (unlike
+ * read_prefix): a frame over the message limit is cut, whatever length it declares. */
+static uint64_t long_prefix(const char *p, size_t n, size_t *plen)
+{
+    uint64_t v = 0;
+    size_t i = 0;
+
+    while (i < n && i < 10 && p[i] >= '0' && p[i] <= '9')
+        v = v * 10 + (uint64_t)(p[i++] - '0');
+    if (i == 0 || i >= n || p[i] != ' ' || p[0] == '0')
+        return 0;
+    *plen = i + 1;
+    return v;
+}
+
+/* A line with no usable framing: up to its newline, or cut at the message limit when
+ * the window is full or the stream ended (the rest of an over-long line is then
+ * skipped). Returns false when more bytes are needed. */
+static bool line_step(const struct sl_frame_stream *st, const char *p, size_t n, bool at_eof,
+                      enum sl_frame_kind kind, struct sl_frame_step *step)
+{
+    const char *nl = memchr(p, '\n', n);
+    bool skip = false;
+    size_t len, eat;
+
+    if (nl) {
+        len = (size_t)(nl - p);
+        eat = len + 1;
+        if (len && p[len - 1] == '\r')
+            len--;
+    } else if (n >= sl_frame_stream_window(st) || at_eof) {
+        len = n > st->max_message ? st->max_message : n;
+        eat = len;
+        skip = !at_eof; /* the rest of this over-long line is not a new message */
+    } else {
+        return false;
+    }
+    step->eat = eat;
+    step->has_msg = true;
+    step->f.kind = kind;
+    step->f.msg = sl_str_make(p, len);
+    step->f.declared = 0;
+    /* one byte more than stored marks a cut line as truncated */
+    step->orig_len = (uint32_t)(len + (skip ? 1 : 0));
+    step->skip_line = skip;
+    return true;
+}
+
+static void step_init(const struct sl_frame_stream *st, struct sl_frame_step *step)
+{
+    memset(step, 0, sizeof(*step));
+    step->skip_bytes = st->skip_bytes;
+    step->skip_line = st->skip_line;
+}
+
+int sl_frame_stream_next(const struct sl_frame_stream *st, const char *buf, size_t len,
+                         struct sl_frame_step *step)
+{
+    size_t cap = sl_frame_stream_window(st);
+    size_t n = len < cap ? len : cap, plen = 0;
+    uint64_t declared;
+    int k;
+
+    step_init(st, step);
+    if (n == 0)
+        return SL_EAGAIN;
+    if (st->skip_bytes > 0) {
+        step->eat = n < st->skip_bytes ? n : (size_t)st->skip_bytes;
+        step->skip_bytes -= step->eat;
+        return 1;
+    }
+    if (st->skip_line) {
+        const char *nl = memchr(buf, '\n', n);
+        step->eat = nl ? (size_t)(nl - buf) + 1 : n;
+        step->skip_line = nl == NULL;
+        return 1;
+    }
+    declared = long_prefix(buf, n, &plen);
+    if (declared > st->max_message) {
+        /* an octet-counted frame over the limit: keep its head, skip the rest */
+        if (n < plen + st->max_message)
+            return SL_EAGAIN;
+        step->eat = plen + st->max_message;
+        step->has_msg = true;
+        step->f.kind = SL_FRAME_OK;
+        step->f.msg = sl_str_make(buf + plen, st->max_message);
+        step->f.declared = declared > SIZE_MAX ? SIZE_MAX : (size_t)declared;
+        step->orig_len = declared > UINT32_MAX ? UINT32_MAX : (uint32_t)declared;
+        step->skip_bytes = declared - st->max_message;
+        return 1;
+    }
+    if (declared == 0 && !is_skip((unsigned char)buf[0]) && buf[0] != '<')
+        return line_step(st, buf, n, false, SL_FRAME_BAD_PREFIX, step) ? 1 : SL_EAGAIN;
+    k = sl_frame_next(buf, n, false, &step->f);
+    if (k == SL_EAGAIN) {
+        /* an LF-framed line, or garbage waiting for a resync, over the limit */
+        if (n >= cap &&
+            line_step(st, buf, n, false, buf[0] == '<' ? SL_FRAME_LF : SL_FRAME_BAD_PREFIX,
+                      step))
+            return 1;
+        return SL_EAGAIN;
+    }
+    if (k <= 0) {
+        step->eat = n; /* only whitespace */
+        return 1;
+    }
+    step->eat = (size_t)k;
+    step->has_msg = true;
+    step->orig_len = (uint32_t)step->f.msg.len;
+    return 1;
+}
+
+int sl_frame_stream_rest(const struct sl_frame_stream *st, const char *buf, size_t len,
+                         struct sl_frame_step *step)
+{
+    size_t cap = sl_frame_stream_window(st);
+    size_t n = len < cap ? len : cap;
+
+    step_init(st, step);
+    if (n == 0 || st->skip_bytes > 0 || st->skip_line)
+        return SL_EAGAIN;
+    (void)line_step(st, buf, n, true, buf[0] == '<' ? SL_FRAME_LF : SL_FRAME_SHORT, step);
+    return 1;
+}
+
+void sl_frame_stream_take(struct sl_frame_stream *st, const struct sl_frame_step *step)
+{
+    st->skip_bytes = step->skip_bytes;
+    st->skip_line = step->skip_line;
 }

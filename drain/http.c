@@ -1,11 +1,14 @@
 /* HTTP/1.1 request parsing for the drain listener (include/sluice/http.h): the request
- * head (RFC 9112 §2-§5), header lookup, Content-Length (RFC 9112 §6.3) and the chunked
- * transfer coding (RFC 9112 §7.1).
+ * head (RFC 9112 §2-§5), header lookup, Content-Length (RFC 9112 §6.3), the chunked
+ * transfer coding (RFC 9112 §7.1), and the request path's small rules: absolute-form
+ * targets (RFC 9112 §3.2.2), Content-Encoding lists (RFC 9110 §8.4), route tables, reason
+ * phrases.
  *
  * Pure functions after picohttpparser: no I/O, no global state, no allocation except
  * through the caller's sl_buf in the chunked decoder. Results are slices into the
  * caller's buffer. Connection handling, body framing decisions (Content-Length versus
- * Transfer-Encoding, duplicates) and timeouts are drain/server.c's. Any thread.
+ * Transfer-Encoding, duplicates) and timeouts are drain/ingest_http.c's and
+ * drain/listen.c's. Any thread.
  *
  * Strictness, as a defence against request smuggling: header names are tokens with the
  * ':' right after them (RFC 9112 §5.1), obs-fold and control characters are rejected,
@@ -254,6 +257,113 @@ int sl_http_parse_content_length(struct sl_str v, uint64_t *n)
     }
     *n = x;
     return 0;
+}
+
+struct sl_str sl_http_origin_path(struct sl_str target)
+{
+    const char *p = target.p, *end = target.p + target.len, *slash;
+    size_t skip;
+
+    if (target.len < 8 ||
+        !(ascii_caseeq(p, "http://", 7) || ascii_caseeq(p, "https://", 8)))
+        return target;
+    skip = p[4] == ':' ? 7 : 8;
+    slash = memchr(p + skip, '/', (size_t)(end - p - (ptrdiff_t)skip));
+    return slash ? sl_str_make(slash, (size_t)(end - slash)) : SL_STR_LIT("/");
+}
+
+int sl_http_parse_content_encoding(struct sl_str v, bool *gzip)
+{
+    int ngzip = 0, other = 0;
+    size_t i = 0;
+
+    while (i < v.len) {
+        size_t j = i, a, b;
+
+        while (j < v.len && v.p[j] != ',')
+            j++;
+        a = i;
+        b = j;
+        while (a < b && (v.p[a] == ' ' || v.p[a] == '\t'))
+            a++;
+        while (b > a && (v.p[b - 1] == ' ' || v.p[b - 1] == '\t'))
+            b--;
+        if ((b - a == 4 && ascii_caseeq(v.p + a, "gzip", 4)) ||
+            (b - a == 6 && ascii_caseeq(v.p + a, "x-gzip", 6)))
+            ngzip++;
+        else if (b > a && !(b - a == 8 && ascii_caseeq(v.p + a, "identity", 8)))
+            other++;
+        i = j + 1;
+    }
+    if (other || ngzip > 1)
+        return SL_EPARSE;
+    *gzip = ngzip == 1;
+    return 0;
+}
+
+const char *sl_http_reason(int status)
+{
+    switch (status) {
+    case 100:
+        return "Continue";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Content Too Large";
+    case 415:
+        return "Unsupported Media Type";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 503:
+        return "Service Unavailable";
+    default:
+        return "Unknown";
+    }
+}
+
+unsigned sl_http_method_bit(struct sl_str method)
+{
+    if (sl_str_eq(method, "GET"))
+        return SL_HTTP_GET;
+    if (sl_str_eq(method, "HEAD"))
+        return SL_HTTP_HEAD;
+    if (sl_str_eq(method, "POST"))
+        return SL_HTTP_POST;
+    return 0;
+}
+
+int sl_http_route_find(const struct sl_http_route *table, size_t n, struct sl_str method,
+                       struct sl_str path, int *status)
+{
+    for (size_t i = 0; i < n; i++) {
+        const struct sl_http_route *r = &table[i];
+        bool hit = r->path ? sl_str_eq(path, r->path) : r->match != NULL && r->match(path);
+
+        if (hit) {
+            *status = (r->methods & sl_http_method_bit(method)) ? 200 : 405;
+            return (int)i;
+        }
+    }
+    *status = 404;
+    return -1;
 }
 
 enum {

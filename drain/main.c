@@ -1,5 +1,5 @@
 /* sluice: one binary, subcommands. This file only dispatches; each command's work
- * lives in its module (server.c, db.c). Operator commands use DATABASE_URL. */
+ * lives in its module (serve.c, db.c). Operator commands use DATABASE_URL. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

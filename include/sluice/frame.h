@@ -1,5 +1,6 @@
 /* Octet-counted syslog framing (RFC 6587 §3.4.1, RFC 5425 §4.3), as logplex sends
- * it in HTTPS drain bodies and as syslog+TLS senders stream it.
+ * it in HTTPS drain bodies and as syslog+TLS senders stream it; and the stream framer
+ * of syslog connections (message size limit, skipping, end of stream).
  *
  * Pure: no I/O, no allocation. Never splits on newlines inside an octet-counted
  * frame. Recovers from a bad length prefix by resynchronising on the next
@@ -9,6 +10,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "sluice/err.h"
 
 #include "sluice/str.h"
 
@@ -59,5 +63,49 @@ struct sl_frame {
  * Returns the number of bytes consumed (> 0) and fills *f; 0 when buf holds only
  * skippable whitespace (or len == 0); SL_EAGAIN as above. */
 int sl_frame_next(const char *buf, size_t len, bool final, struct sl_frame *f);
+
+/* A syslog stream (TCP or TLS) with a message size limit: sl_frame_next in stream mode,
+ * plus what a stream needs around it. Octet counting or LF framing for lines that start
+ * with '<' (RFC 6587); anything else is taken line by line as SL_FRAME_BAD_PREFIX. A
+ * message over max_message is returned cut, with its length as sent, and the rest of it
+ * is skipped, never buffered: a connection's memory stays bounded and nothing around the
+ * long message is lost. */
+struct sl_frame_stream {
+    size_t max_message;  /* set by the caller */
+    uint64_t skip_bytes; /* private: rest of an over-long octet-counted frame to discard */
+    bool skip_line;      /* private: rest of an over-long line to discard, to its '\n' */
+};
+
+/* One step over the stream: bytes to consume, maybe a message, the state after it. */
+struct sl_frame_step {
+    size_t eat;          /* bytes at the start of buf this step consumes */
+    bool has_msg;        /* f and orig_len hold a message */
+    struct sl_frame f;   /* kind OK, LF, BAD_PREFIX or SHORT; msg may run up to the
+                            window: store at most max_message bytes of it */
+    uint32_t orig_len;   /* the message's length as sent (> f.msg.len when it was cut) */
+    uint64_t skip_bytes; /* the stream's state once the step is taken */
+    bool skip_line;
+};
+
+/* The window the stream framer looks at: pass min(buffered, this) bytes. */
+size_t sl_frame_stream_window(const struct sl_frame_stream *st);
+
+/* The next step over buf (the bytes the stream has buffered, at most the window: more
+ * is ignored). Nothing changes until the caller takes the step with
+ * sl_frame_stream_take (and drops step->eat bytes); a caller that cannot store the
+ * message now simply calls again later with the same bytes.
+ * Returns 1 and *step, or SL_EAGAIN when more bytes are needed. */
+SL_MUSTCHECK int sl_frame_stream_next(const struct sl_frame_stream *st, const char *buf,
+                                      size_t len, struct sl_frame_step *step);
+
+/* The peer closed: what is left (buf, at most the window) is one last message up to its
+ * first '\n', kind SL_FRAME_LF when it starts with '<', else SL_FRAME_SHORT. Call after
+ * sl_frame_stream_next returned SL_EAGAIN. Returns 1 and *step, or SL_EAGAIN when nothing
+ * is left to store (len 0, or the rest of a skipped message). */
+SL_MUSTCHECK int sl_frame_stream_rest(const struct sl_frame_stream *st, const char *buf,
+                                      size_t len, struct sl_frame_step *step);
+
+/* Take a step: the stream's state moves on (the caller drops step->eat bytes). */
+void sl_frame_stream_take(struct sl_frame_stream *st, const struct sl_frame_step *step);
 
 #endif

@@ -1,7 +1,10 @@
-/* HTTP/1.1 request parsing for the drain listener (RFC 9112): the request head and
- * the chunked transfer coding. The connection handling lives in drain/server.c.
+/* HTTP/1.1 request parsing for the drain listener (RFC 9112): the request head, the
+ * chunked transfer coding, and the small rules the request path applies (the target of
+ * an absolute-form request, Content-Encoding lists, the route table, reason phrases).
+ * The connection handling lives in drain/listen.c and drain/ingest_http.c.
  *
- * The head parser is pure (after picohttpparser): bytes in, slices out. */
+ * Every function here is pure (the head parser after picohttpparser): bytes in, slices
+ * out. */
 #ifndef SLUICE_HTTP_H
 #define SLUICE_HTTP_H
 
@@ -10,6 +13,7 @@
 #include <stdint.h>
 
 #include "sluice/buf.h"
+#include "sluice/err.h"
 #include "sluice/str.h"
 
 #define SL_HTTP_MAX_HEADERS 64
@@ -49,6 +53,43 @@ bool sl_http_value_has_token(struct sl_str value, const char *token);
 /* Parse a Content-Length value: digits only, at most 18 of them.
  * Returns 0 and *n, or SL_EPARSE. */
 int sl_http_parse_content_length(struct sl_str v, uint64_t *n);
+
+/* The path to route on for a request target: for the absolute form ("http://host/logs",
+ * RFC 9112 §3.2.2) the part from the first '/' after the authority ("/" when there is
+ * none); any other target unchanged. The result points into target. */
+struct sl_str sl_http_origin_path(struct sl_str target);
+
+/* Parse a Content-Encoding value: a comma-separated list of codings, case-insensitive
+ * (RFC 9110 §8.4). Accepted: "identity" any number of times, and at most one "gzip" (or
+ * "x-gzip"); empty list items are ignored. Returns 0 and *gzip (true when the body is
+ * gzipped), or SL_EPARSE for any other coding or a second gzip. */
+SL_MUSTCHECK int sl_http_parse_content_encoding(struct sl_str v, bool *gzip);
+
+/* The reason phrase of a status code the server sends ("Unknown" for any other). */
+const char *sl_http_reason(int status);
+
+/* Methods a route accepts (a bit set). */
+enum {
+    SL_HTTP_GET = 1,
+    SL_HTTP_HEAD = 2,
+    SL_HTTP_POST = 4,
+};
+
+/* The SL_HTTP_* bit of a method name (case-sensitive, RFC 9110 §9.1), 0 for others. */
+unsigned sl_http_method_bit(struct sl_str method);
+
+/* One entry of a route table: an exact path, or (path NULL) a predicate on the path. */
+struct sl_http_route {
+    const char *path;
+    bool (*match)(struct sl_str path);
+    unsigned methods; /* SL_HTTP_* bits */
+};
+
+/* Look a request up in a route table (first matching path wins).
+ * Returns the index of the route whose path matches, with *status 200 when it accepts
+ * method and 405 when it does not; -1 with *status 404 when no route has the path. */
+int sl_http_route_find(const struct sl_http_route *table, size_t n, struct sl_str method,
+                       struct sl_str path, int *status);
 
 /* Decoder for "Transfer-Encoding: chunked" bodies (RFC 9112 §7.1): chunk sizes in
  * hex, chunk extensions ignored, trailers read and dropped. */

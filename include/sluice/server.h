@@ -1,5 +1,6 @@
-/* `sluice serve`: the event loop with its listeners (HTTP, HTTPS, syslog over TCP and
- * TLS), plus the spool, writer and maintenance threads it starts and stops.
+/* `sluice serve` (drain/serve.c): the event loop with its listeners (HTTP, HTTPS, syslog
+ * over TCP and TLS; drain/listen.c, drain/ingest_http.c, drain/ingest_syslog.c), plus the
+ * spool syncer, writer, maintenance, notifier and read API threads it starts and stops.
  * See docs/architecture.md for the threads and the path of a line. */
 #ifndef SLUICE_SERVER_H
 #define SLUICE_SERVER_H

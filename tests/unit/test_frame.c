@@ -1,5 +1,6 @@
 /* Unit tests for drain/frame.c (include/sluice/frame.h): table-driven framing cases,
- * stream mode fed in every split, and the shared logplex/stream corpora.
+ * stream mode fed in every split, the shared logplex/stream corpora, and the syslog
+ * stream framer (message limit, skipping, end of stream) fed at every split.
  * Corpus root: $SLUICE_CORPUS (the directory holding logplex/ and streams/, or the
  * logplex/ directory itself), else tests/fixtures/corpus relative to the repo root. */
 #include <stdarg.h>
@@ -592,6 +593,148 @@ static void test_corpus_streams(void **state)
     assert_true(nbodies >= 10);
 }
 
+/* ---- the syslog stream framer (sl_frame_stream_*) ---------------------------------- */
+
+#define SMAX 10 /* max_message of these cases: window 26 bytes */
+
+struct smsg {
+    int kind;
+    const char *msg;
+    uint32_t orig_len;
+};
+
+struct stream_case {
+    const char *name;
+    const char *in;
+    struct smsg exp[8]; /* terminated by kind K_END */
+};
+
+static const struct stream_case stream_cases[] = {
+    {"octet frames", "5 <1>ab3 <2>",
+     {{SL_FRAME_OK, "<1>ab", 5}, {SL_FRAME_OK, "<2>", 3}, {K_END, NULL, 0}}},
+    {"LF lines (a CR before the LF stays)", "<1>a\n<2>b\r\n",
+     {{SL_FRAME_LF, "<1>a", 4}, {SL_FRAME_LF, "<2>b\r", 5}, {K_END, NULL, 0}}},
+    {"octet frame over the limit: head kept, rest skipped, next frame kept",
+     "30 <1>aaaaaaaaaaaaaaaaaaaaaaaaaaa4 <2>x",
+     {{SL_FRAME_OK, "<1>aaaaaaa", 30}, {SL_FRAME_OK, "<2>x", 4}, {K_END, NULL, 0}}},
+    {"huge declared length: orig_len saturates",
+     "9999999999 <1>aaaaaaaaaa",
+     {{SL_FRAME_OK, "<1>aaaaaaa", UINT32_MAX}, {K_END, NULL, 0}}},
+    {"line without framing: its own message, newline framed", "hello\n<1>a\n",
+     {{SL_FRAME_BAD_PREFIX, "hello", 5}, {SL_FRAME_LF, "<1>a", 4}, {K_END, NULL, 0}}},
+    {"unframed line CRLF", "hi\r\n3 <1>",
+     {{SL_FRAME_BAD_PREFIX, "hi", 2}, {SL_FRAME_OK, "<1>", 3}, {K_END, NULL, 0}}},
+    {"unframed line over the window: cut, rest of the line skipped",
+     "abcdefghijklmnopqrstuvwxyz0123456789\n<1>a\n",
+     {{SL_FRAME_BAD_PREFIX, "abcdefghij", 11}, {SL_FRAME_LF, "<1>a", 4}, {K_END, NULL, 0}}},
+    {"LF line over the window: cut, rest skipped",
+     "<1>abcdefghijklmnopqrstuvwxyz0123456789\n<2>b\n",
+     {{SL_FRAME_LF, "<1>abcdefg", 11}, {SL_FRAME_LF, "<2>b", 4}, {K_END, NULL, 0}}},
+    {"whitespace between frames", "\n\r 3 <1>\n\n",
+     {{SL_FRAME_OK, "<1>", 3}, {K_END, NULL, 0}}},
+    {"end of stream: an unterminated LF line is still a line", "<1>abc",
+     {{SL_FRAME_LF, "<1>abc", 6}, {K_END, NULL, 0}}},
+    {"end of stream: a short octet frame", "9 <1>ab",
+     {{SL_FRAME_SHORT, "9 <1>ab", 7}, {K_END, NULL, 0}}},
+    {"end of stream: unframed rest", "3 <1>tail",
+     {{SL_FRAME_OK, "<1>", 3}, {SL_FRAME_SHORT, "tail", 4}, {K_END, NULL, 0}}},
+    {"leading zero is no prefix", "0 <1>\n",
+     {{SL_FRAME_BAD_PREFIX, "0 <1>", 5}, {K_END, NULL, 0}}},
+    {"empty stream", "", {{K_END, NULL, 0}}},
+};
+
+struct smsgs {
+    struct smsg m[16];
+    char store[16][64];
+    size_t n;
+};
+
+static void stream_add(struct smsgs *out, const struct sl_frame_step *step)
+{
+    assert_true(out->n < 16);
+    assert_true(step->f.msg.len < 64);
+    memcpy(out->store[out->n], step->f.msg.p, step->f.msg.len);
+    out->store[out->n][step->f.msg.len] = '\0';
+    out->m[out->n].kind = (int)step->f.kind;
+    out->m[out->n].msg = out->store[out->n];
+    out->m[out->n].orig_len = step->orig_len;
+    out->n++;
+}
+
+/* Feed in (len bytes) cut at cut, as a connection would: frame what is buffered after
+ * each piece, then the rest at the end of the stream. */
+static void stream_run(const char *in, size_t len, size_t cut, struct smsgs *out)
+{
+    struct sl_frame_stream st = {.max_message = SMAX};
+    char buf[256];
+    size_t have = 0, fed = 0;
+    struct sl_frame_step step;
+
+    memset(out, 0, sizeof(*out));
+    assert_true(len < sizeof(buf));
+    for (int piece = 0; piece < 2; piece++) {
+        size_t upto = piece == 0 ? cut : len;
+        memcpy(buf + have, in + fed, upto - fed);
+        have += upto - fed;
+        fed = upto;
+        while (sl_frame_stream_next(&st, buf, have, &step) == 1) {
+            assert_true(step.eat > 0 && step.eat <= have);
+            if (step.has_msg)
+                stream_add(out, &step);
+            sl_frame_stream_take(&st, &step);
+            memmove(buf, buf + step.eat, have - step.eat);
+            have -= step.eat;
+        }
+    }
+    if (sl_frame_stream_rest(&st, buf, have, &step) == 1) {
+        assert_true(step.has_msg);
+        stream_add(out, &step);
+    }
+}
+
+static void test_stream_framer(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(stream_cases) / sizeof(stream_cases[0]); i++) {
+        const struct stream_case *c = &stream_cases[i];
+        size_t len = strlen(c->in);
+
+        for (size_t cut = 0; cut <= len; cut++) {
+            struct smsgs got;
+            size_t k = 0;
+
+            stream_run(c->in, len, cut, &got);
+            for (; c->exp[k].kind != K_END; k++) {
+                if (k >= got.n)
+                    fail_msg("%s (cut %zu): message %zu missing", c->name, cut, k);
+                if (got.m[k].kind != c->exp[k].kind || strcmp(got.m[k].msg, c->exp[k].msg) != 0 ||
+                    got.m[k].orig_len != c->exp[k].orig_len)
+                    fail_msg("%s (cut %zu): message %zu is kind %d \"%s\" orig %u, want %d \"%s\" %u",
+                             c->name, cut, k, got.m[k].kind, got.m[k].msg, got.m[k].orig_len,
+                             c->exp[k].kind, c->exp[k].msg, c->exp[k].orig_len);
+            }
+            if (got.n != k)
+                fail_msg("%s (cut %zu): %zu messages, want %zu", c->name, cut, got.n, k);
+        }
+    }
+}
+
+/* A step that is not taken changes nothing: the same bytes give the same step. */
+static void test_stream_step_not_taken(void **state)
+{
+    struct sl_frame_stream st = {.max_message = SMAX};
+    const char *in = "abcdefghijklmnopqrstuvwxyz0123456789\n";
+    struct sl_frame_step a, b;
+    (void)state;
+
+    assert_int_equal(sl_frame_stream_next(&st, in, strlen(in), &a), 1);
+    assert_true(a.has_msg && a.skip_line);
+    assert_false(st.skip_line);
+    assert_int_equal(sl_frame_stream_next(&st, in, strlen(in), &b), 1);
+    assert_int_equal(a.eat, b.eat);
+    assert_int_equal(sl_frame_stream_window(&st), SMAX + 16);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -601,6 +744,8 @@ int main(void)
         cmocka_unit_test(test_stream_splits),
         cmocka_unit_test(test_corpus_logplex),
         cmocka_unit_test(test_corpus_streams),
+        cmocka_unit_test(test_stream_framer),
+        cmocka_unit_test(test_stream_step_not_taken),
     };
 
     find_corpus();

@@ -1,5 +1,6 @@
-/* Unit tests for drain/http.c: request heads, header helpers, Content-Length and the
- * chunked decoder (include/sluice/http.h). Table-driven; every valid head is also fed
+/* Unit tests for drain/http.c: request heads, header helpers, Content-Length, the
+ * chunked decoder, absolute-form paths, Content-Encoding lists, reason phrases and
+ * route tables (include/sluice/http.h). Table-driven; every valid head is also fed
  * at every split point, every chunked body in one piece, byte by byte and at every
  * two-piece split. */
 #include <setjmp.h>
@@ -593,6 +594,141 @@ static void test_chunked_etoobig_counts_existing(void **state)
     sl_buf_free(&out);
 }
 
+/* ---- absolute-form targets ------------------------------------------------------- */
+
+static const struct {
+    const char *in, *want;
+} origin_cases[] = {
+    {"/logs", "/logs"},
+    {"/", "/"},
+    {"http://drain.example/logs", "/logs"},
+    {"HTTPS://drain.example:8443/logs", "/logs"},
+    {"https://drain.example", "/"},
+    {"http://h", "/"},
+    {"http://", "http://"}, /* too short to be absolute: routed as is (then 404) */
+    {"https://a/b/c", "/b/c"},
+    {"ftp://host/logs", "ftp://host/logs"},
+    {"http:/x/logs", "http:/x/logs"},
+    {"httpx://h/logs", "httpx://h/logs"},
+};
+
+static void test_origin_path(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(origin_cases) / sizeof(origin_cases[0]); i++) {
+        struct sl_str in = sl_str_make(origin_cases[i].in, strlen(origin_cases[i].in));
+        struct sl_str got = sl_http_origin_path(in);
+        if (!sl_str_eq(got, origin_cases[i].want))
+            fail_msg("%s: got \"%.*s\", want \"%s\"", origin_cases[i].in, (int)got.len, got.p,
+                     origin_cases[i].want);
+    }
+}
+
+/* ---- Content-Encoding -------------------------------------------------------------- */
+
+#define CE_BAD (-1)
+static const struct {
+    const char *in;
+    int want; /* 0: identity, 1: gzip, CE_BAD: SL_EPARSE */
+} ce_cases[] = {
+    {"gzip", 1},
+    {"GZip", 1},
+    {"x-gzip", 1},
+    {"identity", 0},
+    {"IDENTITY", 0},
+    {"", 0},
+    {" , ,", 0},
+    {"identity, gzip", 1},
+    {"gzip,identity", 1},
+    {" \tgzip\t ", 1},
+    {"identity,identity", 0},
+    {"gzip, gzip", CE_BAD},
+    {"gzip, x-gzip", CE_BAD},
+    {"deflate", CE_BAD},
+    {"br", CE_BAD},
+    {"gzip, br", CE_BAD},
+    {"gzip;q=1", CE_BAD},
+    {"gz ip", CE_BAD},
+    {"identit", CE_BAD},
+};
+
+static void test_content_encoding(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(ce_cases) / sizeof(ce_cases[0]); i++) {
+        bool gzip = false;
+        int rc = sl_http_parse_content_encoding(sl_str_make(ce_cases[i].in, strlen(ce_cases[i].in)),
+                                                &gzip);
+        if (ce_cases[i].want == CE_BAD) {
+            if (rc != SL_EPARSE)
+                fail_msg("\"%s\": rc %d, want SL_EPARSE", ce_cases[i].in, rc);
+        } else if (rc != 0 || gzip != (ce_cases[i].want == 1)) {
+            fail_msg("\"%s\": rc %d gzip %d, want 0 and %d", ce_cases[i].in, rc, gzip,
+                     ce_cases[i].want);
+        }
+    }
+}
+
+/* ---- reason phrases --------------------------------------------------------------- */
+
+static void test_reason(void **state)
+{
+    (void)state;
+    assert_string_equal(sl_http_reason(204), "No Content");
+    assert_string_equal(sl_http_reason(413), "Content Too Large");
+    assert_string_equal(sl_http_reason(431), "Request Header Fields Too Large");
+    assert_string_equal(sl_http_reason(503), "Service Unavailable");
+    assert_string_equal(sl_http_reason(418), "Unknown");
+}
+
+/* ---- route tables ----------------------------------------------------------------- */
+
+static bool under_api(struct sl_str path)
+{
+    return path.len >= 5 && memcmp(path.p, "/api/", 5) == 0;
+}
+
+static const struct sl_http_route test_routes[] = {
+    {"/logs", NULL, SL_HTTP_POST},
+    {"/healthz", NULL, SL_HTTP_GET | SL_HTTP_HEAD},
+    {NULL, under_api, SL_HTTP_GET | SL_HTTP_HEAD},
+};
+
+static const struct {
+    const char *method, *path;
+    int want_index, want_status;
+} route_cases[] = {
+    {"POST", "/logs", 0, 200},
+    {"GET", "/logs", 0, 405},
+    {"post", "/logs", 0, 405}, /* methods are case-sensitive */
+    {"PUT", "/logs", 0, 405},
+    {"GET", "/healthz", 1, 200},
+    {"HEAD", "/healthz", 1, 200},
+    {"POST", "/healthz", 1, 405},
+    {"GET", "/api/v1/search", 2, 200},
+    {"DELETE", "/api/v1/search", 2, 405},
+    {"GET", "/api", -1, 404},
+    {"GET", "/logs/", -1, 404},
+    {"POST", "/nope", -1, 404},
+    {"GET", "", -1, 404},
+};
+
+static void test_route_find(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(route_cases) / sizeof(route_cases[0]); i++) {
+        int status = 0;
+        int idx = sl_http_route_find(
+            test_routes, sizeof(test_routes) / sizeof(test_routes[0]),
+            sl_str_make(route_cases[i].method, strlen(route_cases[i].method)),
+            sl_str_make(route_cases[i].path, strlen(route_cases[i].path)), &status);
+        if (idx != route_cases[i].want_index || status != route_cases[i].want_status)
+            fail_msg("%s %s: index %d status %d, want %d %d", route_cases[i].method,
+                     route_cases[i].path, idx, status, route_cases[i].want_index,
+                     route_cases[i].want_status);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -609,6 +745,10 @@ int main(void)
         cmocka_unit_test(test_chunked_trailer_cap),
         cmocka_unit_test(test_chunked_done_consumes_nothing),
         cmocka_unit_test(test_chunked_etoobig_counts_existing),
+        cmocka_unit_test(test_origin_path),
+        cmocka_unit_test(test_content_encoding),
+        cmocka_unit_test(test_reason),
+        cmocka_unit_test(test_route_find),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,0 +1,448 @@
+/* Listeners and connections of the drain (drain/conn-internal.h).
+ *
+ * Owns the sockets: the four listeners (HTTP, HTTPS, syslog TCP, syslog TLS; TLS through
+ * OpenSSL bufferevents), accepting under the connection cap, a connection's lifetime
+ * (idle timeout, EOF and errors, free), the HTTP response writer both HTTP paths use (the
+ * drain's and the read API's, through drain/ingest_http.c), the request deadline and the
+ * lingering close. What a connection's bytes mean is left to drain/ingest_http.c and
+ * drain/ingest_syslog.c; start-up and shutdown to drain/serve.c.
+ *
+ * Thread: the event loop (main thread). Specs: RFC 9112 §9 (connection management),
+ * RFC 9110 §15 (status codes). */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+
+#include "sluice/api.h"
+#include "sluice/log.h"
+#include "sluice/metrics.h"
+
+#include "conn-internal.h"
+
+/* ---------------------------------------------------------------- responses */
+
+void sl_conn_release_buffers(struct conn *c)
+{
+    struct server *s = c->srv;
+    struct http_conn *h = &c->http;
+
+    s->inflight -= h->reserved < s->inflight ? h->reserved : s->inflight;
+    h->reserved = 0;
+    /* Keep small buffers for the next request on this connection; give big ones back
+     * so idle keep-alive connections hold little memory. */
+    if (h->body.cap > 256 * 1024)
+        sl_buf_free(&h->body);
+    if (h->dec.cap > 256 * 1024)
+        sl_buf_free(&h->dec);
+    if (c->entry.cap > 256 * 1024)
+        sl_buf_free(&c->entry);
+    sl_buf_reset(&h->body);
+    sl_buf_reset(&h->dec);
+    sl_buf_reset(&c->entry);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg);
+
+/* Closing after an early answer (401, 413, ...) while the client may still be
+ * sending its body: read and discard for a moment, so the client reads our answer
+ * instead of a connection reset (the "lingering close" of nginx and Apache). */
+#define LINGER_MAX_BYTES (8u << 20)
+
+static void linger_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+
+    c->http.linger_bytes += evbuffer_get_length(in);
+    evbuffer_drain(in, evbuffer_get_length(in));
+    if (c->http.linger_bytes > LINGER_MAX_BYTES)
+        sl_conn_free(c);
+}
+
+static void linger_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    sl_conn_free(arg);
+}
+
+static void conn_write_done(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+    struct timeval tv = {2, 0};
+
+    if (c->http.state != S_CLOSING || evbuffer_get_length(bufferevent_get_output(bev)) != 0)
+        return;
+    if (!c->http.linger) {
+        sl_conn_free(c);
+        return;
+    }
+    /* answered: now only wait for the client to finish or give up */
+    if (c->http.linger_timer == NULL)
+        c->http.linger_timer = evtimer_new(c->srv->base, linger_timeout, c);
+    if (c->http.linger_timer == NULL) {
+        sl_conn_free(c);
+        return;
+    }
+    evtimer_add(c->http.linger_timer, &tv);
+    bufferevent_setcb(bev, linger_read, NULL, conn_event, c);
+    bufferevent_enable(bev, EV_READ);
+}
+
+/* Stop reading; free the connection once what is queued has been written. */
+static void close_when_written(struct conn *c)
+{
+    c->http.state = S_CLOSING;
+    bufferevent_disable(c->bev, EV_READ);
+    bufferevent_setcb(c->bev, NULL, conn_write_done, conn_event, c);
+}
+
+void sl_conn_respond(struct conn *c, int status, const char *ctype, const char *body, size_t blen,
+                     const char *extra)
+{
+    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct http_conn *h = &c->http;
+
+    if (c->srv->draining)
+        h->keep_alive = false;
+    sl_metrics_status(status);
+    evbuffer_add_printf(out, "HTTP/1.1 %d %s\r\n", status, sl_http_reason(status));
+    if (status != 204)
+        evbuffer_add_printf(out, "Content-Length: %zu\r\n", blen);
+    if (ctype && blen)
+        evbuffer_add_printf(out, "Content-Type: %s\r\n", ctype);
+    if (extra)
+        evbuffer_add(out, extra, strlen(extra));
+    if (!h->keep_alive)
+        evbuffer_add(out, "Connection: close\r\n", 19);
+    evbuffer_add(out, "\r\n", 2);
+    if (blen && !h->head_only) /* HEAD: the headers a GET would get, no body */
+        evbuffer_add(out, body, blen);
+    h->head_only = false;
+
+    sl_conn_request_timer_stop(c);
+    sl_conn_release_buffers(c);
+    h->in_request = false;
+    if (!h->keep_alive) {
+        /* a body still on its way: linger after answering */
+        h->linger = h->state == S_HEAD || h->state == S_BODY;
+        close_when_written(c);
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
+    h->state = S_HEAD;
+    bufferevent_enable(c->bev, EV_READ);
+    /* A pipelined request may already be buffered: handle it from the loop, not by
+     * recursion, so a long pipeline cannot grow the stack. */
+    if (evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
+}
+
+void sl_conn_respond_text(struct conn *c, int status, const char *text, const char *extra)
+{
+    sl_conn_respond(c, status, "text/plain; charset=utf-8", text, strlen(text), extra);
+}
+
+/* ---------------------------------------------------------------- request deadline */
+
+static void request_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+    if (c->http.state == S_HEAD || c->http.state == S_BODY) {
+        c->http.keep_alive = false;
+        sl_conn_respond_text(c, 408, "request took too long\n", NULL);
+    }
+}
+
+void sl_conn_request_timer_start(struct conn *c)
+{
+    struct timeval tv = {(time_t)c->srv->cfg->request_timeout, 0};
+
+    if (c->http.in_request)
+        return;
+    c->http.in_request = true;
+    if (c->http.request_timer == NULL)
+        c->http.request_timer = evtimer_new(c->srv->base, request_timeout, c);
+    if (c->http.request_timer)
+        evtimer_add(c->http.request_timer, &tv);
+}
+
+void sl_conn_request_timer_stop(struct conn *c)
+{
+    if (c->http.request_timer)
+        evtimer_del(c->http.request_timer);
+}
+
+/* ---------------------------------------------------------------- connections */
+
+void sl_conn_free(struct conn *c)
+{
+    struct server *s = c->srv;
+
+    TAILQ_REMOVE(&s->conns, c, all);
+    s->nconns--;
+    atomic_fetch_sub(&sl_metrics.connections, 1);
+    if (c->kind == K_HTTP) {
+        struct http_conn *h = &c->http;
+        if (h->waiting)
+            TAILQ_REMOVE(&s->waitq, c, http.wq);
+        if (h->api_pending)
+            sl_api_forget(s->api, c);
+        s->inflight -= h->reserved < s->inflight ? h->reserved : s->inflight;
+        if (h->request_timer)
+            event_free(h->request_timer);
+        if (h->linger_timer)
+            event_free(h->linger_timer);
+        sl_buf_free(&h->head);
+        sl_buf_free(&h->body);
+        sl_buf_free(&h->dec);
+    } else if (c->sys.retry_timer) {
+        event_free(c->sys.retry_timer);
+    }
+    if (c->bev)
+        bufferevent_free(c->bev);
+    sl_buf_free(&c->entry);
+    free(c);
+}
+
+/* The idle timeout (SLUICE_IDLE_TIMEOUT, the bufferevent's read timeout): a silent
+ * keep-alive or syslog connection is closed quietly; a request that stalls mid-way gets
+ * 408; one waiting for durability or for the read API is left alone. */
+static void conn_idle(struct conn *c)
+{
+    if (c->kind == K_SYSLOG) {
+        sl_conn_free(c);
+        return;
+    }
+    if (c->http.in_request && (c->http.state == S_HEAD || c->http.state == S_BODY)) {
+        c->http.keep_alive = false;
+        sl_conn_respond_text(c, 408, "request timeout\n", NULL);
+        return;
+    }
+    if (c->http.state != S_WAIT && c->http.state != S_API)
+        sl_conn_free(c);
+}
+
+static void conn_event(struct bufferevent *bev, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)bev;
+
+    if (what & BEV_EVENT_TIMEOUT) {
+        conn_idle(c);
+        return;
+    }
+    if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)))
+        return;
+    if (c->kind == K_SYSLOG) {
+        if (what & BEV_EVENT_EOF)
+            sl_ingest_syslog_eof(c);
+        else
+            sl_ingest_syslog_flush(c);
+        sl_conn_free(c);
+        return;
+    }
+    if ((c->http.state == S_WAIT || c->http.state == S_API) && (what & BEV_EVENT_EOF)) {
+        /* The client half-closed while we wait for durability: the data is
+         * spooled; answer if we still can, then close. */
+        c->http.keep_alive = false;
+        return;
+    }
+    if ((what & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        /* half-closed after its request: the answer (a 204) is still on its way;
+         * close once it is written */
+        c->http.linger = false;
+        close_when_written(c);
+        return;
+    }
+    sl_conn_free(c);
+}
+
+/* The protocol of a new connection: its buffers and callbacks. */
+static void conn_init(struct conn *c, enum lst which)
+{
+    const struct sl_config *cfg = c->srv->cfg;
+
+    c->kind = (which == L_SYSLOG || which == L_SYSLOG_TLS) ? K_SYSLOG : K_HTTP;
+    /* each message costs 9 bytes of entry header: "1 x" frames make an entry ~3.4x
+     * the body, so 4x always fits a body within the limit */
+    sl_buf_init(&c->entry, (size_t)cfg->max_body * 4 + (1u << 20));
+    if (c->kind == K_SYSLOG) {
+        sl_ingest_syslog_init(c);
+        return;
+    }
+    c->http.state = S_HEAD;
+    sl_buf_init(&c->http.head, (size_t)cfg->max_header + 1);
+    sl_buf_init(&c->http.body, (size_t)cfg->max_body);
+    sl_buf_init(&c->http.dec, (size_t)cfg->max_body);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int slen,
+                      void *arg)
+{
+    struct server *s = arg;
+    enum lst which = L_COUNT;
+    struct conn *c;
+    struct timeval idle = {(time_t)s->cfg->idle_timeout, 0};
+    struct timeval wr = {30, 0};
+    int one = 1;
+    (void)sa;
+    (void)slen;
+
+    for (int i = 0; i < L_COUNT; i++)
+        if (s->lev[i] == l)
+            which = (enum lst)i;
+    if (s->draining || s->nconns >= (size_t)s->cfg->max_connections) {
+        SL_INC(connections_rejected, 1);
+        evutil_closesocket(fd);
+        return;
+    }
+    c = calloc(1, sizeof(*c));
+    if (c == NULL) {
+        evutil_closesocket(fd);
+        return;
+    }
+    /* Answers go out whole: without this, Nagle holds the last TLS record of a search
+     * answer until the client's delayed ACK (~40 ms a request). */
+    (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    c->srv = s;
+    conn_init(c, which);
+    if (which == L_HTTPS || which == L_SYSLOG_TLS) {
+        SSL *ssl = SSL_new(s->ssl);
+        if (ssl == NULL) {
+            evutil_closesocket(fd);
+            free(c);
+            return;
+        }
+        c->bev = bufferevent_openssl_socket_new(s->base, fd, ssl, BUFFEREVENT_SSL_ACCEPTING,
+                                                BEV_OPT_CLOSE_ON_FREE);
+        if (c->bev)
+            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    } else {
+        c->bev = bufferevent_socket_new(s->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    }
+    if (c->bev == NULL) {
+        evutil_closesocket(fd);
+        free(c);
+        return;
+    }
+    TAILQ_INSERT_TAIL(&s->conns, c, all);
+    s->nconns++;
+    SL_INC(connections, 1);
+    bufferevent_setcb(c->bev, c->kind == K_HTTP ? sl_ingest_http_read : sl_ingest_syslog_read, NULL,
+                      conn_event, c);
+    bufferevent_set_timeouts(c->bev, &idle, &wr);
+    /* Bound what one connection buffers before we parse it. */
+    bufferevent_setwatermark(c->bev, EV_READ, 0,
+                             c->kind == K_HTTP ? (size_t)s->cfg->max_body + 65536 : (4u << 20));
+    bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+bool sl_listen_drain(struct server *s)
+{
+    struct conn *c, *next;
+    bool busy = false;
+
+    for (c = TAILQ_FIRST(&s->conns); c; c = next) {
+        next = TAILQ_NEXT(c, all);
+        if (c->kind == K_SYSLOG) {
+            sl_ingest_syslog_flush(c);
+            if (!c->sys.entry_pending)
+                sl_conn_free(c);
+            else
+                busy = true;
+        } else if (c->http.state == S_HEAD && !c->http.in_request) {
+            sl_conn_free(c);
+        } else {
+            busy = true;
+        }
+    }
+    return busy;
+}
+
+/* ---------------------------------------------------------------- listeners */
+
+int sl_listen_open(struct server *s, enum lst which, int port)
+{
+    struct sockaddr_in sin;
+    struct sockaddr_in6 sin6;
+    struct sockaddr *sa;
+    int salen;
+
+    if (port <= 0)
+        return 0;
+    memset(&sin, 0, sizeof(sin));
+    memset(&sin6, 0, sizeof(sin6));
+    if (inet_pton(AF_INET, s->cfg->bind, &sin.sin_addr) == 1) {
+        sin.sin_family = AF_INET;
+        sin.sin_port = htons((uint16_t)port);
+        sa = (struct sockaddr *)&sin;
+        salen = sizeof(sin);
+    } else if (inet_pton(AF_INET6, s->cfg->bind, &sin6.sin6_addr) == 1) {
+        sin6.sin6_family = AF_INET6;
+        sin6.sin6_port = htons((uint16_t)port);
+        sa = (struct sockaddr *)&sin6;
+        salen = sizeof(sin6);
+    } else {
+        sl_error("bad bind address", "bind=%s", s->cfg->bind);
+        return SL_EINVAL;
+    }
+    s->lev[which] = evconnlistener_new_bind(
+        s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC,
+        1024, sa, salen);
+    if (s->lev[which] == NULL) {
+        sl_error("listen failed", "port=%d err=\"%s\"", port, strerror(errno));
+        return SL_EIO;
+    }
+    return 0;
+}
+
+void sl_listen_close(struct server *s)
+{
+    for (int i = 0; i < L_COUNT; i++)
+        if (s->lev[i]) {
+            evconnlistener_free(s->lev[i]);
+            s->lev[i] = NULL;
+        }
+}
+
+int sl_listen_tls_setup(struct server *s)
+{
+    s->ssl = SSL_CTX_new(TLS_server_method());
+    if (s->ssl == NULL)
+        return SL_ENOMEM;
+    SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION);
+    SSL_CTX_set_options(s->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+    if (SSL_CTX_use_certificate_chain_file(s->ssl, s->cfg->tls_cert) != 1 ||
+        SSL_CTX_use_PrivateKey_file(s->ssl, s->cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
+        SSL_CTX_check_private_key(s->ssl) != 1) {
+        char e[256];
+        ERR_error_string_n(ERR_get_error(), e, sizeof(e));
+        sl_error("TLS certificate or key unusable", "cert=%s key=%s err=\"%s\"", s->cfg->tls_cert,
+                 s->cfg->tls_key, e);
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
+void sl_listen_free(struct server *s)
+{
+    sl_listen_close(s);
+    if (s->ssl)
+        SSL_CTX_free(s->ssl);
+    s->ssl = NULL;
+}

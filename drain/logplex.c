@@ -1,0 +1,30 @@
+/* Heroku Logplex drain conventions (include/sluice/logplex.h): the de-duplication key of
+ * a Logplex-Frame-Id. The headers themselves are read by drain/ingest_http.c; the key is
+ * stored with the spool entry and checked by the writer (ingest_frames).
+ *
+ * Pure: no I/O, no allocation, no global state; any thread (the event loop uses it).
+ * Spec: Heroku's HTTPS drain format (Logplex-Msg-Count, Logplex-Frame-Id, Logplex-Drain-Token). */
+#include <stdbool.h>
+#include <string.h>
+
+#include "sluice/db.h"
+#include "sluice/logplex.h"
+
+struct sl_str sl_logplex_frame_key(struct sl_str id, char out[SL_LOGPLEX_KEY_MAX])
+{
+    static const char hex[] = "0123456789abcdef";
+    unsigned char h[32];
+    bool plain = id.len <= 128;
+
+    for (size_t i = 0; i < id.len && plain; i++)
+        plain = id.p[i] > 0x20 && id.p[i] < 0x7f;
+    if (plain)
+        return id;
+    sl_token_hash(id.p, id.len, h);
+    memcpy(out, "sha256:", 7);
+    for (int i = 0; i < 32; i++) {
+        out[7 + 2 * i] = hex[h[i] >> 4];
+        out[8 + 2 * i] = hex[h[i] & 15];
+    }
+    return sl_str_make(out, 71);
+}

@@ -1,0 +1,18 @@
+/* Heroku Logplex drain conventions (drain/logplex.c) that the HTTP drain applies to a
+ * request: the de-duplication key of its Logplex-Frame-Id header.
+ * Pure: no I/O, no allocation, no global state; any thread. */
+#ifndef SLUICE_LOGPLEX_H
+#define SLUICE_LOGPLEX_H
+
+#include "sluice/str.h"
+
+/* Room for a key that is not the id itself: "sha256:" and 64 hex digits. */
+#define SL_LOGPLEX_KEY_MAX 80
+
+/* The de-duplication key of a Logplex-Frame-Id: the id itself when it is short (at most
+ * 128 bytes) printable ASCII without spaces (logplex sends 32 hex digits); else
+ * "sha256:" and the hex SHA-256 of its exact bytes, written to out, so two different ids
+ * can never be taken for the same frame. The result points into id or into out. */
+struct sl_str sl_logplex_frame_key(struct sl_str id, char out[SL_LOGPLEX_KEY_MAX]);
+
+#endif
