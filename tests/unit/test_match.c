@@ -117,6 +117,8 @@ struct lit_case {
     const char *want; /* literals joined by '\n'; "" = none */
 };
 
+#define X16 "xxxxxxxxxxxxxxxx"
+
 static const struct lit_case lit_cases[] = {
     {"code=H12", false, "code=h12"},
     {"code=H1[0-9]", false, "code=h1"},
@@ -179,6 +181,58 @@ static const struct lit_case lit_cases[] = {
     {"dup|dup", false, "dup"},
     {"tab\there", false, "here"},
     {"", false, ""},
+    /* escapes the reader gives up on, or reads past */
+    {"\\p{Lu", false, ""},  /* \p{ unterminated */
+    {"abcd\\p", false, ""}, /* \p at the end */
+    {"abcd\\P{", false, ""},
+    {"\\pLabcd", false, "abcd"},           /* one-letter property */
+    {"abcd\\", false, ""},                 /* a lone backslash at the end */
+    {"abcd\\\001ef", false, "abcd"},       /* escaped control byte: ends the run */
+    {"abc\\\001+defgh", false, "defgh"},   /* ... and takes its quantifier */
+    {"abc\\\177def", false, "abc\177def"}, /* escaped DEL: a literal byte */
+    {"abcd\177ef", false, "abcd"},         /* raw DEL: ends the run */
+    {"abc\\\303\251def", false, ""},       /* escaped non-ASCII: not read */
+    {"abc\\xdef", false, ""},
+    {"abc\\cXdef", false, ""},
+    {"\\N{U+41}bcd", false, ""},
+    {"\\Nabcd", false, "abcd"},
+    /* groups: unterminated names, named and option groups, nesting past 32 levels */
+    {"(?<name", false, ""},
+    {"(?<n'abc)", false, ""},
+    {"(abcd", false, ""},
+    {"(?i", false, ""},
+    {"(?'n'abcd)", false, "abcd"},
+    {"(?P<n>abcd)", false, "abcd"},
+    {"(?P=n)abcd", false, ""},
+    {"(?i:abcd)", false, "abcd"},
+    {"(?s-m)abcd", false, "abcd"},
+    {"(?|abc|abd)", false, "abc\nabd"},
+    {"(?>abcd)", false, "abcd"},
+    {"((((((((((((((((((((((((((((((((abc))))))))))))))))))))))))))))))))", false, "abc"},
+    {"(((((((((((((((((((((((((((((((((abc)))))))))))))))))))))))))))))))))", false, ""},
+    /* classes: unterminated, \\Q / \\E inside, POSIX names and word boundaries */
+    {"[abc", false, ""},
+    {"abc[a\\", false, ""},
+    {"[\\Qa]\\E]xyz", false, ""},
+    {"[a\\Ebc]xyz", false, ""},
+    {"[[:alpha:]", false, ""},
+    {"[[:^digit:]]abc", false, "abc"},
+    {"[[:<:]]abc", false, "abc"}, /* a word boundary, not "]abc" */
+    {"ab[[:>:]]cde", false, "cde"},
+    /* a quantifier with nothing to repeat */
+    {"*abc", false, ""},
+    {"+abc", false, ""},
+    {"?abc", false, ""},
+    {"{2}abc", false, ""},
+    {"abc|+def", false, ""},
+    /* bytes that are no UTF-8 character */
+    {"abc\200def", false, ""},
+    {"abc\xc3(", false, ""},
+    /* over-long runs: cut at 64 bytes, and never joined across a character that does not
+     * fit */
+    {X16 X16 X16 "xxxxxxxxxxxxxx\342\202\254yz", false, X16 X16 X16 "xxxxxxxxxxxxxx"},
+    {X16 X16 X16 "xxxxxxxxxxxxxxx\303\251yz", false, X16 X16 X16 "xxxxxxxxxxxxxxx"},
+    {X16 X16 X16 X16 "+abc", false, X16 X16 X16 X16},
 };
 
 static void test_literals(void **state)
@@ -785,6 +839,189 @@ static void test_prefilter_equivalence(void **state)
     free(lines);
 }
 
+/* ---- the prefilter on literals longer than its 16-byte window -------------------------- */
+
+/* The automaton keeps the rarest 16 bytes of each literal (rare_window): a rule whose
+ * literals are longer must still see every line its pattern matches. Each case pairs a
+ * pattern with a line it matches; the test builds lines that contain the literal at
+ * every offset (across the middle of a long line too: the scan walks two halves) and
+ * lines that nearly contain it (one byte changed, dropped or recased, one end cut). */
+struct long_case {
+    const char *pattern;
+    bool caseless;
+    const char *sample;
+};
+
+#define E16 "eeeeeeeeeeeeeeee"
+
+static const struct long_case long_cases[] = {
+    {"connection reset by peer while reading response header", false,
+     "upstream: connection reset by peer while reading response header from upstream"},
+    {"deadlock detected on relation #4242 @ shard-7", false,
+     "ERROR: deadlock detected on relation #4242 @ shard-7"},
+    {"upstream_timeout_exceeded\\{zone=eu-west-1\\}", false,
+     "upstream_timeout_exceeded{zone=eu-west-1} after 30s"},
+    {"(?i)Request Timeout After \\d+ms; retrying upstream connection", false,
+     "request timeout after 350ms; RETRYING UPSTREAM CONNECTION"},
+    {"Worker Heartbeat Missed For Queue", true, "WORKER HEARTBEAT MISSED FOR QUEUE default"},
+    {"alpha-bravo-charlie-delta-echo|foxtrot-golf-hotel-india-juliet", false,
+     "x foxtrot-golf-hotel-india-juliet y"},
+    {"\\b\\d+ (?:GET|POST) /api/v2/organisations/[0-9]+/members\\?page=", false,
+     "12 GET /api/v2/organisations/77/members?page=3"},
+    {"\"level\":\"error\",\"msg\":\"payment provider unavailable\"", false,
+     "{\"level\":\"error\",\"msg\":\"payment provider unavailable\"}"},
+    {"(?<svc>billing|shipping)-service-unavailable-after-retries", false,
+     "shipping-service-unavailable-after-retries=3"},
+    /* a 63-byte run, then a 2-byte character past the 64-byte cap, then a rare byte */
+    {E16 E16 E16 "eeeeeeeeeeeeeee\xc3\xa9#", false, E16 E16 E16 "eeeeeeeeeeeeeee\xc3\xa9#"},
+    /* "[[:<:]]" is a word boundary, not a class followed by a literal "]" */
+    {"[[:<:]]payment_gateway_unreachable", false, "err payment_gateway_unreachable"},
+};
+
+#define NLONG (sizeof(long_cases) / sizeof(long_cases[0]))
+
+static const char filler[] =
+    "at=info method=GET path=/ host=example.com fwd=10.0.0.1 dyno=web.1 connect=1ms "
+    "service=5ms status=200 bytes=1234 protocol=https at=info method=POST path=/orders "
+    "host=shop.example.com dyno=web.2 connect=0ms service=17ms status=201 bytes=88 ";
+
+/* Runs both matchers on msg and fails unless they give the same hits; returns the
+ * number of hits. */
+static size_t agree(struct sl_matcher *a, struct sl_matcher *b, const char *msg, size_t len)
+{
+    struct sl_match_line line = {1, S("app"), S("web.1"), sl_str_make(msg, len)};
+    struct sl_match_hit ha[NLONG], hb[NLONG];
+    size_t na = sl_matcher_run(a, &line, ha, NLONG), nb = sl_matcher_run(b, &line, hb, NLONG);
+
+    if (na != nb)
+        fail_msg("%zu hits with the prefilter, %zu without, on \"%.*s\"", na, nb, (int)len, msg);
+    for (size_t k = 0; k < na; k++) {
+        if (ha[k].rule != hb[k].rule)
+            fail_msg("rule %u with the prefilter, %u without, on \"%.*s\"", ha[k].rule, hb[k].rule,
+                     (int)len, msg);
+        assert_int_equal(ha[k].group.len, hb[k].group.len);
+        assert_ptr_equal(ha[k].group.p, hb[k].group.p);
+    }
+    return na;
+}
+
+static char toggle_case(char c)
+{
+    if (c >= 'a' && c <= 'z')
+        return (char)(c - 'a' + 'A');
+    if (c >= 'A' && c <= 'Z')
+        return (char)(c - 'A' + 'a');
+    return c;
+}
+
+static void test_prefilter_long_literals(void **state)
+{
+    struct trule t[NLONG];
+    struct sl_ruleset *rs;
+    struct sl_matcher *a = NULL, *b = NULL;
+    struct sl_matcher_limits off = {0, 0, 0, true};
+    struct cline *clines = NULL;
+    size_t ncl = load_corpus(&clines), nlong = 0, nlines = 0;
+    char line[1024];
+    uint64_t prefiltered = 0;
+    (void)state;
+
+    memset(t, 0, sizeof(t));
+    for (size_t i = 0; i < NLONG; i++) {
+        char lits[1024];
+        size_t maxlen = 0, run = 0;
+        t[i].name = "long";
+        t[i].pattern = long_cases[i].pattern;
+        t[i].caseless = long_cases[i].caseless;
+        if (strncmp(t[i].pattern, "(?<svc>", 7) == 0) {
+            t[i].group_by = SL_GROUP_CAPTURE;
+            t[i].capture = "svc";
+        }
+        /* every case has a literal, and most have one longer than the window */
+        if (sl_match_required_literals(t[i].pattern, t[i].caseless, lits, sizeof(lits)) == 0)
+            fail_msg("\"%s\": no literal", t[i].pattern);
+        for (const char *q = lits;; q++) {
+            if (*q == '\n' || *q == '\0') {
+                maxlen = run > maxlen ? run : maxlen;
+                run = 0;
+                if (*q == '\0')
+                    break;
+            } else {
+                run++;
+            }
+        }
+        nlong += maxlen > 16;
+    }
+    assert_true(nlong >= NLONG - 2);
+    rs = make_rs(t, NLONG);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &a, NULL), 0);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, &off, &b, NULL), 0);
+
+    for (size_t i = 0; i < NLONG; i++) {
+        const char *smp = long_cases[i].sample;
+        size_t n = strlen(smp);
+        assert_true(n + 2 * sizeof(filler) < sizeof(line));
+        /* the sample itself hits its rule */
+        if (agree(a, b, smp, n) == 0)
+            fail_msg("\"%s\" does not match its sample", long_cases[i].pattern);
+        /* at every offset of a long line: one scan or two halves, across the middle */
+        for (size_t pad = 0; pad + 1 < sizeof(filler); pad++) {
+            size_t len = 0;
+            memcpy(line, filler, pad);
+            len += pad;
+            line[len++] = ' ';
+            memcpy(line + len, smp, n);
+            len += n;
+            line[len++] = ' ';
+            memcpy(line + len, filler, 60);
+            len += 60;
+            if (agree(a, b, line, len) == 0)
+                fail_msg("\"%s\" does not match its sample at offset %zu", long_cases[i].pattern,
+                         pad);
+            nlines++;
+        }
+        /* nearly: one byte changed, dropped, recased; one end cut */
+        for (size_t j = 0; j < n; j++) {
+            memcpy(line, smp, n);
+            line[j] = line[j] == '#' ? '%' : '#';
+            (void)agree(a, b, line, n);
+            line[j] = toggle_case(smp[j]);
+            (void)agree(a, b, line, n);
+            memcpy(line, smp, j);
+            memcpy(line + j, smp + j + 1, n - j - 1);
+            (void)agree(a, b, line, n - 1);
+            (void)agree(a, b, smp, j);
+            (void)agree(a, b, smp + j, n - j);
+            nlines += 5;
+        }
+    }
+    for (size_t i = 0; i < ncl; i++) {
+        (void)agree(a, b, clines[i].msg, clines[i].msg_len);
+        nlines++;
+    }
+    /* not vacuous: the automaton was in use for every rule */
+    for (uint32_t i = 0; i < NLONG; i++) {
+        struct sl_rule_stats sa, sb;
+        sl_matcher_rule_stats(a, i, &sa);
+        sl_matcher_rule_stats(b, i, &sb);
+        assert_int_equal(sa.matched, sb.matched);
+        assert_int_equal(sb.prefiltered, 0);
+        if (sa.prefiltered == 0)
+            fail_msg("\"%s\": no line prefiltered", long_cases[i].pattern);
+        prefiltered += sa.prefiltered;
+    }
+    assert_true(prefiltered > nlines);
+    sl_matcher_free(a);
+    sl_matcher_free(b);
+    free_rs(rs);
+    for (size_t i = 0; i < ncl; i++) {
+        free(clines[i].app);
+        free(clines[i].procid);
+        free(clines[i].msg);
+    }
+    free(clines);
+}
+
 static void test_env_knob(void **state)
 {
     static const struct trule t[] = {
@@ -831,6 +1068,7 @@ int main(void)
         cmocka_unit_test(test_bad_pattern),
         cmocka_unit_test(test_empty_ruleset),
         cmocka_unit_test(test_prefilter_equivalence),
+        cmocka_unit_test(test_prefilter_long_literals),
         cmocka_unit_test(test_env_knob),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
