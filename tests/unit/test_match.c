@@ -1,7 +1,8 @@
 /* Unit tests for rules/match.c (include/sluice/match.h): the literal reader behind the
  * prefilter, globs, scoped matching with exclude / caseless / group captures, hostile
  * message bytes, the per-line limits, compile errors, and the prefilter checked against
- * plain PCRE2 (limits.no_prefilter) over random-ish rules and the stream corpus.
+ * plain PCRE2 (limits.no_prefilter) over random-ish rules and the stream corpus, and over
+ * rules whose literals are longer than the automaton's 16-byte window.
  * Rulesets are built by hand here (not parsed), and freed by free_rs below.
  * Corpus root: $SLUICE_CORPUS (the directory holding streams/), else tests/fixtures/corpus
  * relative to the repository root (the corpus test is skipped when neither exists). */
@@ -210,7 +211,7 @@ static const struct lit_case lit_cases[] = {
     {"(?>abcd)", false, "abcd"},
     {"((((((((((((((((((((((((((((((((abc))))))))))))))))))))))))))))))))", false, "abc"},
     {"(((((((((((((((((((((((((((((((((abc)))))))))))))))))))))))))))))))))", false, ""},
-    /* classes: unterminated, \\Q / \\E inside, POSIX names and word boundaries */
+    /* classes: unterminated, \Q / \E inside, POSIX names and word boundaries */
     {"[abc", false, ""},
     {"abc[a\\", false, ""},
     {"[\\Qa]\\E]xyz", false, ""},
