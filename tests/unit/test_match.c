@@ -226,6 +226,11 @@ static const struct lit_case lit_cases[] = {
     {"?abc", false, ""},
     {"{2}abc", false, ""},
     {"abc|+def", false, ""},
+    /* lazy and possessive quantifiers */
+    {"abcd+?ef", false, "abcd"},
+    {"abc?+defg", false, "defg"},
+    {"x{2,}+abcd", false, "abcd"},
+    {"(abcd)++", false, "abcd"},
     /* bytes that are no UTF-8 character */
     {"abc\200def", false, ""},
     {"abc\xc3(", false, ""},
@@ -267,6 +272,10 @@ static void test_literal_cap(void **state)
     assert_int_equal(sl_match_required_literals("abcdef", false, out, 4), 1);
     assert_string_equal(out, "abc");
     assert_int_equal(sl_match_required_literals("abcdef", false, NULL, 0), 1);
+    /* no pattern: no literal */
+    out[0] = 'x';
+    assert_int_equal(sl_match_required_literals(NULL, false, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
 }
 
 /* ---- globs ------------------------------------------------------------------------- */
@@ -305,6 +314,9 @@ static void test_glob(void **state)
         if (sl_glob_match(c->glob, S(c->s)) != c->want)
             fail_msg("glob \"%s\" on \"%s\": want %d", c->glob, c->s ? c->s : "(null)", c->want);
     }
+    /* no glob: any value, absent too */
+    assert_true(sl_glob_match(NULL, S("web.1")));
+    assert_true(sl_glob_match(NULL, SL_STR_NULL));
 }
 
 /* ---- matching ---------------------------------------------------------------------- */
@@ -1023,6 +1035,218 @@ static void test_prefilter_long_literals(void **state)
     free(clines);
 }
 
+/* Which 16 bytes of a long literal the automaton keeps: the window of the rarest bytes
+ * (byte_commonness: ' ' > "etaoinsrhl" > punctuation and digits > other letters > the
+ * rest). A line holding only that window reaches PCRE2; a line holding 16 bytes of the
+ * literal elsewhere is skipped. runs[] is, per line, which rules reached PCRE2. */
+static void test_prefilter_rare_window(void **state)
+{
+    static const struct trule t[] = {
+        /* window at the end: "eeeeeeeeeeeee#zq" */
+        {"tail", E16 E16 "#zq", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        /* window at the start: "#zqeeeeeeeeeeeee" */
+        {"head", "#zq" E16 E16, NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        /* window over the two rare bytes, the first of the equal ones: "eeeeeeeeeeeeee@@" */
+        {"mid", E16 "@@" E16, NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        {"short", "wxyzwxyz", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+    };
+    static const struct {
+        const char *msg;
+        const char *runs; /* one char per rule: 1 = reached PCRE2 */
+    } lines[] = {
+        {E16 E16 E16, "0000"},
+        {"x eeeeeeeeeeeee#zq x", "1000"},
+        {"x #zqeeeeeeeeeeeee x", "0100"},
+        {"x eeeeeeeeeeeeee@@ x", "0010"},
+        {"x eeeeeeeeeeeee@ x", "0000"},
+        {"wxyzwxyz " E16 E16 "#zq", "1001"},
+    };
+    struct sl_ruleset *rs = make_rs(t, 4);
+    struct sl_matcher *m = NULL;
+    struct sl_match_hit hits[4];
+    uint64_t before[4];
+    (void)state;
+
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &m, NULL), 0);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        struct sl_match_line line = {1, S("a"), S("p"), S(lines[i].msg)};
+        for (uint32_t r = 0; r < 4; r++) {
+            struct sl_rule_stats st;
+            sl_matcher_rule_stats(m, r, &st);
+            before[r] = st.evaluated - st.prefiltered;
+        }
+        (void)sl_matcher_run(m, &line, hits, 4);
+        for (uint32_t r = 0; r < 4; r++) {
+            struct sl_rule_stats st;
+            sl_matcher_rule_stats(m, r, &st);
+            if (st.evaluated - st.prefiltered - before[r] != (uint64_t)(lines[i].runs[r] - '0'))
+                fail_msg("line \"%s\", rule %s: %s PCRE2", lines[i].msg, t[r].name,
+                         lines[i].runs[r] == '1' ? "did not reach" : "reached");
+        }
+    }
+    sl_matcher_free(m);
+    free_rs(rs);
+}
+
+/* Past AC_MAX_ENTRIES (4 Mi table entries) the prefilter is off and every rule runs
+ * PCRE2: same hits, nothing prefiltered. 300 rules of 8 literals of 16 characters drawn
+ * from ~120 byte values (2-byte UTF-8 characters give many distinct bytes) need about
+ * 38 400 states of ~120 classes. */
+static void test_prefilter_too_big(void **state)
+{
+    enum { NR = 300, NALT = 8, NCH = 16 };
+    static const char ascii[] = "abcdefghijklmnopqrstuvwxyz0123456789 =,:/-_@%!~<>'\"#&;`";
+    struct trule *t = calloc(NR, sizeof(*t));
+    char(*pats)[NALT * (NCH * 2 + 1) + 1] = calloc(NR, sizeof(*pats));
+    struct sl_ruleset *rs;
+    struct sl_matcher *a = NULL, *b = NULL;
+    struct sl_matcher_limits off = {0, 0, 0, true};
+    struct sl_match_hit ha[NR], hb[NR];
+    uint64_t rng2 = 12345;
+    size_t hits = 0;
+    (void)state;
+
+    assert_non_null(t);
+    assert_non_null(pats);
+    for (size_t i = 0; i < NR; i++) {
+        size_t w = 0;
+        for (size_t k = 0; k < NALT; k++) {
+            if (k > 0)
+                pats[i][w++] = '|';
+            for (size_t j = 0; j < NCH; j++) {
+                rng2 = rng2 * 6364136223846793005u + 1442695040888963407u;
+                unsigned v = (unsigned)(rng2 >> 33) % 120;
+                if (v < sizeof(ascii) - 1) {
+                    pats[i][w++] = ascii[v];
+                } else { /* U+00C0 .. U+017F */
+                    unsigned cp = 0xc0 + (unsigned)(rng2 >> 40) % 0xc0;
+                    pats[i][w++] = (char)(0xc0 | (cp >> 6));
+                    pats[i][w++] = (char)(0x80 | (cp & 0x3f));
+                }
+            }
+        }
+        pats[i][w] = '\0';
+        t[i].name = "big";
+        t[i].pattern = pats[i];
+        assert_int_equal(sl_match_required_literals(pats[i], false, NULL, 0), NALT);
+    }
+    rs = make_rs(t, NR);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &a, NULL), 0);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, &off, &b, NULL), 0);
+    for (size_t i = 0; i < NR; i += 7) {
+        /* a line holding one literal of rule i, and one holding none */
+        char line[256];
+        const char *bar = strchr(pats[i], '|');
+        int n = snprintf(line, sizeof(line), "x %.*s y", (int)(bar - pats[i]), pats[i]);
+        struct sl_match_line l1 = {1, S("a"), S("p"), sl_str_make(line, (size_t)n)};
+        struct sl_match_line l2 = {1, S("a"), S("p"), S("nothing to see")};
+        size_t na = sl_matcher_run(a, &l1, ha, NR), nb = sl_matcher_run(b, &l1, hb, NR);
+        assert_int_equal(na, nb);
+        assert_true(na >= 1);
+        for (size_t k = 0; k < na; k++)
+            assert_int_equal(ha[k].rule, hb[k].rule);
+        hits += na;
+        assert_int_equal(sl_matcher_run(a, &l2, ha, NR), 0);
+    }
+    assert_true(hits > 0);
+    for (uint32_t i = 0; i < NR; i++) {
+        struct sl_rule_stats st;
+        sl_matcher_rule_stats(a, i, &st);
+        assert_int_equal(st.prefiltered, 0);
+        assert_true(st.evaluated > 0);
+    }
+    sl_matcher_free(a);
+    sl_matcher_free(b);
+    free_rs(rs);
+    free(pats);
+    free(t);
+}
+
+/* Arguments sl_matcher_new refuses, a rule without a pattern, an error line longer
+ * than add_error's 512 bytes (cut, still one line), and an errors buffer too small
+ * for a line (the code still says SL_EINVAL). */
+static void test_matcher_new_errors(void **state)
+{
+    char longcap[700];
+    struct trule t[2] = {
+        {"nopat", NULL, NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        {"longcap", "(?<x>abc)", NULL, false, NULL, NULL, NULL, SL_GROUP_CAPTURE, longcap},
+    };
+    struct sl_ruleset *rs;
+    struct sl_ruleset empty = {0};
+    struct sl_matcher *m = (struct sl_matcher *)&m;
+    struct sl_buf errs;
+    char *text;
+    (void)state;
+
+    memset(longcap, 'c', sizeof(longcap) - 1);
+    longcap[sizeof(longcap) - 1] = '\0';
+    assert_int_equal(sl_matcher_new(NULL, lookup, NULL, NULL, &m, NULL), SL_EINVAL);
+    assert_null(m);
+    empty.nrules = 3; /* rules missing */
+    assert_int_equal(sl_matcher_new(&empty, lookup, NULL, NULL, &m, NULL), SL_EINVAL);
+    assert_null(m);
+
+    rs = make_rs(t, 2);
+    sl_buf_init(&errs, 4096);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &m, &errs), SL_EINVAL);
+    assert_null(m);
+    text = calloc(1, errs.len + 1);
+    assert_non_null(text);
+    memcpy(text, errs.p, errs.len);
+    assert_non_null(strstr(text, "rule nopat: pattern: missing\n"));
+    {
+        const char *l2 = strstr(text, "rule longcap: group_by: the pattern has no capture group");
+        assert_non_null(l2);
+        assert_int_equal(strlen(l2), 511); /* 510 bytes and '\n' */
+        assert_int_equal(l2[510], '\n');
+    }
+    free(text);
+    sl_buf_free(&errs);
+
+    sl_buf_init(&errs, 10);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &m, &errs), SL_EINVAL);
+    assert_null(m);
+    assert_int_equal(errs.len, 0);
+    sl_buf_free(&errs);
+    free_rs(rs);
+}
+
+/* match_limit and depth_limit given: a backtracking pattern on a line it needs a few
+ * thousand steps for stops at the limit (a limit hit, no match), where the default
+ * limit lets it finish; a plain pattern still matches. */
+static void test_match_limits_given(void **state)
+{
+    static const struct trule t[] = {
+        {"evil", "(a+)+$", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        {"fine", "aaab", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+    };
+    struct sl_ruleset *rs = make_rs(t, 2);
+    struct sl_matcher_limits lim = {5000, 200, 0, false};
+    struct sl_matcher *m = NULL, *dflt = NULL;
+    struct sl_match_hit hits[2];
+    struct sl_match_line line = {1, S("a"), S("p"), S("aaaaaaaaaaaaab")};
+    struct sl_rule_stats st;
+    (void)state;
+
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, &lim, &m, NULL), 0);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &dflt, NULL), 0);
+    assert_int_equal(sl_matcher_run(m, &line, hits, 2), 1);
+    assert_int_equal(hits[0].rule, 1);
+    sl_matcher_rule_stats(m, 0, &st);
+    assert_int_equal(st.limit_hits, 1);
+    assert_int_equal(st.matched, 0);
+    assert_int_equal(sl_matcher_run(dflt, &line, hits, 2), 1);
+    sl_matcher_rule_stats(dflt, 0, &st);
+    assert_int_equal(st.limit_hits, 0);
+    line.msg = S("aaaa");
+    assert_int_equal(sl_matcher_run(m, &line, hits, 2), 1);
+    assert_int_equal(hits[0].rule, 0);
+    sl_matcher_free(m);
+    sl_matcher_free(dflt);
+    free_rs(rs);
+}
+
 static void test_env_knob(void **state)
 {
     static const struct trule t[] = {
@@ -1070,6 +1294,10 @@ int main(void)
         cmocka_unit_test(test_empty_ruleset),
         cmocka_unit_test(test_prefilter_equivalence),
         cmocka_unit_test(test_prefilter_long_literals),
+        cmocka_unit_test(test_prefilter_rare_window),
+        cmocka_unit_test(test_prefilter_too_big),
+        cmocka_unit_test(test_matcher_new_errors),
+        cmocka_unit_test(test_match_limits_given),
         cmocka_unit_test(test_env_knob),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
