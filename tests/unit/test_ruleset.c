@@ -1344,8 +1344,8 @@ static void test_longest_accepted(void **state)
     free(pat);
 }
 
-/* One byte past each length limit, and the count limits: each refused with the rule or
- * destination and what is wrong. */
+/* One byte past each length limit, and one past each count limit: each refused with the
+ * rule or destination and what is wrong. */
 static void test_one_past(void **state)
 {
     char *url = url_of(2049), *pat = rep('p', 4097);
@@ -1403,6 +1403,26 @@ static void test_one_past(void **state)
     assert_int_equal(sl_buf_addf(&text, "}}"), 0);
     assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
     assert_string_equal(errs.p, "rules file: destinations: more than 64 destinations\n");
+    sl_buf_free(&errs);
+
+    /* 65 packs: refused as a whole, not 65 "unknown pack" lines */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"packs\":{"), 0);
+    for (i = 0; i < 65; i++)
+        assert_int_equal(sl_buf_addf(&text, "%s\"p%zu\":{}", i ? "," : "", i), 0);
+    assert_int_equal(sl_buf_addf(&text, "}}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
+    assert_string_equal(errs.p, "rules file: packs: more than 64 packs\n");
+    sl_buf_free(&errs);
+
+    /* none at all is fine */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"destinations\":{},\"packs\":{},\"rules\":[]}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), 0);
+    assert_int_equal(rs->ndests, 0);
+    assert_int_equal(rs->nrules, 0);
+    sl_ruleset_free(rs);
+    rs = NULL;
     sl_buf_free(&errs);
 
     /* 1017 rules and the pack's 8: one past 1024, packs included */
