@@ -303,8 +303,9 @@ static void run_flush(struct run *r, struct litset *best)
 }
 
 /* Appends one character (n bytes) to the run, or ends the run if the character cannot
- * be part of a caseless literal. A run longer than the cap keeps its prefix (a prefix
- * of a required literal is required too). */
+ * be part of a caseless literal. A character that does not fit under the cap ends the
+ * run (its prefix is offered to best) and starts the next one: skipping it and adding
+ * a later, shorter character would join bytes that are not adjacent in the pattern. */
 static void run_add(struct lreader *lr, struct run *r, struct litset *best, const char *c, size_t n)
 {
     unsigned char b0 = (unsigned char)c[0];
@@ -316,7 +317,7 @@ static void run_add(struct lreader *lr, struct run *r, struct litset *best, cons
         return;
     }
     if (r->len + n > SL_MATCH_LITERAL_MAX)
-        return;
+        run_flush(r, best);
     for (size_t k = 0; k < n; k++)
         r->b[r->len++] = (char)lower((unsigned char)c[k]);
 }
@@ -367,10 +368,11 @@ static void skip_class(struct lreader *lr)
             continue;
         }
         if (p[i] == '[' && p[i + 1] == ':') {
+            /* [:name:], [:^name:], and the word boundaries of "[[:<:]]" / "[[:>:]]" */
             size_t k = i + 2;
             if (p[k] == '^')
                 k++;
-            while (p[k] >= 'a' && p[k] <= 'z')
+            while ((p[k] >= 'a' && p[k] <= 'z') || p[k] == '<' || p[k] == '>')
                 k++;
             if (p[k] == ':' && p[k + 1] == ']') {
                 i = k + 2;

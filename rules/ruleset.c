@@ -36,6 +36,7 @@
 #define MAX_GLOB 128     /* RFC 5424 PROCID is at most 128 */
 #define MAX_URL 2048
 #define MAX_ENV_NAME 128
+#define MAX_CAPTURE_NAME 32 /* PCRE2's limit on group names */
 #define MAX_ROUTING_KEY 128
 #define SECRET_PREFIX "whsec_"
 #define SECRET_MIN 24 /* decoded bytes, as Standard Webhooks says */
@@ -203,25 +204,16 @@ static bool valid_source(const char *s)
     return true;
 }
 
-static bool valid_env_name(const char *s)
+/* Environment variable names (at most MAX_ENV_NAME bytes) and PCRE2 group names (at
+ * most MAX_CAPTURE_NAME): a letter or underscore, then letters, digits and underscores,
+ * at most max bytes in all. */
+static bool valid_ident(const char *s, size_t max)
 {
     size_t i;
     if (!(s[0] == '_' || (is_alnum((unsigned char)s[0]) && !(s[0] >= '0' && s[0] <= '9'))))
         return false;
     for (i = 1; s[i] != '\0'; i++)
-        if (i >= MAX_ENV_NAME || !(is_alnum((unsigned char)s[i]) || s[i] == '_'))
-            return false;
-    return true;
-}
-
-/* PCRE2 group names: a letter or underscore, then up to 31 word characters. */
-static bool valid_capture_name(const char *s)
-{
-    size_t i;
-    if (!(s[0] == '_' || (is_alnum((unsigned char)s[0]) && !(s[0] >= '0' && s[0] <= '9'))))
-        return false;
-    for (i = 1; s[i] != '\0'; i++)
-        if (i >= 32 || !(is_alnum((unsigned char)s[i]) || s[i] == '_'))
+        if (i >= max || !(is_alnum((unsigned char)s[i]) || s[i] == '_'))
             return false;
     return true;
 }
@@ -651,8 +643,8 @@ static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rul
             errf(c, label, "group_by", "absence rules group by source only");
         } else if (strcmp(s, "procid") == 0) {
             r->group_by = SL_GROUP_PROCID;
-        } else if (!valid_capture_name(s)) {
-            show(shown, sizeof(shown), s, 32);
+        } else if (!valid_ident(s, MAX_CAPTURE_NAME)) {
+            show(shown, sizeof(shown), s, MAX_CAPTURE_NAME);
             errf(c, label, "group_by", "\"%s\" is not source, procid or a capture group name",
                  shown);
         } else {
@@ -727,7 +719,7 @@ static void get_value_or_env(struct pctx *c, const char *label, const cJSON *o, 
     }
     if (get_nonempty(c, label, o, env_field, &s) <= 0)
         return;
-    if (!valid_env_name(s)) {
+    if (!valid_ident(s, MAX_ENV_NAME)) {
         errf(c, label, env_field, "must be an environment variable name ([A-Za-z_][A-Za-z0-9_]*)");
         return;
     }

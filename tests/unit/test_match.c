@@ -1,7 +1,8 @@
 /* Unit tests for rules/match.c (include/sluice/match.h): the literal reader behind the
  * prefilter, globs, scoped matching with exclude / caseless / group captures, hostile
  * message bytes, the per-line limits, compile errors, and the prefilter checked against
- * plain PCRE2 (limits.no_prefilter) over random-ish rules and the stream corpus.
+ * plain PCRE2 (limits.no_prefilter) over random-ish rules and the stream corpus, and over
+ * rules whose literals are longer than the automaton's 16-byte window.
  * Rulesets are built by hand here (not parsed), and freed by free_rs below.
  * Corpus root: $SLUICE_CORPUS (the directory holding streams/), else tests/fixtures/corpus
  * relative to the repository root (the corpus test is skipped when neither exists). */
@@ -117,6 +118,8 @@ struct lit_case {
     const char *want; /* literals joined by '\n'; "" = none */
 };
 
+#define X16 "xxxxxxxxxxxxxxxx"
+
 static const struct lit_case lit_cases[] = {
     {"code=H12", false, "code=h12"},
     {"code=H1[0-9]", false, "code=h1"},
@@ -179,6 +182,63 @@ static const struct lit_case lit_cases[] = {
     {"dup|dup", false, "dup"},
     {"tab\there", false, "here"},
     {"", false, ""},
+    /* escapes the reader gives up on, or reads past */
+    {"\\p{Lu", false, ""},  /* \p{ unterminated */
+    {"abcd\\p", false, ""}, /* \p at the end */
+    {"abcd\\P{", false, ""},
+    {"\\pLabcd", false, "abcd"},           /* one-letter property */
+    {"abcd\\", false, ""},                 /* a lone backslash at the end */
+    {"abcd\\\001ef", false, "abcd"},       /* escaped control byte: ends the run */
+    {"abc\\\001+defgh", false, "defgh"},   /* ... and takes its quantifier */
+    {"abc\\\177def", false, "abc\177def"}, /* escaped DEL: a literal byte */
+    {"abcd\177ef", false, "abcd"},         /* raw DEL: ends the run */
+    {"abc\\\303\251def", false, ""},       /* escaped non-ASCII: not read */
+    {"abc\\xdef", false, ""},
+    {"abc\\cXdef", false, ""},
+    {"\\N{U+41}bcd", false, ""},
+    {"\\Nabcd", false, "abcd"},
+    /* groups: unterminated names, named and option groups, nesting past 32 levels */
+    {"(?<name", false, ""},
+    {"(?<n'abc)", false, ""},
+    {"(abcd", false, ""},
+    {"(?i", false, ""},
+    {"(?'n'abcd)", false, "abcd"},
+    {"(?P<n>abcd)", false, "abcd"},
+    {"(?P=n)abcd", false, ""},
+    {"(?i:abcd)", false, "abcd"},
+    {"(?s-m)abcd", false, "abcd"},
+    {"(?|abc|abd)", false, "abc\nabd"},
+    {"(?>abcd)", false, "abcd"},
+    {"((((((((((((((((((((((((((((((((abc))))))))))))))))))))))))))))))))", false, "abc"},
+    {"(((((((((((((((((((((((((((((((((abc)))))))))))))))))))))))))))))))))", false, ""},
+    /* classes: unterminated, \Q / \E inside, POSIX names and word boundaries */
+    {"[abc", false, ""},
+    {"abc[a\\", false, ""},
+    {"[\\Qa]\\E]xyz", false, ""},
+    {"[a\\Ebc]xyz", false, ""},
+    {"[[:alpha:]", false, ""},
+    {"[[:^digit:]]abc", false, "abc"},
+    {"[[:<:]]abc", false, "abc"}, /* a word boundary, not "]abc" */
+    {"ab[[:>:]]cde", false, "cde"},
+    /* a quantifier with nothing to repeat */
+    {"*abc", false, ""},
+    {"+abc", false, ""},
+    {"?abc", false, ""},
+    {"{2}abc", false, ""},
+    {"abc|+def", false, ""},
+    /* lazy and possessive quantifiers */
+    {"abcd+?ef", false, "abcd"},
+    {"abc?+defg", false, "defg"},
+    {"x{2,}+abcd", false, "abcd"},
+    {"(abcd)++", false, "abcd"},
+    /* bytes that are no UTF-8 character */
+    {"abc\200def", false, ""},
+    {"abc\xc3(", false, ""},
+    /* over-long runs: cut at 64 bytes, and never joined across a character that does not
+     * fit */
+    {X16 X16 X16 "xxxxxxxxxxxxxx\342\202\254yz", false, X16 X16 X16 "xxxxxxxxxxxxxx"},
+    {X16 X16 X16 "xxxxxxxxxxxxxxx\303\251yz", false, X16 X16 X16 "xxxxxxxxxxxxxxx"},
+    {X16 X16 X16 X16 "+abc", false, X16 X16 X16 X16},
 };
 
 static void test_literals(void **state)
@@ -212,6 +272,10 @@ static void test_literal_cap(void **state)
     assert_int_equal(sl_match_required_literals("abcdef", false, out, 4), 1);
     assert_string_equal(out, "abc");
     assert_int_equal(sl_match_required_literals("abcdef", false, NULL, 0), 1);
+    /* no pattern: no literal */
+    out[0] = 'x';
+    assert_int_equal(sl_match_required_literals(NULL, false, out, sizeof(out)), 0);
+    assert_string_equal(out, "");
 }
 
 /* ---- globs ------------------------------------------------------------------------- */
@@ -250,6 +314,9 @@ static void test_glob(void **state)
         if (sl_glob_match(c->glob, S(c->s)) != c->want)
             fail_msg("glob \"%s\" on \"%s\": want %d", c->glob, c->s ? c->s : "(null)", c->want);
     }
+    /* no glob: any value, absent too */
+    assert_true(sl_glob_match(NULL, S("web.1")));
+    assert_true(sl_glob_match(NULL, SL_STR_NULL));
 }
 
 /* ---- matching ---------------------------------------------------------------------- */
@@ -785,6 +852,401 @@ static void test_prefilter_equivalence(void **state)
     free(lines);
 }
 
+/* ---- the prefilter on literals longer than its 16-byte window -------------------------- */
+
+/* The automaton keeps the rarest 16 bytes of each literal (rare_window): a rule whose
+ * literals are longer must still see every line its pattern matches. Each case pairs a
+ * pattern with a line it matches; the test builds lines that contain the literal at
+ * every offset (across the middle of a long line too: the scan walks two halves) and
+ * lines that nearly contain it (one byte changed, dropped or recased, one end cut). */
+struct long_case {
+    const char *pattern;
+    bool caseless;
+    const char *sample;
+};
+
+#define E16 "eeeeeeeeeeeeeeee"
+
+static const struct long_case long_cases[] = {
+    {"connection reset by peer while reading response header", false,
+     "upstream: connection reset by peer while reading response header from upstream"},
+    {"deadlock detected on relation #4242 @ shard-7", false,
+     "ERROR: deadlock detected on relation #4242 @ shard-7"},
+    {"upstream_timeout_exceeded\\{zone=eu-west-1\\}", false,
+     "upstream_timeout_exceeded{zone=eu-west-1} after 30s"},
+    {"(?i)Request Timeout After \\d+ms; retrying upstream connection", false,
+     "request timeout after 350ms; RETRYING UPSTREAM CONNECTION"},
+    {"Worker Heartbeat Missed For Queue", true, "WORKER HEARTBEAT MISSED FOR QUEUE default"},
+    {"alpha-bravo-charlie-delta-echo|foxtrot-golf-hotel-india-juliet", false,
+     "x foxtrot-golf-hotel-india-juliet y"},
+    {"\\b\\d+ (?:GET|POST) /api/v2/organisations/[0-9]+/members\\?page=", false,
+     "12 GET /api/v2/organisations/77/members?page=3"},
+    {"\"level\":\"error\",\"msg\":\"payment provider unavailable\"", false,
+     "{\"level\":\"error\",\"msg\":\"payment provider unavailable\"}"},
+    {"(?<svc>billing|shipping)-service-unavailable-after-retries", false,
+     "shipping-service-unavailable-after-retries=3"},
+    /* a 63-byte run, then a 2-byte character past the 64-byte cap, then a rare byte */
+    {E16 E16 E16 "eeeeeeeeeeeeeee\xc3\xa9#", false, E16 E16 E16 "eeeeeeeeeeeeeee\xc3\xa9#"},
+    /* "[[:<:]]" is a word boundary, not a class followed by a literal "]" */
+    {"[[:<:]]payment_gateway_unreachable", false, "err payment_gateway_unreachable"},
+};
+
+#define NLONG (sizeof(long_cases) / sizeof(long_cases[0]))
+
+static const char filler[] =
+    "at=info method=GET path=/ host=example.com fwd=10.0.0.1 dyno=web.1 connect=1ms "
+    "service=5ms status=200 bytes=1234 protocol=https at=info method=POST path=/orders "
+    "host=shop.example.com dyno=web.2 connect=0ms service=17ms status=201 bytes=88 ";
+
+/* Runs both matchers on msg and fails unless they give the same hits; returns the
+ * number of hits. */
+static size_t agree(struct sl_matcher *a, struct sl_matcher *b, const char *msg, size_t len)
+{
+    struct sl_match_line line = {1, S("app"), S("web.1"), sl_str_make(msg, len)};
+    struct sl_match_hit ha[NLONG], hb[NLONG];
+    size_t na = sl_matcher_run(a, &line, ha, NLONG), nb = sl_matcher_run(b, &line, hb, NLONG);
+
+    if (na != nb)
+        fail_msg("%zu hits with the prefilter, %zu without, on \"%.*s\"", na, nb, (int)len, msg);
+    for (size_t k = 0; k < na; k++) {
+        if (ha[k].rule != hb[k].rule)
+            fail_msg("rule %u with the prefilter, %u without, on \"%.*s\"", ha[k].rule, hb[k].rule,
+                     (int)len, msg);
+        assert_int_equal(ha[k].group.len, hb[k].group.len);
+        assert_ptr_equal(ha[k].group.p, hb[k].group.p);
+    }
+    return na;
+}
+
+static char toggle_case(char c)
+{
+    if (c >= 'a' && c <= 'z')
+        return (char)(c - 'a' + 'A');
+    if (c >= 'A' && c <= 'Z')
+        return (char)(c - 'A' + 'a');
+    return c;
+}
+
+static void test_prefilter_long_literals(void **state)
+{
+    struct trule t[NLONG];
+    struct sl_ruleset *rs;
+    struct sl_matcher *a = NULL, *b = NULL;
+    struct sl_matcher_limits off = {0, 0, 0, true};
+    struct cline *clines = NULL;
+    size_t ncl = load_corpus(&clines), nlong = 0, nlines = 0;
+    char line[1024];
+    uint64_t prefiltered = 0;
+    (void)state;
+
+    memset(t, 0, sizeof(t));
+    for (size_t i = 0; i < NLONG; i++) {
+        char lits[1024];
+        size_t maxlen = 0, run = 0;
+        t[i].name = "long";
+        t[i].pattern = long_cases[i].pattern;
+        t[i].caseless = long_cases[i].caseless;
+        if (strncmp(t[i].pattern, "(?<svc>", 7) == 0) {
+            t[i].group_by = SL_GROUP_CAPTURE;
+            t[i].capture = "svc";
+        }
+        /* every case has a literal, and most have one longer than the window */
+        if (sl_match_required_literals(t[i].pattern, t[i].caseless, lits, sizeof(lits)) == 0)
+            fail_msg("\"%s\": no literal", t[i].pattern);
+        for (const char *q = lits;; q++) {
+            if (*q == '\n' || *q == '\0') {
+                maxlen = run > maxlen ? run : maxlen;
+                run = 0;
+                if (*q == '\0')
+                    break;
+            } else {
+                run++;
+            }
+        }
+        nlong += maxlen > 16;
+    }
+    assert_true(nlong >= NLONG - 2);
+    rs = make_rs(t, NLONG);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &a, NULL), 0);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, &off, &b, NULL), 0);
+
+    for (size_t i = 0; i < NLONG; i++) {
+        const char *smp = long_cases[i].sample;
+        size_t n = strlen(smp);
+        assert_true(n + 2 * sizeof(filler) < sizeof(line));
+        /* the sample itself hits its rule */
+        if (agree(a, b, smp, n) == 0)
+            fail_msg("\"%s\" does not match its sample", long_cases[i].pattern);
+        /* at every offset of a long line: one scan or two halves, across the middle */
+        for (size_t pad = 0; pad + 1 < sizeof(filler); pad++) {
+            size_t len = 0;
+            memcpy(line, filler, pad);
+            len += pad;
+            line[len++] = ' ';
+            memcpy(line + len, smp, n);
+            len += n;
+            line[len++] = ' ';
+            memcpy(line + len, filler, 60);
+            len += 60;
+            if (agree(a, b, line, len) == 0)
+                fail_msg("\"%s\" does not match its sample at offset %zu", long_cases[i].pattern,
+                         pad);
+            nlines++;
+        }
+        /* nearly: one byte changed, dropped, recased; one end cut */
+        for (size_t j = 0; j < n; j++) {
+            memcpy(line, smp, n);
+            line[j] = line[j] == '#' ? '%' : '#';
+            (void)agree(a, b, line, n);
+            line[j] = toggle_case(smp[j]);
+            (void)agree(a, b, line, n);
+            memcpy(line, smp, j);
+            memcpy(line + j, smp + j + 1, n - j - 1);
+            (void)agree(a, b, line, n - 1);
+            (void)agree(a, b, smp, j);
+            (void)agree(a, b, smp + j, n - j);
+            nlines += 5;
+        }
+    }
+    for (size_t i = 0; i < ncl; i++) {
+        (void)agree(a, b, clines[i].msg, clines[i].msg_len);
+        nlines++;
+    }
+    /* not vacuous: the automaton was in use for every rule */
+    for (uint32_t i = 0; i < NLONG; i++) {
+        struct sl_rule_stats sa, sb;
+        sl_matcher_rule_stats(a, i, &sa);
+        sl_matcher_rule_stats(b, i, &sb);
+        assert_int_equal(sa.matched, sb.matched);
+        assert_int_equal(sb.prefiltered, 0);
+        if (sa.prefiltered == 0)
+            fail_msg("\"%s\": no line prefiltered", long_cases[i].pattern);
+        prefiltered += sa.prefiltered;
+    }
+    assert_true(prefiltered > nlines);
+    sl_matcher_free(a);
+    sl_matcher_free(b);
+    free_rs(rs);
+    for (size_t i = 0; i < ncl; i++) {
+        free(clines[i].app);
+        free(clines[i].procid);
+        free(clines[i].msg);
+    }
+    free(clines);
+}
+
+/* Which 16 bytes of a long literal the automaton keeps: the window of the rarest bytes
+ * (byte_commonness: ' ' > "etaoinsrhl" > punctuation and digits > other letters > the
+ * rest). A line holding only that window reaches PCRE2; a line holding 16 bytes of the
+ * literal elsewhere is skipped. runs[] is, per line, which rules reached PCRE2. */
+static void test_prefilter_rare_window(void **state)
+{
+    static const struct trule t[] = {
+        /* window at the end: "eeeeeeeeeeeee#zq" */
+        {"tail", E16 E16 "#zq", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        /* window at the start: "#zqeeeeeeeeeeeee" */
+        {"head", "#zq" E16 E16, NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        /* window over the two rare bytes, the first of the equal ones: "eeeeeeeeeeeeee@@" */
+        {"mid", E16 "@@" E16, NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        {"short", "wxyzwxyz", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+    };
+    static const struct {
+        const char *msg;
+        const char *runs; /* one char per rule: 1 = reached PCRE2 */
+    } lines[] = {
+        {E16 E16 E16, "0000"},
+        {"x eeeeeeeeeeeee#zq x", "1000"},
+        {"x #zqeeeeeeeeeeeee x", "0100"},
+        {"x eeeeeeeeeeeeee@@ x", "0010"},
+        {"x eeeeeeeeeeeee@ x", "0000"},
+        {"wxyzwxyz " E16 E16 "#zq", "1001"},
+    };
+    struct sl_ruleset *rs = make_rs(t, 4);
+    struct sl_matcher *m = NULL;
+    struct sl_match_hit hits[4];
+    uint64_t before[4];
+    (void)state;
+
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &m, NULL), 0);
+    for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+        struct sl_match_line line = {1, S("a"), S("p"), S(lines[i].msg)};
+        for (uint32_t r = 0; r < 4; r++) {
+            struct sl_rule_stats st;
+            sl_matcher_rule_stats(m, r, &st);
+            before[r] = st.evaluated - st.prefiltered;
+        }
+        (void)sl_matcher_run(m, &line, hits, 4);
+        for (uint32_t r = 0; r < 4; r++) {
+            struct sl_rule_stats st;
+            sl_matcher_rule_stats(m, r, &st);
+            if (st.evaluated - st.prefiltered - before[r] != (uint64_t)(lines[i].runs[r] - '0'))
+                fail_msg("line \"%s\", rule %s: %s PCRE2", lines[i].msg, t[r].name,
+                         lines[i].runs[r] == '1' ? "did not reach" : "reached");
+        }
+    }
+    sl_matcher_free(m);
+    free_rs(rs);
+}
+
+/* Past AC_MAX_ENTRIES (4 Mi table entries) the prefilter is off and every rule runs
+ * PCRE2: same hits, nothing prefiltered. 300 rules of 8 literals of 16 characters drawn
+ * from ~120 byte values (2-byte UTF-8 characters give many distinct bytes) need about
+ * 38 400 states of ~120 classes. */
+static void test_prefilter_too_big(void **state)
+{
+    enum { NR = 300, NALT = 8, NCH = 16 };
+    static const char ascii[] = "abcdefghijklmnopqrstuvwxyz0123456789 =,:/-_@%!~<>'\"#&;`";
+    struct trule *t = calloc(NR, sizeof(*t));
+    char(*pats)[NALT * (NCH * 2 + 1) + 1] = calloc(NR, sizeof(*pats));
+    struct sl_ruleset *rs;
+    struct sl_matcher *a = NULL, *b = NULL;
+    struct sl_matcher_limits off = {0, 0, 0, true};
+    struct sl_match_hit ha[NR], hb[NR];
+    uint64_t rng2 = 12345;
+    size_t hits = 0;
+    (void)state;
+
+    assert_non_null(t);
+    assert_non_null(pats);
+    for (size_t i = 0; i < NR; i++) {
+        size_t w = 0;
+        for (size_t k = 0; k < NALT; k++) {
+            if (k > 0)
+                pats[i][w++] = '|';
+            for (size_t j = 0; j < NCH; j++) {
+                rng2 = rng2 * 6364136223846793005u + 1442695040888963407u;
+                unsigned v = (unsigned)(rng2 >> 33) % 120;
+                if (v < sizeof(ascii) - 1) {
+                    pats[i][w++] = ascii[v];
+                } else { /* U+00C0 .. U+017F */
+                    unsigned cp = 0xc0 + (unsigned)(rng2 >> 40) % 0xc0;
+                    pats[i][w++] = (char)(0xc0 | (cp >> 6));
+                    pats[i][w++] = (char)(0x80 | (cp & 0x3f));
+                }
+            }
+        }
+        pats[i][w] = '\0';
+        t[i].name = "big";
+        t[i].pattern = pats[i];
+        assert_int_equal(sl_match_required_literals(pats[i], false, NULL, 0), NALT);
+    }
+    rs = make_rs(t, NR);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &a, NULL), 0);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, &off, &b, NULL), 0);
+    for (size_t i = 0; i < NR; i += 7) {
+        /* a line holding one literal of rule i, and one holding none */
+        char line[256];
+        const char *bar = strchr(pats[i], '|');
+        int n = snprintf(line, sizeof(line), "x %.*s y", (int)(bar - pats[i]), pats[i]);
+        struct sl_match_line l1 = {1, S("a"), S("p"), sl_str_make(line, (size_t)n)};
+        struct sl_match_line l2 = {1, S("a"), S("p"), S("nothing to see")};
+        size_t na = sl_matcher_run(a, &l1, ha, NR), nb = sl_matcher_run(b, &l1, hb, NR);
+        assert_int_equal(na, nb);
+        assert_true(na >= 1);
+        for (size_t k = 0; k < na; k++)
+            assert_int_equal(ha[k].rule, hb[k].rule);
+        hits += na;
+        assert_int_equal(sl_matcher_run(a, &l2, ha, NR), 0);
+    }
+    assert_true(hits > 0);
+    for (uint32_t i = 0; i < NR; i++) {
+        struct sl_rule_stats st;
+        sl_matcher_rule_stats(a, i, &st);
+        assert_int_equal(st.prefiltered, 0);
+        assert_true(st.evaluated > 0);
+    }
+    sl_matcher_free(a);
+    sl_matcher_free(b);
+    free_rs(rs);
+    free(pats);
+    free(t);
+}
+
+/* Arguments sl_matcher_new refuses, a rule without a pattern, an error line longer
+ * than add_error's 512 bytes (cut, still one line), and an errors buffer too small
+ * for a line (the code still says SL_EINVAL). */
+static void test_matcher_new_errors(void **state)
+{
+    char longcap[700];
+    struct trule t[2] = {
+        {"nopat", NULL, NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        {"longcap", "(?<x>abc)", NULL, false, NULL, NULL, NULL, SL_GROUP_CAPTURE, longcap},
+    };
+    struct sl_ruleset *rs;
+    struct sl_ruleset empty = {0};
+    struct sl_matcher *m = (struct sl_matcher *)&m;
+    struct sl_buf errs;
+    char *text;
+    (void)state;
+
+    memset(longcap, 'c', sizeof(longcap) - 1);
+    longcap[sizeof(longcap) - 1] = '\0';
+    assert_int_equal(sl_matcher_new(NULL, lookup, NULL, NULL, &m, NULL), SL_EINVAL);
+    assert_null(m);
+    empty.nrules = 3; /* rules missing */
+    assert_int_equal(sl_matcher_new(&empty, lookup, NULL, NULL, &m, NULL), SL_EINVAL);
+    assert_null(m);
+
+    rs = make_rs(t, 2);
+    sl_buf_init(&errs, 4096);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &m, &errs), SL_EINVAL);
+    assert_null(m);
+    text = calloc(1, errs.len + 1);
+    assert_non_null(text);
+    memcpy(text, errs.p, errs.len);
+    assert_non_null(strstr(text, "rule nopat: pattern: missing\n"));
+    {
+        const char *l2 = strstr(text, "rule longcap: group_by: the pattern has no capture group");
+        assert_non_null(l2);
+        assert_int_equal(strlen(l2), 511); /* 510 bytes and '\n' */
+        assert_int_equal(l2[510], '\n');
+    }
+    free(text);
+    sl_buf_free(&errs);
+
+    sl_buf_init(&errs, 10);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &m, &errs), SL_EINVAL);
+    assert_null(m);
+    assert_int_equal(errs.len, 0);
+    sl_buf_free(&errs);
+    free_rs(rs);
+}
+
+/* match_limit and depth_limit given: a backtracking pattern on a line it needs a few
+ * thousand steps for stops at the limit (a limit hit, no match), where the default
+ * limit lets it finish; a plain pattern still matches. */
+static void test_match_limits_given(void **state)
+{
+    static const struct trule t[] = {
+        {"evil", "(a+)+$", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+        {"fine", "aaab", NULL, false, NULL, NULL, NULL, SL_GROUP_NONE, NULL},
+    };
+    struct sl_ruleset *rs = make_rs(t, 2);
+    struct sl_matcher_limits lim = {5000, 200, 0, false};
+    struct sl_matcher *m = NULL, *dflt = NULL;
+    struct sl_match_hit hits[2];
+    struct sl_match_line line = {1, S("a"), S("p"), S("aaaaaaaaaaaaab")};
+    struct sl_rule_stats st;
+    (void)state;
+
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, &lim, &m, NULL), 0);
+    assert_int_equal(sl_matcher_new(rs, lookup, NULL, NULL, &dflt, NULL), 0);
+    assert_int_equal(sl_matcher_run(m, &line, hits, 2), 1);
+    assert_int_equal(hits[0].rule, 1);
+    sl_matcher_rule_stats(m, 0, &st);
+    assert_int_equal(st.limit_hits, 1);
+    assert_int_equal(st.matched, 0);
+    assert_int_equal(sl_matcher_run(dflt, &line, hits, 2), 1);
+    sl_matcher_rule_stats(dflt, 0, &st);
+    assert_int_equal(st.limit_hits, 0);
+    line.msg = S("aaaa");
+    assert_int_equal(sl_matcher_run(m, &line, hits, 2), 1);
+    assert_int_equal(hits[0].rule, 0);
+    sl_matcher_free(m);
+    sl_matcher_free(dflt);
+    free_rs(rs);
+}
+
 static void test_env_knob(void **state)
 {
     static const struct trule t[] = {
@@ -879,6 +1341,11 @@ int main(void)
         cmocka_unit_test(test_bad_pattern),
         cmocka_unit_test(test_empty_ruleset),
         cmocka_unit_test(test_prefilter_equivalence),
+        cmocka_unit_test(test_prefilter_long_literals),
+        cmocka_unit_test(test_prefilter_rare_window),
+        cmocka_unit_test(test_prefilter_too_big),
+        cmocka_unit_test(test_matcher_new_errors),
+        cmocka_unit_test(test_match_limits_given),
         cmocka_unit_test(test_env_knob),
         cmocka_unit_test(test_search_query_table),
     };

@@ -2,7 +2,8 @@
  * with its defaults, one table row per error class (each its own cmocka test), several
  * errors at once, *_env resolution, the Heroku pack (expansion, and its patterns
  * against the sample lines of the Heroku reference), the to_json round trip and
- * `rules check`.
+ * `rules check`, and each validator at its limits (the longest value accepted, one byte
+ * more refused).
  *
  * JSON in the tables is written with ' for " (q() swaps them back) to stay readable. */
 #include <stdarg.h>
@@ -33,6 +34,13 @@
 #define SECRET64_NOPAD                                                                             \
     "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJygpKissLS4vMDEyMzQ1Njc4OTo7PD0+"   \
     "Pw"
+
+/* 24 bytes: whsec_ and 32 base64 characters, no padding */
+#define SECRET24 "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX"
+#define C16 "aaaaaaaaaaaaaaaa"
+#define C64 C16 C16 C16 C16
+#define C256 C64 C64 C64 C64
+#define C1024 C256 C256 C256 C256
 
 /* The example of docs/alerts.md, verbatim. */
 static const char example[] =
@@ -594,6 +602,115 @@ static struct err_case err_cases[] = {
      DEST("'x':{'type':'webhook','url':'https://a.example','routing_key':'abc'}"),
      {"destination x: routing_key: not used by webhook destinations\n"},
      1},
+    /* validators */
+    {"sources_first_byte",
+     RULE("'sources':['-billing']"),
+     {"rule r: sources: \"-billing\" is not a valid source name\n"},
+     1},
+    {"sources_slash",
+     RULE("'sources':['shop/eu']"),
+     {"rule r: sources: \"shop/eu\" is not a valid source name\n"},
+     1},
+    {"sources_too_long",
+     RULE("'sources':['a23456789012345678901234567890123456789012345678901234567890123x']"),
+     {"rule r: sources: \"a23456789012345678901234567890123456789012345678901234567890123...\" is "
+      "not a valid source name\n"},
+     1},
+    {"sources_not_string",
+     RULE("'sources':['a',5]"),
+     {"rule r: sources: must be an array of names\n"},
+     1},
+    {"env_name_bad_char",
+     DEST("'x':{'type':'slack','url_env':'SLACK-URL'}"),
+     {"destination x: url_env: must be an environment variable name"},
+     1},
+    {"env_name_too_long",
+     DEST("'x':{'type':'slack','url_env':'"
+          "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE"
+          "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEX'}"),
+     {"destination x: url_env: must be an environment variable name"},
+     1},
+    {"env_name_longest",
+     DEST("'x':{'type':'slack','url_env':'"
+          "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE"
+          "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE'}"),
+     {"destination x: url_env: environment variable "
+      "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE"
+      "EEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEEE is not set\n"},
+     1},
+    {"env_name_underscore",
+     DEST("'x':{'type':'slack','url_env':'_SLUICE_TEST_UNSET_VAR'}"),
+     {"destination x: url_env: environment variable _SLUICE_TEST_UNSET_VAR is not set\n"},
+     1},
+    {"env_name_empty",
+     DEST("'x':{'type':'slack','url_env':''}"),
+     {"destination x: url_env: must not be empty\n"},
+     1},
+    {"url_not_string",
+     DEST("'x':{'type':'slack','url':5}"),
+     {"destination x: url: must be a string\n"},
+     1},
+    {"url_too_long",
+     DEST("'x':{'type':'slack','url':'https://a.example/" C1024 C1024 "'}"),
+     {"destination x: url: longer than 2048 bytes\n"},
+     1},
+    {"group_by_digit_first",
+     RULE("'group_by':'1err'"),
+     {"rule r: group_by: \"1err\" is not source, procid or a capture group name\n"},
+     1},
+    {"group_by_too_long",
+     RULES("{'name':'r','pattern':'(?<g2345678901234567890123456789012>x)','notify':['d'],'group_"
+           "by':'g2345678901234567890123456789012x'}"),
+     {"rule r: group_by: \"g2345678901234567890123456789012...\" is not source, procid or a "
+      "capture group name\n"},
+     1},
+    {"group_by_empty",
+     RULE("'group_by':''"),
+     {"rule r: group_by: \"\" is not source, procid or a capture group name\n"},
+     1},
+    {"secret_pad_misplaced",
+     DEST("'x':{'type':'webhook','url':'https://a.example','secret':'" SECRET24 "='}"),
+     {"destination x: secret: must be \"whsec_\" followed by base64\n"},
+     1},
+    {"secret_pad_one_short",
+     DEST("'x':{'type':'webhook','url':'https://a.example','secret':'" SECRET24 "AA='}"),
+     {"destination x: secret: must be \"whsec_\" followed by base64\n"},
+     1},
+    {"secret_pad_three",
+     DEST("'x':{'type':'webhook','url':'https://a.example','secret':'" SECRET24 "A==='}"),
+     {"destination x: secret: must be \"whsec_\" followed by base64\n"},
+     1},
+    {"secret_one_char_over",
+     DEST("'x':{'type':'webhook','url':'https://a.example','secret':'" SECRET24 "A'}"),
+     {"destination x: secret: must be \"whsec_\" followed by base64\n"},
+     1},
+    {"secret_pad_inside",
+     DEST("'x':{'type':'webhook','url':'https://a.example','secret':'" SECRET24 "AA==AAAA'}"),
+     {"destination x: secret: must be \"whsec_\" followed by base64\n"},
+     1},
+    {"field_unknown_long",
+     RULE("'severityseverityseverityseverityseverityseverity':'info'"),
+     {"rule r: severityseverityseverityseverityseverity...: unknown field\n"},
+     1},
+    {"field_unknown_two_bytes", RULE("'nm':'x'"), {"rule r: nm: unknown field\n"}, 1},
+    {"field_unknown_three_bytes",
+     RULE("'nam':'x'"),
+     {"rule r: nam: unknown field (did you mean \"name\"?)\n"},
+     1},
+    {"name_empty",
+     RULES("{'name':'','pattern':'x','notify':['d']}"),
+     {"rule #1: name: must not be empty\n"},
+     1},
+    {"names_missing_twice",
+     RULES("{'pattern':'x','notify':['d']},{'pattern':'y','notify':['d']}"),
+     {"rule #1: name: required\n", "rule #2: name: required\n"},
+     2},
+    {"packs_not_object", "{'packs':[]}", {"rules file: packs: must be an object\n"}, 1},
+    {"pack_twice",
+     PACK("'heroku':{'notify':['d']},'heroku':{'notify':['e']}"),
+     {"rules file: packs: \"heroku\" given twice\n"},
+     1},
+    {"pack_not_object", PACK("'heroku':5"), {"pack heroku: must be an object\n"}, 1},
     /* packs */
     {"pack_unknown",
      PACK("'aws':{'notify':['d']}"),
@@ -1127,6 +1244,258 @@ static void test_check_file(void **state)
     free(out);
 }
 
+/* ---- limits: the longest value accepted, and one byte more -------------------------- */
+
+/* n copies of c, NUL-terminated. Caller frees. */
+static char *rep(char c, size_t n)
+{
+    char *p = malloc(n + 1);
+    assert_non_null(p);
+    memset(p, c, n);
+    p[n] = '\0';
+    return p;
+}
+
+/* "https://a.example/" padded with 'u' to n bytes. Caller frees. */
+static char *url_of(size_t n)
+{
+    char *p = rep('u', n);
+    memcpy(p, "https://a.example/", 18);
+    return p;
+}
+
+/* Parses the text in b (real JSON, no ' swap); errors NUL-terminated in *errs. */
+static int parse_buf(struct sl_buf *b, bool resolve, struct sl_ruleset **rs, struct sl_buf *errs)
+{
+    int rc;
+    sl_buf_init(errs, 64 * 1024);
+    rc = sl_ruleset_parse(b->p, b->len, resolve, rs, errs);
+    assert_int_equal(sl_buf_addc(errs, '\0'), 0);
+    return rc;
+}
+
+#define G32 "g2345678901234567890123456789012"
+#define SRC63 "s2345678901234567890123456789012345678901234567890123456789.-_3"
+#define NAME63 "n2345678901234567890123456789012345678901234567890123456789/.-3"
+
+/* Each validator's upper bound, and the first-byte and alphabet forms it accepts. */
+static void test_longest_accepted(void **state)
+{
+    char *env128 = rep('E', 128), *url = url_of(2048), *pat = rep('p', 4096);
+    struct sl_ruleset *rs = NULL;
+    struct sl_buf text, errs;
+    const struct sl_destination *d;
+    const struct sl_rule *r;
+    (void)state;
+
+    env128[5] = '_';
+    env128[6] = '9';
+    assert_int_equal(setenv(env128, url, 1), 0);
+    assert_int_equal(setenv("_SLUICE_TEST_URL", "https://b.example/", 1), 0);
+    sl_buf_init(&text, 1 << 20);
+    assert_int_equal(
+        sl_buf_addf(
+            &text,
+            "{\"destinations\":{"
+            "\"hook\":{\"type\":\"webhook\",\"url\":\"%s\","
+            "\"secret\":\"whsec_+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/\"},"
+            "\"nopad\":{\"type\":\"webhook\",\"url\":\"https://a.example\",\"secret\":\"" SECRET24
+            "\"},"
+            "\"pad2\":{\"type\":\"webhook\",\"url\":\"https://a.example\","
+            "\"secret\":\"" SECRET24 "AAECAwQFBg==\"},"
+            "\"chat\":{\"type\":\"slack\",\"url_env\":\"%s\"},"
+            "\"chat2\":{\"type\":\"slack\",\"url_env\":\"_SLUICE_TEST_URL\"}},"
+            "\"rules\":[{\"name\":\"" NAME63 "\",\"pattern\":\"(?<" G32 ">x)\","
+            "\"group_by\":\"" G32 "\",\"sources\":[\"" SRC63 "\",\"9\"],\"notify\":[\"hook\"]},"
+            "{\"name\":\"r2\",\"pattern\":\"%s\",\"exclude\":\"%s\",\"notify\":[\"chat\"]},"
+            "{\"name\":\"r3\",\"pattern\":\"(?<_g>y)\",\"group_by\":\"_g\","
+            "\"notify\":[\"chat2\"]}]}",
+            url, env128, pat, pat),
+        0);
+    if (parse_buf(&text, true, &rs, &errs) != 0)
+        fail_msg("parse failed:\n%s", errs.p);
+    d = find_dest(rs, "hook");
+    assert_non_null(d);
+    assert_string_equal(d->url, url);
+    assert_string_equal(d->secret, "whsec_+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/+/");
+    assert_string_equal(find_dest(rs, "nopad")->secret, SECRET24);
+    assert_string_equal(find_dest(rs, "pad2")->secret, SECRET24 "AAECAwQFBg==");
+    d = find_dest(rs, "chat");
+    assert_string_equal(d->url_env, env128);
+    assert_string_equal(d->url, url);
+    assert_string_equal(find_dest(rs, "chat2")->url, "https://b.example/");
+    r = find_rule(rs, NAME63);
+    assert_non_null(r);
+    assert_int_equal(r->group_by, SL_GROUP_CAPTURE);
+    assert_string_equal(r->group_capture, G32);
+    assert_int_equal(r->nsources, 2);
+    assert_string_equal(r->sources[0], SRC63);
+    assert_string_equal(r->sources[1], "9");
+    assert_int_equal(strlen(find_rule(rs, "r2")->pattern), 4096);
+    assert_int_equal(strlen(find_rule(rs, "r2")->exclude), 4096);
+    assert_string_equal(find_rule(rs, "r3")->group_capture, "_g");
+    sl_ruleset_free(rs);
+    sl_buf_free(&errs);
+    sl_buf_free(&text);
+    unsetenv(env128);
+    unsetenv("_SLUICE_TEST_URL");
+    free(env128);
+    free(url);
+    free(pat);
+}
+
+/* One byte past each length limit, and one past each count limit: each refused with the
+ * rule or destination and what is wrong. */
+static void test_one_past(void **state)
+{
+    char *url = url_of(2049), *pat = rep('p', 4097);
+    struct sl_ruleset *rs = NULL;
+    struct sl_buf text, errs;
+    size_t i;
+    (void)state;
+
+    assert_int_equal(setenv("SLUICE_TEST_LONG_URL", url, 1), 0);
+    sl_buf_init(&text, 1 << 20);
+    assert_int_equal(
+        sl_buf_addf(&text,
+                    "{\"destinations\":{\"hook\":{\"type\":\"webhook\",\"url\":\"%s\"},"
+                    "\"chat\":{\"type\":\"slack\",\"url_env\":\"SLUICE_TEST_LONG_URL\"},"
+                    "\"d\":{\"type\":\"slack\",\"url\":\"https://a.example\"}},"
+                    "\"rules\":[{\"name\":\"big\",\"pattern\":\"%s\",\"notify\":[\"d\"]},"
+                    "{\"name\":\"bigx\",\"pattern\":\"x\",\"exclude\":\"%s\","
+                    "\"notify\":[\"d\"]}]}",
+                    url, pat, pat),
+        0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
+    assert_null(rs);
+    assert_int_equal(count_lines(errs.p), 4);
+    assert_non_null(strstr(errs.p, "destination hook: url: longer than 2048 bytes\n"));
+    assert_non_null(strstr(errs.p, "destination chat: url_env: environment variable "
+                                   "SLUICE_TEST_LONG_URL: longer than 2048 bytes\n"));
+    assert_non_null(strstr(errs.p, "rule big: pattern: longer than 4096 bytes\n"));
+    assert_non_null(strstr(errs.p, "rule bigx: exclude: longer than 4096 bytes\n"));
+    assert_null(strstr(errs.p, "uuuu")); /* the URL (a secret for Slack) is never shown */
+    sl_buf_free(&errs);
+    unsetenv("SLUICE_TEST_LONG_URL");
+
+    /* 65 fields in one rule: refused as a whole, not 62 "unknown field" lines */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"destinations\":{\"d\":{\"type\":\"slack\",\"url\":"
+                                        "\"https://a.example\"}},\"rules\":[{\"name\":\"wide\","
+                                        "\"pattern\":\"x\",\"notify\":[\"d\"]"),
+                     0);
+    for (i = 0; i < 62; i++)
+        assert_int_equal(sl_buf_addf(&text, ",\"f%zu\":1", i), 0);
+    assert_int_equal(sl_buf_addf(&text, "}]}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
+    assert_string_equal(errs.p, "rule wide: more than 64 fields\n");
+    sl_buf_free(&errs);
+
+    /* 65 destinations */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"destinations\":{"), 0);
+    for (i = 0; i < 65; i++)
+        assert_int_equal(sl_buf_addf(&text,
+                                     "%s\"d%zu\":{\"type\":\"slack\",\"url\":"
+                                     "\"https://a.example\"}",
+                                     i ? "," : "", i),
+                         0);
+    assert_int_equal(sl_buf_addf(&text, "}}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
+    assert_string_equal(errs.p, "rules file: destinations: more than 64 destinations\n");
+    sl_buf_free(&errs);
+
+    /* 65 packs: refused as a whole, not 65 "unknown pack" lines */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"packs\":{"), 0);
+    for (i = 0; i < 65; i++)
+        assert_int_equal(sl_buf_addf(&text, "%s\"p%zu\":{}", i ? "," : "", i), 0);
+    assert_int_equal(sl_buf_addf(&text, "}}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
+    assert_string_equal(errs.p, "rules file: packs: more than 64 packs\n");
+    sl_buf_free(&errs);
+
+    /* none at all is fine */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"destinations\":{},\"packs\":{},\"rules\":[]}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), 0);
+    assert_int_equal(rs->ndests, 0);
+    assert_int_equal(rs->nrules, 0);
+    sl_ruleset_free(rs);
+    rs = NULL;
+    sl_buf_free(&errs);
+
+    /* 1017 rules and the pack's 8: one past 1024, packs included */
+    sl_buf_reset(&text);
+    assert_int_equal(sl_buf_addf(&text, "{\"destinations\":{\"d\":{\"type\":\"slack\",\"url\":"
+                                        "\"https://a.example\"}},\"packs\":{\"heroku\":{"
+                                        "\"notify\":[\"d\"]}},\"rules\":["),
+                     0);
+    for (i = 0; i < 1017; i++)
+        assert_int_equal(sl_buf_addf(&text,
+                                     "%s{\"name\":\"r%zu\",\"pattern\":\"x\","
+                                     "\"notify\":[\"d\"]}",
+                                     i ? "," : "", i),
+                         0);
+    assert_int_equal(sl_buf_addf(&text, "]}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), SL_EINVAL);
+    assert_string_equal(errs.p, "rules file: rules: more than 1024 rules (packs included)\n");
+    sl_buf_free(&errs);
+    /* one rule fewer fits */
+    text.len -= strlen(",{\"name\":\"r1016\",\"pattern\":\"x\",\"notify\":[\"d\"]}]}");
+    assert_int_equal(sl_buf_addf(&text, "]}"), 0);
+    assert_int_equal(parse_buf(&text, true, &rs, &errs), 0);
+    assert_int_equal(rs->nrules, 1024);
+    sl_ruleset_free(rs);
+    rs = NULL;
+    sl_buf_free(&errs);
+    sl_buf_free(&text);
+
+    free(url);
+    free(pat);
+}
+
+/* A file one byte over SL_RULESET_MAX_BYTES, given to the parser and to `rules check`,
+ * and a path that opens but cannot be read. */
+static void test_file_too_big(void **state)
+{
+    char *big = rep(' ', SL_RULESET_MAX_BYTES + 1), *path, *out = NULL;
+    struct sl_ruleset *rs = NULL;
+    struct sl_buf errs;
+    size_t outlen = 0;
+    FILE *f;
+    (void)state;
+
+    big[1] = '{';
+    big[SL_RULESET_MAX_BYTES] = '}';
+    sl_buf_init(&errs, 1024);
+    assert_int_equal(sl_ruleset_parse(big, SL_RULESET_MAX_BYTES + 1, true, &rs, &errs), SL_EINVAL);
+    assert_null(rs);
+    assert_int_equal(sl_buf_addc(&errs, '\0'), 0);
+    assert_string_equal(errs.p, "rules file: larger than 4194304 bytes\n");
+    sl_buf_free(&errs);
+    /* the largest size is still read */
+    assert_int_equal(sl_ruleset_parse(big + 1, SL_RULESET_MAX_BYTES, true, &rs, NULL), 0);
+    assert_int_equal(rs->nrules, 0);
+    sl_ruleset_free(rs);
+
+    path = write_temp(big);
+    f = open_memstream(&out, &outlen);
+    assert_int_equal(sl_rules_check_file(path, f), 1);
+    fclose(f);
+    assert_string_equal(out, "rules file: larger than 4194304 bytes\n");
+    free(out);
+    unlink(path);
+    free(path);
+
+    f = open_memstream(&out, &outlen);
+    assert_int_equal(sl_rules_check_file("/", f), 1);
+    fclose(f);
+    assert_non_null(strstr(out, "rules file: cannot read /: "));
+    free(out);
+    free(big);
+}
+
 #define NCASES (sizeof(err_cases) / sizeof(err_cases[0]))
 
 int main(void)
@@ -1138,7 +1507,8 @@ int main(void)
         cmocka_unit_test(test_defaults),          cmocka_unit_test(test_pack_text),
         cmocka_unit_test(test_pack_expansion),    cmocka_unit_test(test_round_trip),
         cmocka_unit_test(test_to_json_canonical), cmocka_unit_test(test_free_half_built),
-        cmocka_unit_test(test_check_file),
+        cmocka_unit_test(test_check_file),        cmocka_unit_test(test_longest_accepted),
+        cmocka_unit_test(test_one_past),          cmocka_unit_test(test_file_too_big),
     };
     static struct CMUnitTest tests[sizeof(fixed) / sizeof(fixed[0]) + NCASES];
     size_t i, n = 0;
