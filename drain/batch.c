@@ -95,8 +95,8 @@ int sl_batch_frames_arrays(const struct sl_batch_frame *f, size_t n, struct sl_b
     return rc;
 }
 
-long sl_batch_frames_stored(struct sl_batch_frame *f, size_t n, int64_t source_id,
-                            const char *fid, size_t flen)
+long sl_batch_frames_stored(struct sl_batch_frame *f, size_t n, int64_t source_id, const char *fid,
+                            size_t flen)
 {
     for (size_t i = 0; i < n; i++) {
         bool same = true;

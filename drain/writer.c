@@ -201,8 +201,8 @@ static int w_dedupe(struct sl_writer *w, size_t from, size_t to)
         return SL_EDB;
     for (int k = 0; k < PQntuples(r); k++) {
         const char *fid = PQgetvalue(r, k, 1);
-        long i = sl_batch_frames_stored(w->frames, n, strtoll(PQgetvalue(r, k, 0), NULL, 10),
-                                        fid, strlen(fid));
+        long i = sl_batch_frames_stored(w->frames, n, strtoll(PQgetvalue(r, k, 0), NULL, 10), fid,
+                                        strlen(fid));
         if (i >= 0)
             w->recs[from + (size_t)i].dup = false;
     }

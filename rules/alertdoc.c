@@ -24,8 +24,8 @@
 
 static const char *const sev_names[] = {"info", "warning", "error", "critical"};
 static const char *const cond_names[] = {"match", "threshold", "absence"};
-static const char *const syslog_sev[] = {"emergency", "alert", "critical", "error",
-                                         "warning",   "notice", "info",   "debug"};
+static const char *const syslog_sev[] = {"emergency", "alert",  "critical", "error",
+                                         "warning",   "notice", "info",     "debug"};
 
 void sl_alertdoc_rfc3339(int64_t us, char out[40])
 {
@@ -83,9 +83,8 @@ static cJSON *sample_json(const struct sl_alertdoc_ctx *cx, const struct sl_eval
         snprintf(prog + k, sizeof(prog) - k, "/%s", clean(cx, s->procid, 100));
     }
     cJSON_AddStringToObject(o, "program", prog);
-    cJSON_AddStringToObject(o, "severity", s->severity >= 0 && s->severity < 8
-                                               ? syslog_sev[s->severity]
-                                               : "unknown");
+    cJSON_AddStringToObject(
+        o, "severity", s->severity >= 0 && s->severity < 8 ? syslog_sev[s->severity] : "unknown");
     cJSON_AddNumberToObject(o, "facility", s->severity >= 0 ? s->facility : -1);
     cJSON_AddStringToObject(o, "message", clean(cx, s->msg, 2048));
     cJSON_AddNumberToObject(o, "t", (double)s->received_us);
@@ -107,9 +106,7 @@ static const char *sample_id(const cJSON *o)
 static bool has_id(const cJSON *arr, const char *id)
 {
     const cJSON *x;
-    cJSON_ArrayForEach(x, arr)
-    if (strcmp(sample_id(x), id) == 0)
-        return true;
+    cJSON_ArrayForEach(x, arr) if (strcmp(sample_id(x), id) == 0) return true;
     return false;
 }
 
@@ -131,11 +128,11 @@ cJSON *sl_alertdoc_lines(const struct sl_alertdoc_ctx *cx, const char *stored,
         cJSON_Delete(out);
         return NULL;
     }
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(old, "first"))
-    if (sample_t(x) >= min_t && cJSON_GetArraySize(first) < SAMPLES)
+    cJSON_ArrayForEach(
+        x, cJSON_GetObjectItemCaseSensitive(old, "first")) if (sample_t(x) >= min_t &&
+                                                               cJSON_GetArraySize(first) < SAMPLES)
         cJSON_AddItemToArray(first, cJSON_Duplicate(x, 1));
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(old, "last"))
-    if (sample_t(x) >= min_t)
+    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(old, "last")) if (sample_t(x) >= min_t)
         cJSON_AddItemToArray(cand, cJSON_Duplicate(x, 1));
     if (a) {
         for (size_t i = 0; i < SAMPLES; i++) {
@@ -167,7 +164,6 @@ cJSON *sl_alertdoc_lines(const struct sl_alertdoc_ctx *cx, const char *stored,
     cJSON_Delete(old);
     return out;
 }
-
 
 /* The alert's search link (issue 12): GET /api/v1/search on the public URL (docs/api.md)
  * with the sources of the quoted lines, a window from one second before the first quoted
@@ -219,27 +215,30 @@ int sl_alertdoc_search_url(const struct sl_alertdoc_ctx *cx, const struct sl_rul
     if ((rc = sl_buf_addf(url, "%s/api/v1/search?", cx->public_url)) != 0)
         return rc;
     if (sl_match_search_query(r, q, sizeof(q)) > 0) {
-        if ((rc = sl_buf_add(url, "q=", 2)) != 0 || (rc = sl_enc_pct(url, q, strlen(q), false)) != 0 ||
-            (rc = sl_buf_addc(url, '&')) != 0)
+        if ((rc = sl_buf_add(url, "q=", 2)) != 0 ||
+            (rc = sl_enc_pct(url, q, strlen(q), false)) != 0 || (rc = sl_buf_addc(url, '&')) != 0)
             return rc;
     }
     for (size_t k = 0; k < nnames; k++)
-        if ((rc = sl_buf_add(url, "source=", 7)) != 0 || (rc = sl_enc_pct(url, names[k], strlen(names[k]), false)) != 0 ||
+        if ((rc = sl_buf_add(url, "source=", 7)) != 0 ||
+            (rc = sl_enc_pct(url, names[k], strlen(names[k]), false)) != 0 ||
             (rc = sl_buf_addc(url, '&')) != 0)
             return rc;
     sl_alertdoc_rfc3339(since, ts);
-    if ((rc = sl_buf_add(url, "since=", 6)) != 0 || (rc = sl_enc_pct(url, ts, strlen(ts), false)) != 0)
+    if ((rc = sl_buf_add(url, "since=", 6)) != 0 ||
+        (rc = sl_enc_pct(url, ts, strlen(ts), false)) != 0)
         return rc;
     sl_alertdoc_rfc3339(until, ts);
-    if ((rc = sl_buf_add(url, "&until=", 7)) != 0 || (rc = sl_enc_pct(url, ts, strlen(ts), false)) != 0)
+    if ((rc = sl_buf_add(url, "&until=", 7)) != 0 ||
+        (rc = sl_enc_pct(url, ts, strlen(ts), false)) != 0)
         return rc;
     /* oldest first, so the first quoted lines are on the first page */
     return sl_buf_add(url, "&order=asc&limit=1000", 21);
 }
 
 char *sl_alertdoc_doc(const struct sl_alertdoc_ctx *cx, const struct sl_rule *r, int rule_id,
-                      const char *group, const struct sl_alert_state *st,
-                      enum sl_alert_event what, const cJSON *kept, int64_t now_us)
+                      const char *group, const struct sl_alert_state *st, enum sl_alert_event what,
+                      const cJSON *kept, int64_t now_us)
 {
     cJSON *d = cJSON_CreateObject(), *rule, *lines;
     char ts[40], *out = NULL;

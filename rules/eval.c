@@ -598,7 +598,8 @@ int sl_eval_tick(struct sl_eval *ev, struct pg_conn *c, int64_t now_us)
             cJSON *kept = sl_alertdoc_lines(&ev->doc, stored, NULL, 0);
             rc = emit(ev, c, (uint32_t)ri, group, &st, what, kept, now_us);
             if (rc == 0) {
-                cJSON *fresh = what == SL_ALERT_RESOLVE ? sl_alertdoc_lines(&ev->doc, NULL, NULL, 0) : NULL;
+                cJSON *fresh =
+                    what == SL_ALERT_RESOLVE ? sl_alertdoc_lines(&ev->doc, NULL, NULL, 0) : NULL;
                 rc = state_store(c, rule_db, group, &st, fresh ? fresh : kept);
                 cJSON_Delete(fresh);
             }

@@ -27,8 +27,7 @@ void sl_evalgroups_free(struct sl_evalgroups *s)
     s->cap = 0;
 }
 
-struct sl_evalgroup *sl_evalgroups_find(struct sl_evalgroups *s, uint32_t rule,
-                                        struct sl_str key)
+struct sl_evalgroup *sl_evalgroups_find(struct sl_evalgroups *s, uint32_t rule, struct sl_str key)
 {
     struct sl_evalgroup *a;
 
@@ -142,8 +141,7 @@ void sl_evalgroups_sort(struct sl_evalgroups *s, const int *rule_ids)
         if (sl_utf8_clean(a->group, len))
             continue;
         sl_buf_init(&b, (size_t)1 << 20);
-        if (sl_utf8_sanitize(a->group, len > SL_EVALGROUP_KEY_MAX ? SL_EVALGROUP_KEY_MAX : len,
-                             &b))
+        if (sl_utf8_sanitize(a->group, len > SL_EVALGROUP_KEY_MAX ? SL_EVALGROUP_KEY_MAX : len, &b))
             sl_buf_reset(&b);
         g = sl_buf_addc(&b, '\0') ? strdup("") : strdup(b.p);
         sl_buf_free(&b);

@@ -36,8 +36,7 @@ void sl_alertdoc_rfc3339(int64_t us, char out[40]);
 /* "info", "warning", "error", "critical". */
 const char *sl_alertdoc_severity(enum sl_severity s);
 /* The name of source id, or the id in decimal when it has none. */
-void sl_alertdoc_source_name(const struct sl_alertdoc_ctx *cx, int64_t id, char *out,
-                             size_t cap);
+void sl_alertdoc_source_name(const struct sl_alertdoc_ctx *cx, int64_t id, char *out, size_t cap);
 
 /* The sample lines to keep with a group: the first and the last SL_EVALGROUP_SAMPLES
  * matching lines since the window (or the alert) began, across batches. stored: the
@@ -63,8 +62,8 @@ SL_MUSTCHECK int sl_alertdoc_search_url(const struct sl_alertdoc_ctx *cx, const 
  * quoting kept (as from sl_alertdoc_lines, "t" stripped). Caller frees the string;
  * NULL when memory ran out. */
 char *sl_alertdoc_doc(const struct sl_alertdoc_ctx *cx, const struct sl_rule *r, int rule_id,
-                      const char *group, const struct sl_alert_state *st,
-                      enum sl_alert_event what, const struct cJSON *kept, int64_t now_us);
+                      const char *group, const struct sl_alert_state *st, enum sl_alert_event what,
+                      const struct cJSON *kept, int64_t now_us);
 
 /* alert_state.match_times as PostgreSQL array text ("{1,2,3}") into st->times (owned
  * by st: sl_alert_state_free) and st->ntimes; reading stops at the first non-number.

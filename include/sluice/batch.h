@@ -55,8 +55,8 @@ SL_MUSTCHECK int sl_batch_frames_arrays(const struct sl_batch_frame *f, size_t n
 /* PostgreSQL stored (source_id, fid[0..flen)) as new: the first frame still marked dup
  * whose source matches and whose id reads fid once sanitised as above is cleared. Returns
  * its index, or -1 when none matches. */
-long sl_batch_frames_stored(struct sl_batch_frame *f, size_t n, int64_t source_id,
-                            const char *fid, size_t flen);
+long sl_batch_frames_stored(struct sl_batch_frame *f, size_t n, int64_t source_id, const char *fid,
+                            size_t flen);
 
 /* ---- COPY order */
 

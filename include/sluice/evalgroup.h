@@ -15,8 +15,8 @@
 #include "sluice/row.h"
 #include "sluice/str.h"
 
-#define SL_EVALGROUP_SAMPLES 3  /* first and last sample lines kept per group */
-#define SL_EVALGROUP_MAX 4096   /* groups per batch; matches of more are counted as dropped */
+#define SL_EVALGROUP_SAMPLES 3    /* first and last sample lines kept per group */
+#define SL_EVALGROUP_MAX 4096     /* groups per batch; matches of more are counted as dropped */
 #define SL_EVALGROUP_KEY_MAX 1024 /* a group key made valid UTF-8 keeps this many bytes */
 
 /* One matching line as an alert quotes it. Slices borrow the batch's buffers: valid
@@ -56,8 +56,7 @@ void sl_evalgroups_free(struct sl_evalgroups *s);
 /* The group (rule, key), created when new; the newest groups are searched first.
  * Returns NULL when SL_EVALGROUP_MAX groups exist (counted in dropped) or memory ran
  * out. Borrowed: valid until the next find, clear or sort. */
-struct sl_evalgroup *sl_evalgroups_find(struct sl_evalgroups *s, uint32_t rule,
-                                        struct sl_str key);
+struct sl_evalgroup *sl_evalgroups_find(struct sl_evalgroups *s, uint32_t rule, struct sl_str key);
 
 /* The sample of line row_id of entry e (what building its row parsed). */
 void sl_eval_sample_make(struct sl_eval_sample *smp, int64_t row_id, const struct sl_entry *e,

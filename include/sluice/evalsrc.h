@@ -16,8 +16,8 @@
 /* The ids of every source name the rules of rs give, rule by rule in order, as the
  * matcher looks them up (0: unknown name). Returns 0 with *out (caller frees; NULL and
  * *n 0 when no rule names a source), or SL_ENOMEM. */
-SL_MUSTCHECK int sl_evalsrc_lookup(const struct sl_ruleset *rs, sl_source_lookup lookup,
-                                   void *arg, int64_t **out, size_t *n);
+SL_MUSTCHECK int sl_evalsrc_lookup(const struct sl_ruleset *rs, sl_source_lookup lookup, void *arg,
+                                   int64_t **out, size_t *n);
 
 /* Whether the source table should be looked at again: a matcher is compiled and the
  * table's generation moved since its names were resolved. */

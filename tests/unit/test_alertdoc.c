@@ -31,12 +31,12 @@ static bool names(void *arg, int64_t id, char *out, size_t cap)
 static struct sl_buf scratch;
 static struct sl_alertdoc_ctx cx = {names, NULL, "https://l.example", &scratch};
 
-static struct sl_str S(const char *s)
-{
+static struct sl_str S(const char *s) {
     return sl_str_make(s, strlen(s));
 }
 
-static void test_rfc3339(void **state)
+static void
+test_rfc3339(void **state)
 {
     static const struct {
         int64_t us;
@@ -88,8 +88,12 @@ static void ids_of(const cJSON *kept, char *out, size_t cap)
 static void add_matches(struct sl_evalgroup *g, int64_t from, int64_t to)
 {
     for (int64_t id = from; id <= to; id++) {
-        struct sl_eval_sample smp = {.id = id, .received_us = id * SEC, .source_id = 1,
-                                     .msg = S("m"), .severity = 6, .set = true};
+        struct sl_eval_sample smp = {.id = id,
+                                     .received_us = id * SEC,
+                                     .source_id = 1,
+                                     .msg = S("m"),
+                                     .severity = 6,
+                                     .set = true};
         sl_evalgroup_add(g, &smp);
     }
 }
@@ -139,11 +143,22 @@ static void test_sample_json(void **state)
 {
     struct sl_evalgroups s = {0};
     struct sl_evalgroup *g = sl_evalgroups_find(&s, 0, S("k"));
-    struct sl_eval_sample a = {.id = 5, .received_us = 3 * SEC, .source_id = 1, .host = S("h1"),
-                               .app = S("app"), .procid = S("web.1"), .msg = S("bad \xff byte"),
-                               .severity = 3, .facility = 16, .set = true};
-    struct sl_eval_sample b = {.id = 6, .received_us = 4 * SEC, .source_id = 9,
-                               .msg = S("raw"), .severity = -1, .set = true};
+    struct sl_eval_sample a = {.id = 5,
+                               .received_us = 3 * SEC,
+                               .source_id = 1,
+                               .host = S("h1"),
+                               .app = S("app"),
+                               .procid = S("web.1"),
+                               .msg = S("bad \xff byte"),
+                               .severity = 3,
+                               .facility = 16,
+                               .set = true};
+    struct sl_eval_sample b = {.id = 6,
+                               .received_us = 4 * SEC,
+                               .source_id = 9,
+                               .msg = S("raw"),
+                               .severity = -1,
+                               .set = true};
     cJSON *kept, *x;
     char *text;
 
@@ -153,15 +168,14 @@ static void test_sample_json(void **state)
     kept = sl_alertdoc_lines(&cx, NULL, g, 0);
     x = cJSON_GetObjectItemCaseSensitive(kept, "first");
     text = cJSON_PrintUnformatted(x);
-    assert_string_equal(text,
-                        "[{\"id\":\"5\",\"received_at\":\"1970-01-01T00:00:03.000000Z\","
-                        "\"source_name\":\"billing\",\"source_id\":1,\"hostname\":\"h1\","
-                        "\"program\":\"app/web.1\",\"severity\":\"error\",\"facility\":16,"
-                        "\"message\":\"bad \xef\xbf\xbd byte\",\"t\":3000000},"
-                        "{\"id\":\"6\",\"received_at\":\"1970-01-01T00:00:04.000000Z\","
-                        "\"source_name\":\"9\",\"source_id\":9,\"hostname\":\"\","
-                        "\"program\":\"\",\"severity\":\"unknown\",\"facility\":-1,"
-                        "\"message\":\"raw\",\"t\":4000000}]");
+    assert_string_equal(text, "[{\"id\":\"5\",\"received_at\":\"1970-01-01T00:00:03.000000Z\","
+                              "\"source_name\":\"billing\",\"source_id\":1,\"hostname\":\"h1\","
+                              "\"program\":\"app/web.1\",\"severity\":\"error\",\"facility\":16,"
+                              "\"message\":\"bad \xef\xbf\xbd byte\",\"t\":3000000},"
+                              "{\"id\":\"6\",\"received_at\":\"1970-01-01T00:00:04.000000Z\","
+                              "\"source_name\":\"9\",\"source_id\":9,\"hostname\":\"\","
+                              "\"program\":\"\",\"severity\":\"unknown\",\"facility\":-1,"
+                              "\"message\":\"raw\",\"t\":4000000}]");
     free(text);
     cJSON_Delete(kept);
     sl_evalgroups_free(&s);
@@ -169,9 +183,10 @@ static void test_sample_json(void **state)
 
 static void test_search_url(void **state)
 {
-    static const char two[] = "{\"first\":[{\"id\":\"1\",\"source_name\":\"billing\",\"t\":5000000},"
-                              "{\"id\":\"2\",\"source_name\":\"api worker\",\"t\":9000000}],"
-                              "\"last\":[{\"id\":\"3\",\"source_name\":\"billing\",\"t\":7000000}]}";
+    static const char two[] =
+        "{\"first\":[{\"id\":\"1\",\"source_name\":\"billing\",\"t\":5000000},"
+        "{\"id\":\"2\",\"source_name\":\"api worker\",\"t\":9000000}],"
+        "\"last\":[{\"id\":\"3\",\"source_name\":\"billing\",\"t\":7000000}]}";
     static const char none[] = "{\"first\":[],\"last\":[]}";
     static const char many[] =
         "{\"first\":[{\"source_name\":\"s1\",\"t\":1000000},{\"source_name\":\"s2\",\"t\":1000000},"
@@ -205,8 +220,8 @@ static void test_search_url(void **state)
          "https://l.example/api/v1/search?source=api&"
          "since=1970-01-01T00%3A02%3A19.000000Z&until=1970-01-01T00%3A03%3A21.000000Z&"
          "order=asc&limit=1000"},
-        {"match without lines names no source", "a b", SL_COND_MATCH, SL_GROUP_NONE, "g",
-         100 * SEC, 130 * SEC, SL_ALERT_RESOLVE, none,
+        {"match without lines names no source", "a b", SL_COND_MATCH, SL_GROUP_NONE, "g", 100 * SEC,
+         130 * SEC, SL_ALERT_RESOLVE, none,
          "https://l.example/api/v1/search?q=%2Fa%20b%2F&"
          "since=1970-01-01T00%3A00%3A39.000000Z&until=1970-01-01T00%3A02%3A11.000000Z&"
          "order=asc&limit=1000"},
@@ -233,8 +248,8 @@ static void test_search_url(void **state)
         r.window = 60;
         st.fired_us = cases[c].fired_us;
         sl_buf_init(&url, 4096);
-        assert_int_equal(sl_alertdoc_search_url(&cx, &r, cases[c].group, &st, cases[c].what,
-                                                kept, cases[c].now_us, &url),
+        assert_int_equal(sl_alertdoc_search_url(&cx, &r, cases[c].group, &st, cases[c].what, kept,
+                                                cases[c].now_us, &url),
                          0);
         assert_int_equal(sl_buf_addc(&url, '\0'), 0);
         if (strcmp(url.p, cases[c].want) != 0)
@@ -269,8 +284,8 @@ static void test_doc(void **state)
     add_matches(g, 10, 14);
     kept = sl_alertdoc_lines(&cx, NULL, g, 0);
     for (int what = SL_ALERT_FIRE; what <= SL_ALERT_RESOLVE; what++) {
-        text = sl_alertdoc_doc(&cx, &r, 7, "billing", &st, (enum sl_alert_event)what, kept,
-                               30 * SEC);
+        text =
+            sl_alertdoc_doc(&cx, &r, 7, "billing", &st, (enum sl_alert_event)what, kept, 30 * SEC);
         assert_non_null(text);
         d = cJSON_Parse(text);
         assert_non_null(d);
@@ -360,9 +375,9 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),     cmocka_unit_test(test_source_name),
-        cmocka_unit_test(test_lines),       cmocka_unit_test(test_sample_json),
-        cmocka_unit_test(test_search_url),  cmocka_unit_test(test_doc),
+        cmocka_unit_test(test_rfc3339),    cmocka_unit_test(test_source_name),
+        cmocka_unit_test(test_lines),      cmocka_unit_test(test_sample_json),
+        cmocka_unit_test(test_search_url), cmocka_unit_test(test_doc),
         cmocka_unit_test(test_times),
     };
     return cmocka_run_group_tests(tests, setup, teardown);

@@ -57,8 +57,14 @@ static void test_copy_due(void **state)
         assert_int_equal(sl_batch_copy_due(cases[i].len, cases[i].final), cases[i].due);
 }
 
-#define F(sid, id) {(sid), {(id), sizeof(id) - 1}, false, false}
-#define NOID(sid) {(sid), {NULL, 0}, false, false}
+#define F(sid, id)                                                                                 \
+    {                                                                                              \
+        (sid), {(id), sizeof(id) - 1}, false, false                                                \
+    }
+#define NOID(sid)                                                                                  \
+    {                                                                                              \
+        (sid), {NULL, 0}, false, false                                                             \
+    }
 
 static void test_frames_mark(void **state)
 {
@@ -172,8 +178,8 @@ static void test_frames_stored(void **state)
         struct sl_batch_frame f[4];
         memcpy(f, cases[c].in, sizeof(f));
         sl_batch_frames_mark(f, cases[c].n);
-        long got = sl_batch_frames_stored(f, cases[c].n, cases[c].sid, cases[c].fid,
-                                          strlen(cases[c].fid));
+        long got =
+            sl_batch_frames_stored(f, cases[c].n, cases[c].sid, cases[c].fid, strlen(cases[c].fid));
         if (got != cases[c].idx)
             fail_msg("case %s: stored index %ld, want %ld", cases[c].name, got, cases[c].idx);
         for (size_t i = 0; i < cases[c].n; i++)
@@ -227,8 +233,7 @@ static void test_ids(void **state)
 
     (void)state;
     for (size_t c = 0; c < N(cases); c++)
-        assert_int_equal(sl_batch_ids_need(cases[c].next, cases[c].end, cases[c].n),
-                         cases[c].want);
+        assert_int_equal(sl_batch_ids_need(cases[c].next, cases[c].end, cases[c].n), cases[c].want);
     sl_batch_ids_block(0, &next, &end);
     assert_int_equal(next, 0);
     assert_int_equal(end, 1048576);

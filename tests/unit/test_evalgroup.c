@@ -16,12 +16,12 @@
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 
-static struct sl_str S(const char *s)
-{
+static struct sl_str S(const char *s) {
     return sl_str_make(s, strlen(s));
 }
 
-static void test_find(void **state)
+static void
+test_find(void **state)
 {
     static const struct {
         uint32_t rule;
@@ -74,12 +74,8 @@ static void test_samples(void **state)
         size_t nlast;
         uint64_t last[3]; /* oldest first */
     } cases[] = {
-        {1, {1, 0, 0}, 0, {0}},
-        {3, {1, 2, 3}, 0, {0}},
-        {4, {1, 2, 3}, 1, {4}},
-        {6, {1, 2, 3}, 3, {4, 5, 6}},
-        {7, {1, 2, 3}, 3, {5, 6, 7}},
-        {11, {1, 2, 3}, 3, {9, 10, 11}},
+        {1, {1, 0, 0}, 0, {0}},       {3, {1, 2, 3}, 0, {0}},       {4, {1, 2, 3}, 1, {4}},
+        {6, {1, 2, 3}, 3, {4, 5, 6}}, {7, {1, 2, 3}, 3, {5, 6, 7}}, {11, {1, 2, 3}, 3, {9, 10, 11}},
     };
     (void)state;
     for (size_t c = 0; c < N(cases); c++) {
@@ -87,8 +83,10 @@ static void test_samples(void **state)
         struct sl_evalgroup *g = sl_evalgroups_find(&s, 0, S("k"));
 
         for (size_t m = 1; m <= cases[c].matches; m++) {
-            struct sl_eval_sample smp = {.id = (int64_t)m, .received_us = 1000 * (int64_t)m,
-                                         .source_id = 40 + (int64_t)m, .set = true};
+            struct sl_eval_sample smp = {.id = (int64_t)m,
+                                         .received_us = 1000 * (int64_t)m,
+                                         .source_id = 40 + (int64_t)m,
+                                         .set = true};
             sl_evalgroup_add(g, &smp);
         }
         assert_int_equal(g->n, cases[c].matches);

@@ -111,9 +111,9 @@ static void test_changed(void **state)
     };
     (void)state;
     for (size_t i = 0; i < N(cases); i++)
-        assert_int_equal(sl_evalsrc_changed(cases[i].was, cases[i].nwas, cases[i].now,
-                                            cases[i].nnow),
-                         cases[i].want);
+        assert_int_equal(
+            sl_evalsrc_changed(cases[i].was, cases[i].nwas, cases[i].now, cases[i].nnow),
+            cases[i].want);
 }
 
 int main(void)
