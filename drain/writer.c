@@ -4,7 +4,8 @@
  * A batch's records are COPYed grouped by source (a stable sort), so a block's rows sit on
  * few heap pages. After each COMMIT the stored id and time ranges go to the commit feed.
  * Runs on its own thread with its own PostgreSQL connection; talks to the event loop
- * only through the spool and the atomic metrics. */
+ * only through the spool and the atomic metrics. The batch arithmetic (cut, COPY
+ * pieces, frame-id decisions, order, id blocks, counts) is pure, in drain/batch.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

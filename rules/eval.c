@@ -4,7 +4,10 @@
  * Per (rule, group) touched by a batch: one upsert that row-locks and returns the
  * state, the pure step (rules/alert.c), one update; per event one alerts row and one
  * outbox row per destination. Groups are visited in (rule id, group) order so two
- * nodes lock in the same order. */
+ * nodes lock in the same order. The pure parts live apart: the per-batch groups in
+ * rules/evalgroup.c, the source-name resolution in rules/evalsrc.c, the alert document,
+ * sample lines and search link in rules/alertdoc.c; this file keeps the matcher, libpq
+ * and the order of statements. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
