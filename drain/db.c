@@ -187,6 +187,11 @@ static const char *const migrations[] = {
     "  created_at timestamptz NOT NULL DEFAULT now(),\n"
     "  CHECK (all_sources OR cardinality(source_ids) > 0)\n"
     ");\n",
+
+    /* 4: the notifier's order check (rules/notifier.c claim(): no earlier pending row of
+     * the same alert and destination) and its dead/disabled look-up read this index
+     * instead of scanning the outbox for every candidate row. */
+    "CREATE INDEX alert_outbox_order ON alert_outbox (alert_id, destination, id);\n",
 };
 
 static void quiet_notice(void *arg, const char *message)

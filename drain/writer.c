@@ -4,7 +4,8 @@
  * A batch's records are COPYed grouped by source (a stable sort), so a block's rows sit on
  * few heap pages. After each COMMIT the stored id and time ranges go to the commit feed.
  * Runs on its own thread with its own PostgreSQL connection; talks to the event loop
- * only through the spool and the atomic metrics. */
+ * only through the spool and the atomic metrics. The batch arithmetic (cut, COPY
+ * pieces, frame-id decisions, order, id blocks, counts) is pure, in drain/batch.c. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -18,6 +19,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/batch.h"
 #include "sluice/blocks.h"
 #include "sluice/clock.h"
 #include "sluice/db.h"
@@ -32,25 +34,19 @@
 #include "sluice/str.h"
 #include "sluice/writer.h"
 
-#define BATCH_MAX_BYTES (32u * 1024u * 1024u)
-/* COPY data goes to libpq in small pieces so that PostgreSQL always has rows waiting in
- * the socket while the writer encodes the next ones: with 1 MiB pieces it sat idle for
- * most of each piece (the socket holds ~200 KB). Measured 2026-12-06, 1M spooled lines
- * drained with no client running: 188k lines/s with 1 MiB pieces, 205k with 16 KiB. */
-#define COPY_CHUNK (16u << 10)
-#define KNOWN_DAYS 8
+/* COPY data goes to libpq in small pieces (SL_BATCH_COPY_CHUNK) so that PostgreSQL always
+ * has rows waiting in the socket while the writer encodes the next ones: with 1 MiB pieces
+ * it sat idle for most of each piece (the socket holds ~200 KB). Measured 2026-12-06, 1M
+ * spooled lines drained with no client running: 188k lines/s with 1 MiB pieces, 205k with
+ * 16 KiB. The batch arithmetic itself is pure, in drain/batch.c. */
+#define BATCH_MAX_BYTES SL_BATCH_MAX_BYTES
+#define COPY_CHUNK SL_BATCH_COPY_CHUNK
 
 struct rec {
     size_t off, len;   /* in the arena */
     uint64_t end_lsn;
     int64_t source_id; /* for the grouping by source; 0 when undecodable */
     bool dup;          /* a retried frame already stored */
-};
-
-/* A record's place in the COPY order: by source, then by spool order (stable). */
-struct ord {
-    int64_t source_id;
-    size_t idx;
 };
 
 struct sl_writer {
@@ -65,21 +61,20 @@ struct sl_writer {
     struct sl_buf arena;
     struct rec *recs;
     size_t nrecs, caprecs;
-    struct ord *ord;
+    struct sl_batch_ord *ord;
     size_t capord;
+    struct sl_batch_frame *frames; /* de-duplication view of the records being committed */
+    size_t capframes;
     size_t rows;
     struct sl_buf copy, scratch, tags, sql, sql2;
     struct sl_blocks *blocks; /* open token-filter blocks, one per source */
     struct sl_buf bsql;       /* the log_blocks upsert's arrays */
-    int64_t known_days[KNOWN_DAYS];
-    int nknown;
+    struct sl_batch_days known_days; /* day partitions this writer made or saw */
     int64_t next_id, id_end; /* row ids: a block of 2^20 from logs_id_block_seq */
     struct sl_eval *ev;
     unsigned rules_version;
     bool rules_loaded;
 };
-
-#define ID_BLOCK_BITS 20
 
 #define log_pg sl_db_log_error
 
@@ -125,7 +120,7 @@ static int w_connect(struct sl_writer *w)
 /* Read records into the batch until it is full or nothing more is synced. */
 static int w_fill(struct sl_writer *w)
 {
-    while (w->rows < (size_t)w->o.batch_rows && w->arena.len < BATCH_MAX_BYTES) {
+    while (!sl_batch_full(w->rows, w->arena.len, w->o.batch_rows)) {
         const void *p;
         size_t len;
         uint64_t end;
@@ -160,58 +155,42 @@ static int w_fill(struct sl_writer *w)
     return 1;
 }
 
-static void sql_array_text(struct sl_buf *b, struct sl_str s)
-{
-    int rc = sl_buf_addc(b, '"');
-    for (size_t i = 0; i < s.len && rc == 0; i++) {
-        unsigned char c = (unsigned char)s.p[i];
-        if (c == '"' || c == '\\')
-            rc = sl_buf_addc(b, '\\');
-        if (rc == 0)
-            rc = sl_buf_addc(b, (c < 0x20 || c >= 0x7f) ? '?' : (char)c);
-    }
-    if (rc == 0)
-        rc = sl_buf_addc(b, '"');
-    (void)rc; /* the arrays are capped by the entry's id caps and the batch size */
-}
-
 /* Mark retried frames: within the batch, then against ingest_frames (inserting the
- * new ones, in the current transaction). */
+ * new ones, in the current transaction). The decision is sl_batch_frames_*. */
 static int w_dedupe(struct sl_writer *w, size_t from, size_t to)
 {
     PGresult *r;
     const char *vals[2];
-    size_t n = 0;
-    int rc = 0;
+    size_t n = to - from;
+    int rc;
 
+    if (n > w->capframes) {
+        struct sl_batch_frame *f = realloc(w->frames, n * sizeof(*f));
+        if (f == NULL)
+            return SL_ENOMEM;
+        w->frames = f;
+        w->capframes = n;
+    }
+    for (size_t i = from; i < to; i++) {
+        struct sl_batch_frame *f = &w->frames[i - from];
+        struct sl_entry e;
+
+        f->source_id = 0;
+        f->id = SL_STR_NULL;
+        f->dup = w->recs[i].dup;
+        if (sl_entry_decode(w->arena.p + w->recs[i].off, w->recs[i].len, &e) == 0) {
+            f->source_id = e.source_id;
+            f->id = e.frame_id;
+        }
+    }
+    rc = sl_batch_frames_mark(w->frames, n) == 0;
+    for (size_t i = from; i < to; i++)
+        w->recs[i].dup = w->frames[i - from].dup;
+    if (rc) /* nothing to ask */
+        return 0;
     sl_buf_reset(&w->sql);
     sl_buf_reset(&w->sql2);
-    if (sl_buf_addc(&w->sql, '{') || sl_buf_addc(&w->sql2, '{'))
-        return SL_ENOMEM;
-    for (size_t i = from; i < to; i++) {
-        struct sl_entry e, e2;
-        if (sl_entry_decode(w->arena.p + w->recs[i].off, w->recs[i].len, &e) || e.frame_id.len == 0)
-            continue;
-        for (size_t j = from; j < i; j++)
-            if (sl_entry_decode(w->arena.p + w->recs[j].off, w->recs[j].len, &e2) == 0 &&
-                e2.source_id == e.source_id && e2.frame_id.len == e.frame_id.len &&
-                memcmp(e2.frame_id.p, e.frame_id.p, e.frame_id.len) == 0) {
-                w->recs[i].dup = true;
-                break;
-            }
-        if (w->recs[i].dup)
-            continue;
-        w->recs[i].dup = true; /* until PostgreSQL says it is new */
-        if (n++) {
-            rc |= sl_buf_addc(&w->sql, ',');
-            rc |= sl_buf_addc(&w->sql2, ',');
-        }
-        rc |= sl_buf_addf(&w->sql, "%" PRId64, e.source_id);
-        sql_array_text(&w->sql2, e.frame_id);
-    }
-    if (n == 0)
-        return 0;
-    if (rc || sl_buf_add(&w->sql, "}", 2) || sl_buf_add(&w->sql2, "}", 2))
+    if (sl_batch_frames_arrays(w->frames, n, &w->sql, &w->sql2))
         return SL_ENOMEM;
     vals[0] = w->sql.p;
     vals[1] = w->sql2.p;
@@ -222,27 +201,11 @@ static int w_dedupe(struct sl_writer *w, size_t from, size_t to)
                    2, vals, &r))
         return SL_EDB;
     for (int k = 0; k < PQntuples(r); k++) {
-        int64_t sid = strtoll(PQgetvalue(r, k, 0), NULL, 10);
         const char *fid = PQgetvalue(r, k, 1);
-        size_t flen = strlen(fid);
-        for (size_t i = from; i < to; i++) {
-            struct sl_entry e;
-            if (!w->recs[i].dup ||
-                sl_entry_decode(w->arena.p + w->recs[i].off, w->recs[i].len, &e) ||
-                e.source_id != sid || e.frame_id.len != flen)
-                continue;
-            /* compare as sql_array_text sanitised it */
-            bool same = true;
-            for (size_t c = 0; c < flen && same; c++) {
-                unsigned char ch = (unsigned char)e.frame_id.p[c];
-                char want = (ch < 0x20 || ch >= 0x7f) ? '?' : (char)ch;
-                same = want == fid[c];
-            }
-            if (same) {
-                w->recs[i].dup = false;
-                break;
-            }
-        }
+        long i = sl_batch_frames_stored(w->frames, n, strtoll(PQgetvalue(r, k, 0), NULL, 10), fid,
+                                        strlen(fid));
+        if (i >= 0)
+            w->recs[from + (size_t)i].dup = false;
     }
     PQclear(r);
     return 0;
@@ -253,29 +216,22 @@ static int w_partitions(struct sl_writer *w, size_t from, size_t to)
     for (size_t i = from; i < to; i++) {
         struct sl_entry e;
         int64_t day;
-        bool known = false;
 
         if (sl_entry_decode(w->arena.p + w->recs[i].off, w->recs[i].len, &e))
             continue;
-        day = e.received_us / 86400000000LL;
-        for (int k = 0; k < w->nknown; k++)
-            known |= w->known_days[k] == day;
-        if (known)
+        day = sl_batch_day(e.received_us);
+        if (sl_batch_days_has(&w->known_days, day))
             continue;
         if (sl_db_ensure_partitions(w->pg, e.received_us, 1))
             return SL_EDB;
-        if (w->nknown == KNOWN_DAYS) {
-            memmove(w->known_days, w->known_days + 1, sizeof(int64_t) * (KNOWN_DAYS - 1));
-            w->nknown--;
-        }
-        w->known_days[w->nknown++] = day;
+        sl_batch_days_add(&w->known_days, day);
     }
     return 0;
 }
 
 static int put_copy(struct sl_writer *w, bool final)
 {
-    if (w->copy.len == 0 || (!final && w->copy.len < COPY_CHUNK))
+    if (!sl_batch_copy_due(w->copy.len, final))
         return 0;
     if (PQputCopyData(w->pg, w->copy.p, (int)w->copy.len) != 1) {
         log_pg("copy send failed", w->pg, NULL);
@@ -302,18 +258,16 @@ static int w_reserve_ids(struct sl_writer *w, size_t n)
 {
     PGresult *r;
     int64_t b;
+    int need = sl_batch_ids_need(w->next_id, w->id_end, n);
 
-    if (w->id_end - w->next_id >= (int64_t)n)
-        return 0;
-    if (n > (1u << ID_BLOCK_BITS))
-        return SL_ETOOBIG;
+    if (need <= 0)
+        return need;
     if (sl_db_exec(w->pg, "row id block failed", "SELECT nextval('logs_id_block_seq')", 0, NULL,
                    &r))
         return SL_EDB;
     b = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
-    w->next_id = b << ID_BLOCK_BITS;
-    w->id_end = (b + 1) << ID_BLOCK_BITS;
+    sl_batch_ids_block(b, &w->next_id, &w->id_end);
     /* A token-filter block's ids stay inside one id block, so another node's ids can never
      * fall inside its range. Between batches every open block is stored as it is, so
      * forgetting them here closes them. */
@@ -334,21 +288,6 @@ static void w_rules(struct sl_writer *w)
     }
 }
 
-struct batch_counts {
-    uint64_t rows, parse_errors, raw, truncated, dup_frames, dup_lines;
-    uint64_t lost[3];
-    int64_t id_lo, id_hi, rmin_us, rmax_us; /* of the rows stored (when rows > 0) */
-};
-
-static int ord_cmp(const void *a, const void *b)
-{
-    const struct ord *x = a, *y = b;
-
-    if (x->source_id != y->source_id)
-        return x->source_id < y->source_id ? -1 : 1;
-    return x->idx < y->idx ? -1 : x->idx > y->idx;
-}
-
 /* w->ord[0 .. to - from): records [from, to) grouped by source, spool order within a
  * source (the index breaks ties, so qsort is stable here). Records are per request and per
  * source, so this moves whole requests; the checkpoint and de-duplication do not depend
@@ -358,7 +297,7 @@ static int w_order(struct sl_writer *w, size_t from, size_t to)
     size_t n = to - from;
 
     if (n > w->capord) {
-        struct ord *o = realloc(w->ord, n * sizeof(*o));
+        struct sl_batch_ord *o = realloc(w->ord, n * sizeof(*o));
         if (o == NULL)
             return SL_ENOMEM;
         w->ord = o;
@@ -368,8 +307,7 @@ static int w_order(struct sl_writer *w, size_t from, size_t to)
         w->ord[i].source_id = w->recs[from + i].source_id;
         w->ord[i].idx = from + i;
     }
-    if (n > 1)
-        qsort(w->ord, n, sizeof(*w->ord), ord_cmp);
+    sl_batch_order(w->ord, n);
     return 0;
 }
 
@@ -383,7 +321,7 @@ static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id
 }
 
 /* COPY the rows of records [from, to), grouped by source. */
-static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_counts *bc)
+static int w_copy(struct sl_writer *w, size_t from, size_t to, struct sl_batch_counts *bc)
 {
     PGresult *r;
     int rc;
@@ -413,8 +351,7 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
             continue;
         }
         if (w->recs[i].dup) {
-            bc->dup_frames++;
-            bc->dup_lines += e.nmsgs;
+            sl_batch_count_dup(bc, e.nmsgs);
             continue;
         }
         sl_buf_reset(&w->tags);
@@ -430,18 +367,7 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct batch_coun
                 break;
             if (w->ev)
                 sl_eval_line(w->ev, id, &e, &info);
-            if (bc->rows == 0 || e.received_us < bc->rmin_us)
-                bc->rmin_us = e.received_us;
-            if (bc->rows == 0 || e.received_us > bc->rmax_us)
-                bc->rmax_us = e.received_us;
-            bc->id_hi = id;
-            bc->rows++;
-            bc->parse_errors += info.parse_error;
-            bc->raw += info.raw_kept;
-            bc->truncated += (m.flags & SL_MSG_TRUNCATED) != 0;
-            if (info.loss_code == 10 || info.loss_code == 12 || info.loss_code == 13)
-                bc->lost[info.loss_code == 10 ? 0 : info.loss_code == 12 ? 1 : 2] +=
-                    (uint64_t)info.loss_count;
+            sl_batch_count_row(bc, id, e.received_us, &info, m.flags);
         }
         if (k < 0)
             sl_error("spool entry truncated", "lsn=%" PRIu64, w->recs[i].end_lsn);
@@ -527,7 +453,7 @@ static int w_checkpoint(struct sl_writer *w, uint64_t lsn)
 /* One transaction for records [from, to). */
 static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
 {
-    struct batch_counts bc = {0};
+    struct sl_batch_counts bc = {0};
     struct timespec a, b;
 
     clock_gettime(CLOCK_MONOTONIC, &a);
@@ -745,5 +671,6 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_blocks_free(w->blocks);
     free(w->recs);
     free(w->ord);
+    free(w->frames);
     free(w);
 }

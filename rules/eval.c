@@ -4,49 +4,31 @@
  * Per (rule, group) touched by a batch: one upsert that row-locks and returns the
  * state, the pure step (rules/alert.c), one update; per event one alerts row and one
  * outbox row per destination. Groups are visited in (rule id, group) order so two
- * nodes lock in the same order. */
+ * nodes lock in the same order. The pure parts live apart: the per-batch groups in
+ * rules/evalgroup.c, the source-name resolution in rules/evalsrc.c, the alert document,
+ * sample lines and search link in rules/alertdoc.c; this file keeps the matcher, libpq
+ * and the order of statements. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 #include "sluice/alert.h"
+#include "sluice/alertdoc.h"
 #include "sluice/db.h"
 #include "sluice/eval.h"
+#include "sluice/evalgroup.h"
+#include "sluice/evalsrc.h"
 #include "sluice/log.h"
 #include "sluice/match.h"
 #include "sluice/metrics.h"
-#include "sluice/query.h"
 #include "sluice/ruleset.h"
 #include "sluice/sources.h"
-#include "sluice/utf8.h"
 
-#define SAMPLES 3
-#define MAX_AGGS 4096 /* groups per batch; more are counted into the last one's rule */
 #define MAX_HITS 128
-
-struct sample {
-    int64_t id, received_us, source_id;
-    struct sl_str host, app, procid, msg;
-    int severity, facility;
-    bool set;
-};
-
-struct agg {
-    uint32_t rule;
-    char *group;
-    int64_t source_id;
-    int64_t *times;
-    size_t ntimes, cap;
-    uint64_t n;
-    struct sample first[SAMPLES];
-    struct sample last[SAMPLES]; /* ring */
-    size_t nlast;
-};
 
 _Atomic unsigned sl_rules_version;
 
@@ -56,15 +38,19 @@ struct sl_eval {
     struct sl_ruleset *rs;
     struct sl_matcher *m;
     int *rule_ids; /* database id of each rule */
-    struct agg *aggs;
-    size_t naggs, capaggs;
+    struct sl_evalgroups groups; /* this batch's matches per (rule, group) */
     struct sl_buf scratch;
-    uint64_t dropped_groups;
+    struct sl_alertdoc_ctx doc; /* source names, public URL, scratch: for the documents */
     uint64_t *limit_seen; /* per rule: limit hits already reported */
     uint64_t src_gen;     /* generation of the source table the matcher resolved names in */
     int64_t *src_ids;     /* the ids it found, every rule's names in order (0: unknown) */
     size_t nsrc_ids;
 };
+
+static bool source_name(void *sources, int64_t id, char *out, size_t cap)
+{
+    return sl_sources_name(sources, id, out, cap);
+}
 
 int sl_eval_new(struct sl_sources *sources, const char *public_url, struct sl_eval **out)
 {
@@ -79,17 +65,12 @@ int sl_eval_new(struct sl_sources *sources, const char *public_url, struct sl_ev
         free(ev);
         return SL_ENOMEM;
     }
+    ev->doc.name = source_name;
+    ev->doc.name_arg = sources;
+    ev->doc.public_url = ev->public_url;
+    ev->doc.scratch = &ev->scratch;
     *out = ev;
     return 0;
-}
-
-static void aggs_clear(struct sl_eval *ev)
-{
-    for (size_t i = 0; i < ev->naggs; i++) {
-        free(ev->aggs[i].group);
-        free(ev->aggs[i].times);
-    }
-    ev->naggs = 0;
 }
 
 static void rules_clear(struct sl_eval *ev)
@@ -105,35 +86,11 @@ static void rules_clear(struct sl_eval *ev)
     ev->nsrc_ids = 0;
 }
 
-/* The ids of every source name the rules of rs give, in order, as the matcher looks
- * them up. Returns 0 and *out (caller frees; NULL when no rule names a source). */
-static int lookup_sources(struct sl_eval *ev, const struct sl_ruleset *rs, int64_t **out,
-                          size_t *n)
-{
-    size_t total = 0, k = 0;
-
-    *out = NULL;
-    *n = 0;
-    for (size_t i = 0; i < rs->nrules; i++)
-        total += rs->rules[i].nsources;
-    if (total == 0)
-        return 0;
-    if ((*out = calloc(total, sizeof(**out))) == NULL)
-        return SL_ENOMEM;
-    for (size_t i = 0; i < rs->nrules; i++)
-        for (size_t j = 0; j < rs->rules[i].nsources; j++, k++)
-            (*out)[k] = rs->rules[i].sources[j] ? sl_sources_id(ev->sources, rs->rules[i].sources[j])
-                                                : 0;
-    *n = total;
-    return 0;
-}
-
 void sl_eval_free(struct sl_eval *ev)
 {
     if (ev == NULL)
         return;
-    aggs_clear(ev);
-    free(ev->aggs);
+    sl_evalgroups_free(&ev->groups);
     rules_clear(ev);
     free(ev->limit_seen);
     sl_buf_free(&ev->scratch);
@@ -199,7 +156,7 @@ int sl_eval_load(struct sl_eval *ev, struct pg_conn *c, bool resolve_env)
     /* read before compiling: a change while compiling is seen at the next batch */
     gen = sl_sources_generation(ev->sources);
     if (rc == 0)
-        rc = lookup_sources(ev, rs, &src_ids, &nsrc_ids);
+        rc = sl_evalsrc_lookup(rs, sl_sources_id, ev->sources, &src_ids, &nsrc_ids);
     if (rc == 0)
         rc = sl_matcher_new(rs, sl_sources_id, ev->sources, NULL, &m, &errs);
     if (rc) {
@@ -259,11 +216,11 @@ static void resolve_sources(struct sl_eval *ev)
     int64_t *ids = NULL;
     size_t n = 0;
 
-    if (ev->rs == NULL || ev->m == NULL || gen == ev->src_gen)
+    if (!sl_evalsrc_stale(ev->rs != NULL && ev->m != NULL, ev->src_gen, gen))
         return;
-    if (lookup_sources(ev, ev->rs, &ids, &n) != 0)
+    if (sl_evalsrc_lookup(ev->rs, sl_sources_id, ev->sources, &ids, &n) != 0)
         goto failed;
-    if (n == ev->nsrc_ids && (n == 0 || memcmp(ids, ev->src_ids, n * sizeof(*ids)) == 0)) {
+    if (!sl_evalsrc_changed(ev->src_ids, ev->nsrc_ids, ids, n)) {
         free(ids); /* the periodic reload, or sources the rules do not name */
         ev->src_gen = gen;
         return;
@@ -290,43 +247,8 @@ failed:
 
 void sl_eval_begin(struct sl_eval *ev)
 {
-    aggs_clear(ev);
+    sl_evalgroups_clear(&ev->groups);
     resolve_sources(ev);
-}
-
-static struct agg *agg_find(struct sl_eval *ev, uint32_t rule, struct sl_str group)
-{
-    struct agg *a;
-
-    for (size_t i = ev->naggs; i-- > 0;) {
-        a = &ev->aggs[i];
-        if (a->rule == rule && strlen(a->group) == group.len &&
-            (group.len == 0 || memcmp(a->group, group.p, group.len) == 0))
-            return a;
-    }
-    if (ev->naggs >= MAX_AGGS) {
-        ev->dropped_groups++;
-        return NULL;
-    }
-    if (ev->naggs == ev->capaggs) {
-        size_t nc = ev->capaggs ? ev->capaggs * 2 : 16;
-        struct agg *na = realloc(ev->aggs, nc * sizeof(*na));
-        if (na == NULL)
-            return NULL;
-        ev->aggs = na;
-        ev->capaggs = nc;
-    }
-    a = &ev->aggs[ev->naggs];
-    memset(a, 0, sizeof(*a));
-    a->rule = rule;
-    a->group = malloc(group.len + 1);
-    if (a->group == NULL)
-        return NULL;
-    if (group.len)
-        memcpy(a->group, group.p, group.len);
-    a->group[group.len] = '\0';
-    ev->naggs++;
-    return a;
 }
 
 void sl_eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
@@ -347,396 +269,19 @@ void sl_eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
     for (size_t i = 0; i < n; i++) {
         const struct sl_rule *r = &ev->rs->rules[hits[i].rule];
         struct sl_str group = hits[i].group;
-        struct agg *a;
-        struct sample smp;
+        struct sl_evalgroup *a;
+        struct sl_eval_sample smp;
 
         if (r->group_by == SL_GROUP_SOURCE) {
-            if (!sl_sources_name(ev->sources, e->source_id, name, sizeof(name)))
-                snprintf(name, sizeof(name), "%" PRId64, e->source_id);
+            sl_alertdoc_source_name(&ev->doc, e->source_id, name, sizeof(name));
             group = sl_str_make(name, strlen(name));
         }
-        a = agg_find(ev, hits[i].rule, group);
+        a = sl_evalgroups_find(&ev->groups, hits[i].rule, group);
         if (a == NULL)
             continue;
-        a->n++;
-        a->source_id = e->source_id;
-        if (a->ntimes < SL_RULE_MAX_COUNT) {
-            if (a->ntimes == a->cap) {
-                size_t nc = a->cap ? a->cap * 2 : 8;
-                int64_t *nt = realloc(a->times, nc * sizeof(*nt));
-                if (nt == NULL)
-                    continue;
-                a->times = nt;
-                a->cap = nc;
-            }
-            a->times[a->ntimes++] = e->received_us;
-        }
-        memset(&smp, 0, sizeof(smp));
-        smp.set = true;
-        smp.id = row_id;
-        smp.received_us = e->received_us;
-        smp.source_id = e->source_id;
-        if (!info->parse_error) {
-            smp.host = info->sl.hostname;
-            smp.app = info->sl.app_name;
-            smp.procid = info->sl.procid;
-            smp.severity = info->sl.severity;
-            smp.facility = info->sl.facility;
-        } else {
-            smp.severity = -1;
-        }
-        smp.msg = info->sl.msg;
-        if (a->n <= SAMPLES)
-            a->first[a->n - 1] = smp;
-        else
-            a->last[a->nlast++ % SAMPLES] = smp;
+        sl_eval_sample_make(&smp, row_id, e, info);
+        sl_evalgroup_add(a, &smp);
     }
-}
-
-/* ---------------------------------------------------------------- documents */
-
-static const char *const sev_names[] = {"info", "warning", "error", "critical"};
-static const char *const cond_names[] = {"match", "threshold", "absence"};
-static const char *const syslog_sev[] = {"emergency", "alert", "critical", "error",
-                                         "warning",   "notice", "info",   "debug"};
-
-static void rfc3339(int64_t us, char out[40])
-{
-    time_t t = (time_t)(us / 1000000);
-    struct tm tm;
-    size_t n;
-
-    gmtime_r(&t, &tm);
-    n = strftime(out, 40, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 40 - n, ".%06dZ", (int)(us % 1000000));
-}
-
-/* A NUL-terminated, valid UTF-8 copy of s in ev->scratch (valid until the next call). */
-static const char *clean(struct sl_eval *ev, struct sl_str s, size_t cap)
-{
-    sl_buf_reset(&ev->scratch);
-    if (s.p && sl_utf8_sanitize(s.p, s.len > cap ? cap : s.len, &ev->scratch))
-        sl_buf_reset(&ev->scratch);
-    if (sl_buf_addc(&ev->scratch, '\0'))
-        return "";
-    return ev->scratch.p;
-}
-
-/* One sample line as JSON; "t" (received_at in µs) is internal and stripped from
- * documents. */
-static cJSON *sample_json(struct sl_eval *ev, const struct sample *s)
-{
-    cJSON *o = cJSON_CreateObject();
-    char ts[40], idbuf[24], name[SL_SOURCE_NAME_MAX + 1], prog[256];
-
-    if (o == NULL)
-        return NULL;
-    snprintf(idbuf, sizeof(idbuf), "%" PRId64, s->id);
-    rfc3339(s->received_us, ts);
-    if (!sl_sources_name(ev->sources, s->source_id, name, sizeof(name)))
-        snprintf(name, sizeof(name), "%" PRId64, s->source_id);
-    cJSON_AddStringToObject(o, "id", idbuf);
-    cJSON_AddStringToObject(o, "received_at", ts);
-    cJSON_AddStringToObject(o, "source_name", name);
-    cJSON_AddNumberToObject(o, "source_id", (double)s->source_id);
-    cJSON_AddStringToObject(o, "hostname", clean(ev, s->host, 255));
-    snprintf(prog, sizeof(prog), "%s", clean(ev, s->app, 100));
-    if (s->procid.len) {
-        size_t k = strlen(prog);
-        snprintf(prog + k, sizeof(prog) - k, "/%s", clean(ev, s->procid, 100));
-    }
-    cJSON_AddStringToObject(o, "program", prog);
-    cJSON_AddStringToObject(o, "severity", s->severity >= 0 && s->severity < 8
-                                               ? syslog_sev[s->severity]
-                                               : "unknown");
-    cJSON_AddNumberToObject(o, "facility", s->severity >= 0 ? s->facility : -1);
-    cJSON_AddStringToObject(o, "message", clean(ev, s->msg, 2048));
-    cJSON_AddNumberToObject(o, "t", (double)s->received_us);
-    return o;
-}
-
-static double sample_t(const cJSON *o)
-{
-    const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t");
-    return cJSON_IsNumber(t) ? t->valuedouble : 0;
-}
-
-static const char *sample_id(const cJSON *o)
-{
-    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id");
-    return cJSON_IsString(id) ? id->valuestring : "";
-}
-
-static bool has_id(const cJSON *arr, const char *id)
-{
-    const cJSON *x;
-    cJSON_ArrayForEach(x, arr)
-    if (strcmp(sample_id(x), id) == 0)
-        return true;
-    return false;
-}
-
-/* The sample lines kept with a group's state, {"first": [...], "last": [...]}: the first
- * and the last SAMPLES matching lines since the window (or the alert) began, across
- * batches. min_t drops samples that slid out of a threshold window. */
-static cJSON *lines_merge(struct sl_eval *ev, const char *stored, const struct agg *a,
-                          double min_t)
-{
-    cJSON *old = stored ? cJSON_Parse(stored) : NULL;
-    cJSON *out = cJSON_CreateObject();
-    cJSON *first = cJSON_AddArrayToObject(out, "first");
-    cJSON *last = cJSON_AddArrayToObject(out, "last");
-    cJSON *cand = cJSON_CreateArray(), *x;
-
-    if (out == NULL || first == NULL || last == NULL || cand == NULL) {
-        cJSON_Delete(old);
-        cJSON_Delete(cand);
-        cJSON_Delete(out);
-        return NULL;
-    }
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(old, "first"))
-    if (sample_t(x) >= min_t && cJSON_GetArraySize(first) < SAMPLES)
-        cJSON_AddItemToArray(first, cJSON_Duplicate(x, 1));
-    cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(old, "last"))
-    if (sample_t(x) >= min_t)
-        cJSON_AddItemToArray(cand, cJSON_Duplicate(x, 1));
-    if (a) {
-        for (size_t i = 0; i < SAMPLES; i++) {
-            if (!a->first[i].set)
-                continue;
-            if (cJSON_GetArraySize(first) < SAMPLES)
-                cJSON_AddItemToArray(first, sample_json(ev, &a->first[i]));
-            cJSON_AddItemToArray(cand, sample_json(ev, &a->first[i]));
-        }
-        for (size_t i = 0; i < SAMPLES && i < a->nlast; i++) {
-            size_t k = a->nlast > SAMPLES ? (a->nlast + i) % SAMPLES : i;
-            cJSON_AddItemToArray(cand, sample_json(ev, &a->last[k]));
-        }
-    }
-    /* last: the newest SAMPLES candidates not already in first */
-    {
-        int n = cJSON_GetArraySize(cand), from = n;
-        int kept = 0;
-        while (from > 0 && kept < SAMPLES) {
-            from--;
-            if (!has_id(first, sample_id(cJSON_GetArrayItem(cand, from))))
-                kept++;
-        }
-        for (int i = from; i < n; i++) {
-            cJSON *c = cJSON_GetArrayItem(cand, i);
-            if (!has_id(first, sample_id(c)) && !has_id(last, sample_id(c)))
-                cJSON_AddItemToArray(last, cJSON_Duplicate(c, 1));
-        }
-    }
-    cJSON_Delete(cand);
-    cJSON_Delete(old);
-    return out;
-}
-
-
-
-static int url_escape(struct sl_buf *b, const char *s)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    int rc = 0;
-
-    for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
-        if ((*p >= 'A' && *p <= 'Z') || (*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') ||
-            *p == '-' || *p == '_' || *p == '.' || *p == '~') {
-            rc = sl_buf_addc(b, (char)*p);
-        } else {
-            char e[3] = {'%', hex[*p >> 4], hex[*p & 15]};
-            rc = sl_buf_add(b, e, 3);
-        }
-    }
-    return rc;
-}
-
-#define URL_SOURCES 8 /* source= parameters of a search link at most */
-
-/* The alert's search link (issue 12): GET /api/v1/search on the public URL (docs/api.md)
- * with the sources of the quoted lines, a window from one second before the first quoted
- * line to one second after the last, and the rule's pattern as a query the API accepts
- * (sl_match_search_query: named groups made plain; a pattern the language cannot express
- * is left out and the link shows every line of those sources in that window). An alert
- * without quoted lines (absence) gets its group's source and the rule's window before
- * it fired. */
-static int search_url(struct sl_eval *ev, const struct sl_rule *r, const char *group,
-                      const struct sl_alert_state *st, enum sl_alert_event what,
-                      const cJSON *kept, int64_t now_us, struct sl_buf *url)
-{
-    const char *names[URL_SOURCES];
-    size_t nnames = 0;
-    double lo = 0, hi = 0;
-    int64_t since, until;
-    char q[SL_QUERY_MAX_LEN + 1], ts[40];
-    int rc;
-
-    for (int part = 0; part < 2; part++) {
-        const cJSON *x;
-        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(kept, part ? "last" : "first"))
-        {
-            const cJSON *sn = cJSON_GetObjectItemCaseSensitive(x, "source_name");
-            double t = sample_t(x);
-            size_t k;
-
-            lo = lo == 0 || t < lo ? t : lo;
-            hi = t > hi ? t : hi;
-            if (!cJSON_IsString(sn))
-                continue;
-            for (k = 0; k < nnames && strcmp(names[k], sn->valuestring) != 0; k++)
-                ;
-            if (k == nnames && nnames < URL_SOURCES)
-                names[nnames++] = sn->valuestring;
-        }
-    }
-    if (lo > 0) {
-        since = (int64_t)lo - 1000000;
-        until = (int64_t)hi + 1000000;
-    } else {
-        int64_t fired = st->fired_us ? st->fired_us : now_us;
-        since = fired - (int64_t)r->window * 1000000 - 1000000;
-        until = (what == SL_ALERT_RESOLVE ? now_us : fired) + 1000000;
-    }
-    if (nnames == 0 && (r->condition == SL_COND_ABSENCE || r->group_by == SL_GROUP_SOURCE))
-        names[nnames++] = group;
-    if ((rc = sl_buf_addf(url, "%s/api/v1/search?", ev->public_url)) != 0)
-        return rc;
-    if (sl_match_search_query(r, q, sizeof(q)) > 0) {
-        if ((rc = sl_buf_add(url, "q=", 2)) != 0 || (rc = url_escape(url, q)) != 0 ||
-            (rc = sl_buf_addc(url, '&')) != 0)
-            return rc;
-    }
-    for (size_t k = 0; k < nnames; k++)
-        if ((rc = sl_buf_add(url, "source=", 7)) != 0 || (rc = url_escape(url, names[k])) != 0 ||
-            (rc = sl_buf_addc(url, '&')) != 0)
-            return rc;
-    rfc3339(since, ts);
-    if ((rc = sl_buf_add(url, "since=", 6)) != 0 || (rc = url_escape(url, ts)) != 0)
-        return rc;
-    rfc3339(until, ts);
-    if ((rc = sl_buf_add(url, "&until=", 7)) != 0 || (rc = url_escape(url, ts)) != 0)
-        return rc;
-    /* oldest first, so the first quoted lines are on the first page */
-    return sl_buf_add(url, "&order=asc&limit=1000", 21);
-}
-
-/* The alert document (docs/alerts.md). Caller frees the string. */
-static char *alert_doc(struct sl_eval *ev, uint32_t ri, const char *group,
-                       const struct sl_alert_state *st, enum sl_alert_event what,
-                       const cJSON *kept, int64_t now_us)
-{
-    const struct sl_rule *r = &ev->rs->rules[ri];
-    cJSON *d = cJSON_CreateObject(), *rule, *lines;
-    char ts[40], *out = NULL;
-    struct sl_buf url;
-
-    if (d == NULL)
-        return NULL;
-    cJSON_AddStringToObject(d, "id", st->alert_id);
-    cJSON_AddStringToObject(d, "event", what == SL_ALERT_FIRE ? "firing" : "resolved");
-    rule = cJSON_AddObjectToObject(d, "rule");
-    if (rule) {
-        cJSON_AddNumberToObject(rule, "id", ev->rule_ids[ri]);
-        cJSON_AddStringToObject(rule, "name", r->name);
-        cJSON_AddStringToObject(rule, "condition", cond_names[r->condition]);
-        cJSON_AddStringToObject(rule, "pattern", r->pattern);
-        cJSON_AddNumberToObject(rule, "window", r->window);
-        cJSON_AddNumberToObject(rule, "count", r->count);
-        cJSON_AddStringToObject(rule, "severity", sev_names[r->severity & 3]);
-    }
-    cJSON_AddStringToObject(d, "group", group);
-    cJSON_AddNumberToObject(d, "count", (double)st->count);
-    {
-        /* first_at / last_at: the span of the kept sample lines */
-        double lo = 0, hi = 0;
-        const cJSON *x;
-        for (int part = 0; part < 2; part++)
-            cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(kept, part ? "last" : "first"))
-            {
-                double t = sample_t(x);
-                lo = lo == 0 || t < lo ? t : lo;
-                hi = t > hi ? t : hi;
-            }
-        if (lo > 0) {
-            rfc3339((int64_t)lo, ts);
-            cJSON_AddStringToObject(d, "first_at", ts);
-        }
-        if (hi > 0 || st->last_match_us) {
-            rfc3339(hi > 0 ? (int64_t)hi : st->last_match_us, ts);
-            cJSON_AddStringToObject(d, "last_at", ts);
-        }
-    }
-    rfc3339(st->fired_us ? st->fired_us : now_us, ts);
-    cJSON_AddStringToObject(d, "fired_at", ts);
-    if (what == SL_ALERT_RESOLVE) {
-        rfc3339(now_us, ts);
-        cJSON_AddStringToObject(d, "resolved_at", ts);
-    } else
-        cJSON_AddNullToObject(d, "resolved_at");
-    lines = cJSON_AddArrayToObject(d, "lines");
-    for (int part = 0; lines && part < 2; part++) {
-        const cJSON *x;
-        cJSON_ArrayForEach(x, cJSON_GetObjectItemCaseSensitive(kept, part ? "last" : "first"))
-        {
-            cJSON *c = cJSON_Duplicate(x, 1);
-            cJSON_DeleteItemFromObjectCaseSensitive(c, "t");
-            cJSON_AddItemToArray(lines, c);
-        }
-    }
-    sl_buf_init(&url, 16384);
-    if (search_url(ev, r, group, st, what, kept, now_us, &url) != 0)
-        sl_buf_reset(&url);
-    if (sl_buf_addc(&url, '\0') == 0)
-        cJSON_AddStringToObject(d, "search_url", url.p);
-    sl_buf_free(&url);
-    out = cJSON_PrintUnformatted(d);
-    cJSON_Delete(d);
-    return out;
-}
-
-/* ---------------------------------------------------------------- persistence */
-
-static int parse_times(const char *text, struct sl_alert_state *st)
-{
-    /* PostgreSQL array text: {1,2,3} */
-    size_t n = 0, cap = 0;
-    const char *p = text;
-
-    st->times = NULL;
-    st->ntimes = 0;
-    if (*p == '{')
-        p++;
-    while (*p && *p != '}') {
-        char *end;
-        long long v = strtoll(p, &end, 10);
-        if (end == p)
-            break;
-        if (n == cap) {
-            size_t nc = cap ? cap * 2 : 16;
-            int64_t *nt = realloc(st->times, nc * sizeof(*nt));
-            if (nt == NULL)
-                return SL_ENOMEM;
-            st->times = nt;
-            cap = nc;
-        }
-        st->times[n++] = v;
-        p = end;
-        if (*p == ',')
-            p++;
-    }
-    st->ntimes = (uint32_t)n;
-    return 0;
-}
-
-static int times_text(const struct sl_alert_state *st, struct sl_buf *b)
-{
-    int rc = sl_buf_addc(b, '{');
-    for (uint32_t i = 0; i < st->ntimes && rc == 0; i++)
-        rc = sl_buf_addf(b, i ? ",%" PRId64 : "%" PRId64, st->times[i]);
-    if (rc == 0)
-        rc = sl_buf_add(b, "}", 2);
-    return rc;
 }
 
 /* Lock (creating if needed) and read the state of (rule, group). */
@@ -770,7 +315,7 @@ static int state_lock(PGconn *c, int rule_id, const char *group, int64_t source_
     st->count = strtoull(PQgetvalue(r, 0, 4), NULL, 10);
     snprintf(st->alert_id, sizeof(st->alert_id), "%s", PQgetvalue(r, 0, 5));
     *lines = strdup(PQgetvalue(r, 0, 7));
-    if (*lines == NULL || parse_times(PQgetvalue(r, 0, 6), st)) {
+    if (*lines == NULL || sl_alertdoc_times_parse(PQgetvalue(r, 0, 6), st)) {
         PQclear(r);
         return SL_ENOMEM;
     }
@@ -788,7 +333,7 @@ static int state_store(PGconn *c, int rule_id, const char *group, const struct s
     int rc = 0;
 
     sl_buf_init(&times, 1 << 20);
-    if (times_text(st, &times))
+    if (sl_alertdoc_times_text(st, &times))
         return SL_ENOMEM;
     snprintf(rid, sizeof(rid), "%d", rule_id);
     snprintf(f, sizeof(f), "%" PRId64, st->fired_us);
@@ -823,7 +368,7 @@ static int emit(struct sl_eval *ev, PGconn *c, uint32_t ri, const char *group,
                 int64_t now_us)
 {
     const struct sl_rule *r = &ev->rs->rules[ri];
-    char *doc = alert_doc(ev, ri, group, st, what, kept, now_us);
+    char *doc = sl_alertdoc_doc(&ev->doc, r, ev->rule_ids[ri], group, st, what, kept, now_us);
     char rid[16], cnt[24], fired[24], now[24];
     struct sl_buf dests;
     const char *vals[8];
@@ -840,7 +385,7 @@ static int emit(struct sl_eval *ev, PGconn *c, uint32_t ri, const char *group,
     vals[1] = rid;
     vals[2] = r->name;
     vals[3] = group;
-    vals[4] = sev_names[r->severity & 3];
+    vals[4] = sl_alertdoc_severity(r->severity);
     vals[5] = cnt;
     vals[6] = fired;
     vals[7] = doc;
@@ -890,15 +435,6 @@ out:
     return rc;
 }
 
-static int cmp_agg(const void *x, const void *y, void *ids)
-{
-    const struct agg *a = x, *b = y;
-    const int *rid = ids;
-    if (rid[a->rule] != rid[b->rule])
-        return rid[a->rule] < rid[b->rule] ? -1 : 1;
-    return strcmp(a->group, b->group);
-}
-
 /* A rule whose pattern hits the PCRE2 limits is reported, not silently useless. */
 static void report_limits(struct sl_eval *ev)
 {
@@ -921,22 +457,12 @@ int sl_eval_commit(struct sl_eval *ev, struct pg_conn *c, int64_t now_us)
 
     if (ev->rs && ev->m)
         report_limits(ev);
-    if (ev->naggs == 0 || ev->rs == NULL)
+    if (ev->groups.n == 0 || ev->rs == NULL)
         return 0;
-    /* group keys are text columns: make them valid UTF-8 once */
-    for (size_t i = 0; i < ev->naggs; i++) {
-        struct agg *a = &ev->aggs[i];
-        if (!sl_utf8_clean(a->group, strlen(a->group))) {
-            char *g = strdup(clean(ev, sl_str_make(a->group, strlen(a->group)), 1024));
-            if (g) {
-                free(a->group);
-                a->group = g;
-            }
-        }
-    }
-    qsort_r(ev->aggs, ev->naggs, sizeof(*ev->aggs), cmp_agg, ev->rule_ids);
-    for (size_t i = 0; i < ev->naggs; i++) {
-        struct agg *a = &ev->aggs[i];
+    /* group keys made valid UTF-8 (text columns), in the order every node locks them */
+    sl_evalgroups_sort(&ev->groups, ev->rule_ids);
+    for (size_t i = 0; i < ev->groups.n; i++) {
+        struct sl_evalgroup *a = &ev->groups.g[i];
         const struct sl_rule *r = &ev->rs->rules[a->rule];
         struct sl_alert_state st;
         enum sl_alert_event what;
@@ -962,7 +488,7 @@ int sl_eval_commit(struct sl_eval *ev, struct pg_conn *c, int64_t now_us)
             free(stored);
             stored = NULL;
         }
-        kept = lines_merge(ev, stored, a, min_t);
+        kept = sl_alertdoc_lines(&ev->doc, stored, a, min_t);
         free(stored);
         if (kept == NULL) {
             sl_alert_state_free(&st);
@@ -974,7 +500,7 @@ int sl_eval_commit(struct sl_eval *ev, struct pg_conn *c, int64_t now_us)
         if (rc == 0) {
             if (what == SL_ALERT_RESOLVE) { /* the next alert starts with fresh lines */
                 cJSON_Delete(kept);
-                kept = lines_merge(ev, NULL, NULL, 0);
+                kept = sl_alertdoc_lines(&ev->doc, NULL, NULL, 0);
             }
             rc = state_store(c, ev->rule_ids[a->rule], a->group, &st, kept);
         }
@@ -1072,10 +598,11 @@ int sl_eval_tick(struct sl_eval *ev, struct pg_conn *c, int64_t now_us)
             break;
         what = sl_alert_on_tick(&ev->rs->rules[ri], rule_db, group, &st, now_us);
         if (what != SL_ALERT_NONE) {
-            cJSON *kept = lines_merge(ev, stored, NULL, 0);
+            cJSON *kept = sl_alertdoc_lines(&ev->doc, stored, NULL, 0);
             rc = emit(ev, c, (uint32_t)ri, group, &st, what, kept, now_us);
             if (rc == 0) {
-                cJSON *fresh = what == SL_ALERT_RESOLVE ? lines_merge(ev, NULL, NULL, 0) : NULL;
+                cJSON *fresh =
+                    what == SL_ALERT_RESOLVE ? sl_alertdoc_lines(&ev->doc, NULL, NULL, 0) : NULL;
                 rc = state_store(c, rule_db, group, &st, fresh ? fresh : kept);
                 cJSON_Delete(fresh);
             }
