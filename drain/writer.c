@@ -198,8 +198,15 @@ static int w_dedupe(struct sl_writer *w, size_t from, size_t to)
                    "INSERT INTO ingest_frames (source_id, frame_id) "
                    "SELECT * FROM unnest($1::bigint[], $2::text[]) "
                    "ON CONFLICT DO NOTHING RETURNING source_id, frame_id",
-                   2, vals, &r))
+                   2, vals, &r)) {
+        /* PostgreSQL never answered for the asked frames: they are not known duplicates,
+         * so the retry (entry by entry, in a new transaction) must ask again. Keeping the
+         * "duplicate until PostgreSQL says new" mark would skip acknowledged lines. */
+        for (size_t i = 0; i < n; i++)
+            if (w->frames[i].ask)
+                w->recs[from + i].dup = false;
         return SL_EDB;
+    }
     for (int k = 0; k < PQntuples(r); k++) {
         const char *fid = PQgetvalue(r, k, 1);
         long i = sl_batch_frames_stored(w->frames, n, strtoll(PQgetvalue(r, k, 0), NULL, 10), fid,
