@@ -326,9 +326,13 @@ static void body_done(struct conn *c)
     e.kind = SL_ENTRY_HTTP;
     e.source_id = h->source_id;
     e.received_us = now_us();
-    hdr = sl_http_header_get(&h->req, "logplex-frame-id");
-    if (hdr)
+    /* The frame key: Logplex-Frame-Id, else log-shuttle's X-Request-Id, which it keeps
+     * across the retries of a batch; a retry is then stored once (the writer's
+     * ingest_frames). */
+    if ((hdr = sl_http_header_get(&h->req, "logplex-frame-id")) != NULL)
         e.frame_id = sl_logplex_frame_key(*hdr, fid);
+    else if ((hdr = sl_http_header_get(&h->req, "x-request-id")) != NULL)
+        e.frame_id = sl_logplex_request_key(*hdr, fid);
     e.tags = h->req.query;
     if ((rc = sl_entry_begin(&c->entry, &e)) || (rc = frame_body(c, p, len, &nmsgs))) {
         sl_conn_respond_text(c, 413, "body too large\n", NULL);
