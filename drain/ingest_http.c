@@ -741,11 +741,9 @@ static bool read_length(struct conn *c, struct evbuffer *in, size_t avail)
     return true;
 }
 
-void sl_ingest_http_read(struct bufferevent *bev, void *arg)
+/* Handle the requests in in, as far as they have arrived. */
+static void read_requests(struct conn *c, struct evbuffer *in)
 {
-    struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-
     while (c->http.state == S_HEAD || c->http.state == S_BODY) {
         size_t avail = evbuffer_get_length(in);
         bool more;
@@ -762,4 +760,13 @@ void sl_ingest_http_read(struct bufferevent *bev, void *arg)
         if (!more)
             return;
     }
+}
+
+void sl_ingest_http_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    read_requests(c, bufferevent_get_input(bev));
+    if (c->http.eof) /* the client half-closed after what was just read */
+        sl_conn_eof(c);
 }
