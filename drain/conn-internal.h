@@ -64,6 +64,7 @@ struct http_conn {
     bool linger;      /* discard input for a while before closing */
     bool head_only;   /* answering a HEAD request */
     bool api_pending; /* the read API owes this connection an answer */
+    bool eof;         /* the client shut its side down: close once answered */
     size_t linger_bytes;
     uint64_t body_left; /* Content-Length bytes still to read */
     size_t reserved;    /* bytes counted in srv->inflight */
@@ -169,6 +170,9 @@ void sl_conn_free(struct conn *c);
 void sl_conn_respond(struct conn *c, int status, const char *ctype, const char *body, size_t blen,
                      const char *extra);
 void sl_conn_respond_text(struct conn *c, int status, const char *text, const char *extra);
+/* The client shut its side down (c->http.eof) and what it sent before has been read:
+ * close now, or once the answer it is owed has been written. */
+void sl_conn_eof(struct conn *c);
 /* Give back the request's reservation and its big buffers. */
 void sl_conn_release_buffers(struct conn *c);
 /* The request deadline: started by a request's first byte, stopped when it is answered

@@ -1,8 +1,8 @@
 /* HTTP/1.1 request parsing for the drain listener (include/sluice/http.h): the request
  * head (RFC 9112 §2-§5), header lookup, Content-Length (RFC 9112 §6.3), the chunked
  * transfer coding (RFC 9112 §7.1), and the request path's small rules: absolute-form
- * targets (RFC 9112 §3.2.2), Content-Encoding lists (RFC 9110 §8.4), route tables, reason
- * phrases.
+ * targets (RFC 9112 §3.2.2), Content-Encoding lists (RFC 9110 §8.4), route tables and the
+ * Allow value of a route's methods (RFC 9110 §10.2.1), reason phrases.
  *
  * Pure functions after picohttpparser: no I/O, no global state, no allocation except
  * through the caller's sl_buf in the chunked decoder. Results are slices into the
@@ -348,6 +348,32 @@ unsigned sl_http_method_bit(struct sl_str method)
     if (sl_str_eq(method, "POST"))
         return SL_HTTP_POST;
     return 0;
+}
+
+int sl_http_allow(unsigned methods, char *out, size_t cap)
+{
+    static const struct {
+        unsigned bit;
+        const char *name;
+    } names[] = {{SL_HTTP_GET, "GET"}, {SL_HTTP_HEAD, "HEAD"}, {SL_HTTP_POST, "POST"}};
+    size_t n = 0;
+
+    if (cap == 0)
+        return SL_ETOOBIG;
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+        size_t len = strlen(names[i].name);
+        size_t sep = n ? 2 : 0;
+
+        if (!(methods & names[i].bit))
+            continue;
+        if (n + sep + len + 1 > cap)
+            return SL_ETOOBIG;
+        memcpy(out + n, ", ", sep);
+        memcpy(out + n + sep, names[i].name, len + 1);
+        n += sep + len;
+    }
+    return (int)n;
 }
 
 int sl_http_route_find(const struct sl_http_route *table, size_t n, struct sl_str method,

@@ -43,6 +43,21 @@ static void refuse(struct conn *c, int status, const char *text, const char *ext
     sl_conn_respond_text(c, status, text, extra);
 }
 
+/* 413: say the limit and the setting that sets it. decoded: the gunzipped size passed it
+ * (the body was read: the connection may go on); else the body, sent or declared, did
+ * (answered before the body was read: it closes). */
+static void too_large(struct conn *c, bool decoded)
+{
+    char text[128];
+
+    snprintf(text, sizeof(text), "%s over %" PRId64 " bytes (SLUICE_MAX_BODY_BYTES)\n",
+             decoded ? "gunzipped body" : "body", c->srv->cfg->max_body);
+    if (decoded)
+        sl_conn_respond_text(c, 413, text, NULL);
+    else
+        refuse(c, 413, text, NULL);
+}
+
 /* ---------------------------------------------------------------- read API */
 
 static void api_respond(void *arg, void *conn, int status, const char *ctype, const char *body,
@@ -312,7 +327,7 @@ static void body_done(struct conn *c)
     if (h->gzip) {
         rc = gunzip(c);
         if (rc == SL_ETOOBIG) {
-            sl_conn_respond_text(c, 413, "body too large after gzip decoding\n", NULL);
+            too_large(c, true);
             return;
         }
         if (rc) {
@@ -326,9 +341,13 @@ static void body_done(struct conn *c)
     e.kind = SL_ENTRY_HTTP;
     e.source_id = h->source_id;
     e.received_us = now_us();
-    hdr = sl_http_header_get(&h->req, "logplex-frame-id");
-    if (hdr)
+    /* The frame key: Logplex-Frame-Id, else log-shuttle's X-Request-Id, which it keeps
+     * across the retries of a batch; a retry is then stored once (the writer's
+     * ingest_frames). */
+    if ((hdr = sl_http_header_get(&h->req, "logplex-frame-id")) != NULL)
         e.frame_id = sl_logplex_frame_key(*hdr, fid);
+    else if ((hdr = sl_http_header_get(&h->req, "x-request-id")) != NULL)
+        e.frame_id = sl_logplex_request_key(*hdr, fid);
     e.tags = h->req.query;
     if ((rc = sl_entry_begin(&c->entry, &e)) || (rc = frame_body(c, p, len, &nmsgs))) {
         sl_conn_respond_text(c, 413, "body too large\n", NULL);
@@ -419,19 +438,39 @@ static const struct sl_http_route routes[R_COUNT] = {
     [R_API] = {NULL, sl_api_path, SL_HTTP_GET | SL_HTTP_HEAD},
 };
 
-/* What each route does, and its answer to a method it does not take. The GET
- * endpoints' 405 says "not found" without an Allow header, as it always has. */
+/* What each route does, and the body of its 405 (the Allow header comes from the
+ * route's methods in the table above, RFC 9110 §15.5.6). The read API's errors are
+ * JSON (docs/api.md). */
 static const struct route_action {
     void (*get)(struct conn *c); /* GET and HEAD routes */
     const char *not_allowed;
-    const char *allow;
+    const char *ctype;
 } actions[R_COUNT] = {
-    [R_LOGS] = {NULL, "POST only\n", "Allow: POST\r\n"},
-    [R_HEALTHZ] = {get_healthz, "not found\n", NULL},
-    [R_READYZ] = {get_readyz, "not found\n", NULL},
-    [R_METRICS] = {get_metrics, "not found\n", NULL},
-    [R_API] = {get_api, "not found\n", NULL},
+    [R_LOGS] = {NULL, "POST only\n", NULL},
+    [R_HEALTHZ] = {get_healthz, "method not allowed\n", NULL},
+    [R_READYZ] = {get_readyz, "method not allowed\n", NULL},
+    [R_METRICS] = {get_metrics, "method not allowed\n", NULL},
+    [R_API] = {get_api, "{\"error\":\"method not allowed\"}\n", "application/json"},
 };
+
+/* 405 with the Allow header every 405 must carry (RFC 9110 §15.5.6). */
+static void not_allowed(struct conn *c, int r)
+{
+    char methods[32], allow[64];
+
+    if (sl_http_allow(routes[r].methods, methods, sizeof(methods)) < 0) {
+        refuse(c, 500, "internal error\n", NULL); /* a route table no header can hold */
+        return;
+    }
+    snprintf(allow, sizeof(allow), "Allow: %s\r\n", methods);
+    if (actions[r].ctype == NULL) {
+        refuse(c, 405, actions[r].not_allowed, allow);
+        return;
+    }
+    c->http.keep_alive = false; /* the body, if any, was not read */
+    sl_conn_respond(c, 405, actions[r].ctype, actions[r].not_allowed,
+                    strlen(actions[r].not_allowed), allow);
+}
 
 /* Connection: close / keep-alive (RFC 9112 §9.3); HTTP/1.0 closes by default. */
 static void head_keep_alive(struct conn *c)
@@ -510,7 +549,7 @@ static void head_route(struct conn *c, const struct framing *fr)
     if (r < 0)
         refuse(c, 404, "not found\n", NULL);
     else
-        refuse(c, 405, actions[r].not_allowed, actions[r].allow);
+        not_allowed(c, r);
 }
 
 /* Admission, 503 #1: a source table never loaded (PostgreSQL down since start, no
@@ -580,7 +619,7 @@ static void post_logs(struct conn *c, const struct framing *fr)
         return;
     }
     if (fr->clen > (uint64_t)c->srv->cfg->max_body) {
-        refuse(c, 413, "body too large\n", NULL);
+        too_large(c, false);
         return;
     }
     if (ce && sl_http_parse_content_encoding(*ce, &h->gzip) != 0) {
@@ -660,7 +699,7 @@ static bool read_chunked(struct conn *c, struct evbuffer *in, size_t avail)
     int k = sl_http_chunked_feed(&h->ch, p, avail, &h->body);
 
     if (k == SL_ETOOBIG) {
-        refuse(c, 413, "body too large\n", NULL);
+        too_large(c, false);
         return false;
     }
     if (k < 0) {
@@ -691,7 +730,7 @@ static bool read_length(struct conn *c, struct evbuffer *in, size_t avail)
     size_t n = avail < h->body_left ? avail : (size_t)h->body_left;
 
     if (sl_buf_reserve(&h->body, n)) {
-        refuse(c, 413, "body too large\n", NULL);
+        too_large(c, false);
         return false;
     }
     evbuffer_remove(in, h->body.p + h->body.len, n);
@@ -702,11 +741,9 @@ static bool read_length(struct conn *c, struct evbuffer *in, size_t avail)
     return true;
 }
 
-void sl_ingest_http_read(struct bufferevent *bev, void *arg)
+/* Handle the requests in in, as far as they have arrived. */
+static void read_requests(struct conn *c, struct evbuffer *in)
 {
-    struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-
     while (c->http.state == S_HEAD || c->http.state == S_BODY) {
         size_t avail = evbuffer_get_length(in);
         bool more;
@@ -723,4 +760,13 @@ void sl_ingest_http_read(struct bufferevent *bev, void *arg)
         if (!more)
             return;
     }
+}
+
+void sl_ingest_http_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    read_requests(c, bufferevent_get_input(bev));
+    if (c->http.eof) /* the client half-closed after what was just read */
+        sl_conn_eof(c);
 }

@@ -237,6 +237,30 @@ static void conn_idle(struct conn *c)
         sl_conn_free(c);
 }
 
+void sl_conn_eof(struct conn *c)
+{
+    struct http_conn *h = &c->http;
+
+    if (h->state == S_WAIT || h->state == S_API) {
+        /* the answer is owed (durability, the read API): it closes the connection */
+        h->keep_alive = false;
+        return;
+    }
+    if (h->state == S_TAKEN)
+        return; /* the read API's socket now */
+    if (evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
+        /* half-closed after its request: the answer (a 204) is still on its way;
+         * close once it is written. An OpenSSL bufferevent stops writing as well as
+         * reading at EOF (a plain one only stops reading): start writing again, which
+         * also restarts the write timeout, the timer of this state. */
+        h->linger = false;
+        close_when_written(c);
+        bufferevent_enable(c->bev, EV_WRITE);
+        return;
+    }
+    sl_conn_free(c);
+}
+
 static void conn_event(struct bufferevent *bev, short what, void *arg)
 {
     struct conn *c = arg;
@@ -256,17 +280,20 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
         sl_conn_free(c);
         return;
     }
-    if ((c->http.state == S_WAIT || c->http.state == S_API) && (what & BEV_EVENT_EOF)) {
-        /* The client half-closed while we wait for durability: the data is
-         * spooled; answer if we still can, then close. */
-        c->http.keep_alive = false;
+    if ((what & BEV_EVENT_EOF) && (c->http.state == S_HEAD || c->http.state == S_BODY) &&
+        bufferevent_openssl_get_ssl(c->bev) != NULL) {
+        /* TLS: the request before the half-close may not be read yet. libevent's
+         * OpenSSL bufferevent reports EOF before it commits the bytes it read along
+         * with it (do_read), so read them from the loop first: the read callback then
+         * calls sl_conn_eof. A plain bufferevent hands over its bytes before its EOF
+         * and is closed at once, which keeps a closed connection off the count. */
+        c->http.eof = true;
+        bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS | BEV_TRIG_DEFER_CALLBACKS);
         return;
     }
-    if ((what & BEV_EVENT_EOF) && evbuffer_get_length(bufferevent_get_output(c->bev)) > 0) {
-        /* half-closed after its request: the answer (a 204) is still on its way;
-         * close once it is written */
-        c->http.linger = false;
-        close_when_written(c);
+    if (what & BEV_EVENT_EOF) {
+        c->http.eof = true;
+        sl_conn_eof(c);
         return;
     }
     sl_conn_free(c);
@@ -427,6 +454,14 @@ int sl_listen_tls_setup(struct server *s)
         return SL_ENOMEM;
     SSL_CTX_set_min_proto_version(s->ssl, TLS1_2_VERSION);
     SSL_CTX_set_options(s->ssl, SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* A peer that shuts its side down without close_notify (a half-close on the TCP
+     * socket) is an EOF, as bufferevent_openssl_set_allow_dirty_shutdown asks: OpenSSL 3
+     * reports it as a protocol error otherwise, which libevent cannot tell from one, and
+     * the connection was dropped with its 204 unsent. Request bodies are framed
+     * (Content-Length, chunked), so a cut one is still seen as incomplete. */
+    SSL_CTX_set_options(s->ssl, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     if (SSL_CTX_use_certificate_chain_file(s->ssl, s->cfg->tls_cert) != 1 ||
         SSL_CTX_use_PrivateKey_file(s->ssl, s->cfg->tls_key, SSL_FILETYPE_PEM) != 1 ||
         SSL_CTX_check_private_key(s->ssl) != 1) {

@@ -78,6 +78,11 @@ enum {
 /* The SL_HTTP_* bit of a method name (case-sensitive, RFC 9110 §9.1), 0 for others. */
 unsigned sl_http_method_bit(struct sl_str method);
 
+/* The value of an Allow header (RFC 9110 §10.2.1) for a set of SL_HTTP_* bits:
+ * "GET, HEAD, POST" in that order, the ones present; written to out (cap bytes, NUL
+ * included). Returns its length, or SL_ETOOBIG when it does not fit. */
+SL_MUSTCHECK int sl_http_allow(unsigned methods, char *out, size_t cap);
+
 /* One entry of a route table: an exact path, or (path NULL) a predicate on the path. */
 struct sl_http_route {
     const char *path;

@@ -729,6 +729,37 @@ static void test_route_find(void **state)
     }
 }
 
+/* The Allow header's value of a 405 (RFC 9110 §10.2.1), from a route's methods. */
+static const struct {
+    unsigned methods;
+    size_t cap;
+    const char *want; /* NULL: does not fit */
+} allow_cases[] = {
+    {SL_HTTP_GET | SL_HTTP_HEAD, 64, "GET, HEAD"},
+    {SL_HTTP_POST, 64, "POST"},
+    {SL_HTTP_POST | SL_HTTP_GET | SL_HTTP_HEAD, 64, "GET, HEAD, POST"},
+    {0, 64, ""},
+    {SL_HTTP_GET | SL_HTTP_HEAD, 10, "GET, HEAD"}, /* exactly fits with its NUL */
+    {SL_HTTP_GET | SL_HTTP_HEAD, 9, NULL},
+};
+
+static void test_allow(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(allow_cases) / sizeof(allow_cases[0]); i++) {
+        char out[64];
+        int n = sl_http_allow(allow_cases[i].methods, out, allow_cases[i].cap);
+
+        if (allow_cases[i].want == NULL) {
+            if (n != SL_ETOOBIG)
+                fail_msg("case %zu: %d, want SL_ETOOBIG", i, n);
+            continue;
+        }
+        if (n != (int)strlen(allow_cases[i].want) || strcmp(out, allow_cases[i].want) != 0)
+            fail_msg("case %zu: %d \"%s\", want \"%s\"", i, n, out, allow_cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -749,6 +780,7 @@ int main(void)
         cmocka_unit_test(test_content_encoding),
         cmocka_unit_test(test_reason),
         cmocka_unit_test(test_route_find),
+        cmocka_unit_test(test_allow),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 /* Unit tests for drain/logplex.c (include/sluice/logplex.h): the de-duplication key of a
- * Logplex-Frame-Id, table-driven. */
+ * Logplex-Frame-Id and of an X-Request-Id (issue 12: log-shuttle's retries), table-driven. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -56,10 +56,54 @@ static void test_frame_key(void **state)
     }
 }
 
+/* X-Request-Id keys: the frame key behind a prefix with a space, which no frame key has. */
+static const struct {
+    const char *name;
+    const char *id;
+    const char *want; /* NULL: "x-request-id sha256:" and 64 hex digits */
+} request_cases[] = {
+    {"log-shuttle's UUID", "0b5f5c4e-3a43-4d0f-9a3e-2f6c1f2b7d11",
+     "x-request-id 0b5f5c4e-3a43-4d0f-9a3e-2f6c1f2b7d11"},
+    {"the same text as a frame id is another key", "2d8ad3ee0f2b4e6f8b1f0a9c7d6e5f40",
+     "x-request-id 2d8ad3ee0f2b4e6f8b1f0a9c7d6e5f40"},
+    {"a space: hashed, still prefixed", "a b",
+     "x-request-id sha256:c8687a08aa5d6ed2044328fa6a697ab8e96dc34291e8c2034ae8c38e6fcc6d65"},
+    {"128 bytes kept",
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+     "x-request-id "
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"},
+    {"129 bytes hashed",
+     "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",
+     NULL},
+};
+
+static void test_request_key(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(request_cases) / sizeof(request_cases[0]); i++) {
+        char out[SL_LOGPLEX_KEY_MAX], fout[SL_LOGPLEX_KEY_MAX];
+        struct sl_str id = sl_str_make(request_cases[i].id, strlen(request_cases[i].id));
+        struct sl_str key = sl_logplex_request_key(id, out);
+        struct sl_str fkey = sl_logplex_frame_key(id, fout);
+
+        if (request_cases[i].want && !sl_str_eq(key, request_cases[i].want))
+            fail_msg("%s: got \"%.*s\"", request_cases[i].name, (int)key.len, key.p);
+        if (!request_cases[i].want &&
+            (key.len != 13 + 71 || memcmp(key.p, "x-request-id sha256:", 20) != 0))
+            fail_msg("%s: not a hashed request key: \"%.*s\"", request_cases[i].name,
+                     (int)key.len, key.p);
+        /* the two key spaces never meet: a frame key has no space */
+        if (memchr(fkey.p, ' ', fkey.len) != NULL ||
+            (key.len == fkey.len && memcmp(key.p, fkey.p, key.len) == 0))
+            fail_msg("%s: request key equals a frame key", request_cases[i].name);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_frame_key),
+        cmocka_unit_test(test_request_key),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
