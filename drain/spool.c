@@ -1097,12 +1097,15 @@ static size_t reclaim_locked(struct sl_spool *s)
 }
 
 /* The disk was full and segments were deleted: if there is room for a whole segment
- * again, say so once (an append that succeeds clears it too). mu held. */
+ * (or a quarter of a disk smaller than that) again, say so once. An append that
+ * succeeds clears it too. mu held. */
 static void check_room_locked(struct sl_spool *s)
 {
     uint64_t total, avail;
 
-    if (s->full && s->seg_off == 0 && fs_space(s, &total, &avail) && avail >= s->seg_limit) {
+    if (!s->full || s->seg_off != 0 || !fs_space(s, &total, &avail))
+        return;
+    if (avail >= s->seg_limit || avail >= total / 4) {
         s->full = false;
         sl_info("spool has room again", "path=%s free_bytes=%" PRIu64, s->dir, avail);
     }
@@ -1181,8 +1184,7 @@ int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, ui
         bool nospace = err == ENOSPC || err == EDQUOT;
         seg_name(name, s->segs[s->nsegs - 1].base);
         if (!nospace)
-            sl_error("spool write failed", "path=%s/%s err=\"%s\"", s->dir, name,
-                     strerror(err));
+            sl_error("spool write failed", "path=%s/%s err=\"%s\"", s->dir, name, strerror(err));
         /* Cut the partial record off so the stream stays parseable; if even that fails
          * the next record would land after garbage: refuse further appends. The record
          * was never acknowledged, and its LSNs are reused by the next append. */
@@ -1198,8 +1200,7 @@ int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, ui
              * until there is room. One log line per state change. */
             if (!s->full)
                 sl_warn("spool disk full",
-                        "path=%s/%s written_lsn=%" PRIu64 " released_lsn=%" PRIu64
-                        " err=\"%s\"",
+                        "path=%s/%s written_lsn=%" PRIu64 " released_lsn=%" PRIu64 " err=\"%s\"",
                         s->dir, name, s->written_lsn, s->released_lsn, strerror(err));
             s->full = true;
             if (s->seg_off > 0 && roll_locked(s, true) == 0)
