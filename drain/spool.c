@@ -1228,9 +1228,10 @@ int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, ui
     }
     rc = 0;
 out:
-    /* The segment just ended may already be released (the writer caught up before the
-     * roll): delete it now, nothing else would until the next release. */
-    if (rolled && reclaim_locked(s) > 0)
+    /* Out of space: the segment just ended may already be released (the writer caught
+     * up before the roll), and no release may come to delete it: do it now. Only then,
+     * so that in normal operation the event loop never waits on an unlink. */
+    if (rolled && s->full && reclaim_locked(s) > 0)
         check_room_locked(s);
     if (locked)
         pthread_mutex_unlock(&s->mu);
