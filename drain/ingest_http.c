@@ -385,7 +385,9 @@ static void get_readyz(struct conn *c)
     struct sl_spool_stats st;
 
     sl_spool_get_stats(s->spool, &st);
-    if (!atomic_load(&sl_metrics.db_up))
+    if (st.full) /* first: it is what refuses appends, whatever the database does */
+        sl_conn_respond_text(c, 503, "spool disk full\n", NULL);
+    else if (!atomic_load(&sl_metrics.db_up))
         sl_conn_respond_text(c, 503, "database unreachable\n", NULL);
     else if ((double)st.depth_bytes > 0.8 * (double)s->cfg->spool_max_bytes)
         sl_conn_respond_text(c, 503, "spool above high-water mark\n", NULL);

@@ -129,6 +129,12 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                     (double)st.depth_bytes)) ||
         (rc = gauge(b, "sluice_spool_segments", "Spool segment files on disk.",
                     (double)st.segments)) ||
+        (rc = gauge(b, "sluice_spool_full",
+                    "1 while the spool disk is full and appends are refused.",
+                    st.full ? 1.0 : 0.0)) ||
+        (rc = gauge(b, "sluice_spool_fs_free_bytes",
+                    "Bytes free on the spool's filesystem.",
+                    spool ? (double)sl_spool_fs_free_bytes(spool) : 0.0)) ||
         (rc = counter(b, "sluice_spool_syncs_total", "Spool fdatasync rounds.", st.syncs)) ||
         (rc = counter(b, "sluice_spool_corrupt_records_total",
                       "Spool records that failed their checksum.", st.corrupt_records)) ||

@@ -29,6 +29,7 @@
 #include <sys/file.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,6 +47,13 @@
 #define SPOOL_READ_CHUNK (256u << 10) /* reader read-ahead and recovery scan buffer */
 #define SPOOL_STACK_IOV 16
 #define SPOOL_NAME_LEN 32 /* "seg-" + 16 hex + ".spool" + NUL = 27 */
+/* A segment is at most 1/8 of its filesystem (but never below SPOOL_MIN_SEGMENT), so
+ * whole segments can be released while the writer catches up on a small disk. */
+#define SPOOL_FS_SHARE 8u
+#define SPOOL_MIN_SEGMENT (1ull << 20)
+/* While the disk is full, an append is tried only when this much more than the record
+ * is free (filesystem metadata, blocks rounding). */
+#define SPOOL_ROOM_SLACK (64ull << 10)
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024
@@ -223,6 +231,7 @@ struct sl_spool {
     int dirfd; /* owned; holds the flock that keeps a second process out */
     char node_id[33];
     uint64_t segment_bytes, max_bytes;
+    uint64_t seg_limit; /* segment_bytes, capped by the filesystem size (SPOOL_FS_SHARE) */
     uint32_t max_record;
     bool fsync;
 
@@ -241,6 +250,8 @@ struct sl_spool {
     bool dir_dirty; /* a segment was created since the last directory fsync */
     bool syncing;   /* a sync round holds the token (runs without mu) */
     bool failed;    /* an fsync or a write failed unrecoverably: no more appends */
+    bool full;      /* a write hit ENOSPC/EDQUOT: appends get SL_EFULL until there is room;
+                     * while set with seg_off > 0, the last segment still has to be rolled */
     bool stop;
     bool reader_open;
     uint64_t written_lsn, synced_lsn, released_lsn;
@@ -367,6 +378,33 @@ static int sync_dir(struct sl_spool *s)
         return SL_EIO;
     }
     return 0;
+}
+
+/* Size and free space (for an unprivileged writer) of the spool's filesystem. Returns
+ * false when fstatvfs fails: callers then keep their defaults. */
+static bool fs_space(const struct sl_spool *s, uint64_t *total, uint64_t *avail)
+{
+    struct statvfs v;
+
+    if (fstatvfs(s->dirfd, &v) != 0)
+        return false;
+    *total = (uint64_t)v.f_blocks * v.f_frsize;
+    *avail = (uint64_t)v.f_bavail * v.f_frsize;
+    return true;
+}
+
+/* The roll-over size: segment_bytes, but no more than a share of the filesystem. A
+ * segment larger than the disk is never rolled, so it could never be released. */
+static uint64_t seg_limit_for(const struct sl_spool *s)
+{
+    uint64_t total, avail, cap;
+
+    if (!fs_space(s, &total, &avail) || total == 0)
+        return s->segment_bytes;
+    cap = total / SPOOL_FS_SHARE;
+    if (cap < SPOOL_MIN_SEGMENT)
+        cap = SPOOL_MIN_SEGMENT;
+    return cap < s->segment_bytes ? cap : s->segment_bytes;
 }
 
 /* mkdir -p with 0700 for the parts it creates. */
@@ -714,6 +752,32 @@ out:
     return rc;
 }
 
+static int roll_locked(struct sl_spool *s, bool quiet);
+
+/* After recovery: size segments for this filesystem, and when it has no room for another
+ * segment, end the last one now. Otherwise a restart on a full disk would keep appending
+ * to (and never releasing) the segment that fills it. */
+static int open_space_check(struct sl_spool *s)
+{
+    uint64_t total, avail;
+    int rc = 0;
+
+    s->seg_limit = seg_limit_for(s);
+    if (s->seg_limit < s->segment_bytes)
+        sl_info("spool segments capped by the filesystem size",
+                "path=%s segment_bytes=%" PRIu64 " capped_to=%" PRIu64, s->dir, s->segment_bytes,
+                s->seg_limit);
+    if (!fs_space(s, &total, &avail) || avail >= s->seg_limit)
+        return 0;
+    if (s->seg_off > 0)
+        rc = roll_locked(s, false);
+    if (rc == 0 && avail < SPOOL_ROOM_SLACK) {
+        s->full = true;
+        sl_warn("spool disk full", "path=%s free_bytes=%" PRIu64 " at=open", s->dir, avail);
+    }
+    return rc;
+}
+
 int sl_spool_open(const struct sl_spool_opts *o, struct sl_spool **out)
 {
     int rc = SL_EINVAL;
@@ -772,6 +836,9 @@ int sl_spool_open(const struct sl_spool_opts *o, struct sl_spool **out)
     if (rc)
         goto out;
     rc = recover(s);
+    if (rc)
+        goto out;
+    rc = open_space_check(s);
     if (rc)
         goto out;
     sl_info("spool open",
@@ -968,8 +1035,9 @@ void sl_spool_free(struct sl_spool *s)
 
 /* Starts a new segment at written_lsn. mu held. The old write fd goes to s->oldfd for the
  * next sync round to fdatasync and close (the appender never waits for fsync); the
- * directory entry is made durable by that round too (dir_dirty). */
-static int roll_locked(struct sl_spool *s)
+ * directory entry is made durable by that round too (dir_dirty). quiet: do not log a
+ * failed create (retried on every append while the disk is full). */
+static int roll_locked(struct sl_spool *s, bool quiet)
 {
     char name[SPOOL_NAME_LEN];
     int fd, rc;
@@ -988,8 +1056,9 @@ static int roll_locked(struct sl_spool *s)
     seg_name(name, s->written_lsn);
     fd = openat(s->dirfd, name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
-        sl_error("spool segment create failed", "path=%s/%s err=\"%s\"", s->dir, name,
-                 strerror(errno));
+        if (!quiet)
+            sl_error("spool segment create failed", "path=%s/%s err=\"%s\"", s->dir, name,
+                     strerror(errno));
         return SL_EIO;
     }
     if (s->fsync) {
@@ -1001,7 +1070,45 @@ static int roll_locked(struct sl_spool *s)
     s->fd = fd;
     s->seg_off = 0;
     s->segs[s->nsegs++].base = s->written_lsn;
+    s->seg_limit = seg_limit_for(s); /* the filesystem may have been resized */
     return 0;
+}
+
+/* Deletes every segment whose successor starts at or below released_lsn (never the last
+ * one). Called and returns with mu held; one segment per lock hold, the unlink without
+ * the lock: appends do not wait on the filesystem. Returns the number deleted. */
+static size_t reclaim_locked(struct sl_spool *s)
+{
+    char name[SPOOL_NAME_LEN];
+    size_t n = 0;
+
+    while (s->nsegs > 1 && s->segs[1].base <= s->released_lsn) {
+        seg_name(name, s->segs[0].base);
+        memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof(*s->segs));
+        s->nsegs--;
+        n++;
+        pthread_mutex_unlock(&s->mu);
+        if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT)
+            sl_error("spool segment unlink failed", "path=%s/%s err=\"%s\"", s->dir, name,
+                     strerror(errno));
+        pthread_mutex_lock(&s->mu);
+    }
+    return n;
+}
+
+/* The disk was full and segments were deleted: if there is room for a whole segment
+ * (or a quarter of a disk smaller than that) again, say so once. An append that
+ * succeeds clears it too. mu held. */
+static void check_room_locked(struct sl_spool *s)
+{
+    uint64_t total, avail;
+
+    if (!s->full || s->seg_off != 0 || !fs_space(s, &total, &avail))
+        return;
+    if (avail >= s->seg_limit || avail >= total / 4) {
+        s->full = false;
+        sl_info("spool has room again", "path=%s free_bytes=%" PRIu64, s->dir, avail);
+    }
 }
 
 int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, uint64_t *end_lsn)
@@ -1012,7 +1119,7 @@ int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, ui
     unsigned char hdr[SPOOL_HDR];
     uint64_t len = 0, rec;
     uint32_t crc = 0;
-    bool locked = false;
+    bool locked = false, rolled = false;
 
     if (iovcnt < 0 || (iovcnt > 0 && iov == NULL))
         goto out;
@@ -1051,26 +1158,60 @@ int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, ui
     rc = SL_EFULL;
     if (s->written_lsn - s->released_lsn + rec > s->max_bytes)
         goto out;
-    /* A record never spans segments; one larger than segment_bytes gets its own. */
-    if (s->seg_off > 0 && s->seg_off + rec > s->segment_bytes) {
-        rc = roll_locked(s);
+    if (s->full) {
+        /* Refused quietly until there is room: no write attempt (and no log line) per
+         * request. The full segment is ended first, so that once the writer has released
+         * it, it can be deleted. */
+        uint64_t total, avail;
+        if (s->seg_off > 0) {
+            if (roll_locked(s, true) != 0)
+                goto out;
+            rolled = true;
+        }
+        if (fs_space(s, &total, &avail) && avail < rec + SPOOL_ROOM_SLACK)
+            goto out;
+    }
+    /* A record never spans segments; one larger than the segment size gets its own. */
+    if (s->seg_off > 0 && s->seg_off + rec > s->seg_limit) {
+        rc = roll_locked(s, false);
         if (rc)
             goto out;
+        rolled = true;
     }
     if (pwritev_full(s->fd, v, n, s->seg_off) != 0) {
         int err = errno;
         char name[SPOOL_NAME_LEN];
+        bool nospace = err == ENOSPC || err == EDQUOT;
         seg_name(name, s->segs[s->nsegs - 1].base);
-        sl_error("spool write failed", "path=%s/%s err=\"%s\"", s->dir, name, strerror(err));
+        if (!nospace)
+            sl_error("spool write failed", "path=%s/%s err=\"%s\"", s->dir, name, strerror(err));
         /* Cut the partial record off so the stream stays parseable; if even that fails
-         * the next record would land after garbage: refuse further appends. */
+         * the next record would land after garbage: refuse further appends. The record
+         * was never acknowledged, and its LSNs are reused by the next append. */
         if (ftruncate(s->fd, (off_t)s->seg_off) != 0) {
             sl_error("spool truncate failed", "path=%s/%s err=\"%s\"", s->dir, name,
                      strerror(errno));
             s->failed = true;
         }
         rc = SL_EIO;
+        if (nospace && !s->failed) {
+            /* Out of space: end this segment (a new one starts at written_lsn) so that
+             * it is deleted as soon as the writer releases it, and refuse with SL_EFULL
+             * until there is room. One log line per state change. */
+            if (!s->full)
+                sl_warn("spool disk full",
+                        "path=%s/%s written_lsn=%" PRIu64 " released_lsn=%" PRIu64 " err=\"%s\"",
+                        s->dir, name, s->written_lsn, s->released_lsn, strerror(err));
+            s->full = true;
+            if (s->seg_off > 0 && roll_locked(s, true) == 0)
+                rolled = true;
+            rc = SL_EFULL;
+        }
         goto out;
+    }
+    if (s->full) {
+        s->full = false;
+        sl_info("spool has room again", "path=%s written_lsn=%" PRIu64, s->dir, s->written_lsn);
     }
     s->seg_off += rec;
     s->written_lsn += rec;
@@ -1087,6 +1228,11 @@ int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt, ui
     }
     rc = 0;
 out:
+    /* Out of space: the segment just ended may already be released (the writer caught
+     * up before the roll), and no release may come to delete it: do it now. Only then,
+     * so that in normal operation the event loop never waits on an unlink. */
+    if (rolled && s->full && reclaim_locked(s) > 0)
+        check_room_locked(s);
     if (locked)
         pthread_mutex_unlock(&s->mu);
     if (v != stackv)
@@ -1134,26 +1280,15 @@ uint64_t sl_spool_wait(struct sl_spool *s, uint64_t lsn, int timeout_ms)
 
 void sl_spool_release(struct sl_spool *s, uint64_t lsn)
 {
-    char name[SPOOL_NAME_LEN];
-
     pthread_mutex_lock(&s->mu);
     /* Nothing above the synced LSN can have been committed downstream. */
     if (lsn > s->synced_lsn)
         lsn = s->synced_lsn;
     if (lsn > s->released_lsn)
         s->released_lsn = lsn;
-    /* Segment i covers [base_i, base_{i+1}); the last one is never deleted. One segment per
-     * lock hold, and the unlink without the lock: appends do not wait on the filesystem. */
-    while (s->nsegs > 1 && s->segs[1].base <= s->released_lsn) {
-        seg_name(name, s->segs[0].base);
-        memmove(s->segs, s->segs + 1, (s->nsegs - 1) * sizeof(*s->segs));
-        s->nsegs--;
-        pthread_mutex_unlock(&s->mu);
-        if (unlinkat(s->dirfd, name, 0) != 0 && errno != ENOENT)
-            sl_error("spool segment unlink failed", "path=%s/%s err=\"%s\"", s->dir, name,
-                     strerror(errno));
-        pthread_mutex_lock(&s->mu);
-    }
+    /* Segment i covers [base_i, base_{i+1}); the last one is never deleted. */
+    if (reclaim_locked(s) > 0)
+        check_room_locked(s);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -1177,7 +1312,15 @@ void sl_spool_get_stats(struct sl_spool *s, struct sl_spool_stats *st)
     st->syncs = s->syncs;
     st->torn_bytes = s->torn_bytes;
     st->corrupt_records = s->corrupt_records;
+    st->full = s->full;
     pthread_mutex_unlock(&s->mu);
+}
+
+uint64_t sl_spool_fs_free_bytes(struct sl_spool *s)
+{
+    uint64_t total, avail;
+
+    return fs_space(s, &total, &avail) ? avail : 0;
 }
 
 /* ------------------------------------------------------------------------------------ */

@@ -31,7 +31,8 @@ struct sl_spool_reader;
 
 struct sl_spool_opts {
     const char *dir;          /* created (0700) if missing */
-    uint64_t segment_bytes;   /* roll to a new segment past this size (default 64 MiB) */
+    uint64_t segment_bytes;   /* roll to a new segment past this size (default 64 MiB;
+                               * capped at 1/8 of the filesystem, at least 1 MiB) */
     uint64_t max_bytes;       /* cap on unreleased bytes: appends beyond it get SL_EFULL */
     uint32_t max_record;      /* largest payload accepted (SL_ETOOBIG beyond) */
     bool fsync;               /* false: records count as durable once written (benchmarks) */
@@ -53,7 +54,9 @@ const char *sl_spool_node_id(const struct sl_spool *s);
 
 /* Append one record made of iovcnt pieces. Returns 0 and *end_lsn (the LSN just past
  * the record: it is durable once sl_spool_synced_lsn() >= *end_lsn), SL_EFULL when the
- * unreleased bytes would pass max_bytes, SL_ETOOBIG past max_record, SL_EIO. */
+ * unreleased bytes would pass max_bytes or the disk is full (ENOSPC: the segment is
+ * ended so it can be deleted once released; appends resume when there is room),
+ * SL_ETOOBIG past max_record, SL_EIO. */
 SL_MUSTCHECK int sl_spool_appendv(struct sl_spool *s, const struct iovec *iov, int iovcnt,
                                   uint64_t *end_lsn);
 
@@ -89,8 +92,13 @@ struct sl_spool_stats {
     uint64_t syncs;           /* fdatasync rounds */
     uint64_t torn_bytes;      /* truncated at open */
     uint64_t corrupt_records; /* skipped by readers */
+    bool full;                /* the disk is full: appends get SL_EFULL until there is room */
 };
 void sl_spool_get_stats(struct sl_spool *s, struct sl_spool_stats *st);
+
+/* Bytes free (for an unprivileged writer) on the spool's filesystem; 0 if unknown. One
+ * fstatvfs: for /metrics, not for every request. */
+uint64_t sl_spool_fs_free_bytes(struct sl_spool *s);
 
 /* Open a reader at from_lsn (a record boundary: 0 or the first LSN of the oldest
  * segment mean "from the start"; an LSN below the first segment is moved up to it).

@@ -2,6 +2,7 @@
  * commit, segment roll-over and release, bounds, recovery of torn tails, the reader, and
  * concurrent appends. Every test works in its own mkdtemp directory under /tmp. */
 #include <dirent.h>
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -15,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -173,6 +176,92 @@ static uint32_t crc_ref(uint32_t crc, const unsigned char *p, size_t len)
             crc = (crc & 1) ? (crc >> 1) ^ 0x82F63B78u : crc >> 1;
     }
     return ~crc;
+}
+
+/* A fake small disk for issue 13 item 2. The test binary defines pwritev and fstatvfs, so
+ * drain/spool.c (linked from libsluice.a) calls these; with fake_cap < 0 they pass
+ * through. Otherwise the segment files in fake_dir may hold at most fake_cap bytes: a
+ * write that would go past it writes what fits (a torn record, as a real full disk
+ * leaves) and then fails with ENOSPC; fstatvfs reports the same capacity. */
+static long long fake_cap = -1;
+static const char *fake_dir;
+
+static uint64_t fake_used(void)
+{
+    DIR *d = opendir(fake_dir);
+    struct dirent *e;
+    uint64_t sum = 0;
+
+    if (d == NULL)
+        return 0;
+    while ((e = readdir(d)) != NULL) {
+        struct stat st;
+        if (strncmp(e->d_name, "seg-", 4) == 0 && fstatat(dirfd(d), e->d_name, &st, 0) == 0)
+            sum += (uint64_t)st.st_size;
+    }
+    closedir(d);
+    return sum;
+}
+
+ssize_t pwritev(int fd, const struct iovec *iov, int iovcnt, off_t off)
+{
+    ssize_t (*real)(int, const struct iovec *, int, off_t);
+    *(void **)&real = dlsym(RTLD_NEXT, "pwritev");
+    if (fake_cap >= 0 && iovcnt > 0) {
+        struct stat st;
+        uint64_t len = 0, used = fake_used(), grow, room;
+        for (int i = 0; i < iovcnt; i++)
+            len += iov[i].iov_len;
+        if (fstat(fd, &st) != 0)
+            return -1;
+        grow = (uint64_t)off + len > (uint64_t)st.st_size
+                   ? (uint64_t)off + len - (uint64_t)st.st_size
+                   : 0;
+        room = (uint64_t)fake_cap > used ? (uint64_t)fake_cap - used : 0;
+        if (grow > room) {
+            /* what fits of the first piece, as the file system would; then ENOSPC */
+            uint64_t fit = (uint64_t)off + room > (uint64_t)st.st_size
+                               ? (uint64_t)off + room - (uint64_t)st.st_size
+                               : 0;
+            if (fit == 0 || (uint64_t)off < (uint64_t)st.st_size) {
+                errno = ENOSPC;
+                return -1;
+            }
+            return pwrite(fd, iov[0].iov_base, fit < iov[0].iov_len ? fit : iov[0].iov_len, off);
+        }
+    }
+    return real(fd, iov, iovcnt, off);
+}
+
+int fstatvfs(int fd, struct statvfs *v)
+{
+    int (*real)(int, struct statvfs *);
+    *(void **)&real = dlsym(RTLD_NEXT, "fstatvfs");
+    if (real(fd, v) != 0)
+        return -1;
+    if (fake_cap >= 0) {
+        uint64_t used = fake_used();
+        v->f_frsize = 1;
+        v->f_blocks = (fsblkcnt_t)fake_cap;
+        v->f_bfree = v->f_bavail =
+            (fsblkcnt_t)((uint64_t)fake_cap > used ? (uint64_t)fake_cap - used : 0);
+    }
+    return 0;
+}
+
+static int setup_fakefs(void **state)
+{
+    int rc = setup(state);
+    if (rc == 0)
+        fake_dir = ((struct fx *)*state)->dir;
+    return rc;
+}
+
+static int teardown_fakefs(void **state)
+{
+    fake_cap = -1;
+    fake_dir = NULL;
+    return teardown(state);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -493,6 +582,162 @@ static void test_efull_then_release(void **state)
     for (int i = 0; i < n; i++)
         assert_int_equal(sl_spool_appendv(s, &v, 1, &end), 0);
     assert_int_equal(sl_spool_appendv(s, &v, 1, &end), SL_EFULL);
+    sl_spool_free(s);
+}
+
+/* Issue 13 item 2: a full spool disk wedged the drain for good. The segment that filled
+ * the disk was never rolled, so even once the writer had released everything it stayed
+ * (the last segment is never deleted) and every append hit ENOSPC again. */
+static void test_enospc_rolls_then_reclaims(void **state)
+{
+    struct fx *f = *state;
+    struct sl_spool *s;
+    struct sl_spool_stats st;
+    unsigned char rec[10000];
+    struct iovec v = {.iov_base = rec, .iov_len = sizeof(rec)};
+    uint64_t end = 0, last = 0;
+    int n = 0, rc;
+
+    fake_cap = 1 << 20; /* smaller than one default 64 MiB segment */
+    s = open_spool(f->dir, 0, 0, 0, true);
+    memset(rec, 'x', sizeof(rec));
+    while ((rc = sl_spool_appendv(s, &v, 1, &end)) == 0) {
+        last = end;
+        n++;
+        assert_true(n < 200);
+    }
+    assert_int_equal(rc, SL_EFULL);
+    assert_int_equal(n, (1 << 20) / (HDR + sizeof(rec)));
+    assert_int_equal(sl_spool_written_lsn(s), last);
+    sl_spool_get_stats(s, &st);
+    assert_true(st.full);
+    /* the full segment was ended: a new (empty) one starts at the end of the last record,
+     * and the torn record was cut off (the old file ends exactly there) */
+    assert_int_equal(st.segments, 2);
+    assert_int_equal(sl_spool_first_lsn(s), 0);
+    assert_int_equal(fake_used(), last);
+    /* refused again while full, without growing anything */
+    assert_int_equal(sl_spool_appendv(s, &v, 1, &end), SL_EFULL);
+    assert_int_equal(sl_spool_appendv(s, &v, 1, &end), SL_EFULL);
+    sl_spool_get_stats(s, &st);
+    assert_int_equal(st.segments, 2);
+    assert_int_equal(st.written_lsn, last);
+
+    /* every acknowledged record reads back, nothing of the failed ones */
+    assert_int_equal(sl_spool_sync_now(s), 0);
+    {
+        struct sl_spool_reader *r = NULL;
+        const void *p;
+        size_t len;
+        assert_int_equal(sl_spool_reader_open(s, 0, &r), 0);
+        for (int i = 0; i < n; i++) {
+            assert_int_equal(sl_spool_reader_next(r, &p, &len, &end), 1);
+            assert_int_equal(len, sizeof(rec));
+        }
+        assert_int_equal(end, last);
+        assert_int_equal(sl_spool_reader_next(r, &p, &len, &end), 0);
+        sl_spool_reader_free(r);
+    }
+    sl_spool_get_stats(s, &st);
+    assert_int_equal(st.corrupt_records, 0);
+
+    /* the writer catches up: the full segment goes, there is room, appends resume */
+    sl_spool_release(s, last);
+    sl_spool_get_stats(s, &st);
+    assert_false(st.full);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(sl_spool_first_lsn(s), last);
+    assert_int_equal(sl_spool_appendv(s, &v, 1, &end), 0);
+    assert_int_equal(end, last + HDR + sizeof(rec));
+    assert_int_equal(sl_spool_sync_now(s), 0);
+    sl_spool_free(s);
+
+    /* and a reopen finds nothing torn */
+    s = open_spool(f->dir, 0, 0, 0, true);
+    sl_spool_get_stats(s, &st);
+    assert_int_equal(st.torn_bytes, 0);
+    assert_int_equal(st.written_lsn, end);
+    sl_spool_free(s);
+}
+
+/* The writer had already released everything when the disk filled (a segment larger
+ * than the disk): the ended segment is deleted by the failing append itself, so the
+ * next append fits without waiting for another release. */
+static void test_enospc_after_release_reclaims_at_once(void **state)
+{
+    struct fx *f = *state;
+    struct sl_spool *s;
+    struct sl_spool_stats st;
+    unsigned char rec[10000];
+    struct iovec v = {.iov_base = rec, .iov_len = sizeof(rec)};
+    uint64_t end = 0, last = 0;
+    int rc;
+
+    fake_cap = 1 << 20;
+    s = open_spool(f->dir, 0, 0, 0, true);
+    memset(rec, 'y', sizeof(rec));
+    while ((rc = sl_spool_appendv(s, &v, 1, &end)) == 0) {
+        last = end;
+        assert_int_equal(sl_spool_sync_now(s), 0);
+        sl_spool_release(s, last); /* the writer keeps up */
+    }
+    assert_int_equal(rc, SL_EFULL);
+    sl_spool_get_stats(s, &st);
+    assert_int_equal(st.segments, 1); /* rolled, and the old one deleted at once */
+    assert_int_equal(sl_spool_first_lsn(s), last);
+    assert_false(st.full); /* room again right away */
+    assert_int_equal(sl_spool_appendv(s, &v, 1, &end), 0);
+    assert_int_equal(end, last + HDR + sizeof(rec));
+    sl_spool_free(s);
+}
+
+/* A restart on a full disk: the last segment (which fills it) is ended at open, so the
+ * writer's first release deletes it; the acknowledged records are all still read. */
+static void test_open_on_full_disk_ends_last_segment(void **state)
+{
+    struct fx *f = *state;
+    struct sl_spool *s = open_spool(f->dir, 0, 0, 0, true);
+    struct sl_spool_stats st;
+    uint64_t last;
+
+    last = append_range(s, 0, 2000);
+    sl_spool_free(s);
+
+    fake_cap = (long long)last + 1000; /* about 1000 bytes left */
+    s = open_spool(f->dir, 0, 0, 0, true);
+    sl_spool_get_stats(s, &st);
+    assert_true(st.full);
+    assert_int_equal(st.segments, 2);
+    assert_int_equal(st.written_lsn, last);
+    assert_int_equal(sl_spool_fs_free_bytes(s), 1000);
+    expect_range(s, 0, 0, 2000);
+    sl_spool_release(s, last);
+    sl_spool_get_stats(s, &st);
+    assert_false(st.full);
+    assert_int_equal(st.segments, 1);
+    assert_int_equal(append_range(s, 2000, 2010) > last, 1);
+    assert_int_equal(sl_spool_sync_now(s), 0);
+    expect_range(s, last, 2000, 2010);
+    sl_spool_free(s);
+}
+
+/* Segments are at most 1/8 of the filesystem (at least 1 MiB): a default 64 MiB segment
+ * on a 16 MiB disk rolls at 2 MiB. */
+static void test_segment_capped_by_filesystem(void **state)
+{
+    struct fx *f = *state;
+    struct sl_spool *s;
+    static unsigned char rec[100000];
+    struct iovec v = {.iov_base = rec, .iov_len = sizeof(rec)};
+    uint64_t end = 0;
+    char last[256];
+
+    fake_cap = 16ll << 20;
+    s = open_spool(f->dir, 0, 0, 0, false);
+    for (int i = 0; i < 30; i++)
+        assert_int_equal(sl_spool_appendv(s, &v, 1, &end), 0);
+    assert_int_equal(count_segments(f->dir, last, sizeof(last)), 2);
+    assert_string_equal(last, "seg-00000000001e8570.spool"); /* 20 records of 100012 */
     sl_spool_free(s);
 }
 
@@ -1073,6 +1318,14 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_release_clamped_to_synced, setup, teardown),
         cmocka_unit_test_setup_teardown(test_efull_then_release, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_enospc_rolls_then_reclaims, setup_fakefs,
+                                        teardown_fakefs),
+        cmocka_unit_test_setup_teardown(test_enospc_after_release_reclaims_at_once, setup_fakefs,
+                                        teardown_fakefs),
+        cmocka_unit_test_setup_teardown(test_open_on_full_disk_ends_last_segment, setup_fakefs,
+                                        teardown_fakefs),
+        cmocka_unit_test_setup_teardown(test_segment_capped_by_filesystem, setup_fakefs,
+                                        teardown_fakefs),
         cmocka_unit_test_setup_teardown(test_etoobig, setup, teardown),
         cmocka_unit_test_setup_teardown(test_many_iov_pieces, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_continues_lsns, setup, teardown),
