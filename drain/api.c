@@ -25,11 +25,11 @@
 #include "api-internal.h"
 #include "sluice/api.h"
 #include "sluice/buf.h"
+#include "sluice/clock.h"
 #include "sluice/feed.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
 #include "sluice/sources.h"
-#include "sluice/writer.h"
 
 #define KEEPALIVE_S 15
 #define QS_MAX 64
@@ -482,7 +482,7 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     struct sl_read_scope sc = {false, NULL, 0};
     struct qs q;
     const char *e;
-    int64_t *ids = NULL, now = sl_now_us();
+    int64_t *ids = NULL, now = sl_clock_real_us();
     size_t nids = 0;
     struct sl_search_params p;
     struct sl_search_job *j = NULL;

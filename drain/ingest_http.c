@@ -27,6 +27,7 @@
 #include <zlib.h>
 
 #include "sluice/api.h"
+#include "sluice/clock.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
 #include "sluice/logplex.h"
@@ -325,7 +326,7 @@ static void body_done(struct conn *c)
     memset(&e, 0, sizeof(e));
     e.kind = SL_ENTRY_HTTP;
     e.source_id = h->source_id;
-    e.received_us = now_us();
+    e.received_us = sl_clock_real_us();
     hdr = sl_http_header_get(&h->req, "logplex-frame-id");
     if (hdr)
         e.frame_id = sl_logplex_frame_key(*hdr, fid);
