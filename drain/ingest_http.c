@@ -28,6 +28,7 @@
 
 #include "sluice/api.h"
 #include "sluice/clock.h"
+#include "sluice/enc.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
 #include "sluice/logplex.h"
@@ -121,48 +122,9 @@ static void wait_durable(struct conn *c)
 
 /* ---------------------------------------------------------------- authentication */
 
-static int b64val(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Decode base64 into out (cap bytes). Returns the length, or -1. */
-static int b64decode(struct sl_str in, char *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-
-    for (size_t i = 0; i < in.len; i++) {
-        int v;
-        if (in.p[i] == '=')
-            break;
-        v = b64val((unsigned char)in.p[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= cap)
-                return -1;
-            out[n++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
-    return (int)n;
-}
-
-/* The source an "Authorization: Basic" header names, or 0. */
+/* The source an "Authorization: Basic" header names, or 0. The credentials are standard
+ * base64 (RFC 7617 §2, RFC 4648 §4) as every client sends them; anything else (another
+ * alphabet, text after the padding, more than dec holds) names no source. */
 static int64_t authenticate(struct conn *c)
 {
     const struct sl_str *h = sl_http_header_get(&c->http.req, "authorization");
@@ -175,7 +137,7 @@ static int64_t authenticate(struct conn *c)
         return 0;
     while (off < h->len && h->p[off] == ' ')
         off++;
-    n = b64decode(sl_str_make(h->p + off, h->len - off), dec, sizeof(dec));
+    n = sl_enc_unb64(h->p + off, h->len - off, (unsigned char *)dec, sizeof(dec));
     if (n <= 0)
         return 0;
     colon = memchr(dec, ':', (size_t)n);
