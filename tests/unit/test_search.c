@@ -98,23 +98,6 @@ static void test_fmt_time(void **state)
     assert_string_equal(out, "1969-12-31T23:59:59.999999Z");
 }
 
-static void test_unescape(void **state)
-{
-    char out[16];
-    (void)state;
-    assert_int_equal(sl_api_unescape("a+b%20c%2Fd", 11, out, sizeof(out)), 7);
-    assert_string_equal(out, "a b c/d");
-    assert_int_equal(sl_api_unescape("%3e%3D500", 9, out, sizeof(out)), 5);
-    assert_string_equal(out, ">=500");
-    assert_int_equal(sl_api_unescape("%", 1, out, sizeof(out)), -1);
-    assert_int_equal(sl_api_unescape("%4", 2, out, sizeof(out)), -1);
-    assert_int_equal(sl_api_unescape("%zz", 3, out, sizeof(out)), -1);
-    assert_int_equal(sl_api_unescape("%00", 3, out, sizeof(out)), -1); /* NUL */
-    assert_int_equal(sl_api_unescape("0123456789abcdef", 16, out, sizeof(out)), -1); /* cap */
-    assert_int_equal(sl_api_unescape("", 0, out, sizeof(out)), 0);
-    assert_string_equal(out, "");
-}
-
 /* The caps are arithmetic on the settings: each case is (limit, max_message, max_header)
  * and the bytes they allow. */
 static void test_answer_caps(void **state)
@@ -212,7 +195,6 @@ int main(void)
         cmocka_unit_test(test_parse_time_relative_and_unix),
         cmocka_unit_test(test_cursor_round_trip),
         cmocka_unit_test(test_fmt_time),
-        cmocka_unit_test(test_unescape),
         cmocka_unit_test(test_answer_caps),
         cmocka_unit_test(test_answer_cap_defaults),
         cmocka_unit_test(test_feed),
