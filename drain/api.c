@@ -35,6 +35,10 @@
 #define KEEPALIVE_S 15
 #define QS_MAX 64
 #define VAL_MAX 8192
+/* since/until refused by sl_search_parse_time: the forms it takes, with an example */
+#define BAD_TIME                                                                            \
+    "bad %s: RFC 3339 with 'T' and a real date (2026-11-21T10:00:00Z), a date (2026-11-21), " \
+    "relative (15m, 2h, 3d) or Unix seconds"
 
 /* The loop's side of a tail stream: the socket and its keep-alive timer. Freed when
  * the stream closes (stream_close); the shared part is the tail thread's too. */
@@ -489,8 +493,7 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         int64_t window = route == R_PAPERTRAIL ? 7LL * 86400 * 1000000 : 86400LL * 1000000;
         p.until_us = now;
         if (vu && *vu && sl_search_parse_time(vu, now, &p.until_us)) {
-            snprintf(msg, sizeof(msg), "bad %s: RFC 3339, relative (15m, 2h, 3d) or Unix seconds",
-                     ku);
+            snprintf(msg, sizeof(msg), BAD_TIME, ku);
             answer_error(a, conn, 400, msg, NULL);
             goto out;
         }
@@ -499,8 +502,7 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         p.default_window = !(vs && *vs);
         p.since_us = p.until_us - window;
         if (vs && *vs && sl_search_parse_time(vs, now, &p.since_us)) {
-            snprintf(msg, sizeof(msg), "bad %s: RFC 3339, relative (15m, 2h, 3d) or Unix seconds",
-                     ks);
+            snprintf(msg, sizeof(msg), BAD_TIME, ks);
             answer_error(a, conn, 400, msg, NULL);
             goto out;
         }

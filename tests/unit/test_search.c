@@ -30,8 +30,11 @@ static void test_parse_time_rfc3339(void **state)
     assert_int_equal(us, NOW);
     assert_int_equal(sl_search_parse_time("2026-11-22t04:29:12z", NOW, &us), 0);
     assert_int_equal(us, NOW - 920661);
-    assert_int_equal(sl_search_parse_time("2026-11-22 04:29:12.5Z", NOW, &us), 0);
+    assert_int_equal(sl_search_parse_time("2026-11-22T04:29:12.5Z", NOW, &us), 0);
     assert_int_equal(us, NOW - 920661 + 500000);
+    /* up to 9 fraction digits, cut to microseconds */
+    assert_int_equal(sl_search_parse_time("2026-11-22T04:29:12.920661999Z", NOW, &us), 0);
+    assert_int_equal(us, NOW);
     assert_int_equal(sl_search_parse_time("1970-01-01", NOW, &us), 0);
     assert_int_equal(us, 0);
     assert_int_equal(sl_search_parse_time("2024-02-29", NOW, &us), 0);
@@ -39,7 +42,12 @@ static void test_parse_time_rfc3339(void **state)
     /* malformed */
     const char *bad[] = {"",       "2026-11-22T04:29",      "2026-13-01",         "2026-11-22T25:00:00Z",
                          "2026-11-22T04:29:12", "2026-11-22T04:29:12.Z", "2026-11-22T04:29:12+0100",
-                         "yesterday", "15x",  "15mm", "-5m", "1.2.3", "12s3", NULL};
+                         "yesterday", "15x",  "15mm", "-5m", "1.2.3", "12s3",
+                         /* sl_rfc3339_parse is stricter than the old copy: a space for
+                          * 'T', a tenth fraction digit, impossible dates */
+                         "2026-11-22 04:29:12.5Z", "2026-11-22T04:29:12.9206619999Z",
+                         "2026-02-31", "2025-02-29", "2026-04-31T10:00:00Z", "2026-11-22T",
+                         "2026-11-2x", "2026-00-10", NULL};
     for (int i = 0; bad[i]; i++)
         assert_int_equal(sl_search_parse_time(bad[i], NOW, &us), SL_EPARSE);
 }
