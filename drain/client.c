@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "sluice/client.h"
+#include "sluice/enc.h"
 #include "sluice/rfc5424.h"
 #include "sluice/search.h"
 
@@ -604,24 +605,13 @@ fail:
 
 int sl_client_url_param(struct sl_buf *url, const char *key, const char *value)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t mark = url->len;
     bool has_q = url->len && memchr(url->p, '?', url->len) != NULL;
     int rc;
 
     if ((rc = sl_buf_addc(url, has_q ? '&' : '?')) || (rc = sl_buf_add(url, key, strlen(key))) ||
-        (rc = sl_buf_addc(url, '=')))
+        (rc = sl_buf_addc(url, '=')) || (rc = sl_enc_pct(url, value, strlen(value), false)))
         goto fail;
-    for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
-        char enc[3] = {'%', hex[*s >> 4], hex[*s & 15]};
-        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-            *s == '-' || *s == '.' || *s == '_' || *s == '~')
-            rc = sl_buf_addc(url, (char)*s);
-        else
-            rc = sl_buf_add(url, enc, 3);
-        if (rc)
-            goto fail;
-    }
     return 0;
 fail:
     url->len = mark;
