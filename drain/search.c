@@ -493,6 +493,18 @@ struct run {
 
 #define BLOCK_PAGE 2048
 
+/* The array p of *cap elements of size el, reallocated to twice that (256 at first):
+ * the new pointer and *cap, or NULL (p untouched) without memory. */
+static void *grow(void *p, size_t *cap, size_t el)
+{
+    size_t nc = *cap ? *cap * 2 : 256;
+    void *np = realloc(p, nc * el);
+
+    if (np != NULL)
+        *cap = nc;
+    return np;
+}
+
 static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
 {
     char blo[40], bhi[40], k1[40], k2[24], k3[24];
@@ -543,14 +555,12 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
     for (int i = 0; i < PQntuples(r); i++) {
         struct blk *b;
         if (R->nblk == R->capblk) {
-            size_t nc = R->capblk ? R->capblk * 2 : 256;
-            struct blk *nb = realloc(R->blks, nc * sizeof(*nb));
+            struct blk *nb = grow(R->blks, &R->capblk, sizeof(*nb));
             if (nb == NULL) {
                 PQclear(r);
                 return SL_ENOMEM;
             }
             R->blks = nb;
-            R->capblk = nc;
         }
         b = &R->blks[R->nblk++];
         b->source_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -654,14 +664,12 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
     for (int i = 0; i < PQntuples(r); i++) {
         struct hit *h;
         if (R->nhits == R->caphits) {
-            size_t nc = R->caphits ? R->caphits * 2 : 256;
-            struct hit *nh = realloc(R->hits, nc * sizeof(*nh));
+            struct hit *nh = grow(R->hits, &R->caphits, sizeof(*nh));
             if (nh == NULL) {
                 PQclear(r);
                 return SL_ENOMEM;
             }
             R->hits = nh;
-            R->caphits = nc;
         }
         h = &R->hits[R->nhits];
         h->us = strtoll(PQgetvalue(r, i, 0), NULL, 10);
