@@ -392,27 +392,6 @@ static const char papertrail_json[] =
     "'severity', initcap((" SEV_NAMES ")[l.severity + 1]), "
     "'facility', initcap((" FAC_NAMES ")[l.facility + 1]), 'message', l.message)::text";
 
-/* A search statement that did not return rows: a timeout (57014) is a 504, a regular
- * expression PostgreSQL refuses (2201B: the user's, so not logged) a 400, anything else
- * a 500 logged as what. Clears r; returns SL_ETOOBIG, SL_EPARSE or SL_EDB. */
-static int search_failed(PGconn *pg, PGresult *r, const char *what, int *status,
-                         struct sl_buf *body)
-{
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    bool tmo = st && strcmp(st, "57014") == 0;
-    bool bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
-
-    if (!bad_re)
-        sl_db_log_error(what, pg, r);
-    *status = tmo ? 504 : bad_re ? 400 : 500;
-    json_error(body, tmo      ? "search timed out: narrow the time range or the query"
-                     : bad_re ? "bad query: the regular expression is not valid"
-                              : "search failed",
-               -1);
-    PQclear(r);
-    return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
-}
-
 /* The fixed values then the plan's parameter list a, in order, as one array of *n
  * (caller frees), or NULL without memory. */
 static const char **run_params(const char *const *fixed, int nfixed,
@@ -431,21 +410,44 @@ static const char **run_params(const char *const *fixed, int nfixed,
     return v;
 }
 
-/* Run sql with those parameters and hand back the result whatever its status (the
- * search tells a timeout or a bad regular expression from a failure by its SQLSTATE).
- * NULL without memory. */
-static PGresult *run(PGconn *pg, const char *sql, const char *const *fixed, int nfixed,
-                     const struct sl_query_params *a)
+/* Run a search statement with those parameters: 0 and *res (its rows), SL_ENOMEM, or,
+ * when it did not return rows, *status and body filled by its SQLSTATE (not
+ * sl_db_exec, which clears the result): a timeout (57014) is a 504, a regular
+ * expression PostgreSQL refuses (2201B: the user's, so not logged) a 400, anything else
+ * a 500 logged as what; SL_ETOOBIG, SL_EPARSE or SL_EDB. */
+static int run(PGconn *pg, const char *what, const char *sql, const char *const *fixed,
+               int nfixed, const struct sl_query_params *a, int *status, struct sl_buf *body,
+               PGresult **res)
 {
     int n;
     const char **v = run_params(fixed, nfixed, a, &n);
+    const char *st;
+    bool tmo, bad_re;
     PGresult *r;
 
+    *res = NULL;
     if (v == NULL)
-        return NULL;
+        return SL_ENOMEM;
     r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
     free(v);
-    return r;
+    if (r == NULL)
+        return SL_ENOMEM;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        *res = r;
+        return 0;
+    }
+    st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    tmo = st && strcmp(st, "57014") == 0;
+    bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
+    if (!bad_re)
+        sl_db_log_error(what, pg, r);
+    *status = tmo ? 504 : bad_re ? 400 : 500;
+    json_error(body, tmo      ? "search timed out: narrow the time range or the query"
+                     : bad_re ? "bad query: the regular expression is not valid"
+                              : "search failed",
+               -1);
+    PQclear(r);
+    return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
 }
 
 /* The same through sl_db_exec: 0 and *res, or SL_EDB (logged as what), SL_ENOMEM. */
@@ -511,6 +513,7 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
     const char *fixed[6] = {R->pl.scope, blo, bhi, k1, k2, k3};
     int64_t lo = R->lo_us, hi = R->hi_us - 1;
     PGresult *r;
+    int rc;
 
     if (R->cdir == 'o' && R->c_us < hi)
         hi = R->c_us;
@@ -547,11 +550,9 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
                     BLOCK_PAGE) ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
-    r = run(R->pg, R->sql.p, fixed, 6, &R->pl.bp);
-    if (r == NULL)
-        return SL_ENOMEM;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return search_failed(R->pg, r, "search blocks failed", status, body);
+    if ((rc = run(R->pg, "search blocks failed", R->sql.p, fixed, 6, &R->pl.bp, status, body,
+                  &r)))
+        return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         struct blk *b;
         if (R->nblk == R->capblk) {
@@ -656,11 +657,9 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
             R->desc ? "<" : ">", R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
-    r = run(R->pg, R->sql.p, fixed, 10, &R->pl.pp);
-    if (r == NULL)
-        return SL_ENOMEM;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK)
-        return search_failed(R->pg, r, "search rows failed", status, body);
+    if ((rc = run(R->pg, "search rows failed", R->sql.p, fixed, 10, &R->pl.pp, status, body,
+                  &r)))
+        return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         struct hit *h;
         if (R->nhits == R->caphits) {
