@@ -9,7 +9,6 @@
  * search.c; this file does not include libpq), the HTTP server and its connections
  * (drain/server.c, through struct sl_api_ops). Runs on the event loop only, apart from
  * wake(), which the database threads call. */
-#include <ctype.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,15 +24,21 @@
 #include "api-internal.h"
 #include "sluice/api.h"
 #include "sluice/buf.h"
+#include "sluice/clock.h"
+#include "sluice/enc.h"
 #include "sluice/feed.h"
 #include "sluice/metrics.h"
+#include "sluice/qs.h"
 #include "sluice/search.h"
 #include "sluice/sources.h"
-#include "sluice/writer.h"
 
 #define KEEPALIVE_S 15
 #define QS_MAX 64
 #define VAL_MAX 8192
+/* since/until refused by sl_search_parse_time: the forms it takes, with an example */
+#define BAD_TIME                                                                            \
+    "bad %s: RFC 3339 with 'T' and a real date (2026-11-21T10:00:00Z), a date (2026-11-21), " \
+    "relative (15m, 2h, 3d) or Unix seconds"
 
 /* The loop's side of a tail stream: the socket and its keep-alive timer. Freed when
  * the stream closes (stream_close); the shared part is the tail thread's too. */
@@ -59,17 +64,8 @@ struct sl_api {
 static void json_err(struct sl_buf *b, const char *msg)
 {
     sl_buf_reset(b);
-    if (sl_buf_add(b, "{\"error\":\"", 10))
-        return;
-    for (const char *p = msg; *p; p++) {
-        unsigned char c = (unsigned char)*p;
-        int rc = (c == '"' || c == '\\') ? sl_buf_addf(b, "\\%c", c)
-                 : c < 0x20              ? sl_buf_addf(b, "\\u%04x", c)
-                                         : sl_buf_addc(b, (char)c);
-        if (rc)
-            return;
-    }
-    if (sl_buf_add(b, "\"}\n", 3))
+    if (sl_buf_add(b, "{\"error\":", 9) || sl_enc_json_str(b, msg, strlen(msg)) ||
+        sl_buf_add(b, "}\n", 2))
         b->len = 0;
 }
 
@@ -202,37 +198,6 @@ bool sl_api_path(struct sl_str path)
     return path.len >= 5 && memcmp(path.p, "/api/", 5) == 0;
 }
 
-long sl_api_unescape(const char *p, size_t n, char *out, size_t cap)
-{
-    size_t o = 0;
-
-    for (size_t i = 0; i < n; i++) {
-        int c = (unsigned char)p[i];
-        if (c == '+') {
-            c = ' ';
-        } else if (c == '%') {
-            int h, l;
-            if (i + 2 >= n)
-                return -1;
-            h = isdigit((unsigned char)p[i + 1]) ? p[i + 1] - '0'
-                : isxdigit((unsigned char)p[i + 1]) ? (tolower((unsigned char)p[i + 1]) - 'a' + 10)
-                                                    : -1;
-            l = isdigit((unsigned char)p[i + 2]) ? p[i + 2] - '0'
-                : isxdigit((unsigned char)p[i + 2]) ? (tolower((unsigned char)p[i + 2]) - 'a' + 10)
-                                                    : -1;
-            if (h < 0 || l < 0)
-                return -1;
-            c = h * 16 + l;
-            i += 2;
-        }
-        if (c == 0 || o + 1 >= cap)
-            return -1;
-        out[o++] = (char)c;
-    }
-    out[o] = '\0';
-    return (long)o;
-}
-
 struct qs {
     size_t n;
     struct {
@@ -248,39 +213,28 @@ static void qs_free(struct qs *q)
     q->n = 0;
 }
 
-/* Returns NULL, or an error message. */
+/* Split and decode the query (sluice/qs.h's rule). Returns NULL, or an error message. */
 static const char *qs_parse(struct sl_str query, struct qs *q)
 {
-    size_t i = 0;
+    struct sl_qs_pair pair;
+    size_t pos = 0;
 
     q->n = 0;
-    while (query.p && i < query.len) {
-        size_t j = i, eq;
-        while (j < query.len && query.p[j] != '&')
-            j++;
-        eq = i;
-        while (eq < j && query.p[eq] != '=')
-            eq++;
-        if (j > i) {
-            char key[32];
-            char *val;
-            if (q->n == QS_MAX)
-                return "too many parameters";
-            if (sl_api_unescape(query.p + i, eq - i, key, sizeof(key)) < 0)
-                return "bad parameter name";
-            val = malloc(VAL_MAX);
-            if (val == NULL)
-                return "out of memory";
-            if (sl_api_unescape(query.p + (eq < j ? eq + 1 : j), eq < j ? j - eq - 1 : 0, val,
-                                VAL_MAX) < 0) {
-                free(val);
-                return "bad parameter value (percent-encoding, NUL, or over 8 KiB)";
-            }
-            snprintf(q->kv[q->n].key, sizeof(q->kv[q->n].key), "%s", key);
-            q->kv[q->n].val = val;
-            q->n++;
+    while (sl_qs_next(query, &pos, &pair)) {
+        char *val;
+        if (q->n == QS_MAX)
+            return "too many parameters";
+        if (sl_qs_decode_cstr(pair.key, q->kv[q->n].key, sizeof(q->kv[q->n].key)) < 0)
+            return "bad parameter name";
+        val = malloc(VAL_MAX);
+        if (val == NULL)
+            return "out of memory";
+        if (sl_qs_decode_cstr(pair.val, val, VAL_MAX) < 0) {
+            free(val);
+            return "bad parameter value (percent-encoding, NUL, or over 8 KiB)";
         }
-        i = j + 1;
+        q->kv[q->n].val = val;
+        q->n++;
     }
     return NULL;
 }
@@ -482,7 +436,7 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     struct sl_read_scope sc = {false, NULL, 0};
     struct qs q;
     const char *e;
-    int64_t *ids = NULL, now = sl_now_us();
+    int64_t *ids = NULL, now = sl_clock_real_us();
     size_t nids = 0;
     struct sl_search_params p;
     struct sl_search_job *j = NULL;
@@ -539,8 +493,7 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         int64_t window = route == R_PAPERTRAIL ? 7LL * 86400 * 1000000 : 86400LL * 1000000;
         p.until_us = now;
         if (vu && *vu && sl_search_parse_time(vu, now, &p.until_us)) {
-            snprintf(msg, sizeof(msg), "bad %s: RFC 3339, relative (15m, 2h, 3d) or Unix seconds",
-                     ku);
+            snprintf(msg, sizeof(msg), BAD_TIME, ku);
             answer_error(a, conn, 400, msg, NULL);
             goto out;
         }
@@ -549,8 +502,7 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         p.default_window = !(vs && *vs);
         p.since_us = p.until_us - window;
         if (vs && *vs && sl_search_parse_time(vs, now, &p.since_us)) {
-            snprintf(msg, sizeof(msg), "bad %s: RFC 3339, relative (15m, 2h, 3d) or Unix seconds",
-                     ks);
+            snprintf(msg, sizeof(msg), BAD_TIME, ks);
             answer_error(a, conn, 400, msg, NULL);
             goto out;
         }

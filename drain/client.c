@@ -27,6 +27,7 @@
 #include <curl/curl.h>
 
 #include "sluice/client.h"
+#include "sluice/enc.h"
 #include "sluice/rfc5424.h"
 #include "sluice/search.h"
 
@@ -85,6 +86,18 @@ int sl_client_args(enum sl_client_cmd cmd, int argc, char **argv, struct sl_clie
 {
     bool only_words = false;
     size_t qlen = 0;
+    /* the options whose value is a non-empty text kept as it is */
+    const struct {
+        const char *name, *needs;
+        const char **slot;
+        bool search_only;
+    } texts[] = {
+        {"--url", " needs a value", &o->url, false},
+        {"--token", " needs a value", &o->token, false},
+        {"--cacert", " needs a file", &o->cacert, false},
+        {"--since", " needs a time", &o->since, true},
+        {"--until", " needs a time", &o->until, true},
+    };
 
     memset(o, 0, sizeof(*o));
     o->cmd = cmd;
@@ -96,6 +109,7 @@ int sl_client_args(enum sl_client_cmd cmd, int argc, char **argv, struct sl_clie
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i], *v;
         bool m;
+        size_t k;
 
         if (only_words || a[0] != '-' || a[1] == '\0') {
             size_t n = strlen(a);
@@ -160,37 +174,17 @@ int sl_client_args(enum sl_client_cmd cmd, int argc, char **argv, struct sl_clie
             o->sources[o->nsources++] = v;
             continue;
         }
-        if ((v = opt_value(a, "--url", argc, argv, &i, &m)) != NULL || m) {
+        for (k = 0; k < sizeof(texts) / sizeof(texts[0]); k++)
+            if ((!texts[k].search_only || cmd == SL_CLIENT_SEARCH) &&
+                ((v = opt_value(a, texts[k].name, argc, argv, &i, &m)) != NULL || m))
+                break;
+        if (k < sizeof(texts) / sizeof(texts[0])) {
             if (v == NULL || *v == '\0')
-                return arg_err(err, cap, "", "--url", " needs a value");
-            o->url = v;
-            continue;
-        }
-        if ((v = opt_value(a, "--token", argc, argv, &i, &m)) != NULL || m) {
-            if (v == NULL || *v == '\0')
-                return arg_err(err, cap, "", "--token", " needs a value");
-            o->token = v;
-            continue;
-        }
-        if ((v = opt_value(a, "--cacert", argc, argv, &i, &m)) != NULL || m) {
-            if (v == NULL || *v == '\0')
-                return arg_err(err, cap, "", "--cacert", " needs a file");
-            o->cacert = v;
+                return arg_err(err, cap, "", texts[k].name, texts[k].needs);
+            *texts[k].slot = v;
             continue;
         }
         if (cmd == SL_CLIENT_SEARCH) {
-            if ((v = opt_value(a, "--since", argc, argv, &i, &m)) != NULL || m) {
-                if (v == NULL || *v == '\0')
-                    return arg_err(err, cap, "", "--since", " needs a time");
-                o->since = v;
-                continue;
-            }
-            if ((v = opt_value(a, "--until", argc, argv, &i, &m)) != NULL || m) {
-                if (v == NULL || *v == '\0')
-                    return arg_err(err, cap, "", "--until", " needs a time");
-                o->until = v;
-                continue;
-            }
             if ((v = opt_value(a, "--limit", argc, argv, &i, &m)) != NULL || m) {
                 if (parse_count(v, 1, SL_CLIENT_MAX_LIMIT, &o->limit))
                     return arg_err(err, cap, "--limit takes a number of lines (1 or more), not '",
@@ -604,24 +598,13 @@ fail:
 
 int sl_client_url_param(struct sl_buf *url, const char *key, const char *value)
 {
-    static const char hex[] = "0123456789ABCDEF";
     size_t mark = url->len;
     bool has_q = url->len && memchr(url->p, '?', url->len) != NULL;
     int rc;
 
     if ((rc = sl_buf_addc(url, has_q ? '&' : '?')) || (rc = sl_buf_add(url, key, strlen(key))) ||
-        (rc = sl_buf_addc(url, '=')))
+        (rc = sl_buf_addc(url, '=')) || (rc = sl_enc_pct(url, value, strlen(value), false)))
         goto fail;
-    for (const unsigned char *s = (const unsigned char *)value; *s; s++) {
-        char enc[3] = {'%', hex[*s >> 4], hex[*s & 15]};
-        if ((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-            *s == '-' || *s == '.' || *s == '_' || *s == '~')
-            rc = sl_buf_addc(url, (char)*s);
-        else
-            rc = sl_buf_add(url, enc, 3);
-        if (rc)
-            goto fail;
-    }
     return 0;
 fail:
     url->len = mark;

@@ -133,13 +133,6 @@ struct server {
     int64_t last_unknown_warn;
 };
 
-static inline int64_t now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
-}
-
 /* The age of the oldest unwritten entry must show even while the writer cannot read
  * (PostgreSQL down): the first entry spooled into an empty backlog sets it; the writer
  * moves it forward as it commits and clears it when it has caught up. */

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "sluice/clock.h"
 #include "sluice/feed.h"
 
 struct commit {
@@ -94,13 +95,7 @@ int64_t sl_feed_wait(struct sl_feed *f, int64_t after_id, int timeout_ms)
     int64_t v;
     uint64_t w;
 
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    ts.tv_sec += timeout_ms / 1000;
-    ts.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
-    if (ts.tv_nsec >= 1000000000L) {
-        ts.tv_sec++;
-        ts.tv_nsec -= 1000000000L;
-    }
+    sl_clock_mono_deadline(&ts, timeout_ms);
     pthread_mutex_lock(&f->mu);
     w = f->wakes;
     while (f->last_id <= after_id && f->wakes == w)

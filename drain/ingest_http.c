@@ -27,6 +27,8 @@
 #include <zlib.h>
 
 #include "sluice/api.h"
+#include "sluice/clock.h"
+#include "sluice/enc.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
 #include "sluice/logplex.h"
@@ -135,48 +137,9 @@ static void wait_durable(struct conn *c)
 
 /* ---------------------------------------------------------------- authentication */
 
-static int b64val(unsigned char ch)
-{
-    if (ch >= 'A' && ch <= 'Z')
-        return ch - 'A';
-    if (ch >= 'a' && ch <= 'z')
-        return ch - 'a' + 26;
-    if (ch >= '0' && ch <= '9')
-        return ch - '0' + 52;
-    if (ch == '+' || ch == '-')
-        return 62;
-    if (ch == '/' || ch == '_')
-        return 63;
-    return -1;
-}
-
-/* Decode base64 into out (cap bytes). Returns the length, or -1. */
-static int b64decode(struct sl_str in, char *out, size_t cap)
-{
-    uint32_t acc = 0;
-    int bits = 0;
-    size_t n = 0;
-
-    for (size_t i = 0; i < in.len; i++) {
-        int v;
-        if (in.p[i] == '=')
-            break;
-        v = b64val((unsigned char)in.p[i]);
-        if (v < 0)
-            return -1;
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            if (n >= cap)
-                return -1;
-            out[n++] = (char)((acc >> bits) & 0xFF);
-        }
-    }
-    return (int)n;
-}
-
-/* The source an "Authorization: Basic" header names, or 0. */
+/* The source an "Authorization: Basic" header names, or 0. The credentials are standard
+ * base64 (RFC 7617 §2, RFC 4648 §4) as every client sends them; anything else (another
+ * alphabet, text after the padding, more than dec holds) names no source. */
 static int64_t authenticate(struct conn *c)
 {
     const struct sl_str *h = sl_http_header_get(&c->http.req, "authorization");
@@ -189,7 +152,7 @@ static int64_t authenticate(struct conn *c)
         return 0;
     while (off < h->len && h->p[off] == ' ')
         off++;
-    n = b64decode(sl_str_make(h->p + off, h->len - off), dec, sizeof(dec));
+    n = sl_enc_unb64(h->p + off, h->len - off, (unsigned char *)dec, sizeof(dec));
     if (n <= 0)
         return 0;
     colon = memchr(dec, ':', (size_t)n);
@@ -340,7 +303,7 @@ static void body_done(struct conn *c)
     memset(&e, 0, sizeof(e));
     e.kind = SL_ENTRY_HTTP;
     e.source_id = h->source_id;
-    e.received_us = now_us();
+    e.received_us = sl_clock_real_us();
     /* The frame key: Logplex-Frame-Id, else log-shuttle's X-Request-Id, which it keeps
      * across the retries of a batch; a retry is then stored once (the writer's
      * ingest_frames). */

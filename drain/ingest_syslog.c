@@ -18,6 +18,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "sluice/clock.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
@@ -74,7 +75,7 @@ void sl_ingest_syslog_flush(struct conn *c)
         return;
     }
     SL_INC(lines_accepted, y->entry_n);
-    note_spooled(now_us());
+    note_spooled(sl_clock_real_us());
     SL_INC(syslog_lines, y->entry_n);
     y->entry_pending = false;
     y->entry_n = 0;
@@ -118,7 +119,7 @@ static bool syslog_take(struct conn *c, const struct sl_frame *f, uint32_t orig_
     uint8_t flags = 0;
 
     if (src == 0) {
-        int64_t t = now_us();
+        int64_t t = sl_clock_real_us();
         SL_INC(syslog_unknown_source, 1);
         if (t - s->last_unknown_warn > 10 * 1000000LL) {
             s->last_unknown_warn = t;
@@ -138,7 +139,7 @@ static bool syslog_take(struct conn *c, const struct sl_frame *f, uint32_t orig_
         e.flags = y->last_secret ? SL_ENTRY_HOST_IS_TOKEN : 0;
         y->entry_secret = y->last_secret;
         e.source_id = src;
-        e.received_us = now_us();
+        e.received_us = sl_clock_real_us();
         if (sl_entry_begin(&c->entry, &e))
             return false;
         y->entry_src = src;

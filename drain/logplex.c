@@ -9,25 +9,19 @@
 #include <stdbool.h>
 #include <string.h>
 
-#include "sluice/db.h"
+#include "sluice/digest.h"
 #include "sluice/logplex.h"
 
 struct sl_str sl_logplex_frame_key(struct sl_str id, char out[SL_LOGPLEX_KEY_MAX])
 {
-    static const char hex[] = "0123456789abcdef";
-    unsigned char h[32];
     bool plain = id.len <= 128;
 
     for (size_t i = 0; i < id.len && plain; i++)
         plain = id.p[i] > 0x20 && id.p[i] < 0x7f;
     if (plain)
         return id;
-    sl_token_hash(id.p, id.len, h);
     memcpy(out, "sha256:", 7);
-    for (int i = 0; i < 32; i++) {
-        out[7 + 2 * i] = hex[h[i] >> 4];
-        out[8 + 2 * i] = hex[h[i] & 15];
-    }
+    sl_digest_sha256_hex(id.p, id.len, out + 7); /* 64 digits and a NUL: 72 <= the cap */
     return sl_str_make(out, 71);
 }
 

@@ -17,6 +17,7 @@
 #include "sluice/err.h"
 #include "sluice/pcre2pg.h"
 #include "sluice/str.h"
+#include "sluice/utf8.h"
 
 /* What the last thing written was, for the quantifier checks. */
 enum atom { A_NONE, A_ATOM, A_ASSERT };
@@ -55,46 +56,6 @@ static bool is_digit(unsigned char c)
 static bool is_alnum(unsigned char c)
 {
     return is_alpha(c) || is_digit(c);
-}
-
-/* Length of the valid UTF-8 sequence at p[0..n), 0 if invalid (overlong, surrogate,
- * beyond U+10FFFF, truncated): PostgreSQL rejects those in text parameters. */
-static size_t utf8_len(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    size_t k;
-    uint32_t v, min;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        k = 2;
-        v = c & 0x1f;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        k = 3;
-        v = c & 0x0f;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (p[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return k;
 }
 
 static int rv_fail(struct rv *v, size_t at, size_t len, const char *reason)
@@ -210,7 +171,7 @@ static int rv_bracket(struct rv *v)
                 return rv_fail(v, i, 2, "unsupported regex escape");
             }
         } else {
-            size_t l = utf8_len((const unsigned char *)v->s + i, v->n - i, &cp);
+            size_t l = sl_utf8_seq((const unsigned char *)v->s + i, v->n - i, &cp);
             if (l == 0)
                 return rv_fail(v, i, 1, "invalid UTF-8");
             i += l;
@@ -424,7 +385,7 @@ int sl_pcre2pg_translate(const char *re, size_t n, struct sl_buf *out, struct sl
             break;
         default: {
             uint32_t cp;
-            size_t l = utf8_len((const unsigned char *)v.s + at, v.n - at, &cp);
+            size_t l = sl_utf8_seq((const unsigned char *)v.s + at, v.n - at, &cp);
             if (l == 0)
                 return rv_fail(&v, at, 1, "invalid UTF-8");
             rc = sl_buf_add(v.out, v.s + at, l);

@@ -21,6 +21,7 @@
 #include "sluice/err.h"
 #include "sluice/pcre2pg.h"
 #include "sluice/query.h"
+#include "sluice/utf8.h"
 
 /* ------------------------------------------------------------------ tables */
 
@@ -71,46 +72,6 @@ static bool ieq(const char *a, size_t n, const char *lit)
         if (lower((unsigned char)a[i]) != (unsigned char)lit[i])
             return false;
     return true;
-}
-
-/* Length of the valid UTF-8 sequence at p[0..n), 0 if invalid (overlong, surrogate,
- * beyond U+10FFFF, truncated): PostgreSQL rejects those in text parameters. */
-static size_t utf8_len(const unsigned char *p, size_t n, uint32_t *cp)
-{
-    unsigned char c = p[0];
-    size_t k;
-    uint32_t v, min;
-
-    if (c < 0x80) {
-        *cp = c;
-        return 1;
-    }
-    if (c >= 0xc2 && c <= 0xdf) {
-        k = 2;
-        v = c & 0x1f;
-        min = 0x80;
-    } else if (c >= 0xe0 && c <= 0xef) {
-        k = 3;
-        v = c & 0x0f;
-        min = 0x800;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-        k = 4;
-        v = c & 0x07;
-        min = 0x10000;
-    } else {
-        return 0;
-    }
-    if (k > n)
-        return 0;
-    for (size_t i = 1; i < k; i++) {
-        if ((p[i] & 0xc0) != 0x80)
-            return 0;
-        v = v << 6 | (p[i] & 0x3f);
-    }
-    if (v < min || v > 0x10ffff || (v >= 0xd800 && v <= 0xdfff))
-        return 0;
-    *cp = v;
-    return k;
 }
 
 /* ------------------------------------------------------------------ AST */
@@ -804,7 +765,7 @@ int sl_query_parse(const char *text, size_t len, struct sl_query **out, struct s
             return fail(&p, SL_EPARSE, i, 0, "NUL byte");
         if ((c < 0x20 && !is_ws(c)) || c == 0x7f)
             return fail(&p, SL_EPARSE, i, 0, "control character");
-        if ((l = utf8_len((const unsigned char *)text + i, len - i, &cp)) == 0)
+        if ((l = sl_utf8_seq((const unsigned char *)text + i, len - i, &cp)) == 0)
             return fail(&p, SL_EPARSE, i, 0, "invalid UTF-8");
         i += l;
     }

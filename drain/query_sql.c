@@ -49,7 +49,7 @@ static const struct unit_alt byte_alts[] = {{"[bB](?:[yY][tT][eE][sS])?", "1"},
 
 /* Regex pieces. A token byte is an ASCII letter, digit, '_' or any byte >= 0x80 (a
  * non-ASCII character); NW is one character that is not (NUL cannot be in text). SEP is
- * a logfmt separator (any byte <= ' ', drain/logfmt.c). */
+ * a logfmt separator (any byte <= ' '). */
 #define RE_NW "[\\x01-\\x2f\\x3a-\\x40\\x5b-\\x5e\\x60\\x7b-\\x7f]"
 #define RE_SEP "[\\x01-\\x20]"
 #define RE_NUMV "-?[0-9]{1,20}(?:\\.[0-9]{1,20})?"

@@ -10,8 +10,10 @@
 #include <libpq-fe.h>
 
 #include "sluice/db.h"
+#include "sluice/enc.h"
 #include "sluice/log.h"
 #include "sluice/query.h"
+#include "sluice/rfc5424.h"
 #include "sluice/search.h"
 #include "sluice/sources.h"
 #include "sluice/tokens.h"
@@ -32,73 +34,21 @@ void sl_search_fmt_time(int64_t us, char out[32])
     memcpy(out, tmp, 32);
 }
 
-static int digits(const char *s, int n, int *v)
+/* An RFC 3339 date-time (sl_rfc3339_parse: 'T', at most 9 fraction digits, a real date,
+ * an offset or Z), or a full-date alone ("2026-11-21": that day's UTC midnight). */
+static int parse_rfc3339(const char *s, size_t n, int64_t *us)
 {
-    *v = 0;
-    for (int i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i]))
-            return SL_EPARSE;
-        *v = *v * 10 + (s[i] - '0');
+    char stamp[32];
+    int fd, off;
+
+    if (n == 10) {
+        /* the date-only form, checked by the same parser at 00:00:00Z */
+        memcpy(stamp, s, 10);
+        memcpy(stamp + 10, "T00:00:00Z", 11);
+        s = stamp;
+        n = 20;
     }
-    return 0;
-}
-
-static int64_t days_from_civil(int y, int m, int d)
-{
-    /* Howard Hinnant's algorithm: days since 1970-01-01 */
-    int64_t era, yoe, doy, doe;
-    y -= m <= 2;
-    era = (y >= 0 ? y : y - 399) / 400;
-    yoe = y - era * 400;
-    doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int parse_rfc3339(const char *s, int64_t *us)
-{
-    int y, mo, d, h = 0, mi = 0, sec = 0;
-    int64_t frac = 0, off = 0;
-    size_t n = strlen(s);
-    const char *p;
-
-    if (n < 10 || s[4] != '-' || s[7] != '-' || digits(s, 4, &y) || digits(s + 5, 2, &mo) ||
-        digits(s + 8, 2, &d) || mo < 1 || mo > 12 || d < 1 || d > 31)
-        return SL_EPARSE;
-    p = s + 10;
-    if (*p == 'T' || *p == 't' || *p == ' ') {
-        if (strlen(p) < 9 || p[3] != ':' || p[6] != ':' || digits(p + 1, 2, &h) ||
-            digits(p + 4, 2, &mi) || digits(p + 7, 2, &sec) || h > 23 || mi > 59 || sec > 60)
-            return SL_EPARSE;
-        p += 9;
-        if (*p == '.') {
-            int64_t scale = 100000;
-            p++;
-            if (!isdigit((unsigned char)*p))
-                return SL_EPARSE;
-            while (isdigit((unsigned char)*p)) {
-                frac += (*p - '0') * scale;
-                scale /= 10;
-                p++;
-            }
-        }
-        if (*p == 'Z' || *p == 'z') {
-            p++;
-        } else if (*p == '+' || *p == '-') {
-            int oh, om;
-            if (strlen(p) < 6 || p[3] != ':' || digits(p + 1, 2, &oh) || digits(p + 4, 2, &om) ||
-                oh > 23 || om > 59)
-                return SL_EPARSE;
-            off = (int64_t)(oh * 60 + om) * 60 * (*p == '-' ? -1 : 1);
-            p += 6;
-        } else {
-            return SL_EPARSE;
-        }
-    }
-    if (*p != '\0')
-        return SL_EPARSE;
-    *us = ((days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec) - off) * 1000000 + frac;
-    return 0;
+    return sl_rfc3339_parse(s, n, us, &fd, &off);
 }
 
 int sl_search_parse_time(const char *s, int64_t now_us, int64_t *us)
@@ -108,7 +58,7 @@ int sl_search_parse_time(const char *s, int64_t now_us, int64_t *us)
 
     if (n == 0 || n > 64)
         return SL_EPARSE;
-    if (parse_rfc3339(s, us) == 0)
+    if (parse_rfc3339(s, n, us) == 0)
         return 0;
     if (isdigit((unsigned char)s[0])) {
         /* relative: digits then one unit */
@@ -231,25 +181,10 @@ static void pg_time(int64_t us, char out[40])
 
 /* ---------------------------------------------------------------- JSON bits */
 
-static int json_str(struct sl_buf *b, const char *s)
-{
-    int rc = sl_buf_addc(b, '"');
-    for (; *s && rc == 0; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\')
-            rc = sl_buf_addf(b, "\\%c", c);
-        else if (c < 0x20)
-            rc = sl_buf_addf(b, "\\u%04x", c);
-        else
-            rc = sl_buf_addc(b, (char)c);
-    }
-    return rc ? rc : sl_buf_addc(b, '"');
-}
-
 static void json_error(struct sl_buf *b, const char *msg, long pos)
 {
     sl_buf_reset(b);
-    if (sl_buf_add(b, "{\"error\":", 9) || json_str(b, msg) ||
+    if (sl_buf_add(b, "{\"error\":", 9) || sl_enc_json_str(b, msg, strlen(msg)) ||
         (pos >= 0 && sl_buf_addf(b, ",\"position\":%ld", pos)) || sl_buf_add(b, "}\n", 2)) {
         sl_buf_reset(b);
         if (sl_buf_add(b, "{\"error\":\"out of memory\"}\n", 26))
@@ -457,31 +392,76 @@ static const char papertrail_json[] =
     "'severity', initcap((" SEV_NAMES ")[l.severity + 1]), "
     "'facility', initcap((" FAC_NAMES ")[l.facility + 1]), 'message', l.message)::text";
 
-static bool is_timeout(const PGresult *r)
+/* The fixed values then the plan's parameter list a, in order, as one array of *n
+ * (caller frees), or NULL without memory. */
+static const char **run_params(const char *const *fixed, int nfixed,
+                               const struct sl_query_params *a, int *n)
 {
-    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    return st && strcmp(st, "57014") == 0;
-}
+    const char **v;
+    int k = 0;
 
-/* Run sql with fixed values then the plan's parameter lists appended in order. */
-static PGresult *run(PGconn *pg, const char *sql, const char *const *fixed, int nfixed,
-                     const struct sl_query_params *a, const struct sl_query_params *b)
-{
-    int n = nfixed + (int)(a ? a->n : 0) + (int)(b ? b->n : 0), k = 0;
-    const char **v = calloc((size_t)n + 1, sizeof(*v));
-    PGresult *r;
-
-    if (v == NULL)
+    *n = nfixed + (int)a->n;
+    if ((v = calloc((size_t)*n + 1, sizeof(*v))) == NULL)
         return NULL;
     for (int i = 0; i < nfixed; i++)
         v[k++] = fixed[i];
-    for (size_t i = 0; a && i < a->n; i++)
+    for (size_t i = 0; i < a->n; i++)
         v[k++] = a->v[i];
-    for (size_t i = 0; b && i < b->n; i++)
-        v[k++] = b->v[i];
+    return v;
+}
+
+/* Run a search statement with those parameters: 0 and *res (its rows), SL_ENOMEM, or,
+ * when it did not return rows, *status and body filled by its SQLSTATE (not
+ * sl_db_exec, which clears the result): a timeout (57014) is a 504, a regular
+ * expression PostgreSQL refuses (2201B: the user's, so not logged) a 400, anything else
+ * a 500 logged as what; SL_ETOOBIG, SL_EPARSE or SL_EDB. */
+static int run(PGconn *pg, const char *what, const char *sql, const char *const *fixed,
+               int nfixed, const struct sl_query_params *a, int *status, struct sl_buf *body,
+               PGresult **res)
+{
+    int n;
+    const char **v = run_params(fixed, nfixed, a, &n);
+    const char *st;
+    bool tmo, bad_re;
+    PGresult *r;
+
+    *res = NULL;
+    if (v == NULL)
+        return SL_ENOMEM;
     r = PQexecParams(pg, sql, n, NULL, v, NULL, NULL, 0);
     free(v);
-    return r;
+    if (r == NULL)
+        return SL_ENOMEM;
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) {
+        *res = r;
+        return 0;
+    }
+    st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    tmo = st && strcmp(st, "57014") == 0;
+    bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
+    if (!bad_re)
+        sl_db_log_error(what, pg, r);
+    *status = tmo ? 504 : bad_re ? 400 : 500;
+    json_error(body, tmo      ? "search timed out: narrow the time range or the query"
+                     : bad_re ? "bad query: the regular expression is not valid"
+                              : "search failed",
+               -1);
+    PQclear(r);
+    return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
+}
+
+/* The same through sl_db_exec: 0 and *res, or SL_EDB (logged as what), SL_ENOMEM. */
+static int run_checked(PGconn *pg, const char *what, const char *sql, const char *const *fixed,
+                       int nfixed, const struct sl_query_params *a, PGresult **res)
+{
+    int n, rc;
+    const char **v = run_params(fixed, nfixed, a, &n);
+
+    if (v == NULL)
+        return SL_ENOMEM;
+    rc = sl_db_exec(pg, what, sql, n, v, res);
+    free(v);
+    return rc;
 }
 
 /* ---------------------------------------------------------------- search */
@@ -515,12 +495,25 @@ struct run {
 
 #define BLOCK_PAGE 2048
 
+/* The array p of *cap elements of size el, reallocated to twice that (256 at first):
+ * the new pointer and *cap, or NULL (p untouched) without memory. */
+static void *grow(void *p, size_t *cap, size_t el)
+{
+    size_t nc = *cap ? *cap * 2 : 256;
+    void *np = realloc(p, nc * el);
+
+    if (np != NULL)
+        *cap = nc;
+    return np;
+}
+
 static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
 {
     char blo[40], bhi[40], k1[40], k2[24], k3[24];
     const char *fixed[6] = {R->pl.scope, blo, bhi, k1, k2, k3};
     int64_t lo = R->lo_us, hi = R->hi_us - 1;
     PGresult *r;
+    int rc;
 
     if (R->cdir == 'o' && R->c_us < hi)
         hi = R->c_us;
@@ -557,30 +550,18 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
                     BLOCK_PAGE) ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
-    r = run(R->pg, R->sql.p, fixed, 6, &R->pl.bp, NULL);
-    if (r == NULL)
-        return SL_ENOMEM;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        bool to = is_timeout(r);
-        sl_db_log_error("search blocks failed", R->pg, r);
-        PQclear(r);
-        *status = to ? 504 : 500;
-        json_error(body, to ? "search timed out: narrow the time range or the query"
-                            : "search failed",
-                   -1);
-        return to ? SL_ETOOBIG : SL_EDB;
-    }
+    if ((rc = run(R->pg, "search blocks failed", R->sql.p, fixed, 6, &R->pl.bp, status, body,
+                  &r)))
+        return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         struct blk *b;
         if (R->nblk == R->capblk) {
-            size_t nc = R->capblk ? R->capblk * 2 : 256;
-            struct blk *nb = realloc(R->blks, nc * sizeof(*nb));
+            struct blk *nb = grow(R->blks, &R->capblk, sizeof(*nb));
             if (nb == NULL) {
                 PQclear(r);
                 return SL_ENOMEM;
             }
             R->blks = nb;
-            R->capblk = nc;
         }
         b = &R->blks[R->nblk++];
         b->source_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -676,34 +657,18 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
             R->desc ? "<" : ">", R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
-    r = run(R->pg, R->sql.p, fixed, 10, &R->pl.pp, NULL);
-    if (r == NULL)
-        return SL_ENOMEM;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        bool tmo = is_timeout(r);
-        const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        bool bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
-        if (!bad_re)
-            sl_db_log_error("search rows failed", R->pg, r);
-        *status = tmo ? 504 : bad_re ? 400 : 500;
-        json_error(body, tmo      ? "search timed out: narrow the time range or the query"
-                         : bad_re ? "bad query: the regular expression is not valid"
-                                  : "search failed",
-                   -1);
-        PQclear(r);
-        return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
-    }
+    if ((rc = run(R->pg, "search rows failed", R->sql.p, fixed, 10, &R->pl.pp, status, body,
+                  &r)))
+        return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         struct hit *h;
         if (R->nhits == R->caphits) {
-            size_t nc = R->caphits ? R->caphits * 2 : 256;
-            struct hit *nh = realloc(R->hits, nc * sizeof(*nh));
+            struct hit *nh = grow(R->hits, &R->caphits, sizeof(*nh));
             if (nh == NULL) {
                 PQclear(r);
                 return SL_ENOMEM;
             }
             R->hits = nh;
-            R->caphits = nc;
         }
         h = &R->hits[R->nhits];
         h->us = strtoll(PQgetvalue(r, i, 0), NULL, 10);
@@ -732,18 +697,14 @@ static int id_key(PGconn *pg, int64_t id, const int64_t *scope, const char *scop
     (void)scope;
 
     snprintf(ids, sizeof(ids), "%" PRId64, id);
-    r = PQexecParams(pg,
-                     "SELECT " TS_US("l.received_at") " FROM log_blocks b CROSS JOIN LATERAL "
-                     "(SELECT l.received_at FROM logs l WHERE l.source_id = b.source_id AND "
-                     "l.received_at BETWEEN b.min_received AND b.max_received AND "
-                     "l.id = $1::bigint OFFSET 0) l WHERE b.max_id >= $1::bigint AND "
-                     "b.min_id <= $1::bigint AND b.source_id = ANY($2::bigint[]) LIMIT 1",
-                     2, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("id lookup failed", pg, r);
-        PQclear(r);
+    if (sl_db_exec(pg, "id lookup failed",
+                   "SELECT " TS_US("l.received_at") " FROM log_blocks b CROSS JOIN LATERAL "
+                   "(SELECT l.received_at FROM logs l WHERE l.source_id = b.source_id AND "
+                   "l.received_at BETWEEN b.min_received AND b.max_received AND "
+                   "l.id = $1::bigint OFFSET 0) l WHERE b.max_id >= $1::bigint AND "
+                   "b.min_id <= $1::bigint AND b.source_id = ANY($2::bigint[]) LIMIT 1",
+                   2, v, &r))
         return SL_EDB;
-    }
     *found = PQntuples(r) > 0;
     if (*found)
         *us = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
@@ -1020,10 +981,11 @@ void sl_tail_free(struct sl_tail_q *t)
     free(t);
 }
 
-/* what: the select list ("count(*)" or the id and JSON, ordered and limited) */
-static PGresult *tail_query(PGconn *pg, const struct sl_tail_q *tc, bool count, int64_t after_id,
-                            int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
-                            int limit)
+/* count: the select list is count(*), else the id and JSON, ordered and limited. Returns
+ * 0 and *res, SL_EDB (logged as what) or SL_ENOMEM. */
+static int tail_query(PGconn *pg, const char *what, const struct sl_tail_q *tc, bool count,
+                      int64_t after_id, int64_t hi_id, bool has_range, int64_t rmin_us,
+                      int64_t rmax_us, int limit, PGresult **res)
 {
     struct sl_tail_q *t = (struct sl_tail_q *)(uintptr_t)tc;
     char a[24], h[24], r1[40], r2[40], lim[24];
@@ -1044,7 +1006,7 @@ static PGresult *tail_query(PGconn *pg, const struct sl_tail_q *tc, bool count, 
                         count ? "count(*)" : sel, t->pl.pred.p,
                         count ? "" : "ORDER BY l.id") ||
             sl_buf_addc(&t->sql, '\0'))
-            return NULL;
+            return SL_ENOMEM;
     } else {
         if (sl_buf_addf(&t->sql,
                         "SELECT %s FROM log_blocks b CROSS JOIN LATERAL (SELECT * FROM logs l "
@@ -1057,27 +1019,23 @@ static PGresult *tail_query(PGconn *pg, const struct sl_tail_q *tc, bool count, 
                         count ? "count(*)" : sel, t->pl.pred.p,
                         count ? "" : "ORDER BY l.id") ||
             sl_buf_addc(&t->sql, '\0'))
-            return NULL;
+            return SL_ENOMEM;
     }
-    return run(pg, t->sql.p, fixed, 6, &t->pl.pp, NULL);
+    return run_checked(pg, what, t->sql.p, fixed, 6, &t->pl.pp, res);
 }
 
 int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
                   bool has_range, int64_t rmin_us, int64_t rmax_us, int limit, size_t max_bytes,
                   struct sl_buf *out, int64_t *last_id, size_t *nrows)
 {
-    PGresult *r = tail_query(pg, t, false, after_id, hi_id, has_range, rmin_us, rmax_us, limit);
-    int n, rc = 0;
+    PGresult *r;
+    int n, rc;
 
     *nrows = 0;
     *last_id = after_id;
-    if (r == NULL)
-        return SL_ENOMEM;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("tail read failed", pg, r);
-        PQclear(r);
-        return SL_EDB;
-    }
+    if ((rc = tail_query(pg, "tail read failed", t, false, after_id, hi_id, has_range, rmin_us,
+                         rmax_us, limit, &r)))
+        return rc;
     n = PQntuples(r);
     for (int i = 0; i < n && rc == 0; i++) {
         const char *id = PQgetvalue(r, i, 0);
@@ -1100,15 +1058,12 @@ int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_i
 int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
                   bool has_range, int64_t rmin_us, int64_t rmax_us, int64_t *count)
 {
-    PGresult *r = tail_query(pg, t, true, after_id, hi_id, has_range, rmin_us, rmax_us, 1);
+    PGresult *r;
+    int rc;
 
-    if (r == NULL)
-        return SL_ENOMEM;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("tail count failed", pg, r);
-        PQclear(r);
-        return SL_EDB;
-    }
+    if ((rc = tail_query(pg, "tail count failed", t, true, after_id, hi_id, has_range, rmin_us,
+                         rmax_us, 1, &r)))
+        return rc;
     *count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
@@ -1116,13 +1071,11 @@ int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_i
 
 int sl_search_max_id(struct pg_conn *pg, int64_t *id)
 {
-    PGresult *r = PQexec(pg, "SELECT coalesce(max(max_id), 0) FROM log_blocks");
+    PGresult *r;
 
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("max id failed", pg, r);
-        PQclear(r);
+    if (sl_db_exec(pg, "max id failed", "SELECT coalesce(max(max_id), 0) FROM log_blocks", 0,
+                   NULL, &r))
         return SL_EDB;
-    }
     *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;

@@ -14,10 +14,10 @@
 #include <libpq-fe.h>
 
 #include "api-internal.h"
+#include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
-#include "sluice/writer.h"
 
 struct sl_searchd {
     struct sl_searchd_opts o;
@@ -106,14 +106,14 @@ static void *worker_main(void *arg)
         TAILQ_REMOVE(&d->todo, j, link);
         pthread_mutex_unlock(&d->mu);
 
-        t0 = sl_now_ms();
+        t0 = sl_clock_mono_ms();
         if (worker_connect(d, &pg)) {
             set_error(j, 503, "database unreachable: retry later");
         } else if (sl_search_run(pg, d->o.sources, &j->p, &j->status, &j->body)) {
             sl_db_close(pg); /* reconnect for the next one */
             pg = NULL;
         }
-        SL_INC(search_usec, (uint64_t)(sl_now_ms() - t0) * 1000);
+        SL_INC(search_usec, (uint64_t)(sl_clock_mono_ms() - t0) * 1000);
         if (j->status == 200)
             SL_INC(searches, 1);
         else

@@ -19,6 +19,7 @@
 #include <event2/thread.h>
 
 #include "sluice/api.h"
+#include "sluice/clock.h"
 #include "sluice/feed.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
@@ -48,7 +49,7 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
 
-    if (!busy || sl_now_ms() >= s->drain_deadline)
+    if (!busy || sl_clock_mono_ms() >= s->drain_deadline)
         event_base_loopbreak(s->base);
 }
 
@@ -63,7 +64,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     sl_info("shutting down", "signal=%d", (int)sig);
     s->draining = true;
     /* half the grace for in-flight requests, the rest for the spool flush */
-    s->drain_deadline = sl_now_ms() + s->cfg->shutdown_grace * 1000 / 2;
+    s->drain_deadline = sl_clock_mono_ms() + s->cfg->shutdown_grace * 1000 / 2;
     sl_listen_close(s);
     s->drain_timer = event_new(s->base, -1, EV_PERSIST, drain_check, s);
     if (s->drain_timer)
@@ -111,6 +112,8 @@ static int start_threads(struct server *s)
     ao.timeout_s = (int)cfg->search_timeout;
     ao.tail_buffer = (size_t)cfg->tail_buffer;
     ao.max_tail = (int)cfg->max_tail_clients;
+    ao.max_message = (size_t)cfg->max_message;
+    ao.max_header = (size_t)cfg->max_header;
     sl_ingest_http_api_ops(s, &ao.ops);
     if (sl_api_start(s->base, &ao, &s->api))
         return SL_EIO;
@@ -221,9 +224,9 @@ int sl_server_run(struct sl_config *cfg)
             cfg->bind, cfg->http_port, cfg->https_port, cfg->syslog_tls_port, cfg->syslog_port,
             cfg->spool_dir, sl_spool_node_id(s->spool), cfg->fsync ? "on" : "off");
     event_base_dispatch(s->base);
-    t0 = sl_now_ms();
+    t0 = sl_clock_mono_ms();
     rc = 0;
 out:
-    stop_all(s, t0 ? t0 : sl_now_ms());
+    stop_all(s, t0 ? t0 : sl_clock_mono_ms());
     return rc;
 }

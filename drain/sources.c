@@ -11,6 +11,7 @@
 
 #include <openssl/crypto.h>
 
+#include "sluice/digest.h"
 #include "sluice/enc.h"
 #include "sluice/sources.h"
 #include "sluice/str.h"
@@ -296,7 +297,7 @@ int64_t sl_sources_auth(struct sl_sources *s, const char *name, size_t nlen, con
     const unsigned char *want = dummy;
     int64_t id = 0;
 
-    sl_token_hash(token, tlen, h);
+    sl_digest_sha256(token, tlen, h);
     pthread_rwlock_rdlock(&s->lock);
     for (size_t i = 0; i < s->n; i++) {
         if (strlen(s->rows[i].name) == nlen && memcmp(s->rows[i].name, name, nlen) == 0) {
@@ -328,7 +329,7 @@ int64_t sl_sources_by_host(struct sl_sources *s, const char *host, size_t len, b
             id = s->rows[i].id;
     for (size_t i = 0; i < s->n && id == 0; i++) {
         if (!hashed) {
-            sl_token_hash(host + 2, len - 2, h);
+            sl_digest_sha256(host + 2, len - 2, h);
             hashed = true;
         }
         if (CRYPTO_memcmp(h, s->rows[i].token_hash, 32) == 0) {
@@ -382,7 +383,7 @@ int sl_sources_read_auth(struct sl_sources *s, const char *token, size_t len,
     out->n = 0;
     if (len == 0 || len > READ_TOKEN_MAX)
         return SL_ENOTFOUND;
-    sl_token_hash(token, len, h);
+    sl_digest_sha256(token, len, h);
     pthread_rwlock_rdlock(&s->lock);
     /* Every candidate is compared in full (no early exit), so the time says nothing
      * about which token, or how much of one, matched. */

@@ -18,12 +18,12 @@
 #include <libpq-fe.h>
 
 #include "api-internal.h"
+#include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/feed.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
 #include "sluice/sources.h"
-#include "sluice/writer.h"
 
 /* Rows per tail read, and the SSE text per read (a read stops after the row that
  * passes it). A paused client may catch up for TAIL_GRACE_MS before lines are skipped. */
@@ -263,13 +263,13 @@ static bool tail_one(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, 
     if (!atomic_load(&s->paused))
         s->paused_ms = 0;
     else if (s->paused_ms == 0)
-        s->paused_ms = sl_now_ms();
+        s->paused_ms = sl_clock_mono_ms();
     if (s->last_id >= hi)
         goto flush_missed;
     range = sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
     if (!range)
         fhi = hi;
-    if (s->paused_ms && sl_now_ms() - s->paused_ms < TAIL_GRACE_MS)
+    if (s->paused_ms && sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
         return false; /* give it time to read what it has; nothing is fetched meanwhile */
     if (s->paused_ms) {
         int64_t c = 0;

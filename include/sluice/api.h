@@ -68,8 +68,4 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
 /* The server is closing conn before its answer came: drop the answer. */
 void sl_api_forget(struct sl_api *a, void *conn);
 
-/* Percent-decode a query component ('+' is a space) into out (cap bytes, NUL-terminated).
- * Returns the length, or -1 when it does not fit or has a bad escape or a NUL. */
-long sl_api_unescape(const char *p, size_t n, char *out, size_t cap);
-
 #endif

@@ -14,7 +14,6 @@
 #include <stdio.h>
 
 #include "sluice/buf.h"
-#include "sluice/digest.h"
 #include "sluice/err.h"
 
 struct pg_conn;   /* libpq's PGconn */
@@ -63,12 +62,6 @@ bool sl_db_ok(struct pg_conn *c);
  * under an advisory lock (several nodes may run it at once). Safe to run twice. */
 SL_MUSTCHECK int sl_db_migrate(struct pg_conn *c, FILE *progress);
 
-/* SHA-256 of a token: the old name, kept for server.c until it calls
- * sl_digest_sha256 (include/sluice/digest.h) itself. */
-static inline void sl_token_hash(const char *token, size_t len, unsigned char out[32])
-{
-    sl_digest_sha256(token, len, out);
-}
 /* A new random token: SL_TOKEN_HEX hex chars and a NUL. */
 SL_MUSTCHECK int sl_token_new(char out[SL_TOKEN_HEX + 1]);
 

@@ -40,10 +40,4 @@ SL_MUSTCHECK int sl_writer_start(const struct sl_writer_opts *o, struct sl_write
  * milliseconds) passes, then stop the thread and free. Accepts NULL. */
 void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms);
 
-/* Compatibility names for server.c and api.c until they include sluice/clock.h
- * themselves; new code calls sl_clock_* directly. */
-#include "sluice/clock.h"
-#define sl_now_ms sl_clock_mono_ms
-#define sl_now_us sl_clock_real_us
-
 #endif

@@ -50,6 +50,33 @@ def test_unauthorized_same_answer(server, db):
     assert db.count(src.id) == 0
 
 
+def test_basic_auth_base64_forms(server, db):
+    """Authorization: Basic goes through the shared base64 decoder (sl_enc_unb64): every
+    padding a real client produces is accepted, and so is the unpadded form; text after
+    the padding, a lone trailing character or a non-base64 byte is a 401 like a wrong
+    token."""
+    tag = uuid.uuid4().hex[:8]
+    srcs = [server.add_source(f"b64{'x' * k}-{tag}") for k in range(3)]
+    # name:token lengths cover all three remainders mod 3: no '=', '=' and '=='
+    pads = set()
+    for src in srcs:
+        cred = basic_auth(src)
+        pads.add(len(cred) - len(cred.rstrip("=")))
+        for form in (cred, cred.rstrip("="), "Basic    " + cred[6:]):
+            r = server.post(None, frame_body(lines("b64", 1)), headers={"Authorization": form})
+            assert r.status == 204, (form, r)
+    assert pads == {0, 1, 2}
+    cred = next(basic_auth(s) for s in srcs if basic_auth(s).endswith("="))
+    body = cred[6:].rstrip("=")
+    lone = body + "A" * ((1 - len(body)) % 4)
+    assert len(lone) % 4 == 1
+    missing = server.post(None, frame_body(lines("nope", 1)))
+    for bad in (cred + "AAAA", cred + "x", "Basic " + lone, "Basic !" + cred[7:],
+                "Basic -" + body[1:], "Basic " + "A" * 1024):
+        r = server.post(None, frame_body(lines("nope", 1)), headers={"Authorization": bad})
+        assert (r.status, r.body) == (401, missing.body), bad
+
+
 def test_body_too_large(sluice, db):
     s = sluice(SLUICE_MAX_BODY_BYTES=4096)
     src = s.add_source()

@@ -97,6 +97,12 @@ static void test_decode_cstr(void **state)
         {"a%00b", 8, SL_EPARSE, NULL},
         {"%", 8, SL_EPARSE, NULL},
         {"x", 0, SL_ETOOBIG, NULL},
+        /* from the read API's old sl_api_unescape cases */
+        {"a+b%20c%2Fd", 16, 7, "a b c/d"},
+        {"%3e%3D500", 16, 5, ">=500"}, /* either case of hex digit */
+        {"%4", 8, SL_EPARSE, NULL},    /* truncated escape */
+        {"%zz", 8, SL_EPARSE, NULL},
+        {"0123456789abcdef", 16, SL_ETOOBIG, NULL},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {

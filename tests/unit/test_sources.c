@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "sluice/db.h"
+#include "sluice/digest.h"
 #include "sluice/err.h"
 #include "sluice/sources.h"
 
@@ -37,7 +38,7 @@ static struct sl_source_row *make_rows(size_t *n)
     for (size_t i = 0; i < 4; i++) {
         rows[i].id = src[i].id;
         snprintf(rows[i].name, sizeof(rows[i].name), "%s", src[i].name);
-        sl_token_hash(INGEST, strlen(INGEST), rows[i].token_hash);
+        sl_digest_sha256(INGEST, strlen(INGEST), rows[i].token_hash);
         rows[i].retention_days = 7;
     }
     snprintf(rows[2].drain_token, sizeof(rows[2].drain_token), "d.6f1c5c7e-aaaa");
@@ -50,7 +51,7 @@ static void set_tok(struct sl_read_token_row *t, int64_t id, const char *name, c
 {
     t->id = id;
     snprintf(t->name, sizeof(t->name), "%s", name);
-    sl_token_hash(tok, strlen(tok), t->token_hash);
+    sl_digest_sha256(tok, strlen(tok), t->token_hash);
     t->all = all;
     t->n_sources = n;
     t->source_ids = NULL;
@@ -407,7 +408,7 @@ static void test_snapshot_old_format(void **state)
     static const int64_t want[] = {4, 9};
     (void)state;
 
-    sl_token_hash(INGEST, strlen(INGEST), h);
+    sl_digest_sha256(INGEST, strlen(INGEST), h);
     for (int i = 0; i < 32; i++)
         snprintf(hex + 2 * i, 3, "%02x", h[i]);
     snprintf(text, sizeof(text),
