@@ -313,7 +313,11 @@ static void body_done(struct conn *c)
         e.frame_id = sl_logplex_request_key(*hdr, fid);
     e.tags = h->req.query;
     if ((rc = sl_entry_begin(&c->entry, &e)) || (rc = frame_body(c, p, len, &nmsgs))) {
-        sl_conn_respond_text(c, 413, "body too large\n", NULL);
+        if (rc == SL_ENOMEM)
+            sl_conn_respond_text(c, 503, "out of memory: retry later\n", "Retry-After: 5\r\n");
+        else /* the body was read: the connection may go on */
+            sl_conn_respond_text(c, 413, "body's frames over the spool record cap "
+                                 "(SLUICE_MAX_BODY_BYTES)\n", NULL);
         return;
     }
     logplex_counts(c, nmsgs);
