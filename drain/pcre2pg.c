@@ -43,21 +43,6 @@ static const char *const posix_classes[] = {"alnum", "alpha",  "blank", "cntrl",
                                             "graph", "lower",  "print", "punct", "space",
                                             "upper", "xdigit", NULL};
 
-static bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alnum(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c);
-}
-
 static int rv_fail(struct rv *v, size_t at, size_t len, const char *reason)
 {
     if (v->err != NULL) {
@@ -112,7 +97,7 @@ static int rv_class(struct rv *v, size_t i, size_t *end)
 
     if (v->s[i + 1] != ':')
         return rv_fail(v, i, 2, "collating elements are not supported in a regex");
-    while (k < v->n && is_alpha((unsigned char)v->s[k]))
+    while (k < v->n && sl_ascii_alpha((unsigned char)v->s[k]))
         k++;
     if (k + 1 >= v->n || v->s[k] != ':' || v->s[k + 1] != ']')
         return rv_fail(v, i, 2, "unsupported character class in regex");
@@ -154,7 +139,7 @@ static int rv_bracket(struct rv *v)
             unsigned char c;
             if ((rc = rv_escape(v, i, &c)) != 0)
                 return rc;
-            if (!is_alnum(c)) {
+            if (!sl_ascii_alnum(c)) {
                 cp = c;
                 i += 2;
             } else if (c == 'd' || c == 's' || c == 'w') {
@@ -213,7 +198,7 @@ static int rv_backslash(struct rv *v)
 
     if ((rc = rv_escape(v, at, &e)) != 0)
         return rc;
-    if (!is_alnum(e) || strchr("dDsSwWtnrf", e) != NULL) {
+    if (!sl_ascii_alnum(e) || strchr("dDsSwWtnrf", e) != NULL) {
         rc = sl_buf_add(v->out, v->s + at, 2);
         v->i += 2;
         rv_atom(v, A_ATOM, here);
@@ -229,7 +214,7 @@ static int rv_backslash(struct rv *v)
         rc = sl_buf_add(v->out, t, 2);
         v->i += 2;
         rv_atom(v, A_ASSERT, here);
-    } else if (is_digit(e)) {
+    } else if (sl_ascii_digit(e)) {
         return rv_fail(v, at, 2, "back references are not supported in a regex");
     } else {
         return rv_fail(v, at, 2, "unsupported regex escape");
@@ -243,7 +228,7 @@ static bool rv_count(const struct rv *v, size_t *q, unsigned long *x)
     size_t d = *q;
 
     *x = 0;
-    while (*q < v->n && is_digit((unsigned char)v->s[*q]) && *q - d < 4)
+    while (*q < v->n && sl_ascii_digit((unsigned char)v->s[*q]) && *q - d < 4)
         *x = *x * 10 + (unsigned long)(v->s[(*q)++] - '0');
     return *q > d;
 }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include "sluice/str.h"
 
 enum nkind {
     N_AND,
@@ -65,25 +66,10 @@ struct sl_query_unit {
 };
 extern const struct sl_query_unit sl_query_units[];
 
-static inline bool is_alpha(unsigned char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
-static inline bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static inline bool is_alnum(unsigned char c)
-{
-    return is_alpha(c) || is_digit(c);
-}
-
 /* A byte of a token (include/sluice/tokens.h). */
 static inline bool is_tok(unsigned char c)
 {
-    return is_alnum(c) || c == '_' || c >= 0x80;
+    return sl_ascii_alnum(c) || c == '_' || c >= 0x80;
 }
 
 static inline unsigned char lower(unsigned char c)

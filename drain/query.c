@@ -229,7 +229,7 @@ static int digit_run(struct parser *p, const char *v, size_t n, size_t *i, size_
 {
     size_t d = *i;
 
-    while (*i < n && is_digit((unsigned char)v[*i]))
+    while (*i < n && sl_ascii_digit((unsigned char)v[*i]))
         ++*i;
     if (*i == d)
         return fail(p, SL_EPARSE, pos, n, "expected a number");
@@ -277,13 +277,13 @@ static bool looks_numeric(const char *v, size_t n)
 
     if (i < n && v[i] == '-')
         i++;
-    return i < n && is_digit((unsigned char)v[i]);
+    return i < n && sl_ascii_digit((unsigned char)v[i]);
 }
 
 static int lookup_num(const struct name_num *t, int max, const char *v, size_t n, int64_t *out)
 {
-    if (n > 0 && n <= 2 && is_digit((unsigned char)v[0]) &&
-        (n == 1 || is_digit((unsigned char)v[1]))) {
+    if (n > 0 && n <= 2 && sl_ascii_digit((unsigned char)v[0]) &&
+        (n == 1 || sl_ascii_digit((unsigned char)v[1]))) {
         int x = n == 1 ? v[0] - '0' : (v[0] - '0') * 10 + (v[1] - '0');
         if (x <= max && !(n == 2 && v[0] == '0')) {
             *out = x;
@@ -432,7 +432,7 @@ static int parse_attr(struct parser *p, size_t keylen, struct node **out)
             bool ok = nd->vlen > 0 && nd->vlen <= 64;
             for (size_t k = 0; k < nd->vlen; k++) {
                 unsigned char c = (unsigned char)nd->val[k];
-                if (!is_alnum(c) && c != '.' && c != '_' && c != '-' && c != '*' && c != '?')
+                if (!sl_ascii_alnum(c) && c != '.' && c != '_' && c != '-' && c != '*' && c != '?')
                     ok = false;
             }
             if (!ok) {
@@ -486,10 +486,10 @@ static size_t attr_key(const struct parser *p)
 {
     size_t i = p->i;
 
-    if (i >= p->len || !(is_alpha((unsigned char)p->s[i]) || p->s[i] == '_'))
+    if (i >= p->len || !(sl_ascii_alpha((unsigned char)p->s[i]) || p->s[i] == '_'))
         return 0;
     while (i < p->len && i - p->i < 64 &&
-           (is_alnum((unsigned char)p->s[i]) || strchr("_.#-", p->s[i]) != NULL))
+           (sl_ascii_alnum((unsigned char)p->s[i]) || strchr("_.#-", p->s[i]) != NULL))
         i++;
     return i < p->len && p->s[i] == ':' ? i - p->i : 0;
 }

@@ -138,7 +138,7 @@ static int add_s(struct gen *g, const char *s)
 /* One byte of literal text in an ARE. */
 static int re_lit(struct sl_buf *b, unsigned char c, bool icase)
 {
-    if (icase && is_alpha(c)) {
+    if (icase && sl_ascii_alpha(c)) {
         char cls[4] = {'[', (char)lower(c), (char)(lower(c) - 32), ']'};
         return sl_buf_add(b, cls, 4);
     }

@@ -27,6 +27,22 @@ static inline bool sl_str_eq(struct sl_str a, const char *lit)
     return a.len == n && (n == 0 || memcmp(a.p, lit, n) == 0);
 }
 
+/* ASCII classes, independent of the locale (<ctype.h> is not). */
+static inline bool sl_ascii_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+static inline bool sl_ascii_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static inline bool sl_ascii_alnum(unsigned char c)
+{
+    return sl_ascii_alpha(c) || sl_ascii_digit(c);
+}
+
 /* The value of a hex digit, or -1. */
 static inline int sl_hexval(unsigned char c)
 {
