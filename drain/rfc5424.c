@@ -20,20 +20,16 @@
 
 #include "sluice/err.h"
 #include "sluice/rfc5424.h"
+#include "sluice/str.h"
 
 #define SD_NAME_MAX 32 /* RFC 5424 §6.3.2, §6.3.3 */
-
-static inline bool is_digit(unsigned char c)
-{
-    return c >= '0' && c <= '9';
-}
 
 /* Two ASCII digits at b[0..1] (caller checked the bound), or -1. */
 static inline int two_digits(const char *b)
 {
     unsigned char a = (unsigned char)b[0], c = (unsigned char)b[1];
 
-    if (!is_digit(a) || !is_digit(c))
+    if (!sl_ascii_digit(a) || !sl_ascii_digit(c))
         return -1;
     return (a - '0') * 10 + (c - '0');
 }
@@ -104,7 +100,7 @@ int sl_rfc3339_parse(const char *buf, size_t len, int64_t *us, int *frac_digits,
     i = 19;
     if (buf[i] == '.') {
         i++;
-        while (i < len && is_digit((unsigned char)buf[i])) {
+        while (i < len && sl_ascii_digit((unsigned char)buf[i])) {
             if (fd >= 9)
                 return SL_EPARSE;
             if (fd < 6)
@@ -341,7 +337,7 @@ static bool bsd_stamp(const char *buf, size_t len, int *mo, int *d, int *h, int 
     *mo = month_index(buf);
     if (*mo == 0)
         return false;
-    if (buf[4] == ' ' && is_digit((unsigned char)buf[5]))
+    if (buf[4] == ' ' && sl_ascii_digit((unsigned char)buf[5]))
         dd = buf[5] - '0';
     else
         dd = two_digits(buf + 4);
@@ -382,7 +378,7 @@ static void parse_3164(const char *buf, size_t len, size_t i, bool have_ref, int
 
     out->form = SL_SYSLOG_3164;
     /* Some relays (rsyslog's forward format) put an RFC 3339 stamp here instead. */
-    if (i < len && is_digit((unsigned char)buf[i])) {
+    if (i < len && sl_ascii_digit((unsigned char)buf[i])) {
         const char *sp = memchr(buf + i, ' ', len - i);
         size_t tl = sp != NULL ? (size_t)(sp - buf) - i : len - i;
 
@@ -469,7 +465,7 @@ static int parse_any(const char *buf, size_t len, bool have_ref, int64_t ref_us,
         *why = "no PRI";
         return SL_EPARSE;
     }
-    for (i = 1; i < len && i <= 4 && is_digit((unsigned char)buf[i]); i++)
+    for (i = 1; i < len && i <= 4 && sl_ascii_digit((unsigned char)buf[i]); i++)
         pri = pri * 10 + (buf[i] - '0');
     if (i == 1 || i > 4 || i >= len || buf[i] != '>' || pri > 191) {
         *why = "bad PRI";
@@ -483,7 +479,7 @@ static int parse_any(const char *buf, size_t len, bool have_ref, int64_t ref_us,
     if (i < len && buf[i] >= '1' && buf[i] <= '9') {
         size_t v = i + 1;
 
-        while (v < len && v - i < 3 && is_digit((unsigned char)buf[v]))
+        while (v < len && v - i < 3 && sl_ascii_digit((unsigned char)buf[v]))
             v++;
         if (v < len && buf[v] == ' ')
             return parse_5424(buf, len, v + 1, out, why);
@@ -518,7 +514,7 @@ long sl_heroku_loss_notice(struct sl_str msg, int *code)
     long n = 0;
     int c;
 
-    if (p == NULL || len < 10 || memcmp(p, "Error L1", 8) != 0 || !is_digit((unsigned char)p[8]))
+    if (p == NULL || len < 10 || memcmp(p, "Error L1", 8) != 0 || !sl_ascii_digit((unsigned char)p[8]))
         return -1;
     c = 10 + (p[8] - '0');
     if (c != SL_HEROKU_L10 && c != SL_HEROKU_L12 && c != SL_HEROKU_L13)
@@ -537,9 +533,9 @@ long sl_heroku_loss_notice(struct sl_str msg, int *code)
     }
     while (i < len && (p[i] == ' ' || p[i] == ':' || p[i] == '-' || p[i] == '>'))
         i++;
-    if (i >= len || !is_digit((unsigned char)p[i]))
+    if (i >= len || !sl_ascii_digit((unsigned char)p[i]))
         return -1;
-    while (i < len && is_digit((unsigned char)p[i])) {
+    while (i < len && sl_ascii_digit((unsigned char)p[i])) {
         int d = p[i] - '0';
 
         if (n > (LONG_MAX - d) / 10)

@@ -13,9 +13,9 @@
 #include <cjson/cJSON.h>
 
 #include "sluice/alertdoc.h"
-#include "sluice/db.h"
 #include "sluice/enc.h"
 #include "sluice/match.h"
+#include "sluice/names.h"
 #include "sluice/query.h"
 #include "sluice/utf8.h"
 

@@ -32,6 +32,7 @@
 #include "sluice/log.h"
 #include "sluice/match.h"
 #include "sluice/query.h"
+#include "sluice/str.h"
 
 #define DEFAULT_MATCH_LIMIT 100000u
 #define DEFAULT_DEPTH_LIMIT 10000u
@@ -236,16 +237,6 @@ static bool litset_union(struct litset *dst, const struct litset *src)
 
 enum quant { Q_NONE = 0, Q_OPT, Q_PLUS };
 
-static bool is_digit(char c)
-{
-    return c >= '0' && c <= '9';
-}
-
-static bool is_alnum(char c)
-{
-    return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
-}
-
 /* Length of a "{...}" that could be a quantifier at p, else 0. Wider than what PCRE2
  * 10.42 accepts ({n}, {n,}, {n,m}): a literal taken for a quantifier only loses a
  * literal, the other way round would be wrong. */
@@ -255,7 +246,7 @@ static size_t brace_quant_len(const char *p)
 
     if (p[0] != '{')
         return 0;
-    while (is_digit(p[k]) || p[k] == ',' || p[k] == ' ')
+    while (sl_ascii_digit((unsigned char)p[k]) || p[k] == ',' || p[k] == ' ')
         k++;
     return (p[k] == '}' && k > 1) ? k + 1 : 0;
 }
@@ -415,7 +406,7 @@ static void read_group(struct lreader *lr, struct run *r, struct litset *best)
         } else if (c == '<' || c == '\'' || (c == 'P' && p[i + 2] == '<')) {
             char close = c == '\'' ? '\'' : '>';
             i += c == 'P' ? 3 : 2;
-            while (is_alnum(p[i]) || p[i] == '_')
+            while (sl_ascii_alnum((unsigned char)p[i]) || p[i] == '_')
                 i++;
             if (p[i] != close) {
                 lr->fail = true;
@@ -475,7 +466,7 @@ static void read_escape(struct lreader *lr, struct run *r, struct litset *best)
         lr->fail = true;
         return;
     }
-    if (!is_alnum(c)) {
+    if (!sl_ascii_alnum((unsigned char)c)) {
         if ((unsigned char)c < 0x20) {
             run_flush(r, best);
             lr->i += 2;

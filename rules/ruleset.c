@@ -28,6 +28,8 @@
 #include "sluice/err.h"
 #include "sluice/rule.h"
 #include "sluice/ruleset.h"
+#include "sluice/names.h"
+#include "sluice/str.h"
 
 #define MAX_SECONDS (86400u * 7) /* window, cooldown, resolve_after */
 #define DEFAULT_COOLDOWN 300u
@@ -170,21 +172,16 @@ static void show(char *dst, size_t cap, const char *s, size_t max)
     dst[i] = '\0';
 }
 
-static bool is_alnum(unsigned char ch)
-{
-    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
-}
-
 /* Rule and destination names: [A-Za-z0-9][A-Za-z0-9._/-]{0,62}. */
 static bool valid_name(const char *s)
 {
     size_t i;
-    if (!is_alnum((unsigned char)s[0]))
+    if (!sl_ascii_alnum((unsigned char)s[0]))
         return false;
     for (i = 1; s[i] != '\0'; i++) {
         unsigned char ch = (unsigned char)s[i];
         if (i >= SL_RULE_NAME_MAX ||
-            !(is_alnum(ch) || ch == '.' || ch == '_' || ch == '/' || ch == '-'))
+            !(sl_ascii_alnum(ch) || ch == '.' || ch == '_' || ch == '/' || ch == '-'))
             return false;
     }
     return true;
@@ -194,11 +191,12 @@ static bool valid_name(const char *s)
 static bool valid_source(const char *s)
 {
     size_t i;
-    if (!is_alnum((unsigned char)s[0]))
+    if (!sl_ascii_alnum((unsigned char)s[0]))
         return false;
     for (i = 1; s[i] != '\0'; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (i >= 63 || !(is_alnum(ch) || ch == '.' || ch == '_' || ch == '-'))
+        if (i >= SL_SOURCE_NAME_MAX ||
+            !(sl_ascii_alnum(ch) || ch == '.' || ch == '_' || ch == '-'))
             return false;
     }
     return true;
@@ -210,10 +208,10 @@ static bool valid_source(const char *s)
 static bool valid_ident(const char *s, size_t max)
 {
     size_t i;
-    if (!(s[0] == '_' || (is_alnum((unsigned char)s[0]) && !(s[0] >= '0' && s[0] <= '9'))))
+    if (!(s[0] == '_' || (sl_ascii_alnum((unsigned char)s[0]) && !(s[0] >= '0' && s[0] <= '9'))))
         return false;
     for (i = 1; s[i] != '\0'; i++)
-        if (i >= max || !(is_alnum((unsigned char)s[i]) || s[i] == '_'))
+        if (i >= max || !(sl_ascii_alnum((unsigned char)s[i]) || s[i] == '_'))
             return false;
     return true;
 }

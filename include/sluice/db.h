@@ -15,12 +15,12 @@
 
 #include "sluice/buf.h"
 #include "sluice/err.h"
+#include "sluice/names.h"
 
 struct pg_conn;   /* libpq's PGconn */
 struct pg_result; /* libpq's PGresult */
 
 #define SL_TOKEN_HEX 40 /* ingest tokens: 20 random bytes in hex */
-#define SL_SOURCE_NAME_MAX 63
 
 struct sl_source_row {
     int64_t id;
