@@ -514,7 +514,8 @@ long sl_heroku_loss_notice(struct sl_str msg, int *code)
     long n = 0;
     int c;
 
-    if (p == NULL || len < 10 || memcmp(p, "Error L1", 8) != 0 || !sl_ascii_digit((unsigned char)p[8]))
+    if (p == NULL || len < 10 || memcmp(p, "Error L1", 8) != 0 ||
+        !sl_ascii_digit((unsigned char)p[8]))
         return -1;
     c = 10 + (p[8] - '0');
     if (c != SL_HEROKU_L10 && c != SL_HEROKU_L12 && c != SL_HEROKU_L13)
