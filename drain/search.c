@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/batch.h"
 #include "sluice/db.h"
 #include "sluice/log.h"
 #include "sluice/query.h"
@@ -1053,8 +1054,9 @@ static PGresult *tail_query(PGconn *pg, const struct sl_tail_q *tc, bool count, 
                         "b.max_id AND l.id > $2::bigint AND l.id <= $3::bigint AND "
                         "$4::timestamptz <= $5::timestamptz AND %s OFFSET 0) l "
                         "WHERE b.max_id > $2::bigint AND b.min_id <= $3::bigint AND "
+                        "b.max_id < $3::bigint + %d AND "
                         "b.source_id = ANY($1::bigint[]) %s LIMIT $6::bigint",
-                        count ? "count(*)" : sel, t->pl.pred.p,
+                        count ? "count(*)" : sel, t->pl.pred.p, 1 << SL_BATCH_ID_BLOCK_BITS,
                         count ? "" : "ORDER BY l.id") ||
             sl_buf_addc(&t->sql, '\0'))
             return NULL;
@@ -1112,6 +1114,91 @@ int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_i
     *count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
+}
+
+int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
+                   int64_t hi_id, int64_t rows, int64_t *win_hi)
+{
+    static const char sql[] = "SELECT max_id, nrows FROM log_blocks WHERE "
+                              "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
+                              "max_id <= $3::bigint ORDER BY max_id LIMIT 256";
+    char a[24], h[24];
+    const char *v[3] = {t->pl.scope, a, h};
+    PGresult *r;
+    int n;
+    int64_t sum = 0;
+
+    *win_hi = hi_id;
+    snprintf(a, sizeof(a), "%" PRId64, after_id);
+    snprintf(h, sizeof(h), "%" PRId64, hi_id);
+    r = PQexecParams(pg, sql, 3, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail window failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        sum += strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        if (sum >= rows || i == 255) {
+            *win_hi = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            break;
+        }
+    }
+    PQclear(r);
+    return 0;
+}
+
+int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
+                         int64_t hi_id, int64_t rows, int64_t *start, int64_t *skipped)
+{
+    static const char walk[] = "SELECT max_id, nrows FROM log_blocks WHERE "
+                               "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
+                               "max_id <= $3::bigint ORDER BY max_id DESC LIMIT 4096";
+    static const char sum[] = "SELECT coalesce(sum(nrows), 0) FROM log_blocks WHERE "
+                              "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
+                              "max_id <= $3::bigint";
+    char a[24], h[24];
+    const char *v[3] = {t->pl.scope, a, h};
+    PGresult *r;
+    int n, rc = SL_EDB;
+    int64_t got = 0;
+
+    *start = after_id;
+    *skipped = 0;
+    snprintf(a, sizeof(a), "%" PRId64, after_id);
+    snprintf(h, sizeof(h), "%" PRId64, hi_id);
+    r = PQexecParams(pg, walk, 3, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail replay start failed", pg, r);
+        goto out;
+    }
+    /* from the newest block down: the first one that takes the sum past rows (or the
+     * 4096th) ends the skipped part */
+    n = PQntuples(r);
+    for (int i = 0; i < n; i++) {
+        got += strtoll(PQgetvalue(r, i, 1), NULL, 10);
+        if (got > rows || i == 4095) {
+            *start = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            break;
+        }
+    }
+    rc = 0;
+    if (*start == after_id)
+        goto out;
+    PQclear(r);
+    snprintf(h, sizeof(h), "%" PRId64, *start);
+    r = PQexecParams(pg, sum, 3, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail replay count failed", pg, r);
+        *start = after_id;
+        rc = SL_EDB;
+        goto out;
+    }
+    *skipped = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+out:
+    PQclear(r);
+    return rc;
 }
 
 int sl_search_max_id(struct pg_conn *pg, int64_t *id)

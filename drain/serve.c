@@ -111,6 +111,7 @@ static int start_threads(struct server *s)
     ao.timeout_s = (int)cfg->search_timeout;
     ao.tail_buffer = (size_t)cfg->tail_buffer;
     ao.max_tail = (int)cfg->max_tail_clients;
+    ao.tail_replay = cfg->tail_replay;
     sl_ingest_http_api_ops(s, &ao.ops);
     if (sl_api_start(s->base, &ao, &s->api))
         return SL_EIO;
