@@ -47,6 +47,7 @@ struct sl_tail_stream {
     _Atomic int closed; /* the loop closed the stream */
     _Atomic int paused; /* the client is behind: the loop set it */
     void *ctx;          /* the loop's side; never read here */
+    struct sl_tailer *t;   /* set by sl_tailer_add */
     _Atomic size_t queued; /* bytes of queued messages the loop has not freed */
     struct sl_tail_q *tq;
     /* tail thread only */
@@ -139,6 +140,7 @@ void sl_tail_stream_discard(struct sl_tail_stream *s)
 void sl_tailer_add(struct sl_tailer *t, struct sl_tail_stream *s)
 {
     atomic_fetch_add(&s->refs, 1); /* the tail thread's */
+    s->t = t;
     pthread_mutex_lock(&t->mu);
     TAILQ_INSERT_TAIL(&t->streams, s, link);
     t->nstreams++;
@@ -197,9 +199,14 @@ void sl_tailer_take_msgs(struct sl_tailer *t, struct sl_tail_msg_list *out)
 
 void sl_tailer_msg_free(struct sl_tail_msg *m)
 {
+    size_t was;
+
     if (m == NULL)
         return;
-    atomic_fetch_sub(&m->s->queued, m->text.len);
+    /* the stream's queue fell under its cap: the tail thread reads for it again */
+    was = atomic_fetch_sub(&m->s->queued, m->text.len);
+    if (m->s->t && was >= m->s->t->o.stream_cap && was - m->text.len < m->s->t->o.stream_cap)
+        sl_feed_wake(m->s->t->o.feed);
     stream_unref(m->s);
     sl_buf_free(&m->text);
     free(m);
