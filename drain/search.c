@@ -1116,42 +1116,66 @@ int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_i
     return 0;
 }
 
-int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
-                   int64_t hi_id, int64_t rows, int64_t *win_hi)
+size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows)
+{
+    int64_t sum = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        sum += nrows[i] > 0 ? nrows[i] : 0;
+        if (sum >= rows)
+            return i;
+    }
+    return n;
+}
+
+/* Up to max rows of (max_id, nrows) into ids[] and nr[]; *n rows. 0 or SL_EDB. */
+static int tail_blocks(PGconn *pg, const char *sql, const char *const v[3], size_t max,
+                       int64_t *ids, int64_t *nr, size_t *n)
+{
+    PGresult *r = PQexecParams(pg, sql, 3, NULL, v, NULL, NULL, 0);
+
+    *n = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail blocks failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    for (int i = 0; i < PQntuples(r) && *n < max; i++, (*n)++) {
+        ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        nr[i] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
+                   int64_t rows, int64_t *win_hi)
 {
     static const char sql[] = "SELECT max_id, nrows FROM log_blocks WHERE "
                               "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
                               "max_id <= $3::bigint ORDER BY max_id LIMIT 256";
     char a[24], h[24];
     const char *v[3] = {t->pl.scope, a, h};
-    PGresult *r;
-    int n;
-    int64_t sum = 0;
+    int64_t ids[256], nr[256];
+    size_t n, at;
 
     *win_hi = hi_id;
     snprintf(a, sizeof(a), "%" PRId64, after_id);
     snprintf(h, sizeof(h), "%" PRId64, hi_id);
-    r = PQexecParams(pg, sql, 3, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("tail window failed", pg, r);
-        PQclear(r);
+    if (tail_blocks(pg, sql, v, 256, ids, nr, &n))
         return SL_EDB;
-    }
-    n = PQntuples(r);
-    for (int i = 0; i < n; i++) {
-        sum += strtoll(PQgetvalue(r, i, 1), NULL, 10);
-        if (sum >= rows || i == 255) {
-            *win_hi = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-            break;
-        }
-    }
-    PQclear(r);
+    at = sl_tail_blocks_reach(nr, n, rows);
+    if (at < n)
+        *win_hi = ids[at];
+    else if (n == 256)
+        *win_hi = ids[255]; /* many small blocks: a window of 256 */
     return 0;
 }
 
 int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
                          int64_t hi_id, int64_t rows, int64_t *start, int64_t *skipped)
 {
+    enum { WALK = 4096 };
     static const char walk[] = "SELECT max_id, nrows FROM log_blocks WHERE "
                                "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
                                "max_id <= $3::bigint ORDER BY max_id DESC LIMIT 4096";
@@ -1160,44 +1184,40 @@ int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, int64_t 
                               "max_id <= $3::bigint";
     char a[24], h[24];
     const char *v[3] = {t->pl.scope, a, h};
-    PGresult *r;
-    int n, rc = SL_EDB;
-    int64_t got = 0;
+    int64_t *ids = malloc(WALK * sizeof(*ids)), *nr = malloc(WALK * sizeof(*nr));
+    PGresult *r = NULL;
+    size_t n, at;
+    int rc = SL_ENOMEM;
 
     *start = after_id;
     *skipped = 0;
+    if (ids == NULL || nr == NULL)
+        goto out;
     snprintf(a, sizeof(a), "%" PRId64, after_id);
     snprintf(h, sizeof(h), "%" PRId64, hi_id);
-    r = PQexecParams(pg, walk, 3, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("tail replay start failed", pg, r);
+    rc = tail_blocks(pg, walk, v, WALK, ids, nr, &n);
+    if (rc)
         goto out;
-    }
-    /* from the newest block down: the first one that takes the sum past rows (or the
-     * 4096th) ends the skipped part */
-    n = PQntuples(r);
-    for (int i = 0; i < n; i++) {
-        got += strtoll(PQgetvalue(r, i, 1), NULL, 10);
-        if (got > rows || i == 4095) {
-            *start = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-            break;
-        }
-    }
-    rc = 0;
-    if (*start == after_id)
-        goto out;
-    PQclear(r);
-    snprintf(h, sizeof(h), "%" PRId64, *start);
+    /* from the newest block down: the one that takes the sum past rows (or the last of
+     * WALK small ones) is the newest one skipped */
+    at = sl_tail_blocks_reach(nr, n, rows < INT64_MAX ? rows + 1 : rows);
+    if (at == n && n == WALK)
+        at = WALK - 1;
+    if (at == n)
+        goto out; /* everything fits */
+    snprintf(h, sizeof(h), "%" PRId64, ids[at]);
     r = PQexecParams(pg, sum, 3, NULL, v, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         sl_db_log_error("tail replay count failed", pg, r);
-        *start = after_id;
         rc = SL_EDB;
         goto out;
     }
+    *start = ids[at];
     *skipped = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 out:
     PQclear(r);
+    free(ids);
+    free(nr);
     return rc;
 }
 

@@ -44,23 +44,23 @@
  * queued message; the last one frees it. */
 struct sl_tail_stream {
     _Atomic int refs;
-    _Atomic int closed; /* the loop closed the stream */
-    _Atomic int paused; /* the client is behind: the loop set it */
-    void *ctx;          /* the loop's side; never read here */
+    _Atomic int closed;    /* the loop closed the stream */
+    _Atomic int paused;    /* the client is behind: the loop set it */
+    void *ctx;             /* the loop's side; never read here */
     struct sl_tailer *t;   /* set by sl_tailer_add */
     _Atomic size_t queued; /* bytes of queued messages the loop has not freed */
     struct sl_tail_q *tq;
     /* tail thread only */
-    int64_t last_id; /* -1: start at the newest id */
+    int64_t last_id;      /* -1: start at the newest id */
     int64_t missed_after; /* skipping since this id (the last one sent); -1: not skipping */
-    int64_t paused_ms; /* when the tail thread first saw it paused; 0: not paused */
-    int64_t *scope;    /* the source ids tq reads: with q, what streams share a read by */
+    int64_t paused_ms;    /* when the tail thread first saw it paused; 0: not paused */
+    int64_t *scope;       /* the source ids tq reads: with q, what streams share a read by */
     size_t nscope;
-    bool want;         /* this round: has rows to read */
-    bool ended;        /* told its token was removed: nothing more is read */
-    bool started;      /* its first round is done (a resume's reach was bounded) */
-    uint64_t gen;      /* source table generation the scope was resolved at */
-    char *token;       /* re-checked when the table changes: rm ends the stream */
+    bool want;    /* this round: has rows to read */
+    bool ended;   /* told its token was removed: nothing more is read */
+    bool started; /* its first round is done (a resume's reach was bounded) */
+    uint64_t gen; /* source table generation the scope was resolved at */
+    char *token;  /* re-checked when the table changes: rm ends the stream */
     size_t toklen;
     char *q;
     bool every_source;                /* an --all token without source=: new sources join */
@@ -288,8 +288,7 @@ static bool tail_missed(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *
                         struct sl_buf *out)
 {
     int64_t rmin = 0, rmax = 0, fhi = 0, c = 0;
-    bool range = sl_feed_since(t->o.feed, s->missed_after, &rmin, &rmax, &fhi) &&
-                 fhi >= s->last_id;
+    bool range = sl_feed_since(t->o.feed, s->missed_after, &rmin, &rmax, &fhi) && fhi >= s->last_id;
 
     if (sl_tail_count(pg, s->tq, s->missed_after, s->last_id, range, rmin, rmax, &c))
         return false;

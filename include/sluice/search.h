@@ -92,6 +92,10 @@ SL_MUSTCHECK int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q
                                       int64_t after_id, int64_t hi_id, int64_t rows,
                                       int64_t *start, int64_t *skipped);
 
+/* Blocks in read order holding nrows[i] lines each: the index of the first block at
+ * which their running sum reaches rows (>= rows), or n when it never does. Pure. */
+size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows);
+
 /* The highest row id stored (0 when none): where a new tail starts. */
 SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
 
