@@ -33,6 +33,9 @@
 #include "sluice/sources.h"
 
 #define KEEPALIVE_S 15
+/* A stream client that takes none of its pending output for this long is cut (its slot
+ * and buffer go; it reconnects with Last-Event-ID). */
+#define TAIL_CUT_S 30
 #define QS_MAX 64
 #define VAL_MAX 8192
 /* since/until refused by sl_search_parse_time: the forms it takes, with an example */
@@ -347,7 +350,7 @@ static void handle_tail(struct sl_api *a, void *conn, const struct sl_http_reque
     int64_t after = -1, newest;
     uint64_t gen;
     char idbuf[32];
-    struct timeval ka = {KEEPALIVE_S, 0}, wr = {120, 0};
+    struct timeval ka = {KEEPALIVE_S, 0}, wr = {TAIL_CUT_S, 0};
     static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                                "Cache-Control: no-store\r\nX-Accel-Buffering: no\r\n"
                                "Connection: close\r\n\r\nretry: 2000\n\n";
@@ -381,7 +384,8 @@ static void handle_tail(struct sl_api *a, void *conn, const struct sl_http_reque
     gen = sl_sources_generation(a->o.sources);
     st = calloc(1, sizeof(*st));
     newest = sl_feed_last_id(a->o.feed);
-    if (st == NULL || sl_tail_stream_new(tq, qq ? qq : "", tok.p, tok.len, gen, every_source,
+    if (st == NULL || sl_tail_stream_new(tq, qq ? qq : "", ids, nids, tok.p, tok.len, gen,
+                                         every_source,
                                          after >= 0 ? after : newest > 0 ? newest : -1, st,
                                          &ts)) {
         if (st == NULL)
@@ -614,6 +618,8 @@ int sl_api_start(struct event_base *base, const struct sl_api_opts *o, struct sl
     to.sources = o->sources;
     to.feed = o->feed;
     to.max_streams = o->max_tail;
+    to.stream_cap = a->o.tail_buffer;
+    to.replay_max = a->o.tail_replay > 0 ? a->o.tail_replay : 100000;
     to.wake.fn = wake;
     to.wake.arg = a;
     if (sl_tailer_start(&to, &a->tailer))

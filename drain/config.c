@@ -76,6 +76,8 @@ static const struct opt opts[] = {
      "unsent bytes a live-tail client may fall behind before it skips lines (and is told)"},
     {"SLUICE_MAX_TAIL_CLIENTS", "max-tail-clients", T_INT, O(max_tail_clients), "256",
      "open live-tail streams (503 beyond)"},
+    {"SLUICE_TAIL_REPLAY", "tail-replay", T_INT, O(tail_replay), "100000",
+     "stored lines a live-tail resume (Last-Event-ID) reaches back; older ones are `missed`"},
 };
 #undef O
 

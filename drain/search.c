@@ -9,6 +9,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/batch.h"
 #include "sluice/db.h"
 #include "sluice/enc.h"
 #include "sluice/log.h"
@@ -680,8 +681,20 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
         R->nhits++;
     }
     PQclear(r);
-    if (R->nhits > 1) /* hits is NULL until the first one */
+    if (R->nhits > 1) { /* hits is NULL until the first one */
+        size_t k = 1;
         qsort(R->hits, R->nhits, sizeof(*R->hits), R->desc ? hit_cmp_desc : hit_cmp_asc);
+        /* Blocks of one source written by two nodes at once may overlap (a wide block
+         * holds the other node's ids between its own), so a row can come from two
+         * blocks: sorted by (time, id), its copies are neighbours. */
+        for (size_t i = 1; i < R->nhits; i++) {
+            if (R->hits[i].id == R->hits[k - 1].id)
+                free(R->hits[i].json);
+            else
+                R->hits[k++] = R->hits[i];
+        }
+        R->nhits = k;
+    }
     while (R->nhits > need)
         free(R->hits[--R->nhits].json);
     return 0;
@@ -981,6 +994,13 @@ void sl_tail_free(struct sl_tail_q *t)
     free(t);
 }
 
+/* A block whose ids span less than one id block (2^20: the writer's reservations) ends
+ * before hi + 2^20 when it starts at or before hi, so the replay's block read can follow
+ * the max_id index over a bounded range. A block that spans more (a writer's reservation
+ * ran out inside it while other nodes reserved, or migration 3's hourly backfill) is read
+ * through the partial index log_blocks_wide (migration 5): rare, and never skipped. */
+#define WIDE_BLOCK (1 << SL_BATCH_ID_BLOCK_BITS)
+
 /* count: the select list is count(*), else the id and JSON, ordered and limited. Returns
  * 0 and *res, SL_EDB (logged as what) or SL_ENOMEM. */
 static int tail_query(PGconn *pg, const char *what, const struct sl_tail_q *tc, bool count,
@@ -991,6 +1011,9 @@ static int tail_query(PGconn *pg, const char *what, const struct sl_tail_q *tc, 
     char a[24], h[24], r1[40], r2[40], lim[24];
     const char *fixed[6] = {t->pl.scope, a, h, r1, r2, lim};
     static const char sel[] = "l.id, " EVENT_JSON;
+    /* Blocks of one source written by two nodes at once may overlap in ids (a wide block
+     * holds the other node's ids between its own): a row is read once. */
+    static const char distinct_sel[] = "DISTINCT ON (l.id) l.id, " EVENT_JSON;
 
     snprintf(a, sizeof(a), "%" PRId64, after_id);
     snprintf(h, sizeof(h), "%" PRId64, hi_id);
@@ -1009,15 +1032,18 @@ static int tail_query(PGconn *pg, const char *what, const struct sl_tail_q *tc, 
             return SL_ENOMEM;
     } else {
         if (sl_buf_addf(&t->sql,
-                        "SELECT %s FROM log_blocks b CROSS JOIN LATERAL (SELECT * FROM logs l "
+                        "SELECT %s FROM (SELECT * FROM log_blocks WHERE max_id > $2::bigint "
+                        "AND max_id < $3::bigint + %d UNION ALL SELECT * FROM log_blocks "
+                        "WHERE max_id >= $3::bigint + %d AND max_id > $2::bigint AND "
+                        "max_id - min_id >= %d) b CROSS JOIN LATERAL (SELECT * FROM logs l "
                         "WHERE l.source_id = b.source_id AND l.received_at BETWEEN "
                         "b.min_received AND b.max_received AND l.id BETWEEN b.min_id AND "
                         "b.max_id AND l.id > $2::bigint AND l.id <= $3::bigint AND "
                         "$4::timestamptz <= $5::timestamptz AND %s OFFSET 0) l "
-                        "WHERE b.max_id > $2::bigint AND b.min_id <= $3::bigint AND "
+                        "WHERE b.min_id <= $3::bigint AND "
                         "b.source_id = ANY($1::bigint[]) %s LIMIT $6::bigint",
-                        count ? "count(*)" : sel, t->pl.pred.p,
-                        count ? "" : "ORDER BY l.id") ||
+                        count ? "count(DISTINCT l.id)" : distinct_sel, WIDE_BLOCK, WIDE_BLOCK,
+                        WIDE_BLOCK, t->pl.pred.p, count ? "" : "ORDER BY l.id") ||
             sl_buf_addc(&t->sql, '\0'))
             return SL_ENOMEM;
     }
@@ -1067,6 +1093,111 @@ int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_i
     *count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
     return 0;
+}
+
+size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows)
+{
+    int64_t sum = 0;
+
+    for (size_t i = 0; i < n; i++) {
+        sum += nrows[i] > 0 ? nrows[i] : 0;
+        if (sum >= rows)
+            return i;
+    }
+    return n;
+}
+
+/* Up to max rows of (max_id, nrows) into ids[] and nr[]; *n rows. 0 or SL_EDB. */
+static int tail_blocks(PGconn *pg, const char *sql, const char *const v[3], size_t max,
+                       int64_t *ids, int64_t *nr, size_t *n)
+{
+    PGresult *r = PQexecParams(pg, sql, 3, NULL, v, NULL, NULL, 0);
+
+    *n = 0;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail blocks failed", pg, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    for (int i = 0; i < PQntuples(r) && *n < max; i++, (*n)++) {
+        ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        nr[i] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
+                   int64_t rows, int64_t *win_hi)
+{
+    static const char sql[] = "SELECT max_id, nrows FROM log_blocks WHERE "
+                              "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
+                              "max_id <= $3::bigint ORDER BY max_id LIMIT 256";
+    char a[24], h[24];
+    const char *v[3] = {t->pl.scope, a, h};
+    int64_t ids[256], nr[256];
+    size_t n, at;
+
+    *win_hi = hi_id;
+    snprintf(a, sizeof(a), "%" PRId64, after_id);
+    snprintf(h, sizeof(h), "%" PRId64, hi_id);
+    if (tail_blocks(pg, sql, v, 256, ids, nr, &n))
+        return SL_EDB;
+    at = sl_tail_blocks_reach(nr, n, rows);
+    if (at < n)
+        *win_hi = ids[at];
+    else if (n == 256)
+        *win_hi = ids[255]; /* many small blocks: a window of 256 */
+    return 0;
+}
+
+int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
+                         int64_t hi_id, int64_t rows, int64_t *start, int64_t *skipped)
+{
+    enum { WALK = 4096 };
+    static const char walk[] = "SELECT max_id, nrows FROM log_blocks WHERE "
+                               "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
+                               "max_id <= $3::bigint ORDER BY max_id DESC LIMIT 4096";
+    static const char sum[] = "SELECT coalesce(sum(nrows), 0) FROM log_blocks WHERE "
+                              "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
+                              "max_id <= $3::bigint";
+    char a[24], h[24];
+    const char *v[3] = {t->pl.scope, a, h};
+    int64_t *ids = malloc(WALK * sizeof(*ids)), *nr = malloc(WALK * sizeof(*nr));
+    PGresult *r = NULL;
+    size_t n, at;
+    int rc = SL_ENOMEM;
+
+    *start = after_id;
+    *skipped = 0;
+    if (ids == NULL || nr == NULL)
+        goto out;
+    snprintf(a, sizeof(a), "%" PRId64, after_id);
+    snprintf(h, sizeof(h), "%" PRId64, hi_id);
+    rc = tail_blocks(pg, walk, v, WALK, ids, nr, &n);
+    if (rc)
+        goto out;
+    /* from the newest block down: the one that takes the sum past rows (or the last of
+     * WALK small ones) is the newest one skipped */
+    at = sl_tail_blocks_reach(nr, n, rows < INT64_MAX ? rows + 1 : rows);
+    if (at == n && n == WALK)
+        at = WALK - 1;
+    if (at == n)
+        goto out; /* everything fits */
+    snprintf(h, sizeof(h), "%" PRId64, ids[at]);
+    r = PQexecParams(pg, sum, 3, NULL, v, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        sl_db_log_error("tail replay count failed", pg, r);
+        rc = SL_EDB;
+        goto out;
+    }
+    *start = ids[at];
+    *skipped = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+out:
+    PQclear(r);
+    free(ids);
+    free(nr);
+    return rc;
 }
 
 int sl_search_max_id(struct pg_conn *pg, int64_t *id)

@@ -114,6 +114,7 @@ static int start_threads(struct server *s)
     ao.max_tail = (int)cfg->max_tail_clients;
     ao.max_message = (size_t)cfg->max_message;
     ao.max_header = (size_t)cfg->max_header;
+    ao.tail_replay = cfg->tail_replay;
     sl_ingest_http_api_ops(s, &ao.ops);
     if (sl_api_start(s->base, &ao, &s->api))
         return SL_EIO;

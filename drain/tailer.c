@@ -5,10 +5,17 @@
  * (`event: missed`) once it caught up. A stream whose read token was removed or
  * narrowed is ended.
  *
- * What it leaves to others: the sockets, keep-alives and the decision to pause
- * (drain/api.c, on the loop), the SQL (drain/search.c). Threads: tail_main on the tail
- * thread; the sl_tailer_* / sl_tail_stream_* calls on the loop. libpq only; no libevent:
- * the loop is woken through the callback it registered. */
+ * Isolation (issue 13): one stream's slowness costs only that stream. Each round does at
+ * most one bounded statement per group of streams: streams with the same query, scope and
+ * position share one read; a replay (Last-Event-ID older than the feed) reads one window
+ * of blocks per round (sl_tail_window), after the live reads; a paused stream costs no
+ * statement until it resumes (then one count for its `missed`); a stream with
+ * SLUICE_TAIL_BUFFER bytes queued and not yet taken by the loop is not read for.
+ *
+ * What it leaves to others: the sockets, keep-alives, the decision to pause and cutting a
+ * stalled client (drain/api.c, on the loop), the SQL (drain/search.c). Threads: tail_main
+ * on the tail thread; the sl_tailer_* / sl_tail_stream_* calls on the loop. libpq only; no
+ * libevent: the loop is woken through the callback it registered. */
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -31,21 +38,29 @@
 #define TAIL_BATCH_BYTES (256u * 1024u)
 #define TAIL_GRACE_MS 1000
 #define TAIL_OUT_MAX (64u << 20) /* one round's SSE text for one stream */
+#define TAIL_WINDOW_ROWS 2000    /* a replay step reads the blocks holding about this many rows */
 
 /* A live tail stream. refs counts the loop, the tail thread (while listed) and every
  * queued message; the last one frees it. */
 struct sl_tail_stream {
     _Atomic int refs;
-    _Atomic int closed; /* the loop closed the stream */
-    _Atomic int paused; /* the client is behind: the loop set it */
-    void *ctx;          /* the loop's side; never read here */
+    _Atomic int closed;    /* the loop closed the stream */
+    _Atomic int paused;    /* the client is behind: the loop set it */
+    void *ctx;             /* the loop's side; never read here */
+    struct sl_tailer *t;   /* set by sl_tailer_add */
+    _Atomic size_t queued; /* bytes of queued messages the loop has not freed */
     struct sl_tail_q *tq;
     /* tail thread only */
-    int64_t last_id; /* -1: start at the newest id */
-    int64_t missed, missed_after;
-    int64_t paused_ms; /* when the tail thread first saw it paused; 0: not paused */
-    uint64_t gen;      /* source table generation the scope was resolved at */
-    char *token;       /* re-checked when the table changes: rm ends the stream */
+    int64_t last_id;      /* -1: start at the newest id */
+    int64_t missed_after; /* skipping since this id (the last one sent); -1: not skipping */
+    int64_t paused_ms;    /* when the tail thread first saw it paused; 0: not paused */
+    int64_t *scope;       /* the source ids tq reads: with q, what streams share a read by */
+    size_t nscope;
+    bool want;    /* this round: has rows to read */
+    bool ended;   /* told its token was removed: nothing more is read */
+    bool started; /* its first round is done (a resume's reach was bounded) */
+    uint64_t gen; /* source table generation the scope was resolved at */
+    char *token;  /* re-checked when the table changes: rm ends the stream */
     size_t toklen;
     char *q;
     bool every_source;                /* an --all token without source=: new sources join */
@@ -73,12 +88,13 @@ static void stream_unref(struct sl_tail_stream *s)
     sl_tail_free(s->tq);
     free(s->token);
     free(s->q);
+    free(s->scope);
     free(s);
 }
 
-int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const char *token, size_t toklen,
-                       uint64_t gen, bool every_source, int64_t last_id, void *ctx,
-                       struct sl_tail_stream **out)
+int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const int64_t *scope, size_t nscope,
+                       const char *token, size_t toklen, uint64_t gen, bool every_source,
+                       int64_t last_id, void *ctx, struct sl_tail_stream **out)
 {
     struct sl_tail_stream *s = calloc(1, sizeof(*s));
 
@@ -89,7 +105,8 @@ int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const char *token, s
     s->tq = tq;
     s->token = malloc(toklen + 1);
     s->q = strdup(q);
-    if (s->token == NULL || s->q == NULL) {
+    s->scope = malloc((nscope + 1) * sizeof(*scope));
+    if (s->token == NULL || s->q == NULL || s->scope == NULL) {
         sl_tail_stream_discard(s);
         return SL_ENOMEM;
     }
@@ -98,7 +115,11 @@ int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const char *token, s
     s->toklen = toklen;
     s->gen = gen;
     s->every_source = every_source;
+    if (nscope)
+        memcpy(s->scope, scope, nscope * sizeof(*scope));
+    s->nscope = nscope;
     s->last_id = last_id;
+    s->missed_after = -1;
     s->ctx = ctx;
     atomic_store(&s->refs, 1); /* the loop's */
     *out = s;
@@ -112,12 +133,14 @@ void sl_tail_stream_discard(struct sl_tail_stream *s)
     sl_tail_free(s->tq);
     free(s->token);
     free(s->q);
+    free(s->scope);
     free(s);
 }
 
 void sl_tailer_add(struct sl_tailer *t, struct sl_tail_stream *s)
 {
     atomic_fetch_add(&s->refs, 1); /* the tail thread's */
+    s->t = t;
     pthread_mutex_lock(&t->mu);
     TAILQ_INSERT_TAIL(&t->streams, s, link);
     t->nstreams++;
@@ -176,8 +199,14 @@ void sl_tailer_take_msgs(struct sl_tailer *t, struct sl_tail_msg_list *out)
 
 void sl_tailer_msg_free(struct sl_tail_msg *m)
 {
+    size_t was;
+
     if (m == NULL)
         return;
+    /* the stream's queue fell under its cap: the tail thread reads for it again */
+    was = atomic_fetch_sub(&m->s->queued, m->text.len);
+    if (m->s->t && was >= m->s->t->o.stream_cap && was - m->text.len < m->s->t->o.stream_cap)
+        sl_feed_wake(m->s->t->o.feed);
     stream_unref(m->s);
     sl_buf_free(&m->text);
     free(m);
@@ -194,6 +223,7 @@ static void post_msg(struct sl_tailer *t, struct sl_tail_stream *s, struct sl_bu
         return;
     }
     atomic_fetch_add(&s->refs, 1);
+    atomic_fetch_add(&s->queued, text->len);
     m->s = s;
     m->close = close;
     m->text = *text;
@@ -232,6 +262,10 @@ static bool tail_rescope(struct sl_tailer *t, struct sl_tail_stream *s, uint64_t
             sl_tail_prepare(t->o.sources, s->q, ids, n, &tq, &err) == 0) {
             sl_tail_free(s->tq);
             s->tq = tq;
+            free(s->scope);
+            s->scope = ids; /* the stream keeps them: its share key */
+            s->nscope = n;
+            ids = NULL;
         }
         sl_buf_free(&err);
         free(ids);
@@ -247,66 +281,149 @@ static bool tail_rescope(struct sl_tailer *t, struct sl_tail_stream *s, uint64_t
     return false;
 }
 
-/* Serve one stream up to hi. Returns true when it has more to send now. */
-static bool tail_one(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, int64_t hi,
-                     struct sl_buf *out)
+/* Count what a stream that was paused skipped and tell it (`event: missed`), now that it
+ * caught up: one statement over (missed_after, last_id], bounded by the stall deadline
+ * the loop enforces. Returns false when the count failed (it is tried again). */
+static bool tail_missed(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s,
+                        struct sl_buf *out)
 {
-    int64_t rmin = 0, rmax = 0, fhi = 0, last = 0;
-    bool range = false;
-    size_t n = 0;
+    int64_t rmin = 0, rmax = 0, fhi = 0, c = 0;
+    bool range = sl_feed_since(t->o.feed, s->missed_after, &rmin, &rmax, &fhi) && fhi >= s->last_id;
+
+    if (sl_tail_count(pg, s->tq, s->missed_after, s->last_id, range, rmin, rmax, &c))
+        return false;
+    if (c > 0) {
+        SL_INC(tail_missed, (uint64_t)c);
+        sl_buf_reset(out);
+        if (sl_buf_addf(out,
+                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
+                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
+                        c, s->missed_after, s->last_id) == 0)
+            post(t, s, out);
+    }
+    s->missed_after = -1;
+    return true;
+}
+
+/* A resume from an id older than the feed reaches back at most replay_max stored lines of
+ * its sources: what is older is skipped and announced (`event: missed`, its count an upper
+ * bound from the blocks). Returns false when the database failed (tried again). */
+static bool tail_reach(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, int64_t hi,
+                       struct sl_buf *out)
+{
+    int64_t rmin, rmax, fhi, start = s->last_id, skipped = 0;
+
+    if (s->last_id < hi && !sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) &&
+        sl_tail_replay_start(pg, s->tq, s->last_id, hi, t->o.replay_max, &start, &skipped))
+        return false;
+    s->started = true;
+    if (start <= s->last_id)
+        return true;
+    sl_buf_reset(out);
+    if (skipped > 0) {
+        SL_INC(tail_missed, (uint64_t)skipped);
+        if (sl_buf_addf(out,
+                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
+                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
+                        skipped, s->last_id, start) == 0)
+            post(t, s, out);
+    }
+    s->last_id = start;
+    return true;
+}
+
+/* One stream before this round's reads: rescope, pause (skip what comes while it is
+ * paused past the grace), a pending `missed`, its queue cap. Sets s->want when it has
+ * rows to read up to hi. No statement unless it rescopes or resumes. */
+static void tail_prep(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, int64_t hi,
+                      struct sl_buf *out)
+{
     uint64_t gen = sl_sources_generation(t->o.sources);
 
-    if (gen != s->gen && !tail_rescope(t, s, gen, out))
-        return false;
+    s->want = false;
+    if (s->ended)
+        return;
+    if (gen != s->gen && !tail_rescope(t, s, gen, out)) {
+        s->ended = true;
+        return;
+    }
     if (s->last_id < 0)
         s->last_id = hi;
+    if (!s->started && !tail_reach(t, pg, s, hi, out))
+        return;
     if (!atomic_load(&s->paused))
         s->paused_ms = 0;
     else if (s->paused_ms == 0)
         s->paused_ms = sl_clock_mono_ms();
-    if (s->last_id >= hi)
-        goto flush_missed;
-    range = sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
-    if (!range)
-        fhi = hi;
-    if (s->paused_ms && sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
-        return false; /* give it time to read what it has; nothing is fetched meanwhile */
     if (s->paused_ms) {
-        int64_t c = 0;
-        if (sl_tail_count(pg, s->tq, s->last_id, fhi, range, rmin, rmax, &c))
-            return false;
-        if (c > 0) {
-            if (s->missed == 0)
-                s->missed_after = s->last_id;
-            s->missed += c;
-            SL_INC(tail_missed, (uint64_t)c);
-        }
-        s->last_id = fhi;
-        return false;
+        if (sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
+            return; /* give it time to read what it has; nothing is read meanwhile */
+        if (s->missed_after < 0)
+            s->missed_after = s->last_id;
+        s->last_id = hi; /* skipped: counted once, when it resumes */
+        return;
     }
-flush_missed:
-    if (s->missed > 0 && !atomic_load(&s->paused)) {
-        if (sl_buf_addf(out,
-                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
-                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
-                        s->missed, s->missed_after, s->last_id) == 0) {
-            s->missed = 0;
-            post(t, s, out);
+    if (s->missed_after >= 0 && s->last_id > s->missed_after && !tail_missed(t, pg, s, out))
+        return;
+    s->missed_after = -1;
+    if (atomic_load(&s->queued) >= t->o.stream_cap)
+        return; /* the loop has not taken its text yet: it waits, nothing is skipped */
+    s->want = s->last_id < hi;
+}
+
+/* Do a and b read the same rows from the same position? */
+static bool same_read(const struct sl_tail_stream *a, const struct sl_tail_stream *b)
+{
+    return a->last_id == b->last_id && a->gen == b->gen && a->nscope == b->nscope &&
+           strcmp(a->q, b->q) == 0 &&
+           (a->nscope == 0 || memcmp(a->scope, b->scope, a->nscope * sizeof(*a->scope)) == 0);
+}
+
+/* One read for list[i] and every later stream that wants the same rows (moved into grp):
+ * the rows after their position up to hi (live: within the feed's range; replay: one
+ * window of blocks), the text posted to each. live: this pass serves only streams the feed
+ * still covers (a replay's step waits for the live reads). Returns true when there is more
+ * to read now. */
+static bool tail_group(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream **list, size_t n,
+                       size_t i, int64_t hi, bool live, struct sl_tail_stream **grp,
+                       struct sl_buf *out)
+{
+    struct sl_tail_stream *s = list[i];
+    int64_t rmin = 0, rmax = 0, fhi = 0, last = 0;
+    size_t ng = 0, rows = 0;
+    bool range = sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
+
+    if (range != live)
+        return false;
+    for (size_t j = i; j < n; j++) {
+        if (list[j]->want && !atomic_load(&list[j]->closed) && (j == i || same_read(s, list[j]))) {
+            list[j]->want = false;
+            grp[ng++] = list[j];
         }
     }
-    if (s->last_id >= hi)
+    if (!range && sl_tail_window(pg, s->tq, s->last_id, hi, TAIL_WINDOW_ROWS, &fhi))
         return false;
+    sl_buf_reset(out);
     if (sl_tail_fetch(pg, s->tq, s->last_id, fhi, range, rmin, rmax, TAIL_BATCH, TAIL_BATCH_BYTES,
-                      out, &last, &n))
+                      out, &last, &rows))
         return false;
-    s->last_id = last;
-    if (n > 0) {
-        SL_INC(tail_lines, n);
-        post(t, s, out);
-    } else {
-        sl_buf_reset(out);
+    for (size_t k = 0; k < ng; k++) {
+        struct sl_buf copy;
+        grp[k]->last_id = last;
+        if (rows == 0)
+            continue;
+        SL_INC(tail_lines, rows);
+        if (k + 1 == ng) {
+            post(t, grp[k], out);
+            continue;
+        }
+        sl_buf_init(&copy, out->max);
+        if (sl_buf_add(&copy, out->p, out->len) == 0)
+            post(t, grp[k], &copy);
+        sl_buf_free(&copy);
     }
-    return s->last_id < hi;
+    sl_buf_reset(out);
+    return last < hi;
 }
 
 static void *tail_main(void *arg)
@@ -319,7 +436,7 @@ static void *tail_main(void *arg)
 
     sl_buf_init(&out, TAIL_OUT_MAX);
     while (!atomic_load(&t->stop)) {
-        struct sl_tail_stream **list = NULL;
+        struct sl_tail_stream **list = NULL, **grp = NULL;
         size_t n = 0;
         int64_t min_after = INT64_MAX;
 
@@ -348,7 +465,8 @@ static void *tail_main(void *arg)
         /* the streams, each held for this round */
         pthread_mutex_lock(&t->mu);
         list = calloc(t->nstreams + 1, sizeof(*list));
-        if (list) {
+        grp = calloc(t->nstreams + 1, sizeof(*grp));
+        if (list && grp) {
             struct sl_tail_stream *s, *next;
             for (s = TAILQ_FIRST(&t->streams); s; s = next) {
                 next = TAILQ_NEXT(s, link);
@@ -376,14 +494,21 @@ static void *tail_main(void *arg)
         seen = hi;
         busy = false;
         for (size_t i = 0; i < n && !atomic_load(&t->stop); i++) {
-            struct sl_tail_stream *s = list[i];
-            if (!atomic_load(&s->closed) && tail_one(t, pg, s, hi, &out))
-                busy = true;
+            if (!atomic_load(&list[i]->closed))
+                tail_prep(t, pg, list[i], hi, &out);
+            else
+                list[i]->want = false;
             sl_buf_reset(&out);
         }
+        /* the live reads first, then one step of each replay */
+        for (int pass = 0; pass < 2; pass++)
+            for (size_t i = 0; i < n && !atomic_load(&t->stop); i++)
+                if (list[i]->want && tail_group(t, pg, list, n, i, hi, pass == 0, grp, &out))
+                    busy = true;
         for (size_t i = 0; i < n; i++)
             stream_unref(list[i]);
         free(list);
+        free(grp);
     }
     sl_buf_free(&out);
     sl_db_close(pg);

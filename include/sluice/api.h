@@ -46,6 +46,7 @@ struct sl_api_opts {
     int timeout_s;        /* statement_timeout of a search */
     size_t tail_buffer;   /* unsent bytes before a tail client skips (and is told) */
     int max_tail;         /* open tail streams */
+    int64_t tail_replay;  /* stored lines a resume reaches back (0: the default) */
     size_t max_message;   /* SLUICE_MAX_MESSAGE_BYTES (0: its default): sizes the answer cap */
     size_t max_header;    /* SLUICE_MAX_HEADER_BYTES (0: its default): sizes the answer cap */
     struct sl_api_ops ops;

@@ -41,6 +41,7 @@ struct sl_config {
     int64_t search_timeout;
     int64_t tail_buffer;
     int64_t max_tail_clients;
+    int64_t tail_replay;
 };
 
 /* Fill c from defaults, then the environment, then argv (flags "--name value" or

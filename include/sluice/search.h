@@ -77,6 +77,25 @@ SL_MUSTCHECK int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, in
                                int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
                                int64_t *count);
 
+/* A replay's next bounded step: *win_hi, at most hi_id, such that the stream's blocks
+ * ending in (after_id, *win_hi] hold about `rows` rows (at most 256 blocks), so a read
+ * up to it sorts a bounded set instead of every row after after_id. Returns 0 or SL_EDB. */
+SL_MUSTCHECK int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
+                                int64_t hi_id, int64_t rows, int64_t *win_hi);
+
+/* Where a resume from after_id starts so that it reads about `rows` stored lines of the
+ * stream's sources (at most 4096 blocks) up to hi_id: *start (after_id when everything
+ * fits) and *skipped, the lines of those sources in (after_id, *start] (matching or not:
+ * an upper bound of the matching ones, from the blocks, without reading them).
+ * Returns 0 or SL_EDB. */
+SL_MUSTCHECK int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t,
+                                      int64_t after_id, int64_t hi_id, int64_t rows,
+                                      int64_t *start, int64_t *skipped);
+
+/* Blocks in read order holding nrows[i] lines each: the index of the first block at
+ * which their running sum reaches rows (>= rows), or n when it never does. Pure. */
+size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows);
+
 /* The highest row id stored (0 when none): where a new tail starts. */
 SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
 

@@ -370,6 +370,10 @@ def api_get(server, path, params=None, token=None, headers=None, timeout=30):
         c.close()
 
 
+class _PortTaken(Exception):
+    pass
+
+
 class Server:
     def __init__(self, db, tls, workdir, env, spool_dir=None):
         self.db, self.tls = db, tls
@@ -381,6 +385,16 @@ class Server:
         self.starts = 0
 
     def start(self, **env):
+        """Starts sluice on free ports. A port that free_port() saw free may be taken by
+        another process before sluice binds it (other suites on the same machine): such a
+        start is retried on new ports, at most three times."""
+        for attempt in range(3):
+            try:
+                return self._start_once(attempt == 2, **env)
+            except _PortTaken:
+                continue
+
+    def _start_once(self, last, **env):
         self.extra_env.update(env)
         self.http_port, self.https_port = free_port(), free_port()
         self.syslog_tls_port, self.syslog_port = free_port(), free_port()
@@ -409,6 +423,9 @@ class Server:
         deadline = time.monotonic() + 20
         while True:
             if self.proc.poll() is not None:
+                if not last and "Address already in use" in self.log_tail():
+                    _live_servers.remove(self)
+                    raise _PortTaken()
                 pytest.fail(f"sluice serve exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 if self.get("/healthz").status == 200:

@@ -196,6 +196,34 @@ static void test_feed(void **state)
     sl_feed_free(f);
 }
 
+/* Where a tail window or a resume's reach ends, from the blocks' line counts. */
+static void test_tail_blocks_reach(void **state)
+{
+    static const int64_t blocks[] = {1000, 1000, 500, 0, 2000, 7};
+    static const struct {
+        const char *name;
+        size_t n;
+        int64_t rows;
+        size_t want;
+    } cases[] = {
+        {"first block reaches", 6, 1000, 0},
+        {"one past the first", 6, 1001, 1},
+        {"exactly two", 6, 2000, 1},
+        {"sum crosses in the third", 6, 2400, 2},
+        {"an empty block does not end it", 6, 2501, 4},
+        {"the last block", 6, 4507, 5},
+        {"never reached", 6, 4508, 6},
+        {"no blocks", 0, 1, 0},
+        {"zero rows: the first block", 6, 0, 0},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t got = sl_tail_blocks_reach(blocks, cases[i].n, cases[i].rows);
+        if (got != cases[i].want)
+            fail_msg("%s: got %zu, want %zu", cases[i].name, got, cases[i].want);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -206,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_answer_caps),
         cmocka_unit_test(test_answer_cap_defaults),
         cmocka_unit_test(test_feed),
+        cmocka_unit_test(test_tail_blocks_reach),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
