@@ -21,7 +21,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
-#include "api-internal.h"
+#include "readq.h"
 #include "sluice/api.h"
 #include "sluice/buf.h"
 #include "sluice/clock.h"

@@ -10,7 +10,7 @@
 #include "sluice/log.h"
 #include "sluice/rules_cli.h"
 #include "sluice/ruleset.h"
-#include "sluice/server.h"
+#include "sluice/serve.h"
 
 static void usage(FILE *f)
 {

@@ -1,4 +1,4 @@
-/* The read API's search workers (drain/api-internal.h): a bounded queue of search jobs
+/* The read API's search workers (drain/readq.h): a bounded queue of search jobs
  * from the event loop, SLUICE_SEARCH_WORKERS threads each with its own PostgreSQL
  * connection running them (drain/search.c), and the finished jobs handed back through a
  * second queue and the loop's wake callback.
@@ -13,7 +13,7 @@
 
 #include <libpq-fe.h>
 
-#include "api-internal.h"
+#include "readq.h"
 #include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/metrics.h"

@@ -24,7 +24,7 @@
 #include "sluice/log.h"
 #include "sluice/maint.h"
 #include "sluice/notifier.h"
-#include "sluice/server.h"
+#include "sluice/serve.h"
 #include "sluice/sources.h"
 #include "sluice/spool.h"
 #include "sluice/writer.h"

@@ -1,4 +1,4 @@
-/* The read API's tail thread (drain/api-internal.h): it waits on the writer's commit
+/* The read API's tail thread (drain/readq.h): it waits on the writer's commit
  * feed (drain/feed.c) and, for each live tail stream, reads the new matching rows by id
  * (drain/search.c) and queues their Server-Sent Events text for the loop. A stream whose
  * client fell behind is paused: the rows it skips are counted and it is told
@@ -24,7 +24,7 @@
 
 #include <libpq-fe.h>
 
-#include "api-internal.h"
+#include "readq.h"
 #include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/feed.h"

@@ -6,7 +6,7 @@
  * PostgreSQL connection (drain/searchd.c); tail streams are fed by one tail thread that
  * wakes on the writer's commit feed (drain/tailer.c, include/sluice/feed.h). Answers
  * come back to the loop through locked queues and an event, so the request path never
- * waits on PostgreSQL. The boundary between the two sides: drain/api-internal.h.
+ * waits on PostgreSQL. The boundary between the two sides: drain/readq.h.
  *
  * Memory: a search's answer is capped at sl_search_answer_max(limit, max_message,
  * max_header) (include/sluice/search.h); at most workers x SL_SEARCHD_JOBS_PER_WORKER

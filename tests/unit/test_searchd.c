@@ -1,4 +1,4 @@
-/* Unit tests for the search workers' queue (drain/searchd.c, drain/api-internal.h)
+/* Unit tests for the search workers' queue (drain/searchd.c, drain/readq.h)
  * without PostgreSQL or libevent: the workers cannot connect, so every job comes back
  * as a 503 JSON error through the wake callback. The queue's bound counts jobs until the
  * loop takes them back, so it is exact here however fast the workers are. */
@@ -11,7 +11,7 @@
 #include <pthread.h>
 #include <string.h>
 
-#include "../../drain/api-internal.h"
+#include "../../drain/readq.h"
 #include "sluice/err.h"
 #include "sluice/log.h"
 

@@ -2,8 +2,8 @@
  * over TCP and TLS; drain/listen.c, drain/ingest_http.c, drain/ingest_syslog.c), plus the
  * spool syncer, writer, maintenance, notifier and read API threads it starts and stops.
  * See docs/architecture.md for the threads and the path of a line. */
-#ifndef SLUICE_SERVER_H
-#define SLUICE_SERVER_H
+#ifndef SLUICE_SERVE_H
+#define SLUICE_SERVE_H
 
 #include "sluice/config.h"
 

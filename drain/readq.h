@@ -1,4 +1,5 @@
-/* The read API's boundary between the event loop and its database threads.
+/* The read queues (drain/readq.h): the read API's boundary between the event loop and its
+ * database threads.
  *
  * drain/api.c is the loop side: routes, read-token auth, parameters, answers and the
  * Server-Sent Events sockets. It includes libevent and never libpq. drain/searchd.c (the
@@ -17,8 +18,8 @@
  *     one for the tail thread while the stream is listed, one per queued message.
  *   - a tail message is made by the tail thread, taken by the loop (sl_tailer_take_msgs),
  *     and freed by the loop (sl_tailer_msg_free, which drops its stream reference). */
-#ifndef SLUICE_API_INTERNAL_H
-#define SLUICE_API_INTERNAL_H
+#ifndef SLUICE_READQ_H
+#define SLUICE_READQ_H
 
 #include <stdbool.h>
 #include <stddef.h>
