@@ -120,6 +120,20 @@ static void *m_main(void *arg)
     return NULL;
 }
 
+/* Everything a started (or half-started) maintenance object holds, once its thread is
+ * joined or was never created. */
+static void m_free(struct sl_maint *m)
+{
+    sl_db_close(m->pg);
+    if (m->wake[0] >= 0)
+        close(m->wake[0]);
+    if (m->wake[1] >= 0)
+        close(m->wake[1]);
+    free(m->url);
+    free(m->snapshot);
+    free(m);
+}
+
 int sl_maint_start(const char *database_url, struct sl_sources *sources,
                    const char *snapshot_path, struct sl_maint **out)
 {
@@ -127,12 +141,12 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
 
     if (m == NULL)
         return SL_ENOMEM;
+    m->wake[0] = m->wake[1] = -1;
     m->url = strdup(database_url);
     m->snapshot = snapshot_path ? strdup(snapshot_path) : NULL;
     m->sources = sources;
-    if (m->url == NULL || pipe(m->wake) != 0) {
-        free(m->url);
-        free(m);
+    if (m->url == NULL || (snapshot_path && m->snapshot == NULL) || pipe(m->wake) != 0) {
+        m_free(m);
         return SL_ENOMEM;
     }
     if (m_connect(m)) {
@@ -145,12 +159,7 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
             sl_warn("database not reachable at start; will retry", "%s", "");
     }
     if (pthread_create(&m->thread, NULL, m_main, m) != 0) {
-        sl_db_close(m->pg);
-        close(m->wake[0]);
-        close(m->wake[1]);
-        free(m->url);
-        free(m->snapshot);
-        free(m);
+        m_free(m);
         return SL_EIO;
     }
     *out = m;
@@ -165,10 +174,5 @@ void sl_maint_stop(struct sl_maint *m)
     if (write(m->wake[1], "x", 1) < 0)
         sl_debug("maint wake failed", "err=\"%s\"", strerror(errno));
     pthread_join(m->thread, NULL);
-    sl_db_close(m->pg);
-    close(m->wake[0]);
-    close(m->wake[1]);
-    free(m->url);
-    free(m->snapshot);
-    free(m);
+    m_free(m);
 }

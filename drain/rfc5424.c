@@ -182,6 +182,17 @@ static inline bool sd_name_char(unsigned char c)
     return c > 32 && c < 127 && c != '=' && c != ']' && c != '"';
 }
 
+/* The end of an SD-NAME (1 to 32 name bytes) starting at buf[start], or 0 when there is
+ * none there (RFC 5424 §6.3.2, §6.3.3). */
+static size_t sd_name_end(const char *buf, size_t len, size_t start)
+{
+    size_t i = start;
+
+    while (i < len && sd_name_char((unsigned char)buf[i]))
+        i++;
+    return i == start || i - start > SD_NAME_MAX ? 0 : i;
+}
+
 /* Length of the SD-ELEMENTs at buf[0..len) (stops before the first byte that does not
  * begin another element), or 0 if they do not parse. *first_id gets the first SD-ID. */
 static size_t sd_scan(const char *buf, size_t len, struct sl_str *first_id)
@@ -192,11 +203,8 @@ static size_t sd_scan(const char *buf, size_t len, struct sl_str *first_id)
     while (i < len && buf[i] == '[') {
         size_t start;
 
-        i++;
-        start = i;
-        while (i < len && sd_name_char((unsigned char)buf[i]))
-            i++;
-        if (i == start || i - start > SD_NAME_MAX)
+        start = ++i;
+        if ((i = sd_name_end(buf, len, start)) == 0)
             return 0;
         if (first) {
             *first_id = sl_str_make(buf + start, i - start);
@@ -211,11 +219,7 @@ static size_t sd_scan(const char *buf, size_t len, struct sl_str *first_id)
             }
             if (buf[i] != ' ')
                 return 0;
-            i++;
-            start = i;
-            while (i < len && sd_name_char((unsigned char)buf[i]))
-                i++;
-            if (i == start || i - start > SD_NAME_MAX)
+            if ((i = sd_name_end(buf, len, i + 1)) == 0)
                 return 0;
             if (i + 1 >= len || buf[i] != '=' || buf[i + 1] != '"')
                 return 0;
