@@ -6,7 +6,7 @@
                   [--requests 400] [--fresh] [--cacert FILE]
 
 Hostile side (asyncio, one thread): --hostile connections in all, at most --concurrency
-open at once, from 127.0.0.2 upwards (--addresses of them; all of 127/8 is loopback on
+open at once, started at --rate a second, from 127.0.0.2 upwards (--addresses of them; all of 127/8 is loopback on
 Linux), to the HTTPS port and the plain HTTP port when given. Each one, in turn:
   idle     connects and says nothing
   trickle  sends a TLS ClientHello one byte every 0.5 s (HTTPS only)
@@ -59,6 +59,7 @@ class Hostile:
         self.a = a
         self.opened = 0
         self.refused = 0
+        self.cut = 0
         self.hello = client_hello()
         self.stop = False
 
@@ -89,11 +90,12 @@ class Hostile:
                 try:
                     got = await asyncio.wait_for(r.read(4096), 0.5)
                     if got == b"":
-                        break  # closed by the server
+                        self.cut += 1  # closed by the server
+                        break
                 except asyncio.TimeoutError:
                     pass
         except OSError:
-            pass
+            self.cut += 1
         finally:
             w.close()
             sem.release()
@@ -101,7 +103,11 @@ class Hostile:
     async def run(self):
         sem = asyncio.Semaphore(self.a.concurrency)
         tasks = []
+        t0 = time.monotonic()
         for i in range(self.a.hostile):
+            delay = t0 + i / self.a.rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
             await sem.acquire()
             if self.stop:
                 sem.release()
@@ -166,6 +172,7 @@ def main():
     ap.add_argument("--concurrency", type=int, default=1100)
     ap.add_argument("--addresses", type=int, default=1)
     ap.add_argument("--hold", type=float, default=3.0)
+    ap.add_argument("--rate", type=float, default=500, help="hostile connections a second")
     ap.add_argument("--requests", type=int, default=400)
     ap.add_argument("--fresh", action="store_true")
     ap.add_argument("--cacert")
@@ -181,8 +188,11 @@ def main():
     th.start()
     time.sleep(1.0)  # let the attack fill its connections
     during = legit.series(a.requests)
+    while th.is_alive() and time.monotonic() - t0 < a.deadline / 2:
+        during += legit.series(10)  # the attack still runs: keep measuring
     hostile.stop = True
     th.join(timeout=max(1, a.deadline - (time.monotonic() - t0)))
+    hostile_s = time.monotonic() - t0
 
     ok = [t for st, t in during if st == 204]
     failed = [st for st, _ in during if st != 204]
@@ -192,7 +202,8 @@ def main():
         "attack_p50_ms": f"{pct(ok, 50):.1f}", "attack_p99_ms": f"{pct(ok, 99):.1f}",
         "attack_max_ms": f"{pct(ok, 100):.1f}", "attack_ok": len(ok),
         "attack_failed": len(failed), "hostile_opened": hostile.opened,
-        "hostile_refused": hostile.refused,
+        "hostile_refused": hostile.refused, "hostile_cut_by_server": hostile.cut,
+        "addresses": a.addresses, "hostile_seconds": f"{hostile_s:.1f}",
         "mode": "fresh" if a.fresh else "keepalive",
     }
     print(f"connattack: failed statuses {failed[:10]}", file=sys.stderr)
