@@ -1,10 +1,12 @@
 /* Listeners and connections of the drain (drain/conn-internal.h).
  *
  * Owns the sockets: the four listeners (HTTP, HTTPS, syslog TCP, syslog TLS; TLS through
- * OpenSSL bufferevents), accepting under the connection cap, a connection's lifetime
- * (idle timeout, EOF and errors, free), the HTTP response writer both HTTP paths use (the
- * drain's and the read API's, through drain/ingest_http.c), the request deadline and the
- * lingering close. What a connection's bytes mean is left to drain/ingest_http.c and
+ * OpenSSL bufferevents), admission at accept (the connection cap with live-tail streams
+ * counted, the per-address cap on unauthenticated connections, idle ones reclaimed near
+ * the cap, the health reserve, a pause when descriptors run out), a connection's
+ * lifetime (head deadline, idle timeout, EOF and errors, free), the HTTP response writer
+ * both HTTP paths use (the drain's and the read API's, through drain/ingest_http.c), the
+ * request deadline and the lingering close. What a connection's bytes mean is left to drain/ingest_http.c and
  * drain/ingest_syslog.c; start-up and shutdown to drain/serve.c.
  *
  * Thread: the event loop (main thread). Specs: RFC 9112 §9 (connection management),
