@@ -680,13 +680,14 @@ static void post_logs(struct conn *c, const struct framing *fr)
     h->state = S_BODY;
 }
 
-/* Requests only /healthz and /readyz answer normally: on a connection of the health
- * reserve (accepted past SLUICE_MAX_CONNECTIONS) and while shutting down. Returns false
- * when the request was answered (503, closing). */
+/* Requests only the operational endpoints (/healthz, /readyz, /metrics) answer
+ * normally: on a connection of the health reserve (accepted past SLUICE_MAX_CONNECTIONS)
+ * and while shutting down. Returns false when the request was answered (503, closing). */
 static bool head_admit_connection(struct conn *c)
 {
     const struct sl_str path = c->http.req.path;
-    bool health = sl_str_eq(path, "/healthz") || sl_str_eq(path, "/readyz");
+    bool health = sl_str_eq(path, "/healthz") || sl_str_eq(path, "/readyz") ||
+                  sl_str_eq(path, "/metrics");
 
     if (c->reserve)
         c->http.keep_alive = false;

@@ -170,7 +170,9 @@ def test_healthz_answers_while_cap_full(sluice):
     try:
         for _ in range(16):
             held.append(hostile_conn(s.http_port, b"POST /logs HTTP/1.1\r\n"))
-        time.sleep(0.5)
+            time.sleep(0.05)  # read before the next comes: busy, not idle (reclaimable)
+        time.sleep(0.3)
+        assert s.metric("sluice_connections_reclaimed_total") == 0
         for _ in range(5):
             assert s.get("/healthz").status == 200
         assert s.get("/readyz").status == 200
