@@ -161,6 +161,28 @@ def test_silent_and_partial_heads_cut_at_head_deadline(sluice):
         partial.close()
 
 
+def test_syslog_stream_must_authenticate_within_head_deadline(sluice):
+    """A syslog stream that sends nothing, or only lines of no known source, is closed at
+    SLUICE_HEAD_TIMEOUT; one that sent a line of its source keeps SLUICE_IDLE_TIMEOUT."""
+    s = sluice(SLUICE_HEAD_TIMEOUT=1)
+    src = s.add_source()
+    stranger = "<190>1 2026-11-21T10:00:00+00:00 d.nobody app web.1 - - stranger\n"
+    good = f"<134>1 2026-11-21T10:00:00.000Z {src.hostname} app worker.2 - - mine\n"
+    silent = hostile_conn(s.syslog_port)
+    unknown = hostile_conn(s.syslog_port, stranger.encode())
+    known = socket.create_connection(("127.0.0.1", s.syslog_port), timeout=5)
+    try:
+        known.sendall(good.encode())
+        assert closed_by_server(silent, 4)
+        assert closed_by_server(unknown, 4)
+        assert not closed_by_server(known, 2.5)  # past the head deadline, still open
+        known.sendall(good.encode())
+    finally:
+        for c in (silent, unknown, known):
+            c.close()
+    assert len(s.db.wait_rows(src.id, 2)) == 2
+
+
 def test_healthz_answers_while_cap_full(sluice):
     """Every slot holds a request in progress (not idle, so not reclaimable): /healthz and
     /readyz still answer, from the reserve; anything else there is 503 and closes."""
