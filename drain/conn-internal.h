@@ -99,6 +99,10 @@ struct conn {
     struct server *srv;
     struct bufferevent *bev;
     enum conn_kind kind;
+    bool authed;             /* a request or a syslog line of it authenticated */
+    bool reserve;            /* accepted past the cap: health endpoints only */
+    unsigned char addr[16];  /* the peer's address (IPv4 mapped into IPv6) */
+    struct event *head_timer; /* SLUICE_HEAD_TIMEOUT while not authenticated */
     struct sl_buf entry; /* the spool entry being built */
     TAILQ_ENTRY(conn) all;
     union {
@@ -124,6 +128,8 @@ struct server {
     struct event *sync_ev;
     struct event *sig_ev[2];
     struct event *drain_timer;
+    struct event *accept_timer; /* out of file descriptors: accepting again later */
+    bool accept_paused;         /* an episode of EMFILE/ENFILE (logged once) */
     struct conn_list conns;
     struct conn_list waitq;
     size_t nconns;
@@ -172,6 +178,16 @@ void sl_conn_release_buffers(struct conn *c);
  * or handed on (spooled, API). */
 void sl_conn_request_timer_start(struct conn *c);
 void sl_conn_request_timer_stop(struct conn *c);
+/* The head deadline (SLUICE_HEAD_TIMEOUT): armed at accept and, while the connection
+ * has not authenticated, again after each answer; stopped by a whole request head. */
+void sl_conn_head_timer_stop(struct conn *c);
+/* A request or a syslog line on c authenticated: the head deadline and the per-address
+ * cap no longer apply to it. */
+void sl_conn_authed(struct conn *c);
+/* Connections kept past SLUICE_MAX_CONNECTIONS for /healthz and /readyz. */
+int64_t sl_listen_health_reserve(const struct sl_config *cfg);
+/* File descriptors the process needs beyond its client connections. */
+int64_t sl_listen_fd_margin(const struct sl_config *cfg);
 
 /* ---- drain/ingest_http.c: the HTTP drain protocol */
 

@@ -68,6 +68,8 @@ static void api_respond(void *arg, void *conn, int status, const char *ctype, co
     struct conn *c = conn;
     (void)arg;
     c->http.api_pending = false;
+    if (status < 400) /* a read token was accepted */
+        sl_conn_authed(c);
     sl_conn_respond(c, status, ctype, body, len, extra);
 }
 
@@ -364,10 +366,49 @@ static void get_readyz(struct conn *c)
         sl_conn_respond_text(c, 200, "ready\n", NULL);
 }
 
+static bool loopback_peer(const struct conn *c)
+{
+    static const unsigned char v6[16] = {[15] = 1};
+    static const unsigned char v4[12] = {[10] = 0xff, [11] = 0xff};
+
+    return memcmp(c->addr, v6, 16) == 0 || (memcmp(c->addr, v4, 12) == 0 && c->addr[12] == 127);
+}
+
+/* /metrics on the drain's ports: with SLUICE_METRICS_TOKEN set, only to
+ * "Authorization: Bearer <it>" (compared in constant time); without it, only to
+ * loopback clients (a scraper on the host, the tests and benchmarks). */
+static bool metrics_allowed(struct conn *c)
+{
+    const char *tok = c->srv->cfg->metrics_token;
+    const struct sl_str *h = sl_http_header_get(&c->http.req, "authorization");
+    size_t tl = strlen(tok);
+    unsigned char diff = 0;
+
+    if (tl == 0) {
+        if (loopback_peer(c))
+            return true;
+        refuse(c, 403, "/metrics answers loopback clients only unless SLUICE_METRICS_TOKEN is "
+                       "set\n", NULL);
+        return false;
+    }
+    if (h == NULL || h->len != 7 + tl || strncasecmp(h->p, "Bearer ", 7) != 0) {
+        diff = 1;
+    } else {
+        for (size_t i = 0; i < tl; i++)
+            diff |= (unsigned char)(h->p[7 + i] ^ tok[i]);
+    }
+    if (diff == 0)
+        return true;
+    sl_conn_respond_text(c, 401, "unauthorized\n", "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
+    return false;
+}
+
 static void get_metrics(struct conn *c)
 {
     struct sl_buf b;
 
+    if (!metrics_allowed(c))
+        return;
     sl_buf_init(&b, 1 << 20);
     if (sl_metrics_render(&b, c->srv->spool) == 0)
         sl_conn_respond(c, 200, "text/plain; version=0.0.4", b.p, b.len, NULL);
@@ -587,6 +628,7 @@ static void post_logs(struct conn *c, const struct framing *fr)
         refuse(c, 401, "unauthorized\n", "WWW-Authenticate: Basic realm=\"sluice\"\r\n");
         return;
     }
+    sl_conn_authed(c);
     if (fr->clen > (uint64_t)c->srv->cfg->max_body) {
         too_large(c, false);
         return;
@@ -605,13 +647,55 @@ static void post_logs(struct conn *c, const struct framing *fr)
     h->state = S_BODY;
 }
 
+/* Requests only the operational endpoints (/healthz, /readyz, /metrics) answer
+ * normally: on a connection of the health reserve (accepted past SLUICE_MAX_CONNECTIONS)
+ * and while shutting down. Returns false when the request was answered (503, closing). */
+static bool head_admit_connection(struct conn *c)
+{
+    const struct sl_str path = c->http.req.path;
+    bool health = sl_str_eq(path, "/healthz") || sl_str_eq(path, "/readyz") ||
+                  sl_str_eq(path, "/metrics");
+
+    if (c->reserve)
+        c->http.keep_alive = false;
+    if (health)
+        return true;
+    if (c->srv->draining) {
+        refuse(c, 503, "shutting down: retry later\n", "Retry-After: 5\r\n");
+        return false;
+    }
+    if (c->reserve) {
+        refuse(c, 503, "too many connections: retry later (SLUICE_MAX_CONNECTIONS)\n",
+               "Retry-After: 1\r\n");
+        return false;
+    }
+    return true;
+}
+
+/* One Authorization header at most: two could be read differently by a proxy in front
+ * and by us (RFC 9110 §5.3 allows repeats only of list-valued fields). */
+static bool head_single_authorization(struct conn *c)
+{
+    const struct sl_http_request *req = &c->http.req;
+    int n = 0;
+
+    for (size_t i = 0; i < req->nheaders; i++) {
+        struct sl_str name = req->headers[i].name;
+        n += name.len == 13 && strncasecmp(name.p, "authorization", 13) == 0;
+    }
+    if (n <= 1)
+        return true;
+    refuse(c, 400, "more than one Authorization header\n", NULL);
+    return false;
+}
+
 /* The head is parsed (c->http.req). Decide, or move on to the body. */
 static void handle_head(struct conn *c)
 {
     struct framing fr;
 
     head_keep_alive(c);
-    if (!head_framing(c, &fr))
+    if (!head_admit_connection(c) || !head_single_authorization(c) || !head_framing(c, &fr))
         return;
     head_route(c, &fr);
 }
@@ -646,6 +730,7 @@ static bool read_head(struct conn *c, struct evbuffer *in, size_t avail)
         return false;
     }
     evbuffer_drain(in, (size_t)rc);
+    sl_conn_head_timer_stop(c);
     /* "POST http://host/logs" (absolute form): route on the path */
     h->req.path = sl_http_origin_path(h->req.path);
     h->gzip = false;

@@ -128,6 +128,8 @@ static bool syslog_take(struct conn *c, const struct sl_frame *f, uint32_t orig_
         }
         return true;
     }
+    if (!c->authed) /* a line of a known source: the head deadline is met */
+        sl_conn_authed(c);
     if (y->entry_n && (y->entry_src != src || y->entry_secret != y->last_secret))
         sl_ingest_syslog_flush(c);
     if (y->entry_pending)

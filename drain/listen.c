@@ -1,10 +1,12 @@
 /* Listeners and connections of the drain (drain/conn-internal.h).
  *
  * Owns the sockets: the four listeners (HTTP, HTTPS, syslog TCP, syslog TLS; TLS through
- * OpenSSL bufferevents), accepting under the connection cap, a connection's lifetime
- * (idle timeout, EOF and errors, free), the HTTP response writer both HTTP paths use (the
- * drain's and the read API's, through drain/ingest_http.c), the request deadline and the
- * lingering close. What a connection's bytes mean is left to drain/ingest_http.c and
+ * OpenSSL bufferevents), admission at accept (the connection cap with live-tail streams
+ * counted, the per-address cap on unauthenticated connections, idle ones reclaimed near
+ * the cap, the health reserve, a pause when descriptors run out), a connection's
+ * lifetime (head deadline, idle timeout, EOF and errors, free), the HTTP response writer
+ * both HTTP paths use (the drain's and the read API's, through drain/ingest_http.c), the
+ * request deadline and the lingering close. What a connection's bytes mean is left to drain/ingest_http.c and
  * drain/ingest_syslog.c; start-up and shutdown to drain/serve.c.
  *
  * Thread: the event loop (main thread). Specs: RFC 9112 §9 (connection management),
@@ -109,6 +111,8 @@ static void close_when_written(struct conn *c)
     bufferevent_setcb(c->bev, NULL, conn_write_done, conn_event, c);
 }
 
+static void head_timer_start(struct conn *c);
+
 void sl_conn_respond(struct conn *c, int status, const char *ctype, const char *body, size_t blen,
                      const char *extra)
 {
@@ -143,6 +147,12 @@ void sl_conn_respond(struct conn *c, int status, const char *ctype, const char *
         return;
     }
     h->state = S_HEAD;
+    /* s->conns stays in order of last activity: the idle reclaimed first near the cap
+     * (reclaim_idle) are then the ones that waited longest */
+    TAILQ_REMOVE(&c->srv->conns, c, all);
+    TAILQ_INSERT_TAIL(&c->srv->conns, c, all);
+    if (!c->authed)
+        head_timer_start(c);
     bufferevent_enable(c->bev, EV_READ);
     /* A pipelined request may already be buffered: handle it from the loop, not by
      * recursion, so a long pipeline cannot grow the stack. */
@@ -187,6 +197,55 @@ void sl_conn_request_timer_stop(struct conn *c)
         evtimer_del(c->http.request_timer);
 }
 
+/* ---------------------------------------------------------------- head deadline */
+
+/* SLUICE_HEAD_TIMEOUT, from accept (the TLS handshake included) or from the last answer
+ * of a connection that has not authenticated: a client that has not sent a whole
+ * request head by then (a syslog stream: a line of a known source) is closed, with 408
+ * when part of a request came. Authenticated connections keep SLUICE_IDLE_TIMEOUT. */
+static void head_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    struct conn *c = arg;
+    (void)fd;
+    (void)what;
+
+    if (c->authed)
+        return;
+    if (c->kind == K_HTTP && c->http.state != S_HEAD)
+        return; /* a whole head came: its answer is on its way */
+    SL_INC(head_timeouts, 1);
+    if (c->kind == K_HTTP && c->http.in_request) {
+        c->http.keep_alive = false;
+        sl_conn_respond_text(c, 408, "request head took too long (SLUICE_HEAD_TIMEOUT)\n", NULL);
+        return;
+    }
+    sl_conn_free(c);
+}
+
+static void head_timer_start(struct conn *c)
+{
+    struct timeval tv = {(time_t)c->srv->cfg->head_timeout, 0};
+
+    if (c->srv->cfg->head_timeout <= 0)
+        return;
+    if (c->head_timer == NULL)
+        c->head_timer = evtimer_new(c->srv->base, head_timeout, c);
+    if (c->head_timer)
+        evtimer_add(c->head_timer, &tv);
+}
+
+void sl_conn_head_timer_stop(struct conn *c)
+{
+    if (c->head_timer)
+        evtimer_del(c->head_timer);
+}
+
+void sl_conn_authed(struct conn *c)
+{
+    c->authed = true;
+    sl_conn_head_timer_stop(c);
+}
+
 /* ---------------------------------------------------------------- connections */
 
 void sl_conn_free(struct conn *c)
@@ -196,6 +255,8 @@ void sl_conn_free(struct conn *c)
     TAILQ_REMOVE(&s->conns, c, all);
     s->nconns--;
     atomic_fetch_sub(&sl_metrics.connections, 1);
+    if (c->head_timer)
+        event_free(c->head_timer);
     if (c->kind == K_HTTP) {
         struct http_conn *h = &c->http;
         if (h->waiting)
@@ -318,6 +379,115 @@ static void conn_init(struct conn *c, enum lst which)
     sl_buf_init(&c->http.dec, (size_t)cfg->max_body);
 }
 
+/* ---------------------------------------------------------------- admission */
+
+/* Admission at accept, in the manner of nginx and haproxy:
+ *  - near the cap (9/10 of SLUICE_MAX_CONNECTIONS, live-tail streams included) each new
+ *    connection closes the idle one that waited longest, unauthenticated ones first,
+ *    so idle sockets cannot keep drains out;
+ *  - past the cap, sl_listen_health_reserve() more HTTP connections are kept for
+ *    /healthz and /readyz (anything else on them is 503);
+ *  - one address holds at most SLUICE_MAX_CONNECTIONS_PER_ADDRESS connections that
+ *    have not authenticated; with SLUICE_HEAD_TIMEOUT this bounds what one client
+ *    without a token can hold, and for how long.
+ * The counts are scans of s->conns: bounded by the cap, and only made at accept. */
+
+int64_t sl_listen_health_reserve(const struct sl_config *cfg)
+{
+    return cfg->max_connections / 64 + 2;
+}
+
+/* spool segments, the PostgreSQL connections of the writer, maintenance, notifier, tail
+ * thread and search workers, up to 32 webhook deliveries, listeners, the loop's own */
+int64_t sl_listen_fd_margin(const struct sl_config *cfg)
+{
+    return 96 + cfg->search_workers;
+}
+
+static size_t open_total(const struct server *s)
+{
+    return s->nconns + (size_t)atomic_load(&sl_metrics.tail_clients);
+}
+
+static bool conn_idle_now(const struct conn *c)
+{
+    return c->kind == K_HTTP && c->bev && c->http.state == S_HEAD && !c->http.in_request &&
+           evbuffer_get_length(bufferevent_get_output(c->bev)) == 0;
+}
+
+/* Close the idle connection that waited longest (s->conns is in order of last
+ * activity), an unauthenticated one if any. Returns whether one was closed. */
+static bool reclaim_idle(struct server *s)
+{
+    struct conn *c, *authed = NULL;
+
+    TAILQ_FOREACH(c, &s->conns, all) {
+        if (!conn_idle_now(c))
+            continue;
+        if (!c->authed)
+            break;
+        if (authed == NULL)
+            authed = c;
+    }
+    if (c == NULL)
+        c = authed;
+    if (c == NULL)
+        return false;
+    SL_INC(connections_reclaimed, 1);
+    sl_conn_free(c);
+    return true;
+}
+
+static void peer_key(const struct sockaddr *sa, unsigned char out[16])
+{
+    memset(out, 0, 16);
+    if (sa != NULL && sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in4 = (const struct sockaddr_in *)(const void *)sa;
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &in4->sin_addr, 4);
+    } else if (sa != NULL && sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        memcpy(out, &in6->sin6_addr, 16);
+    }
+}
+
+static int64_t unauthed_from(const struct server *s, const unsigned char addr[16])
+{
+    const struct conn *c;
+    int64_t n = 0;
+
+    TAILQ_FOREACH(c, &s->conns, all)
+        n += !c->authed && memcmp(c->addr, addr, 16) == 0;
+    return n;
+}
+
+/* Whether the connection may be taken, and whether it goes in the health reserve. */
+static bool admit(struct server *s, enum lst which, const unsigned char addr[16], bool *reserve)
+{
+    const struct sl_config *cfg = s->cfg;
+    size_t cap = (size_t)cfg->max_connections;
+
+    *reserve = false;
+    if (s->draining)
+        goto refuse;
+    if (open_total(s) * 10 >= cap * 9)
+        (void)reclaim_idle(s);
+    if (cfg->max_per_address > 0 && unauthed_from(s, addr) >= cfg->max_per_address) {
+        SL_INC(connections_rejected_address, 1);
+        return false;
+    }
+    if (open_total(s) < cap)
+        return true;
+    if ((which == L_HTTP || which == L_HTTPS) &&
+        open_total(s) < cap + (size_t)sl_listen_health_reserve(cfg)) {
+        *reserve = true;
+        return true;
+    }
+refuse:
+    SL_INC(connections_rejected, 1);
+    return false;
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int slen,
                       void *arg)
 {
@@ -326,15 +496,20 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     struct conn *c;
     struct timeval idle = {(time_t)s->cfg->idle_timeout, 0};
     struct timeval wr = {30, 0};
+    unsigned char addr[16];
+    bool reserve;
     int one = 1;
-    (void)sa;
     (void)slen;
 
+    if (s->accept_paused) {
+        s->accept_paused = false;
+        sl_info("accepting connections again", "open=%zu", open_total(s));
+    }
     for (int i = 0; i < L_COUNT; i++)
         if (s->lev[i] == l)
             which = (enum lst)i;
-    if (s->draining || s->nconns >= (size_t)s->cfg->max_connections) {
-        SL_INC(connections_rejected, 1);
+    peer_key(sa, addr);
+    if (!admit(s, which, addr, &reserve)) {
         evutil_closesocket(fd);
         return;
     }
@@ -347,6 +522,8 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
      * answer until the client's delayed ACK (~40 ms a request). */
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = s;
+    c->reserve = reserve;
+    memcpy(c->addr, addr, sizeof(addr));
     conn_init(c, which);
     if (which == L_HTTPS || which == L_SYSLOG_TLS) {
         SSL *ssl = SSL_new(s->ssl);
@@ -370,6 +547,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     TAILQ_INSERT_TAIL(&s->conns, c, all);
     s->nconns++;
     SL_INC(connections, 1);
+    head_timer_start(c);
     bufferevent_setcb(c->bev, c->kind == K_HTTP ? sl_ingest_http_read : sl_ingest_syslog_read, NULL,
                       conn_event, c);
     bufferevent_set_timeouts(c->bev, &idle, &wr);
@@ -377,6 +555,45 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     bufferevent_setwatermark(c->bev, EV_READ, 0,
                              c->kind == K_HTTP ? (size_t)s->cfg->max_body + 65536 : (4u << 20));
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
+}
+
+/* Out of file descriptors (EMFILE, ENFILE) or kernel memory: accept() would fail again
+ * at once, so stop listening for a moment instead of spinning; one log line an episode
+ * (it ends with the next accepted connection). */
+static void accept_resume(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)fd;
+    (void)what;
+
+    if (s->draining)
+        return;
+    for (int i = 0; i < L_COUNT; i++)
+        if (s->lev[i])
+            evconnlistener_enable(s->lev[i]);
+}
+
+static void on_accept_error(struct evconnlistener *l, void *arg)
+{
+    struct server *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    struct timeval tv = {0, 250000};
+    (void)l;
+
+    if (!s->accept_paused)
+        sl_warn("accept failed: pausing accepts", "err=\"%s\" open=%zu hint=\"%s\"",
+                strerror(err), open_total(s),
+                err == EMFILE ? "raise ulimit -n or lower SLUICE_MAX_CONNECTIONS" : "");
+    if (!s->accept_paused)
+        SL_INC(accept_paused, 1);
+    s->accept_paused = true;
+    for (int i = 0; i < L_COUNT; i++)
+        if (s->lev[i])
+            evconnlistener_disable(s->lev[i]);
+    if (s->accept_timer == NULL)
+        s->accept_timer = evtimer_new(s->base, accept_resume, s);
+    if (s->accept_timer)
+        evtimer_add(s->accept_timer, &tv);
 }
 
 bool sl_listen_drain(struct server *s)
@@ -435,6 +652,7 @@ int sl_listen_open(struct server *s, enum lst which, int port)
         sl_error("listen failed", "port=%d err=\"%s\"", port, strerror(errno));
         return SL_EIO;
     }
+    evconnlistener_set_error_cb(s->lev[which], on_accept_error);
     return 0;
 }
 
@@ -477,6 +695,9 @@ int sl_listen_tls_setup(struct server *s)
 void sl_listen_free(struct server *s)
 {
     sl_listen_close(s);
+    if (s->accept_timer)
+        event_free(s->accept_timer);
+    s->accept_timer = NULL;
     if (s->ssl)
         SSL_CTX_free(s->ssl);
     s->ssl = NULL;

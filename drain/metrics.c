@@ -118,6 +118,19 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
         (rc = counter(b, "sluice_connections_rejected_total",
                       "Connections closed at accept over the limit.",
                       LOAD(connections_rejected))) ||
+        (rc = counter(b, "sluice_connections_rejected_address_total",
+                      "Connections closed at accept: their address held "
+                      "SLUICE_MAX_CONNECTIONS_PER_ADDRESS unauthenticated ones.",
+                      LOAD(connections_rejected_address))) ||
+        (rc = counter(b, "sluice_connections_reclaimed_total",
+                      "Idle connections closed near the connection cap to make room.",
+                      LOAD(connections_reclaimed))) ||
+        (rc = counter(b, "sluice_head_timeouts_total",
+                      "Connections closed at SLUICE_HEAD_TIMEOUT without a request head.",
+                      LOAD(head_timeouts))) ||
+        (rc = counter(b, "sluice_accept_paused_total",
+                      "Times accepting paused because file descriptors ran out.",
+                      LOAD(accept_paused))) ||
         (rc = counter(b, "sluice_syslog_lines_total", "Lines received over syslog.",
                       LOAD(syslog_lines))) ||
         (rc = counter(b, "sluice_syslog_unknown_source_total",

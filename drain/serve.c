@@ -14,6 +14,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -121,6 +122,36 @@ static int start_threads(struct server *s)
     return 0;
 }
 
+/* File descriptors: the soft RLIMIT_NOFILE is raised to the hard one, and settings the
+ * limit cannot honour are refused at start (accept() failing with EMFILE at run time
+ * is then an accident, handled by pausing accepts in drain/listen.c). Every connection
+ * and live-tail stream takes one; the health reserve and the process's own margin
+ * (spool, PostgreSQL connections, webhook deliveries) come on top. */
+static int check_fd_limit(const struct sl_config *cfg)
+{
+    struct rlimit rl;
+    int64_t need =
+        cfg->max_connections + sl_listen_health_reserve(cfg) + sl_listen_fd_margin(cfg);
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return 0; /* cannot tell: accept pauses on EMFILE all the same */
+    if (rl.rlim_cur != rl.rlim_max) {
+        struct rlimit up = {rl.rlim_max, rl.rlim_max};
+        if (setrlimit(RLIMIT_NOFILE, &up) == 0)
+            rl = up;
+    }
+    if (rl.rlim_cur != RLIM_INFINITY && (int64_t)rl.rlim_cur < need) {
+        sl_error("open file limit too low for SLUICE_MAX_CONNECTIONS",
+                 "nofile=%llu need=%" PRId64 " max_connections=%" PRId64
+                 " hint=\"raise ulimit -n (hard limit) to %" PRId64
+                 " or lower SLUICE_MAX_CONNECTIONS to %" PRId64 "\"",
+                 (unsigned long long)rl.rlim_cur, need, cfg->max_connections, need,
+                 cfg->max_connections - (need - (int64_t)rl.rlim_cur));
+        return SL_EINVAL;
+    }
+    return 0;
+}
+
 /* The listeners, then SIGTERM and SIGINT. */
 static int start_loop(struct server *s)
 {
@@ -148,6 +179,11 @@ static void stop_all(struct server *s, int64_t t0)
     sl_api_stop(s->api); /* streams closed, search threads joined */
     s->api = NULL;
     sl_listen_free(s); /* listeners and the TLS context */
+    /* libevent closes a freed bufferevent's socket from the loop (deferred finalizers):
+     * run it once, or the sockets stay open, unread, while the writer below takes the
+     * grace period (a request sent on one hung until exit, then was reset). */
+    if (s->base)
+        (void)event_base_loop(s->base, EVLOOP_NONBLOCK);
     if (s->spool && sl_spool_sync_now(s->spool))
         sl_error("final spool sync failed", "%s", "");
     sl_writer_stop(s->writer, t0 + s->cfg->shutdown_grace * 1000 / 2);
@@ -197,6 +233,8 @@ int sl_server_run(struct sl_config *cfg)
         sl_error("TLS listener needs SLUICE_TLS_CERT and SLUICE_TLS_KEY", "%s", "");
         return 2;
     }
+    if (check_fd_limit(cfg))
+        return 2;
     evthread_use_pthreads();
     memset(&so, 0, sizeof(so));
     so.dir = cfg->spool_dir;

@@ -30,6 +30,9 @@ struct sl_config {
     int64_t max_header;
     int64_t max_inflight;
     int64_t max_connections;
+    int64_t max_per_address;
+    int64_t head_timeout;
+    char *metrics_token;
     int64_t idle_timeout;
     int64_t request_timeout;
     int64_t batch_rows;

@@ -31,6 +31,10 @@ struct sl_metrics {
     _Atomic uint64_t copy_failures;
     _Atomic uint64_t connections;      /* open now */
     _Atomic uint64_t connections_rejected;
+    _Atomic uint64_t connections_rejected_address; /* over SLUICE_MAX_CONNECTIONS_PER_ADDRESS */
+    _Atomic uint64_t connections_reclaimed; /* idle ones closed near the cap for a new one */
+    _Atomic uint64_t head_timeouts;    /* closed at SLUICE_HEAD_TIMEOUT */
+    _Atomic uint64_t accept_paused;    /* times accepting paused: out of file descriptors */
     _Atomic uint64_t syslog_lines;
     _Atomic uint64_t syslog_unknown_source;
     _Atomic uint64_t spool_full;       /* 503s because the spool was full */

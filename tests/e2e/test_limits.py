@@ -30,8 +30,14 @@ def raw(server, data, timeout=5):
 
 
 def test_connection_limit(sluice):
+    """Over the cap and its health reserve (3 / 64 + 2 = 2 more), with no idle connection
+    to reclaim (each holds a request begun), a new connection is closed at accept."""
     s = sluice(SLUICE_MAX_CONNECTIONS=3)
-    held = [socket.create_connection(("127.0.0.1", s.http_port), timeout=5) for _ in range(3)]
+    held = []
+    for _ in range(5):
+        held.append(socket.create_connection(("127.0.0.1", s.http_port), timeout=5))
+        held[-1].sendall(b"POST /logs HTTP/1.1\r\n")
+        time.sleep(0.1)  # read before the next comes: busy, not idle (idle would be reclaimed)
     try:
         time.sleep(0.3)
         extra = socket.create_connection(("127.0.0.1", s.http_port), timeout=5)
