@@ -73,9 +73,7 @@ asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/sluice \
 		$(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
-	@BUILD=build-asan ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
-		UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-		tests/run_all.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
+	@BUILD=build-asan tests/run_asan.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
 
 bench: deps all
 	@tests/bench/run.sh full
