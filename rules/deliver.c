@@ -7,8 +7,10 @@
  * §10.2.3; X-Sentry-Rate-Limits when there is no Retry-After), and discards response
  * bodies past a small bound. Every socket is opened by open_socket(), which sees the
  * address curl is about to connect to (after DNS, so a name cannot rebind around the
- * check) and refuses loopback, private, link-local, CGNAT, unique-local and unspecified
- * addresses, IPv4-mapped forms included, unless the allow list names them.
+ * check) and refuses every special-purpose address of the IANA registries (loopback,
+ * private, link-local, CGNAT, documentation, benchmarking, multicast, reserved; IPv6
+ * outside 2000::/3; IPv4-mapped, IPv4-compatible, NAT64 and 6to4 forms judged by the
+ * IPv4 address they carry) unless the allow list names the address exactly.
  *
  * What it leaves to others: what to retry and when (the notifier, with sl_retry_delay),
  * building requests (rules/payload.c), reading secrets.
@@ -127,26 +129,84 @@ static bool addr_parse(const char *s, size_t n, struct addr *a)
     return false;
 }
 
+/* Special-purpose ranges (IANA IPv4 and IPv6 Special-Purpose Address Registries, RFC
+ * 6890 and its updates) that a webhook must never reach: not globally reachable, or
+ * reserved, documentation, benchmarking, multicast or broadcast. */
+struct range {
+    unsigned char p[16];
+    unsigned char bits;
+};
+
+static const struct range v4_refused[] = {
+    {{0}, 8},             /* 0.0.0.0/8 "this network" */
+    {{10}, 8},            /* 10/8 private */
+    {{100, 64}, 10},      /* 100.64/10 shared (CGNAT) */
+    {{127}, 8},           /* 127/8 loopback */
+    {{169, 254}, 16},     /* 169.254/16 link-local (cloud metadata) */
+    {{172, 16}, 12},      /* 172.16/12 private */
+    {{192, 0, 0}, 24},    /* 192.0.0/24 IETF protocol assignments */
+    {{192, 0, 2}, 24},    /* 192.0.2/24 TEST-NET-1 */
+    {{192, 88, 99}, 24},  /* 192.88.99/24 6to4 relay anycast (deprecated) */
+    {{192, 168}, 16},     /* 192.168/16 private */
+    {{198, 18}, 15},      /* 198.18/15 benchmarking */
+    {{198, 51, 100}, 24}, /* 198.51.100/24 TEST-NET-2 */
+    {{203, 0, 113}, 24},  /* 203.0.113/24 TEST-NET-3 */
+    {{224}, 4},           /* 224/4 multicast */
+    {{240}, 4},           /* 240/4 reserved, 255.255.255.255 broadcast included */
+};
+
+/* IPv6 outside 2000::/3 is refused as a whole (below); these are the named ranges, kept
+ * for the record and for the ones inside 2000::/3. */
+static const struct range v6_refused[] = {
+    {{0}, 96},                                  /* ::/96: ::, ::1, IPv4-compatible ::a.b.c.d */
+    {{0x01, 0x00}, 64},                         /* 100::/64 discard-only */
+    {{0x00, 0x64, 0xff, 0x9b, 0x00, 0x01}, 48}, /* 64:ff9b:1::/48 local-use NAT64 */
+    {{0x20, 0x01}, 23},                         /* 2001::/23 IETF protocol assignments */
+    {{0x20, 0x01, 0x0d, 0xb8}, 32},             /* 2001:db8::/32 documentation */
+    {{0x3f, 0xff}, 20},                         /* 3fff::/20 documentation (RFC 9637) */
+    {{0x5f, 0x00}, 16},                         /* 5f00::/16 SRv6 SIDs (RFC 9602) */
+    {{0xfc}, 7},                                /* fc00::/7 unique local */
+    {{0xfe, 0x80}, 10},                         /* fe80::/10 link-local */
+    {{0xfe, 0xc0}, 10},                         /* fec0::/10 site-local (deprecated) */
+    {{0xff}, 8},                                /* ff00::/8 multicast */
+};
+
+static bool prefix_match(const unsigned char *b, const struct range *r)
+{
+    unsigned full = r->bits / 8u, rest = r->bits % 8u;
+
+    if (memcmp(b, r->p, full) != 0)
+        return false;
+    return rest == 0 || ((b[full] ^ r->p[full]) & (unsigned char)(0xffu << (8u - rest))) == 0;
+}
+
+static bool v4_private(const unsigned char *b4)
+{
+    for (size_t i = 0; i < sizeof(v4_refused) / sizeof(v4_refused[0]); i++)
+        if (prefix_match(b4, &v4_refused[i]))
+            return true;
+    return false;
+}
+
+/* a is normalised: IPv4-mapped (::ffff:0:0/96) arrives as AF_INET. */
 static bool addr_private(const struct addr *a)
 {
+    static const unsigned char nat64[12] = {0x00, 0x64, 0xff, 0x9b};                  /* /96 */
+    static const unsigned char siit[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0}; /* /96 */
     const unsigned char *b = a->b;
 
-    if (a->family == AF_INET) {
-        return b[0] == 0 ||                            /* 0.0.0.0/8 "this network" */
-               b[0] == 10 ||                           /* 10/8 */
-               b[0] == 127 ||                          /* 127/8 loopback */
-               (b[0] == 100 && (b[1] & 0xc0) == 64) || /* 100.64/10 CGNAT */
-               (b[0] == 169 && b[1] == 254) ||         /* 169.254/16 link-local */
-               (b[0] == 172 && (b[1] & 0xf0) == 16) || /* 172.16/12 */
-               (b[0] == 192 && b[1] == 168);           /* 192.168/16 */
-    }
-    {
-        static const unsigned char zero[15] = {0};
-        if (memcmp(b, zero, 15) == 0 && (b[15] == 0 || b[15] == 1))
-            return true;                                /* :: and ::1 */
-        return (b[0] & 0xfe) == 0xfc ||                 /* fc00::/7 unique local */
-               (b[0] == 0xfe && (b[1] & 0xc0) == 0x80); /* fe80::/10 link-local */
-    }
+    if (a->family == AF_INET)
+        return v4_private(b);
+    for (size_t i = 0; i < sizeof(v6_refused) / sizeof(v6_refused[0]); i++)
+        if (prefix_match(b, &v6_refused[i]))
+            return true;
+    /* Forms that carry an IPv4 address a gateway will reach: judge that address. */
+    if (memcmp(b, nat64, 12) == 0 || memcmp(b, siit, 12) == 0) /* RFC 6052, RFC 2765 */
+        return v4_private(b + 12);
+    if (b[0] == 0x20 && b[1] == 0x02) /* 2002:aabb:ccdd::/48 6to4 (RFC 3056) */
+        return v4_private(b + 2);
+    /* Only 2000::/3 is global unicast; everything else is reserved or unassigned. */
+    return (b[0] & 0xe0) != 0x20;
 }
 
 static bool addr_equal(const struct addr *x, const struct addr *y)

@@ -1,10 +1,13 @@
 /* HTTP delivery of alert requests with libcurl's multi interface (rules/deliver.c).
  * libcurl is used here and nowhere else. One sl_deliver per thread (the notifier's).
  *
- * Destinations on loopback, private, link-local or unique-local addresses are refused
- * (checked on the resolved address at connect time, so DNS cannot rebind around it)
- * unless the address is in the allow list (SLUICE_ALERT_ALLOW_PRIVATE, e.g.
- * "127.0.0.1,::1"; "*" allows all). Redirects are not followed (3xx is a failure). */
+ * Destinations on special-purpose addresses (IANA registries: loopback, private,
+ * link-local, CGNAT, documentation, benchmarking, multicast, reserved, IPv6 outside
+ * 2000::/3, and IPv4-mapped/-compatible, NAT64 and 6to4 forms of a private IPv4) are
+ * refused (checked on the resolved address at connect time, so DNS cannot rebind around
+ * it) unless the address is in the allow list (SLUICE_ALERT_ALLOW_PRIVATE, e.g.
+ * "127.0.0.1,::1"; "*" allows all; an address is matched exactly, so "127.0.0.1" does
+ * not admit "::127.0.0.1"). Redirects are not followed (3xx is a failure). */
 #ifndef SLUICE_DELIVER_H
 #define SLUICE_DELIVER_H
 
@@ -17,11 +20,11 @@
 struct sl_deliver;
 
 struct sl_deliver_result {
-    uint64_t id;          /* the caller's id from sl_deliver_add */
-    long status;          /* HTTP status, 0 when no response */
-    int64_t retry_after;  /* seconds from Retry-After (or X-Sentry-Rate-Limits), -1 if none */
-    char error[256];      /* curl's reason when status is 0, e.g. "refused: private address" */
-    bool refused;         /* blocked by the private-address rule: do not retry */
+    uint64_t id;         /* the caller's id from sl_deliver_add */
+    long status;         /* HTTP status, 0 when no response */
+    int64_t retry_after; /* seconds from Retry-After (or X-Sentry-Rate-Limits), -1 if none */
+    char error[256];     /* curl's reason when status is 0, e.g. "refused: private address" */
+    bool refused;        /* blocked by the private-address rule: do not retry */
 };
 
 typedef void (*sl_deliver_cb)(void *arg, const struct sl_deliver_result *r);

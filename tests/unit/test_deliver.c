@@ -412,6 +412,15 @@ static void test_refused_literal_forms(void **state)
         {"http://0.0.0.0:9/", "0.0.0.0"},
         {"http://[fe80::1]:9/", "fe80::1"},
         {"http://169.254.169.254/latest/meta-data/", "169.254.169.254"},
+        {"http://[::127.0.0.1]:9/", "::127.0.0.1"},
+        {"http://198.18.0.1:9/", "198.18.0.1"},
+        {"http://198.19.255.254:9/", "198.19.255.254"},
+        {"http://192.0.0.170:9/", "192.0.0.170"},
+        {"http://240.0.0.1:9/", "240.0.0.1"},
+        {"http://255.255.255.255:9/", "255.255.255.255"},
+        {"http://[64:ff9b::7f00:1]:9/", "64:ff9b::7f00:1"},
+        {"http://[2002:7f00:1::1]:9/", "2002:7f00:1::1"},
+        {"http://[ff02::1]:9/", "ff02::1"},
     };
     (void)state;
 
@@ -582,8 +591,8 @@ static void test_addr_table(void **state)
         {"fe80::1", true},
         {"fe80::1%eth0", true},
         {"febf::1", true},
-        {"fec0::1", false},
-        {"2001:db8::1", false},
+        {"fec0::1", true}, /* site-local, deprecated: never a public destination */
+        {"2001:db8::1", true},
         {"2606:4700::1111", false},
         {"::ffff:127.0.0.1", true},
         {"::ffff:10.0.0.1", true},
@@ -606,6 +615,200 @@ static void test_addr_table(void **state)
         if (sl_addr_is_private(t[i].host) != t[i].priv)
             fail_msg("sl_addr_is_private(\"%s\") != %d", t[i].host, t[i].priv);
     assert_false(sl_addr_is_private(NULL));
+}
+
+/* Every special-purpose range of the IANA registries: its first and last address, and
+ * the public neighbours on either side, which must stay allowed (issue 13, item 7). */
+static void test_special_purpose_ranges(void **state)
+{
+    static const struct {
+        const char *host;
+        bool priv;
+    } t[] = {
+        /* IPv4 */
+        {"0.0.0.0", true},
+        {"0.255.255.255", true},
+        {"1.0.0.0", false},
+        {"9.255.255.255", false},
+        {"10.0.0.0", true},
+        {"10.255.255.255", true},
+        {"11.0.0.0", false},
+        {"100.63.255.255", false},
+        {"100.64.0.0", true},
+        {"100.127.255.255", true},
+        {"100.128.0.0", false},
+        {"126.255.255.255", false},
+        {"127.0.0.0", true},
+        {"127.255.255.255", true},
+        {"128.0.0.0", false},
+        {"169.253.255.255", false},
+        {"169.254.0.0", true},
+        {"169.254.255.255", true},
+        {"169.255.0.0", false},
+        {"172.15.255.255", false},
+        {"172.16.0.0", true},
+        {"172.31.255.255", true},
+        {"172.32.0.0", false},
+        {"191.255.255.255", false},
+        {"192.0.0.0", true},
+        {"192.0.0.9", true},
+        {"192.0.0.255", true},
+        {"192.0.1.0", false},
+        {"192.0.1.255", false},
+        {"192.0.2.0", true},
+        {"192.0.2.255", true},
+        {"192.0.3.0", false},
+        {"192.88.98.255", false},
+        {"192.88.99.0", true},
+        {"192.88.99.255", true},
+        {"192.88.100.0", false},
+        {"192.167.255.255", false},
+        {"192.168.0.0", true},
+        {"192.168.255.255", true},
+        {"192.169.0.0", false},
+        {"198.17.255.255", false},
+        {"198.18.0.0", true},
+        {"198.19.255.255", true},
+        {"198.20.0.0", false},
+        {"198.51.99.255", false},
+        {"198.51.100.0", true},
+        {"198.51.100.255", true},
+        {"198.51.101.0", false},
+        {"203.0.112.255", false},
+        {"203.0.113.0", true},
+        {"203.0.113.255", true},
+        {"203.0.114.0", false},
+        {"223.255.255.255", false},
+        {"224.0.0.0", true},
+        {"239.255.255.255", true},
+        {"240.0.0.0", true},
+        {"255.255.255.254", true},
+        {"255.255.255.255", true},
+        {"8.8.8.8", false},
+        {"192.31.196.1", false},
+        {"192.52.193.1", false},
+        /* IPv6: unspecified, loopback, IPv4-compatible ::/96 (the whole block) */
+        {"::", true},
+        {"::1", true},
+        {"[::127.0.0.1]", true},
+        {"::127.0.0.1", true},
+        {"::8.8.8.8", true},
+        {"::ffff:ffff", true},
+        {"::1:0:0", true},
+        /* IPv4-mapped ::ffff:0:0/96: the embedded address decides */
+        {"::ffff:127.0.0.1", true},
+        {"::ffff:198.18.0.1", true},
+        {"::ffff:240.0.0.1", true},
+        {"::ffff:192.0.0.1", true},
+        {"::ffff:8.8.8.8", false},
+        {"::ffff:1.1.1.1", false},
+        /* SIIT ::ffff:0:0:0/96 (RFC 2765): the same */
+        {"::ffff:0:7f00:1", true},
+        {"::ffff:0:808:808", false},
+        /* NAT64 64:ff9b::/96: the same; the local-use 64:ff9b:1::/48 always */
+        {"64:ff9b::7f00:1", true},
+        {"64:ff9b::10.0.0.1", true},
+        {"64:ff9b::a9fe:a9fe", true},
+        {"64:ff9b::808:808", false},
+        {"64:ff9b::1.1.1.1", false},
+        {"64:ff9b:1::1", true},
+        {"64:ff9b:1:ffff:ffff:ffff:ffff:ffff", true},
+        /* 100::/64 discard-only, and the rest outside 2000::/3 */
+        {"100::", true},
+        {"100::ffff:ffff:ffff:ffff", true},
+        {"100:0:0:1::", true},
+        {"1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        {"4000::1", true},
+        {"5f00::1", true},
+        {"e000::1", true},
+        /* 2001::/23 (Teredo, benchmarking, ORCHID ...) */
+        {"2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff", false},
+        {"2001::", true},
+        {"2001:0:4136:e378:8000:63bf:3fff:fdd2", true},
+        {"2001:2::1", true},
+        {"2001:1ff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        {"2001:200::", false},
+        /* 2001:db8::/32 documentation */
+        {"2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", false},
+        {"2001:db8::", true},
+        {"2001:db8:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        {"2001:db9::", false},
+        /* 3fff::/20 documentation */
+        {"3ffe:ffff::1", false},
+        {"3fff::", true},
+        {"3fff:fff::1", true},
+        {"3fff:1000::", false},
+        /* 6to4 2002::/16: the embedded address decides */
+        {"2002:7f00:1::1", true},
+        {"2002:a00:1::", true},
+        {"2002:c612:1::1", true},
+        {"2002:f000::1", true},
+        {"2002:808:808::1", false},
+        {"2002:101:101::", false},
+        /* fc00::/7, fe80::/10, fec0::/10, ff00::/8 */
+        {"fbff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true}, /* outside 2000::/3 anyway */
+        {"fc00::", true},
+        {"fdff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        {"fe80::", true},
+        {"febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        {"fec0::1", true},
+        {"ff00::", true},
+        {"ff02::1", true},
+        {"ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", true},
+        /* global unicast */
+        {"2000::", false},
+        {"2606:4700:4700::1111", false},
+        {"2a00:1450:4001::200e", false},
+        {"3ffe::1", false},
+        {"2003::1", false},
+    };
+    (void)state;
+
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (sl_addr_is_private(t[i].host) != t[i].priv)
+            fail_msg("sl_addr_is_private(\"%s\") != %d", t[i].host, t[i].priv);
+}
+
+/* A name is judged by the address it resolves to, not by its text: "localhost" goes
+ * through curl's resolver and is refused at connect time, with a receiver listening. */
+static void test_refused_name_resolving_private(void **state)
+{
+    struct rcv *r = rcv_start("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0);
+    struct sl_request rq;
+    struct sl_deliver_result res;
+    (void)state;
+
+    r->accept_ms = 1500;
+    make_request(&rq, r->port, "/", 10);
+    snprintf(rq.url, sizeof(rq.url), "http://localhost:%d/", r->port);
+    res = deliver_one("::1", 5000, &rq);
+    assert_int_equal(res.status, 0);
+    assert_true(res.refused);
+    assert_non_null(strstr(res.error, "refused: private address "));
+    rcv_join(r);
+    assert_int_equal(r->conns, 0);
+    rcv_free(r);
+}
+
+/* The allow list's "127.0.0.1" (the tests' escape hatch) admits exactly that address:
+ * not ::127.0.0.1, which some stacks route to it (issue 13, item 7). */
+static void test_refused_ipv4_compatible_with_allow(void **state)
+{
+    struct rcv *r = rcv_start("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", 0);
+    struct sl_request rq;
+    struct sl_deliver_result res;
+    (void)state;
+
+    r->accept_ms = 1500;
+    make_request(&rq, r->port, "/", 10);
+    snprintf(rq.url, sizeof(rq.url), "http://[::127.0.0.1]:%d/", r->port);
+    res = deliver_one("127.0.0.1", 5000, &rq);
+    assert_int_equal(res.status, 0);
+    assert_true(res.refused);
+    assert_string_equal(res.error, "refused: private address ::127.0.0.1");
+    rcv_join(r);
+    assert_int_equal(r->conns, 0);
+    rcv_free(r);
 }
 
 static void test_allow_table(void **state)
@@ -654,6 +857,9 @@ int main(void)
         cmocka_unit_test(test_retry_schedule),
         cmocka_unit_test(test_addr_table),
         cmocka_unit_test(test_allow_table),
+        cmocka_unit_test(test_special_purpose_ranges),
+        cmocka_unit_test(test_refused_name_resolving_private),
+        cmocka_unit_test(test_refused_ipv4_compatible_with_allow),
     };
 
     if (getenv("SLUICE_TEST_VERBOSE") == NULL)
