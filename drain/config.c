@@ -73,7 +73,8 @@ static const struct opt opts[] = {
      "seconds SIGTERM waits for in-flight requests and the spool flush"},
     {"SLUICE_LOG_LEVEL", "log-level", T_STR, O(log_level), "info", "debug, info, warn, error"},
     {"SLUICE_ALERT_ALLOW_PRIVATE", "alert-allow-private", T_STR, O(alert_allow_private), "",
-     "alert destinations allowed on private/loopback addresses (\"127.0.0.1,::1\"; * = all)"},
+     "alert destinations allowed although special-purpose (loopback, private, reserved, "
+     "documentation; exact addresses, \"127.0.0.1,::1\"; * = all)"},
     {"SLUICE_ALERT_TIMEOUT", "alert-timeout", T_INT, O(alert_timeout), "20",
      "seconds one alert delivery may take"},
     {"SLUICE_SEARCH_WORKERS", "search-workers", T_INT, O(search_workers), "2",
