@@ -543,8 +543,9 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         }
         p.asc = true;
     }
-    /* The answer's cap: what `limit` events may take under this server's settings. */
-    j = sl_search_job_new(sl_search_answer_max((size_t)p.limit, a->o.max_message, a->o.max_header));
+    /* The answer's budget, SLUICE_SEARCH_ANSWER_BYTES: beyond it the search answers the
+     * events that fit, `truncated`, with a cursor (the buffer grows only as it fills). */
+    j = sl_search_job_new(a->o.answer_bytes);
     if (j == NULL || (j->q = strdup(qs_get(&q, "q") ? qs_get(&q, "q") : "")) == NULL) {
         answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
         goto out;
@@ -598,6 +599,11 @@ int sl_api_start(struct event_base *base, const struct sl_api_opts *o, struct sl
         a->o.max_message = SL_SEARCH_DEFAULT_MAX_MESSAGE;
     if (a->o.max_header == 0)
         a->o.max_header = SL_SEARCH_DEFAULT_MAX_HEADER;
+    if (a->o.answer_bytes == 0)
+        a->o.answer_bytes = SL_SEARCH_DEFAULT_ANSWER_BYTES;
+    /* one event of the largest size the settings let a row hold always fits */
+    if (a->o.answer_bytes < sl_search_answer_max(1, a->o.max_message, a->o.max_header))
+        a->o.answer_bytes = sl_search_answer_max(1, a->o.max_message, a->o.max_header);
     a->base = base;
     TAILQ_INIT(&a->pending);
     TAILQ_INIT(&a->streams);

@@ -11,6 +11,7 @@
 #ifndef SLUICE_SEARCH_H
 #define SLUICE_SEARCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,12 +40,17 @@ struct sl_search_params {
     char cursor;            /* 0: none; 'o': older than (cur_us, cur_id); 'n': newer than */
     int64_t cur_us, cur_id;
     int64_t min_id, max_id; /* Papertrail: newer than / older than this id; 0 = not given */
+    const _Atomic int *cancel; /* NULL, or set (by another thread) to stop between statements */
 };
 
 /* Run p on pg. Always fills *status (200, 400, 504, 500 or 503) and body (the JSON
- * answer or a JSON error, never a part of an answer). An answer that would pass
- * body->max (the caller sizes it with sl_search_answer_max) is a 500 JSON error. Returns
- * 0, or SL_EDB when the connection failed (the caller reconnects). */
+ * answer or a JSON error, never a part of an answer). body->max is the answer's budget
+ * (SLUICE_SEARCH_ANSWER_BYTES): the matches are found by key first, then their events
+ * are fetched one row at a time in order while they fit (body->max less
+ * SL_SEARCH_ANSWER_FIXED for the envelope); the answer then says `truncated: true`
+ * and its cursor (Papertrail: min_id/max_id, reached_* false) continues right after
+ * the last event returned. One event alone past the budget is a 500 JSON error.
+ * Returns 0, or SL_EDB when the connection failed (the caller reconnects). */
 SL_MUSTCHECK int sl_search_run(struct pg_conn *pg, struct sl_sources *src,
                                const struct sl_search_params *p, int *status,
                                struct sl_buf *body);
@@ -120,6 +126,7 @@ SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
 #define SL_SEARCH_ANSWER_FIXED 1024
 #define SL_SEARCH_DEFAULT_MAX_MESSAGE 65536 /* SLUICE_MAX_MESSAGE_BYTES's default */
 #define SL_SEARCH_DEFAULT_MAX_HEADER 16384  /* SLUICE_MAX_HEADER_BYTES's default */
+#define SL_SEARCH_DEFAULT_ANSWER_BYTES (16u << 20) /* SLUICE_SEARCH_ANSWER_BYTES's default */
 
 size_t sl_search_event_max(size_t max_message, size_t max_header);
 size_t sl_search_answer_max(size_t limit, size_t max_message, size_t max_header);

@@ -1,0 +1,193 @@
+"""What one read token can take from the search workers (issue 13, items 3, 5 and 7).
+
+- An answer has a byte budget (SLUICE_SEARCH_ANSWER_BYTES): a search over thousands of
+  64 KiB lines stops there and answers the events that fit, `truncated: true`, with a
+  cursor that continues right after the last one (both directions, and Papertrail's
+  min_id/max_id paging), and the server's peak RSS stays near workers x budget.
+- The workers are shared fairly: one token flooding slow searches gets 429 past
+  SLUICE_SEARCH_TOKEN_JOBS and cannot hold every worker, so another token's search
+  answers quickly; a client that goes away frees its worker; SLUICE_SEARCH_TIMEOUT
+  bounds a whole search (504), not each of its statements.
+- After a PostgreSQL restart the first search on each worker answers (reconnect, retry).
+
+Rows are stored straight into logs + log_blocks (as tests/e2e/test_tail_isolation.py
+does): bounded, and fast. Its own database, so no other module sees its rows.
+"""
+
+import http.client
+import json
+import os
+import threading
+import time
+import urllib.parse
+
+import pytest
+
+from conftest import add_read_token, api_get, wait_for
+
+SEARCH = "/api/v1/search"
+PT = "/api/v1/events/search.json"
+BIG_ROWS = 3000
+BIG_LINE = 65536
+BUDGET = 16 << 20  # SLUICE_SEARCH_ANSWER_BYTES's default
+WINDOW = {"since": "2000-01-01T00:00:00Z"}
+
+
+def store_rows(db, source_id, n, size, per_block=500, word="bigline"):
+    """n rows of source_id with messages of `size` bytes (and message_raw, as a received
+    line has), one received_at, stored as the writer would (logs + log_blocks, a filter
+    that says yes to every token) in a fresh id block. The server restarts after it so
+    its writer takes a newer id block. Returns the ids, oldest first."""
+    r = db.query("SELECT nextval('logs_id_block_seq') AS b, now() - interval '1 minute' AS t")
+    first, t = r[0]["b"] << 20, r[0]["t"]
+    db.query("INSERT INTO logs (id, received_at, source_id, facility, severity, hostname, "
+             "app_name, procid, message, message_raw) SELECT %s + i, %s, %s, 23, 6, 'host', "
+             "'app', 'web.1', m, convert_to(m, 'UTF8') FROM (SELECT i, rpad(%s || ' ' || i || "
+             "' ', %s, md5(i::text)) AS m FROM generate_series(0, %s) i) x",
+             (first, t, source_id, word, size, n - 1))
+    db.query("INSERT INTO log_blocks SELECT %s, %s, %s, %s + b * %s, "
+             "%s + least(b * %s + %s, %s) - 1, least(%s, %s - b * %s), 8, '\\xff'::bytea "
+             "FROM generate_series(0, %s) b",
+             (source_id, t, t, first, per_block, first, per_block, per_block, n, per_block, n,
+              per_block, (n - 1) // per_block))
+    db.query("ANALYZE logs")
+    db.query("ANALYZE log_blocks")
+    return [first + i for i in range(n)]
+
+
+def status_kb(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise AssertionError(f"no {field} in /proc/{pid}/status")
+
+
+@pytest.fixture(scope="module")
+def big(db, tls, workdir):
+    """A server (2 workers, default budget) over BIG_ROWS stored lines of 64 KiB."""
+    from conftest import Server
+    s = Server(db, tls, workdir, {"SLUICE_SEARCH_WORKERS": 2})
+    s.start()
+    src = s.add_source("limits-big")
+    tok = add_read_token(db, "limits-big", "--source", src.name)
+    ids = store_rows(db, src.id, BIG_ROWS, BIG_LINE)
+    s.restart()
+    yield s, src, tok, ids
+    s.stop()
+
+
+def follow(s, tok, path, params, nxt, max_pages=200):
+    """Pages through path from params, each next page from nxt(doc, params) (None: the
+    end). Returns the pages' documents and byte sizes."""
+    docs, sizes = [], []
+    for _ in range(max_pages):
+        r = api_get(s, path, params, token=tok, timeout=120)
+        assert r.status == 200, (r.status, r.body[:300])
+        sizes.append(len(r.body))
+        doc = r.json()
+        docs.append(doc)
+        params = nxt(doc, params)
+        if params is None:
+            return docs, sizes
+    raise AssertionError(f"more than {max_pages} pages")
+
+
+def test_search_answer_is_bounded_truncated_and_resumable(big):
+    """limit=10000 over 3000 lines of 64 KiB (about 450 MB of JSON): each answer stays
+    under SLUICE_SEARCH_ANSWER_BYTES with `truncated: true`, following the cursor gives
+    every line exactly once in both directions (Papertrail too), and the server's peak
+    RSS stays under workers x 3 x budget + 96 MiB (before: 1.5 GB+)."""
+    s, src, tok, ids = big
+    pid = s.proc.pid
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")  # reset VmHWM: the peak from here on
+    base = status_kb(pid, "VmRSS")
+
+    # newest first, following next_cursor
+    p0 = dict(WINDOW, limit=10000)
+    r = api_get(s, SEARCH, p0, token=tok, timeout=300)
+    hwm1 = status_kb(pid, "VmHWM")
+    print(f"limit=10000: {r.status}, {len(r.body)} bytes; RSS before {base // 1024} MiB, "
+          f"peak {hwm1 // 1024} MiB, after {status_kb(pid, 'VmRSS') // 1024} MiB")
+    assert r.status == 200, (r.status, r.body[:300])
+    assert len(r.body) <= BUDGET, len(r.body)
+    first = r.json()
+    assert first["truncated"] is True and first["reached_end"] is False, {
+        k: v for k, v in first.items() if k != "events"}
+    assert 0 < first["count"] == len(first["events"]) < BIG_ROWS
+    assert first["next_cursor"]
+
+    def nxt(doc, params):
+        return dict(params, cursor=doc["next_cursor"]) if doc["next_cursor"] else None
+    docs, sizes = follow(s, tok, SEARCH, p0, nxt)
+    got = [int(e["id"]) for d in docs for e in d["events"]]
+    assert got == ids[::-1], (len(got), len(set(got)))
+    assert max(sizes) <= BUDGET
+    assert all(d["truncated"] for d in docs[:-1]) and docs[-1]["reached_end"]
+    # the messages are whole
+    assert len(docs[0]["events"][0]["message"]) == BIG_LINE
+
+    # oldest first
+    pa = dict(WINDOW, limit=10000, order="asc")
+    docs, sizes = follow(s, tok, SEARCH, pa, nxt)
+    assert [int(e["id"]) for d in docs for e in d["events"]] == ids
+    assert max(sizes) <= BUDGET
+
+    # paging against the output order (prev_cursor of a desc listing reads upwards)
+    oldest = api_get(s, SEARCH, dict(WINDOW, limit=1, order="asc"), token=tok).json()
+    us = oldest["next_cursor"][1:].split(".")[0]
+    pc = dict(WINDOW, limit=10000, order="desc", cursor=f"n{us}.{ids[0] - 1}")
+
+    def prev(doc, params):
+        return dict(params, cursor=doc["prev_cursor"]) if doc["prev_cursor"] else None
+    docs, sizes = follow(s, tok, SEARCH, pc, prev)
+    got = []
+    for d in docs:
+        page = [int(e["id"]) for e in d["events"]]
+        assert page == sorted(page, reverse=True)  # each page newest first
+        got = page + got
+    assert got == ids[::-1], (len(got), len(set(got)))  # newest first overall
+    assert max(sizes) <= BUDGET
+
+    # Papertrail: newest that fit, oldest first; its clients page back with max_id
+    def older(doc, params):
+        if doc["reached_beginning"] or not doc["events"]:
+            return None
+        return dict(params, max_id=doc["min_id"])
+    pt = {"limit": 10000, "min_time": "946684800"}
+    docs, sizes = follow(s, tok, PT, pt, older)
+    got = []
+    for d in docs:
+        got = [int(e["id"]) for e in d["events"]] + got
+    assert got == ids
+    assert max(sizes) <= BUDGET
+    assert docs[0]["truncated"] is True and docs[0]["reached_record_limit"] is False
+    # and forward with min_id, until no events come
+    def newer(doc, params):
+        return dict(params, min_id=doc["max_id"]) if doc["events"] else None
+    docs, sizes = follow(s, tok, PT, dict(pt, min_id=ids[0]), newer)
+    assert [int(e["id"]) for d in docs for e in d["events"]] == ids[1:]
+    assert max(sizes) <= BUDGET
+
+    hwm = status_kb(pid, "VmHWM")
+    bound = base + (2 * 3 * BUDGET + (96 << 20)) // 1024
+    print(f"RSS before the searches {base // 1024} MiB, peak during them {hwm // 1024} MiB "
+          f"(bound {bound // 1024} MiB)")
+    assert hwm < bound, (base, hwm, bound)
+
+
+def test_cli_search_follows_truncated_pages(big):
+    """`sluice search --limit 3000` over the 64 KiB lines: every line, once, oldest first,
+    though each answer holds about 100 of them."""
+    s, src, tok, ids = big
+    import subprocess
+    from conftest import SLUICE
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
+    env.update(HOME=s.dir, XDG_CONFIG_HOME=os.path.join(s.dir, "cfg"),
+               SLUICE_URL=f"http://127.0.0.1:{s.http_port}", SLUICE_TOKEN=tok)
+    c = subprocess.run([SLUICE, "search", "--json", "--limit", str(BIG_ROWS), "--since",
+                        "2000-01-01T00:00:00Z"], env=env, capture_output=True, timeout=300)
+    assert c.returncode == 0, c.stderr[-500:]
+    got = [int(json.loads(line)["id"]) for line in c.stdout.splitlines()]
+    assert got == ids
