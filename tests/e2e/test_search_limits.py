@@ -177,17 +177,30 @@ def test_search_answer_is_bounded_truncated_and_resumable(big):
     assert hwm < bound, (base, hwm, bound)
 
 
-def test_cli_search_follows_truncated_pages(big):
-    """`sluice search --limit 3000` over the 64 KiB lines: every line, once, oldest first,
-    though each answer holds about 100 of them."""
+def test_cli_search_follows_truncated_pages(big, tmp_path):
+    """`sluice search --limit 1000` over the 64 KiB lines: every line, once, oldest first,
+    though each answer holds about 100 of them; the client's peak RSS stays near the lines
+    it prints plus its 32 MiB answer buffer (before: one 150 MB answer, parsed)."""
     s, src, tok, ids = big
+    import re
     import subprocess
     from conftest import SLUICE
+    n = 1000
     env = {k: v for k, v in os.environ.items() if not k.startswith("SLUICE_")}
     env.update(HOME=s.dir, XDG_CONFIG_HOME=os.path.join(s.dir, "cfg"),
                SLUICE_URL=f"http://127.0.0.1:{s.http_port}", SLUICE_TOKEN=tok)
-    c = subprocess.run([SLUICE, "search", "--json", "--limit", str(BIG_ROWS), "--since",
-                        "2000-01-01T00:00:00Z"], env=env, capture_output=True, timeout=300)
-    assert c.returncode == 0, c.stderr[-500:]
-    got = [int(json.loads(line)["id"]) for line in c.stdout.splitlines()]
-    assert got == ids
+    out = tmp_path / "out"
+    with open(out, "wb") as f:
+        p = subprocess.Popen([SLUICE, "search", "--limit", str(n), "--since",
+                              "2000-01-01T00:00:00Z"], env=env, stdout=f,
+                             stderr=subprocess.PIPE)
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+    assert p.returncode == 0, p.stderr.read()[-500:]
+    got = [int(m) for m in re.findall(rb"bigline (\d+) ", out.read_bytes())]
+    assert got == list(range(BIG_ROWS - n, BIG_ROWS))
+    lines = n * (BIG_LINE + 200)
+    bound = lines + 3 * (32 << 20) + (32 << 20)
+    print(f"sluice search --limit {n}: peak RSS {ru.ru_maxrss // 1024} MiB (bound "
+          f"{bound >> 20} MiB)")
+    assert ru.ru_maxrss * 1024 < bound, (ru.ru_maxrss, bound)
