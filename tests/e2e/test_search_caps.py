@@ -56,7 +56,7 @@ def test_answer_over_its_cap_is_one_json_error(sluice, db):
     assert "answered 500" in c.stderr and "SLUICE_SEARCH_ANSWER_BYTES" in c.stderr, c.stderr
 
     # a budget that leaves room for it answers
-    s.restart(SLUICE_MAX_MESSAGE_BYTES=65536)
+    s.restart(SLUICE_MAX_MESSAGE_BYTES=65536, SLUICE_SEARCH_ANSWER_BYTES=16 << 20)
     r = api_get(s, SEARCH, dict(window, q="capbig"), token=tok)
     assert r.status == 200, r.body[:200]
     assert [e["message"][:6] for e in r.json()["events"]] == ["capbig"]
