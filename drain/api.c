@@ -557,7 +557,17 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     j->p.scope = j->scope;
     j->p.nscope = nids;
     j->conn = conn;
-    if (sl_searchd_submit(a->searchd, j)) {
+    j->owner = sl_searchd_owner(tok.p, tok.len);
+    switch (sl_searchd_submit(a->searchd, j)) {
+    case 0:
+        break;
+    case SL_EAGAIN:
+        answer_error(a, conn, 429,
+                     "too many searches of this token at once (SLUICE_SEARCH_TOKEN_JOBS): "
+                     "retry later",
+                     "Retry-After: 1\r\n");
+        goto out;
+    default:
         answer_error(a, conn, 503, "every search worker is busy: retry later", "Retry-After: 1\r\n");
         goto out;
     }
@@ -580,6 +590,7 @@ void sl_api_forget(struct sl_api *a, void *conn)
         if (j->conn == conn) {
             j->conn = NULL;
             TAILQ_REMOVE(&a->pending, j, pending);
+            sl_searchd_cancel(a->searchd, j); /* nobody reads its answer: free the worker */
             return;
         }
 }
@@ -615,6 +626,7 @@ int sl_api_start(struct event_base *base, const struct sl_api_opts *o, struct sl
     so.sources = o->sources;
     so.workers = o->workers;
     so.timeout_s = o->timeout_s;
+    so.token_jobs = o->token_jobs;
     so.wake.fn = wake;
     so.wake.arg = a;
     if (sl_searchd_start(&so, &a->searchd))
