@@ -70,7 +70,7 @@ struct sl_search_job *sl_search_job_new(size_t answer_max);
 /* Accepts NULL and a half-filled job. */
 void sl_search_job_free(struct sl_search_job *j);
 
-/* Scheduling (docs/search.md): the queue is served least-recently-served owner first
+/* Scheduling (docs/api.md, "Fairness"): the queue is served least-recently-served owner first
  * (round-robin across read tokens, FIFO within one); one owner has at most token_jobs
  * jobs queued or running (sl_searchd_submit: SL_EAGAIN, a 429) and at most workers - 1
  * running (at least 1), so one token never holds every worker. A watchdog thread cancels

@@ -5,7 +5,8 @@
  * blocks of `log_blocks` (their Bloom filters checked for the query's tokens), newest
  * first, then those blocks' rows through the (source_id, received_at) btree in growing
  * groups, with the whole query as a predicate, until the newest `limit` matches are
- * certain. All SQL is parameterised: user text is only ever a parameter value.
+ * certain (their keys only), then the events of those matches, one row at a time, while
+ * they fit the answer's budget (SLUICE_SEARCH_ANSWER_BYTES). All SQL is parameterised: user text is only ever a parameter value.
  *
  * The pure helpers (time and cursor parsing) are unit-tested in tests/unit/test_search.c. */
 #ifndef SLUICE_SEARCH_H
@@ -119,8 +120,10 @@ SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
  *   - the rest (keys, ids, times, names, parse_error) fits SL_SEARCH_EVENT_FIXED.
  * An answer of `limit` events is limit x (event + a comma) + SL_SEARCH_ANSWER_FIXED (the
  * envelope: count, window, cursors, or Papertrail's fields; or a JSON error).
- * Both saturate at SIZE_MAX. A row stored under larger settings than the server now has
- * can pass them: the search then fails with one JSON error, never a partial body. */
+ * Both saturate at SIZE_MAX. The server's answer budget is at least
+ * sl_search_answer_max(1, ...), so one event always fits; a row stored under larger
+ * settings than the server now has can pass it: a search whose first event does not fit
+ * fails with one JSON error, never a partial body. */
 #define SL_SEARCH_JSON_EXPANSION 6
 #define SL_SEARCH_EVENT_FIXED 2048
 #define SL_SEARCH_ANSWER_FIXED 1024
