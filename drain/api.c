@@ -543,8 +543,9 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         }
         p.asc = true;
     }
-    /* The answer's cap: what `limit` events may take under this server's settings. */
-    j = sl_search_job_new(sl_search_answer_max((size_t)p.limit, a->o.max_message, a->o.max_header));
+    /* The answer's budget, SLUICE_SEARCH_ANSWER_BYTES: beyond it the search answers the
+     * events that fit, `truncated`, with a cursor (the buffer grows only as it fills). */
+    j = sl_search_job_new(a->o.answer_bytes);
     if (j == NULL || (j->q = strdup(qs_get(&q, "q") ? qs_get(&q, "q") : "")) == NULL) {
         answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
         goto out;
@@ -556,7 +557,17 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     j->p.scope = j->scope;
     j->p.nscope = nids;
     j->conn = conn;
-    if (sl_searchd_submit(a->searchd, j)) {
+    j->owner = sl_searchd_owner(tok.p, tok.len);
+    switch (sl_searchd_submit(a->searchd, j)) {
+    case 0:
+        break;
+    case SL_EAGAIN:
+        answer_error(a, conn, 429,
+                     "too many searches of this token at once (SLUICE_SEARCH_TOKEN_JOBS): "
+                     "retry later",
+                     "Retry-After: 1\r\n");
+        goto out;
+    default:
         answer_error(a, conn, 503, "every search worker is busy: retry later", "Retry-After: 1\r\n");
         goto out;
     }
@@ -579,6 +590,7 @@ void sl_api_forget(struct sl_api *a, void *conn)
         if (j->conn == conn) {
             j->conn = NULL;
             TAILQ_REMOVE(&a->pending, j, pending);
+            sl_searchd_cancel(a->searchd, j); /* nobody reads its answer: free the worker */
             return;
         }
 }
@@ -598,6 +610,11 @@ int sl_api_start(struct event_base *base, const struct sl_api_opts *o, struct sl
         a->o.max_message = SL_SEARCH_DEFAULT_MAX_MESSAGE;
     if (a->o.max_header == 0)
         a->o.max_header = SL_SEARCH_DEFAULT_MAX_HEADER;
+    if (a->o.answer_bytes == 0)
+        a->o.answer_bytes = SL_SEARCH_DEFAULT_ANSWER_BYTES;
+    /* one event of the largest size the settings let a row hold always fits */
+    if (a->o.answer_bytes < sl_search_answer_max(1, a->o.max_message, a->o.max_header))
+        a->o.answer_bytes = sl_search_answer_max(1, a->o.max_message, a->o.max_header);
     a->base = base;
     TAILQ_INIT(&a->pending);
     TAILQ_INIT(&a->streams);
@@ -609,6 +626,7 @@ int sl_api_start(struct event_base *base, const struct sl_api_opts *o, struct sl
     so.sources = o->sources;
     so.workers = o->workers;
     so.timeout_s = o->timeout_s;
+    so.token_jobs = o->token_jobs;
     so.wake.fn = wake;
     so.wake.arg = a;
     if (sl_searchd_start(&so, &a->searchd))

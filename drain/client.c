@@ -781,8 +781,10 @@ const char *sl_client_missed_notice(const char *data, size_t len, char *out, siz
 
 size_t sl_client_answer_max(long events)
 {
-    return sl_search_answer_max(events > 0 ? (size_t)events : 0, SL_SEARCH_DEFAULT_MAX_MESSAGE,
-                                SL_SEARCH_DEFAULT_MAX_HEADER);
+    size_t n = sl_search_answer_max(events > 0 ? (size_t)events : 0,
+                                    SL_SEARCH_DEFAULT_MAX_MESSAGE, SL_SEARCH_DEFAULT_MAX_HEADER);
+
+    return n < SL_CLIENT_ANSWER_MAX ? n : SL_CLIENT_ANSWER_MAX;
 }
 
 size_t sl_client_lines_max(long limit)
@@ -1199,7 +1201,8 @@ static int cli_search(struct cli *c, long limit)
         if (r != CURLE_OK && c->body_toobig) {
             fprintf(stderr,
                     "sluice: the server's answer passed %zu bytes, more than %ld events take "
-                    "at the default SLUICE_MAX_MESSAGE_BYTES: stopped\n",
+                    "at the default SLUICE_MAX_MESSAGE_BYTES and SLUICE_SEARCH_ANSWER_BYTES: "
+                    "stopped\n",
                     c->body.max, page);
             goto out;
         }

@@ -21,6 +21,7 @@
 #ifndef SLUICE_READQ_H
 #define SLUICE_READQ_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -48,9 +49,13 @@ struct sl_api_wake {
 #define SL_SEARCHD_JOBS_PER_WORKER 8
 
 struct sl_search_job {
-    struct sl_search_params p; /* p.q and p.scope point at q and scope below */
+    struct sl_search_params p; /* p.q and p.scope point at q and scope below, p.cancel at cancel */
     char *q;
     int64_t *scope;
+    uint64_t owner;                     /* the read token's hash (sl_searchd_owner): fairness */
+    _Atomic int cancel;                 /* set by searchd: the client left or the time is up */
+    _Atomic int timed_out;              /* set by searchd's watchdog: answer 504 */
+    int state;                          /* searchd's: queued, running, done (under its mutex) */
     int status;                         /* set by the worker */
     struct sl_buf body;                 /* the JSON answer or a JSON error; max = its cap */
     void *conn;                         /* loop thread only: the connection, NULL once it closed */
@@ -59,17 +64,24 @@ struct sl_search_job {
 };
 TAILQ_HEAD(sl_search_job_list, sl_search_job);
 
-/* A zeroed job whose answer may grow to answer_max bytes (sl_search_answer_max).
+/* A zeroed job whose answer may grow to answer_max bytes (SLUICE_SEARCH_ANSWER_BYTES).
  * NULL when out of memory. The caller owns it. */
 struct sl_search_job *sl_search_job_new(size_t answer_max);
 /* Accepts NULL and a half-filled job. */
 void sl_search_job_free(struct sl_search_job *j);
 
+/* Scheduling (docs/api.md, "Fairness"): the queue is served least-recently-served owner first
+ * (round-robin across read tokens, FIFO within one); one owner has at most token_jobs
+ * jobs queued or running (sl_searchd_submit: SL_EAGAIN, a 429) and at most workers - 1
+ * running (at least 1), so one token never holds every worker. A watchdog thread cancels
+ * (PQcancel) a running job whose client left (sl_searchd_cancel) or that passed
+ * timeout_s in all (504): the worker is free right after. */
 struct sl_searchd_opts {
     const char *database_url;
     struct sl_sources *sources;
     int workers;             /* threads, each with its own PostgreSQL connection (at least 1) */
-    int timeout_s;           /* statement_timeout of a search */
+    int timeout_s;           /* a whole search: statement_timeout and the watchdog's deadline */
+    int token_jobs;          /* one owner's jobs queued or running (0: no limit) */
     struct sl_api_wake wake; /* called after each finished job */
 };
 
@@ -79,9 +91,17 @@ struct sl_searchd;
 size_t sl_searchd_queue_max(int workers);
 
 SL_MUSTCHECK int sl_searchd_start(const struct sl_searchd_opts *o, struct sl_searchd **out);
+/* The owner key of a read token (FNV-1a of its bytes; the token itself is not kept). */
+uint64_t sl_searchd_owner(const char *token, size_t len);
 /* Queue j for a worker. 0: searchd owns j until sl_searchd_take_done returns it.
- * SL_EFULL: sl_searchd_queue_max jobs are out already; the caller keeps j. */
+ * SL_EFULL: sl_searchd_queue_max jobs are out already; SL_EAGAIN: j->owner has
+ * token_jobs out already. On an error the caller keeps j. */
 SL_MUSTCHECK int sl_searchd_submit(struct sl_searchd *d, struct sl_search_job *j);
+/* Loop thread: nobody waits for j's answer any more (its client left). A queued j is
+ * dropped from the queue; a running one is cancelled in PostgreSQL by the watchdog
+ * (within SL_SEARCHD_WATCH_MS). Either way take_done still returns it (to be freed). */
+void sl_searchd_cancel(struct sl_searchd *d, struct sl_search_job *j);
+#define SL_SEARCHD_WATCH_MS 100
 /* Move every finished job to the end of *out; the caller owns them from now on. */
 void sl_searchd_take_done(struct sl_searchd *d, struct sl_search_job_list *out);
 /* Stop and join the workers, free every job not taken back. Accepts NULL. */

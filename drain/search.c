@@ -1,6 +1,7 @@
 /* Searches and tail reads in PostgreSQL (include/sluice/search.h). Runs on the API's
  * worker and tail threads, never on the event loop. */
 #include <ctype.h>
+#include <stdatomic.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -411,6 +412,26 @@ static const char **run_params(const char *const *fixed, int nfixed,
     return v;
 }
 
+/* A statement that did not return rows: *status and body filled by its SQLSTATE, r
+ * cleared. See run(). */
+static int result_error(PGconn *pg, const char *what, PGresult *r, int *status,
+                        struct sl_buf *body)
+{
+    const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+    bool tmo = st && strcmp(st, "57014") == 0;
+    bool bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
+
+    if (!bad_re)
+        sl_db_log_error(what, pg, r);
+    *status = tmo ? 504 : bad_re ? 400 : 500;
+    json_error(body, tmo      ? "search timed out: narrow the time range or the query"
+                     : bad_re ? "bad query: the regular expression is not valid"
+                              : "search failed",
+               -1);
+    PQclear(r);
+    return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
+}
+
 /* Run a search statement with those parameters: 0 and *res (its rows), SL_ENOMEM, or,
  * when it did not return rows, *status and body filled by its SQLSTATE (not
  * sl_db_exec, which clears the result): a timeout (57014) is a 504, a regular
@@ -422,8 +443,6 @@ static int run(PGconn *pg, const char *what, const char *sql, const char *const 
 {
     int n;
     const char **v = run_params(fixed, nfixed, a, &n);
-    const char *st;
-    bool tmo, bad_re;
     PGresult *r;
 
     *res = NULL;
@@ -437,18 +456,7 @@ static int run(PGconn *pg, const char *what, const char *sql, const char *const 
         *res = r;
         return 0;
     }
-    st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-    tmo = st && strcmp(st, "57014") == 0;
-    bad_re = st && strcmp(st, "2201B") == 0; /* invalid_regular_expression */
-    if (!bad_re)
-        sl_db_log_error(what, pg, r);
-    *status = tmo ? 504 : bad_re ? 400 : 500;
-    json_error(body, tmo      ? "search timed out: narrow the time range or the query"
-                     : bad_re ? "bad query: the regular expression is not valid"
-                              : "search failed",
-               -1);
-    PQclear(r);
-    return tmo ? SL_ETOOBIG : bad_re ? SL_EPARSE : SL_EDB;
+    return result_error(pg, what, r, status, body);
 }
 
 /* The same through sl_db_exec: 0 and *res, or SL_EDB (logged as what), SL_ENOMEM. */
@@ -471,9 +479,9 @@ struct blk {
     int64_t source_id, min_us, max_us, min_id, max_id;
 };
 
+/* A match's key: the row's JSON is fetched only for the matches that fit the answer. */
 struct hit {
-    int64_t us, id;
-    char *json;
+    int64_t us, id, src;
 };
 
 struct run {
@@ -493,6 +501,11 @@ struct run {
     size_t nhits, caphits;
     struct sl_buf sql, a1, a2, a3, a4, a5;
 };
+
+static bool cancelled(const struct run *R)
+{
+    return R->p->cancel != NULL && atomic_load(R->p->cancel) != 0;
+}
 
 #define BLOCK_PAGE 2048
 
@@ -646,7 +659,7 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
     sl_buf_reset(&R->sql);
     if (sl_buf_addf(
             &R->sql,
-            "SELECT " TS_US("l.received_at") ", l.id, %s FROM unnest($1::bigint[], "
+            "SELECT " TS_US("l.received_at") ", l.id, l.source_id FROM unnest($1::bigint[], "
             "$2::timestamptz[], $3::timestamptz[], $4::bigint[], $5::bigint[]) "
             "AS bb(s, rmin, rmax, imin, imax) CROSS JOIN LATERAL (SELECT * FROM logs l "
             "WHERE l.source_id = bb.s AND l.received_at BETWEEN bb.rmin AND bb.rmax "
@@ -654,7 +667,6 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
             "AND l.received_at < $7::timestamptz AND (l.received_at, l.id) %s "
             "($8::timestamptz, $9::bigint) AND %s OFFSET 0) l "
             "ORDER BY l.received_at %s, l.id %s LIMIT $10::bigint",
-            R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json,
             R->desc ? "<" : ">", R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
@@ -674,10 +686,7 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
         h = &R->hits[R->nhits];
         h->us = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         h->id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
-        if ((h->json = strdup(PQgetvalue(r, i, 2))) == NULL) {
-            PQclear(r);
-            return SL_ENOMEM;
-        }
+        h->src = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         R->nhits++;
     }
     PQclear(r);
@@ -688,15 +697,13 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
          * holds the other node's ids between its own), so a row can come from two
          * blocks: sorted by (time, id), its copies are neighbours. */
         for (size_t i = 1; i < R->nhits; i++) {
-            if (R->hits[i].id == R->hits[k - 1].id)
-                free(R->hits[i].json);
-            else
+            if (R->hits[i].id != R->hits[k - 1].id)
                 R->hits[k++] = R->hits[i];
         }
         R->nhits = k;
     }
-    while (R->nhits > need)
-        free(R->hits[--R->nhits].json);
+    if (R->nhits > need)
+        R->nhits = need;
     return 0;
 }
 
@@ -728,8 +735,6 @@ static int id_key(PGconn *pg, int64_t id, const int64_t *scope, const char *scop
 static void run_free(struct run *R)
 {
     plan_free(&R->pl);
-    for (size_t i = 0; i < R->nhits; i++)
-        free(R->hits[i].json);
     free(R->hits);
     free(R->blks);
     sl_buf_free(&R->sql);
@@ -755,6 +760,11 @@ static int collect(struct run *R, size_t need, bool *exhausted, int *status, str
         return rc;
     for (;;) {
         size_t to;
+        if (cancelled(R)) {
+            *status = 504;
+            json_error(body, "search cancelled or timed out", -1);
+            return SL_ETOOBIG;
+        }
         if (R->next == R->nblk) {
             if (R->blocks_done) {
                 *exhausted = true;
@@ -795,12 +805,134 @@ static int collect(struct run *R, size_t need, bool *exhausted, int *status, str
     }
 }
 
+/* Append to body the JSON of hits[0..n), in that order, comma-separated, while body
+ * stays within room bytes: *k events appended, their keys moved to hits[0..k) (a row
+ * removed since it matched is skipped), off[i] the start of the i-th. *full when one
+ * did not fit. Rows come one at a time (libpq's single-row mode) in groups sized from
+ * the rows so far, so at most one row beyond the answer is held here, and a group
+ * read past the budget costs a few rows, not the rest of the limit. */
+static int fetch_events(struct run *R, size_t n, size_t room, struct sl_buf *body, size_t *off,
+                        size_t *k, bool *full, int *status)
+{
+    size_t i = 0, group = 16;
+    int rc = 0;
+
+    *k = 0;
+    *full = false;
+    sl_buf_reset(&R->sql);
+    if (sl_buf_addf(&R->sql,
+                    "SELECT k.o, %s FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) "
+                    "WITH ORDINALITY AS k(s, t, i, o) CROSS JOIN LATERAL (SELECT * FROM logs l "
+                    "WHERE l.source_id = k.s AND l.received_at = k.t AND l.id = k.i LIMIT 1) l "
+                    "ORDER BY k.o",
+                    R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json) ||
+        sl_buf_addc(&R->sql, '\0'))
+        return SL_ENOMEM;
+    while (i < n && rc == 0 && !*full) {
+        size_t to = i + group < n ? i + group : n;
+        const char *v[3];
+        PGresult *r;
+        struct sl_buf *arr[3] = {&R->a1, &R->a2, &R->a3};
+
+        if (cancelled(R)) {
+            *status = 504;
+            json_error(body, "search cancelled or timed out", -1);
+            return SL_ETOOBIG;
+        }
+        for (int a = 0; a < 3; a++) {
+            sl_buf_reset(arr[a]);
+            rc |= sl_buf_addc(arr[a], '{');
+        }
+        for (size_t h = i; h < to && rc == 0; h++) {
+            char t[40];
+            pg_time(R->hits[h].us, t);
+            rc |= sl_buf_addf(&R->a1, "%s%" PRId64, h > i ? "," : "", R->hits[h].src);
+            rc |= sl_buf_addf(&R->a2, "%s\"%s\"", h > i ? "," : "", t);
+            rc |= sl_buf_addf(&R->a3, "%s%" PRId64, h > i ? "," : "", R->hits[h].id);
+        }
+        for (int a = 0; a < 3 && rc == 0; a++)
+            rc |= sl_buf_add(arr[a], "}", 2);
+        if (rc)
+            return SL_ENOMEM;
+        v[0] = R->a1.p;
+        v[1] = R->a2.p;
+        v[2] = R->a3.p;
+        if (!PQsendQueryParams(R->pg, R->sql.p, 3, NULL, v, NULL, NULL, 0)) {
+            sl_db_log_error("search events failed", R->pg, NULL);
+            *status = 500;
+            json_error(body, "search failed", -1);
+            return SL_EDB;
+        }
+        (void)PQsetSingleRowMode(R->pg);
+        while ((r = PQgetResult(R->pg)) != NULL) {
+            ExecStatusType st = PQresultStatus(r);
+            if (st == PGRES_SINGLE_TUPLE && rc == 0 && !*full) {
+                size_t o = (size_t)strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+                size_t len = (size_t)PQgetlength(r, 0, 1);
+                if (o < 1 || i + o > to) {
+                    rc = SL_EDB;
+                } else if (body->len + (*k ? 1 : 0) + len > room) {
+                    *full = true;
+                } else if ((*k && sl_buf_addc(body, ',')) ||
+                           (off[*k] = body->len, sl_buf_add(body, PQgetvalue(r, 0, 1), len))) {
+                    rc = SL_ENOMEM;
+                } else {
+                    R->hits[*k] = R->hits[i + o - 1];
+                    (*k)++;
+                }
+            } else if (st != PGRES_SINGLE_TUPLE && st != PGRES_TUPLES_OK && rc == 0) {
+                int st2 = 500;
+                rc = result_error(R->pg, "search events failed", r, &st2, body);
+                *status = st2;
+                continue; /* r was cleared */
+            }
+            PQclear(r);
+        }
+        i = to;
+        if (*k > 0) {
+            size_t avg = body->len / *k + 1;
+            group = body->len < room ? (room - body->len) / avg + 1 : 1;
+            group = group > 256 ? 256 : group;
+        } else {
+            group = 256;
+        }
+    }
+    return rc;
+}
+
+/* Reverse the order of the k comma-separated events of body starting at off[0..k): the
+ * whole range backwards, then each event forwards again. In place: no second copy of
+ * the answer. */
+static void reverse_events(struct sl_buf *body, const size_t *off, size_t k)
+{
+    size_t start, end = body->len, pos;
+
+    if (k < 2)
+        return;
+    start = off[0];
+    for (size_t a = start, b = end - 1; a < b; a++, b--) {
+        char t = body->p[a];
+        body->p[a] = body->p[b];
+        body->p[b] = t;
+    }
+    pos = start;
+    for (size_t j = k; j-- > 0;) {
+        size_t len = (j + 1 < k ? off[j + 1] - 1 : end) - off[j];
+        for (size_t a = pos, b = pos + len - 1; len > 1 && a < b; a++, b--) {
+            char t = body->p[a];
+            body->p[a] = body->p[b];
+            body->p[b] = t;
+        }
+        pos += len + 1;
+    }
+}
+
 int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_search_params *p,
                   int *status, struct sl_buf *body)
 {
     struct run R;
     bool exhausted = false, out_asc;
-    size_t need = (size_t)p->limit + 1, n;
+    size_t need = (size_t)p->limit + 1, n, *off = NULL;
     int rc;
     char t1[32], t2[32];
 
@@ -868,20 +1000,52 @@ int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_se
     }
     n = R.nhits < (size_t)p->limit ? R.nhits : (size_t)p->limit;
     bool more = R.nhits > (size_t)p->limit || !exhausted;
-    /* output order */
-    if (out_asc == R.desc)
-        for (size_t i = 0; i < n / 2; i++) {
-            struct hit t = R.hits[i];
-            R.hits[i] = R.hits[n - 1 - i];
-            R.hits[n - 1 - i] = t;
-        }
+    bool truncated = false;
+    /* The events in read order while they fit the answer's budget (body->max less the
+     * envelope), then turned to the output order. */
     sl_buf_reset(body);
     rc = sl_buf_add(body, "{\"events\":[", 11);
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        if (i)
-            rc = sl_buf_addc(body, ',');
-        if (rc == 0)
-            rc = sl_buf_add(body, R.hits[i].json, strlen(R.hits[i].json));
+    if (rc == 0 && n > 0) {
+        size_t k = 0, room = body->max > SL_SEARCH_ANSWER_FIXED ? body->max - SL_SEARCH_ANSWER_FIXED : 0;
+        bool full = false;
+        int st = 500;
+        if ((off = calloc(n, sizeof(*off))) == NULL) {
+            rc = SL_ENOMEM;
+            goto fail;
+        }
+        rc = fetch_events(&R, n, room, body, off, &k, &full, &st);
+        if (rc == SL_ETOOBIG || rc == SL_EPARSE) {
+            *status = st;
+            rc = 0;
+            goto out;
+        }
+        if (rc) {
+            *status = st;
+            goto fail;
+        }
+        if (full && k == 0) {
+            /* one stored event larger than the budget (stored under larger settings):
+             * one clear error, not an answer that cannot move on */
+            char m[200];
+            snprintf(m, sizeof(m),
+                     "an event passes the answer budget of %zu bytes "
+                     "(SLUICE_SEARCH_ANSWER_BYTES): raise it",
+                     body->max);
+            *status = 500;
+            json_error(body, m, -1);
+            goto out;
+        }
+        truncated = full;
+        more |= full;
+        n = k;
+        if (out_asc == R.desc) {
+            reverse_events(body, off, n);
+            for (size_t i = 0; i < n / 2; i++) {
+                struct hit t = R.hits[i];
+                R.hits[i] = R.hits[n - 1 - i];
+                R.hits[n - 1 - i] = t;
+            }
+        }
     }
     if (rc == 0)
         rc = sl_buf_addc(body, ']');
@@ -898,11 +1062,12 @@ int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_se
             rc = sl_buf_addf(body,
                              ",\"min_id\":%s%s%s,\"max_id\":%s%s%s,\"reached_beginning\":%s,"
                              "\"reached_time_limit\":%s,\"reached_record_limit\":%s,"
-                             "\"min_time_at\":\"%.19s+00:00\"}\n",
+                             "\"truncated\":%s,\"min_time_at\":\"%.19s+00:00\"}\n",
                              n ? "\"" : "", n ? a : "null", n ? "\"" : "", n ? "\"" : "",
                              n ? b : "null", n ? "\"" : "", beginning ? "true" : "false",
                              beginning && n < (size_t)p->limit ? "true" : "false",
-                             n == (size_t)p->limit ? "true" : "false", t1);
+                             n == (size_t)p->limit ? "true" : "false",
+                             truncated ? "true" : "false", t1);
     } else {
         char nc[48] = "", pc[48] = "";
         bool fwd = out_asc != R.desc; /* read in the output direction */
@@ -921,20 +1086,18 @@ int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_se
             rc = sl_buf_addf(body,
                              ",\"count\":%zu,\"since\":\"%s\",\"until\":\"%s\","
                              "\"default_window\":%s,\"order\":\"%s\",\"next_cursor\":%s%s%s,"
-                             "\"prev_cursor\":%s%s%s,\"reached_end\":%s}\n",
+                             "\"prev_cursor\":%s%s%s,\"reached_end\":%s,\"truncated\":%s}\n",
                              n, t1, t2, p->default_window ? "true" : "false",
                              out_asc ? "asc" : "desc", has_next ? "\"" : "",
                              has_next ? nc : "null", has_next ? "\"" : "", has_prev ? "\"" : "",
                              has_prev ? pc : "null", has_prev ? "\"" : "",
-                             fwd && !more ? "true" : "false");
+                             fwd && !more ? "true" : "false", truncated ? "true" : "false");
     }
     if (rc == SL_ETOOBIG) {
         /* never a partial body: the whole answer, or one error */
         char m[200];
-        snprintf(m, sizeof(m),
-                 "the answer passes %zu bytes, the most %d events may take at this server's "
-                 "SLUICE_MAX_MESSAGE_BYTES: lower limit",
-                 body->max, p->limit);
+        snprintf(m, sizeof(m), "the answer passes %zu bytes (SLUICE_SEARCH_ANSWER_BYTES)",
+                 body->max);
         *status = 500;
         json_error(body, m, -1);
         rc = 0;
@@ -954,6 +1117,7 @@ fail:
         json_error(body, rc == SL_ENOMEM ? "out of memory" : "search failed", -1);
     rc = (rc == SL_EDB && PQstatus(pg) != CONNECTION_OK) ? SL_EDB : 0;
 out:
+    free(off);
     run_free(&R);
     return rc;
 }

@@ -111,6 +111,8 @@ static int start_threads(struct server *s)
     ao.feed = s->feed;
     ao.workers = (int)cfg->search_workers;
     ao.timeout_s = (int)cfg->search_timeout;
+    ao.answer_bytes = (size_t)cfg->search_answer_bytes;
+    ao.token_jobs = (int)cfg->search_token_jobs;
     ao.tail_buffer = (size_t)cfg->tail_buffer;
     ao.max_tail = (int)cfg->max_tail_clients;
     ao.max_message = (size_t)cfg->max_message;

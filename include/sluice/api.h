@@ -8,9 +8,10 @@
  * come back to the loop through locked queues and an event, so the request path never
  * waits on PostgreSQL. The boundary between the two sides: drain/readq.h.
  *
- * Memory: a search's answer is capped at sl_search_answer_max(limit, max_message,
- * max_header) (include/sluice/search.h); at most workers x SL_SEARCHD_JOBS_PER_WORKER
- * searches are queued or running (503 beyond). */
+ * Memory: a search's answer is capped at SLUICE_SEARCH_ANSWER_BYTES (raised to one
+ * largest event, sl_search_answer_max(1, max_message, max_header)); a worker holds that
+ * and one row more; at most workers x SL_SEARCHD_JOBS_PER_WORKER searches are queued or
+ * running (503 beyond), at most token_jobs of one read token (429 beyond). */
 #ifndef SLUICE_API_H
 #define SLUICE_API_H
 
@@ -49,6 +50,8 @@ struct sl_api_opts {
     int64_t tail_replay;  /* stored lines a resume reaches back (0: the default) */
     size_t max_message;   /* SLUICE_MAX_MESSAGE_BYTES (0: its default): sizes the answer cap */
     size_t max_header;    /* SLUICE_MAX_HEADER_BYTES (0: its default): sizes the answer cap */
+    size_t answer_bytes;  /* SLUICE_SEARCH_ANSWER_BYTES (0: its default), at least one event */
+    int token_jobs;       /* SLUICE_SEARCH_TOKEN_JOBS: one token's searches queued or running */
     struct sl_api_ops ops;
 };
 

@@ -165,12 +165,15 @@ const char *sl_client_missed_notice(const char *data, size_t len, char *out, siz
 /* What the client accepts, from what a server with the default SLUICE_MAX_MESSAGE_BYTES
  * and SLUICE_MAX_HEADER_BYTES may send (include/sluice/search.h, sl_search_event_max /
  * sl_search_answer_max): one search answer of n events is at most
- * sl_client_answer_max(n) bytes (about 581 KB an event, 5.8 GB for a page of 10000);
+ * sl_client_answer_max(n) bytes (about 581 KB an event, and never more than
+ * SL_CLIENT_ANSWER_MAX, twice SLUICE_SEARCH_ANSWER_BYTES's default: a server truncates
+ * its answers there and `sluice search` follows the cursor);
  * the lines `sluice search` holds until it prints them oldest first are at most
  * sl_client_lines_max(limit): one plain line or --json line is never longer than its
  * EVENT (a control byte is \u00NN in JSON, \xNN in a line). A server that stores
  * longer messages can send more: the client then stops and says so (exit status 1).
  * Both saturate at SIZE_MAX. */
+#define SL_CLIENT_ANSWER_MAX ((size_t)32 << 20) /* 2 x SL_SEARCH_DEFAULT_ANSWER_BYTES */
 size_t sl_client_answer_max(long events);
 size_t sl_client_lines_max(long limit);
 

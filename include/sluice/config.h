@@ -42,6 +42,8 @@ struct sl_config {
     int64_t alert_timeout;
     int64_t search_workers;
     int64_t search_timeout;
+    int64_t search_answer_bytes;
+    int64_t search_token_jobs;
     int64_t tail_buffer;
     int64_t max_tail_clients;
     int64_t tail_replay;

@@ -5,12 +5,14 @@
  * blocks of `log_blocks` (their Bloom filters checked for the query's tokens), newest
  * first, then those blocks' rows through the (source_id, received_at) btree in growing
  * groups, with the whole query as a predicate, until the newest `limit` matches are
- * certain. All SQL is parameterised: user text is only ever a parameter value.
+ * certain (their keys only), then the events of those matches, one row at a time, while
+ * they fit the answer's budget (SLUICE_SEARCH_ANSWER_BYTES). All SQL is parameterised: user text is only ever a parameter value.
  *
  * The pure helpers (time and cursor parsing) are unit-tested in tests/unit/test_search.c. */
 #ifndef SLUICE_SEARCH_H
 #define SLUICE_SEARCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -39,12 +41,17 @@ struct sl_search_params {
     char cursor;            /* 0: none; 'o': older than (cur_us, cur_id); 'n': newer than */
     int64_t cur_us, cur_id;
     int64_t min_id, max_id; /* Papertrail: newer than / older than this id; 0 = not given */
+    const _Atomic int *cancel; /* NULL, or set (by another thread) to stop between statements */
 };
 
 /* Run p on pg. Always fills *status (200, 400, 504, 500 or 503) and body (the JSON
- * answer or a JSON error, never a part of an answer). An answer that would pass
- * body->max (the caller sizes it with sl_search_answer_max) is a 500 JSON error. Returns
- * 0, or SL_EDB when the connection failed (the caller reconnects). */
+ * answer or a JSON error, never a part of an answer). body->max is the answer's budget
+ * (SLUICE_SEARCH_ANSWER_BYTES): the matches are found by key first, then their events
+ * are fetched one row at a time in order while they fit (body->max less
+ * SL_SEARCH_ANSWER_FIXED for the envelope); the answer then says `truncated: true`
+ * and its cursor (Papertrail: min_id/max_id, reached_* false) continues right after
+ * the last event returned. One event alone past the budget is a 500 JSON error.
+ * Returns 0, or SL_EDB when the connection failed (the caller reconnects). */
 SL_MUSTCHECK int sl_search_run(struct pg_conn *pg, struct sl_sources *src,
                                const struct sl_search_params *p, int *status,
                                struct sl_buf *body);
@@ -113,13 +120,16 @@ SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
  *   - the rest (keys, ids, times, names, parse_error) fits SL_SEARCH_EVENT_FIXED.
  * An answer of `limit` events is limit x (event + a comma) + SL_SEARCH_ANSWER_FIXED (the
  * envelope: count, window, cursors, or Papertrail's fields; or a JSON error).
- * Both saturate at SIZE_MAX. A row stored under larger settings than the server now has
- * can pass them: the search then fails with one JSON error, never a partial body. */
+ * Both saturate at SIZE_MAX. The server's answer budget is at least
+ * sl_search_answer_max(1, ...), so one event always fits; a row stored under larger
+ * settings than the server now has can pass it: a search whose first event does not fit
+ * fails with one JSON error, never a partial body. */
 #define SL_SEARCH_JSON_EXPANSION 6
 #define SL_SEARCH_EVENT_FIXED 2048
 #define SL_SEARCH_ANSWER_FIXED 1024
 #define SL_SEARCH_DEFAULT_MAX_MESSAGE 65536 /* SLUICE_MAX_MESSAGE_BYTES's default */
 #define SL_SEARCH_DEFAULT_MAX_HEADER 16384  /* SLUICE_MAX_HEADER_BYTES's default */
+#define SL_SEARCH_DEFAULT_ANSWER_BYTES (16u << 20) /* SLUICE_SEARCH_ANSWER_BYTES's default */
 
 size_t sl_search_event_max(size_t max_message, size_t max_header);
 size_t sl_search_answer_max(size_t limit, size_t max_message, size_t max_header);

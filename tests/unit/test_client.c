@@ -320,8 +320,10 @@ static void test_caps(void **state)
     size_t ev = sl_search_event_max(SL_SEARCH_DEFAULT_MAX_MESSAGE, SL_SEARCH_DEFAULT_MAX_HEADER);
     (void)state;
     assert_int_equal(sl_client_answer_max(1), sl_search_answer_max(1, 65536, 16384));
-    assert_int_equal(sl_client_answer_max(SL_CLIENT_PAGE),
-                     sl_search_answer_max(SL_CLIENT_PAGE, 65536, 16384));
+    assert_int_equal(sl_client_answer_max(20), sl_search_answer_max(20, 65536, 16384));
+    /* a page of 10000 is capped at twice the server's default answer budget, not 5.8 GB */
+    assert_int_equal(sl_client_answer_max(SL_CLIENT_PAGE), SL_CLIENT_ANSWER_MAX);
+    assert_int_equal(SL_CLIENT_ANSWER_MAX, 2 * (size_t)SL_SEARCH_DEFAULT_ANSWER_BYTES);
     assert_int_equal(sl_client_answer_max(0), SL_SEARCH_ANSWER_FIXED);
     assert_int_equal(sl_client_answer_max(-1), SL_SEARCH_ANSWER_FIXED);
     assert_int_equal(sl_client_lines_max(1), ev + 1);
