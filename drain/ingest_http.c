@@ -422,7 +422,6 @@ static void get_api(struct conn *c)
 {
     c->http.state = S_API;
     c->http.api_pending = true;
-    bufferevent_disable(c->bev, EV_READ);
     sl_conn_request_timer_stop(c);
     sl_api_handle(c->srv->api, c, &c->http.req);
 }
@@ -820,6 +819,8 @@ void sl_ingest_http_read(struct bufferevent *bev, void *arg)
 {
     struct conn *c = arg;
 
+    if (c->http.state == S_API)
+        return;
     read_requests(c, bufferevent_get_input(bev));
     if (c->http.eof) /* the client half-closed after what was just read */
         sl_conn_eof(c);

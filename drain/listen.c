@@ -302,6 +302,13 @@ void sl_conn_eof(struct conn *c)
 {
     struct http_conn *h = &c->http;
 
+    if (h->state == S_API) {
+        /* The client left while its search runs: free the connection, which forgets the
+         * job (sl_api_forget) and so cancels its statement. Like Go's net/http, a
+         * half-close during a search is taken as leaving (docs/api.md). */
+        sl_conn_free(c);
+        return;
+    }
     if (h->state == S_WAIT || h->state == S_API) {
         /* the answer is owed (durability, the read API): it closes the connection */
         h->keep_alive = false;

@@ -285,11 +285,6 @@ def active_searches(db):
                     "'sluice-search' AND state = 'active'")[0]["n"]
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "the server stops reading a connection while the read API owes its answer, so it does "
-    "not see the client leave: ingest_http.c get_api must keep reading (and ignore the "
-    "input in S_API) and listen.c sl_conn_eof must free an S_API connection (then "
-    "sl_api_forget cancels the search); left to the connection-hardening branch"))
 def test_client_that_leaves_frees_its_worker(fair, db):
     """A slow search whose client disconnects: its statement is cancelled in PostgreSQL
     within a second (seen in pg_stat_activity), not run to the end."""
