@@ -85,11 +85,7 @@ static void stream_unref(struct sl_tail_stream *s)
 {
     if (atomic_fetch_sub(&s->refs, 1) != 1)
         return;
-    sl_tail_free(s->tq);
-    free(s->token);
-    free(s->q);
-    free(s->scope);
-    free(s);
+    sl_tail_stream_discard(s);
 }
 
 int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const int64_t *scope, size_t nscope,
