@@ -137,6 +137,16 @@ struct server {
     bool draining;
     int64_t drain_deadline;
     int64_t last_unknown_warn;
+    /* The protocols' entry points, set by serve.c: listen.c reaches ingest_http.c and
+     * ingest_syslog.c only through these, so the protocols stand above the connections
+     * they use (no circle between listen.c and the ingest files). */
+    struct {
+        void (*http_read)(struct bufferevent *bev, void *arg);
+        void (*syslog_read)(struct bufferevent *bev, void *arg);
+        void (*syslog_init)(struct conn *c);
+        void (*syslog_flush)(struct conn *c);
+        void (*syslog_eof)(struct conn *c);
+    } proto;
 };
 
 /* The age of the oldest unwritten entry must show even while the writer cannot read

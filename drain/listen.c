@@ -342,9 +342,9 @@ static void conn_event(struct bufferevent *bev, short what, void *arg)
         return;
     if (c->kind == K_SYSLOG) {
         if (what & BEV_EVENT_EOF)
-            sl_ingest_syslog_eof(c);
+            c->srv->proto.syslog_eof(c);
         else
-            sl_ingest_syslog_flush(c);
+            c->srv->proto.syslog_flush(c);
         sl_conn_free(c);
         return;
     }
@@ -377,7 +377,7 @@ static void conn_init(struct conn *c, enum lst which)
      * the body, so 4x always fits a body within the limit */
     sl_buf_init(&c->entry, (size_t)cfg->max_body * 4 + (1u << 20));
     if (c->kind == K_SYSLOG) {
-        sl_ingest_syslog_init(c);
+        c->srv->proto.syslog_init(c);
         return;
     }
     c->http.state = S_HEAD;
@@ -555,7 +555,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     s->nconns++;
     SL_INC(connections, 1);
     head_timer_start(c);
-    bufferevent_setcb(c->bev, c->kind == K_HTTP ? sl_ingest_http_read : sl_ingest_syslog_read, NULL,
+    bufferevent_setcb(c->bev, c->kind == K_HTTP ? s->proto.http_read : s->proto.syslog_read, NULL,
                       conn_event, c);
     bufferevent_set_timeouts(c->bev, &idle, &wr);
     /* Bound what one connection buffers before we parse it. */
@@ -611,7 +611,7 @@ bool sl_listen_drain(struct server *s)
     for (c = TAILQ_FIRST(&s->conns); c; c = next) {
         next = TAILQ_NEXT(c, all);
         if (c->kind == K_SYSLOG) {
-            sl_ingest_syslog_flush(c);
+            c->srv->proto.syslog_flush(c);
             if (!c->sys.entry_pending)
                 sl_conn_free(c);
             else

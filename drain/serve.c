@@ -222,6 +222,11 @@ int sl_server_run(struct sl_config *cfg)
     s->cfg = cfg;
     TAILQ_INIT(&s->conns);
     TAILQ_INIT(&s->waitq);
+    s->proto.http_read = sl_ingest_http_read;
+    s->proto.syslog_read = sl_ingest_syslog_read;
+    s->proto.syslog_init = sl_ingest_syslog_init;
+    s->proto.syslog_flush = sl_ingest_syslog_flush;
+    s->proto.syslog_eof = sl_ingest_syslog_eof;
     signal(SIGPIPE, SIG_IGN);
     if (sl_log_set_level(cfg->log_level))
         sl_warn("unknown log level; using info", "level=%s", cfg->log_level);
