@@ -1275,14 +1275,11 @@ size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows)
 static int tail_blocks(PGconn *pg, const char *sql, const char *const v[3], size_t max,
                        int64_t *ids, int64_t *nr, size_t *n)
 {
-    PGresult *r = PQexecParams(pg, sql, 3, NULL, v, NULL, NULL, 0);
+    PGresult *r;
 
     *n = 0;
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("tail blocks failed", pg, r);
-        PQclear(r);
+    if (sl_db_exec(pg, "tail blocks failed", sql, 3, v, &r))
         return SL_EDB;
-    }
     for (int i = 0; i < PQntuples(r) && *n < max; i++, (*n)++) {
         ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         nr[i] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
@@ -1349,12 +1346,9 @@ int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, int64_t 
     if (at == n)
         goto out; /* everything fits */
     snprintf(h, sizeof(h), "%" PRId64, ids[at]);
-    r = PQexecParams(pg, sum, 3, NULL, v, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        sl_db_log_error("tail replay count failed", pg, r);
-        rc = SL_EDB;
+    rc = sl_db_exec(pg, "tail replay count failed", sum, 3, v, &r);
+    if (rc)
         goto out;
-    }
     *start = ids[at];
     *skipped = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
 out:

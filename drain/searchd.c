@@ -29,6 +29,7 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
+#include "sluice/str.h"
 
 enum { J_QUEUED = 1, J_RUNNING, J_DONE };
 
@@ -102,13 +103,7 @@ static void set_error(struct sl_search_job *j, int status, const char *msg)
 
 uint64_t sl_searchd_owner(const char *token, size_t len)
 {
-    uint64_t h = 1469598103934665603ULL;
-
-    for (size_t i = 0; i < len; i++) {
-        h ^= (unsigned char)token[i];
-        h *= 1099511628211ULL;
-    }
-    return h;
+    return sl_fnv1a64(token, len);
 }
 
 /* Under mu: when owner last started a job (0: not lately). */

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "sluice/alert.h"
+#include "sluice/str.h"
 
 #define US 1000000LL
 
@@ -22,9 +23,7 @@ void sl_alert_make_id(int64_t rule_id, const char *group, int64_t fired_us,
                       char out[SL_ALERT_ID_MAX])
 {
     /* FNV-1a of the group keeps the id short and free of the group's characters */
-    uint64_t h = 1469598103934665603ULL;
-    for (const unsigned char *p = (const unsigned char *)group; p && *p; p++)
-        h = (h ^ *p) * 1099511628211ULL;
+    uint64_t h = sl_fnv1a64(group, group ? strlen(group) : 0);
     snprintf(out, SL_ALERT_ID_MAX, "al_%lld_%016llx_%llx", (long long)rule_id,
              (unsigned long long)h, (unsigned long long)fired_us);
 }

@@ -5,6 +5,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 struct sl_str {
@@ -41,6 +42,19 @@ static inline bool sl_ascii_digit(unsigned char c)
 static inline bool sl_ascii_alnum(unsigned char c)
 {
     return sl_ascii_alpha(c) || sl_ascii_digit(c);
+}
+
+/* 64-bit FNV-1a of p[0..len): a short, stable, non-cryptographic key (alert ids, the
+ * search workers' per-token fairness). Its values are part of stored alert ids: never
+ * change it. */
+static inline uint64_t sl_fnv1a64(const void *p, size_t len)
+{
+    const unsigned char *s = (const unsigned char *)p;
+    uint64_t h = 1469598103934665603ULL;
+
+    for (size_t i = 0; i < len; i++)
+        h = (h ^ s[i]) * 1099511628211ULL;
+    return h;
 }
 
 /* The value of a hex digit, or -1. */
