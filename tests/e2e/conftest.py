@@ -227,6 +227,29 @@ def db(pg, request):
     d.close()
 
 
+def store_rows_directly(db, source_id, n, message_sql, per_block, with_raw=False, params=()):
+    """n rows of source_id straight into PostgreSQL, stored as the writer would: ids in a
+    fresh id block, one received_at a minute ago, log_blocks of per_block rows each with a
+    filter that says yes to every token, then ANALYZE. message_sql is an SQL expression of
+    i (0..n-1) for the message (and message_raw when with_raw), with its own %s
+    parameters (params). A server started before should restart after it, so its
+    writer takes a newer id block. Returns the ids."""
+    r = db.query("SELECT nextval('logs_id_block_seq') AS b, now() - interval '1 minute' AS t")
+    first, t = r[0]["b"] << 20, r[0]["t"]
+    raw_col, raw_val = (", message_raw", ", convert_to(m, 'UTF8')") if with_raw else ("", "")
+    db.query("INSERT INTO logs (id, received_at, source_id, facility, severity, hostname, "
+             f"app_name, procid, message{raw_col}) SELECT %s + i, %s, %s, 23, 6, 'host', "
+             f"'app', 'web.1', m{raw_val} FROM (SELECT i, {message_sql} AS m "
+             "FROM generate_series(0, %s) i) x", (first, t, source_id, *params, n - 1))
+    db.query("INSERT INTO log_blocks SELECT %s, %s, %s, %s + b * %s, "
+             "%s + least(b * %s + %s, %s) - 1, least(%s, %s - b * %s), 8, '\\xff'::bytea "
+             "FROM generate_series(0, %s) b",
+             (source_id, t, t, first, per_block, first, per_block, per_block, n, per_block, n,
+              per_block, (n - 1) // per_block))
+    db.query("ANALYZE logs")
+    db.query("ANALYZE log_blocks")
+    return [first + i for i in range(n)]
+
 # ---------------------------------------------------------------- sources
 
 

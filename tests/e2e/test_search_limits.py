@@ -23,7 +23,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import BUILD, add_read_token, api_get, wait_for
+from conftest import BUILD, add_read_token, api_get, store_rows_directly, wait_for
 
 SEARCH = "/api/v1/search"
 PT = "/api/v1/events/search.json"
@@ -42,24 +42,10 @@ WINDOW = {"since": "2000-01-01T00:00:00Z"}
 
 def store_rows(db, source_id, n, size, per_block=500, word="bigline"):
     """n rows of source_id with messages of `size` bytes (and message_raw, as a received
-    line has), one received_at, stored as the writer would (logs + log_blocks, a filter
-    that says yes to every token) in a fresh id block. The server restarts after it so
-    its writer takes a newer id block. Returns the ids, oldest first."""
-    r = db.query("SELECT nextval('logs_id_block_seq') AS b, now() - interval '1 minute' AS t")
-    first, t = r[0]["b"] << 20, r[0]["t"]
-    db.query("INSERT INTO logs (id, received_at, source_id, facility, severity, hostname, "
-             "app_name, procid, message, message_raw) SELECT %s + i, %s, %s, 23, 6, 'host', "
-             "'app', 'web.1', m, convert_to(m, 'UTF8') FROM (SELECT i, rpad(%s || ' ' || i || "
-             "' ', %s, md5(i::text)) AS m FROM generate_series(0, %s) i) x",
-             (first, t, source_id, word, size, n - 1))
-    db.query("INSERT INTO log_blocks SELECT %s, %s, %s, %s + b * %s, "
-             "%s + least(b * %s + %s, %s) - 1, least(%s, %s - b * %s), 8, '\\xff'::bytea "
-             "FROM generate_series(0, %s) b",
-             (source_id, t, t, first, per_block, first, per_block, per_block, n, per_block, n,
-              per_block, (n - 1) // per_block))
-    db.query("ANALYZE logs")
-    db.query("ANALYZE log_blocks")
-    return [first + i for i in range(n)]
+    line has), stored as the writer would (conftest.store_rows_directly). The server
+    restarts after it so its writer takes a newer id block. Returns the ids, oldest first."""
+    return store_rows_directly(db, source_id, n, "rpad(%s || ' ' || i || ' ', %s, md5(i::text))",
+                               per_block, with_raw=True, params=(word, size))
 
 
 def status_kb(pid, field):

@@ -21,7 +21,7 @@ import urllib.parse
 
 import pytest
 
-from conftest import LOGPLEX_CT, Server, add_read_token, api_get, frame_body
+from conftest import LOGPLEX_CT, Server, add_read_token, api_get, frame_body, store_rows_directly
 
 TAIL = "/api/v1/tail"
 TARGET = 0.250  # docs/api.md: within 250 ms of the 2xx
@@ -222,23 +222,10 @@ REPLAY_MAX = 100000   # SLUICE_TAIL_REPLAY of the module's server
 
 
 def store_rows(db, source_id, n, per_block=1000):
-    """n rows of source_id stored as the writer would (logs + log_blocks, a filter that says
-    yes to every token), in a fresh id block; the server restarts after it so its writer
-    takes a newer id block. Returns the ids."""
-    r = db.query("SELECT nextval('logs_id_block_seq') AS b, now() - interval '1 minute' AS t")
-    first, t = r[0]["b"] << 20, r[0]["t"]
-    db.query("INSERT INTO logs (id, received_at, source_id, facility, severity, hostname, "
-             "app_name, procid, message) SELECT %s + i, %s, %s, 23, 6, "
-             "'host', 'app', 'web.1', 'replayline ' || i || ' ' || repeat('r', 150) "
-             "FROM generate_series(0, %s) i", (first, t, source_id, n - 1))
-    db.query("INSERT INTO log_blocks SELECT %s, %s, %s, %s + b * %s, "
-             "%s + least(b * %s + %s, %s) - 1, least(%s, %s - b * %s), 8, '\\xff'::bytea "
-             "FROM generate_series(0, %s) b",
-             (source_id, t, t, first, per_block, first, per_block, per_block, n, per_block, n,
-              per_block, (n - 1) // per_block))
-    db.query("ANALYZE logs")
-    db.query("ANALYZE log_blocks")
-    return [first + i for i in range(n)]
+    """n rows of source_id stored as the writer would (conftest.store_rows_directly); the
+    server restarts after it so its writer takes a newer id block. Returns the ids."""
+    return store_rows_directly(db, source_id, n,
+                               "'replayline ' || i || ' ' || repeat('r', 150)", per_block)
 
 
 def test_replay_from_zero_is_bulk_and_does_not_delay_live(world):
