@@ -72,6 +72,40 @@ def heroku_line(msg, app="app", proc="web.1", pri=190, ts="2026-11-21T10:00:00.0
     return f"<{pri}>1 {ts} host {app} {proc} - {msg}\n"
 
 
+NPM_PREFIX = os.path.join(ROOT, BUILD, "npm")
+
+
+def npm_require(*packages, timeout=300):
+    """Installs npm packages ("name" or "name@range") from the npm registry into
+    $BUILD/npm (kept as a cache across runs) unless each one's package.json is there, and
+    returns that prefix's node_modules path (for NODE_PATH). Holds a file lock while it
+    installs, so pytest-xdist workers never run two `npm install`s into one prefix. A
+    missing npm or a failed install fails the test with the reason; never a skip."""
+    import fcntl
+    mods = os.path.join(NPM_PREFIX, "node_modules")
+    def name(p):
+        return p.rsplit("@", 1)[0] if p.rfind("@") > 0 else p
+    def have():
+        return all(os.path.exists(os.path.join(mods, name(p), "package.json")) for p in packages)
+    if have():
+        return mods
+    os.makedirs(NPM_PREFIX, exist_ok=True)
+    with open(os.path.join(NPM_PREFIX, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if have():
+            return mods
+        try:
+            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM_PREFIX,
+                                *packages], capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            pytest.fail(f"npm install {' '.join(packages)} failed to run ({e}); node and npm are "
+                        f"needed (Debian: nodejs npm)")
+        if r.returncode != 0 or not have():
+            pytest.fail(f"npm install --prefix {NPM_PREFIX} {' '.join(packages)} failed "
+                        f"({r.returncode}):\n{r.stdout[-2000:]}{r.stderr[-2000:]}")
+    return mods
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
