@@ -72,6 +72,12 @@ def heroku_line(msg, app="app", proc="web.1", pri=190, ts="2026-11-21T10:00:00.0
     return f"<{pri}>1 {ts} host {app} {proc} - {msg}\n"
 
 
+def pytest_configure(config):
+    config.addinivalue_line(
+        "markers", "serial: the file measures latency or memory; tests/run_e2e.sh runs it "
+        "alone after the parallel phase")
+
+
 NPM_PREFIX = os.path.join(ROOT, BUILD, "npm")
 
 

@@ -25,6 +25,9 @@ import pytest
 
 from conftest import BUILD, add_read_token, api_get, store_rows_directly, wait_for
 
+# Latency and memory bounds: run alone, after the parallel phase (tests/run_e2e.sh).
+pytestmark = pytest.mark.serial
+
 SEARCH = "/api/v1/search"
 PT = "/api/v1/events/search.json"
 BIG_ROWS = 3000

@@ -23,6 +23,9 @@ import pytest
 
 from conftest import LOGPLEX_CT, Server, add_read_token, api_get, frame_body, store_rows_directly
 
+# Latency and memory bounds: run alone, after the parallel phase (tests/run_e2e.sh).
+pytestmark = pytest.mark.serial
+
 TAIL = "/api/v1/tail"
 TARGET = 0.250  # docs/api.md: within 250 ms of the 2xx
 
