@@ -30,9 +30,9 @@ pytestmark = pytest.mark.serial
 
 SEARCH = "/api/v1/search"
 PT = "/api/v1/events/search.json"
-BIG_ROWS = 3000
+BIG_ROWS = 1200
 BIG_LINE = 65536
-BUDGET = 16 << 20  # SLUICE_SEARCH_ANSWER_BYTES's default
+BUDGET = 4 << 20  # SLUICE_SEARCH_ANSWER_BYTES of the `big` server (default 16 MiB)
 
 
 def rss_bound(b):
@@ -61,9 +61,11 @@ def status_kb(pid, field):
 
 @pytest.fixture(scope="module")
 def big(db, tls, workdir):
-    """A server (2 workers, default budget) over BIG_ROWS stored lines of 64 KiB."""
+    """A server (2 workers, a 4 MiB answer budget) over BIG_ROWS stored lines of 64 KiB:
+    about 180 MB of JSON in all, each answer a few dozen lines."""
     from conftest import Server
-    s = Server(db, tls, workdir, {"SLUICE_SEARCH_WORKERS": 2})
+    s = Server(db, tls, workdir, {"SLUICE_SEARCH_WORKERS": 2,
+                                     "SLUICE_SEARCH_ANSWER_BYTES": BUDGET})
     s.start()
     src = s.add_source("limits-big")
     tok = add_read_token(db, "limits-big", "--source", src.name)
@@ -90,7 +92,7 @@ def follow(s, tok, path, params, nxt, max_pages=200):
 
 
 def test_search_answer_is_bounded_truncated_and_resumable(big):
-    """limit=10000 over 3000 lines of 64 KiB (about 450 MB of JSON): each answer stays
+    """limit=10000 over 1200 lines of 64 KiB (about 180 MB of JSON): each answer stays
     under SLUICE_SEARCH_ANSWER_BYTES with `truncated: true`, following the cursor gives
     every line exactly once in both directions (Papertrail too), and the server's peak
     RSS stays under workers x 3 x budget + 96 MiB (before: 1.5 GB+)."""
