@@ -14,23 +14,25 @@ spool flushed.
 """
 
 import ctypes
-import http.client
 import json
 import os
 import re
 import shutil
 import signal
 import socket
-import ssl
 import subprocess
+import sys
 import tempfile
-import threading
 import time
 
 import pytest
 import yaml
 
-from conftest import ROOT, SLUICE, frame_body, heroku_line, wait_for
+from conftest import ROOT, SLUICE, wait_for
+
+# the logplex-like sender of the restart bench (one copy for the bench and the tests)
+sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
+from restart import LogplexSender  # noqa: E402
 
 DEPLOY = os.path.join(ROOT, "deploy")
 
@@ -283,74 +285,12 @@ def test_sd_notify_ready_after_listeners_and_database_stopping_on_sigterm(sluice
         shutil.rmtree(d, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- a logplex-like sender
-
-
-class LogplexSender(threading.Thread):
-    """Posts one frame at a time over HTTPS keep-alive, as logplex does: a failed attempt
-    (connection refused or reset, 5xx, timeout) is retried RETRIES times within about a
-    second on a new connection, then the frame is dropped. Each frame holds one line
-    naming it; its Logplex-Frame-Id makes a retry of a stored frame a duplicate that
-    sluice removes."""
-
-    RETRY_DELAYS = (0.1, 0.25, 0.5)  # 0.85 s in all, then the frame is dropped
-    TIMEOUT = 10  # one attempt: connect, send, answer (a queued connection waits)
-
-    def __init__(self, name, port, source, cafile):
-        super().__init__(daemon=True)
-        self.name, self.port, self.source = name, port, source
-        self.ctx = ssl.create_default_context(cafile=cafile)
-        self.auth = "Basic " + __import__("base64").b64encode(
-            f"{source.name}:{source.token}".encode()).decode()
-        self.stop = threading.Event()
-        self.acked, self.dropped, self.errors = [], [], []
-        self.refused = 0
-        self.conn = None
-
-    def attempt(self, seq):
-        if self.conn is None:
-            self.conn = http.client.HTTPSConnection("127.0.0.1", self.port, context=self.ctx,
-                                                    timeout=self.TIMEOUT)
-        body = frame_body([heroku_line(f"deploy-load {self.name} {seq}")])
-        self.conn.request("POST", "/logs", body=body, headers={
-            "Content-Type": "application/logplex-1", "Authorization": self.auth,
-            "Logplex-Msg-Count": "1", "Logplex-Frame-Id": f"{self.name}-{seq}"})
-        r = self.conn.getresponse()
-        r.read()
-        if r.getheader("connection", "").lower() == "close":
-            self.conn.close()
-            self.conn = None
-        return r.status
-
-    def send(self, seq):
-        for delay in (0,) + self.RETRY_DELAYS:
-            time.sleep(delay)
-            try:
-                status = self.attempt(seq)
-                if status == 204:
-                    return True
-                self.errors.append(f"{seq}: {status}")
-            except ConnectionRefusedError:
-                self.refused += 1
-                self.errors.append(f"{seq}: refused")
-            except (OSError, http.client.HTTPException) as e:
-                self.errors.append(f"{seq}: {type(e).__name__}")
-            if self.conn is not None:
-                self.conn.close()
-                self.conn = None
-        return False
-
-    def run(self):
-        seq = 0
-        while not self.stop.is_set():
-            seq += 1
-            (self.acked if self.send(seq) else self.dropped).append(seq)
-        if self.conn is not None:
-            self.conn.close()
+# ---------------------------------------------------------------- load
 
 
 def start_load(server, src, n=2):
-    senders = [LogplexSender(f"s{i}", server.https_port, src, server.tls.cert) for i in range(n)]
+    senders = [LogplexSender(f"s{i}", server.https_port, src.name, src.token, server.tls.cert)
+               for i in range(n)]
     for t in senders:
         t.start()
     return senders
@@ -379,7 +319,7 @@ def assert_exactly_once(db, src, senders, timeout=30):
     for t in senders:
         assert t.refused == 0, f"{t.name}: {t.refused} refused connections: {t.errors[:20]}"
         assert t.dropped == [], f"{t.name}: dropped frames {t.dropped[:20]}: {t.errors[:20]}"
-    want = {f"deploy-load {t.name} {seq}" for t in senders for seq in t.acked}
+    want = set().union(*(t.messages() for t in senders))
 
     def stored():
         rows = db.query("SELECT message, count(*) AS n FROM logs WHERE source_id = %s "
@@ -468,9 +408,75 @@ def test_sigterm_under_load_exits_zero_with_the_spool_flushed(sluice, db):
     # frames cut by the shutdown were never acknowledged: they are the sender's to retry
     # elsewhere (logplex would); every acknowledged one is already in PostgreSQL.
     assert re.search(r'msg="stopped" unwritten_bytes=0\b', s.log_tail()), s.log_tail()
-    want = {f"deploy-load {t.name} {seq}" for t in senders for seq in t.acked}
+    want = set().union(*(t.messages() for t in senders))
     rows = db.query("SELECT message, count(*) AS n FROM logs WHERE source_id = %s GROUP BY message",
                     (src.id,))
     got = {r["message"].strip(): r["n"] for r in rows}
     assert want <= set(got), f"{len(want - set(got))} acknowledged frames missing"
     assert all(n == 1 for n in got.values())
+
+
+def test_restart_on_sockets_held_by_a_manager_refuses_nothing(db, tls, workdir):
+    """systemd socket activation (deploy/sluice.socket): the manager holds the listening
+    sockets and passes them (LISTEN_FDS) to each start, so a stop-then-start queues
+    connections instead of refusing them. The test is the manager here."""
+    from conftest import add_source
+    d = tempfile.mkdtemp(prefix="sockact.", dir=workdir)
+    socks = []
+    for _ in range(2):  # http, https
+        sk = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sk.bind(("127.0.0.1", 0))
+        sk.listen(1024)
+        socks.append(sk)
+    http_port, https_port = (sk.getsockname()[1] for sk in socks)
+    held = [os.dup2(sk.fileno(), 50 + i) or 50 + i for i, sk in enumerate(socks)]
+    env = dict(os.environ, DATABASE_URL=db.url, SLUICE_BIND="127.0.0.1", PORT=str(http_port),
+               SLUICE_HTTPS_PORT=str(https_port), SLUICE_SPOOL_DIR=os.path.join(d, "spool"),
+               SLUICE_TLS_CERT=tls.cert, SLUICE_TLS_KEY=tls.key, SLUICE_SHUTDOWN_GRACE="10",
+               LISTEN_FDS="2", LISTEN_FDNAMES="http:https")
+    log_path = os.path.join(d, "stderr.log")
+    # LISTEN_PID must be the server's own pid: bash sets it, then becomes sluice
+    script = 'export LISTEN_PID=$$; exec "$0" serve 3<&50 4<&51 50<&- 51<&-'
+
+    def start():
+        with open(log_path, "ab") as log:
+            return subprocess.Popen(["/bin/bash", "-c", script, SLUICE], env=env, pass_fds=held,
+                                    stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT)
+
+    def log():
+        with open(log_path, encoding="utf-8", errors="replace") as f:
+            return f.read()[-6000:]
+
+    class Target:  # what start_load needs of a server
+        pass
+    t = Target()
+    t.https_port, t.tls = https_port, tls
+    src = add_source(db)  # before the first start: loaded at start
+    procs = [start()]
+    senders = []
+    try:
+        senders = start_load(t, src)
+        wait_more_acked(senders, 30)
+        for _ in range(2):
+            procs[-1].send_signal(signal.SIGTERM)
+            assert procs[-1].wait(timeout=40) == 0, log()
+            procs.append(start())
+            wait_more_acked(senders, 30)
+        stop_load(senders)
+        assert log().count('msg="listening on a passed socket" listener=https') >= 3, log()
+        assert_exactly_once(db, src, senders)
+    finally:
+        for s in senders:
+            s.stop.set()
+        for p in procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+                try:
+                    p.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    p.kill()
+                    p.wait()
+        for fd in held:
+            os.close(fd)
+        for sk in socks:
+            sk.close()
