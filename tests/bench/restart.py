@@ -260,13 +260,16 @@ class Bench:
         want = set().union(*(t.messages() for t in senders))
         deadline = time.monotonic() + 60
         while True:
-            rows = self.psql(f"SELECT count(*), count(DISTINCT message), count(*) FILTER "
-                             f"(WHERE message = ANY(ARRAY[{','.join(repr(m) for m in want) or 'NULL'}]"
-                             f"::text[])) FROM logs WHERE source_id = {sid}").split("|")
-            total, distinct, found = (int(x) for x in rows)
+            stored = {}
+            for line in self.psql(f"SELECT count(*), message FROM logs WHERE source_id = {sid} "
+                                  f"GROUP BY message").splitlines():
+                n, _, msg = line.partition("|")
+                stored[msg.strip()] = int(n)
+            found = len(want & set(stored))
             if found >= len(want) or time.monotonic() > deadline:
                 break
             time.sleep(0.2)
+        total, distinct = sum(stored.values()), len(stored)
         once = total == distinct and found == len(want)
         t0 = time.monotonic()
         os.kill(pid, signal.SIGTERM)
