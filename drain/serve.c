@@ -73,7 +73,8 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
  * listeners (an upgrade); requests on open connections are still answered. */
 static void begin_drain(struct server *s, bool handover)
 {
-    struct timeval tv = {0, 100000};
+    /* a hand-over is watched closely: connections queue while it lasts */
+    struct timeval tv = {0, handover ? 10000 : 100000};
     int64_t grace_ms = s->cfg->shutdown_grace * 1000 / 2;
 
     s->draining = true;
@@ -414,6 +415,9 @@ int sl_server_run(struct sl_config *cfg)
     nfds = sl_sd_listen_fds(passed, passed_names, SL_SD_MAX_FDS);
     upgrade_fd = sl_upgrade_take_fd();
     sl_upgrade_init();
+    /* Until the handler is installed, SIGUSR2 would kill the process: ignored meanwhile
+     * (a second `systemctl reload` reaching a new process still waiting for the spool). */
+    signal(SIGUSR2, SIG_IGN);
 
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
