@@ -10,7 +10,8 @@ Process: readiness over a real NOTIFY_SOCKET datagram socket standing in for sys
 SIGTERM); a binary upgrade (SIGUSR2) and a restart on sockets held by a manager (systemd
 socket activation) under a logplex-like load: no refused connection, no dropped frame,
 every acknowledged frame in PostgreSQL exactly once; SIGTERM under load exits 0 with the
-spool flushed.
+spool flushed; an upgrade re-reads the TLS certificate, and one whose new process cannot
+start leaves the old process serving.
 """
 
 import ctypes
@@ -20,6 +21,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -480,3 +482,56 @@ def test_restart_on_sockets_held_by_a_manager_refuses_nothing(db, tls, workdir):
             os.close(fd)
         for sk in socks:
             sk.close()
+
+
+def served_cert(port):
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with ctx.wrap_socket(raw) as t:
+            return t.getpeercert(binary_form=True)
+
+
+def test_upgrade_reloads_the_certificate_and_a_failed_one_keeps_the_old_process(sluice, tmp_path):
+    """A reload (SIGUSR2) is how a renewed certificate is taken: the new process reads the
+    files again. A new process that cannot start (here: a broken key) leaves the old one
+    serving, its listeners open."""
+    cert, key = str(tmp_path / "cert.pem"), str(tmp_path / "key.pem")
+    subprocess.run([os.path.join(DEPLOY, "cert.sh"), str(tmp_path / "a")], check=True, timeout=60)
+    shutil.copy(str(tmp_path / "a" / "tls" / "cert.pem"), cert)
+    shutil.copy(str(tmp_path / "a" / "tls" / "key.pem"), key)
+    s = sluice(SLUICE_TLS_CERT=cert, SLUICE_TLS_KEY=key)
+    set_subreaper()
+    pids = [s.proc.pid]
+    try:
+        before = served_cert(s.https_port)
+        with open(key, "w") as f:
+            f.write("not a key\n")
+        os.kill(s.proc.pid, signal.SIGUSR2)
+        wait_for(lambda: "upgrade failed" in s.log_tail(), 30, what="the failed upgrade")
+        assert s.proc.poll() is None
+        assert served_cert(s.https_port) == before
+        assert s.get("/readyz").status == 200
+        # a renewed certificate (a new key pair), then a reload
+        subprocess.run([os.path.join(DEPLOY, "cert.sh"), str(tmp_path / "b")], check=True,
+                       timeout=60)
+        shutil.copy(str(tmp_path / "b" / "tls" / "key.pem"), key)
+        shutil.copy(str(tmp_path / "b" / "tls" / "cert.pem"), cert)
+        os.kill(s.proc.pid, signal.SIGUSR2)
+        wait_for(lambda: len(upgraded_pids(s)) == 2, 30, what="the second new process")
+        pids.append(upgraded_pids(s)[-1])
+        assert s.proc.wait(timeout=40) == 0, s.log_tail()
+        after = served_cert(s.https_port)
+        assert after != before
+        with open(cert) as f:
+            assert ssl.DER_cert_to_PEM_cert(after).strip() == f.read().strip()
+        os.kill(pids[-1], signal.SIGTERM)
+        assert wait_exit(pids[-1]) == 0
+    finally:
+        for pid in pids[1:]:
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
