@@ -2,8 +2,9 @@
 
 Static: the systemd units pass `systemd-analyze verify` (and a broken copy does not),
 deploy/haproxy.cfg passes `haproxy -c`, the Dockerfile, compose file, heroku.yml and
-app.json have the structure docs/operations.md promises (no container engine runs here:
-docker has no daemon, so the image is not built; hadolint is not packaged in Debian).
+app.json have the structure docs/operations.md promises (hadolint is not packaged in
+Debian; the image itself is built and run by `make container-check` with podman, which
+takes minutes and so is not part of this file).
 
 Process: readiness over a real NOTIFY_SOCKET datagram socket standing in for systemd
 (READY=1 only once the listeners are bound and PostgreSQL answers, STOPPING=1 on
