@@ -89,7 +89,7 @@ in_image() { # a one-off container of the image with the database socket
         -e DATABASE_URL="$ctr_url" "$image" "$@"
 }
 check "sluice migrate in the image" in_image sluice migrate
-creds=$(in_image sluice source add check | tail -n 1 | sed -E 's#^https://([^@]*)@.*#\1#')
+creds=$(in_image sluice source add check 2>>"$work/run.err" | tail -n 1 | sed -E 's#^https://([^@]*)@.*#\1#')
 
 "${pm[@]}" volume create "$vol" >/dev/null
 # (podman's periodic health timers need systemd, absent in a sandbox: its complaints go to

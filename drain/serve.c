@@ -355,15 +355,36 @@ static int open_spool(struct server *s, int lock_wait_ms)
     return 0;
 }
 
+/* The last use of the spool: its stats, then close it, which drops its lock (the new
+ * process of an upgrade waits for that). */
+static void release_spool(struct server *s)
+{
+    struct sl_spool_stats st;
+    uint64_t unwritten;
+
+    if (s->spool == NULL)
+        return;
+    memset(&st, 0, sizeof(st));
+    sl_spool_get_stats(s->spool, &st);
+    unwritten = st.depth_bytes;
+    sl_info("stopped", "unwritten_bytes=%" PRIu64, unwritten);
+    sl_spool_free(s->spool);
+    s->spool = NULL;
+}
+
 /* Stop everything start-up started, in order: connections and streams, listeners, a
  * final spool sync, the writer (it gets until t0 plus half the grace period to empty the
- * spool), the other threads, then memory. Accepts a half-started server. */
+ * spool), the other threads, then memory. A hand-over releases the spool right after
+ * the writer, before the threads that do not use it, so the new process waits less.
+ * Accepts a half-started server. */
 static void stop_all(struct server *s, int64_t t0)
 {
     while (!TAILQ_EMPTY(&s->conns))
         sl_conn_free(TAILQ_FIRST(&s->conns));
-    sl_api_stop(s->api); /* streams closed, search threads joined */
-    s->api = NULL;
+    if (!s->handover) {
+        sl_api_stop(s->api); /* streams closed, search threads joined */
+        s->api = NULL;
+    }
     sl_listen_free(s); /* listeners and the TLS context */
     /* libevent closes a freed bufferevent's socket from the loop (deferred finalizers):
      * run it once, or the sockets stay open, unread, while the writer below takes the
@@ -376,15 +397,16 @@ static void stop_all(struct server *s, int64_t t0)
      * under way instead of emptying it. */
     sl_writer_stop(s->writer, s->handover ? sl_clock_mono_ms()
                                           : t0 + s->cfg->shutdown_grace * 1000 / 2);
+    if (s->handover) {
+        release_spool(s);
+        sl_api_stop(s->api);
+        s->api = NULL;
+        (void)event_base_loop(s->base, EVLOOP_NONBLOCK); /* the streams' sockets */
+    }
     sl_notifier_stop(s->notifier);
     sl_feed_free(s->feed);
     sl_maint_stop(s->maint);
-    if (s->spool) {
-        struct sl_spool_stats st;
-        sl_spool_get_stats(s->spool, &st);
-        sl_info("stopped", "unwritten_bytes=%" PRIu64, st.depth_bytes);
-    }
-    sl_spool_free(s->spool);
+    release_spool(s);
     sl_sources_free(s->sources);
     if (s->drain_timer)
         event_free(s->drain_timer);
