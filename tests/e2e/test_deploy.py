@@ -78,6 +78,16 @@ def test_systemd_verify_would_catch_a_broken_unit(tmp_path):
     assert "sluice.service:" in out and "bogus" in out, out
 
 
+def test_service_unit_exposure_is_low(tmp_path):
+    """systemd's own review of the sandbox (offline: no running manager here)."""
+    path = unit_copies(str(tmp_path))[0]
+    r = subprocess.run(["systemd-analyze", "security", "--offline=true", path],
+                       capture_output=True, text=True, timeout=60)
+    m = re.search(r"Overall exposure level for sluice.service: ([0-9.]+) (\w+)", r.stdout)
+    assert m, r.stdout[-2000:] + r.stderr
+    assert float(m.group(1)) <= 2.0 and m.group(2) == "OK", m.group(0)
+
+
 def unit_settings(text):
     kv = {}
     for line in text.splitlines():
