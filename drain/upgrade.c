@@ -62,15 +62,15 @@ int sl_upgrade_init(void)
     args[0] = exe_path; /* argv[0] as the path we exec */
     return 0;
 failed:
-    sl_warn("binary upgrade unavailable: cannot read how this process was started",
-            "err=\"%s\"", strerror(errno));
+    sl_warn("binary upgrade unavailable: cannot read how this process was started", "err=\"%s\"",
+            strerror(errno));
     exe_path[0] = '\0';
     return SL_EIO;
 }
 
 static bool env_dropped(const char *e)
 {
-    static const char *const drop[] = {"LISTEN_PID=", "LISTEN_FDS=", "LISTEN_FDNAMES=",
+    static const char *const drop[] = {"LISTEN_PID=",        "LISTEN_FDS=",   "LISTEN_FDNAMES=",
                                        "SLUICE_UPGRADE_FD=", "WATCHDOG_PID=", "WATCHDOG_USEC="};
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
         if (strncmp(e, drop[i], strlen(drop[i])) == 0)
@@ -119,8 +119,8 @@ int sl_upgrade_spawn(const int *fds, const char *const *names, int n, pid_t *pid
     snprintf(upenv, sizeof(upenv), "SLUICE_UPGRADE_FD=%d", 3 + n);
     nl = (size_t)snprintf(namesenv, sizeof(namesenv), "LISTEN_FDNAMES=");
     for (int i = 0; i < n && nl < sizeof(namesenv); i++)
-        nl += (size_t)snprintf(namesenv + nl, sizeof(namesenv) - nl, "%s%s", i ? ":" : "",
-                               names[i]);
+        nl +=
+            (size_t)snprintf(namesenv + nl, sizeof(namesenv) - nl, "%s%s", i ? ":" : "", names[i]);
     memcpy(pidenv, "LISTEN_PID=", 12);
     envp = calloc(MAX_ENV + 5, sizeof(*envp));
     if (envp == NULL)
@@ -152,8 +152,8 @@ int sl_upgrade_spawn(const int *fds, const char *const *names, int n, pid_t *pid
     rc = 0;
 out:
     if (rc)
-        sl_error("binary upgrade: could not start the new process", "path=%s err=\"%s\"",
-                 exe_path, strerror(errno));
+        sl_error("binary upgrade: could not start the new process", "path=%s err=\"%s\"", exe_path,
+                 strerror(errno));
     for (int i = 0; i <= n; i++)
         if (tmp[i] >= 0)
             close(tmp[i]);
