@@ -128,6 +128,7 @@ struct server {
     struct event *sync_ev;
     struct event *sig_ev[3];    /* SIGTERM, SIGINT, SIGUSR2 (binary upgrade) */
     struct event *ready_timer;  /* until sd_notify READY=1 is sent (the database reachable) */
+    struct event *watchdog_ev;  /* WATCHDOG=1 at half of systemd's WatchdogSec */
     struct event *upgrade_ev;   /* the new process's readiness pipe, during an upgrade */
     int upgrade_pid;            /* that new process (0: no upgrade under way) */
     bool said_waiting;          /* STATUS=waiting for PostgreSQL sent */

@@ -56,6 +56,18 @@ out:
     return rc;
 }
 
+uint64_t sl_sd_watchdog_usec(void)
+{
+    const char *u = getenv("WATCHDOG_USEC"), *pid = getenv("WATCHDOG_PID");
+    char *end;
+    unsigned long long v;
+
+    if (u == NULL || (pid && strtol(pid, NULL, 10) != (long)getpid()))
+        return 0;
+    v = strtoull(u, &end, 10);
+    return *end ? 0 : (uint64_t)v;
+}
+
 int sl_sd_listen_fds(int *fds, const char **names, int max)
 {
     static char namebuf[1024];

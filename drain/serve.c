@@ -11,7 +11,8 @@
  * holds them this one drains as for SIGTERM, except that requests still arriving on its
  * open connections are answered and the writer stops at once, leaving the spool to the
  * new process, which waits for its lock. systemd hears READY=1 (listeners bound,
- * PostgreSQL reachable), STOPPING=1 and, on an upgrade, MAINPID= of the new process.
+ * PostgreSQL reachable), STOPPING=1, WATCHDOG=1 from the loop when WatchdogSec= is set
+ * and, on an upgrade, MAINPID= of the new process.
  *
  * Leaves to others: sockets and connections (drain/listen.c), the protocols
  * (drain/ingest_http.c, drain/ingest_syslog.c). Thread: the main thread, which then
@@ -318,10 +319,28 @@ static int start_listeners(struct server *s, const int *fds, const char **names,
     return rc;
 }
 
-/* SIGTERM, SIGINT, SIGUSR2, and the readiness check for systemd. */
+/* systemd's watchdog: the loop is alive. */
+static void watchdog_ping(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sl_sd_notify("WATCHDOG=1");
+}
+
+/* SIGTERM, SIGINT, SIGUSR2, the readiness check and the watchdog for systemd. */
 static int start_loop(struct server *s)
 {
     struct timeval tv = {0, 100000};
+    uint64_t wd = sl_sd_watchdog_usec();
+
+    if (wd > 0) {
+        struct timeval half = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
+        s->watchdog_ev = event_new(s->base, -1, EV_PERSIST, watchdog_ping, s);
+        if (s->watchdog_ev == NULL || event_add(s->watchdog_ev, &half))
+            return SL_EIO;
+        watchdog_ping(-1, 0, s);
+    }
 
     s->sig_ev[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_ev[1] = evsignal_new(s->base, SIGINT, on_signal, s);
@@ -415,6 +434,8 @@ static void stop_all(struct server *s, int64_t t0)
             event_free(s->sig_ev[i]);
     if (s->ready_timer)
         event_free(s->ready_timer);
+    if (s->watchdog_ev)
+        event_free(s->watchdog_ev);
     if (s->upgrade_ev) {
         close(event_get_fd(s->upgrade_ev));
         event_free(s->upgrade_ev);

@@ -68,10 +68,12 @@ failed:
     return SL_EIO;
 }
 
+/* The variables that describe this process, not the new one. WATCHDOG_USEC stays: without
+ * WATCHDOG_PID the new process takes it as its own once systemd knows its pid. */
 static bool env_dropped(const char *e)
 {
     static const char *const drop[] = {"LISTEN_PID=",        "LISTEN_FDS=",   "LISTEN_FDNAMES=",
-                                       "SLUICE_UPGRADE_FD=", "WATCHDOG_PID=", "WATCHDOG_USEC="};
+                                       "SLUICE_UPGRADE_FD=", "WATCHDOG_PID="};
     for (size_t i = 0; i < sizeof(drop) / sizeof(drop[0]); i++)
         if (strncmp(e, drop[i], strlen(drop[i])) == 0)
             return true;

@@ -5,6 +5,8 @@
 #ifndef SLUICE_SDNOTIFY_H
 #define SLUICE_SDNOTIFY_H
 
+#include <stdint.h>
+
 #include "sluice/err.h"
 
 /* Largest number of passed sockets taken (more are closed and logged). */
@@ -14,6 +16,11 @@
  * $NOTIFY_SOCKET (a path, or "@name" for the abstract namespace). Returns 1 when
  * NOTIFY_SOCKET is unset (nothing to do), 0 when sent, SL_EIO (logged once) otherwise. */
 int sl_sd_notify(const char *state);
+
+/* The watchdog interval systemd asks for (WatchdogSec=): WATCHDOG_USEC, when
+ * WATCHDOG_PID is absent or our pid; 0 when there is none. Send "WATCHDOG=1" at half of
+ * it. */
+uint64_t sl_sd_watchdog_usec(void);
 
 /* The sockets passed to this process: LISTEN_PID must be our pid and LISTEN_FDS their
  * count (from fd 3); names[i] is the i-th field of LISTEN_FDNAMES ("" when absent;

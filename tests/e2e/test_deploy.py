@@ -100,7 +100,7 @@ def unit_settings(text):
 
 def test_service_unit_is_sandboxed_notify_with_state_directory():
     kv = unit_settings(read("deploy/sluice.service"))
-    want = {"Type": "notify", "NotifyAccess": "main", "NoNewPrivileges": "true",
+    want = {"Type": "notify", "NotifyAccess": "main", "WatchdogSec": "30", "NoNewPrivileges": "true",
             "ProtectSystem": "strict", "PrivateTmp": "true", "ProtectHome": "true",
             "StateDirectory": "sluice", "ExecReload": "/bin/kill -USR2 $MAINPID",
             "KillSignal": "SIGTERM"}
@@ -279,7 +279,7 @@ def test_sd_notify_ready_after_listeners_and_database_stopping_on_sigterm(sluice
         url = late_database(pg, name)
         # The database does not exist yet: sluice starts, binds and serves (/healthz
         # answered before start() returns) but must not say READY=1.
-        s = sluice(DATABASE_URL=url, NOTIFY_SOCKET=ns.path)
+        s = sluice(DATABASE_URL=url, NOTIFY_SOCKET=ns.path, WATCHDOG_USEC="200000")
         ns.wait(lambda m: "STATUS=waiting for PostgreSQL" in m, 20, "waiting status")
         assert not any("READY=1" in m for m in ns.messages), ns.messages
         assert s.get("/readyz").status == 503
@@ -290,6 +290,10 @@ def test_sd_notify_ready_after_listeners_and_database_stopping_on_sigterm(sluice
         for port in (s.http_port, s.https_port, s.syslog_tls_port, s.syslog_port):
             socket.create_connection(("127.0.0.1", port), timeout=5).close()
         assert not any("STOPPING=1" in m for m in ns.messages)
+        # WatchdogSec: the loop says it is alive at half the interval
+        seen = len([m for m in ns.messages if m == "WATCHDOG=1"])
+        ns.wait(lambda m: len([x for x in ns.messages if x == "WATCHDOG=1"]) >= seen + 2, 20,
+                "two more WATCHDOG=1")
         s.proc.send_signal(signal.SIGTERM)
         ns.wait(lambda m: m == "STOPPING=1", 20, "STOPPING=1")
         assert s.proc.wait(timeout=30) == 0

@@ -1,7 +1,7 @@
 /* Unit tests for drain/sdnotify.c (include/sluice/sdnotify.h): the sd_notify datagram on
  * a real AF_UNIX socket (a path, and the abstract namespace), NOTIFY_SOCKET unset or
- * unusable, and LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES: only for our own pid, names
- * split, the variables removed, the descriptors made close-on-exec. */
+ * unusable, LISTEN_FDS / LISTEN_PID / LISTEN_FDNAMES (only for our own pid, names split,
+ * the variables removed, the descriptors made close-on-exec) and WATCHDOG_USEC. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -148,6 +148,28 @@ static void test_listen_fds(void **state)
     close(b);
 }
 
+static void test_watchdog(void **state)
+{
+    char pid[32];
+
+    (void)state;
+    unsetenv("WATCHDOG_PID");
+    unsetenv("WATCHDOG_USEC");
+    assert_int_equal(sl_sd_watchdog_usec(), 0);
+    setenv("WATCHDOG_USEC", "30000000", 1);
+    assert_int_equal(sl_sd_watchdog_usec(), 30000000);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    setenv("WATCHDOG_PID", pid, 1);
+    assert_int_equal(sl_sd_watchdog_usec(), 30000000);
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid() + 1);
+    setenv("WATCHDOG_PID", pid, 1); /* meant for another process */
+    assert_int_equal(sl_sd_watchdog_usec(), 0);
+    unsetenv("WATCHDOG_PID");
+    setenv("WATCHDOG_USEC", "30s", 1);
+    assert_int_equal(sl_sd_watchdog_usec(), 0);
+    unsetenv("WATCHDOG_USEC");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -155,6 +177,7 @@ int main(void)
         cmocka_unit_test(test_notify_abstract),
         cmocka_unit_test(test_notify_unset_or_unusable),
         cmocka_unit_test(test_listen_fds),
+        cmocka_unit_test(test_watchdog),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
