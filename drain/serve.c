@@ -386,7 +386,9 @@ static void release_spool(struct server *s)
     memset(&st, 0, sizeof(st));
     sl_spool_get_stats(s->spool, &st);
     unwritten = st.depth_bytes;
-    sl_info("stopped", "unwritten_bytes=%" PRIu64, unwritten);
+    /* after a hand-over the new process writes what is left */
+    sl_info("stopped", "unwritten_bytes=%" PRIu64 "%s", unwritten,
+            s->handover ? " handed_over=true" : "");
     sl_spool_free(s->spool);
     s->spool = NULL;
 }
