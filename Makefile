@@ -31,7 +31,7 @@ MAIN_OBJ := $(BUILD)/obj/drain/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e asan bench bench-quick format lint clean
+.PHONY: all deps run test unit e2e asan bench bench-quick format lint clean container-check
 all: $(BUILD)/sluice
 
 $(BUILD)/obj/%.o: %.c
@@ -137,3 +137,8 @@ fuzz: deps
 	[ -z "$$bad" ] || echo "fuzz: failed:$$bad" >&2; \
 	echo "fuzz: $$passed passed, $$failed failed"; \
 	[ "$$failed" -eq 0 ] && [ "$$passed" -gt 0 ]
+
+# Builds deploy/Dockerfile with Debian's podman and runs it against a private PostgreSQL
+# (minutes; not part of `make test`). Needs podman, runc, debootstrap.
+container-check:
+	deploy/container-check.sh

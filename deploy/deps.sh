@@ -22,9 +22,11 @@ PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-pgsql
     python3 python3-pytest python3-pytest-xdist python3-psycopg2
     clang libclang-rt-dev
+    haproxy
 )
 # clang and its runtime (libclang_rt.fuzzer, asan, ubsan) build the libFuzzer targets
 # of `make fuzz` (tests/fuzz/), which CI runs after `make test` and `make asan`.
+# haproxy: tests/e2e/test_deploy.py checks deploy/haproxy.cfg with `haproxy -c`.
 
 # The e2e tests verify webhook signatures with the `standardwebhooks` npm package as an
 # independent check: they need node and npm (a machine may already have them from

@@ -126,7 +126,12 @@ struct server {
     struct sl_feed *feed;
     struct sl_api *api;
     struct event *sync_ev;
-    struct event *sig_ev[2];
+    struct event *sig_ev[3];    /* SIGTERM, SIGINT, SIGUSR2 (binary upgrade) */
+    struct event *ready_timer;  /* until sd_notify READY=1 is sent (the database reachable) */
+    struct event *watchdog_ev;  /* WATCHDOG=1 at half of systemd's WatchdogSec */
+    struct event *upgrade_ev;   /* the new process's readiness pipe, during an upgrade */
+    int upgrade_pid;            /* that new process (0: no upgrade under way) */
+    bool said_waiting;          /* STATUS=waiting for PostgreSQL sent */
     struct event *drain_timer;
     struct event *accept_timer; /* out of file descriptors: accepting again later */
     bool accept_paused;         /* an episode of EMFILE/ENFILE (logged once) */
@@ -135,6 +140,8 @@ struct server {
     size_t nconns;
     uint64_t inflight;
     bool draining;
+    bool handover; /* draining for a binary upgrade: the new process holds the listeners,
+                    * requests still coming on open connections are answered (spooled) */
     int64_t drain_deadline;
     int64_t last_unknown_warn;
     /* The protocols' entry points, set by serve.c: listen.c reaches ingest_http.c and
@@ -162,6 +169,17 @@ static inline void note_spooled(int64_t received_us)
 
 /* Listen on port (0: not at all) for connections of one kind. */
 SL_MUSTCHECK int sl_listen_open(struct server *s, enum lst which, int port);
+/* Accept connections of one kind on fd, a socket already listening (passed by systemd
+ * or by the process this one replaces; takes ownership). */
+SL_MUSTCHECK int sl_listen_adopt(struct server *s, enum lst which, int fd);
+/* The socket of a listener (-1: none); it stays the listener's. */
+int sl_listen_get_fd(struct server *s, enum lst which);
+/* The port a listening socket is bound to (0: not a listening TCP socket). */
+int sl_listen_fd_port(int fd);
+/* The name of a listener in LISTEN_FDNAMES ("http", "https", "syslog-tls", "syslog"), and
+ * back (L_COUNT: no such name). */
+const char *sl_listen_name(enum lst which);
+enum lst sl_listen_by_name(const char *name);
 /* The TLS context of the HTTPS and syslog TLS listeners (cfg->tls_cert, tls_key). */
 SL_MUSTCHECK int sl_listen_tls_setup(struct server *s);
 /* Stop accepting: free every listener. */

@@ -659,7 +659,7 @@ static bool head_admit_connection(struct conn *c)
         c->http.keep_alive = false;
     if (health)
         return true;
-    if (c->srv->draining) {
+    if (c->srv->draining && !c->srv->handover) {
         refuse(c, 503, "shutting down: retry later\n", "Retry-After: 5\r\n");
         return false;
     }

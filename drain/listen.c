@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -660,6 +661,67 @@ int sl_listen_open(struct server *s, enum lst which, int port)
         return SL_EIO;
     }
     evconnlistener_set_error_cb(s->lev[which], on_accept_error);
+    return 0;
+}
+
+static const char *const lst_names[L_COUNT] = {
+    [L_HTTP] = "http", [L_HTTPS] = "https", [L_SYSLOG_TLS] = "syslog-tls", [L_SYSLOG] = "syslog"};
+
+const char *sl_listen_name(enum lst which)
+{
+    return which < L_COUNT ? lst_names[which] : "";
+}
+
+enum lst sl_listen_by_name(const char *name)
+{
+    for (int i = 0; i < L_COUNT; i++)
+        if (strcmp(name, lst_names[i]) == 0)
+            return (enum lst)i;
+    return L_COUNT;
+}
+
+int sl_listen_get_fd(struct server *s, enum lst which)
+{
+    return s->lev[which] ? (int)evconnlistener_get_fd(s->lev[which]) : -1;
+}
+
+int sl_listen_fd_port(int fd)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    int type = 0, acc = 0;
+    socklen_t tl = sizeof(type), al = sizeof(acc);
+
+    if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) != 0 || type != SOCK_STREAM ||
+        getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &acc, &al) != 0 || !acc ||
+        getsockname(fd, (struct sockaddr *)&ss, &len) != 0)
+        return 0;
+    if (ss.ss_family == AF_INET)
+        return ntohs(((struct sockaddr_in *)(void *)&ss)->sin_port);
+    if (ss.ss_family == AF_INET6)
+        return ntohs(((struct sockaddr_in6 *)(void *)&ss)->sin6_port);
+    return 0;
+}
+
+int sl_listen_adopt(struct server *s, enum lst which, int fd)
+{
+    if (sl_listen_fd_port(fd) == 0 || evutil_make_socket_nonblocking(fd) != 0 ||
+        evutil_make_socket_closeonexec(fd) != 0) {
+        sl_error("passed socket is not a listening TCP socket", "fd=%d listener=%s", fd,
+                 lst_names[which]);
+        close(fd);
+        return SL_EINVAL;
+    }
+    /* backlog -1: it listens already, with the backlog its owner chose */
+    s->lev[which] = evconnlistener_new(
+        s->base, on_accept, s, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC, -1, fd);
+    if (s->lev[which] == NULL) {
+        close(fd);
+        return SL_EIO;
+    }
+    evconnlistener_set_error_cb(s->lev[which], on_accept_error);
+    sl_info("listening on a passed socket", "listener=%s port=%d fd=%d", lst_names[which],
+            sl_listen_fd_port(fd), fd);
     return 0;
 }
 

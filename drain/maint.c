@@ -65,6 +65,8 @@ static int m_connect(struct sl_maint *m)
     /* Today and the next two days, so midnight never waits on DDL. */
     if (sl_db_ensure_partitions(m->pg, sl_clock_real_us(), 3))
         return SL_EDB;
+    /* readiness (sd_notify READY=1, /readyz) may be told before the writer connects */
+    atomic_store(&sl_metrics.db_up, 1);
     return 0;
 }
 

@@ -3,9 +3,16 @@
  * Opens the spool and starts every thread of the process: the spool syncer
  * (drain/spool.c), the writer (drain/writer.c), maintenance (drain/maint.c), the alert
  * notifier (rules/notifier.c) and the read API's workers and tail thread (drain/api.c);
- * then the event loop, its listeners (drain/listen.c) and signals. SIGTERM or SIGINT
- * starts a graceful drain: listeners close, connections finish what they hold (half the
- * grace period), then the writer gets the rest to empty the spool.
+ * then the event loop, its listeners (drain/listen.c, bound here or passed by systemd or by
+ * the process this one replaces) and signals. SIGTERM or SIGINT starts a graceful drain:
+ * listeners close, connections finish what they hold (half the grace period), then the
+ * writer gets the rest to empty the spool. SIGUSR2 upgrades the binary without closing
+ * the ports (drain/upgrade.c): the new process gets the listening sockets, and once it
+ * holds them this one drains as for SIGTERM, except that requests still arriving on its
+ * open connections are answered and the writer stops at once, leaving the spool to the
+ * new process, which waits for its lock. systemd hears READY=1 (listeners bound,
+ * PostgreSQL reachable), STOPPING=1, WATCHDOG=1 from the loop when WatchdogSec= is set
+ * and, on an upgrade, MAINPID= of the new process.
  *
  * Leaves to others: sockets and connections (drain/listen.c), the protocols
  * (drain/ingest_http.c, drain/ingest_syslog.c). Thread: the main thread, which then
@@ -15,6 +22,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <event2/event.h>
 #include <event2/thread.h>
@@ -25,12 +34,19 @@
 #include "sluice/log.h"
 #include "sluice/maint.h"
 #include "sluice/notifier.h"
+#include "sluice/sdnotify.h"
 #include "sluice/serve.h"
 #include "sluice/sources.h"
 #include "sluice/spool.h"
+#include "sluice/upgrade.h"
 #include "sluice/writer.h"
 
 #include "conn-internal.h"
+
+/* How long the old process of an upgrade lets its connections finish before it releases
+ * the spool, and how long it waits for the new process to take the listeners. */
+#define HANDOVER_DRAIN_MS 2000
+#define UPGRADE_START_S 60
 
 /* The syncer thread made more of the spool durable: wake the loop, which answers the
  * requests it covers (drain/ingest_http.c). */
@@ -54,23 +70,128 @@ static void drain_check(evutil_socket_t fd, short what, void *arg)
         event_base_loopbreak(s->base);
 }
 
-static void on_signal(evutil_socket_t sig, short what, void *arg)
+/* Stop accepting and let the connections finish. handover: a new process holds the
+ * listeners (an upgrade); requests on open connections are still answered. */
+static void begin_drain(struct server *s, bool handover)
 {
-    struct server *s = arg;
-    struct timeval tv = {0, 100000};
-    (void)what;
+    /* a hand-over is watched closely: connections queue while it lasts */
+    struct timeval tv = {0, handover ? 10000 : 100000};
+    int64_t grace_ms = s->cfg->shutdown_grace * 1000 / 2;
 
-    if (s->draining)
-        return;
-    sl_info("shutting down", "signal=%d", (int)sig);
     s->draining = true;
-    /* half the grace for in-flight requests, the rest for the spool flush */
-    s->drain_deadline = sl_clock_mono_ms() + s->cfg->shutdown_grace * 1000 / 2;
+    s->handover = handover;
+    /* Half the grace for in-flight requests, the rest for the spool flush. A hand-over
+     * waits at most HANDOVER_DRAIN_MS: connections queue meanwhile in the shared accept
+     * queue, and an unanswered request is retried by its sender (nothing it was told
+     * is stored can be lost: the spool goes to the new process). */
+    if (handover && grace_ms > HANDOVER_DRAIN_MS)
+        grace_ms = HANDOVER_DRAIN_MS;
+    s->drain_deadline = sl_clock_mono_ms() + grace_ms;
     sl_listen_close(s);
     s->drain_timer = event_new(s->base, -1, EV_PERSIST, drain_check, s);
     if (s->drain_timer)
         event_add(s->drain_timer, &tv);
     drain_check(-1, 0, s);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+    (void)what;
+
+    if (s->draining)
+        return;
+    sl_info("shutting down", "signal=%d", (int)sig);
+    sl_sd_notify("STOPPING=1");
+    if (s->upgrade_pid > 0) {
+        /* an upgrade under way: its new process has not taken over; stop it too */
+        kill(s->upgrade_pid, SIGKILL);
+        waitpid(s->upgrade_pid, NULL, 0);
+        s->upgrade_pid = 0;
+    }
+    begin_drain(s, false);
+}
+
+/* The new process of an upgrade wrote its readiness byte (it holds the listeners), closed
+ * the pipe without it (it failed), or did neither in time. */
+static void on_upgrade_ready(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    char b = 0;
+    ssize_t r = (what & EV_READ) ? read(fd, &b, 1) : -1;
+    char msg[64];
+
+    event_free(s->upgrade_ev);
+    s->upgrade_ev = NULL;
+    close(fd);
+    if (r == 1 && !s->draining) {
+        sl_info("upgrade: the new process holds the listeners; handing over",
+                "pid=%d", s->upgrade_pid);
+        snprintf(msg, sizeof(msg), "MAINPID=%d", s->upgrade_pid);
+        sl_sd_notify(msg);
+        begin_drain(s, true);
+        return;
+    }
+    sl_error("upgrade failed: the new process did not take over; still serving",
+             "pid=%d reason=%s", s->upgrade_pid, (what & EV_TIMEOUT) ? "timeout" : "exited");
+    kill(s->upgrade_pid, SIGKILL);
+    waitpid(s->upgrade_pid, NULL, 0);
+    s->upgrade_pid = 0;
+}
+
+/* SIGUSR2: start the binary now at our path with our listeners. */
+static void on_upgrade_signal(evutil_socket_t sig, short what, void *arg)
+{
+    struct server *s = arg;
+    struct timeval tv = {UPGRADE_START_S, 0};
+    int fds[L_COUNT], n = 0, ready_fd;
+    const char *names[L_COUNT];
+    pid_t pid;
+    (void)sig;
+    (void)what;
+
+    if (s->draining || s->upgrade_pid > 0) {
+        sl_warn("upgrade signal ignored", "reason=%s",
+                s->draining ? "shutting down" : "an upgrade is under way");
+        return;
+    }
+    for (int i = 0; i < L_COUNT; i++)
+        if (s->lev[i]) {
+            fds[n] = sl_listen_get_fd(s, (enum lst)i);
+            names[n++] = sl_listen_name((enum lst)i);
+        }
+    if (sl_upgrade_spawn(fds, names, n, &pid, &ready_fd))
+        return;
+    s->upgrade_pid = (int)pid;
+    s->upgrade_ev = event_new(s->base, ready_fd, EV_READ, on_upgrade_ready, s);
+    if (s->upgrade_ev == NULL || event_add(s->upgrade_ev, &tv)) {
+        close(ready_fd);
+        on_upgrade_ready(-1, 0, s);
+        return;
+    }
+    sl_info("upgrade: new process started", "pid=%d", s->upgrade_pid);
+}
+
+/* Readiness for systemd (Type=notify): the listeners are bound (this runs from the loop)
+ * and PostgreSQL answered; until then, every 100 ms, a STATUS line. */
+static void ready_check(evutil_socket_t fd, short what, void *arg)
+{
+    struct server *s = arg;
+    char msg[128];
+    (void)fd;
+    (void)what;
+
+    if (!atomic_load(&sl_metrics.db_up)) {
+        if (!s->said_waiting)
+            sl_sd_notify("STATUS=waiting for PostgreSQL");
+        s->said_waiting = true;
+        return;
+    }
+    snprintf(msg, sizeof(msg), "READY=1\nSTATUS=serving\nMAINPID=%ld", (long)getpid());
+    if (sl_sd_notify(msg) <= 0)
+        sl_info("ready", "pid=%ld", (long)getpid());
+    event_free(s->ready_timer);
+    s->ready_timer = NULL;
 }
 
 /* The spool syncer, the writer, the notifier and the read API's threads; the
@@ -154,32 +275,137 @@ static int check_fd_limit(const struct sl_config *cfg)
     return 0;
 }
 
-/* The listeners, then SIGTERM and SIGINT. */
-static int start_loop(struct server *s)
+/* The listeners: a socket passed for it (systemd socket activation, or the process this
+ * one replaces: matched by its LISTEN_FDNAMES name, else by its port), else bound here.
+ * A passed socket no listener wants is closed. */
+static int start_listeners(struct server *s, const int *fds, const char **names, int nfds)
 {
     const struct sl_config *cfg = s->cfg;
+    const int ports[L_COUNT] = {[L_HTTP] = cfg->http_port, [L_HTTPS] = cfg->https_port,
+                                [L_SYSLOG_TLS] = cfg->syslog_tls_port,
+                                [L_SYSLOG] = cfg->syslog_port};
+    int rc = 0, owner[SL_SD_MAX_FDS];
 
-    if (sl_listen_open(s, L_HTTP, cfg->http_port) || sl_listen_open(s, L_HTTPS, cfg->https_port) ||
-        sl_listen_open(s, L_SYSLOG_TLS, cfg->syslog_tls_port) ||
-        sl_listen_open(s, L_SYSLOG, cfg->syslog_port))
-        return SL_EIO;
+    for (int j = 0; j < nfds; j++) {
+        enum lst w = sl_listen_by_name(names[j]);
+        int port = sl_listen_fd_port(fds[j]);
+        owner[j] = -1;
+        for (int i = 0; w == L_COUNT && i < L_COUNT; i++)
+            if (port && ports[i] == port)
+                w = (enum lst)i;
+        if (w < L_COUNT && ports[w] > 0)
+            owner[j] = (int)w;
+    }
+    for (int i = 0; i < L_COUNT; i++) {
+        int fd = -1;
+        for (int j = 0; j < nfds; j++)
+            if (owner[j] == i && fd < 0) {
+                fd = fds[j];
+                owner[j] = -2; /* taken */
+            }
+        if (rc == 0 && fd >= 0)
+            rc = sl_listen_adopt(s, (enum lst)i, fd);
+        else if (fd >= 0)
+            close(fd);
+        else if (rc == 0)
+            rc = sl_listen_open(s, (enum lst)i, ports[i]);
+    }
+    for (int j = 0; j < nfds; j++)
+        if (owner[j] != -2) {
+            sl_warn("passed socket matches no configured listener: closed", "fd=%d name=%s port=%d",
+                    fds[j], names[j], sl_listen_fd_port(fds[j]));
+            close(fds[j]);
+        }
+    return rc;
+}
+
+/* systemd's watchdog: the loop is alive. */
+static void watchdog_ping(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    (void)arg;
+    sl_sd_notify("WATCHDOG=1");
+}
+
+/* SIGTERM, SIGINT, SIGUSR2, the readiness check and the watchdog for systemd. */
+static int start_loop(struct server *s)
+{
+    struct timeval tv = {0, 100000};
+    uint64_t wd = sl_sd_watchdog_usec();
+
+    if (wd > 0) {
+        struct timeval half = {(time_t)(wd / 2 / 1000000), (suseconds_t)(wd / 2 % 1000000)};
+        s->watchdog_ev = event_new(s->base, -1, EV_PERSIST, watchdog_ping, s);
+        if (s->watchdog_ev == NULL || event_add(s->watchdog_ev, &half))
+            return SL_EIO;
+        watchdog_ping(-1, 0, s);
+    }
+
     s->sig_ev[0] = evsignal_new(s->base, SIGTERM, on_signal, s);
     s->sig_ev[1] = evsignal_new(s->base, SIGINT, on_signal, s);
-    if (!s->sig_ev[0] || !s->sig_ev[1] || event_add(s->sig_ev[0], NULL) ||
-        event_add(s->sig_ev[1], NULL))
+    s->sig_ev[2] = evsignal_new(s->base, SIGUSR2, on_upgrade_signal, s);
+    s->ready_timer = event_new(s->base, -1, EV_PERSIST, ready_check, s);
+    if (!s->sig_ev[0] || !s->sig_ev[1] || !s->sig_ev[2] || !s->ready_timer ||
+        event_add(s->sig_ev[0], NULL) || event_add(s->sig_ev[1], NULL) ||
+        event_add(s->sig_ev[2], NULL) || event_add(s->ready_timer, &tv))
         return SL_EIO;
+    event_active(s->ready_timer, EV_TIMEOUT, 0);
     return 0;
+}
+
+/* The spool; lock_wait_ms: how long to wait for a process that holds it (an upgrade). */
+static int open_spool(struct server *s, int lock_wait_ms)
+{
+    const struct sl_config *cfg = s->cfg;
+    struct sl_spool_opts so;
+
+    memset(&so, 0, sizeof(so));
+    so.dir = cfg->spool_dir;
+    so.segment_bytes = (uint64_t)cfg->spool_segment_bytes;
+    so.max_bytes = (uint64_t)cfg->spool_max_bytes;
+    so.max_record = (uint32_t)(cfg->max_body * 4 + (1 << 20));
+    so.fsync = cfg->fsync;
+    so.lock_wait_ms = lock_wait_ms;
+    if (sl_spool_open(&so, &s->spool)) {
+        sl_error("spool unusable", "dir=%s", cfg->spool_dir);
+        return SL_EIO;
+    }
+    return 0;
+}
+
+/* The last use of the spool: its stats, then close it, which drops its lock (the new
+ * process of an upgrade waits for that). */
+static void release_spool(struct server *s)
+{
+    struct sl_spool_stats st;
+    uint64_t unwritten;
+
+    if (s->spool == NULL)
+        return;
+    memset(&st, 0, sizeof(st));
+    sl_spool_get_stats(s->spool, &st);
+    unwritten = st.depth_bytes;
+    /* after a hand-over the new process writes what is left */
+    sl_info("stopped", "unwritten_bytes=%" PRIu64 "%s", unwritten,
+            s->handover ? " handed_over=true" : "");
+    sl_spool_free(s->spool);
+    s->spool = NULL;
 }
 
 /* Stop everything start-up started, in order: connections and streams, listeners, a
  * final spool sync, the writer (it gets until t0 plus half the grace period to empty the
- * spool), the other threads, then memory. Accepts a half-started server. */
+ * spool), the other threads, then memory. A hand-over releases the spool right after
+ * the writer, before the threads that do not use it, so the new process waits less.
+ * Accepts a half-started server. */
 static void stop_all(struct server *s, int64_t t0)
 {
     while (!TAILQ_EMPTY(&s->conns))
         sl_conn_free(TAILQ_FIRST(&s->conns));
-    sl_api_stop(s->api); /* streams closed, search threads joined */
-    s->api = NULL;
+    if (!s->handover) {
+        sl_api_stop(s->api); /* streams closed, search threads joined */
+        s->api = NULL;
+    }
     sl_listen_free(s); /* listeners and the TLS context */
     /* libevent closes a freed bufferevent's socket from the loop (deferred finalizers):
      * run it once, or the sockets stay open, unread, while the writer below takes the
@@ -188,22 +414,34 @@ static void stop_all(struct server *s, int64_t t0)
         (void)event_base_loop(s->base, EVLOOP_NONBLOCK);
     if (s->spool && sl_spool_sync_now(s->spool))
         sl_error("final spool sync failed", "%s", "");
-    sl_writer_stop(s->writer, t0 + s->cfg->shutdown_grace * 1000 / 2);
+    /* A hand-over leaves the spool to the new process: the writer stops after the commit
+     * under way instead of emptying it. */
+    sl_writer_stop(s->writer, s->handover ? sl_clock_mono_ms()
+                                          : t0 + s->cfg->shutdown_grace * 1000 / 2);
+    if (s->handover) {
+        release_spool(s);
+        sl_api_stop(s->api);
+        s->api = NULL;
+        (void)event_base_loop(s->base, EVLOOP_NONBLOCK); /* the streams' sockets */
+    }
     sl_notifier_stop(s->notifier);
     sl_feed_free(s->feed);
     sl_maint_stop(s->maint);
-    if (s->spool) {
-        struct sl_spool_stats st;
-        sl_spool_get_stats(s->spool, &st);
-        sl_info("stopped", "unwritten_bytes=%" PRIu64, st.depth_bytes);
-    }
-    sl_spool_free(s->spool);
+    release_spool(s);
     sl_sources_free(s->sources);
     if (s->drain_timer)
         event_free(s->drain_timer);
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 3; i++)
         if (s->sig_ev[i])
             event_free(s->sig_ev[i]);
+    if (s->ready_timer)
+        event_free(s->ready_timer);
+    if (s->watchdog_ev)
+        event_free(s->watchdog_ev);
+    if (s->upgrade_ev) {
+        close(event_get_fd(s->upgrade_ev));
+        event_free(s->upgrade_ev);
+    }
     if (s->sync_ev)
         event_free(s->sync_ev);
     if (s->base)
@@ -213,10 +451,18 @@ static void stop_all(struct server *s, int64_t t0)
 int sl_server_run(struct sl_config *cfg)
 {
     struct server srv, *s = &srv;
-    struct sl_spool_opts so;
     char snap[4096];
-    int rc = 1;
+    int rc = 1, upgrade_fd, nfds, passed[SL_SD_MAX_FDS];
+    const char *passed_names[SL_SD_MAX_FDS];
     int64_t t0 = 0;
+
+    /* first: these descriptors must not leak into anything this process starts */
+    nfds = sl_sd_listen_fds(passed, passed_names, SL_SD_MAX_FDS);
+    upgrade_fd = sl_upgrade_take_fd();
+    sl_upgrade_init();
+    /* Until the handler is installed, SIGUSR2 would kill the process: ignored meanwhile
+     * (a second `systemctl reload` reaching a new process still waiting for the spool). */
+    signal(SIGUSR2, SIG_IGN);
 
     memset(s, 0, sizeof(*s));
     s->cfg = cfg;
@@ -243,16 +489,9 @@ int sl_server_run(struct sl_config *cfg)
     if (check_fd_limit(cfg))
         return 2;
     evthread_use_pthreads();
-    memset(&so, 0, sizeof(so));
-    so.dir = cfg->spool_dir;
-    so.segment_bytes = (uint64_t)cfg->spool_segment_bytes;
-    so.max_bytes = (uint64_t)cfg->spool_max_bytes;
-    so.max_record = (uint32_t)(cfg->max_body * 4 + (1 << 20));
-    so.fsync = cfg->fsync;
-    if (sl_spool_open(&so, &s->spool)) {
-        sl_error("spool unusable", "dir=%s", cfg->spool_dir);
-        return 1;
-    }
+    /* An upgrade's new process takes the spool last, once the old one lets it go. */
+    if (upgrade_fd < 0 && open_spool(s, 0))
+        goto out;
     snprintf(snap, sizeof(snap), "%s/sources.snapshot", cfg->spool_dir);
     if (sl_sources_new(&s->sources) ||
         sl_maint_start(cfg->database_url, s->sources, snap, &s->maint))
@@ -262,6 +501,26 @@ int sl_server_run(struct sl_config *cfg)
         goto out;
     if ((cfg->https_port || cfg->syslog_tls_port) && sl_listen_tls_setup(s))
         goto out;
+    rc = start_listeners(s, passed, passed_names, nfds);
+    nfds = 0;
+    if (rc) {
+        rc = 1;
+        goto out;
+    }
+    rc = 1;
+    if (upgrade_fd >= 0) {
+        /* Connections queue in the listeners' accept queues until the loop runs. */
+        int ufd = upgrade_fd;
+        upgrade_fd = -1;
+        if (sl_upgrade_signal_ready(ufd)) {
+            sl_error("upgrade: the old process is gone before the hand-over", "%s", "");
+            goto out;
+        }
+        sl_info("upgrade: waiting for the old process to release the spool", "dir=%s",
+                cfg->spool_dir);
+        if (open_spool(s, (int)(cfg->shutdown_grace + 30) * 1000))
+            goto out;
+    }
     if (start_threads(s) || start_loop(s))
         goto out;
     sl_info("listening",
@@ -273,6 +532,10 @@ int sl_server_run(struct sl_config *cfg)
     t0 = sl_clock_mono_ms();
     rc = 0;
 out:
+    for (int j = 0; j < nfds; j++)
+        close(passed[j]);
+    if (upgrade_fd >= 0)
+        close(upgrade_fd);
     stop_all(s, t0 ? t0 : sl_clock_mono_ms());
     return rc;
 }

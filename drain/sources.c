@@ -141,8 +141,9 @@ int sl_sources_save(struct sl_sources *s, const char *path)
     FILE *f;
     int fd, rc = 0;
 
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    /* per process: during a binary upgrade the old and the new process both save */
+    snprintf(tmp, sizeof(tmp), "%s.%ld.tmp", path, (long)getpid());
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
     if (fd < 0 || (f = fdopen(fd, "w")) == NULL) {
         if (fd >= 0)
             close(fd);

@@ -778,6 +778,21 @@ static int open_space_check(struct sl_spool *s)
     return rc;
 }
 
+/* flock the directory, retrying every 5 ms for up to wait_ms while another process
+ * holds it. Returns 0, or -1 with errno. */
+static int lock_dir(int dirfd, int wait_ms)
+{
+    int64_t deadline = sl_clock_mono_ms() + (wait_ms > 0 ? wait_ms : 0);
+
+    for (;;) {
+        if (flock(dirfd, LOCK_EX | LOCK_NB) == 0)
+            return 0;
+        if (errno != EWOULDBLOCK || sl_clock_mono_ms() >= deadline)
+            return -1;
+        usleep(5000);
+    }
+}
+
 int sl_spool_open(const struct sl_spool_opts *o, struct sl_spool **out)
 {
     int rc = SL_EINVAL;
@@ -824,9 +839,11 @@ int sl_spool_open(const struct sl_spool_opts *o, struct sl_spool **out)
         sl_error("spool dir open failed", "path=%s err=\"%s\"", s->dir, strerror(errno));
         goto out;
     }
-    /* Two processes appending to one spool would interleave records. */
-    if (flock(s->dirfd, LOCK_EX | LOCK_NB) != 0) {
-        sl_error("spool dir locked", "path=%s err=\"%s\"", s->dir, strerror(errno));
+    /* Two processes appending to one spool would interleave records. A binary upgrade
+     * waits here for the old process to release it (o->lock_wait_ms). */
+    if (lock_dir(s->dirfd, o->lock_wait_ms) != 0) {
+        sl_error("spool dir locked", "path=%s err=\"%s\" waited_ms=%d", s->dir, strerror(errno),
+                 o->lock_wait_ms);
         goto out;
     }
     rc = load_node_id(s);

@@ -36,6 +36,8 @@ struct sl_spool_opts {
     uint64_t max_bytes;       /* cap on unreleased bytes: appends beyond it get SL_EFULL */
     uint32_t max_record;      /* largest payload accepted (SL_ETOOBIG beyond) */
     bool fsync;               /* false: records count as durable once written (benchmarks) */
+    int lock_wait_ms;         /* another process holds the directory: wait this long for it
+                               * to let go (a binary upgrade's hand-over); 0: fail at once */
 };
 
 /* Open (or create) the spool in o->dir. Recovery: every segment is kept; the last
