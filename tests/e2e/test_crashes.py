@@ -187,3 +187,119 @@ def test_python_trace_is_one_envelope(db, node, sentry):
     wait_for(lambda: crashes(db, src)[0]["delivery"] == "sent", 10, what="delivery sent")
     quiet(sentry, 1)
     assert node.metric("sluice_crashes_sent_total") >= 1
+
+
+def test_sluice_crashes_lists_by_fingerprint(db, node, sentry):
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    node.wait_source(src)
+    post(node, src, interleave(trace_lines(PY_TRACE, proc="web.1"), noise(6)))
+    post(node, src, trace_lines(PY_TRACE, proc="web.3", start_ms=5))
+    sentry.wait(2, 20, "two crashes of one bug")
+    wait_for(lambda: all(c["delivery"] == "sent" for c in crashes(db, src)), 10, what="both sent")
+    out = sluice_cli(db, "crashes", "--source", src.name, "--since", "1h").stdout
+    rows = [l for l in out.splitlines() if "ValueError" in l]
+    assert len(rows) == 1, out  # one bug, one line
+    assert re.search(r"\s2\s+" + re.escape(src.name), rows[0]), out
+    assert "web.1,web.3" in rows[0] and "sent=2" in rows[0], out
+    other = sluice_cli(db, "crashes", "--source", "no-such-source").stdout
+    assert "no crashes" in other
+    bad = sluice_cli(db, "crashes", "--bogus", check=False)
+    assert bad.returncode == 2 and "usage" in bad.stderr
+
+
+def test_bad_dsn_refused_by_cli(db):
+    src = add_source(db)
+    for value, why in [("not a dsn", ""), ("https://sentry.io/42", "key"),
+                       ("https://abc@sentry.io/", "project"), ("ftp://abc@sentry.io/42", "")]:
+        r = sluice_cli(db, "source", "set", src.name, "--sentry-dsn", value, check=False)
+        assert r.returncode == 2, (value, r.stdout, r.stderr)
+        assert "bad Sentry DSN:" in r.stderr and len(r.stderr.split("bad Sentry DSN:")[1].strip()) > 3, \
+            (value, r.stderr)
+        assert why.lower() in r.stderr.lower(), (value, r.stderr)
+    assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s", (src.id,))[0]["sentry_dsn"] is None
+    ok = set_dsn(db, src, "https://0123abcd@o1.ingest.sentry.io/4505")
+    assert "4505" in ok.stdout
+    assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s",
+                    (src.id,))[0]["sentry_dsn"] == "https://0123abcd@o1.ingest.sentry.io/4505"
+    set_dsn(db, src, "")
+    assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s", (src.id,))[0]["sentry_dsn"] is None
+    r = sluice_cli(db, "source", "set", "no-such-source", "--sentry-dsn",
+                   "https://0123abcd@o1.ingest.sentry.io/4505", check=False)
+    assert r.returncode == 1 and "no-such-source" in r.stderr
+
+
+def test_two_nodes_one_event(db, sluice, sentry):
+    a, b = sluice(**ALLOW), sluice(**ALLOW)
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    a.wait_source(src)
+    b.wait_source(src)
+    lines = trace_lines(PY_TRACE, proc="worker.1")
+    post(a, src, interleave(lines[:4], noise(5)))
+    time.sleep(0.3)  # the load balancer's other half comes a little later
+    post(b, src, interleave(lines[4:], noise(5, start_ms=10)))
+    req = sentry.wait(1, 20, "the crash split over two nodes")[0]
+    ev = event_of(req)
+    assert ev["exception"]["values"][-1]["type"] == "ValueError"
+    quiet(sentry, 1, 3.0)
+    rows = crashes(db, src)
+    assert len(rows) == 1 and rows[0]["nlines"] == len(PY_TRACE), rows
+
+
+def test_restart_mid_trace_one_event(db, sluice, sentry):
+    # a settle delay longer than the restart: the second half is still "on its way"
+    s = sluice(SLUICE_CRASH_SETTLE_MS="6000", **ALLOW)
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    s.wait_source(src)
+    lines = trace_lines(PY_TRACE, proc="web.7")
+    post(s, src, lines[:3])
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM crash_anchors WHERE source_id = %s",
+                              (src.id,))[0]["n"] >= 1, 10, what="anchors of the first half stored")
+    s.kill()
+    s.start()
+    post(s, src, lines[3:])
+    req = sentry.wait(1, 30, "the crash across the restart")[0]
+    assert event_of(req)["exception"]["values"][-1]["type"] == "ValueError"
+    quiet(sentry, 1, 3.0)
+    rows = crashes(db, src)
+    assert len(rows) == 1 and rows[0]["nlines"] == len(PY_TRACE), rows
+
+
+def test_rate_limits_no_storm(db, node, sentry):
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry, project="42"))
+    node.wait_source(src)
+    sentry.script = [(429, {"Retry-After": "120", "X-Sentry-Rate-Limits": "120:error;default:key"})]
+    post(node, src, trace_lines(PY_TRACE, proc="web.1"))
+    sentry.wait(1, 20, "the first crash, answered 429")
+    wait_for(lambda: crashes(db, src) and crashes(db, src)[0]["delivery"] == "dropped", 10,
+             what="the 429'd crash marked dropped")
+    assert "rate limited" in crashes(db, src)[0]["delivery_detail"]
+    for i in range(3):
+        post(node, src, trace_lines(PY_TRACE, proc=f"web.{i + 2}"))
+    wait_for(lambda: len(crashes(db, src)) == 4 and all(c["delivery"] == "dropped"
+                                                       for c in crashes(db, src)), 20,
+             what="three more crashes dropped while limited")
+    quiet(sentry, 1, 2.0)  # none of them was sent: no storm
+    assert node.metric("sluice_crashes_dropped_total", {"reason": "rate_limited"}) >= 4
+    assert db.query("SELECT count(*) AS n FROM alert_outbox o JOIN crashes c ON c.id = o.crash_id "
+                    "WHERE c.source_id = %s AND o.status = 'pending'", (src.id,))[0]["n"] == 0
+
+    # a limit announced on a 200 (X-Sentry-Rate-Limits) holds the next crashes back too
+    other = Receiver(path="/api/42/envelope/", script=[(200, {"X-Sentry-Rate-Limits": "120:error:key"})])
+    try:
+        src2 = add_source(db)
+        set_dsn(db, src2, dsn(other))
+        node.wait_source(src2)
+        post(node, src2, trace_lines(PY_TRACE, proc="web.1"))
+        other.wait(1, 20, "the first crash of the second DSN")
+        wait_for(lambda: crashes(db, src2) and crashes(db, src2)[0]["delivery"] == "sent", 10,
+                 what="sent despite the header")
+        post(node, src2, trace_lines(PY_TRACE, proc="web.2"))
+        wait_for(lambda: len(crashes(db, src2)) == 2 and crashes(db, src2)[1]["delivery"] == "dropped",
+                 20, what="the second crash dropped")
+        quiet(other, 1, 1.0)
+    finally:
+        other.stop()
