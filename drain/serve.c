@@ -117,6 +117,7 @@ static int start_threads(struct server *s)
         co.settle_ms = cfg->crash_settle_ms;
         co.max_lines = cfg->crash_max_lines;
         co.max_bytes = cfg->crash_max_bytes;
+        co.sources = s->sources;
         if (sl_crashd_start(&co, &s->crashd))
             return SL_EIO;
     }

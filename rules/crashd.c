@@ -36,8 +36,11 @@
 #include "sluice/crashctx.h"
 #include "sluice/crashd.h"
 #include "sluice/db.h"
+#include "sluice/entry.h"
+#include "sluice/eval.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
+#include "sluice/row.h"
 
 #define POLL_MS 100
 #define GROUPS_PER_ROUND "32"
@@ -56,7 +59,10 @@ struct sl_crashd {
     _Atomic int stop;
     PGconn *pg;
     struct sl_crash_limits limits;
-    struct sl_buf ev, crumbs, link;
+    struct sl_buf ev, crumbs, link, text;
+    struct sl_eval *rules; /* crash rules ("on": "crashes"), NULL without sources */
+    unsigned rules_version;
+    bool rules_loaded;
     int64_t next_gauge_ms, next_cleanup_ms;
 };
 
@@ -142,10 +148,54 @@ static const char *crumbs_of(struct sl_crashd *d, const struct group *g, const s
     return rc == 0 && n > 0 ? d->crumbs.p : NULL;
 }
 
+/* A new crash through the crash rules, in the open transaction: the text they see is
+ * "Type: value" and then the trace's lines (cut at the text buffer's cap), so an alert
+ * quotes the joined trace. */
+static int crash_rules(struct sl_crashd *d, const struct group *g, const struct sl_crash *c,
+                       const char *type, const char *value, const PGresult *lines, int nfed)
+{
+    struct sl_entry e;
+    struct sl_row_info info;
+    size_t k = 0;
+    int rc;
+
+    if (d->rules == NULL || !d->rules_loaded || sl_eval_nrules(d->rules) == 0)
+        return 0;
+    sl_buf_reset(&d->text);
+    rc = sl_buf_addf(&d->text, "%s: %s", type, value);
+    for (int i = 0; i < nfed && k < c->nlines && rc == 0; i++) {
+        if (strtoll(PQgetvalue(lines, i, 0), NULL, 10) != c->line_ids[k])
+            continue;
+        k++;
+        if (d->text.len + (size_t)PQgetlength(lines, i, 2) + 2 > d->text.max)
+            break;
+        rc = sl_buf_addc(&d->text, '\n');
+        if (rc == 0)
+            rc = sl_buf_add(&d->text, PQgetvalue(lines, i, 2), (size_t)PQgetlength(lines, i, 2));
+    }
+    memset(&e, 0, sizeof(e));
+    memset(&info, 0, sizeof(info));
+    e.kind = SL_ENTRY_HTTP;
+    e.source_id = g->source_id;
+    e.received_us = sl_clock_real_us();
+    info.sl.form = SL_SYSLOG_HEROKU;
+    info.sl.severity = 3;
+    info.sl.facility = 1;
+    info.sl.has_ts = true;
+    info.sl.ts_us = c->last_ts_us;
+    info.sl.app_name = SL_STR_LIT("crash");
+    info.sl.procid = sl_str_make(g->procid, strlen(g->procid));
+    info.sl.msg = sl_str_make(d->text.p, d->text.len);
+    info.text = info.sl.msg;
+    sl_eval_begin(d->rules);
+    sl_eval_crash(d->rules, c->last_id, &e, &info);
+    return sl_eval_commit(d->rules, d->pg, e.received_us) < 0 ? SL_EDB : 0;
+}
+
 /* Store one completed crash (and its outbox row) in the open transaction. Returns 0, or
  * SL_EDB (the caller rolls back). */
 static int store_crash(struct sl_crashd *d, const struct group *g, const struct sl_crash *c,
-                       int64_t last_received_us)
+                       int64_t last_received_us, const PGresult *lines, int nfed)
 {
     char event_id[33], release[64], src[24], fid[24], lid[24], nl[16], fts[24], lts[24],
         lrecv[24];
@@ -258,7 +308,7 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
         }
     }
     PQclear(r);
-    return 0;
+    return crash_rules(d, g, c, type, value, lines, nfed);
 }
 
 /* Judge one group in one transaction. Returns 0 or SL_EDB. */
@@ -380,7 +430,7 @@ static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
                     lrecv = i64(lines, i, 4);
                     break;
                 }
-            rc = store_crash(d, &g, c, lrecv);
+            rc = store_crash(d, &g, c, lrecv, lines, nfed);
             sl_crash_free(c);
             if (rc)
                 goto out;
@@ -510,11 +560,20 @@ static void *d_main(void *arg)
         if (d->pg == NULL || !sl_db_ok(d->pg)) {
             sl_db_close(d->pg);
             d->pg = NULL;
+            d->rules_loaded = false;
             if (sl_db_connect(d->url, &d->pg)) {
                 d->pg = NULL;
                 for (int i = 0; i < 10 && !atomic_load(&d->stop); i++)
                     usleep(100 * 1000);
                 continue;
+            }
+        }
+        if (d->rules) {
+            unsigned v = atomic_load(&sl_rules_version);
+            if ((!d->rules_loaded || v != d->rules_version) &&
+                sl_eval_load(d->rules, d->pg, false) == 0) {
+                d->rules_loaded = true;
+                d->rules_version = v;
             }
         }
         if (round_once(d) == 0)
@@ -555,11 +614,15 @@ int sl_crashd_start(const struct sl_crashd_opts *o, struct sl_crashd **out)
     sl_buf_init(&d->ev, 8u << 20);
     sl_buf_init(&d->crumbs, 1u << 20);
     sl_buf_init(&d->link, 1u << 16);
+    sl_buf_init(&d->text, 32u << 10);
+    if (o->sources && sl_eval_new(o->sources, d->public_url, &d->rules))
+        goto fail;
     if (pthread_create(&d->thread, NULL, d_main, d) != 0)
         goto fail;
     *out = d;
     return 0;
 fail:
+    sl_eval_free(d->rules);
     free(d->url);
     free(d->public_url);
     free(d->default_dsn);
@@ -577,6 +640,8 @@ void sl_crashd_stop(struct sl_crashd *d)
     sl_buf_free(&d->ev);
     sl_buf_free(&d->crumbs);
     sl_buf_free(&d->link);
+    sl_buf_free(&d->text);
+    sl_eval_free(d->rules);
     free(d->url);
     free(d->public_url);
     free(d->default_dsn);

@@ -64,6 +64,7 @@ struct mrule {
     uint32_t *cap;  /* group numbers carrying the group_by name (several with (?J)) */
     bool prefilter; /* has literals in the automaton */
     uint32_t scope; /* index into the matcher's scopes */
+    bool on_crashes; /* sees crashes only; other rules never see them */
     /* counters; evaluated = scope's lines - unevaluated, prefiltered = evaluated - runs */
     uint64_t runs, unevaluated, matched, limit_hits;
 };
@@ -903,6 +904,7 @@ static int compile_rule(struct sl_matcher *m, struct mrule *mr, const struct sl_
     int rc;
 
     mr->group_by = r->group_by;
+    mr->on_crashes = r->on_crashes;
     mr->app = mr->procid = -1;
     if (r->pattern == NULL) {
         add_error(errors, "rule %s: pattern: missing", r->name);
@@ -1256,6 +1258,8 @@ static bool eval_rule(struct sl_matcher *m, uint32_t i, const struct sl_match_li
     struct sl_str group;
     int r;
 
+    if (mr->on_crashes != line->crash)
+        return false;
     mr->runs++;
     r = run_re(m, mr->re, s, n);
     if (r == RE_LIMIT)

@@ -17,6 +17,7 @@
 #include "sluice/err.h"
 
 struct sl_crashd;
+struct sl_sources;
 
 struct sl_crashd_opts {
     const char *database_url;
@@ -26,6 +27,7 @@ struct sl_crashd_opts {
     int64_t settle_ms;       /* SLUICE_CRASH_SETTLE_MS */
     int64_t max_lines;       /* SLUICE_CRASH_MAX_LINES */
     int64_t max_bytes;       /* SLUICE_CRASH_MAX_BYTES */
+    struct sl_sources *sources; /* for crash rules (names, scopes); NULL: no rules */
 };
 
 /* Start the thread (it connects and reconnects by itself). */

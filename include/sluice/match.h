@@ -26,6 +26,7 @@ struct sl_match_line {
     struct sl_str app;    /* APP-NAME (NULL slice when absent) */
     struct sl_str procid; /* PROCID */
     struct sl_str msg;    /* MSG */
+    bool crash;           /* a crash (rules "on": "crashes" match only these) */
 };
 
 struct sl_match_hit {

@@ -13,14 +13,18 @@ the SDK oracle tests).
 Servers run with SLUICE_ALERT_ALLOW_PRIVATE=127.0.0.1 so the loopback "Sentry" is allowed.
 """
 
+import base64
 import datetime
 import json
+import os
 import re
+import subprocess
+import tempfile
 import time
 
 import pytest
 
-from conftest import Server, add_source, frame_body, heroku_line, sluice_cli, wait_for
+from conftest import SLUICE, Server, add_source, frame_body, heroku_line, sluice_cli, wait_for
 from receiver import Receiver
 
 ALLOW = {"SLUICE_ALERT_ALLOW_PRIVATE": "127.0.0.1"}
@@ -303,3 +307,52 @@ def test_rate_limits_no_storm(db, node, sentry):
         quiet(other, 1, 1.0)
     finally:
         other.stop()
+
+
+def apply_rules(db, workdir, doc, cmd="apply"):
+    path = os.path.join(tempfile.mkdtemp(dir=workdir), "rules.json")
+    with open(path, "w") as f:
+        json.dump(doc, f)
+    return subprocess.run([SLUICE, "rules", cmd, path], env=dict(os.environ, DATABASE_URL=db.url),
+                          capture_output=True, text=True, timeout=60)
+
+
+def test_rule_matching_a_crash_sends_the_trace(db, node, sentry, workdir):
+    hook = Receiver(path="/hook")
+    try:
+        src = add_source(db)
+        set_dsn(db, src, dsn(sentry))
+        node.wait_source(src)
+        secret = "whsec_" + base64.b64encode(b"sluice-e2e-crash-rule-secret-0123").decode()
+        rules = {
+            "destinations": {"hook": {"type": "webhook", "url": hook.url, "secret": secret}},
+            "rules": [
+                {"name": "web-valueerror", "on": "crashes", "pattern": "^ValueError:",
+                 "sources": [src.name], "procid": "web.*", "notify": ["hook"]},
+                # a rule on lines with the same pattern never sees the crash itself
+                {"name": "lines-valueerror", "pattern": "^NeverInALine:", "sources": [src.name],
+                 "notify": ["hook"]},
+            ],
+        }
+        r = apply_rules(db, workdir, rules)
+        assert r.returncode == 0, r.stdout + r.stderr
+        r = apply_rules(db, workdir, dict(rules, rules=[dict(rules["rules"][0], on="nope")]), "check")
+        assert r.returncode == 1 and "lines" in r.stdout and "crashes" in r.stdout, r.stdout
+        time.sleep(1.0)  # NOTIFY sluice_rules reaches the crash thread
+        # a crash of a worker dyno is out of the rule's scope; the web one fires
+        post(node, src, trace_lines(PY_TRACE, proc="worker.1"))
+        wait_crashes(db, src, 1)
+        post(node, src, interleave(trace_lines(PY_TRACE, proc="web.4"), noise(8)))
+        req = hook.wait(1, 20, "the crash rule's webhook")[0]
+        assert req.json()["type"] == "alert.firing"
+        doc = req.json()["data"]
+        assert doc["rule"]["name"] == "web-valueerror"
+        text = "\n".join(l["message"] for l in doc["lines"])
+        assert text.startswith("ValueError: bad price for sku-17"), text
+        assert "Traceback (most recent call last):" in text and "/app/app/orders.py" in text, text
+        assert doc["lines"][0]["program"].endswith("web.4"), doc["lines"][0]
+        quiet(hook, 1, 2.0)
+        assert len(crashes(db, src)) == 2
+    finally:
+        hook.stop()
+        assert apply_rules(db, workdir, {"rules": []}).returncode == 0
