@@ -406,18 +406,18 @@ static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
         ln.id = i64(lines, i, 0);
         ln.ts_us = i64(lines, i, 1);
         ln.msg = sl_str_make(m, (size_t)PQgetlength(lines, i, 2));
-        if (sl_crash_asm_feed(a, &ln, &ncompleted))
+        if (sl_crash_asm_feed(a, &ln, &ncompleted) < 0)
             goto out;
         nfed = i + 1;
     }
     if (all_settled && n < READ_MAX &&
-        sl_crash_asm_flush(a, sl_clock_real_us() - d->o.settle_ms * 1000, &ncompleted))
+        sl_crash_asm_flush(a, sl_clock_real_us() - d->o.settle_ms * 1000, &ncompleted) < 0)
         goto out;
     {
         /* a read full of one open trace (longer than any cap): closed here, cut */
         int64_t open_first;
         if (n == READ_MAX && nfed == n && sl_crash_asm_open(a, &open_first) &&
-            open_first == i64(lines, 0, 0) && sl_crash_asm_finish(a, &ncompleted))
+            open_first == i64(lines, 0, 0) && sl_crash_asm_finish(a, &ncompleted) < 0)
             goto out;
     }
     {
