@@ -175,22 +175,99 @@ def test_python_trace_is_one_envelope(db, node, sentry):
     src = add_source(db)
     set_dsn(db, src, dsn(sentry))
     node.wait_source(src)
+    release = heroku_line("Release v42 created by user dev@example.com", proc="api", ts=now_ts(-5000))
+    r = node.post(src, frame_body([release]), query="env=production&team=shop")
+    assert r.status == 204
     lines = interleave(trace_lines(PY_TRACE, proc="web.1"), noise(20, proc="web.2"))
-    post(node, src, lines[:15])
-    post(node, src, lines[15:])
+    exits = [heroku_line("State changed from up to crashed", app="heroku", proc="web.1", ts=now_ts(30)),
+             heroku_line("Process exited with status 1", app="heroku", proc="web.1", ts=now_ts(31))]
+    for part in (lines[:15], lines[15:] + exits):
+        r = node.post(src, frame_body(part), query="env=production&team=shop")
+        assert r.status == 204, r
     req = sentry.wait(1, 20, "the Python crash")[0]
     check_auth(req)
     ev = event_of(req)
     exc = ev["exception"]["values"][-1]
     assert exc["type"] == "ValueError"
     assert exc["value"] == "bad price for sku-17"
-    assert len(exc["stacktrace"]["frames"]) == 3
+    frames = exc["stacktrace"]["frames"]
+    assert [f["lineno"] for f in frames] == [42, 17, 88]
+    assert [f["in_app"] for f in frames] == [True, True, False]
     assert ev["server_name"] == "web.1"
+    assert ev["release"] == "v42"
+    assert ev["environment"] == "production"
+    assert "team" in json.dumps(ev.get("tags")), ev.get("tags")
+    text = json.dumps(ev)
+    assert "Process exited with status 1" in text and "to crashed" in text  # breadcrumbs
+    assert "/api/v1/search?" in text  # the link back to the stored lines
     rows = wait_crashes(db, src, 1)
     assert len(rows) == 1 and rows[0]["type"] == "ValueError" and rows[0]["procid"] == "web.1"
+    assert rows[0]["nlines"] == len(PY_TRACE) and not rows[0]["truncated"]
     wait_for(lambda: crashes(db, src)[0]["delivery"] == "sent", 10, what="delivery sent")
     quiet(sentry, 1)
     assert node.metric("sluice_crashes_sent_total") >= 1
+    assert node.metric("sluice_crashes_assembled_total") >= 1
+
+
+def test_java_trace_is_one_envelope(db, node, sentry):
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    node.wait_source(src)
+    post(node, src, interleave(trace_lines(JAVA_TRACE, proc="worker.2"), noise(9)))
+    ev = event_of(sentry.wait(1, 20, "the Java crash")[0])
+    exc = ev["exception"]["values"][-1]
+    assert exc["type"].endswith("IllegalStateException"), exc
+    assert exc["value"] == "order 17 has no lines"
+    frames = exc["stacktrace"]["frames"]
+    assert len(frames) == 3
+    assert frames[-1]["function"].endswith("total") and frames[-1]["lineno"] == 51  # raised last
+    quiet(sentry, 1)
+    assert [c["lang"] for c in crashes(db, src)] == ["java"]
+
+
+def test_long_trace_cut_and_marked_truncated(db, node, sentry):
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    node.wait_source(src)
+    body = ["Traceback (most recent call last):"]
+    for i in range(4999):
+        body += [f'  File "/app/app/deep.py", line {i + 1}, in step{i}', "    return step(n - 1)"]
+    body.append("RecursionError: maximum recursion depth exceeded")
+    assert len(body) == 10000
+    lines = trace_lines(body, proc="web.9")
+    post(node, src, lines[:5000])
+    post(node, src, lines[5000:])
+    ev = event_of(sentry.wait(1, 30, "the 10 000-line crash")[0])
+    assert "truncated" in json.dumps(ev)
+    quiet(sentry, 1, 3.0)
+    rows = crashes(db, src)
+    assert len(rows) == 1 and rows[0]["truncated"], rows
+    assert rows[0]["nlines"] <= 2000 < 10000
+
+
+def test_platform_crash_is_a_message_event(db, node, sentry):
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    node.wait_source(src)
+    storm = []
+    for i in range(4):
+        storm.append(heroku_line("Process running mem=612M(119.6%)", app="heroku", proc="web.5",
+                                 ts=now_ts(i * 100)))
+        storm.append(heroku_line("Error R14 (Memory quota exceeded)", app="heroku", proc="web.5",
+                                 ts=now_ts(i * 100 + 1)))
+    h10 = heroku_line('at=error code=H10 desc="App crashed" method=GET path="/" host=shop.example.com '
+                      'request_id=8601b555 fwd="17.17.17.17" dyno= connect= service= status=503 bytes= '
+                      'protocol=https', app="heroku", proc="router", ts=now_ts(2000))
+    post(node, src, interleave(storm, noise(6)) + [h10])
+    reqs = sentry.wait(2, 20, "the R14 storm and the H10")
+    events = [event_of(r) for r in reqs]
+    for ev in events:
+        assert "exception" not in ev and ev["level"] == "error", ev
+    msgs = sorted(ev["message"] if isinstance(ev["message"], str) else ev["message"].get("formatted", "")
+                  for ev in events)
+    assert any("R14" in m for m in msgs) and any("H10" in m for m in msgs), msgs
+    quiet(sentry, 2, 2.0)
+    assert sorted(c["type"] for c in crashes(db, src)) == ["H10", "R14"]
 
 
 def test_sluice_crashes_lists_by_fingerprint(db, node, sentry):
