@@ -280,8 +280,8 @@ static void eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry 
     line.app = info->parse_error ? SL_STR_NULL : info->sl.app_name;
     line.procid = info->parse_error ? SL_STR_NULL : info->sl.procid;
     line.msg = info->sl.msg;
-    line.crash = crash;
-    n = sl_matcher_run(ev->m, &line, hits, MAX_HITS);
+    n = crash ? sl_matcher_run_crash(ev->m, &line, hits, MAX_HITS)
+              : sl_matcher_run(ev->m, &line, hits, MAX_HITS);
     for (size_t i = 0; i < n; i++) {
         const struct sl_rule *r = &ev->rs->rules[hits[i].rule];
         struct sl_str group = hits[i].group;

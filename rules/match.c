@@ -81,6 +81,7 @@ struct mscope {
 };
 
 struct sl_matcher {
+    bool crash_mode; /* inside sl_matcher_run_crash: only rules "on": "crashes" run */
     size_t nrules;
     struct mrule *r;
     pcre2_match_data *md;
@@ -1258,7 +1259,7 @@ static bool eval_rule(struct sl_matcher *m, uint32_t i, const struct sl_match_li
     struct sl_str group;
     int r;
 
-    if (mr->on_crashes != line->crash)
+    if (mr->on_crashes != m->crash_mode)
         return false;
     mr->runs++;
     r = run_re(m, mr->re, s, n);
@@ -1336,6 +1337,17 @@ size_t sl_matcher_run(struct sl_matcher *m, const struct sl_match_line *line,
         }
     }
     return nh;
+}
+
+size_t sl_matcher_run_crash(struct sl_matcher *m, const struct sl_match_line *line,
+                            struct sl_match_hit *hits, size_t max)
+{
+    size_t n;
+
+    m->crash_mode = true;
+    n = sl_matcher_run(m, line, hits, max);
+    m->crash_mode = false;
+    return n;
 }
 
 void sl_matcher_rule_stats(const struct sl_matcher *m, uint32_t i, struct sl_rule_stats *st)
