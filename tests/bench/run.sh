@@ -385,6 +385,8 @@ add_row "**rules: catastrophic \"(a+)+\$\", 30 'a' + 'b'** (bounded, limit hit)"
     "$evil_us µs/line" "" "" \
     "PCRE2 limit hit on $evil_hits of $evil_n lines: bounded, counted as no match and reported (sluice_rule_limit_hits_total, a log line)"
 
+fi # [ -z "$ONLY" ]: run_load is defined for BENCH_ONLY=crash too
+
 # ------------------------------------------------------------------ 2. loadgen runs
 declare -A e2e_lps=() drain_lps=()
 last_lines=0
@@ -478,6 +480,7 @@ run_load() { # run_load NAME FSYNC LABEL
     [ $rc = 0 ] || die "loadgen failed (exit $rc)"
 }
 
+if [ -z "$ONLY" ]; then
 run_load fsync-on on "HTTPS -> PostgreSQL, fsync on"
 run_load fsync-off off "HTTPS -> PostgreSQL, SLUICE_FSYNC=off"
 
