@@ -315,7 +315,8 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
 static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
 {
     struct group g = {.source_id = source_id, .procid = procid};
-    char src[24], cur_at[24] = "0", cur_id[24] = "0", from[24], settle[24], to[24];
+    char src[24], cur_at[24] = "0", cur_id[24] = "0", from[24], settle[24], to[24], at[24],
+        id[24];
     const char *vals[6];
     PGresult *r = NULL, *lines = NULL;
     struct sl_crash_asm *a = NULL;
@@ -450,11 +451,10 @@ static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
             moved = true;
         }
     }
+    snprintf(at, sizeof(at), "%" PRId64, done_at);
+    snprintf(id, sizeof(id), "%" PRId64, done_id);
     if (moved) {
-        char at[24], id[24];
         const char *v[4] = {src, procid, at, id};
-        snprintf(at, sizeof(at), "%" PRId64, done_at);
-        snprintf(id, sizeof(id), "%" PRId64, done_id);
         if (sl_db_exec(d->pg, "crash cursor write failed",
                        "INSERT INTO crash_cursors (source_id, procid, line_at, line_id) VALUES "
                        "($1::bigint, $2, 'epoch'::timestamptz + $3::bigint * interval '1 us', "
@@ -465,10 +465,7 @@ static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
     }
     if (moved || have_cursor) {
         /* anchors at or before the cursor are judged (late ones behind it included) */
-        char at[24], id[24];
         const char *v[4] = {src, procid, at, id};
-        snprintf(at, sizeof(at), "%" PRId64, done_at);
-        snprintf(id, sizeof(id), "%" PRId64, done_id);
         if (sl_db_exec(d->pg, "crash anchors consume failed",
                        "UPDATE crash_anchors SET consumed = true WHERE source_id = $1::bigint "
                        "AND procid = $2 AND NOT consumed AND (line_at, line_id) <= "

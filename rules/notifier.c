@@ -79,6 +79,35 @@ static void mark_dead(struct sl_notifier *n, uint64_t id, const char *status, lo
     SL_INC(deliveries_dead, 1);
 }
 
+/* A failed attempt: schedule the next one (Retry-After, else the Standard Webhooks
+ * schedule) and return true, or dead-letter the row after the last and return false. err
+ * receives what the row records. */
+static bool retry_or_dead(struct sl_notifier *n, const struct sl_deliver_result *res,
+                          int attempts, const char *hs, char *err, size_t errcap,
+                          int64_t *delay_out)
+{
+    int64_t delay = res->retry_after >= 0 ? res->retry_after
+                                          : sl_retry_delay(attempts, (double)rand() / RAND_MAX);
+    char ds[24];
+
+    *delay_out = delay;
+    if (delay < 0) {
+        snprintf(err, errcap, "gave up after %d attempts: %s", attempts,
+                 res->status ? "HTTP error" : res->error);
+        mark_dead(n, res->id, "dead", res->status, err);
+        return false;
+    }
+    snprintf(ds, sizeof(ds), "%" PRId64, delay);
+    snprintf(err, errcap, "%s", res->status ? "HTTP error" : res->error);
+    row_update(n,
+               "UPDATE alert_outbox SET next_attempt_at = now() + make_interval(secs => "
+               "$2::bigint), last_status = nullif($3::int, 0), last_error = $4, "
+               "lease_until = NULL WHERE id = $1::bigint",
+               res->id, ds, hs, err);
+    SL_INC(deliveries_retried, 1);
+    return true;
+}
+
 /* ---- Crashes to Sentry (docs/crashes.md): outbox rows with crash_id set ---------------- */
 
 /* The crash row's delivery state follows its outbox row's. */
@@ -226,26 +255,13 @@ static void crash_result(struct sl_notifier *n, const struct sl_deliver_result *
         return;
     }
     {
-        int64_t delay = res->retry_after >= 0 ? res->retry_after
-                                              : sl_retry_delay(attempts, (double)rand() / RAND_MAX);
-        char ds[24];
-        if (delay < 0) {
-            snprintf(err, sizeof(err), "gave up after %d attempts: %s", attempts,
-                     res->status ? "HTTP error" : res->error);
-            mark_dead(n, res->id, "dead", res->status, err);
+        int64_t delay;
+        if (retry_or_dead(n, res, attempts, hs, err, sizeof(err), &delay)) {
+            crash_state(n, crash_id, "pending", err);
+        } else {
             crash_state(n, crash_id, "dead", err);
             SL_INC(crashes_dropped[SL_CRASH_DROP_DEAD], 1);
-            return;
         }
-        snprintf(ds, sizeof(ds), "%" PRId64, delay);
-        snprintf(err, sizeof(err), "%s", res->status ? "HTTP error" : res->error);
-        row_update(n,
-                   "UPDATE alert_outbox SET next_attempt_at = now() + make_interval(secs => "
-                   "$2::bigint), last_status = nullif($3::int, 0), last_error = $4, "
-                   "lease_until = NULL WHERE id = $1::bigint",
-                   res->id, ds, hs, err);
-        crash_state(n, crash_id, "pending", err);
-        SL_INC(deliveries_retried, 1);
     }
 }
 
@@ -317,24 +333,12 @@ static void on_result(void *arg, const struct sl_deliver_result *res)
         return;
     }
     {
-        int64_t delay = res->retry_after >= 0 ? res->retry_after
-                                              : sl_retry_delay(attempts, (double)rand() / RAND_MAX);
-        char ds[24], err[300];
-        if (delay < 0) {
-            snprintf(err, sizeof(err), "gave up after %d attempts: %s", attempts,
-                     res->status ? "HTTP error" : res->error);
-            mark_dead(n, res->id, "dead", res->status, err);
+        int64_t delay;
+        char err[300];
+        if (!retry_or_dead(n, res, attempts, hs, err, sizeof(err), &delay)) {
             sl_warn("alert dead-lettered", "outbox_id=%" PRIu64 " destination=%s", res->id, dest);
             return;
         }
-        snprintf(ds, sizeof(ds), "%" PRId64, delay);
-        snprintf(err, sizeof(err), "%s", res->status ? "HTTP error" : res->error);
-        row_update(n,
-                   "UPDATE alert_outbox SET next_attempt_at = now() + make_interval(secs => "
-                   "$2::bigint), last_status = nullif($3::int, 0), last_error = $4, "
-                   "lease_until = NULL WHERE id = $1::bigint",
-                   res->id, ds, hs, err);
-        SL_INC(deliveries_retried, 1);
         sl_info("alert delivery failed; will retry", "outbox_id=%" PRIu64
                 " destination=%s status=%ld retry_in=%" PRId64 "s",
                 res->id, dest, res->status, delay);
