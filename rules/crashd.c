@@ -45,10 +45,15 @@
 #define POLL_MS 100
 #define GROUPS_PER_ROUND "32"
 #define LOOKBACK_US ((int64_t)5000000) /* lines read before the oldest anchor (a trace's head) */
-#define READ_MAX 20000        /* lines of one group per transaction; the rest next round */
-#define READ_MAX_S "20000"
+/* Lines of one group per transaction (the rest next round), each cut to LINE_MAX_CHARS:
+ * what one round holds in memory stays under READ_MAX x LINE_MAX_CHARS x 4 bytes. */
+#define READ_MAX 5000
+#define READ_MAX_S "5000"
+#define LINE_MAX_CHARS "4096"
 #define CRUMBS_MAX "30"
 #define CRUMB_WINDOW "60 seconds" /* platform lines before a crash that become breadcrumbs */
+#define SKIP_MAX 64               /* groups that failed, left alone for SKIP_MS */
+#define SKIP_MS 30000
 #define ADVISORY_CLASS "7355011"  /* pg_advisory_xact_lock(class, hash of the group) */
 #define WINDOW_US ((int64_t)300000000)     /* lines read after the oldest anchor, at most */
 
@@ -64,6 +69,13 @@ struct sl_crashd {
     unsigned rules_version;
     bool rules_loaded;
     int64_t next_gauge_ms, next_cleanup_ms;
+    /* A group whose transaction failed while the connection is fine (a row PostgreSQL
+     * refuses, say) is left alone for SKIP_MS, so it cannot hold up the others. */
+    struct {
+        char key[160]; /* "source_id/procid" */
+        int64_t until_ms;
+    } skip[SKIP_MAX];
+    struct sl_buf skipped; /* the keys as a text[] literal */
 };
 
 /* A group being judged. */
@@ -380,7 +392,8 @@ static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
         const char *v[7] = {src, procid, from, cur_at, cur_id, settle, to};
         if (sl_db_exec(d->pg, "crash lines read failed",
                        "SELECT id, (extract(epoch FROM coalesce(emitted_at, received_at)) * "
-                       "1000000)::bigint, message, received_at <= now() - $6::bigint * "
+                       "1000000)::bigint, left(message, " LINE_MAX_CHARS "), "
+                       "received_at <= now() - $6::bigint * "
                        "interval '1 us', (extract(epoch FROM received_at) * 1000000)::bigint "
                        "FROM logs WHERE source_id = $1::bigint AND procid = $2 "
                        "AND received_at >= 'epoch'::timestamptz + $3::bigint * interval '1 us' "
@@ -500,25 +513,58 @@ done:
     return rc;
 }
 
+/* Leave a failed group alone for SKIP_MS (the oldest entry gives way when all are used). */
+static void skip_group(struct sl_crashd *d, int64_t source_id, const char *procid, int64_t now)
+{
+    int k, oldest = 0;
+
+    for (k = 0; k < SKIP_MAX && d->skip[k].until_ms > now; k++)
+        if (d->skip[k].until_ms < d->skip[oldest].until_ms)
+            oldest = k;
+    if (k == SKIP_MAX)
+        k = oldest;
+    snprintf(d->skip[k].key, sizeof(d->skip[k].key), "%" PRId64 "/%s", source_id, procid);
+    d->skip[k].until_ms = now + SKIP_MS;
+    sl_warn("crash group failed; left alone for 30 s", "source_id=%" PRId64 " procid=%s",
+            source_id, procid);
+}
+
 /* One round: the due groups, each judged in its own transaction. */
 static int round_once(struct sl_crashd *d)
 {
     char settle[24];
-    const char *vals[1] = {settle};
+    const char *vals[2] = {settle, NULL};
     PGresult *r;
     int n, rc = 0;
 
+    int64_t now = sl_clock_mono_ms();
+
     snprintf(settle, sizeof(settle), "%" PRId64, d->o.settle_ms * 1000);
+    sl_buf_reset(&d->skipped);
+    for (int k = 0; k < SKIP_MAX && rc == 0; k++)
+        if (d->skip[k].until_ms > now)
+            rc = sl_db_array_add(&d->skipped, d->skip[k].key);
+    if (rc || (rc = sl_db_array_end(&d->skipped)))
+        return rc;
+    vals[1] = d->skipped.p;
     if (sl_db_exec(d->pg, "crash groups read failed",
                    "SELECT source_id, procid FROM crash_anchors WHERE NOT consumed "
+                   "AND NOT (source_id::text || '/' || procid = ANY($2::text[])) "
                    "GROUP BY source_id, procid HAVING min(received_at) <= now() - "
                    "$1::bigint * interval '1 us' ORDER BY min(received_at) "
                    "LIMIT " GROUPS_PER_ROUND,
-                   1, vals, &r))
+                   2, vals, &r))
         return SL_EDB;
     n = PQntuples(r);
-    for (int i = 0; i < n && !atomic_load(&d->stop) && rc == 0; i++)
-        rc = do_group(d, i64(r, i, 0), PQgetvalue(r, i, 1));
+    for (int i = 0; i < n && !atomic_load(&d->stop); i++) {
+        if (do_group(d, i64(r, i, 0), PQgetvalue(r, i, 1)) == 0)
+            continue;
+        if (PQstatus(d->pg) != CONNECTION_OK) {
+            rc = SL_EDB;
+            break;
+        }
+        skip_group(d, i64(r, i, 0), PQgetvalue(r, i, 1), now);
+    }
     PQclear(r);
     return rc;
 }
@@ -612,6 +658,7 @@ int sl_crashd_start(const struct sl_crashd_opts *o, struct sl_crashd **out)
     sl_buf_init(&d->crumbs, 1u << 20);
     sl_buf_init(&d->link, 1u << 16);
     sl_buf_init(&d->text, 32u << 10);
+    sl_buf_init(&d->skipped, SKIP_MAX * 200);
     if (o->sources && sl_eval_new(o->sources, d->public_url, &d->rules))
         goto fail;
     if (pthread_create(&d->thread, NULL, d_main, d) != 0)
@@ -638,6 +685,7 @@ void sl_crashd_stop(struct sl_crashd *d)
     sl_buf_free(&d->crumbs);
     sl_buf_free(&d->link);
     sl_buf_free(&d->text);
+    sl_buf_free(&d->skipped);
     sl_eval_free(d->rules);
     free(d->url);
     free(d->public_url);

@@ -433,3 +433,15 @@ def test_rule_matching_a_crash_sends_the_trace(db, node, sentry, workdir):
     finally:
         hook.stop()
         assert apply_rules(db, workdir, {"rules": []}).returncode == 0
+
+
+def test_crashes_off_stores_no_anchors(db, sluice, sentry):
+    s = sluice(SLUICE_CRASHES="off", **ALLOW)
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    s.wait_source(src)
+    post(s, src, trace_lines(PY_TRACE, proc="web.1"))
+    db.wait_rows(src.id, len(PY_TRACE))
+    assert db.query("SELECT count(*) AS n FROM crash_anchors WHERE source_id = %s", (src.id,))[0]["n"] == 0
+    quiet(sentry, 0, 2.5)  # the gap and the settle delay have passed: nothing assembled
+    assert crashes(db, src) == []
