@@ -78,6 +78,7 @@ struct sl_crash_asm {
     bool go_have_fn;
     char *go_fn, *go_mod;        /* Go: the function line waiting for its location */
     char *py_root;               /* Python: the directory of the main script, if known */
+    char *py_main;               /* Python: the main script (its frames are "__main__") */
     char *syn_file;              /* Python: the `File "x", line N` of a SyntaxError */
     int syn_line;
     char rb_pid[24];             /* Ruby logger: "#4" of the line that opened the trace */
@@ -568,8 +569,10 @@ static void py_frame(struct sl_crash_asm *a, struct sl_str path, int lineno, str
                 for (size_t k = 0; k < path.len; k++)
                     if (path.p[k] == '/')
                         slash = path.p + k;
-                if (slash && !a->py_root)
+                if (slash && !a->py_root) {
                     a->py_root = dup(a, sl_str_make(path.p, (size_t)(slash - path.p) + 1), STR_CAP);
+                    a->py_main = dup(a, path, STR_CAP);
+                }
             }
             if (a->py_root && starts(path, a->py_root))
                 rel = strlen(a->py_root);
@@ -584,7 +587,7 @@ static void py_frame(struct sl_crash_asm *a, struct sl_str path, int lineno, str
     }
     struct sl_str r = skip(path, rel);
     f->filename = dup(a, r, STR_CAP);
-    if (first && f->in_app && sl_str_eq(func, "<module>"))
+    if (a->py_main && sl_str_eq(path, a->py_main))
         f->module = dupz(a, "__main__");
     else
         f->module = py_module(a, r);
@@ -1253,10 +1256,8 @@ static bool node_at(struct sl_crash_asm *a, struct sl_str s, bool add)
         return true;
     }
     f->function = function;
-    if (file.len) {
+    if (file.len)
         f->filename = dup(a, file, STR_CAP);
-        f->abs_path = dup(a, file, STR_CAP);
-    }
     f->lineno = lineno;
     f->colno = colno;
     bool internal = native || (file.len && file.p[0] != '/' && file.p[0] != '.' &&
@@ -1283,6 +1284,23 @@ static bool node_at(struct sl_crash_asm *a, struct sl_str s, bool add)
                 a->oom = true;
             } else {
                 snprintf(m, n, "%.*s:%.*s", (int)dir.len, dir.p, (int)base.len, base.p);
+                for (char *q = m; *q && *q != ':'; q++)
+                    if (*q == '/')
+                        *q = '.';
+                f->module = m;
+            }
+        } else if (starts(file, "/app/") && sl && sl > file.p + 4) {
+            /* createGetModuleFromFilename with the app's directory (Heroku's /app) */
+            struct sl_str dir = sl_str_make(file.p + 5, (size_t)(sl - (file.p + 5)));
+            size_t n = dir.len + base.len + 2;
+            char *m = malloc(n);
+            if (!m) {
+                a->oom = true;
+            } else {
+                if (dir.len)
+                    snprintf(m, n, "%.*s:%.*s", (int)dir.len, dir.p, (int)base.len, base.p);
+                else
+                    snprintf(m, n, "%.*s", (int)base.len, base.p);
                 for (char *q = m; *q && *q != ':'; q++)
                     if (*q == '/')
                         *q = '.';
@@ -1612,6 +1630,7 @@ static void trace_reset(struct sl_crash_asm *a)
     set(&a->go_fn, NULL);
     set(&a->go_mod, NULL);
     set(&a->py_root, NULL);
+    set(&a->py_main, NULL);
     set(&a->syn_file, NULL);
     a->rb_pid[0] = '\0';
 }
