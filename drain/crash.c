@@ -51,6 +51,7 @@ enum state {
     GO_FRAMES, /* frames of the first goroutine */
     GO_REST,   /* other goroutines, "exit status N" */
     RB_UNCAUGHT, /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
+    RB_RAILS_MSG, /* Rails "Type (msg" whose message goes on over lines until "):" */
     RB_RAILS_PRE, /* Rails "Type (msg):" before its first frame */
     RB_RAILS,     /* Rails frames */
     NODE_CTX,     /* "/app/x.js:10", the source line and caret before the error line */
@@ -70,7 +71,10 @@ struct sl_crash_asm {
     struct sl_crash *c;
     size_t xcap;                 /* capacity of c->excs */
     size_t fcap[MAX_EXCS];       /* capacity of c->excs[i].frames */
-    int more[MAX_EXCS];          /* JVM "... N more" of each exception, printed order */
+    int more[MAX_EXCS];          /* JVM "... N more", Node "... N lines matching cause
+                                    stack trace ..." of each exception, printed order */
+    size_t more_at[MAX_EXCS];    /* Node: the frame index where those lines stand */
+    bool rb_msg_open;            /* Ruby: lines of the message may still follow */
     size_t idcap, bytes, lines, frames;
     int64_t last_ts;
     int blank_run, ctx_lines, extra_lines, depth;
@@ -262,7 +266,9 @@ static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 }
 
 static bool is_rails_error(struct sl_str s, size_t *wl);
+static bool is_rails_error_open(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
+static bool any_start(struct sl_str s);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
                                      struct sl_str msg)
@@ -320,7 +326,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
                                   " raised unexpected: "))
                 return SL_CRASH_TRACE;
             size_t wl;
-            if (is_rails_error(body, &wl) || is_ruby_header(body) ||
+            if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) || is_ruby_header(body) ||
                 starts(body, "Traceback (most recent call last):"))
                 return SL_CRASH_TRACE;
             return SL_CRASH_NONE;
@@ -342,7 +348,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
         char next = m.p[wl];
         if ((next == ':' || next == ' ') && word_is_error(w))
             return SL_CRASH_TRACE;
-        if (next == ' ' && is_rails_error(m, &wl))
+        if (next == ' ' && (is_rails_error(m, &wl) || is_rails_error_open(m, &wl)))
             return SL_CRASH_TRACE;
     }
     if ((c0 == '/' || sl_ascii_alpha(c0)) && is_ruby_header(msg))
@@ -406,6 +412,7 @@ static struct sl_crash_exc *exc_push(struct sl_crash_asm *a)
     memset(e, 0, sizeof(*e));
     a->fcap[c->nexcs] = 0;
     a->more[c->nexcs] = 0;
+    a->more_at[c->nexcs] = 0;
     c->nexcs++;
     return e;
 }
@@ -450,6 +457,38 @@ static void exc_set(struct sl_crash_asm *a, struct sl_crash_exc *e, struct sl_st
     set(&e->type, dup(a, type, STR_CAP));
     set(&e->value, dup(a, value, VALUE_CAP));
     set(&e->module, module.p ? dup(a, module, STR_CAP) : NULL);
+}
+
+/* Append "\n" and s to the current exception's value (a message over several lines). */
+static void value_append(struct sl_crash_asm *a, struct sl_str s)
+{
+    struct sl_crash_exc *e = cur_exc(a);
+    if (!e || !e->value)
+        return;
+    size_t ol = strlen(e->value), n = ol + 1 + s.len;
+    if (n > VALUE_CAP)
+        return;
+    char *v = realloc(e->value, n + 1);
+    if (!v) {
+        a->oom = true;
+        return;
+    }
+    v[ol] = '\n';
+    if (s.len)
+        memcpy(v + ol + 1, s.p, s.len);
+    v[n] = '\0';
+    e->value = v;
+}
+
+/* Drop trailing newlines and spaces of the current exception's value. */
+static void value_trim(struct sl_crash_asm *a)
+{
+    struct sl_crash_exc *e = cur_exc(a);
+    if (!e || !e->value)
+        return;
+    size_t n = strlen(e->value);
+    while (n > 0 && (e->value[n - 1] == '\n' || e->value[n - 1] == ' ' || e->value[n - 1] == '\r'))
+        e->value[--n] = '\0';
 }
 
 /* ---- Python ------------------------------------------------------------------------- */
@@ -824,6 +863,22 @@ static void go_frame(struct sl_crash_asm *a, struct sl_str path, int lineno)
         f->in_app = !(go_goroot(path) || strstr(mod, "vendor") || strstr(mod, "third_party"));
 }
 
+/* The runtime's plainError panics (printed without "runtime error: "). */
+static bool go_plain_error(struct sl_str msg)
+{
+    static const char *const plain[] = {
+        "assignment to entry in nil map", "close of nil channel", "close of closed channel",
+        "send on closed channel", "makeslice: len out of range", "makeslice: cap out of range",
+        "makechan: size out of range", "growslice: len out of range",
+        "makemap: size out of range", "unsafe.Slice: len out of range",
+        "unsafe.String: len out of range",
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        if (sl_str_eq(msg, plain[i]))
+            return true;
+    return false;
+}
+
 static void go_panic_line(struct sl_crash_asm *a, struct sl_str msg, bool fatal)
 {
     struct sl_crash_exc *e = exc_push(a);
@@ -845,7 +900,11 @@ static void go_panic_line(struct sl_crash_asm *a, struct sl_str msg, bool fatal)
         type = SL_STR_LIT("*runtime.TypeAssertionError");
         mod = SL_STR_LIT("runtime");
     } else if (starts(msg, "runtime error: ")) {
-        type = SL_STR_LIT("runtime.Error");
+        /* errorString: nil dereference, divide by zero, overflow, shifts, unhashable */
+        type = SL_STR_LIT("runtime.errorString");
+        mod = SL_STR_LIT("runtime");
+    } else if (go_plain_error(msg)) {
+        type = SL_STR_LIT("runtime.plainError");
         mod = SL_STR_LIT("runtime");
     } else {
         type = SL_STR_LIT("panic");
@@ -862,6 +921,15 @@ static enum verdict go_step(struct sl_crash_asm *a, struct sl_str s)
         if (blank(s) || starts(s, "[signal ") || starts(s, "runtime stack:"))
             return V_ACCEPT;
         if (starts(s, "panic: ") || starts(ltrim(s), "panic: ")) {
+            /* "panic: A [recovered]" then "\tpanic: A": the same value panicked again
+             * (sentry-go's Recover-then-repanic); one exception. "\tpanic: B": B was
+             * raised while A unwound, A is its cause. */
+            struct sl_str v = rtrim(skip(ltrim(s), 7));
+            struct sl_crash_exc *e = cur_exc(a);
+            if (ends(v, " [recovered]"))
+                v.len -= 12;
+            if (e && e->value && strlen(e->value) == v.len && memcmp(e->value, v.p, v.len) == 0)
+                return V_ACCEPT;
             go_panic_line(a, skip(ltrim(s), 7), false);
             return V_ACCEPT;
         }
@@ -1034,6 +1102,19 @@ static bool is_rails_error(struct sl_str s, size_t *wl)
     return rb_const(sl_str_make(s.p, n));
 }
 
+/* Rails' "NoMethodError (undefined method `name' for nil" whose message goes on over
+ * lines: an exception-looking class ("...Error", "...Exception", a namespaced one) and
+ * " (" with no "):" at the end of the line. */
+static bool is_rails_error_open(struct sl_str s, size_t *wl)
+{
+    size_t n = word_len(s, true);
+    *wl = n;
+    if (n == 0 || n + 3 > s.len || s.p[n] != ' ' || s.p[n + 1] != '(' || ends(rtrim(s), "):"))
+        return false;
+    struct sl_str w = sl_str_make(s.p, n);
+    return rb_const(w) && (word_is_error(w) || find(w, "::"));
+}
+
 static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
 {
     struct sl_crash_frame *f = frame_push(a);
@@ -1093,10 +1174,19 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
         struct sl_str t = ltrim(s);
         if (t.len < s.len && starts(t, "from ")) {
             if (rb_loc(skip(t, 5), &l) == t.len - 5) {
+                if (a->rb_msg_open)
+                    value_trim(a);
+                a->rb_msg_open = false;
                 rb_frame(a, &l);
                 return V_ACCEPT;
             }
             return V_REJECT;
+        }
+        /* the rest of a message over several lines (error_highlight's snippet): Ruby
+         * prints its first line, " (Type)", then the others */
+        if (a->rb_msg_open && (blank(s) || t.len < s.len) && a->extra_lines++ < 20) {
+            value_append(a, s);
+            return V_ACCEPT;
         }
         if (t.len < s.len && starts(t, "... ") && ends(t, " levels...")) {
             if (cur_exc(a))
@@ -1104,15 +1194,32 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         if (rb_header(s, &l, &type, &value)) { /* the cause (Ruby 3.1+ prints it after) */
+            if (a->rb_msg_open)
+                value_trim(a);
             struct sl_crash_exc *e = exc_push(a);
             exc_set(a, e, type, value, SL_STR_NULL);
             if (e)
                 rb_frame(a, &l);
+            a->rb_msg_open = true;
+            a->extra_lines = 0;
             return V_ACCEPT;
         }
         return V_REJECT;
     }
     /* Rails */
+    if (a->st == RB_RAILS_MSG) {
+        struct sl_str r = rtrim(s);
+        if (a->extra_lines++ >= 20 || (!blank(s) && any_start(s)))
+            return V_REJECT;
+        if (ends(r, "):")) {
+            value_append(a, sl_str_make(r.p, r.len - 2));
+            a->st = RB_RAILS_PRE;
+            a->extra_lines = 0;
+        } else {
+            value_append(a, s);
+        }
+        return V_ACCEPT;
+    }
     if (blank(s))
         return a->blank_run++ < 3 ? V_ACCEPT : V_REJECT;
     a->blank_run = 0;
@@ -1326,8 +1433,6 @@ static bool node_ctx_line(struct sl_str s)
     return colon && all_digits(sl_str_make(colon + 1, s.len - (size_t)(colon + 1 - s.p)));
 }
 
-static bool any_start(struct sl_str s);
-
 static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
 {
     struct sl_str type, value;
@@ -1361,21 +1466,7 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
         }
         /* a message over several lines */
         if (a->extra_lines++ < 5 && !blank(s) && !any_start(s)) {
-            struct sl_crash_exc *e = cur_exc(a);
-            if (e && e->value) {
-                size_t ol = strlen(e->value), n = ol + 1 + s.len;
-                if (n <= VALUE_CAP) {
-                    char *v = realloc(e->value, n + 1);
-                    if (!v) {
-                        a->oom = true;
-                        return V_ACCEPT;
-                    }
-                    v[ol] = '\n';
-                    memcpy(v + ol + 1, s.p, s.len);
-                    v[n] = '\0';
-                    e->value = v;
-                }
-            }
+            value_append(a, s);
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -1385,6 +1476,16 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         if (starts(s, "Node.js v"))
             return V_END;
+        {
+            struct sl_str t = ltrim(s);
+            if (starts(t, "... ") && ends(t, " lines matching cause stack trace ...")) {
+                if (a->st == NODE_AT && a->c->nexcs && cur_exc(a)) {
+                    a->more[a->c->nexcs - 1] = to_int(skip(t, 4));
+                    a->more_at[a->c->nexcs - 1] = cur_exc(a)->nframes;
+                }
+                return V_ACCEPT;
+            }
+        }
         if (blank(s)) {
             a->st = NODE_TAIL;
             return a->blank_run++ < 3 ? V_ACCEPT : V_REJECT;
@@ -1627,6 +1728,7 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
+    a->rb_msg_open = false;
     set(&a->go_fn, NULL);
     set(&a->go_mod, NULL);
     set(&a->py_root, NULL);
@@ -1651,7 +1753,8 @@ static bool any_start(struct sl_str s)
     struct sl_str t, v, code, desc;
     size_t wl;
     return starts(s, PY_TRACEBACK) || starts(s, "panic: ") || starts(s, "fatal error: ") ||
-           starts(s, "Exception in thread \"") || is_rails_error(s, &wl) || is_ruby_header(s) ||
+           starts(s, "Exception in thread \"") || is_rails_error(s, &wl) ||
+           is_rails_error_open(s, &wl) || is_ruby_header(s) ||
            plat_start(s, &code, &desc) || py_celery(s, &t, &v) || node_header(s, &t, &v) ||
            java_type(s, &t, &v, true);
 }
@@ -1694,6 +1797,51 @@ static void java_fill_more(struct sl_crash_asm *a)
             d->module = src->module ? dupz(a, src->module) : NULL;
             a->frames++;
         }
+    }
+}
+
+static bool frame_same(const struct sl_crash_frame *x, const struct sl_crash_frame *y)
+{
+    return x->lineno == y->lineno && x->colno == y->colno &&
+           !strcmp(x->function ? x->function : "", y->function ? y->function : "") &&
+           !strcmp(x->filename ? x->filename : "", y->filename ? y->filename : "");
+}
+
+/* Node "... N lines matching cause stack trace ...": the N frames of the cause's stack
+ * (printed after) that follow its copy of the frame just before the marker. */
+static void node_fill_matching(struct sl_crash_asm *a)
+{
+    struct sl_crash *c = a->c;
+    for (size_t i = 0; i + 1 < c->nexcs; i++) {
+        struct sl_crash_exc *e = &c->excs[i], *cause = &c->excs[i + 1];
+        size_t n = a->more[i] > 0 ? (size_t)a->more[i] : 0, at = a->more_at[i];
+        if (n == 0 || at == 0 || at > e->nframes)
+            continue;
+        size_t k = 0;
+        while (k < cause->nframes && !frame_same(&cause->frames[k], &e->frames[at - 1]))
+            k++;
+        if (k + 1 + n > cause->nframes || a->frames + n > a->lim.max_lines) {
+            e->frames_omitted = true;
+            continue;
+        }
+        struct sl_crash_frame *nf = realloc(e->frames, (e->nframes + n) * sizeof(*nf));
+        if (!nf) {
+            a->oom = true;
+            return;
+        }
+        e->frames = nf;
+        a->fcap[i] = e->nframes + n;
+        memmove(&e->frames[at + n], &e->frames[at], (e->nframes - at) * sizeof(*nf));
+        for (size_t j = 0; j < n; j++) {
+            struct sl_crash_frame *d = &e->frames[at + j], *src = &cause->frames[k + 1 + j];
+            *d = *src;
+            d->filename = src->filename ? dupz(a, src->filename) : NULL;
+            d->abs_path = src->abs_path ? dupz(a, src->abs_path) : NULL;
+            d->function = src->function ? dupz(a, src->function) : NULL;
+            d->module = src->module ? dupz(a, src->module) : NULL;
+        }
+        e->nframes += n;
+        a->frames += n;
     }
 }
 
@@ -1759,6 +1907,10 @@ static int trace_close(struct sl_crash_asm *a)
     if (a->confirmed && !a->oom && c) {
         if (c->lang == SL_LANG_JAVA)
             java_fill_more(a);
+        if (c->lang == SL_LANG_NODE)
+            node_fill_matching(a);
+        if (c->lang == SL_LANG_RUBY && a->rb_msg_open)
+            value_trim(a);
         if (c->lang == SL_LANG_GO || c->lang == SL_LANG_RUBY || c->lang == SL_LANG_NODE ||
             c->lang == SL_LANG_JAVA) {
             for (size_t i = 0; i < c->nexcs; i++)
@@ -1896,12 +2048,19 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         exc_set(a, exc_push(a), type, value, SL_STR_NULL);
         rb_frame(a, &l);
         a->confirmed = true;
+        a->rb_msg_open = true;
     } else if (is_rails_error(s, &wl)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
             return rc;
         struct sl_str r = rtrim(s);
         exc_set(a, exc_push(a), sl_str_make(s.p, wl),
                 sl_str_make(s.p + wl + 2, r.len - wl - 4), SL_STR_NULL);
+    } else if (is_rails_error_open(s, &wl)) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_MSG)))
+            return rc;
+        struct sl_str r = rtrim(s);
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 2),
+                SL_STR_NULL);
     } else if (node_header(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_NODE, NODE_HEAD)))
             return rc;

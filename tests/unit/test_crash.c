@@ -1082,6 +1082,8 @@ static void test_anchors(void **state)
         {"app", "web.1", "/app/app/models/user.rb:12:in 'x': y (NoMethodError)", SL_CRASH_TRACE},
         {"app", "web.1", "E, [2026-11-21T10:00:00.123 #4] ERROR -- : NoMethodError (x):", SL_CRASH_TRACE},
         {"app", "web.1", "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e] NoMethodError (x):", SL_CRASH_TRACE},
+        {"app", "web.1", "F, [2026-12-07T03:38:35.2 #3] FATAL -- : [4f0c] NoMethodError (undefined method `name' for nil:NilClass", SL_CRASH_TRACE},
+        {"app", "web.1", "Completed (in 3ms", SL_CRASH_NONE},
         {"app", "worker.1", "[2026-11-21 10:00:00,000: ERROR/ForkPoolWorker-1] Task a.b[1] raised unexpected: KeyError('x')", SL_CRASH_TRACE},
         {"app", "web.1", "  File \"/app/x.py\", line 3", SL_CRASH_TRACE},
         {"app", "web.1", "[UnhandledPromiseRejection: This error originated ...] {", SL_CRASH_TRACE},
@@ -1243,6 +1245,130 @@ static void test_corpus(void **state)
     }
 }
 
+/* ---- what the SDK oracle found (docs/internals/crash-assembly.md) ------------------- */
+
+static void test_oracle_go_repanic_and_types(void **state)
+{
+    /* F1: sentry-go's Recover-then-repanic prints the value twice: one exception */
+    static const char text[] =
+        "panic: runtime error: index out of range [5] with length 3 [recovered]\n"
+        "\tpanic: runtime error: index out of range [5] with length 3\n"
+        "\n"
+        "goroutine 1 [running]:\n"
+        "main.report()\n"
+        "\t/app/main.go:44 +0x5d\n"
+        "panic({0x73e7e0, 0xc00001c618})\n"
+        "\t/usr/lib/go-1.19/src/runtime/panic.go:884 +0x212\n"
+        "main.(*Cart).Item(...)\n"
+        "\t/app/main.go:49\n"
+        "main.main()\n"
+        "\t/app/main.go:88 +0x3b6\n"
+        "exit status 2\n"
+        /* F2: the runtime's own types */
+        "panic: runtime error: invalid memory address or nil pointer dereference\n"
+        "goroutine 1 [running]:\n"
+        "main.main()\n"
+        "\t/app/main.go:5 +0x1\n"
+        "exit status 2\n"
+        "panic: assignment to entry in nil map\n"
+        "goroutine 1 [running]:\n"
+        "main.main()\n"
+        "\t/app/main.go:6 +0x1\n"
+        "exit status 2\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 3);
+    assert_int_equal(r.c[0]->nexcs, 1);
+    const struct sl_crash_exc *e = last_exc(r.c[0]);
+    assert_string_equal(e->type, "runtime.boundsError");
+    assert_int_equal(e->nframes, 3);
+    frame_is(&e->frames[0], NULL, "main", 88, true);
+    frame_is(&e->frames[1], NULL, "(*Cart).Item", 49, true);
+    frame_is(&e->frames[2], NULL, "report", 44, true);
+    assert_string_equal(last_exc(r.c[1])->type, "runtime.errorString");
+    assert_string_equal(last_exc(r.c[2])->type, "runtime.plainError");
+    run_free(&r);
+}
+
+static void test_oracle_ruby_error_highlight(void **state)
+{
+    /* F4: Ruby 3.1's error_highlight snippet is part of the message; the frames after it
+     * still belong to the trace. F5: Rails logs the same message over lines, the
+     * Logger prefix on the first only. */
+    static const char text[] =
+        "/app/app/models/order.rb:17:in `customer_name': undefined method `name' for nil:NilClass (NoMethodError)\n"
+        "\n"
+        "    customer.name\n"
+        "            ^^^^^\n"
+        "\tfrom /app/app/controllers/orders_controller.rb:6:in `show'\n"
+        "\tfrom /app/bin/crash.rb:58:in `<main>'\n"
+        "I, [2026-12-07T03:38:35.220900 #32021]  INFO -- : [4f0c7a8e-11] Completed 500 Internal Server Error in 3ms\n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11]   \n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] NoMethodError (undefined method `name' for nil:NilClass\n"
+        "\n"
+        "    customer.name\n"
+        "            ^^^^^):\n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11]   \n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] app/models/order.rb:17:in `customer_name'\n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] app/controllers/orders_controller.rb:6:in `show'\n";
+    static const char value[] =
+        "undefined method `name' for nil:NilClass\n\n    customer.name\n            ^^^^^";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 2);
+    const struct sl_crash_exc *e = last_exc(r.c[0]);
+    assert_string_equal(e->value, value);
+    assert_int_equal(e->nframes, 3);
+    frame_is(&e->frames[0], "bin/crash.rb", "<main>", 58, true);
+    frame_is(&e->frames[2], "app/models/order.rb", "customer_name", 17, true);
+    e = last_exc(r.c[1]);
+    assert_string_equal(e->type, "NoMethodError");
+    assert_string_equal(e->value, value);
+    assert_int_equal(e->nframes, 2);
+    frame_is(&e->frames[1], "app/models/order.rb", "customer_name", 17, true);
+    run_free(&r);
+}
+
+static void test_oracle_node_cause_matching(void **state)
+{
+    /* F6: "... N lines matching cause stack trace ..." stands for the cause's frames after
+     * its copy of the frame before it; the cause is chained, root first. */
+    static const char text[] =
+        "Error: cannot total order 9\n"
+        "    at Object.total (/app/lib/orders.js:32:11)\n"
+        "    at main (/app/crash.js:41:21)\n"
+        "    ... 2 lines matching cause stack trace ...\n"
+        "    at node:internal/main/run_main_module:28:49 {\n"
+        "  [cause]: RangeError: no price for kiwi\n"
+        "      at price (/app/lib/orders.js:24:32)\n"
+        "      at main (/app/crash.js:41:21)\n"
+        "      at Object.<anonymous> (/app/crash.js:48:1)\n"
+        "      at Module._compile (node:internal/modules/cjs/loader:1521:14)\n"
+        "      at Module.load (node:internal/modules/cjs/loader:1266:32)\n"
+        "}\n"
+        "\n"
+        "Node.js v20.19.2\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->nexcs, 2);
+    assert_string_equal(r.c[0]->excs[0].type, "RangeError");
+    assert_int_equal(r.c[0]->excs[0].nframes, 5);
+    const struct sl_crash_exc *e = &r.c[0]->excs[1];
+    assert_string_equal(e->type, "Error");
+    assert_int_equal(e->nframes, 5);
+    frame_is(&e->frames[0], "node:internal/main/run_main_module", "?", 28, false);
+    frame_is(&e->frames[1], "node:internal/modules/cjs/loader", "Module._compile", 1521, false);
+    frame_is(&e->frames[2], "/app/crash.js", "Object.?", 48, true);
+    frame_is(&e->frames[3], "/app/crash.js", "main", 41, true);
+    frame_is(&e->frames[4], "/app/lib/orders.js", "Object.total", 32, true);
+    assert_int_equal(r.c[0]->last_id, 14);
+    run_free(&r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1269,6 +1395,9 @@ int main(void)
         cmocka_unit_test(test_rate_limits),
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_corpus),
+        cmocka_unit_test(test_oracle_go_repanic_and_types),
+        cmocka_unit_test(test_oracle_ruby_error_highlight),
+        cmocka_unit_test(test_oracle_node_cause_matching),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
