@@ -2382,8 +2382,11 @@ int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx,
     if (cx->event_id) {
         snprintf(eid, sizeof(eid), "%s", cx->event_id);
     } else {
-        char h[65];
-        sl_digest_sha256_hex(c->fingerprint, strlen(c->fingerprint), h);
+        /* stable per crash: its lines' ids and times, not only the bug's fingerprint */
+        char seed[160], h[65];
+        int n = snprintf(seed, sizeof(seed), "%s|%lld|%lld|%lld", c->fingerprint,
+                         (long long)c->first_id, (long long)c->last_id, (long long)c->first_ts_us);
+        sl_digest_sha256_hex(seed, n > 0 ? (size_t)n : 0, h);
         snprintf(eid, sizeof(eid), "%.32s", h);
     }
     rc = rc ? rc : jkv(out, &first, "event_id", eid);
