@@ -1086,8 +1086,12 @@ static bool is_ruby_header(struct sl_str s)
 {
     struct rb_loc l;
     struct sl_str t, v;
-    const char *colon = memchr(s.p, ':', s.len < 300 ? s.len : 300);
-    if (!colon || colon - s.p < 3 || memcmp(colon - 3, ".rb", 3) != 0)
+    /* the first ':' before any space ends in ".rb" (cheap on ordinary lines, whose first
+     * space comes early) */
+    size_t i = 0, lim = s.len < 300 ? s.len : 300;
+    while (i < lim && s.p[i] != ':' && s.p[i] != ' ')
+        i++;
+    if (i >= lim || s.p[i] != ':' || i < 3 || memcmp(s.p + i - 3, ".rb", 3) != 0)
         return false;
     return rb_header(s, &l, &t, &v);
 }
