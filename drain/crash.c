@@ -75,6 +75,9 @@ struct sl_crash_asm {
                                     stack trace ..." of each exception, printed order */
     size_t more_at[MAX_EXCS];    /* Node: the frame index where those lines stand */
     bool rb_msg_open;            /* Ruby: lines of the message may still follow */
+    bool need_at;                /* JVM: an exception line waits for its first "at" */
+    struct sl_buf pend;          /* JVM, Go: message lines over several lines, kept until
+                                    the trace is confirmed (a look-alike's are dropped) */
     size_t idcap, bytes, lines, frames;
     int64_t last_ts;
     int blank_run, ctx_lines, extra_lines, depth;
@@ -478,6 +481,32 @@ static void value_append(struct sl_crash_asm *a, struct sl_str s)
         memcpy(v + ol + 1, s.p, s.len);
     v[n] = '\0';
     e->value = v;
+}
+
+/* A line of a message that may go on over lines, before the trace is confirmed: kept in
+ * pend (at most VALUE_CAP bytes and 10 lines); false when it cannot be one. */
+static bool pend_add(struct sl_crash_asm *a, struct sl_str s)
+{
+    if (a->extra_lines >= 10 || blank(s) || any_start(s))
+        return false;
+    a->extra_lines++;
+    if (a->pend.len + 1 >= VALUE_CAP)
+        return true; /* the line belongs, the value keeps what it has */
+    int rc = a->pend.len ? sl_buf_addc(&a->pend, '\n') : 0;
+    if (rc == 0)
+        rc = sl_buf_add(&a->pend, s.p, utf8_cut(s, VALUE_CAP - 1 - a->pend.len));
+    if (rc == SL_ENOMEM)
+        a->oom = true;
+    return true;
+}
+
+/* The kept message lines join the current exception's value. */
+static void pend_flush(struct sl_crash_asm *a)
+{
+    if (a->pend.len)
+        value_append(a, sl_str_make(a->pend.p, a->pend.len));
+    sl_buf_reset(&a->pend);
+    a->extra_lines = 0;
 }
 
 /* Drop trailing newlines and spaces of the current exception's value. */
@@ -937,10 +966,14 @@ static enum verdict go_step(struct sl_crash_asm *a, struct sl_str s)
             ends(s, "]:")) {
             a->st = GO_FRAMES;
             a->confirmed = true;
+            pend_flush(a);
             return V_ACCEPT;
         }
         /* runtime frames of "runtime stack:" (fatal errors) before the goroutine */
         if (go_func_line(s, &name) || go_loc_line(s, &path, &lineno))
+            return V_ACCEPT;
+        /* a panic value printed over several lines */
+        if (cur_exc(a) && cur_exc(a)->nframes == 0 && pend_add(a, s))
             return V_ACCEPT;
         return V_REJECT;
     }
@@ -1638,12 +1671,18 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
 
     if (java_at(a, s, false)) {
         bool nested = a->skip_frames || (s.len > 1 && s.p[0] == '\t' && s.p[1] == '\t');
+        if (a->need_at && !nested)
+            pend_flush(a);
+        a->need_at = false;
         if (!nested)
             java_at(a, s, true);
         a->st = JAVA_AT;
         a->confirmed = true;
         return V_ACCEPT;
     }
+    /* a message over several lines (SQL errors, ...) before the first "at" */
+    if (a->need_at && pend_add(a, s))
+        return V_ACCEPT;
     if (a->st == JAVA_HEAD)
         return V_REJECT;
     if (indented && starts(t, "... ") && (ends(t, " more") || ends(t, " common frames omitted"))) {
@@ -1660,6 +1699,9 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT; /* a cause inside a suppressed exception */
         a->skip_frames = false;
         java_exception(a, type, value);
+        a->need_at = true;
+        sl_buf_reset(&a->pend);
+        a->extra_lines = 0;
         return V_ACCEPT;
     }
     return V_REJECT;
@@ -1721,6 +1763,7 @@ struct sl_crash_asm *sl_crash_asm_new(const struct sl_crash_limits *l)
         a->lim.max_lines = 1;
     if (a->lim.max_bytes == 0)
         a->lim.max_bytes = 1;
+    sl_buf_init(&a->pend, VALUE_CAP);
     return a;
 }
 
@@ -1732,7 +1775,9 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
-    a->rb_msg_open = false;
+    a->rb_msg_open = a->need_at = false;
+    sl_buf_free(&a->pend);
+    sl_buf_init(&a->pend, VALUE_CAP);
     set(&a->go_fn, NULL);
     set(&a->go_mod, NULL);
     set(&a->py_root, NULL);
@@ -1746,6 +1791,7 @@ void sl_crash_asm_free(struct sl_crash_asm *a)
     if (!a)
         return;
     trace_reset(a);
+    sl_buf_free(&a->pend);
     for (size_t i = 0; i < a->ndone; i++)
         sl_crash_free(a->done[(a->donehead + i) % a->donecap]);
     free(a->done);
@@ -2042,10 +2088,12 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
             return rc;
         java_exception(a, type, value);
         a->confirmed = true;
+        a->need_at = true;
     } else if (java_type(s, &type, &value, true) && memchr(type.p, '.', type.len)) {
         if ((rc = trace_open(a, SL_LANG_JAVA, JAVA_HEAD)))
             return rc;
         java_exception(a, type, value);
+        a->need_at = true;
     } else if (rb_header(s, &l, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_UNCAUGHT)))
             return rc;
@@ -2210,7 +2258,7 @@ struct sl_crash *sl_crash_asm_take(struct sl_crash_asm *a)
 
 size_t sl_crash_asm_bytes(const struct sl_crash_asm *a)
 {
-    size_t n = sizeof(*a) + a->donecap * sizeof(void *);
+    size_t n = sizeof(*a) + a->donecap * sizeof(void *) + a->pend.cap;
     if (a->c) {
         const struct sl_crash *c = a->c;
         n += sizeof(*c) + a->idcap * sizeof(int64_t) + a->xcap * sizeof(struct sl_crash_exc);

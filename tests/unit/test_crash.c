@@ -552,6 +552,42 @@ static void test_java(void **state)
     run_free(&r);
 }
 
+static void test_multiline_messages(void **state)
+{
+    /* JVM and Go messages over several lines join the value once the trace is confirmed;
+     * a look-alike followed by ordinary lines keeps none of them */
+    static const char text[] =
+        "Exception in thread \"main\" org.postgresql.util.PSQLException: ERROR: duplicate key\n"
+        "  Detail: Key (id)=(5) already exists.\n"
+        "\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse(QueryExecutorImpl.java:2676)\n"
+        "\tat com.acme.Repo.save(Repo.java:9)\n"
+        "Caused by: java.lang.IllegalStateException: first line\n"
+        "second line\n"
+        "\tat com.acme.Repo.check(Repo.java:3)\n"
+        "\t... 1 more\n"
+        "panic: bad config:\n"
+        "missing key \"port\"\n"
+        "\n"
+        "goroutine 1 [running]:\n"
+        "main.main()\n"
+        "\t/app/main.go:5 +0x1d\n"
+        "exit status 2\n"
+        "com.acme.SomeException: logged, no trace\n"
+        "12:00:00 INFO next request\n"
+        "12:00:01 INFO another\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 2);
+    assert_int_equal(r.c[0]->nexcs, 2);
+    assert_string_equal(r.c[0]->excs[1].value, "ERROR: duplicate key\n  Detail: Key (id)=(5) already exists.");
+    assert_string_equal(r.c[0]->excs[0].value, "first line\nsecond line");
+    assert_int_equal(r.c[0]->excs[0].nframes, 2);
+    assert_string_equal(last_exc(r.c[1])->value, "bad config:\nmissing key \"port\"");
+    assert_int_equal(last_exc(r.c[1])->nframes, 1);
+    run_free(&r);
+}
+
 /* ---- Heroku platform crashes -------------------------------------------------------- */
 
 static void test_platform(void **state)
@@ -1382,6 +1418,7 @@ int main(void)
         cmocka_unit_test(test_rails_logger),
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_java),
+        cmocka_unit_test(test_multiline_messages),
         cmocka_unit_test(test_platform),
         cmocka_unit_test(test_gap_flush_open),
         cmocka_unit_test(test_caps),
