@@ -2698,7 +2698,10 @@ static int64_t secs_us(struct sl_str s)
     int64_t whole = 0, frac = 0, scale = 1000000;
     size_t i = 0;
     for (; i < s.len && sl_ascii_digit((unsigned char)s.p[i]); i++)
-        whole = whole * 10 + (s.p[i] - '0');
+        if (whole <= 100000000)
+            whole = whole * 10 + (s.p[i] - '0');
+        else
+            return -1; /* more than three years: not a delay anyone means */
     if (i == 0)
         return -1;
     if (i < s.len && s.p[i] == '.') {

@@ -1084,6 +1084,8 @@ static void test_rate_limits(void **state)
         {200, NULL, "10:error:key, 30:error;attachment:org:quota_exceeded", 30},
         {429, "5", "junk", 5},
         {429, NULL, "", 60},
+        {429, "999999999999999999999", NULL, 60},
+        {200, NULL, "999999999999999999999:error", -1},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
