@@ -76,6 +76,7 @@ struct sl_crash_asm {
     size_t more_at[MAX_EXCS];    /* Node: the frame index where those lines stand */
     bool rb_msg_open;            /* Ruby: lines of the message may still follow */
     bool need_at;                /* JVM: an exception line waits for its first "at" */
+    bool py_group;               /* Python: an ExceptionGroup's "  | " framed traceback */
     struct sl_buf pend;          /* JVM, Go: message lines over several lines, kept until
                                     the trace is confirmed (a look-alike's are dropped) */
     size_t idcap, bytes, lines, frames;
@@ -206,6 +207,8 @@ static void set(char **slot, char *v)
 
 /* ---- anchors ------------------------------------------------------------------------ */
 
+static const char PY_GROUP[] = "  + Exception Group Traceback (most recent call last):";
+
 /* An identifier-ish first word: letters, digits, _ $ . and (ruby) ':'; returns its length. */
 static size_t word_len(struct sl_str s, bool colons)
 {
@@ -312,7 +315,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
             return SL_CRASH_TRACE;
         break;
     case ' ':
-        if (starts(msg, "  File \""))
+        if (starts(msg, "  File \"") || starts(msg, PY_GROUP))
             return SL_CRASH_TRACE;
         return SL_CRASH_NONE;
     case '/':
@@ -723,6 +726,19 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
 {
     struct sl_str path, func, type, value;
     int lineno;
+
+    if (a->py_group) {
+        /* Python 3.11's ExceptionGroup: the group's own traceback behind "  | ", then its
+         * sub-exceptions boxed in "+-+---- 1 ----" / "    | " (not part of the chain) */
+        if (a->st == PY_TB && starts(s, "  | "))
+            s = skip(s, 4);
+        else if (a->st == PY_AFTER && (starts(s, "    |") || starts(s, "  +-") || starts(s, "    +-")))
+            return V_ACCEPT;
+        else if (a->st == PY_TB && starts(s, "  |"))
+            return V_ACCEPT;
+        else
+            return V_REJECT;
+    }
 
     switch (a->st) {
     case PY_CELERY:
@@ -1775,7 +1791,7 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
-    a->rb_msg_open = a->need_at = false;
+    a->rb_msg_open = a->need_at = a->py_group = false;
     sl_buf_free(&a->pend);
     sl_buf_init(&a->pend, VALUE_CAP);
     set(&a->go_fn, NULL);
@@ -1802,7 +1818,7 @@ static bool any_start(struct sl_str s)
 {
     struct sl_str t, v, code, desc;
     size_t wl;
-    return starts(s, PY_TRACEBACK) || starts(s, "panic: ") || starts(s, "fatal error: ") ||
+    return starts(s, PY_TRACEBACK) || starts(s, PY_GROUP) || starts(s, "panic: ") || starts(s, "fatal error: ") ||
            starts(s, "Exception in thread \"") || is_rails_error(s, &wl) ||
            is_rails_error_open(s, &wl) || is_ruby_header(s) ||
            plat_start(s, &code, &desc) || py_celery(s, &t, &v) || node_header(s, &t, &v) ||
@@ -2060,10 +2076,11 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
     *started = false;
     if (s.len == 0)
         return 0;
-    if (starts(s, PY_TRACEBACK)) {
+    if (starts(s, PY_TRACEBACK) || starts(s, PY_GROUP)) {
         if ((rc = trace_open(a, SL_LANG_PYTHON, PY_TB)))
             return rc;
         exc_push(a);
+        a->py_group = s.p[0] == ' ';
     } else if (py_celery(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_PYTHON, PY_CELERY)))
             return rc;

@@ -230,6 +230,34 @@ static void test_python_celery_syntax(void **state)
     run_free(&r);
 }
 
+static void test_python_exception_group(void **state)
+{
+    static const char text[] =
+        "  + Exception Group Traceback (most recent call last):\n"
+        "  |   File \"/app/jobs.py\", line 12, in <module>\n"
+        "  |     run()\n"
+        "  |   File \"/app/jobs.py\", line 9, in run\n"
+        "  |     raise ExceptionGroup(\"2 jobs failed\", errors)\n"
+        "  | ExceptionGroup: 2 jobs failed (2 sub-exceptions)\n"
+        "  +-+---------------- 1 ----------------\n"
+        "    | ValueError: bad row\n"
+        "    +---------------- 2 ----------------\n"
+        "    | KeyError: 'id'\n"
+        "    +------------------------------------\n"
+        "worker exited\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    const struct sl_crash_exc *e = last_exc(r.c[0]);
+    assert_string_equal(e->type, "ExceptionGroup");
+    assert_string_equal(e->value, "2 jobs failed (2 sub-exceptions)");
+    assert_int_equal(e->nframes, 2);
+    frame_is(&e->frames[1], "jobs.py", "run", 9, true);
+    assert_int_equal(r.c[0]->last_id, 11);
+    run_free(&r);
+}
+
 static void test_python_lookalikes(void **state)
 {
     /* A Traceback line followed by nothing trace-like, a bare exception-looking line: no
@@ -1124,6 +1152,7 @@ static void test_anchors(void **state)
         {"app", "web.1", "Completed (in 3ms", SL_CRASH_NONE},
         {"app", "worker.1", "[2026-11-21 10:00:00,000: ERROR/ForkPoolWorker-1] Task a.b[1] raised unexpected: KeyError('x')", SL_CRASH_TRACE},
         {"app", "web.1", "  File \"/app/x.py\", line 3", SL_CRASH_TRACE},
+        {"app", "web.1", "  + Exception Group Traceback (most recent call last):", SL_CRASH_TRACE},
         {"app", "web.1", "[UnhandledPromiseRejection: This error originated ...] {", SL_CRASH_TRACE},
         {"heroku", "web.1", "Error R14 (Memory quota exceeded)", SL_CRASH_PLATFORM},
         {"heroku", "web.1", "Error R10 (Boot timeout) -> Web process failed", SL_CRASH_PLATFORM},
@@ -1413,6 +1442,7 @@ int main(void)
         cmocka_unit_test(test_python_basic),
         cmocka_unit_test(test_python_chain),
         cmocka_unit_test(test_python_celery_syntax),
+        cmocka_unit_test(test_python_exception_group),
         cmocka_unit_test(test_python_lookalikes),
         cmocka_unit_test(test_go_panic),
         cmocka_unit_test(test_go_shapes),
