@@ -2373,7 +2373,9 @@ static int frame_json(struct sl_buf *b, const struct sl_crash_frame *f)
     return rc;
 }
 
-static int exc_json(struct sl_buf *b, const struct sl_crash_exc *e)
+/* keep: frames of one exception at most (EVENT_FRAMES, less when the event must shrink to
+ * fit its buffer): the oldest fifth and the newest rest, as Sentry trims. */
+static int exc_json(struct sl_buf *b, const struct sl_crash_exc *e, size_t keep)
 {
     bool first = true;
     int rc = sl_buf_addc(b, '{');
@@ -2386,8 +2388,8 @@ static int exc_json(struct sl_buf *b, const struct sl_crash_exc *e)
     if (!rc && e->nframes) {
         rc = ADDLIT(b, ",\"stacktrace\":{\"frames\":[");
         /* Sentry keeps at most 250 frames: the oldest 50 and the newest 200 */
-        size_t keep_head = e->nframes > EVENT_FRAMES ? 50 : e->nframes;
-        size_t tail_from = e->nframes > EVENT_FRAMES ? e->nframes - (EVENT_FRAMES - 50) : e->nframes;
+        size_t keep_head = e->nframes > keep ? keep / 5 : e->nframes;
+        size_t tail_from = e->nframes > keep ? e->nframes - (keep - keep / 5) : e->nframes;
         bool comma = false;
         for (size_t i = 0; !rc && i < e->nframes; i++) {
             if (i >= keep_head && i < tail_from)
@@ -2437,11 +2439,28 @@ static int tag(struct sl_buf *b, bool *first, struct sl_str theirs, const char *
     return jkv(b, first, k, cut);
 }
 
+static int event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx, struct sl_buf *out,
+                      size_t keep);
+
 int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx, struct sl_buf *out)
 {
     static const struct sl_crash_ctx none;
-    if (!cx)
-        cx = &none;
+    size_t start = out->len;
+    int rc = SL_ETOOBIG;
+    /* an event that does not fit the buffer (Sentry takes 1 MiB) gives up frames, the
+     * middle of each stack first, before it gives up */
+    for (size_t keep = EVENT_FRAMES; rc == SL_ETOOBIG; keep = keep > 10 ? keep / 2 : 0) {
+        out->len = start;
+        rc = event_json(c, cx ? cx : &none, out, keep);
+        if (keep == 0)
+            break;
+    }
+    return rc;
+}
+
+static int event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx, struct sl_buf *out,
+                      size_t keep)
+{
     int rc = sl_buf_addc(out, '{');
     bool first = true;
     char eid[33];
@@ -2476,7 +2495,7 @@ int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx,
         for (size_t i = 0; !rc && i < c->nexcs; i++) {
             if (i)
                 rc = sl_buf_addc(out, ',');
-            rc = rc ? rc : exc_json(out, &c->excs[i]);
+            rc = rc ? rc : exc_json(out, &c->excs[i], keep);
         }
         rc = rc ? rc : ADDLIT(out, "]}");
     }

@@ -185,7 +185,9 @@ struct sl_crash_ctx {
 /* The Sentry event JSON (exception or, for platform crashes, message event; level error;
  * platform per language; fingerprint; extra with the line ids) appended to out. cx may be
  * NULL; without cx->event_id one is derived from the crash (its fingerprint, line ids and
- * time). SL_ETOOBIG when it does not fit out's cap (out then holds a prefix: reset it). */
+ * time). An event that does not fit out's cap (give it Sentry's 1 MiB) gives up frames,
+ * the middle of each stack first; SL_ETOOBIG when even no frames do not fit (out then
+ * holds a prefix: reset it). */
 SL_MUSTCHECK int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx,
                                      struct sl_buf *out);
 

@@ -993,6 +993,26 @@ static void test_event_frame_cap(void **state)
     assert_int_equal(cJSON_GetArrayItem(om, 0)->valueint, 50);
     assert_int_equal(cJSON_GetArrayItem(om, 1)->valueint, 200);
     cJSON_Delete(j);
+
+    /* a buffer too small for 250 frames: the event gives up frames (the middle first)
+     * and still fits, whole and valid */
+    size_t full = ev.len;
+    struct sl_buf small;
+    sl_buf_init(&small, full / 3);
+    assert_int_equal(sl_crash_event_json(r.c[0], NULL, &small), 0);
+    assert_true(small.len <= full / 3);
+    j = cJSON_ParseWithLength(small.p, small.len);
+    assert_non_null(j);
+    st = cJSON_GetObjectItem(
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "exception"), "values"), 0),
+        "stacktrace");
+    frames = cJSON_GetObjectItem(st, "frames");
+    assert_true(cJSON_GetArraySize(frames) < 250 && cJSON_GetArraySize(frames) > 0);
+    /* the raising frame is still the last */
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetArrayItem(frames, cJSON_GetArraySize(frames) - 1), "lineno")->valueint, 1);
+    cJSON_Delete(j);
+    sl_buf_free(&small);
     sl_buf_free(&ev);
     sl_buf_free(&b);
     run_free(&r);
