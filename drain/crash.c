@@ -77,6 +77,8 @@ struct sl_crash_asm {
     bool rb_msg_open;            /* Ruby: lines of the message may still follow */
     bool need_at;                /* JVM: an exception line waits for its first "at" */
     bool py_group;               /* Python: an ExceptionGroup's "  | " framed traceback */
+    bool line_prefixed;          /* the line being looked at carried a Logger prefix */
+    int msg_blanks;              /* blank lines seen inside a message over lines */
     struct sl_buf pend;          /* JVM, Go: message lines over several lines, kept until
                                     the trace is confirmed (a look-alike's are dropped) */
     size_t idcap, bytes, lines, frames;
@@ -275,6 +277,7 @@ static bool is_rails_error(struct sl_str s, size_t *wl);
 static bool is_rails_error_open(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
 static bool any_start(struct sl_str s);
+static bool plat_start(struct sl_str s, struct sl_str *code, struct sl_str *desc);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
                                      struct sl_str msg)
@@ -510,6 +513,51 @@ static void pend_flush(struct sl_crash_asm *a)
         value_append(a, sl_str_make(a->pend.p, a->pend.len));
     sl_buf_reset(&a->pend);
     a->extra_lines = 0;
+}
+
+/* A line that is plainly not the rest of an exception message: another trace's start, a
+ * logger's line (a level word, a timestamp, a bracket, a brace, logfmt), an access log, or
+ * one of Heroku's own lines. What is left may be a message line (Python and Ruby print a
+ * message over lines after the type). */
+static bool plainly_else(const struct sl_crash_asm *a, struct sl_str s)
+{
+    static const char *const words[] = {
+        "INFO", "DEBUG", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL", "TRACE", "NOTICE",
+        "info", "debug", "warn", "warning", "error", "critical", "fatal", "trace", "notice",
+    };
+    static const char *const heroku[] = {
+        "Process exited", "State changed", "Stopping ", "Starting process", "Process running",
+        "Release v", "Deploy ", "Build ", "Scaled to", "Restarting", "Idling", "Cycling",
+    };
+    if (a->line_prefixed || s.len == 0)
+        return a->line_prefixed;
+    unsigned char c0 = (unsigned char)s.p[0];
+    if (c0 == '[' || c0 == '{' || c0 == '"' || sl_ascii_digit(c0))
+        return true;
+    size_t w = 0;
+    while (w < s.len && (sl_ascii_alnum((unsigned char)s.p[w]) || s.p[w] == '_' || s.p[w] == '#' ||
+                         s.p[w] == '.' || s.p[w] == '-'))
+        w++;
+    if (w < s.len && s.p[w] == '=')
+        return true; /* logfmt: level=info msg=... */
+    struct sl_str word = sl_str_make(s.p, w);
+    if (w < s.len && (s.p[w] == ' ' || s.p[w] == ':' || s.p[w] == ']' || s.p[w] == '|'))
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (sl_str_eq(word, words[i]))
+                return true;
+    for (size_t i = 0; i < sizeof(heroku) / sizeof(heroku[0]); i++)
+        if (starts(s, heroku[i]))
+            return true;
+    struct sl_str code, desc;
+    return plat_start(s, &code, &desc) || any_start(s);
+}
+
+/* A message line after the exception line: the blank lines seen before it join too. */
+static void msg_line(struct sl_crash_asm *a, struct sl_str s)
+{
+    for (; a->msg_blanks > 0; a->msg_blanks--)
+        value_append(a, SL_STR_LIT(""));
+    value_append(a, s);
 }
 
 /* Drop trailing newlines and spaces of the current exception's value. */
@@ -785,11 +833,19 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
         }
         return V_REJECT;
     case PY_AFTER:
-        if (blank(s))
+        if (blank(s)) {
+            a->msg_blanks++;
             return V_ACCEPT;
+        }
         if (starts(s, "During handling of the above exception, another exception occurred:") ||
             starts(s, "The above exception was the direct cause of the following exception:")) {
             a->st = PY_SEP;
+            a->msg_blanks = 0;
+            return V_ACCEPT;
+        }
+        /* the message's other lines: str(e) over several lines */
+        if (!a->py_group && !plainly_else(a, s) && a->extra_lines++ < 20) {
+            msg_line(a, s);
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -799,6 +855,7 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
         if (starts(s, PY_TRACEBACK)) {
             exc_push(a);
             a->st = PY_TB;
+            a->extra_lines = 0;
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -1228,15 +1285,21 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
                 if (a->rb_msg_open)
                     value_trim(a);
                 a->rb_msg_open = false;
+                a->msg_blanks = 0;
                 rb_frame(a, &l);
                 return V_ACCEPT;
             }
             return V_REJECT;
         }
-        /* the rest of a message over several lines (error_highlight's snippet): Ruby
-         * prints its first line, " (Type)", then the others */
-        if (a->rb_msg_open && (blank(s) || t.len < s.len) && a->extra_lines++ < 20) {
-            value_append(a, s);
+        if (a->rb_msg_open && !blank(s) && rb_header(s, &l, &type, &value))
+            goto cause;
+        /* the rest of a message over several lines (error_highlight's snippet, a message
+         * with newlines): Ruby prints its first line, " (Type)", then the others */
+        if (a->rb_msg_open && (blank(s) || !plainly_else(a, s)) && a->extra_lines++ < 20) {
+            if (blank(s))
+                a->msg_blanks++;
+            else
+                msg_line(a, s);
             return V_ACCEPT;
         }
         if (t.len < s.len && starts(t, "... ") && ends(t, " levels...")) {
@@ -1245,6 +1308,7 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         if (rb_header(s, &l, &type, &value)) { /* the cause (Ruby 3.1+ prints it after) */
+        cause:
             if (a->rb_msg_open)
                 value_trim(a);
             struct sl_crash_exc *e = exc_push(a);
@@ -1253,6 +1317,7 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
                 rb_frame(a, &l);
             a->rb_msg_open = true;
             a->extra_lines = 0;
+            a->msg_blanks = 0;
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -1790,6 +1855,7 @@ static void trace_reset(struct sl_crash_asm *a)
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
     a->rb_msg_open = a->need_at = a->py_group = false;
+    a->msg_blanks = 0;
     sl_buf_free(&a->pend);
     sl_buf_init(&a->pend, VALUE_CAP);
     set(&a->go_fn, NULL);
@@ -2199,6 +2265,7 @@ int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line, 
     if (a->open) {
         enum verdict v;
         /* another process's logger lines (puma workers) leave the trace open */
+        a->line_prefixed = s.p != msg.p;
         if (a->rb_pid[0] && pid.len && (pid.len != strlen(a->rb_pid) || memcmp(pid.p, a->rb_pid, pid.len)))
             v = V_IGNORE;
         else

@@ -170,7 +170,7 @@ static void test_python_chain(void **state)
         "    return g()\n"
         "  [Previous line repeated 996 more times]\n"
         "RecursionError: maximum recursion depth exceeded\n"
-        "after\n";
+        "[2026-11-21 10:00:00 +0000] [4] [INFO] Worker exiting (pid: 4)\n";
     struct run r;
     (void)state;
     run(text, &r);
@@ -1378,6 +1378,45 @@ static void test_oracle_go_repanic_and_types(void **state)
     run_free(&r);
 }
 
+static void test_oracle_messages_over_lines(void **state)
+{
+    /* F7: Python prints str(e) whole after the type; F8: Ruby prints " (Type)" after the
+     * message's first line, then the rest, then the frames. What follows a trace and is
+     * plainly something else (Heroku's lines, a logger's) is not part of the message. */
+    static const char text[] =
+        "Traceback (most recent call last):\n"
+        "  File \"/app/shop/orders.py\", line 46, in validate\n"
+        "    raise ValueError(\"invalid order:\\n\" + \"\\n\".join(problems))\n"
+        "ValueError: invalid order:\n"
+        "sku: missing or negative\n"
+        "\n"
+        "qty: missing or negative\n"
+        "\n"
+        "Process exited with status 1\n"
+        "/app/app/models/order.rb:22:in `validate!': invalid order: (ArgumentError)\n"
+        "kiwi: no price\n"
+        "lime: no price\n"
+        "\tfrom /app/app/controllers/orders_controller.rb:10:in `update'\n"
+        "\tfrom /app/bin/crash.rb:59:in `<main>'\n"
+        "I, [2026-12-07T03:38:35.220900 #4]  INFO -- : next request\n"
+        "Traceback (most recent call last):\n"
+        "  File \"/app/x.py\", line 1, in <module>\n"
+        "KeyError: 'a'\n"
+        "level=info msg=\"next\"\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 3);
+    assert_string_equal(last_exc(r.c[0])->value,
+                        "invalid order:\nsku: missing or negative\n\nqty: missing or negative");
+    assert_int_equal(r.c[0]->last_id, 8);
+    assert_string_equal(last_exc(r.c[1])->value, "invalid order:\nkiwi: no price\nlime: no price");
+    assert_int_equal(last_exc(r.c[1])->nframes, 3);
+    assert_string_equal(last_exc(r.c[2])->value, "'a'");
+    assert_int_equal(r.c[2]->last_id, 18);
+    run_free(&r);
+}
+
 static void test_oracle_ruby_error_highlight(void **state)
 {
     /* F4: Ruby 3.1's error_highlight snippet is part of the message; the frames after it
@@ -1485,6 +1524,7 @@ int main(void)
         cmocka_unit_test(test_anchors),
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_oracle_go_repanic_and_types),
+        cmocka_unit_test(test_oracle_messages_over_lines),
         cmocka_unit_test(test_oracle_ruby_error_highlight),
         cmocka_unit_test(test_oracle_node_cause_matching),
     };
