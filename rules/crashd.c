@@ -570,7 +570,8 @@ static int round_once(struct sl_crashd *d)
 }
 
 /* Every 5 s the pending gauge; every hour, anchors consumed more than a week ago (the
- * newest release line of each source stays: it names the release of later crashes). */
+ * newest release line of each source stays: it names the release of later crashes) and
+ * crashes older than 90 days with their settled outbox rows. */
 static void housekeeping(struct sl_crashd *d)
 {
     int64_t now = sl_clock_mono_ms();
@@ -590,7 +591,12 @@ static void housekeeping(struct sl_crashd *d)
                          "DELETE FROM crash_anchors a WHERE consumed AND received_at < now() - "
                          "interval '7 days' AND NOT (kind = 3 AND line_at = (SELECT max(b.line_at) "
                          "FROM crash_anchors b WHERE b.source_id = a.source_id AND b.kind = 3))",
-                         0, NULL, NULL))
+                         0, NULL, NULL) ||
+            sl_db_exec(d->pg, "crashes cleanup failed",
+                       "WITH old AS (DELETE FROM crashes WHERE created_at < now() - "
+                       "interval '90 days' RETURNING id) DELETE FROM alert_outbox o USING old "
+                       "WHERE o.crash_id = old.id AND o.status <> 'pending'",
+                       0, NULL, NULL))
             return; /* logged; tried again in an hour */
     }
 }
