@@ -44,7 +44,9 @@
 
 #define POLL_MS 100
 #define GROUPS_PER_ROUND "32"
-#define LOOKBACK_US ((int64_t)5000000) /* lines read before the oldest anchor (a trace's head) */
+/* Lines are read from the settle delay plus the gap before the group's oldest anchor (a
+ * trace's first line is its anchor; the lines of the same trace another node received
+ * earlier are within that) up to WINDOW_US after it. */
 /* Lines of one group per transaction (the rest next round), each cut to LINE_MAX_CHARS:
  * what one round holds in memory stays under READ_MAX x LINE_MAX_CHARS x 4 bytes. */
 #define READ_MAX 5000
@@ -55,7 +57,7 @@
 #define SKIP_MAX 64               /* groups that failed, left alone for SKIP_MS */
 #define SKIP_MS 30000
 #define ADVISORY_CLASS "7355011"  /* pg_advisory_xact_lock(class, hash of the group) */
-#define WINDOW_US ((int64_t)300000000)     /* lines read after the oldest anchor, at most */
+#define WINDOW_US ((int64_t)60000000)
 
 struct sl_crashd {
     struct sl_crashd_opts o;
@@ -373,7 +375,8 @@ static int do_group(struct sl_crashd *d, int64_t source_id, const char *procid)
         rc = 0;
         goto commit;
     }
-    snprintf(from, sizeof(from), "%" PRId64, i64(r, 0, 0) - LOOKBACK_US);
+    snprintf(from, sizeof(from), "%" PRId64,
+             i64(r, 0, 0) - (d->o.settle_ms * 1000 + d->limits.gap_us));
     if (!PQgetisnull(r, 0, 1)) {
         have_cursor = true;
         snprintf(cur_at, sizeof(cur_at), "%s", PQgetvalue(r, 0, 1));
