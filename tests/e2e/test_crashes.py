@@ -301,6 +301,9 @@ def test_bad_dsn_refused_by_cli(db):
     assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s", (src.id,))[0]["sentry_dsn"] is None
     ok = set_dsn(db, src, "https://0123abcd@o1.ingest.sentry.io/4505")
     assert "4505" in ok.stdout
+    listing = [l for l in sluice_cli(db, "source", "list").stdout.splitlines() if l.startswith(src.name)]
+    assert listing and listing[0].endswith("https://o1.ingest.sentry.io/4505"), listing
+    assert "0123abcd" not in listing[0]
     assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s",
                     (src.id,))[0]["sentry_dsn"] == "https://0123abcd@o1.ingest.sentry.io/4505"
     set_dsn(db, src, "")
