@@ -320,12 +320,15 @@ def test_two_nodes_one_event(db, sluice, sentry):
     a.wait_source(src)
     b.wait_source(src)
     lines = trace_lines(PY_TRACE, proc="worker.1")
-    post(a, src, interleave(lines[:4], noise(5)))
-    time.sleep(0.3)  # the load balancer's other half comes a little later
+    # the second half reaches node b first; the first half comes to node a a little later
     post(b, src, interleave(lines[4:], noise(5, start_ms=10)))
+    time.sleep(0.3)
+    post(a, src, interleave(lines[:4], noise(5)))
     req = sentry.wait(1, 20, "the crash split over two nodes")[0]
     ev = event_of(req)
-    assert ev["exception"]["values"][-1]["type"] == "ValueError"
+    exc = ev["exception"]["values"][-1]
+    assert exc["type"] == "ValueError" and exc["value"] == "bad price for sku-17"
+    assert [f["lineno"] for f in exc["stacktrace"]["frames"]] == [42, 17, 88]  # the lines' own order
     quiet(sentry, 1, 3.0)
     rows = crashes(db, src)
     assert len(rows) == 1 and rows[0]["nlines"] == len(PY_TRACE), rows
