@@ -663,7 +663,7 @@ int sl_crashd_start(const struct sl_crashd_opts *o, struct sl_crashd **out)
         d->limits.max_bytes = (size_t)o->max_bytes;
     if (d->o.settle_ms < 0)
         d->o.settle_ms = 0;
-    sl_buf_init(&d->ev, 8u << 20);
+    sl_buf_init(&d->ev, 1u << 20); /* Sentry takes events up to 1 MiB: crash.c fits them */
     sl_buf_init(&d->crumbs, 1u << 20);
     sl_buf_init(&d->link, 1u << 16);
     sl_buf_init(&d->text, 32u << 10);
