@@ -290,7 +290,9 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
     snprintf(nl, sizeof(nl), "%zu", c->nlines);
     snprintf(fts, sizeof(fts), "%" PRId64, c->first_ts_us);
     snprintf(lts, sizeof(lts), "%" PRId64, c->last_ts_us);
-    {
+    if (sl_db_exec(d->pg, "crash savepoint failed", "SAVEPOINT crash", 0, NULL, NULL))
+        return SL_EDB;
+    for (int attempt = 0;; attempt++) {
         const char *v[16] = {src,        g->procid,   lang_name(c->lang),
                              type,       value,       c->fingerprint,
                              fid,        lid,         nl,
@@ -305,8 +307,19 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
                        "'epoch'::timestamptz + $11::bigint * interval '1 us', "
                        "'epoch'::timestamptz + $12::bigint * interval '1 us', $13, $14::jsonb, "
                        "$15, $16) ON CONFLICT DO NOTHING RETURNING id",
-                       16, v, &r))
+                       16, v, &r) == 0)
+            break;
+        /* PostgreSQL refused the row (the event, say): stored without it, dead, once */
+        if (attempt > 0 || PQstatus(d->pg) != CONNECTION_OK ||
+            sl_db_exec(d->pg, "crash rollback failed", "ROLLBACK TO SAVEPOINT crash", 0, NULL,
+                       NULL))
             return SL_EDB;
+        sl_buf_reset(&d->ev);
+        if (sl_buf_add(&d->ev, "{}", 3))
+            return SL_ENOMEM;
+        built = false;
+        delivery = "dead";
+        detail = "PostgreSQL refused the crash's event (see the log)";
     }
     if (PQntuples(r) == 0) { /* stored before (a retry of this group): nothing more */
         PQclear(r);
