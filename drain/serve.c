@@ -30,6 +30,7 @@
 
 #include "sluice/api.h"
 #include "sluice/clock.h"
+#include "sluice/crashd.h"
 #include "sluice/feed.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
@@ -216,6 +217,7 @@ static int start_threads(struct server *s)
     wo.dead_dir = cfg->spool_dir;
     wo.sources = s->sources;
     wo.public_url = cfg->public_url;
+    wo.crashes = cfg->crashes;
     if (sl_writer_start(&wo, &s->writer))
         return SL_EIO;
     memset(&no, 0, sizeof(no));
@@ -226,6 +228,20 @@ static int start_threads(struct server *s)
     no.timeout_ms = (long)cfg->alert_timeout * 1000;
     if (sl_notifier_start(&no, &s->notifier))
         return SL_EIO;
+    if (cfg->crashes) {
+        struct sl_crashd_opts co;
+        memset(&co, 0, sizeof(co));
+        co.database_url = cfg->database_url;
+        co.public_url = cfg->public_url;
+        co.default_dsn = cfg->sentry_dsn;
+        co.gap_ms = cfg->crash_gap_ms;
+        co.settle_ms = cfg->crash_settle_ms;
+        co.max_lines = cfg->crash_max_lines;
+        co.max_bytes = cfg->crash_max_bytes;
+        co.sources = s->sources;
+        if (sl_crashd_start(&co, &s->crashd))
+            return SL_EIO;
+    }
     memset(&ao, 0, sizeof(ao));
     ao.database_url = cfg->database_url;
     ao.sources = s->sources;
@@ -424,6 +440,7 @@ static void stop_all(struct server *s, int64_t t0)
         s->api = NULL;
         (void)event_base_loop(s->base, EVLOOP_NONBLOCK); /* the streams' sockets */
     }
+    sl_crashd_stop(s->crashd);
     sl_notifier_stop(s->notifier);
     sl_feed_free(s->feed);
     sl_maint_stop(s->maint);
