@@ -196,6 +196,11 @@ static const char *const migrations[] = {
      * whose ids span more than one id block (2^20) are found through this partial index
      * (drain/search.c, WIDE_BLOCK). */
     "CREATE INDEX log_blocks_wide ON log_blocks (max_id) WHERE max_id - min_id >= 1048576;\n",
+    /* JSON lines (issue 16): where the message's JSON object starts (substr position,
+     * in characters), set by the writer (drain/row.c) only for a message drain/fields.c
+     * validated, so substr(message, json_at)::jsonb never raises; NULL otherwise. A
+     * nullable column without a default: no table rewrite. */
+    "ALTER TABLE logs ADD COLUMN json_at int;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)

@@ -722,64 +722,45 @@ size_t sl_fields_num_canon(const char *s, size_t n, char *out, size_t cap)
 
 /* ------------------------------------------------------------------ extra tokens */
 
-struct extra {
-    struct sl_buf *out;
-    const char *obj;
-    size_t len;
-};
-
-static int extra_leaf(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
+/* One pass over the object's tokens: outside strings, only numbers hold '-' or digits.
+ * Every string (key or value) holding an escape goes in decoded, every number not written
+ * canonically goes in canonical: at most the object's string bytes plus
+ * SL_FIELDS_CANON_MAX + 1 bytes per number (a number takes 2 bytes of the object at
+ * least). */
+int sl_fields_json_extra(const char *obj, size_t len, struct sl_buf *out)
 {
-    struct extra *x = arg;
+    struct scan s;
+    struct rd r = {obj, len, 0};
     int rc = 0;
 
-    (void)path;
-    (void)plen;
-    if (leaf->type == SL_J_STRING && leaf->escaped) {
-        rc = sl_buf_addc(x->out, ' ');
-        if (rc == 0)
-            rc = sl_fields_json_unescape(leaf->raw, x->out);
-    } else if (leaf->type == SL_J_NUMBER) {
-        char c[SL_FIELDS_CANON_MAX + 2];
-        size_t k = sl_fields_num_canon(leaf->raw.p, leaf->raw.len, c, sizeof(c));
-        if (k > 0 && (k != leaf->raw.len || memcmp(c, leaf->raw.p, k) != 0)) {
-            rc = sl_buf_addc(x->out, ' ');
-            if (rc == 0)
-                rc = sl_buf_add(x->out, c, k);
+    if (!scan_object(obj, len, &s) || (!s.esc && !s.odd))
+        return 0;
+    while (r.i < r.n && rc == 0) {
+        char c = r.p[r.i];
+        if (c == '"') {
+            bool esc;
+            struct sl_str v = rd_string(&r, &esc);
+            if (esc && s.esc) {
+                rc = sl_buf_addc(out, ' ');
+                if (rc == 0)
+                    rc = sl_fields_json_unescape(v, out);
+            }
+        } else if ((c == '-' || sl_ascii_digit((unsigned char)c)) && s.odd) {
+            struct sl_jleaf leaf;
+            char cn[SL_FIELDS_CANON_MAX + 2];
+            size_t k;
+            rd_value(&r, &leaf);
+            k = sl_fields_num_canon(leaf.raw.p, leaf.raw.len, cn, sizeof(cn));
+            if (k > 0 && (k != leaf.raw.len || memcmp(cn, leaf.raw.p, k) != 0)) {
+                rc = sl_buf_addc(out, ' ');
+                if (rc == 0)
+                    rc = sl_buf_add(out, cn, k);
+            }
+        } else {
+            r.i++;
         }
     }
     return rc;
-}
-
-/* Every key holding an escape, decoded (the walk's paths are decoded; adding the whole
- * path only adds tokens of keys, so this is a superset of what a search asks for). */
-static int extra_path(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
-{
-    struct extra *x = arg;
-    int rc = sl_buf_addc(x->out, ' ');
-
-    (void)leaf;
-    return rc ? rc : sl_buf_add(x->out, path, plen);
-}
-
-static int extra_both(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
-{
-    int rc = extra_path(arg, path, plen, leaf);
-
-    return rc ? rc : extra_leaf(arg, path, plen, leaf);
-}
-
-int sl_fields_json_extra(const char *obj, size_t len, struct sl_buf *out)
-{
-    struct extra x = {out, obj, len};
-    struct scan s;
-
-    if (!scan_object(obj, len, &s))
-        return 0;
-    if (!s.esc && !s.odd)
-        return 0;
-    /* keys with escapes are rare: when the object has escapes, every path goes in */
-    return sl_fields_json_walk(obj, len, s.esc ? extra_both : extra_leaf, &x);
 }
 
 /* ------------------------------------------------------------------ logfmt */

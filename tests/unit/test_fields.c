@@ -227,8 +227,8 @@ static void test_extra(void **state)
     assert_int_equal(sl_fields_json_extra(plain, strlen(plain), &b), 0);
     assert_int_equal(b.len, 0);
     assert_int_equal(sl_fields_json_extra(odd, strlen(odd), &b), 0);
-    assert_int_equal(b.len, strlen(" caf\xc3\xa9 na\xc3\xafve\nline n 42 m"));
-    assert_memory_equal(b.p, " caf\xc3\xa9 na\xc3\xafve\nline n 42 m", b.len);
+    assert_int_equal(b.len, strlen(" caf\xc3\xa9 na\xc3\xafve\nline 42"));
+    assert_memory_equal(b.p, " caf\xc3\xa9 na\xc3\xafve\nline 42", b.len);
     sl_buf_free(&b);
 }
 
