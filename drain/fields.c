@@ -639,6 +639,13 @@ bool sl_fields_json_get(const char *obj, size_t len, const char *path, size_t pl
 
 /* ------------------------------------------------------------------ numbers */
 
+bool sl_fields_is_number(const char *s, size_t n)
+{
+    struct scan sc = {(const unsigned char *)s, n, 0, 0, false, false};
+
+    return n > 0 && scan_number(&sc) && sc.i == n;
+}
+
 size_t sl_fields_num_canon(const char *s, size_t n, char *out, size_t cap)
 {
     char dig[SL_JSON_MAX_NUMBER + 1];

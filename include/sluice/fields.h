@@ -72,6 +72,9 @@ bool sl_fields_json_get(const char *obj, size_t len, const char *path, size_t pl
 /* A validated string's raw bytes decoded (\uXXXX pairs to UTF-8) into out. */
 SL_MUSTCHECK int sl_fields_json_unescape(struct sl_str raw, struct sl_buf *out);
 
+/* Whether s[0..n) is one JSON number within the limits above. */
+bool sl_fields_is_number(const char *s, size_t n);
+
 /* The canonical decimal text of a JSON number (no exponent, no trailing fraction zeros,
  * sign kept): "4.2e1" -> "42", "42.50" -> "42.5". Writes it NUL-terminated to out and
  * returns its length; 0 when s is not a JSON number or the text would pass
