@@ -28,7 +28,7 @@
 #define SL_JSON_MAX_BYTES (256 * 1024)
 #define SL_JSON_MAX_DEPTH 32
 #define SL_JSON_MAX_NUMBER 64
-#define SL_JSON_MAX_EXP 1000
+#define SL_JSON_MAX_EXP 24 /* jsonb prints every digit: 1e24 is 25 bytes out */
 #define SL_JSON_FIND_TRIES 4  /* '{' positions tried in one line */
 #define SL_JSON_PATH_MAX 256  /* longer paths are not walked (the line stays valid) */
 #define SL_FIELDS_CANON_MAX 40 /* canonical number text longer than this: none */
