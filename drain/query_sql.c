@@ -393,8 +393,10 @@ static int gen_field_json(struct gen *g, const struct node *nd)
     int e, rc;
 
     sl_buf_init(&b, 4 * SL_QUERY_MAX_LEN);
+    /* $e, the empty path (a scalar's text), only where it is used: PostgreSQL cannot type
+     * a parameter the statement never mentions */
     e = g->next;
-    rc = param_only(g, "{}", 2);
+    rc = nd->numeric || nd->glob ? param_only(g, "{}", 2) : 0;
     if (rc == 0)
         rc = add_s(g, "COALESCE(CASE WHEN l.json_at IS NULL THEN false ELSE (SELECT ");
     if (rc != 0)
