@@ -416,7 +416,9 @@ static int gen_field_json(struct gen *g, const struct node *nd)
             rc = gen_num_rhs(g, nd);
     } else {
         int t = g->next;
-        rc = param_only(g, "{string,number,boolean,null}", 28);
+        /* "null" quoted: a bare NULL in an array literal is SQL's NULL */
+        static const char types[] = "{string,number,boolean,\"null\"}";
+        rc = param_only(g, types, sizeof(types) - 1);
         if (rc == 0)
             rc = sl_buf_addf(g->sql, "(jsonb_typeof(v) = ANY($%d::text[]) AND %s(", t,
                              nd->op == C_NE ? "NOT " : "");

@@ -471,7 +471,7 @@ static void test_sql(void **state)
     "jsonb_extract_path(j, $" k "::text)) AS v FROM (SELECT substr(l.message, l.json_at)::jsonb "  \
     "AS j) AS jo) AS jv) END, false)"
 #define JX(e) "jsonb_extract_path_text(v, VARIADIC $" e "::text[])"
-#define TYPES "{string,number,boolean,null}"
+#define TYPES "{string,number,boolean,\"null\"}"
 
 static const struct sql_case json_cases[] = {
     {"level:error",
