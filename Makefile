@@ -105,7 +105,8 @@ FUZZ_SRC_syslog := drain/rfc5424.c drain/util.c
 FUZZ_SRC_ruleset := rules/ruleset.c drain/enc.c drain/util.c
 FUZZ_LIBS_ruleset := -lcjson -lpcre2-8 -lcrypto
 FUZZ_SRC_query := drain/query.c drain/query_sql.c drain/pcre2pg.c drain/tokens.c drain/utf8.c drain/util.c \
-	rules/match.c
+	rules/match.c drain/fields.c
+FUZZ_SRC_fields := drain/fields.c drain/utf8.c drain/util.c
 FUZZ_LIBS_query := -lpcre2-8
 fuzz_src = $(if $(FUZZ_SRC_$(1)),$(FUZZ_SRC_$(1)),drain/$(1).c drain/util.c)
 
