@@ -62,6 +62,12 @@ static bool scan_string(struct scan *s)
     s->i++;
     while (s->i < s->n) {
         unsigned char c = s->p[s->i];
+        /* the common bytes first: printable ASCII other than '"' and '\\' */
+        while (c >= 0x20 && c < 0x80 && c != '"' && c != '\\') {
+            if (++s->i >= s->n)
+                return false;
+            c = s->p[s->i];
+        }
         if (c == '"') {
             s->i++;
             return true;
@@ -777,9 +783,15 @@ bool sl_fields_logfmt_get(const char *line, size_t len, const char *key, size_t 
 {
     for (size_t i = 0; klen > 0 && i + klen < len; i++) {
         size_t j;
+        const char *hit = memmem(line + i, len - i, key, klen);
+        if (hit == NULL)
+            return false;
+        i = (size_t)(hit - line);
+        if (i + klen >= len)
+            return false;
         if (i > 0 && (unsigned char)line[i - 1] > ' ')
             continue;
-        if (memcmp(line + i, key, klen) != 0 || line[i + klen] != '=')
+        if (line[i + klen] != '=')
             continue;
         j = i + klen + 1;
         if (j < len && line[j] == '"') {
@@ -891,16 +903,155 @@ void sl_fields_line_init(struct sl_fields_line *fl, const char *text, size_t len
     fl->text = text;
     fl->len = len;
     fl->has_json = sl_fields_json_find(text, len, &fl->at);
+    fl->indexed = 0;
+    fl->nidx = 0;
+    fl->pused = 0;
 }
 
-bool sl_fields_line_get(const struct sl_fields_line *fl, const char *key, struct sl_str *val,
+static uint32_t path_hash(const char *p, size_t n)
+{
+    uint32_t h = 2166136261u;
+
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (unsigned char)p[i]) * 16777619u;
+    return h;
+}
+
+/* The index walk: every path (containers too) with its value; false when the object
+ * needs walking lookups instead (see fields.h). */
+static bool index_add(struct sl_fields_line *fl, const char *path, size_t plen,
+                      const struct sl_jleaf *leaf)
+{
+    size_t k = fl->nidx;
+
+    if (k == SL_FIELDS_INDEX_MAX || fl->pused + plen > SL_FIELDS_INDEX_PATHS)
+        return false;
+    memcpy(fl->paths + fl->pused, path, plen);
+    fl->idx[k].hash = path_hash(path, plen);
+    fl->idx[k].poff = (uint32_t)fl->pused;
+    fl->idx[k].plen = (uint32_t)plen;
+    fl->idx[k].leaf = *leaf;
+    fl->pused += plen;
+    fl->nidx++;
+    return true;
+}
+
+static bool index_value(struct sl_fields_line *fl, struct rd *r, char *path, size_t plen);
+
+static bool index_container(struct sl_fields_line *fl, struct rd *r, char *path, size_t plen,
+                            bool obj)
+{
+    struct sl_str keys[SL_FIELDS_INDEX_MAX];
+    size_t nkeys = 0, idx = 0;
+    char close = obj ? '}' : ']';
+
+    r->i++;
+    rd_ws(r);
+    while (r->i < r->n && r->p[r->i] != close) {
+        size_t np;
+        if (obj) {
+            bool esc;
+            struct sl_str k = rd_string(r, &esc);
+            if (esc || k.len == 0 || memchr(k.p, '.', k.len) != NULL ||
+                nkeys == SL_FIELDS_INDEX_MAX)
+                return false; /* paths would be ambiguous: lookups walk */
+            for (size_t j = 0; j < nkeys; j++)
+                if (keys[j].len == k.len && memcmp(keys[j].p, k.p, k.len) == 0)
+                    return false; /* a duplicate: the last wins, lookups walk */
+            keys[nkeys++] = k;
+            rd_ws(r);
+            r->i++; /* ':' */
+            rd_ws(r);
+            if (plen + 1 + k.len > SL_JSON_PATH_MAX)
+                return false;
+            np = plen;
+            if (np > 0)
+                path[np++] = '.';
+            memcpy(path + np, k.p, k.len);
+            np += k.len;
+        } else {
+            char num[24];
+            int kn = snprintf(num, sizeof(num), "%zu", idx++);
+            if (plen + 1 + (size_t)kn > SL_JSON_PATH_MAX)
+                return false;
+            np = plen;
+            if (np > 0)
+                path[np++] = '.';
+            memcpy(path + np, num, (size_t)kn);
+            np += (size_t)kn;
+        }
+        if (!index_value(fl, r, path, np))
+            return false;
+        rd_ws(r);
+        if (r->i < r->n && r->p[r->i] == ',') {
+            r->i++;
+            rd_ws(r);
+        }
+    }
+    if (r->i < r->n)
+        r->i++;
+    return true;
+}
+
+static bool index_value(struct sl_fields_line *fl, struct rd *r, char *path, size_t plen)
+{
+    char c = r->i < r->n ? r->p[r->i] : '\0';
+    struct sl_jleaf leaf;
+
+    if (c == '{' || c == '[') {
+        size_t a = r->i;
+        if (!index_container(fl, r, path, plen, c == '{'))
+            return false;
+        if (plen == 0)
+            return true; /* the object itself */
+        leaf.type = c == '{' ? SL_J_OBJECT : SL_J_ARRAY;
+        leaf.raw = sl_str_make(r->p + a, r->i - a);
+        leaf.escaped = false;
+        return index_add(fl, path, plen, &leaf);
+    }
+    rd_value(r, &leaf);
+    return index_add(fl, path, plen, &leaf);
+}
+
+static void index_build(struct sl_fields_line *fl)
+{
+    struct rd r = {fl->text + fl->at.off, fl->len - fl->at.off, 0};
+    char path[SL_JSON_PATH_MAX + 1];
+
+    fl->nidx = 0;
+    fl->pused = 0;
+    fl->indexed = index_value(fl, &r, path, 0) ? 1 : -1;
+}
+
+/* The JSON value at key (sl_fields_json_get's answer, from the index when there is one). */
+static bool line_json(struct sl_fields_line *fl, const char *key, size_t kl,
+                      struct sl_jleaf *out)
+{
+    if (!fl->has_json)
+        return false;
+    if (fl->indexed == 0)
+        index_build(fl);
+    if (fl->indexed < 0)
+        return sl_fields_json_get(fl->text + fl->at.off, fl->len - fl->at.off, key, kl, out);
+    {
+        uint32_t h = path_hash(key, kl);
+        for (size_t k = 0; k < fl->nidx; k++)
+            if (fl->idx[k].hash == h && fl->idx[k].plen == kl &&
+                memcmp(fl->paths + fl->idx[k].poff, key, kl) == 0) {
+                *out = fl->idx[k].leaf;
+                return true;
+            }
+    }
+    return false;
+}
+
+bool sl_fields_line_get(struct sl_fields_line *fl, const char *key, struct sl_str *val,
                         enum sl_jtype *type)
 {
     struct sl_jleaf leaf;
     size_t kl = strlen(key);
 
-    if (fl->has_json && sl_fields_json_get(fl->text + fl->at.off, fl->len - fl->at.off, key, kl,
-                                           &leaf)) {
+    if (line_json(fl, key, kl, &leaf)) {
         *val = leaf.raw;
         *type = leaf.type;
         return true;
@@ -974,14 +1125,13 @@ static bool cond_value(const struct sl_field_cond *c, const char *v, size_t n, e
     return c->op == SL_FOP_NE ? !eq : eq;
 }
 
-bool sl_fields_cond_eval(const struct sl_field_cond *c, const struct sl_fields_line *fl)
+bool sl_fields_cond_eval(const struct sl_field_cond *c, struct sl_fields_line *fl)
 {
     struct sl_jleaf leaf;
     struct sl_str v;
     size_t kl = strlen(c->key);
 
-    if (fl->has_json && sl_fields_json_get(fl->text + fl->at.off, fl->len - fl->at.off, c->key,
-                                           kl, &leaf)) {
+    if (line_json(fl, c->key, kl, &leaf)) {
         if (leaf.type == SL_J_STRING && leaf.escaped) {
             char tmp[1024];
             size_t n = leaf.raw.len <= sizeof(tmp) ? unescape(leaf.raw, tmp, sizeof(tmp)) : 0;

@@ -114,21 +114,35 @@ struct sl_field_cond {
 SL_MUSTCHECK int sl_fields_cond_parse(const char *key, const char *expr, struct sl_field_cond *c,
                                       const char **why);
 
-/* The line's view for conditions: the JSON object (found once per line) and the text. */
+/* The line's view for conditions: the JSON object (found once per line), the text, and an
+ * index of the object's paths built by the first lookup (one walk, then each lookup is a
+ * table probe). An object with a duplicate key, an empty key, a key holding '.' or an
+ * escape, or more
+ * than SL_FIELDS_INDEX_MAX paths is not indexed: its lookups walk it (same answers). */
+#define SL_FIELDS_INDEX_MAX 64
+#define SL_FIELDS_INDEX_PATHS 2048
 struct sl_fields_line {
     const char *text;
     size_t len;
     bool has_json;
     struct sl_json_at at;
+    int indexed; /* 0: not yet; 1: idx holds every path; -1: look up by walking */
+    size_t nidx, pused;
+    struct {
+        uint32_t hash;
+        uint32_t poff, plen;
+        struct sl_jleaf leaf;
+    } idx[SL_FIELDS_INDEX_MAX];
+    char paths[SL_FIELDS_INDEX_PATHS];
 };
 void sl_fields_line_init(struct sl_fields_line *fl, const char *text, size_t len);
 
 /* The field as written: a JSON leaf (preferred when the line has an object holding the
  * path) else a logfmt field. true and *val (into the line) / *type. */
-bool sl_fields_line_get(const struct sl_fields_line *fl, const char *key, struct sl_str *val,
+bool sl_fields_line_get(struct sl_fields_line *fl, const char *key, struct sl_str *val,
                         enum sl_jtype *type);
 
 /* Whether the line meets c. A JSON string's escapes are decoded for the comparison. */
-bool sl_fields_cond_eval(const struct sl_field_cond *c, const struct sl_fields_line *fl);
+bool sl_fields_cond_eval(const struct sl_field_cond *c, struct sl_fields_line *fl);
 
 #endif

@@ -33,6 +33,7 @@ struct ctx {
     const char *obj;
     size_t len;
     size_t leaves;
+    struct sl_fields_line *fl; /* the line, for the index against the walking lookup */
 };
 
 static int on_leaf(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
@@ -47,8 +48,14 @@ static int on_leaf(void *arg, const char *path, size_t plen, const struct sl_jle
     CHECK(leaf->type != SL_J_OBJECT && leaf->type != SL_J_ARRAY);
     /* found again unless a later duplicate replaced a parent (the last wins); whatever is
      * found lies inside the object. Bounded work per input. */
-    if (plen > 0 && c->leaves < 256 && sl_fields_json_get(c->obj, c->len, path, plen, &again))
+    if (plen > 0 && c->leaves < 256 && sl_fields_json_get(c->obj, c->len, path, plen, &again)) {
+        struct sl_str v;
+        enum sl_jtype t;
         CHECK(again.raw.p >= c->obj && again.raw.p + again.raw.len <= c->obj + c->len);
+        /* the line's index answers as the walking lookup does */
+        CHECK(sl_fields_line_get(c->fl, path, &v, &t));
+        CHECK(t == again.type && v.p == again.raw.p && v.len == again.raw.len);
+    }
     if (leaf->type == SL_J_NUMBER) {
         size_t k = sl_fields_num_canon(leaf->raw.p, leaf->raw.len, canon, sizeof(canon));
         char again_c[SL_FIELDS_CANON_MAX + 2];
@@ -69,7 +76,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static const char *const keys[] = {"level", "a.b", "user.id", "x", "tags.0", "a.b.c"};
     struct sl_json_at at;
     struct sl_field_cond cond;
-    struct sl_fields_line fl;
+    struct sl_fields_line *fl;
     struct sl_buf extra;
     const char *why;
     char *line;
@@ -85,7 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     size--;
     if (sl_fields_json_find(line, size, &at)) {
         size_t chars = 0;
-        struct ctx c = {line + at.off, size - at.off, 0};
+        struct sl_fields_line *lfl = malloc(sizeof(*lfl));
+        struct ctx c = {line + at.off, size - at.off, 0, lfl};
+        if (lfl == NULL) {
+            free(line);
+            return 0;
+        }
+        sl_fields_line_init(lfl, line, size);
         CHECK(at.off < size && line[at.off] == '{');
         for (size_t i = 0; i < at.off; i++)
             chars += ((unsigned char)line[i] & 0xC0) != 0x80;
@@ -98,6 +111,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!at.escapes && !at.odd_numbers)
             CHECK(extra.len == 0);
         sl_buf_free(&extra);
+        free(lfl);
     } else if (size > 0 && line[0] == '{') {
         CHECK(!sl_fields_json_valid(line, size)); /* a valid object at 0 is always found */
     }
@@ -108,8 +122,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             CHECK(sl_fields_is_number(line, size) && sl_fields_is_number(num, k));
     }
     if (sl_fields_cond_parse(keys[pick % 6], exprs[(pick >> 3) % 8], &cond, &why) == 0) {
-        sl_fields_line_init(&fl, line, size);
-        (void)sl_fields_cond_eval(&cond, &fl);
+        if ((fl = malloc(sizeof(*fl))) != NULL) {
+            sl_fields_line_init(fl, line, size);
+            (void)sl_fields_cond_eval(&cond, fl);
+            free(fl);
+        }
     }
     free(line);
     return 0;
