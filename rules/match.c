@@ -1553,5 +1553,14 @@ size_t sl_match_search_query(const struct sl_rule *r, char *out, size_t cap)
             out[n] = '\0';
         }
     }
+    if (r->nwhere > 0 && n + 2 < cap) {
+        /* and the where conditions, when the whole still fits and parses */
+        size_t before = n;
+        out[n++] = ' ';
+        n += query_where(r, out + n, cap - n);
+        if (n == before + 1 || !query_ok(out, n))
+            n = before;
+        out[n] = '\0';
+    }
     return n;
 }

@@ -9,8 +9,10 @@
 # their blocks built by the writer's drain/blocks.c), then ANALYZE; this tree's sluice serves
 # it and tests/bench/searchbench.py times, RUNS (30) runs each over HTTPS keep-alive, all
 # sources and one: a rare word (24 h), a JSON field that is as selective (user_id:N, 24 h),
-# a JSON number compared (dur_ms:>=299, 1 h) and the logfmt status:>=500 (1 h). Prints
-# searchbench's RESULT lines.
+# a JSON number compared (dur_ms:>=299, 1 h) and the logfmt status:>=500 (1 h). With
+# BASE_SLUICE=path (a binary from before JSON fields), that binary then serves the same
+# database and the word and status:>=500 searches run again (base=1 on those lines): what a
+# logfmt field search pays for the JSON alternative. Prints searchbench's RESULT lines.
 set -euo pipefail
 
 LINES=${1:-2000000}
@@ -44,17 +46,28 @@ openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
     -addext "subjectAltName=IP:127.0.0.1" -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
     >/dev/null 2>&1
 chmod 0600 "$tmp/key.pem"
-hp=$((20000 + RANDOM % 30000))
-sp=$((hp + 1))
-SLUICE_BIND=127.0.0.1 PORT=$hp SLUICE_HTTPS_PORT=$sp SLUICE_TLS_CERT=$tmp/cert.pem \
-    SLUICE_TLS_KEY=$tmp/key.pem SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn \
-    build/sluice serve 2>"$tmp/sluice.log" &
-pid=$!
-for _ in $(seq 1 100); do
-    [ "$(curl -s --max-time 1 "http://127.0.0.1:$hp/readyz" || true)" = ready ] && break
-    sleep 0.1
-done
-sleep 2 # the start-up retention pass
-/usr/bin/python3 tests/bench/searchbench.py --url "https://127.0.0.1:$sp" --cacert "$tmp/cert.pem" \
-    --token "$token" --dsn "$DATABASE_URL" --drain-user "${drain%%:*}" \
-    --drain-password "${drain#*:}" --runs "$RUNS" --only search --kinds word,field,jsonnum,status
+serve_and_time() { # serve_and_time BINARY KINDS
+    local hp sp
+    hp=$((20000 + RANDOM % 30000))
+    sp=$((hp + 1))
+    SLUICE_BIND=127.0.0.1 PORT=$hp SLUICE_HTTPS_PORT=$sp SLUICE_TLS_CERT=$tmp/cert.pem \
+        SLUICE_TLS_KEY=$tmp/key.pem SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn \
+        "$1" serve 2>>"$tmp/sluice.log" &
+    pid=$!
+    for _ in $(seq 1 100); do
+        [ "$(curl -s --max-time 1 "http://127.0.0.1:$hp/readyz" || true)" = ready ] && break
+        sleep 0.1
+    done
+    sleep 2 # the start-up retention pass
+    /usr/bin/python3 tests/bench/searchbench.py --url "https://127.0.0.1:$sp" \
+        --cacert "$tmp/cert.pem" --token "$token" --dsn "$DATABASE_URL" \
+        --drain-user "${drain%%:*}" --drain-password "${drain#*:}" --runs "$RUNS" \
+        --only search --kinds "$2"
+    kill "$pid"
+    wait "$pid" 2>/dev/null || true
+    pid=
+}
+serve_and_time build/sluice word,field,jsonnum,status
+if [ -n "${BASE_SLUICE:-}" ]; then
+    serve_and_time "$BASE_SLUICE" word,status | sed 's/^RESULT /RESULT base=1 /'
+fi

@@ -1388,6 +1388,9 @@ static void test_fields_rules(void **state)
     assert_int_equal(sl_match_search_query(&rs->rules[0], out, sizeof(out)),
                      strlen("level:\"error\" latency_ms:>1000"));
     assert_string_equal(out, "level:\"error\" latency_ms:>1000");
+    /* a rule with a pattern and where: both */
+    assert_string_equal((sl_match_search_query(&rs->rules[1], out, sizeof(out)), out),
+                        "/charge/ env:!=\"staging\"");
     /* and a rule written back reads the same */
     {
         char *j = sl_rule_to_json(&rs->rules[0]);
