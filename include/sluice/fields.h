@@ -142,7 +142,9 @@ void sl_fields_line_init(struct sl_fields_line *fl, const char *text, size_t len
 bool sl_fields_line_get(struct sl_fields_line *fl, const char *key, struct sl_str *val,
                         enum sl_jtype *type);
 
-/* Whether the line meets c. A JSON string's escapes are decoded for the comparison. */
+/* Whether the line meets c: its JSON leaf OR its logfmt field does (as a search's field
+ * term). A JSON string's escapes are decoded for the comparison (one holding escapes and
+ * longer than 1 KiB compares as absent). */
 bool sl_fields_cond_eval(const struct sl_field_cond *c, struct sl_fields_line *fl);
 
 #endif
