@@ -563,6 +563,65 @@ static void get_glob(struct pctx *c, const char *label, const cJSON *obj, const 
  * name). The pack entries arrive here too, with the pack's sources and notify added. */
 /* ------------------------------------------------------------------ fields (issue 16) */
 
+/* "where": "level:error latency_ms:>1000 route:\"/a b\"": the query language's field
+ * terms, all of which must hold (no OR, negation or words: those are a search's). */
+static void get_where_terms(struct pctx *c, const char *label, const char *s, struct sl_rule *r)
+{
+    size_t n = 0;
+
+    r->where = calloc(SL_RULE_MAX_WHERE, sizeof(*r->where));
+    if (r->where == NULL) {
+        errf(c, label, "where", "out of memory");
+        return;
+    }
+    while (*s != '\0') {
+        char key[SL_JSON_PATH_MAX], val[256];
+        const char *colon, *why = NULL;
+        size_t kl, vl = 0;
+        if (*s == ' ') {
+            s++;
+            continue;
+        }
+        colon = strchr(s, ':');
+        kl = colon ? (size_t)(colon - s) : 0;
+        if (colon == NULL || kl == 0 || kl >= sizeof(key) || memchr(s, ' ', kl) != NULL ||
+            *s == '-') {
+            errf(c, label, "where", "\"%.40s\": terms are field:value (AND only)", s);
+            return;
+        }
+        memcpy(key, s, kl);
+        key[kl] = '\0';
+        s = colon + 1;
+        if (*s == '"') { /* "a b", \" and \\ escaped */
+            for (s++; *s != '\0' && *s != '"' && vl + 1 < sizeof(val); s++) {
+                if (*s == '\\' && s[1] != '\0')
+                    s++;
+                val[vl++] = *s;
+            }
+            if (*s != '"') {
+                errf(c, label, "where", "%.40s: unterminated quote", key);
+                return;
+            }
+            s++;
+        } else {
+            while (*s != '\0' && *s != ' ' && vl + 1 < sizeof(val))
+                val[vl++] = *s++;
+        }
+        val[vl] = '\0';
+        if (n == SL_RULE_MAX_WHERE) {
+            errf(c, label, "where", "needs 1-%d conditions", SL_RULE_MAX_WHERE);
+            return;
+        }
+        if (sl_fields_cond_parse(key, val, &r->where[n], &why) != 0) {
+            errf(c, label, "where", "%.40s: %s", key, why);
+            return;
+        }
+        r->nwhere = ++n;
+    }
+    if (n == 0)
+        errf(c, label, "where", "needs 1-%d conditions", SL_RULE_MAX_WHERE);
+}
+
 /* "where": {"level": "error", "latency_ms": ">1000", "user.id": 42, "ok": true}: every
  * condition must hold (drain/fields.c: a JSON leaf of the line or a logfmt field). A
  * number is "=N", true/false the text. */
@@ -573,8 +632,12 @@ static void get_where(struct pctx *c, const char *label, const cJSON *o, struct 
 
     if (w == NULL)
         return;
+    if (cJSON_IsString(w)) {
+        get_where_terms(c, label, w->valuestring, r);
+        return;
+    }
     if (!cJSON_IsObject(w)) {
-        errf(c, label, "where", "must be an object of field: condition");
+        errf(c, label, "where", "must be an object of field: condition, or field terms");
         return;
     }
     cJSON_ArrayForEach(it, w) n++;

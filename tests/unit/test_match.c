@@ -1339,7 +1339,7 @@ static void test_fields_rules(void **state)
         "\"group_by\":\"user.id\",\"notify\":[\"d\"]},"
         "{\"name\":\"charge\",\"pattern\":\"charge\",\"where\":{\"env\":\"!=staging\"},"
         "\"group_by\":\"field:route\",\"notify\":[\"d\"]},"
-        "{\"name\":\"h12\",\"where\":{\"code\":\"H1?\",\"status\":503},\"notify\":[\"d\"]}]}";
+        "{\"name\":\"h12\",\"where\":\"code:H1? status:=503\",\"notify\":[\"d\"]}]}";
     static const struct {
         const char *msg;
         const char *hits; /* "rule=group;..." */
