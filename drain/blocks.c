@@ -214,6 +214,12 @@ static void add_token(void *arg, const char *tok, size_t len, uint64_t hash)
 int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id, int64_t received_us,
                   const char *text, size_t len)
 {
+    return sl_blocks_add_extra(bs, source_id, id, received_us, text, len, NULL, 0);
+}
+
+int sl_blocks_add_extra(struct sl_blocks *bs, int64_t source_id, int64_t id, int64_t received_us,
+                        const char *text, size_t len, const char *extra, size_t elen)
+{
     struct slot *s = slot_get(bs, source_id);
     struct block *b;
 
@@ -255,6 +261,8 @@ int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id, int64_t r
     }
     b->nrows++;
     (void)sl_tokenize(text, len, add_token, b);
+    if (elen > 0)
+        (void)sl_tokenize(extra, elen, add_token, b);
     if (b->ntokens >= bs->o.max_tokens || b->nrows >= bs->o.max_rows)
         block_close(bs, s);
     return 0;

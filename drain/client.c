@@ -28,6 +28,7 @@
 
 #include "sluice/client.h"
 #include "sluice/enc.h"
+#include "sluice/fields.h"
 #include "sluice/rfc5424.h"
 #include "sluice/search.h"
 
@@ -545,6 +546,89 @@ static int add_colored(struct sl_buf *out, const char *s, bool color)
     return 0;
 }
 
+/* ------------------------------------------------------------------ JSON lines */
+
+#define SHOW_FIELDS 64 /* leaves a plain line shows; the rest is "..." */
+
+struct shown {
+    size_t n, more;
+    struct {
+        char path[SL_JSON_PATH_MAX + 1];
+        struct sl_jleaf leaf;
+    } f[SHOW_FIELDS];
+};
+
+static int collect_leaf(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
+{
+    struct shown *sh = arg;
+
+    for (size_t k = 0; k < sh->n; k++)
+        if (strcmp(sh->f[k].path, path) == 0) { /* the last duplicate wins, in place */
+            sh->f[k].leaf = *leaf;
+            return 0;
+        }
+    if (sh->n == SHOW_FIELDS) {
+        sh->more++;
+        return 0;
+    }
+    memcpy(sh->f[sh->n].path, path, plen + 1);
+    sh->f[sh->n++].leaf = *leaf;
+    return 0;
+}
+
+/* A message holding a JSON object is shown as its prefix then its leaves, logfmt style:
+ * level=error msg="charge failed" user.id=42 (a string is quoted when it holds a space,
+ * a quote or '=', or is empty); any other message as it is. */
+static int add_message(struct sl_buf *out, const char *msg)
+{
+    struct sl_json_at at;
+    struct shown *sh;
+    struct sl_buf tmp;
+    int rc = 0;
+
+    if (msg == NULL)
+        return 0;
+    if (!sl_fields_json_find(msg, strlen(msg), &at))
+        return add_text(out, msg);
+    if ((sh = calloc(1, sizeof(*sh))) == NULL)
+        return SL_ENOMEM;
+    sl_buf_init(&tmp, SL_JSON_MAX_BYTES + 1);
+    (void)sl_fields_json_walk(msg + at.off, strlen(msg) - at.off, collect_leaf, sh);
+    if (at.off > 0) {
+        char *pre = strndup(msg, at.off);
+        rc = pre ? add_text(out, pre) : SL_ENOMEM;
+        free(pre);
+    }
+    for (size_t k = 0; k < sh->n && rc == 0; k++) {
+        const struct sl_jleaf *lf = &sh->f[k].leaf;
+        bool quote = false;
+        if (k > 0 && (rc = sl_buf_addc(out, ' ')))
+            break;
+        if ((rc = add_text(out, sh->f[k].path)) || (rc = sl_buf_addc(out, '=')))
+            break;
+        sl_buf_reset(&tmp);
+        rc = lf->type == SL_J_STRING ? sl_fields_json_unescape(lf->raw, &tmp)
+                                     : sl_buf_add(&tmp, lf->raw.p, lf->raw.len);
+        if (rc == 0)
+            rc = sl_buf_addc(&tmp, '\0');
+        if (rc)
+            break;
+        if (lf->type == SL_J_STRING)
+            quote = tmp.len == 1 || strpbrk(tmp.p, " \"=") != NULL;
+        if (quote)
+            rc = sl_buf_addc(out, '"');
+        if (rc == 0)
+            rc = add_text(out, tmp.p);
+        if (rc == 0 && quote)
+            rc = sl_buf_addc(out, '"');
+    }
+    if (rc == 0 && sh->more > 0)
+        rc = sl_buf_addf(out, " ...(%zu more)", sh->more);
+    sl_buf_free(&tmp);
+    free(sh);
+    return rc;
+}
+
 int sl_client_format(const struct sl_client_line *l, bool color, bool local, struct sl_buf *out)
 {
     static const char *const mon[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -587,8 +671,8 @@ int sl_client_format(const struct sl_client_line *l, bool color, bool local, str
         free(both);
     } else
         rc = add_colored(out, app ? app : proc ? proc : "-", color);
-    if (rc || (rc = sl_buf_add(out, ": ", 2)) ||
-        (rc = add_text(out, l->message ? l->message : "")) || (rc = sl_buf_addc(out, '\n')))
+    if (rc || (rc = sl_buf_add(out, ": ", 2)) || (rc = add_message(out, l->message)) ||
+        (rc = sl_buf_addc(out, '\n')))
         goto fail;
     return 0;
 fail:

@@ -247,6 +247,11 @@ static const char *const migrations[] = {
     "  until_at timestamptz NOT NULL\n"
     ");\n"
     "ALTER TABLE alert_outbox ADD COLUMN crash_id bigint;\n",
+    /* JSON lines (issue 16): where the message's JSON object starts (substr position,
+     * in characters), set by the writer (drain/row.c) only for a message drain/fields.c
+     * validated, so substr(message, json_at)::jsonb never raises; NULL otherwise. A
+     * nullable column without a default: no table rewrite. */
+    "ALTER TABLE logs ADD COLUMN json_at int;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)

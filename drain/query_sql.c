@@ -25,6 +25,7 @@
 #include "query-internal.h"
 #include "sluice/buf.h"
 #include "sluice/err.h"
+#include "sluice/fields.h"
 #include "sluice/match.h"
 #include "sluice/query.h"
 #include "sluice/tokens.h"
@@ -266,26 +267,24 @@ static int gen_node(struct gen *g, const struct node *nd);
  * a tab). $K and $L are used several times: placeholders may repeat. */
 #define FV "split_part(split_part(chr(32) || l.message, $%d, 2), chr(32), 1)"
 
-static int gen_field_num(struct gen *g, const struct node *nd)
+/* The numeric value of text expression fv (which may be NULL-valued) under the node's
+ * unit dimension: a bare number, or with one of the dimension's units converted to its
+ * base. NULL when the text is no such number; only text a regex accepted is cast. */
+static int gen_num_value(struct gen *g, const struct node *nd, const char *fv)
 {
     struct sl_buf b;
-    int k, l = 0, rc;
+    int l, rc = 0;
 
     sl_buf_init(&b, 4 * SL_QUERY_MAX_LEN);
-    rc = sl_buf_addf(&b, " %s=", nd->key);
-    k = g->next;
-    if (rc == 0)
-        rc = param_only(g, b.p, b.len);
-    if (rc == 0 && nd->dim == D_NONE) {
+    if (nd->dim == D_NONE) {
         int r = g->next;
-        sl_buf_reset(&b);
         rc = buf_adds(&b, "^\"?" RE_NUMV "\"?$");
         if (rc == 0)
             rc = param_only(g, b.p, b.len);
         if (rc == 0)
-            rc = sl_buf_addf(
-                g->sql, "CASE WHEN " FV " ~ $%d THEN btrim(" FV ", chr(34))::numeric END", k, r, k);
-    } else if (rc == 0) {
+            rc = sl_buf_addf(g->sql, "CASE WHEN %s ~ $%d THEN btrim(%s, chr(34))::numeric END", fv,
+                             r, fv);
+    } else {
         const struct unit_alt *alts = nd->dim == D_TIME ? time_alts : byte_alts;
         const char *letters = nd->dim == D_TIME ? "usmUSM" : "bytesgkmBYTESGKM";
         l = g->next;
@@ -301,24 +300,196 @@ static int gen_field_num(struct gen *g, const struct node *nd)
                 rc = param_only(g, b.p, b.len);
             if (rc == 0)
                 rc = sl_buf_addf(g->sql,
-                                 "%sCASE WHEN " FV " ~ $%d THEN rtrim(btrim(" FV
-                                 ", chr(34)), $%d)::numeric%s%s END",
-                                 a > 0 ? ", " : "", k, r, k, l, base ? "" : " * ",
+                                 "%sCASE WHEN %s ~ $%d THEN rtrim(btrim(%s, chr(34)), $%d)::numeric%s%s END",
+                                 a > 0 ? ", " : "", fv, r, fv, l, base ? "" : " * ",
                                  base ? "" : alts[a].factor);
         }
         if (rc == 0)
             rc = sl_buf_addc(g->sql, ')');
     }
-    if (rc == 0)
-        rc = sl_buf_addf(g->sql, " %s ", cmp_sql[nd->op]);
+    sl_buf_free(&b);
+    return rc;
+}
+
+/* " op $n::numeric" and the query unit's factor. */
+static int gen_num_rhs(struct gen *g, const struct node *nd)
+{
+    int rc = sl_buf_addf(g->sql, " %s ", cmp_sql[nd->op]);
+
     if (rc == 0)
         rc = param(g, nd->val, nd->vlen);
     if (rc == 0)
         rc = add_s(g, "::numeric");
     if (rc == 0 && nd->dim != D_NONE && strcmp(sl_query_units[nd->unit].factor, "1") != 0)
         rc = sl_buf_addf(g->sql, " * %s", sl_query_units[nd->unit].factor);
+    return rc;
+}
+
+static int gen_field_num(struct gen *g, const struct node *nd)
+{
+    struct sl_buf b;
+    char fv[128];
+    int k, rc;
+
+    sl_buf_init(&b, 4 * SL_QUERY_MAX_LEN);
+    rc = sl_buf_addf(&b, " %s=", nd->key);
+    k = g->next;
+    if (rc == 0)
+        rc = param_only(g, b.p, b.len);
+    sl_buf_free(&b);
+    (void)snprintf(fv, sizeof(fv), FV, k);
+    if (rc == 0)
+        rc = gen_num_value(g, nd, fv);
+    return rc ? rc : gen_num_rhs(g, nd);
+}
+
+/* ------------------------------------------------------------------ JSON fields */
+
+/* A glob (* ?) as a LIKE pattern (PostgreSQL's default escape, the backslash). */
+static int like_pattern(struct sl_buf *b, const char *v, size_t n)
+{
+    int rc = 0;
+
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char c = v[i];
+        if (c == '*')
+            rc = sl_buf_addc(b, '%');
+        else if (c == '?')
+            rc = sl_buf_addc(b, '_');
+        else if (c == '%' || c == '_' || c == '\\')
+            rc = sl_buf_add(b, (const char[]){'\\', c}, 2);
+        else
+            rc = sl_buf_addc(b, c);
+    }
+    return rc;
+}
+
+/* The key as a text[] literal of its dotted segments: {"user","id"}. */
+static int path_array(struct sl_buf *b, const char *key)
+{
+    int rc = sl_buf_add(b, "{\"", 2);
+
+    for (const char *c = key; *c != '\0' && rc == 0; c++) {
+        if (*c == '.')
+            rc = sl_buf_add(b, "\",\"", 3);
+        else if (*c == '"' || *c == '\\')
+            rc = sl_buf_add(b, (const char[]){'\\', *c}, 2);
+        else
+            rc = sl_buf_addc(b, *c);
+    }
+    return rc ? rc : sl_buf_add(b, "\"}", 2);
+}
+
+/* The field on the line's JSON object (drain/fields.c; docs/search.md "JSON lines"),
+ * never NULL: false for a row without one. The object text is cast only for rows whose
+ * json_at the writer set after validating it, so the cast never raises; duplicate keys
+ * keep the last (jsonb). v is the value at the path, or at the whole key at the top level
+ * when nothing nests ({"user.id": 1}). Strings compare as text, numbers as numbers
+ * (42.0 is 42), true/false/null as themselves; <, >... take numbers and strings holding
+ * one (with the query's units). Every placeholder is a parameter: no quote in the SQL. */
+static int gen_field_json(struct gen *g, const struct node *nd)
+{
+    struct sl_buf b;
+    int e, rc;
+
+    sl_buf_init(&b, 4 * SL_QUERY_MAX_LEN);
+    /* $e, the empty path (a scalar's text), only where it is used: PostgreSQL cannot type
+     * a parameter the statement never mentions */
+    e = g->next;
+    rc = nd->numeric || nd->glob ? param_only(g, "{}", 2) : 0;
+    if (rc == 0)
+        rc = add_s(g, "COALESCE(CASE WHEN l.json_at IS NULL THEN false ELSE (SELECT ");
+    if (rc != 0)
+        goto out;
+    if (nd->numeric) {
+        char fv[96];
+        int tn = g->next;
+        rc = param_only(g, "number", 6);
+        if (rc == 0)
+            rc = sl_buf_addf(g->sql, "CASE WHEN jsonb_typeof(v) = $%d THEN v::numeric ELSE ", tn);
+        (void)snprintf(fv, sizeof(fv), "jsonb_extract_path_text(v, VARIADIC $%d::text[])", e);
+        if (rc == 0)
+            rc = gen_num_value(g, nd, fv);
+        if (rc == 0)
+            rc = add_s(g, " END");
+        if (rc == 0)
+            rc = gen_num_rhs(g, nd);
+    } else {
+        int t = g->next;
+        /* "null" quoted: a bare NULL in an array literal is SQL's NULL */
+        static const char types[] = "{string,number,boolean,\"null\"}";
+        rc = param_only(g, types, sizeof(types) - 1);
+        if (rc == 0)
+            rc = sl_buf_addf(g->sql, "(jsonb_typeof(v) = ANY($%d::text[]) AND %s(", t,
+                             nd->op == C_NE ? "NOT " : "");
+        if (rc == 0 && nd->glob) {
+            rc = sl_buf_addf(g->sql, "jsonb_extract_path_text(v, VARIADIC $%d::text[]) LIKE ", e);
+            if (rc == 0)
+                rc = like_pattern(&b, nd->val, nd->vlen);
+            if (rc == 0)
+                rc = param_buf(g, &b);
+        } else if (rc == 0) {
+            char canon[SL_FIELDS_CANON_MAX + 2];
+            bool lit = sl_fields_num_canon(nd->val, nd->vlen, canon, sizeof(canon)) > 0 ||
+                       strcmp(nd->val, "true") == 0 || strcmp(nd->val, "false") == 0 ||
+                       strcmp(nd->val, "null") == 0;
+            rc = add_s(g, "v = to_jsonb(");
+            if (rc == 0)
+                rc = param(g, nd->val, nd->vlen);
+            if (rc == 0)
+                rc = add_s(g, "::text)");
+            if (rc == 0 && lit) {
+                rc = add_s(g, " OR v = ");
+                if (rc == 0)
+                    rc = param(g, nd->val, nd->vlen);
+                if (rc == 0)
+                    rc = add_s(g, "::jsonb");
+            }
+        }
+        if (rc == 0)
+            rc = add_s(g, "))");
+    }
+    if (rc == 0)
+        rc = add_s(g, " FROM (SELECT COALESCE(jsonb_extract_path(j, VARIADIC ");
+    sl_buf_reset(&b);
+    if (rc == 0)
+        rc = path_array(&b, nd->key);
+    if (rc == 0)
+        rc = param_buf(g, &b);
+    if (rc == 0)
+        rc = add_s(g, "::text[]), jsonb_extract_path(j, ");
+    if (rc == 0)
+        rc = param(g, nd->key, strlen(nd->key));
+    if (rc == 0)
+        rc = add_s(g, "::text)) AS v FROM (SELECT substr(l.message, l.json_at)::jsonb AS j) "
+                      "AS jo) AS jv) END, false)");
+out:
     sl_buf_free(&b);
     return rc;
+}
+
+/* A field: the logfmt field of the line OR the JSON leaf of its object. */
+static int gen_field(struct gen *g, const struct node *nd)
+{
+    struct sl_buf b;
+    int rc = sl_buf_add(g->sql, "((", 2);
+
+    if (rc == 0 && nd->numeric) {
+        rc = gen_field_num(g, nd);
+    } else if (rc == 0) {
+        sl_buf_init(&b, 32 * SL_QUERY_MAX_LEN);
+        rc = add_s(g, "l.message ~ ");
+        if (rc == 0)
+            rc = re_field_text(&b, nd);
+        if (rc == 0)
+            rc = param_buf(g, &b);
+        sl_buf_free(&b);
+    }
+    if (rc == 0)
+        rc = add_s(g, ") OR ");
+    if (rc == 0)
+        rc = gen_field_json(g, nd);
+    return rc ? rc : sl_buf_addc(g->sql, ')');
 }
 
 /* app/proc/host: = or LIKE (glob * ? to % _, escaping \ % _ with PostgreSQL's default
@@ -458,16 +629,7 @@ static int gen_node(struct gen *g, const struct node *nd)
         return rc ? rc : param(g, num, (size_t)k);
     }
     case N_FIELD:
-        if (nd->numeric)
-            return gen_field_num(g, nd);
-        sl_buf_init(&b, 32 * SL_QUERY_MAX_LEN);
-        rc = add_s(g, "l.message ~ ");
-        if (rc == 0)
-            rc = re_field_text(&b, nd);
-        if (rc == 0)
-            rc = param_buf(g, &b);
-        sl_buf_free(&b);
-        return rc;
+        return gen_field(g, nd);
     }
     return SL_EINVAL;
 }
@@ -636,8 +798,16 @@ static int node_tokens(const struct node *nd, struct dnf *out)
         return 0;
     case N_FIELD:
         bounded_tokens(&c, nd->key, strlen(nd->key), true, false);
-        if (!nd->numeric && nd->op == C_EQ)
-            bounded_tokens(&c, nd->val, nd->vlen, true, nd->glob);
+        /* A JSON number equals the value whatever its form (42.0, 4.2e1): the writer adds
+         * the canonical text of a line's non-canonical numbers, so a canonical value's
+         * tokens are there; a non-canonical value ("42.0") requires only the key. */
+        if (!nd->numeric && nd->op == C_EQ) {
+            char canon[SL_FIELDS_CANON_MAX + 2];
+            size_t k = sl_fields_num_canon(nd->val, nd->vlen, canon, sizeof(canon));
+            bool num = sl_fields_is_number(nd->val, nd->vlen);
+            if (!num || (k == nd->vlen && memcmp(canon, nd->val, k) == 0))
+                bounded_tokens(&c, nd->val, nd->vlen, true, nd->glob);
+        }
         dnf_leaf(out, &c);
         return 0;
     case N_REGEX: {

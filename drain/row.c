@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "sluice/enc.h"
+#include "sluice/fields.h"
 #include "sluice/qs.h"
 #include "sluice/rfc5424.h"
 #include "sluice/row.h"
@@ -244,6 +245,11 @@ int sl_row_build(struct sl_buf *out, int64_t id, const struct sl_entry *e,
     info->sl.msg = msg;
     /* scratch may have moved since the message was repaired: point into it only now */
     info->text = changed ? sl_str_make(scratch->p + text_at, text_end - text_at) : msg;
+    /* json_at: where the message's JSON object starts, in characters from 1 (substr's
+     * position), NULL when it holds none under drain/fields.c's rules */
+    info->has_json = sl_fields_json_find(info->text.p, info->text.len, &info->json);
+    if ((rc = info->has_json ? f_i32(out, (int32_t)info->json.char_off + 1) : f_null(out)))
+        return rc;
     if (parsed) {
         int code = 0;
         long n = sl_heroku_loss_notice(msg, &code);

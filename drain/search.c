@@ -155,8 +155,11 @@ size_t sl_search_event_max(size_t max_message, size_t max_header)
     size_t text = sat_mul(max_message, SL_SEARCH_JSON_EXPANSION);
     size_t raw = sat_mul(max_message / 3 + (max_message % 3 != 0), 4);
     size_t head = sat_mul(max_header, SL_SEARCH_JSON_EXPANSION);
+    /* fields: the jsonb of the message's object (drain/fields.c bounds its numbers so
+     * their digits stay within this) */
+    size_t fields = sat_mul(max_message, SL_SEARCH_JSON_EXPANSION);
 
-    return sat_add(sat_add(sat_add(text, raw), head), SL_SEARCH_EVENT_FIXED);
+    return sat_add(sat_add(sat_add(sat_add(text, raw), head), fields), SL_SEARCH_EVENT_FIXED);
 }
 
 size_t sl_search_answer_max(size_t limit, size_t max_message, size_t max_header)
@@ -379,7 +382,8 @@ out:
     "'sd', l.sd, 'message', l.message, " \
     "'message_raw', translate(encode(l.message_raw, 'base64'), E'\\n', ''), " \
     "'parse_error', l.parse_error, 'truncated_from', l.truncated_from, 'tags', l.tags, " \
-    "'frame_id', l.frame_id)::text"
+    "'frame_id', l.frame_id, " \
+    "'fields', CASE WHEN l.json_at IS NOT NULL THEN substr(l.message, l.json_at)::jsonb END)::text"
 static const char event_json[] = EVENT_JSON;
 
 /* Papertrail's event (docs/api.md). */

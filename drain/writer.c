@@ -28,6 +28,7 @@
 #include "sluice/entry.h"
 #include "sluice/eval.h"
 #include "sluice/feed.h"
+#include "sluice/fields.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/row.h"
@@ -68,6 +69,7 @@ struct sl_writer {
     size_t capframes;
     size_t rows;
     struct sl_buf copy, scratch, tags, sql, sql2;
+    struct sl_buf jextra; /* a JSON line's extra filter words (w_block_row) */
     struct sl_blocks *blocks; /* open token-filter blocks, one per source */
     struct sl_buf bsql;       /* the log_blocks upsert's arrays */
     struct sl_batch_days known_days; /* day partitions this writer made or saw */
@@ -326,6 +328,18 @@ static int w_order(struct sl_writer *w, size_t from, size_t to)
 static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id,
                        const struct sl_row_info *info)
 {
+    /* A JSON line whose strings hold escapes or whose numbers are not written
+     * canonically (rare) also gives its decoded words (docs/search.md, "JSON lines") */
+    if (info->has_json && (info->json.escapes || info->json.odd_numbers)) {
+        const char *obj = info->text.p + info->json.off;
+        size_t n = info->text.len - info->json.off;
+        sl_buf_reset(&w->jextra);
+        if (sl_fields_json_extra(obj, n, &w->jextra) == 0)
+            return sl_blocks_add_extra(w->blocks, e->source_id, id, e->received_us,
+                                       info->text.p, info->text.len, w->jextra.p,
+                                       w->jextra.len);
+        return SL_ENOMEM; /* its cap holds any object's words (fields.h) */
+    }
     return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, info->text.p,
                          info->text.len);
 }
@@ -690,6 +704,7 @@ int sl_writer_start(const struct sl_writer_opts *o, struct sl_writer **out)
     sl_buf_init(&w->copy, 2 * COPY_CHUNK + (1u << 20) * 70);
     sl_buf_init(&w->scratch, 1u << 28);
     sl_buf_init(&w->tags, 1u << 20);
+    sl_buf_init(&w->jextra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES);
     sl_buf_init(&w->sql, 1u << 26);
     sl_buf_init(&w->sql2, 1u << 26);
     sl_buf_init(&w->bsql, 1u << 28);
@@ -729,6 +744,7 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->copy);
     sl_buf_free(&w->scratch);
     sl_buf_free(&w->tags);
+    sl_buf_free(&w->jextra);
     sl_buf_free(&w->sql);
     sl_buf_free(&w->sql2);
     sl_buf_free(&w->bsql);

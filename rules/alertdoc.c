@@ -14,6 +14,7 @@
 
 #include "sluice/alertdoc.h"
 #include "sluice/enc.h"
+#include "sluice/fields.h"
 #include "sluice/match.h"
 #include "sluice/names.h"
 #include "sluice/query.h"
@@ -60,6 +61,80 @@ static const char *clean(const struct sl_alertdoc_ctx *cx, struct sl_str s, size
     return cx->scratch->p;
 }
 
+/* A JSON line's fields, quoted in the alert (docs/alerts.md "Fields"): its scalar leaves
+ * by dotted path, the last duplicate winning, at most SAMPLE_FIELDS of them, strings cut
+ * to SAMPLE_FIELD_MAX bytes, numbers exactly as written. */
+#define SAMPLE_FIELDS 32
+#define SAMPLE_FIELD_MAX 256
+
+struct fields_acc {
+    cJSON *obj;
+    size_t n;
+    struct sl_buf tmp;
+};
+
+static int sample_field(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
+{
+    struct fields_acc *fa = arg;
+    cJSON *v = NULL;
+
+    (void)plen;
+    switch (leaf->type) {
+    case SL_J_STRING:
+        sl_buf_reset(&fa->tmp);
+        if (sl_fields_json_unescape(leaf->raw, &fa->tmp) != 0)
+            return 0;
+        {
+            size_t n = fa->tmp.len > SAMPLE_FIELD_MAX ? SAMPLE_FIELD_MAX : fa->tmp.len;
+            while (n > 0 && n < fa->tmp.len && ((unsigned char)fa->tmp.p[n] & 0xC0) == 0x80)
+                n--; /* not inside a UTF-8 sequence */
+            if (sl_buf_reserve(&fa->tmp, 1) != 0)
+                return 0;
+            fa->tmp.p[n] = '\0';
+            v = cJSON_CreateString(fa->tmp.p);
+        }
+        break;
+    case SL_J_NUMBER: {
+        char num[SL_JSON_MAX_NUMBER + 1];
+        memcpy(num, leaf->raw.p, leaf->raw.len);
+        num[leaf->raw.len] = '\0';
+        v = cJSON_CreateRaw(num);
+        break;
+    }
+    case SL_J_TRUE:
+    case SL_J_FALSE:
+        v = cJSON_CreateBool(leaf->type == SL_J_TRUE);
+        break;
+    default:
+        v = cJSON_CreateNull();
+        break;
+    }
+    if (v == NULL)
+        return 0;
+    if (cJSON_GetObjectItemCaseSensitive(fa->obj, path) != NULL)
+        (void)cJSON_ReplaceItemInObjectCaseSensitive(fa->obj, path, v);
+    else if (fa->n < SAMPLE_FIELDS && cJSON_AddItemToObject(fa->obj, path, v))
+        fa->n++;
+    else
+        cJSON_Delete(v);
+    return 0;
+}
+
+static void sample_fields(cJSON *o, struct sl_str msg)
+{
+    struct sl_json_at at;
+    struct fields_acc fa;
+
+    if (msg.p == NULL || !sl_fields_json_find(msg.p, msg.len, &at))
+        return;
+    if ((fa.obj = cJSON_AddObjectToObject(o, "fields")) == NULL)
+        return;
+    fa.n = 0;
+    sl_buf_init(&fa.tmp, SL_JSON_MAX_BYTES + 1);
+    (void)sl_fields_json_walk(msg.p + at.off, msg.len - at.off, sample_field, &fa);
+    sl_buf_free(&fa.tmp);
+}
+
 /* One sample line as JSON; "t" (received_at in µs) is internal and stripped from
  * documents. */
 static cJSON *sample_json(const struct sl_alertdoc_ctx *cx, const struct sl_eval_sample *s)
@@ -87,6 +162,7 @@ static cJSON *sample_json(const struct sl_alertdoc_ctx *cx, const struct sl_eval
         o, "severity", s->severity >= 0 && s->severity < 8 ? syslog_sev[s->severity] : "unknown");
     cJSON_AddNumberToObject(o, "facility", s->severity >= 0 ? s->facility : -1);
     cJSON_AddStringToObject(o, "message", clean(cx, s->msg, 2048));
+    sample_fields(o, s->msg);
     cJSON_AddNumberToObject(o, "t", (double)s->received_us);
     return o;
 }

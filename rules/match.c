@@ -29,6 +29,7 @@
 
 #include "sluice/buf.h"
 #include "sluice/err.h"
+#include "sluice/fields.h"
 #include "sluice/log.h"
 #include "sluice/match.h"
 #include "sluice/query.h"
@@ -63,6 +64,10 @@ struct mrule {
     size_t ncap;
     uint32_t *cap;  /* group numbers carrying the group_by name (several with (?J)) */
     bool prefilter; /* has literals in the automaton */
+    /* fields (issue 16): where conditions (copied), the group_by field path */
+    size_t nwhere;
+    struct sl_field_cond *where;
+    char *gfield;
     uint32_t scope; /* index into the matcher's scopes */
     bool on_crashes; /* sees crashes only; other rules never see them */
     /* counters; evaluated = scope's lines - unevaluated, prefiltered = evaluated - runs */
@@ -110,6 +115,9 @@ struct sl_matcher {
     uint32_t *glob_gen;
     bool *glob_res;
     uint32_t line_gen;
+    /* The line's fields (its JSON object found once), valid when fl_gen == line_gen. */
+    struct sl_fields_line fl;
+    uint32_t fl_gen;
 };
 
 /* ------------------------------------------------------------------ small helpers */
@@ -898,6 +906,27 @@ static int add_glob(struct sl_matcher *m, const char *g, int field)
     return (int)m->nglobs++;
 }
 
+/* A rule's where conditions and group_by field, copied: the matcher outlives the set. */
+static int compile_fields(struct mrule *mr, const struct sl_rule *r, struct sl_buf *errors)
+{
+    if (r->group_by == SL_GROUP_FIELD) {
+        if (r->group_field == NULL) {
+            add_error(errors, "rule %s: group_by: no field", r->name);
+            return SL_EINVAL;
+        }
+        if ((mr->gfield = strdup(r->group_field)) == NULL)
+            return SL_ENOMEM;
+    }
+    if (r->nwhere == 0)
+        return 0;
+    mr->where = calloc(r->nwhere, sizeof(*mr->where));
+    if (mr->where == NULL)
+        return SL_ENOMEM;
+    memcpy(mr->where, r->where, r->nwhere * sizeof(*mr->where));
+    mr->nwhere = r->nwhere;
+    return 0;
+}
+
 static int compile_rule(struct sl_matcher *m, struct mrule *mr, const struct sl_rule *r,
                         sl_source_lookup lookup, void *arg, uint32_t *max_groups,
                         struct sl_buf *errors)
@@ -907,11 +936,14 @@ static int compile_rule(struct sl_matcher *m, struct mrule *mr, const struct sl_
     mr->group_by = r->group_by;
     mr->on_crashes = r->on_crashes;
     mr->app = mr->procid = -1;
-    if (r->pattern == NULL) {
+    if (r->pattern == NULL && r->nwhere == 0) {
         add_error(errors, "rule %s: pattern: missing", r->name);
         return SL_EINVAL;
     }
-    rc = compile_one(r, "pattern", r->pattern, &mr->re, max_groups, errors);
+    rc = r->pattern != NULL ? compile_one(r, "pattern", r->pattern, &mr->re, max_groups, errors)
+                            : 0;
+    if (rc == 0)
+        rc = compile_fields(mr, r, errors);
     if (r->exclude != NULL) {
         int rc2 = compile_one(r, "exclude", r->exclude, &mr->ex, max_groups, errors);
         if (rc == 0)
@@ -919,7 +951,7 @@ static int compile_rule(struct sl_matcher *m, struct mrule *mr, const struct sl_
     }
     if (rc != 0)
         return rc;
-    if (r->group_by == SL_GROUP_CAPTURE) {
+    if (r->group_by == SL_GROUP_CAPTURE && mr->re != NULL) {
         rc = capture_numbers(mr, r, errors);
         if (rc != 0)
             return rc;
@@ -1019,7 +1051,8 @@ static int build_prefilter(struct sl_matcher *m, const struct sl_ruleset *rs)
     if (sets == NULL)
         goto out;
     for (size_t i = 0; i < rs->nrules; i++) {
-        required_literals(rs->rules[i].pattern, rs->rules[i].caseless, &sets[i]);
+        if (rs->rules[i].pattern != NULL) /* a where-only rule has no literal */
+            required_literals(rs->rules[i].pattern, rs->rules[i].caseless, &sets[i]);
         nlits += sets[i].n;
         nwith += sets[i].n > 0;
     }
@@ -1159,6 +1192,8 @@ void sl_matcher_free(struct sl_matcher *m)
         pcre2_code_free(mr->ex);
         free(mr->src);
         free(mr->cap);
+        free(mr->where);
+        free(mr->gfield);
     }
     free(m->r);
     for (size_t k = 0; m->scopes != NULL && k < m->nscopes; k++)
@@ -1251,6 +1286,28 @@ static struct sl_str hit_group(const struct sl_matcher *m, const struct mrule *m
     return SL_STR_NULL;
 }
 
+/* The rule's where conditions on the line (its JSON object found once per line, for
+ * every rule); a group_by field's value (as written: a JSON string's escapes kept) into
+ * *group, the empty slice when the line lacks it. */
+static bool fields_hold(struct sl_matcher *m, const struct mrule *mr, const char *s, size_t n,
+                        struct sl_str *group)
+{
+    if (m->fl_gen != m->line_gen) {
+        sl_fields_line_init(&m->fl, s, n);
+        m->fl_gen = m->line_gen;
+    }
+    for (size_t k = 0; k < mr->nwhere; k++)
+        if (!sl_fields_cond_eval(&mr->where[k], &m->fl))
+            return false;
+    if (mr->gfield != NULL) {
+        enum sl_jtype t;
+        if (!sl_fields_line_get(&m->fl, mr->gfield, group, &t) || t == SL_J_OBJECT ||
+            t == SL_J_ARRAY)
+            *group = sl_str_make(s, 0);
+    }
+    return true;
+}
+
 /* Runs rule i on the message; fills *hit and returns true when it counts. */
 static bool eval_rule(struct sl_matcher *m, uint32_t i, const struct sl_match_line *line,
                       const char *s, size_t n, struct sl_match_hit *hit)
@@ -1262,12 +1319,14 @@ static bool eval_rule(struct sl_matcher *m, uint32_t i, const struct sl_match_li
     if (mr->on_crashes != m->crash_mode)
         return false;
     mr->runs++;
-    r = run_re(m, mr->re, s, n);
+    r = mr->re != NULL ? run_re(m, mr->re, s, n) : RE_MATCH;
     if (r == RE_LIMIT)
         mr->limit_hits++;
     if (r != RE_MATCH)
         return false;
     group = hit_group(m, mr, line, s);
+    if ((mr->nwhere > 0 || mr->gfield != NULL) && !fields_hold(m, mr, s, n, &group))
+        return false;
     if (mr->ex != NULL) {
         /* A limit on the exclude leaves the line undecided: it does not count. */
         r = run_re(m, mr->ex, s, n);
@@ -1294,6 +1353,7 @@ size_t sl_matcher_run(struct sl_matcher *m, const struct sl_match_line *line,
         return 0;
     if (++m->line_gen == 0) {
         memset(m->glob_gen, 0, m->nglobs * sizeof(*m->glob_gen));
+        m->fl_gen = 0;
         m->line_gen = 1;
     }
     /* Scope: one check per distinct scope. */
@@ -1455,6 +1515,38 @@ static bool query_ok(const char *q, size_t n)
     return true;
 }
 
+/* A where-only rule's link: its conditions as field terms (key:>1000 key:"text"); one the
+ * language cannot take is left out (more lines, never fewer). */
+static size_t query_where(const struct sl_rule *r, char *out, size_t cap)
+{
+    static const char *const ops[] = {"", "!=", "<", "<=", ">", ">="};
+    size_t n = 0;
+
+    for (size_t k = 0; k < r->nwhere; k++) {
+        const struct sl_field_cond *f = &r->where[k];
+        char term[SL_JSON_PATH_MAX + 2 * sizeof(f->val) + 8];
+        size_t t = (size_t)snprintf(term, sizeof(term), "%s%s:%s", n ? " " : "", f->key,
+                                    f->op == SL_FOP_EQ && f->numeric ? "=" : ops[f->op]);
+        if (!f->numeric) {
+            term[t++] = '"';
+            for (const char *c = f->val; *c != '\0' && t + 3 < sizeof(term); c++) {
+                if (*c == '"' || *c == '\\')
+                    term[t++] = '\\';
+                term[t++] = *c;
+            }
+            term[t++] = '"';
+        } else {
+            t += (size_t)snprintf(term + t, sizeof(term) - t, "%s", f->val);
+        }
+        term[t] = '\0';
+        if (n + t + 1 > cap || !query_ok(term + (n ? 1 : 0), t - (n ? 1 : 0)))
+            continue;
+        memcpy(out + n, term, t + 1);
+        n += t;
+    }
+    return n;
+}
+
 size_t sl_match_search_query(const struct sl_rule *r, char *out, size_t cap)
 {
     size_t n = 0, pat_n;
@@ -1462,8 +1554,10 @@ size_t sl_match_search_query(const struct sl_rule *r, char *out, size_t cap)
     if (cap == 0)
         return 0;
     out[0] = '\0';
-    if (r == NULL || r->pattern == NULL ||
-        !query_regex(r->pattern, false, r->caseless, out, cap, &n) || !query_ok(out, n)) {
+    if (r != NULL && r->pattern == NULL)
+        return query_where(r, out, cap);
+    if (r == NULL || !query_regex(r->pattern, false, r->caseless, out, cap, &n) ||
+        !query_ok(out, n)) {
         out[0] = '\0';
         return 0;
     }
@@ -1474,6 +1568,15 @@ size_t sl_match_search_query(const struct sl_rule *r, char *out, size_t cap)
             n = pat_n; /* the pattern alone: more lines, never fewer */
             out[n] = '\0';
         }
+    }
+    if (r->nwhere > 0 && n + 2 < cap) {
+        /* and the where conditions, when the whole still fits and parses */
+        size_t before = n;
+        out[n++] = ' ';
+        n += query_where(r, out + n, cap - n);
+        if (n == before + 1 || !query_ok(out, n))
+            n = before;
+        out[n] = '\0';
     }
     return n;
 }

@@ -26,6 +26,7 @@
 #include "sluice/buf.h"
 #include "sluice/enc.h"
 #include "sluice/err.h"
+#include "sluice/fields.h"
 #include "sluice/rule.h"
 #include "sluice/ruleset.h"
 #include "sluice/names.h"
@@ -85,7 +86,7 @@ static const char *const top_fields[] = {"destinations", "rules", "packs", NULL}
 static const char *const rule_fields[] = {
     "name",          "pattern",   "exclude", "flags",  "sources",  "app",
     "procid",        "condition", "count",   "window", "group_by", "cooldown",
-    "resolve_after", "severity",  "notify",  "pack",   "on",     NULL};
+    "resolve_after", "severity",  "notify",  "pack",   "on",     "where",    NULL};
 static const char *const dest_fields[] = {"type",       "url",         "url_env",         "secret",
                                           "secret_env", "routing_key", "routing_key_env", NULL};
 static const char *const pack_fields[] = {"sources", "notify", NULL};
@@ -558,8 +559,6 @@ static void get_glob(struct pctx *c, const char *label, const cJSON *obj, const 
     *dst = dup_str(c, s);
 }
 
-/* One rule object. idx is its place in the file (for "rule #N" when it has no usable
- * name). The pack entries arrive here too, with the pack's sources and notify added. */
 /* "on": "lines" (the default) or "crashes" (docs/alerts.md, "Crash rules"). */
 static void get_rule_on(struct pctx *c, const char *label, const cJSON *o, struct sl_rule *r)
 {
@@ -578,6 +577,161 @@ static void get_rule_on(struct pctx *c, const char *label, const cJSON *o, struc
         errf(c, label, "on", "crash rules are match or threshold rules");
 }
 
+/* ------------------------------------------------------------------ fields (issue 16) */
+
+/* "where": "level:error latency_ms:>1000 route:\"/a b\"": the query language's field
+ * terms, all of which must hold (no OR, negation or words: those are a search's). */
+static void get_where_terms(struct pctx *c, const char *label, const char *s, struct sl_rule *r)
+{
+    size_t n = 0;
+
+    r->where = calloc(SL_RULE_MAX_WHERE, sizeof(*r->where));
+    if (r->where == NULL) {
+        errf(c, label, "where", "out of memory");
+        return;
+    }
+    while (*s != '\0') {
+        char key[SL_JSON_PATH_MAX], val[256];
+        const char *colon, *why = NULL;
+        size_t kl, vl = 0;
+        if (*s == ' ') {
+            s++;
+            continue;
+        }
+        colon = strchr(s, ':');
+        kl = colon ? (size_t)(colon - s) : 0;
+        if (colon == NULL || kl == 0 || kl >= sizeof(key) || memchr(s, ' ', kl) != NULL ||
+            *s == '-') {
+            errf(c, label, "where", "\"%.40s\": terms are field:value (AND only)", s);
+            return;
+        }
+        memcpy(key, s, kl);
+        key[kl] = '\0';
+        s = colon + 1;
+        if (*s == '"') { /* "a b", \" and \\ escaped */
+            for (s++; *s != '\0' && *s != '"' && vl + 1 < sizeof(val); s++) {
+                if (*s == '\\' && s[1] != '\0')
+                    s++;
+                val[vl++] = *s;
+            }
+            if (*s != '"') {
+                errf(c, label, "where", "%.40s: unterminated quote", key);
+                return;
+            }
+            s++;
+        } else {
+            while (*s != '\0' && *s != ' ' && vl + 1 < sizeof(val))
+                val[vl++] = *s++;
+        }
+        val[vl] = '\0';
+        if (n == SL_RULE_MAX_WHERE) {
+            errf(c, label, "where", "needs 1-%d conditions", SL_RULE_MAX_WHERE);
+            return;
+        }
+        if (sl_fields_cond_parse(key, val, &r->where[n], &why) != 0) {
+            errf(c, label, "where", "%.40s: %s", key, why);
+            return;
+        }
+        r->nwhere = ++n;
+    }
+    if (n == 0)
+        errf(c, label, "where", "needs 1-%d conditions", SL_RULE_MAX_WHERE);
+}
+
+/* "where": {"level": "error", "latency_ms": ">1000", "user.id": 42, "ok": true}: every
+ * condition must hold (drain/fields.c: a JSON leaf of the line or a logfmt field). A
+ * number is "=N", true/false the text. */
+static void get_where(struct pctx *c, const char *label, const cJSON *o, struct sl_rule *r)
+{
+    const cJSON *w = member(o, "where"), *it;
+    size_t n = 0;
+
+    if (w == NULL)
+        return;
+    if (cJSON_IsString(w)) {
+        get_where_terms(c, label, w->valuestring, r);
+        return;
+    }
+    if (!cJSON_IsObject(w)) {
+        errf(c, label, "where", "must be an object of field: condition, or field terms");
+        return;
+    }
+    cJSON_ArrayForEach(it, w) n++;
+    if (n == 0 || n > SL_RULE_MAX_WHERE) {
+        errf(c, label, "where", "needs 1-%d conditions", SL_RULE_MAX_WHERE);
+        return;
+    }
+    r->where = calloc(n, sizeof(*r->where));
+    if (r->where == NULL) {
+        errf(c, label, "where", "out of memory");
+        return;
+    }
+    cJSON_ArrayForEach(it, w)
+    {
+        char expr[64];
+        const char *e = NULL, *why = NULL;
+        if (cJSON_IsString(it)) {
+            e = it->valuestring;
+        } else if (cJSON_IsBool(it)) {
+            e = cJSON_IsTrue(it) ? "true" : "false";
+        } else if (cJSON_IsNumber(it)) {
+            snprintf(expr, sizeof(expr), "=%.17g", it->valuedouble);
+            e = expr;
+        }
+        if (e == NULL) {
+            errf(c, label, "where", "%.40s: a string, number or boolean", it->string);
+            continue;
+        }
+        if (sl_fields_cond_parse(it->string, e, &r->where[r->nwhere], &why) != 0) {
+            errf(c, label, "where", "%.40s: %s", it->string, why);
+            continue;
+        }
+        r->nwhere++;
+    }
+}
+
+/* group_by a field of the line: "field:NAME" (field:route), or a dotted path (user.id),
+ * which no capture group name can be. Returns whether it took the name; a bare name stays
+ * a capture group's, so a typo there is still reported. */
+static bool group_by_field(struct pctx *c, const char *label, struct sl_rule *r, const char *s)
+{
+    struct sl_field_cond probe;
+    const char *why, *name = strncmp(s, "field:", 6) == 0 ? s + 6 : s;
+
+    if (name == s && strchr(s, '.') == NULL)
+        return false;
+    if (sl_fields_cond_parse(name, "x", &probe, &why) != 0) {
+        errf(c, label, "group_by", "field %.40s: %s", name, why);
+        return true;
+    }
+    r->group_by = SL_GROUP_FIELD;
+    r->group_field = dup_str(c, name);
+    return true;
+}
+
+/* where back as the object get_where reads. */
+static bool add_where(cJSON *o, const struct sl_rule *r)
+{
+    static const char *const ops[] = {"", "!=", "<", "<=", ">", ">="};
+    cJSON *w;
+
+    if (r->nwhere == 0)
+        return true;
+    if ((w = cJSON_AddObjectToObject(o, "where")) == NULL)
+        return false;
+    for (size_t i = 0; i < r->nwhere; i++) {
+        const struct sl_field_cond *f = &r->where[i];
+        char e[sizeof(f->val) + 4];
+        snprintf(e, sizeof(e), "%s%s", f->op == SL_FOP_EQ && f->numeric ? "=" : ops[f->op],
+                 f->val);
+        if (cJSON_AddStringToObject(w, f->key, e) == NULL)
+            return false;
+    }
+    return true;
+}
+
+/* One rule object. idx is its place in the file (for "rule #N" when it has no usable
+ * name). The pack entries arrive here too, with the pack's sources and notify added. */
 static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rule *r)
 {
     char label[SL_RULE_NAME_MAX + 16], shown[SL_RULE_NAME_MAX + 8];
@@ -610,7 +764,9 @@ static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rul
         r->caseless = true;
     else if (rc > 0 && s[0] != '\0')
         errf(c, label, "flags", "must be \"i\" (caseless) or \"\"");
-    code = get_pattern(c, label, o, "pattern", true, r->caseless, &r->pattern);
+    get_where(c, label, o, r);
+    code = get_pattern(c, label, o, "pattern", member(o, "where") == NULL, r->caseless,
+                       &r->pattern);
     xcode = get_pattern(c, label, o, "exclude", false, r->caseless, &r->exclude);
 
     (void)get_names(c, label, o, "sources", SL_RULE_MAX_SOURCES, valid_source, "source name",
@@ -659,6 +815,8 @@ static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rul
             errf(c, label, "group_by", "absence rules group by source only");
         } else if (strcmp(s, "procid") == 0) {
             r->group_by = SL_GROUP_PROCID;
+        } else if (group_by_field(c, label, r, s)) {
+            /* a field of the line (docs/alerts.md, "Fields") */
         } else if (!valid_ident(s, MAX_CAPTURE_NAME)) {
             show(shown, sizeof(shown), s, MAX_CAPTURE_NAME);
             errf(c, label, "group_by", "\"%s\" is not source, procid or a capture group name",
@@ -673,6 +831,10 @@ static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rul
         }
     }
 
+    if (r->group_by == SL_GROUP_CAPTURE && r->pattern == NULL && member(o, "pattern") == NULL)
+        errf(c, label, "group_by", "a capture group needs a pattern (a field: \"field:%.40s\")",
+             r->group_capture ? r->group_capture : "");
+
     v = SL_SEV_ERROR;
     (void)get_enum(c, label, o, "severity", sev_names, 4, "info, warning, error or critical", &v);
     r->severity = (enum sl_severity)v;
@@ -686,6 +848,9 @@ static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rul
             r->pack = dup_str(c, s);
     }
     get_rule_on(c, label, o, r);
+    if (r->on_crashes && member(o, "where") != NULL)
+        errf(c, label, "where", "crash rules match the joined trace with pattern; where is "
+                                "for the fields of lines");
     pcre2_code_free(code);
     pcre2_code_free(xcode);
 }
@@ -982,6 +1147,8 @@ void sl_ruleset_free(struct sl_ruleset *rs)
         free(r->app);
         free(r->procid);
         free(r->group_capture);
+        free(r->group_field);
+        free(r->where);
         for (j = 0; j < r->nnotify && j < SL_RULE_MAX_NOTIFY; j++)
             free(r->notify[j]);
         free(r->pack);
@@ -1161,6 +1328,7 @@ char *sl_rule_to_json(const struct sl_rule *r)
     cJSON *o;
     bool ok;
     const char *group = NULL;
+    char gfield[SL_JSON_PATH_MAX + 8];
 
     if (r == NULL || (o = cJSON_CreateObject()) == NULL)
         return NULL;
@@ -1176,6 +1344,10 @@ char *sl_rule_to_json(const struct sl_rule *r)
     case SL_GROUP_CAPTURE:
         group = r->group_capture;
         break;
+    case SL_GROUP_FIELD:
+        snprintf(gfield, sizeof(gfield), "field:%s", r->group_field ? r->group_field : "");
+        group = gfield;
+        break;
     }
     ok = add_str(o, "name", r->name) && add_str(o, "pattern", r->pattern) &&
          add_str(o, "exclude", r->exclude) && (!r->caseless || add_str(o, "flags", "i")) &&
@@ -1187,7 +1359,7 @@ char *sl_rule_to_json(const struct sl_rule *r)
          (r->condition == SL_COND_ABSENCE || add_num(o, "resolve_after", r->resolve_after)) &&
          add_str(o, "severity", sev_names[r->severity % 4]) &&
          add_names(o, "notify", r->notify, r->nnotify) && add_str(o, "pack", r->pack) &&
-         add_str(o, "on", r->on_crashes ? "crashes" : NULL);
+         add_str(o, "on", r->on_crashes ? "crashes" : NULL) && add_where(o, r);
     return print_and_delete(o, ok);
 }
 

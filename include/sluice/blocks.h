@@ -92,6 +92,12 @@ void sl_blocks_begin(struct sl_blocks *bs, int64_t now_us);
  * SL_ENOMEM (then call sl_blocks_abort). */
 SL_MUSTCHECK int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id,
                                int64_t received_us, const char *text, size_t len);
+/* The same, with more words for the row's filter: extra[0..elen) (a JSON line's decoded
+ * strings and canonical numbers, sl_fields_json_extra), tokenized into the same block.
+ * extra may be NULL when elen is 0. */
+SL_MUSTCHECK int sl_blocks_add_extra(struct sl_blocks *bs, int64_t source_id, int64_t id,
+                                     int64_t received_us, const char *text, size_t len,
+                                     const char *extra, size_t elen);
 
 /* The blocks touched since sl_blocks_begin (closed ones included), filters built: *rows
  * and *n, owned by bs, valid until the next sl_blocks_* call. Returns 0 or SL_ENOMEM. */

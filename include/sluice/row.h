@@ -14,6 +14,7 @@
 #include "sluice/buf.h"
 #include "sluice/entry.h"
 #include "sluice/err.h"
+#include "sluice/fields.h"
 #include "sluice/rfc5424.h"
 #include "sluice/str.h"
 #include "sluice/utf8.h"
@@ -22,8 +23,8 @@
 #define SL_ROW_COLUMNS                                                                             \
     "id, received_at, source_id, emitted_at, emitted_precision, emitted_offset, facility, "          \
     "severity, hostname, app_name, procid, msgid, sd, message, message_raw, parse_error, "        \
-    "truncated_from, tags, frame_id"
-#define SL_ROW_NCOLS 19
+    "truncated_from, tags, frame_id, json_at"
+#define SL_ROW_NCOLS 20
 
 /* What building a row found, for the metrics. */
 struct sl_row_info {
@@ -36,6 +37,8 @@ struct sl_row_info {
     bool raw_kept;   /* message_raw was set */
     int loss_code;   /* 10, 12, 13 when the line is a logplex loss notice, else 0 */
     long loss_count;
+    bool has_json;          /* text holds a JSON object (drain/fields.c) ... */
+    struct sl_json_at json; /* ... here; the row's json_at is json.char_off + 1 */
 };
 
 /* The COPY BINARY header and trailer. */

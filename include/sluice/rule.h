@@ -11,19 +11,29 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sluice/fields.h"
+
 #define SL_RULE_NAME_MAX 63
 #define SL_RULE_MAX_NOTIFY 8
 #define SL_RULE_MAX_SOURCES 64
 #define SL_RULE_MAX_COUNT 10000 /* threshold counts above this are refused */
+#define SL_RULE_MAX_WHERE 16
 
 enum sl_condition { SL_COND_MATCH = 0, SL_COND_THRESHOLD, SL_COND_ABSENCE };
-enum sl_group_by { SL_GROUP_NONE = 0, SL_GROUP_SOURCE, SL_GROUP_PROCID, SL_GROUP_CAPTURE };
+enum sl_group_by {
+    SL_GROUP_NONE = 0,
+    SL_GROUP_SOURCE,
+    SL_GROUP_PROCID,
+    SL_GROUP_CAPTURE,
+    SL_GROUP_FIELD /* a field of the line (JSON leaf or logfmt), group_field */
+};
 enum sl_severity { SL_SEV_INFO = 0, SL_SEV_WARNING, SL_SEV_ERROR, SL_SEV_CRITICAL };
 enum sl_dest_type { SL_DEST_WEBHOOK = 0, SL_DEST_SLACK, SL_DEST_PAGERDUTY, SL_DEST_PAPERTRAIL };
 
 struct sl_rule {
     char name[SL_RULE_NAME_MAX + 1];
-    char *pattern;           /* PCRE2 pattern (UTF mode), required */
+    char *pattern;           /* PCRE2 pattern (UTF mode); required unless where is given
+                                (then NULL: every line in scope meeting where matches) */
     char *exclude;           /* PCRE2 pattern or NULL: a line matching it never counts */
     bool caseless;           /* "flags": "i" */
     /* scope: all empty = every line */
@@ -36,6 +46,9 @@ struct sl_rule {
     uint32_t window;         /* ... in window seconds; absence: silence for window s */
     enum sl_group_by group_by;
     char *group_capture;     /* named capture group when group_by = capture */
+    char *group_field;       /* field path when group_by = SL_GROUP_FIELD */
+    size_t nwhere;           /* "where": conditions on fields, every one must hold */
+    struct sl_field_cond *where;
     uint32_t cooldown;       /* seconds after firing before the same group fires again */
     uint32_t resolve_after;  /* seconds without a match before a firing alert resolves
                                 (threshold, match); 0 = never auto-resolve */

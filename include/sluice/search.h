@@ -117,6 +117,9 @@ SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
  *     \u001f), so SL_SEARCH_JSON_EXPANSION x max_message;
  *   - message_raw is the base64 of at most that message: 4 x ceil(max_message / 3);
  *   - tags and frame_id come from the drain request's head: 6 x max_header;
+ *   - fields, the jsonb of a JSON line's object: strings no longer than in the message,
+ *     ", " and ": " at most 1.5 x, numbers (exponent within SL_JSON_MAX_EXP, fields.h)
+ *     at most 5.4 x their text: SL_SEARCH_JSON_EXPANSION x max_message;
  *   - the rest (keys, ids, times, names, parse_error) fits SL_SEARCH_EVENT_FIXED.
  * An answer of `limit` events is limit x (event + a comma) + SL_SEARCH_ANSWER_FIXED (the
  * envelope: count, window, cursors, or Papertrail's fields; or a JSON error).

@@ -3,6 +3,7 @@
  *
  *   loadgen --url https://NAME:TOKEN@127.0.0.1:PORT/logs [--connections N] [--lines TOTAL]
  *           [--lines-per-body N] [--duration-max SECONDS] [--gzip] [--rate LINES_PER_S]
+ *           [--json-share PCT]
  *   loadgen --syslog tcp://127.0.0.1:PORT [--hostname NAME] [--connections N] [--lines TOTAL]
  *           [--lines-per-body N] [--duration-max SECONDS]
  *
@@ -13,6 +14,11 @@
  * are written in chunks of --lines-per-body, as fast as the receiver reads them; a chunk
  * counts as done once the kernel has taken all of its bytes (there is no answer in syslog):
  * the caller measures the end by polling the receiver's database.
+ *
+ * --json-share PCT: PCT % of the lines are structured loggers' JSON (slog/pino/structlog
+ * shaped: nested user, numbers, a few with a text prefix, ~220 bytes) instead of the mix
+ * below (which holds 12.5 % JSON app lines already), for the JSON-lines ingest figures
+ * (docs/search.md, "JSON lines").
  *
  * --rate (HTTP/HTTPS only): at most LINES_PER_S lines per second over all connections (the
  * next request waits until its lines are due), for a steady background load; default: as
@@ -91,6 +97,7 @@ static struct {
     bool syslog;
     char hostname[256];
     double rate; /* lines/s over all connections; 0: unpaced */
+    int json_share; /* --json-share: % of lines that are structured JSON */
     double pace_start;
 
     /* state */
@@ -139,7 +146,7 @@ static void usage(void)
     fprintf(stderr,
             "usage: loadgen --url http[s]://NAME:TOKEN@HOST:PORT/logs [--connections N]\n"
             "               [--lines TOTAL] [--lines-per-body N] [--duration-max SECONDS]"
-            " [--gzip] [--rate LINES_PER_S]\n"
+            " [--gzip] [--rate LINES_PER_S] [--json-share PCT]\n"
             "       loadgen --syslog tcp://HOST:PORT [--hostname NAME] [--connections N]\n"
             "               [--lines TOTAL] [--lines-per-body N] [--duration-max SECONDS]\n");
     exit(2);
@@ -245,13 +252,35 @@ static const char *const app_msgs[] = {
     "seq=%ld",
 };
 
+static const char *const levels[] = {"info", "info", "info", "debug", "warn", "error"};
+
+/* A structured logger's JSON line for seq (one in 8 after a text prefix). */
+static int make_json_line(char *dst, size_t cap, long seq, const char *ts)
+{
+    uint64_t r = rnd();
+    static const char *const procs[] = {"web.1", "web.2", "worker.1", "api.1"};
+    int k = snprintf(dst, cap, "<190>1 %s %s app %s - %s%s", ts, G.hostname, procs[(r >> 8) % 4],
+                     G.syslog ? "- " : "", (r >> 12) % 8 == 0 ? "2026-12-07T03:00:00Z INFO " : "");
+
+    return k + snprintf(dst + k, cap - (size_t)k,
+                        "{\"time\":\"%s\",\"level\":\"%s\",\"msg\":\"request handled\","
+                        "\"route\":\"%s\",\"status\":%d,\"latency_ms\":%u.%u,"
+                        "\"user\":{\"id\":%u,\"plan\":\"%s\"},\"ok\":%s,\"seq\":%ld}",
+                        ts, levels[(r >> 16) % 6], paths[(r >> 20) % 6], statuses[(r >> 24) % 8],
+                        (unsigned)(r >> 28) % 3000, (unsigned)(r >> 40) % 10,
+                        (unsigned)(r >> 44) % 100000, (r >> 60) % 2 ? "pro" : "free",
+                        (r >> 62) % 2 ? "true" : "false", seq);
+}
+
 /* Writes one message (no length prefix) for line seq into dst; returns its length. */
 static int make_line(char *dst, size_t cap, long seq, const char *ts)
 {
     uint64_t r = rnd();
     int n;
 
-    if (r % 2 == 0) {
+    if (G.json_share > 0 && (int)(rnd() % 100) < G.json_share) {
+        n = make_json_line(dst, cap, seq, ts);
+    } else if (r % 2 == 0) {
         uint64_t r2 = rnd();
         n = snprintf(dst, cap,
                      "<158>1 %s %s heroku router - %sat=info method=%s path=\"%s\" "
@@ -739,6 +768,7 @@ int main(int argc, char **argv)
         {"syslog", required_argument, NULL, 's'},
         {"hostname", required_argument, NULL, 'H'},
         {"rate", required_argument, NULL, 'r'},
+        {"json-share", required_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -754,7 +784,7 @@ int main(int argc, char **argv)
     G.per_body = 100;
     G.duration_max = 300;
     snprintf(G.hostname, sizeof(G.hostname), "host");
-    while ((o = getopt_long(argc, argv, "u:c:n:b:d:zs:H:r:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "u:c:n:b:d:zs:H:r:j:h", opts, NULL)) != -1) {
         switch (o) {
         case 'u': url = optarg; break;
         case 'c': G.nconns = atoi(optarg); break;
@@ -763,6 +793,7 @@ int main(int argc, char **argv)
         case 'd': G.duration_max = atof(optarg); break;
         case 'z': G.gzip = true; break;
         case 'r': G.rate = atof(optarg); break;
+        case 'j': G.json_share = atoi(optarg); break;
         case 's':
             url = optarg;
             G.syslog = true;
@@ -778,7 +809,7 @@ int main(int argc, char **argv)
     }
     if (url == NULL || optind != argc || G.nconns < 1 || G.nconns > MAX_CONNS || G.lines < 1 ||
         G.per_body < 1 || G.per_body > 100000 || G.duration_max <= 0 || (G.syslog && G.gzip) ||
-        G.rate < 0 || (G.syslog && G.rate > 0))
+        G.rate < 0 || (G.syslog && G.rate > 0) || G.json_share < 0 || G.json_share > 100)
         usage();
     parse_url(url);
     resolve();

@@ -13,6 +13,10 @@ with varied values, over all sources and over one source:
   reqid     a request id that exists (sampled from the 7 days), last 7 days; "one source"
             is the id's own source
   status    status:>=500, last hour
+  field     a JSON field, user_id:N with an id sampled from the last day's JSON lines
+            (issue 16: selective like a rare word), last 24 h
+  jsonnum   a JSON number compared, dur_ms:>=299 (the top third of a percent of the JSON
+            lines), last hour
 
 With --http-url the searches run again over plain HTTP (results via=http), which separates
 the server's search time from its TLS write path. Every answer is checked: 200, and for reqid at least one event holding the id; for word
@@ -48,6 +52,8 @@ import urllib.parse
 
 import psycopg2
 
+USER_IDS = []  # sampled by samples()
+ONLY_KINDS = []  # --kinds
 RARE_WORDS = ["KeyError", "ZeroDivisionError", "NoMethodError", "CannotConnectError",
               "UniqueViolation", "RecordNotFound", "OperationalError", "Sidekiq", "Traceback",
               "energyplus", "ECONNREFUSED", "NilClass"]
@@ -118,6 +124,13 @@ def samples(dsn):
                          AND (message LIKE 'ActiveRecord::RecordNotFound%%'
                               OR message LIKE 'Sidekiq::Shutdown%%') LIMIT 200""", (end,))
         numbers = [r[0] for r in cur.fetchall() if r[0]]
+        cur.execute("""SELECT substring(message from '"user_id":([0-9]+)')
+                       FROM logs TABLESAMPLE SYSTEM (0.5)
+                       WHERE received_at > %s - interval '23 hours' AND json_at IS NOT NULL
+                         AND message LIKE '{"level"%%' LIMIT 200""", (end,))
+        global USER_IDS
+        USER_IDS = [r[0] for r in cur.fetchall() if r[0]]
+        random.shuffle(USER_IDS)
         cur.execute("SELECT name FROM sources WHERE name LIKE 'app%%' ORDER BY name LIMIT 1")
         (big,) = cur.fetchone()
     random.shuffle(reqids)
@@ -137,6 +150,14 @@ def check_events(kind, value, events):
             m = re.search(r"(?:^|\s)status=(\d+)(?:\s|$)", msg)
             if not m or int(m.group(1)) < 500:
                 raise SystemExit(f"searchbench: status:>=500 returned {msg[:200]!r}")
+    if kind == "field":
+        for e in events:
+            if (e.get("fields") or {}).get("user_id") != int(value):
+                raise SystemExit(f"searchbench: user_id:{value} returned {e['message'][:200]!r}")
+    if kind == "jsonnum":
+        for e in events:
+            if (e.get("fields") or {}).get("dur_ms", -1) < 299:
+                raise SystemExit(f"searchbench: dur_ms:>=299 returned {e['message'][:200]!r}")
     if kind == "reqid" and not any(value in e["message"] for e in events):
         raise SystemExit(f"searchbench: request id {value} not found")
 
@@ -150,6 +171,11 @@ def run_searches(cl, token, runs, warmup, reqids, numbers, big, via):
         "reqid": lambda i: (reqids[i % len(reqids)][0], "7d"),
         "status": lambda i: (None, "1h"),
     }
+    if USER_IDS:
+        kinds["field"] = lambda i: (USER_IDS[i % len(USER_IDS)], "24h")
+        kinds["jsonnum"] = lambda i: (None, "1h")
+    if ONLY_KINDS:
+        kinds = {k: v for k, v in kinds.items() if k in ONLY_KINDS}
     out = []
     for kind, pick in kinds.items():
         for scope in ("all", "one"):
@@ -158,6 +184,10 @@ def run_searches(cl, token, runs, warmup, reqids, numbers, big, via):
                 value, since = pick(i + 7919 * (scope == "one"))
                 if kind == "status":
                     q = "status:>=500"
+                elif kind == "field":
+                    q = "user_id:" + value
+                elif kind == "jsonnum":
+                    q = "dur_ms:>=299"
                 elif kind == "word":
                     q = value
                 else:
@@ -277,7 +307,10 @@ def main():
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--only", default="search,tail")
+    ap.add_argument("--kinds", default="", help="comma-separated search kinds (default: all)")
     a = ap.parse_args()
+    global ONLY_KINDS
+    ONLY_KINDS = [k for k in a.kinds.split(",") if k]
     ctx = ssl.create_default_context(cafile=a.cacert)
     random.seed(1)
     if "search" in a.only:

@@ -44,6 +44,7 @@
 #include <libpq-fe.h>
 
 #include "sluice/blocks.h"
+#include "sluice/fields.h"
 #include "sluice/row.h"
 #include "sluice/tokens.h"
 
@@ -889,6 +890,14 @@ static int cmd_load(int argc, char **argv)
             f_null(&rows);
             f_null(&rows);
             f_null(&rows);
+            {
+                /* json_at, as drain/row.c sets it */
+                struct sl_json_at at;
+                if (sl_fields_json_find(l->msg, l->len, &at))
+                    f_i4(&rows, (int32_t)at.char_off + 1);
+                else
+                    f_null(&rows);
+            }
         }
         b_be16(&rows, 0xffff);
         if (blocks && writer_blocks) {

@@ -10,12 +10,20 @@ Written from the header's contract, not from drain/query.c's SQL:
   - key:value: a logfmt field of the message (key=value or key="value") equal to the
     value (glob allowed); key:OPnumber compares the field's value as a number, with time
     (us ms s; bare = ms) and byte (b bytes kb mb gb, 1024-based; bare = bytes) units;
+  - a field is also a leaf of the line's JSON object (include/sluice/fields.h: the first
+    of 4 '{' from which a valid object runs to the end of the line, depth <= 32, numbers
+    <= 64 bytes with |exponent| <= 24, no \u0000 or lone surrogate, <= 256 KiB; the last
+    duplicate key wins; a dotted path, else the whole key at the top level): a string
+    equals as text, a number as a number when the value is one, true/false/null as
+    themselves; a glob matches the leaf's text; <, >... take numbers and strings holding
+    one; the field matches when the logfmt field OR the JSON leaf does;
   - a negated attribute keeps lines without that attribute (SQL "IS NOT TRUE").
 Three-valued: a leaf on a missing attribute is None (unknown) and the row matches only
 when the whole query is True.
 """
 
 import decimal
+import json
 import re
 
 SEVERITIES = {
@@ -123,6 +131,151 @@ def numeric_field(message, key, dim):
     if unit not in table:
         return None
     return num * table[unit]
+
+
+# ---------------------------------------------------------------- JSON lines
+
+JSON_MAX_BYTES, JSON_MAX_DEPTH, JSON_MAX_NUMBER, JSON_MAX_EXP = 256 * 1024, 32, 64, 24
+JSON_NUM = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?([0-9]+))?\Z")
+
+
+class _Bad(Exception):
+    pass
+
+
+def _json_num(text):
+    m = JSON_NUM.match(text)
+    if not m or len(text) > JSON_MAX_NUMBER or (m.group(1) and int(m.group(1)) > JSON_MAX_EXP):
+        raise _Bad(text)
+    return decimal.Decimal(text)
+
+
+def _check_str(v):
+    if "\x00" in v or any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+        raise _Bad("string")
+    return v
+
+
+def _depth_ok(v, d=1):
+    if isinstance(v, (dict, list)):
+        if d > JSON_MAX_DEPTH:
+            return False
+        return all(_depth_ok(x, d + 1) for x in (v.values() if isinstance(v, dict) else v))
+    return True
+
+
+def _pairs(pairs):
+    for k, _ in pairs:
+        _check_str(k)
+    return dict(pairs)  # the last duplicate wins
+
+
+_DECODER = json.JSONDecoder(object_pairs_hook=_pairs, parse_float=_json_num, parse_int=_json_num,
+                            parse_constant=lambda c: (_ for _ in ()).throw(_Bad(c)), strict=True)
+
+
+def json_object(message):
+    """The line's JSON object (a dict) or None."""
+    pos = 0
+    for _ in range(4):
+        i = message.find("{", pos)
+        if i < 0:
+            return None
+        pos = i + 1
+        rest = message[i:]
+        if len(rest.encode()) > JSON_MAX_BYTES:
+            continue
+        try:
+            obj, end = _DECODER.raw_decode(rest)
+        except (ValueError, _Bad, RecursionError):
+            continue
+        if rest[end:].strip(" \t\r\n") != "" or not _depth_ok(obj) or not _strings_ok(obj):
+            continue
+        return obj
+    return None
+
+
+def _strings_ok(v):
+    try:
+        if isinstance(v, str):
+            _check_str(v)
+        elif isinstance(v, dict):
+            return all(_strings_ok(x) for x in v.values())
+        elif isinstance(v, list):
+            return all(_strings_ok(x) for x in v)
+        return True
+    except _Bad:
+        return False
+    return True
+
+
+_MISSING = object()
+
+
+def json_leaf(obj, key):
+    """The value at the dotted path (arrays by index), else at the whole key at the top
+    level; _MISSING when neither."""
+    v = obj
+    for seg in key.split("."):
+        if isinstance(v, dict) and seg in v:
+            v = v[seg]
+        elif isinstance(v, list) and re.fullmatch(r"-?[0-9]+", seg) and -len(v) <= int(seg) < len(v):
+            v = v[int(seg)]
+        else:
+            v = _MISSING
+            break
+    if v is _MISSING and "." in key and key in obj:
+        v = obj[key]
+    return v
+
+
+def _leaf_text(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, decimal.Decimal):
+        return format(v, "f")
+    return v  # str; None for null
+
+
+def json_field(message, key, op, val):
+    """key:val / key:!=val on the JSON leaf: True or False (never unknown)."""
+    obj = json_object(message)
+    if obj is None:
+        return False
+    v = json_leaf(obj, key)
+    if v is _MISSING or isinstance(v, (dict, list)):
+        return False
+    if "*" in val or "?" in val:
+        t = _leaf_text(v)
+        if t is None:
+            return False
+        hit = glob_re(val).match(t) is not None
+    elif v is None:
+        hit = val == "null"
+    elif isinstance(v, bool):
+        hit = val == ("true" if v else "false")
+    elif isinstance(v, decimal.Decimal):
+        try:
+            hit = _json_num(val) == v
+        except _Bad:
+            hit = False
+    else:
+        hit = v == val
+    return hit if op == "=" else not hit
+
+
+def json_number(message, key, dim):
+    """The JSON leaf as a number for <, >...: a number counts in the dimension's base unit,
+    a string is read like a logfmt value; None otherwise."""
+    obj = json_object(message)
+    if obj is None:
+        return None
+    v = json_leaf(obj, key)
+    if isinstance(v, decimal.Decimal):
+        return v
+    if isinstance(v, str) and not isinstance(v, bool):
+        return numeric_field(key + "=" + v.replace(" ", "\x00"), key, dim)
+    return None
 
 
 CMP = {
@@ -357,11 +510,13 @@ def evaluate(node, row, source_ids):
                 return v == val
         hits = [any(eq(v, q) for v, q in readings) for readings in occurrences]
         # key:!=v needs the field: an occurrence whose value is not v
-        return any(hits) if op == "=" else any(not h for h in hits)
+        logfmt = any(hits) if op == "=" else any(not h for h in hits)
+        return logfmt or json_field(row["message"], key, op, val)
     if kind == "field_num":
         _, key, op, num, dim = node
         v = numeric_field(row["message"], key, dim)
-        return None if v is None else CMP[op](v, num)
+        j = json_number(row["message"], key, dim)
+        return _or([None if v is None else CMP[op](v, num), j is not None and CMP[op](j, num)])
     raise AssertionError(node)
 
 

@@ -343,7 +343,7 @@ def check_event(ev, row):
     keys = {"id", "received_at", "source", "source_id", "emitted_at", "emitted_precision",
             "emitted_offset", "facility", "facility_name", "severity", "severity_name",
             "hostname", "app_name", "procid", "msgid", "sd", "message", "message_raw",
-            "parse_error", "truncated_from", "tags", "frame_id"}
+            "parse_error", "truncated_from", "tags", "frame_id", "fields"}
     assert set(ev) == keys, f"event keys: {sorted(set(ev) ^ keys)}"
     assert ev["id"] == str(row["id"]) and isinstance(ev["id"], str)
     assert parse_us(ev["received_at"]) == row["received_at"]

@@ -181,6 +181,44 @@ static void test_sample_json(void **state)
     sl_evalgroups_free(&s);
 }
 
+/* A JSON line's sample carries its fields: dotted paths, the last duplicate, numbers as
+ * written, decoded strings; a cut line carries none. */
+static void test_sample_fields(void **state)
+{
+    struct sl_evalgroups s = {0};
+    struct sl_evalgroup *g = sl_evalgroups_find(&s, 0, S("k"));
+    struct sl_eval_sample a = {.id = 7,
+                               .received_us = 3 * SEC,
+                               .source_id = 1,
+                               .msg = S("2026-12-07 ERROR {\"level\":\"info\",\"msg\":\"caf\\u00e9\","
+                                        "\"user\":{\"id\":42},\"latency_ms\":1.50e3,"
+                                        "\"ok\":false,\"level\":\"error\",\"x\":null}"),
+                               .severity = 3,
+                               .set = true};
+    struct sl_eval_sample b = {.id = 8,
+                               .received_us = 4 * SEC,
+                               .source_id = 1,
+                               .msg = S("{\"level\":\"error\""),
+                               .severity = 3,
+                               .set = true};
+    cJSON *kept, *x;
+    char *text;
+
+    (void)state;
+    sl_evalgroup_add(g, &a);
+    sl_evalgroup_add(g, &b);
+    kept = sl_alertdoc_lines(&cx, NULL, g, 0);
+    x = cJSON_GetObjectItemCaseSensitive(kept, "first");
+    text = cJSON_PrintUnformatted(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(x, 0),
+                                                                   "fields"));
+    assert_string_equal(text, "{\"level\":\"error\",\"msg\":\"caf\xc3\xa9\",\"user.id\":42,"
+                              "\"latency_ms\":1.50e3,\"ok\":false,\"x\":null}");
+    free(text);
+    assert_null(cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(x, 1), "fields"));
+    cJSON_Delete(kept);
+    sl_evalgroups_free(&s);
+}
+
 static void test_search_url(void **state)
 {
     static const char two[] =
@@ -376,7 +414,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rfc3339),    cmocka_unit_test(test_source_name),
-        cmocka_unit_test(test_lines),      cmocka_unit_test(test_sample_json),
+        cmocka_unit_test(test_lines),      cmocka_unit_test(test_sample_json), cmocka_unit_test(test_sample_fields),
         cmocka_unit_test(test_search_url), cmocka_unit_test(test_doc),
         cmocka_unit_test(test_times),
     };

@@ -224,6 +224,18 @@ static const struct fmt_case fmt_cases[] = {
     {{"2026-11-22T04:16:01.123456Z", "host", "app", "web.1", "at=info status=200"},
      false,
      "Nov 22 04:16:01 host app/web.1: at=info status=200\n"},
+    /* A JSON line: its prefix, then its leaves logfmt style (the last duplicate, strings
+     * decoded and quoted when they hold a space, '"' or '='; control bytes escaped) */
+    {{"2026-11-22T04:16:01Z", "h", "app", "web.1",
+      "INFO {\"level\":\"info\",\"msg\":\"charge failed\",\"user\":{\"id\":42},"
+      "\"ok\":true,\"level\":\"error\",\"e\":\"\",\"nl\":\"a\\nb\",\"n\":null}"},
+     false,
+     "Nov 22 04:16:01 h app/web.1: INFO level=error msg=\"charge failed\" user.id=42 ok=true "
+     "e=\"\" nl=a\\nb n=null\n"},
+    /* malformed JSON is shown as it is */
+    {{"2026-11-22T04:16:01Z", "h", "app", NULL, "{\"level\":\"error\""},
+     false,
+     "Nov 22 04:16:01 h app: {\"level\":\"error\"\n"},
     /* Other offsets are converted to UTC. */
     {{"2026-01-02T01:02:03+02:00", "h", "app", NULL, "m"}, false, "Jan 01 23:02:03 h app: m\n"},
     {{"2026-03-05T00:00:00Z", "h", NULL, "web.2", "m"}, false, "Mar 05 00:00:00 h web.2: m\n"},

@@ -24,6 +24,7 @@
 #include "sluice/match.h"
 #include "sluice/rfc5424.h"
 #include "sluice/rule.h"
+#include "sluice/ruleset.h"
 
 /* ---- building rulesets by hand ---------------------------------------------------- */
 
@@ -1327,6 +1328,82 @@ static void test_search_query_table(void **state)
     }
 }
 
+/* Rules on fields (issue 16): where on JSON leaves and logfmt fields, a where-only rule,
+ * group_by a field, and the alert link of a where-only rule. */
+static void test_fields_rules(void **state)
+{
+    static const char json[] =
+        "{\"destinations\":{\"d\":{\"type\":\"slack\",\"url\":\"https://hooks.example.com/x\"}},"
+        "\"rules\":["
+        "{\"name\":\"slow\",\"where\":{\"level\":\"error\",\"latency_ms\":\">1000\"},"
+        "\"group_by\":\"user.id\",\"notify\":[\"d\"]},"
+        "{\"name\":\"charge\",\"pattern\":\"charge\",\"where\":{\"env\":\"!=staging\"},"
+        "\"group_by\":\"field:route\",\"notify\":[\"d\"]},"
+        "{\"name\":\"h12\",\"where\":\"code:H1? status:=503\",\"notify\":[\"d\"]}]}";
+    static const struct {
+        const char *msg;
+        const char *hits; /* "rule=group;..." */
+    } cases[] = {
+        {"{\"level\":\"error\",\"msg\":\"charge failed\",\"user\":{\"id\":42},\"latency_ms\":1834,"
+         "\"route\":\"/charge\",\"env\":\"prod\"}",
+         "0=42;1=/charge;"},
+        {"2026-12-07 ERROR {\"level\":\"error\",\"latency_ms\":999,\"user\":{\"id\":7}}", ""},
+        {"{\"level\":\"error\",\"latency_ms\":\"2000\",\"user\":{\"id\":\"u-9\"}}", "0=u-9;"},
+        {"{\"level\":\"error\",\"latency_ms\":1e4}", "0=;"}, /* no user.id: empty group */
+        {"{\"level\":\"info\",\"level\":\"error\",\"latency_ms\":5000,\"user\":{\"id\":1}}",
+         "0=1;"}, /* the last duplicate wins */
+        {"{\"level\":\"error\",\"level\":\"info\",\"latency_ms\":5000}", ""},
+        {"{\"msg\":\"charge\",\"env\":\"staging\",\"route\":\"/x\"}", ""},
+        {"charge ok route=/pay env=prod", "1=/pay;"},
+        {"at=error code=H12 status=503", "2=;"},
+        {"at=error code=H12 status=200", ""},
+        {"{\"level\":\"error\",\"latency_ms\":5000", ""}, /* cut: text, never a failure */
+    };
+    struct sl_ruleset *rs = NULL;
+    struct sl_matcher *m = NULL;
+    struct sl_buf errs;
+    char out[256];
+
+    (void)state;
+    sl_buf_init(&errs, 4096);
+    if (sl_ruleset_parse(json, sizeof(json) - 1, false, &rs, &errs) != 0)
+        fail_msg("parse: %.*s", (int)errs.len, errs.p);
+    assert_int_equal(rs->rules[0].group_by, SL_GROUP_FIELD);
+    assert_null(rs->rules[0].pattern);
+    assert_int_equal(rs->rules[0].nwhere, 2);
+    assert_int_equal(sl_matcher_new(rs, NULL, NULL, NULL, &m, &errs), 0);
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct sl_match_line line = {1, SL_STR_NULL, SL_STR_NULL,
+                                     sl_str_make(cases[i].msg, strlen(cases[i].msg))};
+        struct sl_match_hit hits[8];
+        size_t nh = sl_matcher_run(m, &line, hits, 8), w = 0;
+        for (size_t k = 0; k < nh; k++)
+            w += (size_t)snprintf(out + w, sizeof(out) - w, "%u=%.*s;", hits[k].rule,
+                                  (int)hits[k].group.len, hits[k].group.p ? hits[k].group.p : "");
+        out[w] = '\0';
+        if (strcmp(out, cases[i].hits) != 0)
+            fail_msg("case %zu %s: hits %s, want %s", i, cases[i].msg, out, cases[i].hits);
+    }
+    /* the alert link of a where-only rule: its conditions as query terms */
+    assert_int_equal(sl_match_search_query(&rs->rules[0], out, sizeof(out)),
+                     strlen("level:\"error\" latency_ms:>1000"));
+    assert_string_equal(out, "level:\"error\" latency_ms:>1000");
+    /* a rule with a pattern and where: both */
+    assert_string_equal((sl_match_search_query(&rs->rules[1], out, sizeof(out)), out),
+                        "/charge/ env:!=\"staging\"");
+    /* and a rule written back reads the same */
+    {
+        char *j = sl_rule_to_json(&rs->rules[0]);
+        assert_non_null(j);
+        assert_non_null(strstr(j, "\"where\":{\"level\":\"error\",\"latency_ms\":\">1000\"}"));
+        assert_non_null(strstr(j, "\"group_by\":\"field:user.id\""));
+        free(j);
+    }
+    sl_matcher_free(m);
+    sl_ruleset_free(rs);
+    sl_buf_free(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1348,6 +1425,7 @@ int main(void)
         cmocka_unit_test(test_match_limits_given),
         cmocka_unit_test(test_env_knob),
         cmocka_unit_test(test_search_query_table),
+        cmocka_unit_test(test_fields_rules),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -396,17 +396,115 @@ static const struct sql_case sql_cases[] = {
      "CASE WHEN " FV("1") " ~ $2 THEN btrim(" FV("1") ", chr(34))::numeric END > $3::numeric",
      {" bytes=", "^\"?" NUMV "\"?$", "656", NULL}},
     /* combined, with the caller's own parameters before ours */
-    {"code:H12 source:billing -app:web",
+    {"source:billing -app:web code:H12",
      10,
-     "(l.message ~ $10 AND l.source_id = $11 AND (l.app_name = $12) IS NOT TRUE)",
-     {KEY("code") "(?:H12|\"H12\")" END, "7", "web", NULL}},
+     "(l.source_id = $10 AND (l.app_name = $11) IS NOT TRUE AND l.message ~ $12)",
+     {"7", "web", KEY("code") "(?:H12|\"H12\")" END, NULL}},
 };
+
+/* A field is the logfmt field OR the JSON leaf: "((L) OR COALESCE(CASE WHEN l.json_at
+ * ...))". The cases above give L; this cuts each JSON alternative out of sql (in place)
+ * and says how many it cut. Its own SQL is checked whole in test_sql_json. */
+static int strip_json(char *sql)
+{
+    static const char mark[] = " OR COALESCE(CASE WHEN l.json_at";
+    int cut = 0;
+    char *j;
+
+    while ((j = strstr(sql, mark)) != NULL) {
+        char *e = j + 12, *a = j - 1; /* e: COALESCE's '(' ; a: the ')' before " OR" */
+        int depth = 0;
+        for (;; e++) {
+            depth += *e == '(' ? 1 : *e == ')' ? -1 : 0;
+            if (depth == 0)
+                break;
+        }
+        for (depth = 0;; a--) {
+            depth += *a == ')' ? 1 : *a == '(' ? -1 : 0;
+            if (depth == 0)
+                break;
+        }
+        assert_true(a > sql && a[-1] == '(' && e[1] == ')');
+        /* "((L) OR J)" -> "L" */
+        memmove(e, e + 2, strlen(e + 2) + 1);
+        memmove(j - 1, e, strlen(e) + 1);
+        memmove(a - 1, a + 1, strlen(a + 1) + 1);
+        cut++;
+    }
+    return cut;
+}
 
 static void test_sql(void **state)
 {
     (void)state;
     for (size_t i = 0; i < sizeof(sql_cases) / sizeof(sql_cases[0]); i++) {
         const struct sql_case *c = &sql_cases[i];
+        struct sl_buf sql;
+        struct sl_query_params par;
+        size_t n = 0;
+
+        int cut;
+
+        assert_int_equal(gen(c->in, c->first, &sql, &par), 0);
+        cut = strip_json(sql.p);
+        if (strcmp(sql.p, c->sql) != 0)
+            fail_msg("%s\n  got  %s\n  want %s", c->in, sql.p, c->sql);
+        while (n < MAXP && c->params[n] != NULL)
+            n++;
+        /* the JSON alternative's parameters follow the field's own (a field is last) */
+        if (cut == 0 ? par.n != n : par.n <= n)
+            fail_msg("%s: %zu parameters, want %zu", c->in, par.n, n);
+        for (size_t k = 0; k < n; k++)
+            if (strcmp(par.v[k], c->params[k]) != 0)
+                fail_msg("%s: $%zu\n  got  %s\n  want %s", c->in, k + (size_t)c->first, par.v[k],
+                         c->params[k]);
+        sl_query_params_free(&par);
+        sl_buf_free(&sql);
+    }
+}
+
+/* The JSON alternative of a field, whole: the object cast only for rows with json_at,
+ * the path as text[] and as one top-level key, strings as text, numbers as numbers. */
+#define JOPEN "COALESCE(CASE WHEN l.json_at IS NULL THEN false ELSE (SELECT "
+#define JCLOSE(p, k)                                                                               \
+    " FROM (SELECT COALESCE(jsonb_extract_path(j, VARIADIC $" p "::text[]), "                      \
+    "jsonb_extract_path(j, $" k "::text)) AS v FROM (SELECT substr(l.message, l.json_at)::jsonb "  \
+    "AS j) AS jo) AS jv) END, false)"
+#define JX(e) "jsonb_extract_path_text(v, VARIADIC $" e "::text[])"
+#define TYPES "{string,number,boolean,\"null\"}"
+
+static const struct sql_case json_cases[] = {
+    {"level:error",
+     1,
+     "((l.message ~ $1) OR " JOPEN "(jsonb_typeof(v) = ANY($2::text[]) AND (v = to_jsonb($3::text)))"
+     JCLOSE("4", "5") ")",
+     {KEY("level") "(?:error|\"error\")" END, TYPES, "error", "{\"level\"}", "level", NULL}},
+    {"user.id:42",
+     1,
+     "((l.message ~ $1) OR " JOPEN "(jsonb_typeof(v) = ANY($2::text[]) AND (v = to_jsonb($3::text) "
+     "OR v = $4::jsonb))" JCLOSE("5", "6") ")",
+     {KEY("user\\.id") "(?:42|\"42\")" END, TYPES, "42", "42", "{\"user\",\"id\"}",
+      "user.id", NULL}},
+    {"env:!=stag*",
+     1,
+     "((l.message ~ $1) OR " JOPEN "(jsonb_typeof(v) = ANY($3::text[]) AND NOT (" JX("2")
+     " LIKE $4))" JCLOSE("5", "6") ")",
+     {KEY("env") "(?!(?:stag[^\\x01-\\x20]*|\"stag(?:[^\"\\\\]|\\\\.)*\")" END ")", "{}",
+      TYPES, "stag%", "{\"env\"}", "env", NULL}},
+    {"latency_ms:>1000",
+     1,
+     "((CASE WHEN " FV("1") " ~ $2 THEN btrim(" FV("1") ", chr(34))::numeric END > $3::numeric) OR "
+     JOPEN "CASE WHEN jsonb_typeof(v) = $5 THEN v::numeric ELSE CASE WHEN " JX("4") " ~ $6 THEN "
+     "btrim(" JX("4") ", chr(34))::numeric END END > $7::numeric" JCLOSE("8", "9") ")",
+     {" latency_ms=", "^\"?" NUMV "\"?$", "1000", "{}", "number", "^\"?" NUMV "\"?$", "1000",
+      "{\"latency_ms\"}", "latency_ms", NULL}},
+};
+
+static void test_sql_json(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof(json_cases) / sizeof(json_cases[0]); i++) {
+        const struct sql_case *c = &json_cases[i];
         struct sl_buf sql;
         struct sl_query_params par;
         size_t n = 0;
@@ -420,8 +518,7 @@ static void test_sql(void **state)
             fail_msg("%s: %zu parameters, want %zu", c->in, par.n, n);
         for (size_t k = 0; k < n; k++)
             if (strcmp(par.v[k], c->params[k]) != 0)
-                fail_msg("%s: $%zu\n  got  %s\n  want %s", c->in, k + (size_t)c->first, par.v[k],
-                         c->params[k]);
+                fail_msg("%s: $%zu\n  got  %s\n  want %s", c->in, k + 1, par.v[k], c->params[k]);
         sl_query_params_free(&par);
         sl_buf_free(&sql);
     }
@@ -800,6 +897,15 @@ static const struct tok_case tok_cases[] = {
     {"code:!=H12", {"code", NULL}},
     {"status:>=500", {"status", NULL}},
     {"sample#memory_total:>1mb", {"sample memory_total", NULL}},
+    /* JSON fields: the key's tokens, a text value's, a canonical number's (the writer adds
+     * the canonical text of a line's 42.0 or 4.2e1); a non-canonical number needs the key */
+    {"user.id:42", {"user id 42", NULL}},
+    {"level:error", {"level error", NULL}},
+    {"ratio:0.5", {"ratio 0 5", NULL}},
+    {"user.id:42.0", {"user id", NULL}},
+    {"n:1e3", {"n", NULL}},
+    {"version:1.2.3", {"version 1 2 3", NULL}},
+    {"ok:true", {"ok true", NULL}},
     /* regexes: only tokens strictly inside a required literal */
     {"/connection refused/", {NULL}},
     {"/error: timeout after/", {"timeout", NULL}},
@@ -885,7 +991,7 @@ static void test_tokens_caps(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_dump),     cmocka_unit_test(test_sql),
+        cmocka_unit_test(test_dump),     cmocka_unit_test(test_sql), cmocka_unit_test(test_sql_json),
         cmocka_unit_test(test_sql_args), cmocka_unit_test(test_injection),
         cmocka_unit_test(test_errors),   cmocka_unit_test(test_regex_ok),
         cmocka_unit_test(test_caps),     cmocka_unit_test(test_errfmt),

@@ -114,12 +114,12 @@ static void test_answer_caps(void **state)
         size_t msg, head, event;
     } ev[] = {
         {0, 0, SL_SEARCH_EVENT_FIXED},
-        {1, 0, 6 + 4 + SL_SEARCH_EVENT_FIXED},     /* base64 of 1 byte is 4 */
-        {3, 0, 18 + 4 + SL_SEARCH_EVENT_FIXED},
-        {4, 0, 24 + 8 + SL_SEARCH_EVENT_FIXED},
+        {1, 0, 6 + 4 + 6 + SL_SEARCH_EVENT_FIXED}, /* base64 of 1 byte is 4; fields 6 x */
+        {3, 0, 18 + 4 + 18 + SL_SEARCH_EVENT_FIXED},
+        {4, 0, 24 + 8 + 24 + SL_SEARCH_EVENT_FIXED},
         {0, 100, 600 + SL_SEARCH_EVENT_FIXED},
-        /* the defaults: 6 x 64 KiB + base64 of 64 KiB + 6 x 16 KiB + fixed */
-        {65536, 16384, 393216 + 87384 + 98304 + SL_SEARCH_EVENT_FIXED},
+        /* the defaults: 6 x 64 KiB + base64 of 64 KiB + 6 x 16 KiB + fields 6 x 64 KiB + fixed */
+        {65536, 16384, 393216 + 87384 + 98304 + 393216 + SL_SEARCH_EVENT_FIXED},
         {SIZE_MAX, 0, SIZE_MAX}, /* saturates */
         {0, SIZE_MAX / 2, SIZE_MAX},
     };
@@ -128,8 +128,8 @@ static void test_answer_caps(void **state)
     } an[] = {
         {0, 65536, 16384, SL_SEARCH_ANSWER_FIXED},
         {1, 0, 0, SL_SEARCH_EVENT_FIXED + 1 + SL_SEARCH_ANSWER_FIXED},
-        {100, 65536, 16384, 100 * (580952 + 1) + SL_SEARCH_ANSWER_FIXED},
-        {SL_SEARCH_MAX_LIMIT, 65536, 16384, 10000 * (size_t)(580952 + 1) + SL_SEARCH_ANSWER_FIXED},
+        {100, 65536, 16384, 100 * (974168 + 1) + SL_SEARCH_ANSWER_FIXED},
+        {SL_SEARCH_MAX_LIMIT, 65536, 16384, 10000 * (size_t)(974168 + 1) + SL_SEARCH_ANSWER_FIXED},
         {SIZE_MAX, 1, 1, SIZE_MAX},
         {2, SIZE_MAX / 8, 0, SIZE_MAX},
     };
