@@ -18,12 +18,13 @@ PT = "/api/v1/events/search.json"
 
 
 def test_answer_over_its_cap_is_one_json_error(sluice, db):
-    s = sluice(SLUICE_MAX_MESSAGE_BYTES=1 << 20)
+    s = sluice(SLUICE_MAX_MESSAGE_BYTES=2 << 20)
     src = s.add_source()
     tok = add_read_token(db, "caps-all", "--all")
-    # a 900 KB event: more than one event may take at the default 64 KiB messages
+    # a 1.2 MB event: more than one event may take at the default 64 KiB messages
+    # (sl_search_event_max: about 974 KB with the JSON fields object)
     r = s.post(src, frame_body([heroku_line("capsmall one"),
-                                heroku_line("capbig " + "z" * 900_000)]))
+                                heroku_line("capbig " + "z" * 1_200_000)]))
     assert r.status == 204, r
     db.wait_rows(src.id, 2)
     s.restart(SLUICE_MAX_MESSAGE_BYTES=65536, SLUICE_SEARCH_ANSWER_BYTES=600_000)
