@@ -22,6 +22,7 @@ PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-pgsql
     python3 python3-pytest python3-psycopg2
     clang libclang-rt-dev
+    chromium
 )
 # clang and its runtime (libclang_rt.fuzzer, asan, ubsan) build the libFuzzer targets
 # of `make fuzz` (tests/fuzz/), which CI runs after `make test` and `make asan`.
