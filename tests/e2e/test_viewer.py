@@ -291,7 +291,8 @@ def browser_run(db, server, world, playwright, tmp_path_factory):
                        env=dict(os.environ, NODE_PATH=os.path.join(playwright, "node_modules")))
     assert r.returncode == 0, f"node viewer_browser.js: {r.returncode}\n{r.stdout}\n{r.stderr}"
     out = json.loads(r.stdout)
-    assert "error" not in out, f"browser run failed after {out['steps']}: {out['error']}"
+    if "error" in out:
+        pytest.fail(f"browser run failed after {out['steps']}: {out['error']}")
     with open(os.path.join(ARTIFACTS, "viewer-run.json"), "w") as f:
         json.dump(out, f, indent=1)
     return out

@@ -44,7 +44,7 @@ async function signIn(page, token) {
 async function searchFor(page, q) {
   await page.fill('#q', q);
   await page.press('#q', 'Enter');
-  await page.waitForFunction((qq) => new URLSearchParams(location.search).get('q') === qq && document.getElementById('stat').textContent.includes('lines'), q, { timeout: T });
+  await page.waitForFunction((qq) => (new URLSearchParams(location.search).get('q') || '') === qq && document.getElementById('stat').textContent.includes('lines'), q, { timeout: T });
 }
 
 async function shot(page, name) {
@@ -155,7 +155,7 @@ async function shot(page, name) {
     out.xss = await page.evaluate(() => ({
       ran: window.__xss === undefined ? null : window.__xss,
       imgs: document.querySelectorAll('#rows img, #context img').length,
-      scripts: document.querySelectorAll('body script').length,
+      scripts: document.scripts.length,
       links: document.querySelectorAll('#rows a, #context a').length,
       texts: [...document.querySelectorAll('#rows .row .text')].map((t) => t.textContent),
       csp: window.__csp || [],
