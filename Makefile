@@ -35,7 +35,7 @@ MAIN_OBJ := $(BUILD)/obj/drain/main.o
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e asan bench bench-quick format lint clean
+.PHONY: all deps run test unit e2e asan bench bench-quick bench-viewer format lint clean
 all: $(BUILD)/sluice
 
 $(BUILD)/obj/%.o: %.c
@@ -91,6 +91,10 @@ asan: deps
 
 bench: deps all
 	@tests/bench/run.sh full
+
+# The web viewer's first paint and first results in headless Chromium (docs/viewer.md).
+bench-viewer: deps all
+	@tests/bench/viewer.sh
 
 bench-quick: deps all
 	@tests/bench/run.sh quick
