@@ -347,6 +347,9 @@ def test_browser_xss_lines_are_inert_text(browser_run):
     assert '<img src=x onerror="window.__xss=2;alert(2)">' in texts
     assert 'href="javascript:window.__xss=3"' in texts
     assert o["pageErrors"] == [] and x["csp"] == [], (o["pageErrors"], x["csp"])
+    # the marks: a line that was not UTF-8 (its bytes escaped in the title), a parse error
+    assert any("\\xff\\xfe" in t for t in x["rawMarks"]), x["rawMarks"]
+    assert x["perrMarks"] >= 1
 
 
 def test_browser_context_keyboard_alert_and_tail(browser_run):
@@ -360,6 +363,8 @@ def test_browser_context_keyboard_alert_and_tail(browser_run):
     assert o["slashFocus"] == "q"
     assert o["fStartsTail"] and o["fStopsTail"]
     assert o["tail"]["seen"], f"the posted line did not show within 1 s ({o['tail']})"
+    # 4 000 lines at once: all through, the DOM bounded to the list's window, still following
+    assert o["burst"]["rows"] <= 3000 and o["burst"]["atBottom"], o["burst"]
     rules = json.loads(o["alertSnippet"])
     r = rules["rules"][0]
     assert r["condition"] == "match" and r["pattern"] == r"\b" + QUERY + r"\b" and r["flags"] == "i"

@@ -159,6 +159,8 @@ async function shot(page, name) {
       links: document.querySelectorAll('#rows a, #context a').length,
       texts: [...document.querySelectorAll('#rows .row .text')].map((t) => t.textContent),
       csp: window.__csp || [],
+      rawMarks: [...document.querySelectorAll('#rows .mk.raw')].map((m) => m.title),
+      perrMarks: document.querySelectorAll('#rows .mk.perr').length,
     }));
     await shot(page, 'xss');
 
@@ -207,6 +209,20 @@ async function shot(page, name) {
     } catch (e) { seen = false; }
     out.tail = { seen, ms: Date.now() - t0 };
     await shot(page, 'live');
+    // a burst: the DOM stays bounded (a window over the stream), the last line arrives
+    const burst = 'burst' + Date.now();
+    const many = [];
+    for (let i = 0; i < 4000; i++) many.push(`<190>1 2026-11-21T10:00:00.000000+00:00 host app worker.${i % 3} - ${burst} n=${i}\n`);
+    for (let k = 0; k < 4000; k += 1000) {
+      const body = many.slice(k, k + 1000).map((l) => `${Buffer.byteLength(l)} ${l}`).join('');
+      const r = await fetch(new URL('/logs', cfg.base), { method: 'POST', body, headers: {
+        Authorization: 'Basic ' + Buffer.from(cfg.sourceA.name + ':' + cfg.sourceA.token).toString('base64'),
+        'Content-Type': 'application/logplex-1' } });
+      if (r.status !== 204) throw new Error('POST /logs ' + r.status);
+    }
+    await page.waitForFunction((m) => [...document.querySelectorAll('#rows .text')].some((t) => t.textContent === m), burst + ' n=3999', { timeout: T });
+    out.burst = await page.evaluate(() => ({ rows: document.querySelectorAll('#rows .row').length,
+      atBottom: (() => { const l = document.getElementById('lines'); return l.scrollHeight - l.scrollTop - l.clientHeight < 40; })() }));
     await page.keyboard.press('f');
     out.fStopsTail = await page.evaluate(() => !document.getElementById('live').classList.contains('on'));
 
