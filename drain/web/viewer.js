@@ -236,7 +236,6 @@ async function runSearch(push) {
   showQueryError(null);
   $('stat').textContent = 'searching…';
   const t0 = performance.now();
-  loadGraph(gen);
   try {
     const a = await api('/api/v1/search', { ...params(), limit: PAGE, order: 'desc' });
     if (gen !== state.gen) return;
@@ -252,8 +251,12 @@ async function runSearch(push) {
   } catch (err) {
     if (gen !== state.gen) return;
     $('stat').textContent = '';
-    if (err.status === 400) showQueryError(err); else $('stat').textContent = 'error: ' + err.message;
+    if (err.status === 400) { showQueryError(err); return; }
+    $('stat').textContent = 'error: ' + err.message;
   }
+  // the graph after the lines: one token's requests share the search workers, and the
+  // lines are what the reader waits for
+  loadGraph(gen);
 }
 
 async function loadOlder() {

@@ -245,6 +245,7 @@ async function shot(page, name) {
 
     // --- the scoped token sees only its source, in every view
     await signIn(page, cfg.scopedToken);
+    await page.waitForFunction(() => document.querySelectorAll('#rows .row').length > 0, null, { timeout: T });
     out.scoped = {};
     out.scoped.sourceOptions = await page.$$eval('#source option', (os) => os.map((o) => o.value));
     out.scoped.defaultSources = await page.$$eval('#rows .src', (ss) => [...new Set(ss.map((s) => s.textContent))]);
