@@ -231,6 +231,10 @@ async function runSearch(push) {
   stopTail(false);
   state.hl = highlighter(state.q);
   state.older = null;
+  state.lastId = null;   // a new search: the tail starts after its newest line
+  state.newestId = null;
+  state.missed = 0;
+  $('missed').hidden = true;
   $('rows').textContent = '';
   setNote('');
   showQueryError(null);
