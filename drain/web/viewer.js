@@ -290,13 +290,16 @@ async function loadGraph(gen) {
     const a = await api('/api/v1/aggregate', { ...params(), buckets: BUCKETS });
     if (gen !== state.gen) return;
     bars.textContent = '';
+    // lines on their scale; matches on theirs when there is a query (a rare match would
+    // otherwise be invisible under millions of lines)
     const max = Math.max(1, ...a.buckets.map((b) => b.lines));
+    const hmax = state.q.trim() ? Math.max(1, ...a.buckets.map((b) => b.matches)) : max;
     const w = a.bucket_seconds * 1000;
     for (const b of a.buckets) {
       const bar = el('div', 'bar');
       const all = el('div', 'all'), hit = el('div', 'hit');
       all.style.height = (100 * b.lines / max) + '%';
-      hit.style.height = (100 * b.matches / max) + '%';
+      hit.style.height = (100 * b.matches / hmax) + '%';
       bar.append(all, hit);
       bar.dataset.lines = b.lines; bar.dataset.matches = b.matches;
       const start = new Date(b.start), end = new Date(Math.min(start.getTime() + w, Date.parse(a.until)));
@@ -499,14 +502,18 @@ async function signout() {
 // ------------------------------------------------------------------ start
 
 async function start() {
+  // the search and the source list at once: a 401 on either shows the sign-in form
+  state.wantLive = readURL();
+  const search = runSearch(false);
   let s;
   try { s = await api('/api/v1/sources'); } catch (err) { if (err.message !== 'signed out') $('stat').textContent = err.message; return; }
   const sel = $('source');
   while (sel.options.length > 1) sel.remove(1);
   for (const src of s.sources) { const o = el('option', null, src.name); o.value = src.name; sel.appendChild(o); }
+  sel.value = state.source;
   $('signin').hidden = true; $('view').hidden = false; $('search').hidden = false;
-  state.wantLive = readURL();
-  runSearch(false);
+  toBottom();
+  await search;
 }
 
 function init() {
