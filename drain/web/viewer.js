@@ -417,15 +417,16 @@ function closePanels() { $('context').hidden = true; $('alertbox').hidden = true
 // The query as a rule of the rules file (docs/alerts.md): rules are PCRE2 patterns on
 // the message, with app/procid/sources filters. Terms a pattern cannot say are listed.
 function ruleFor(q, source, cond) {
-  const pos = [], neg = [], left = [];
+  const groups = [[]], neg = [], left = [];
   let app = null, procid = null, sources = source ? source.split(',') : null, ci = false;
   const re = /(-|NOT\s+)?(?:([A-Za-z_][\w.]*):)?(?:"((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'|\/((?:[^/\\]|\\.)+)\/(i?)|([^\s]+))/g;
   const esc = (s) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
   let m;
   while ((m = re.exec(q)) !== null) {
     const field = m[2], word = m[7], neg1 = !!m[1];
-    if (word && /^(AND)$/.test(word)) continue;
-    if (word && (word === 'OR' || /[()]/.test(word))) { left.push(m[0]); continue; }
+    if (word === 'AND') continue;
+    if (word === 'OR' && !neg1 && !field) { groups.push([]); continue; }
+    if (word && /[()]/.test(word)) { left.push(m[0]); continue; }
     let pat = null;
     if (m[3] !== undefined || m[4] !== undefined) pat = esc((m[3] !== undefined ? m[3] : m[4]).replace(/\\(.)/g, '$1'));
     else if (m[5] !== undefined) { pat = m[5]; ci = ci || m[6] === 'i'; }
@@ -438,10 +439,12 @@ function ruleFor(q, source, cond) {
       left.push(m[0]); continue;
     }
     if (!field && word) ci = true;   // words match ignoring ASCII case
-    (neg1 ? neg : pos).push(pat);
+    if (neg1) neg.push(pat); else groups[groups.length - 1].push(pat);
   }
+  // OR of ANDs: each group as lookaheads (or its one pattern), the groups as alternatives
+  const alts = groups.filter((g) => g.length).map((g) => (g.length === 1 ? g[0] : g.map((p) => '(?=.*' + p + ')').join('')));
   const rule = { name: (q.replace(/[^A-Za-z0-9]+/g, '-').replace(/^-|-$/g, '').slice(0, 40) || 'all-lines').toLowerCase() };
-  rule.pattern = pos.length === 0 ? '.' : pos.length === 1 ? pos[0] : pos.map((p) => '(?=.*' + p + ')').join('');
+  rule.pattern = alts.length === 0 ? '.' : alts.length === 1 ? alts[0] : alts.map((p) => '(?:' + p + ')').join('|');
   if (ci) rule.flags = 'i';
   if (neg.length) rule.exclude = neg.join('|');
   if (app) rule.app = app;

@@ -17,17 +17,18 @@ opened within 1 s; keyboard `/`, `f`, Esc; the scoped token sees only its source
 view. Screenshots go to $BUILD/artifacts/.
 """
 
+import hashlib
 import http.client
 import json
 import os
 import re
-import shutil
 import subprocess
 import tempfile
+import time
 
 import pytest
 
-from conftest import (BUILD, ROOT, Server, add_read_token, api_get, frame_body, heroku_line,
+from conftest import (BUILD, ROOT, add_read_token, api_get, frame_body, heroku_line,
                       sluice_cli)
 
 QUERY = "checkout"
@@ -92,7 +93,6 @@ def world(db, server):
     for _ in range(100):
         if loaded():
             break
-        import time
         time.sleep(0.1)
     secret_id = db.query("SELECT id FROM logs WHERE source_id = %s LIMIT 1", (b.id,))[0]["id"]
     return dict(a=a, b=b, all=all_tok, scoped=a_tok, secret_id=str(secret_id))
@@ -178,7 +178,6 @@ def test_sign_in_cookie_flags_csrf_and_sign_out(server, world):
 
 
 def db_has_session(server, cookie):
-    import hashlib
     h = hashlib.sha256(cookie.encode()).hexdigest()
     return server.db.query("SELECT count(*) AS n FROM web_sessions WHERE session_hash = decode(%s, 'hex')",
                            (h,))[0]["n"] == 1
@@ -186,7 +185,6 @@ def db_has_session(server, cookie):
 
 def test_session_works_on_a_second_node_and_dies_with_its_token(db, server, world, sluice):
     tok = add_read_token(db, "viewer-short", "--source", "shop-a")
-    import time
     for _ in range(100):
         if api_get(server, "/api/v1/sources", token=tok).status == 200:
             break
@@ -371,6 +369,18 @@ def test_browser_context_keyboard_alert_and_tail(browser_run):
     assert r["notify"] == ["oncall"] and "oncall" in rules["destinations"]
     t = json.loads(o["alertThreshold"])["rules"][0]
     assert t["condition"] == "threshold" and t["count"] > 0 and t["window"] > 0
+    # the snippet is a rules file sluice takes, and its rule matches what the search matched
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "rules.json")
+        with open(path, "w") as f:
+            f.write(o["alertSnippet"])
+        sample = heroku_line(f"at=info {QUERY.upper()} ok") + heroku_line("at=info browse") + \
+            heroku_line(f"at=info {QUERY}s plural")
+        r = subprocess.run([os.path.join(ROOT, BUILD, "sluice"), "rules", "test", path, "--source", "shop-a"],
+                           input=sample, capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0, r.stdout + r.stderr
+        row = [ln.split() for ln in r.stdout.splitlines() if ln.startswith(QUERY + " ")]
+        assert row and row[0][1] == "1", r.stdout
 
 
 def test_browser_scoped_token_sees_only_its_source(browser_run, world):

@@ -11,7 +11,8 @@ const cfg = JSON.parse(fs.readFileSync(0, 'utf8'));
 const out = { steps: [] };
 const T = 15000; // the longest any single wait may take
 
-function step(name) { out.steps.push(name); }
+const T0 = Date.now();
+function step(name) { out.steps.push(`${name} @${Date.now() - T0}ms`); }
 
 async function apiSearch(params, token) {
   const u = new URL('/api/v1/search', cfg.base);
@@ -74,6 +75,7 @@ async function shot(page, name) {
     page.on('pageerror', (e) => out.pageErrors.push(String(e)));
 
     // --- sign-in required
+    step('sign-in required');
     await page.goto(cfg.base + '/');
     await page.waitForSelector('#signin:not([hidden])', { timeout: T });
     out.signinShown = await page.isVisible('#signin');
@@ -95,6 +97,7 @@ async function shot(page, name) {
     out.tokenFieldEmpty = (await page.inputValue('#token')) === '';
 
     // --- first page: exactly what the API returns, newest at the bottom
+    step('first page: exactly what the A');
     const api1 = await apiSearch({ limit: 200, order: 'desc' }, cfg.allToken);
     out.firstPageIds = await rowIds(page);
     out.firstPageApiIds = api1.events.map((e) => e.id).reverse();
@@ -103,6 +106,7 @@ async function shot(page, name) {
     await shot(page, 'search');
 
     // --- scroll up: older lines through the cursor
+    step('scroll up: older lines through');
     await page.$eval('#lines', (l) => { l.scrollTop = 0; l.dispatchEvent(new Event('scroll')); });
     await page.waitForFunction(() => document.querySelectorAll('#rows .row').length > 200, null, { timeout: T });
     await page.waitForFunction(() => !document.getElementById('top-note').textContent.includes('loading'), null, { timeout: T });
@@ -111,12 +115,14 @@ async function shot(page, name) {
     out.twoPageApiIds = api2.events.map((e) => e.id).reverse().concat(out.firstPageApiIds);
 
     // --- keyboard: / focuses the search box
+    step('keyboard: / focuses the search');
     await page.click('#graph-info');
     await page.keyboard.press('/');
     out.slashFocus = await page.evaluate(() => document.activeElement && document.activeElement.id);
     await page.keyboard.press('Escape');
 
     // --- a query: the same lines as the API, highlighted; the graph's totals
+    step('a query: the same lines as the');
     await searchFor(page, cfg.query);
     await page.waitForFunction(() => document.getElementById('graph-info').dataset.lines !== undefined && document.querySelectorAll('#bars .bar').length > 0, null, { timeout: T });
     const api3 = await apiSearch({ q: cfg.query, limit: 200, order: 'desc' }, cfg.allToken);
@@ -131,6 +137,7 @@ async function shot(page, name) {
     await shot(page, 'query');
 
     // --- permalink round trip: a new page at this URL shows the same search
+    step('permalink round trip: a new pa');
     const link = page.url();
     const p2 = await browser.newPage();
     p2.on('dialog', (d) => { out.dialogs.push(d.message()); d.dismiss().catch(() => {}); });
@@ -140,6 +147,7 @@ async function shot(page, name) {
     await p2.close();
 
     // --- a bad query: the error at its position
+    step('a bad query: the error at its ');
     await page.fill('#q', cfg.badQuery);
     await page.press('#q', 'Enter');
     await page.waitForSelector('#qerr:not([hidden])', { timeout: T });
@@ -147,6 +155,7 @@ async function shot(page, name) {
     await shot(page, 'query-error');
 
     // --- XSS lines are text
+    step('XSS lines are text');
     await searchFor(page, 'xsstest');
     await page.waitForFunction(() => document.querySelectorAll('#rows .row').length >= 3, null, { timeout: T });
     for (const r of await page.$$('#rows .row .text')) await r.click().catch(() => {});
@@ -165,6 +174,7 @@ async function shot(page, name) {
     await shot(page, 'xss');
 
     // --- context: same dyno and all dynos
+    step('context: same dyno and all dyn');
     await searchFor(page, cfg.contextQuery);
     await page.waitForFunction(() => document.querySelectorAll('#rows .row').length > 0, null, { timeout: T });
     const rows = await page.$$('#rows .row');
@@ -185,6 +195,7 @@ async function shot(page, name) {
     out.contextClosedByEsc = await page.evaluate(() => document.getElementById('context').hidden);
 
     // --- alert snippet
+    step('alert snippet');
     await searchFor(page, cfg.query);
     await page.click('#alert');
     await page.waitForSelector('#alertbox:not([hidden])', { timeout: T });
@@ -195,6 +206,7 @@ async function shot(page, name) {
     await page.keyboard.press('Escape');
 
     // --- live tail: f toggles; a line posted now shows within 1 s
+    step('live tail: f toggles; a line p');
     await searchFor(page, '');
     await page.click('#graph-info');
     await page.keyboard.press('f');
@@ -227,6 +239,7 @@ async function shot(page, name) {
     out.fStopsTail = await page.evaluate(() => !document.getElementById('live').classList.contains('on'));
 
     // --- first paint and first results (performance timings; figures, not assertions)
+    step('first paint and first results ');
     const p3 = await browser.newPage();
     await p3.goto(cfg.base + '/?q=' + encodeURIComponent(cfg.query));
     await p3.waitForFunction(() => document.body.dataset.results !== undefined, null, { timeout: T });
@@ -239,11 +252,13 @@ async function shot(page, name) {
     await p3.close();
 
     // --- sign out
+    step('sign out');
     await page.click('#signout');
     await page.waitForSelector('#signin:not([hidden])', { timeout: T });
     out.signedOut = (await browser.cookies(cfg.base)).filter((c) => c.name === 'sluice_session' && c.value).length === 0;
 
     // --- the scoped token sees only its source, in every view
+    step('the scoped token sees only its');
     await signIn(page, cfg.scopedToken);
     await page.waitForFunction(() => document.querySelectorAll('#rows .row').length > 0, null, { timeout: T });
     out.scoped = {};
