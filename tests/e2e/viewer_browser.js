@@ -158,8 +158,12 @@ async function shot(page, name) {
     step('XSS lines are text');
     await searchFor(page, 'xsstest');
     await page.waitForFunction(() => document.querySelectorAll('#rows .row').length >= 3, null, { timeout: T });
-    for (const r of await page.$$('#rows .row .text')) await r.click().catch(() => {});
-    await page.keyboard.press('Escape');
+    // click each (its context renders it again), closing the panel between clicks
+    for (const r of await page.$$('#rows .row .text')) {
+      await r.click({ timeout: 3000 });
+      await page.waitForFunction(() => document.querySelectorAll('#ctx-dyno .row').length > 0, null, { timeout: T });
+      await page.keyboard.press('Escape');
+    }
     await page.waitForTimeout(300);
     out.xss = await page.evaluate(() => ({
       ran: window.__xss === undefined ? null : window.__xss,
