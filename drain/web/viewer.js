@@ -235,6 +235,11 @@ async function runSearch(push) {
   state.newestId = null;
   state.missed = 0;
   $('missed').hidden = true;
+  // the old graph goes: a new one is drawn once the lines have come
+  $('bars').textContent = '';
+  $('graph-info').textContent = '';
+  delete $('graph-info').dataset.lines;
+  delete $('graph-info').dataset.matches;
   $('rows').textContent = '';
   setNote('');
   showQueryError(null);

@@ -360,6 +360,7 @@ def test_browser_context_keyboard_alert_and_tail(browser_run):
     assert o["contextClosedByEsc"]
     assert o["slashFocus"] == "q"
     assert o["fStartsTail"] and o["fStopsTail"]
+    assert not o["pausedShowedLine"] and o["resumedGotLine"]
     assert o["tail"]["seen"], f"the posted line did not show within 1 s ({o['tail']})"
     # 4 000 lines at once: all through, the DOM bounded to the list's window, still following
     assert o["burst"]["rows"] <= 3000 and o["burst"]["atBottom"], o["burst"]

@@ -241,6 +241,16 @@ async function shot(page, name) {
       atBottom: (() => { const l = document.getElementById('lines'); return l.scrollHeight - l.scrollTop - l.clientHeight < 40; })() }));
     await page.keyboard.press('f');
     out.fStopsTail = await page.evaluate(() => !document.getElementById('live').classList.contains('on'));
+    // paused: a line posted now is not shown; resuming gets it (the stream resumes after
+    // the last line shown, last_id, and the server replays what came meanwhile)
+    const held = 'heldback' + Date.now();
+    await post(cfg.sourceA, held);
+    await page.waitForTimeout(500);
+    out.pausedShowedLine = await page.evaluate((m) => [...document.querySelectorAll('#rows .text')].some((t) => t.textContent.includes(m)), held);
+    await page.keyboard.press('f');
+    await page.waitForFunction((m) => [...document.querySelectorAll('#rows .text')].some((t) => t.textContent.includes(m)), held, { timeout: T });
+    out.resumedGotLine = true;
+    await page.keyboard.press('f');
 
     // --- first paint and first results (performance timings; figures, not assertions)
     step('first paint and first results ');
