@@ -323,6 +323,9 @@ def test_browser_graph_totals_equal_count(db, browser_run, world):
                  (world["a"].id, r"\m" + QUERY + r"\M"))[0]["n"]
     assert o["graph"]["matches"] == n
     assert o["barSums"]["matches"] == n and o["barSums"]["lines"] == o["graph"]["lines"]
+    # zoomed to the newest bar holding lines: the same query, an absolute range, its matches
+    z = o["zoom"]
+    assert z["q"] == QUERY and z["since"] < z["until"] and 0 < z["matches"] <= n, z
     assert o["graph"]["lines"] >= 450 + 20
 
 

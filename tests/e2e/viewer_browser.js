@@ -146,6 +146,12 @@ async function shot(page, name) {
     out.permalink = { url: link, q: await p2.inputValue('#q'), ids: await rowIds(p2) };
     await p2.close();
 
+    // --- click a bar: the range zooms to it (absolute since/until in the URL)
+    await page.$$eval('#bars .bar', (bs) => { const b = bs.filter((x) => Number(x.dataset.lines) > 0).pop(); b.click(); });
+    await page.waitForFunction(() => /since=\d{4}-/.test(location.search) && /until=\d{4}-/.test(location.search) && document.getElementById('graph-info').dataset.lines !== undefined, null, { timeout: T });
+    out.zoom = await page.evaluate(() => { const p = new URLSearchParams(location.search);
+      return { since: p.get('since'), until: p.get('until'), q: p.get('q'), matches: Number(document.getElementById('graph-info').dataset.matches) }; });
+
     // --- a bad query: the error at its position
     step('a bad query: the error at its ');
     await page.fill('#q', cfg.badQuery);
