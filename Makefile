@@ -25,18 +25,33 @@ LDLIBS_ALL := $(PKG_LIBS) -lpthread -lm
 # Every module of the server; main.c holds only the command dispatch.
 DRAIN_SRC := $(filter-out drain/main.c,$(wildcard drain/*.c))
 RULES_SRC := $(wildcard rules/*.c)
-LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DRAIN_SRC) $(RULES_SRC))
+# The web viewer's files (drain/web/), embedded: $(BUILD)/gen/web_assets.c holds each
+# file's bytes and the first 80 bits of its SHA-256 (its ETag); see include/sluice/web.h.
+WEB_FILES := $(sort $(wildcard drain/web/*))
+WEB_GEN := $(BUILD)/gen/web_assets.c
+LIB_OBJ := $(patsubst %.c,$(BUILD)/obj/%.o,$(DRAIN_SRC) $(RULES_SRC)) $(BUILD)/obj/$(WEB_GEN:.c=.o)
 MAIN_OBJ := $(BUILD)/obj/drain/main.o
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
-.PHONY: all deps run test unit e2e asan bench bench-quick format lint clean container-check
+.PHONY: all deps run test unit e2e asan bench bench-quick bench-viewer format lint clean \
+	container-check
 all: $(BUILD)/sluice $(BUILD)/crash_parse
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) -c -o $@ $<
+
+$(WEB_GEN): $(WEB_FILES) Makefile
+	@mkdir -p $(dir $@)
+	@{ echo '/* generated from drain/web/ by the Makefile: do not edit */'; \
+	  echo '#include "sluice/web.h"'; i=0; \
+	  for f in $(WEB_FILES); do echo "static const unsigned char f$$i[] = {"; \
+	    od -An -v -tx1 $$f | sed 's/\([0-9a-f][0-9a-f]\)/0x\1,/g'; echo "0};"; i=$$((i+1)); done; \
+	  echo 'const struct sl_web_file sl_web_files[] = {'; i=0; \
+	  for f in $(WEB_FILES); do echo "{\"/$$(basename $$f)\", \"$$(sha256sum $$f | cut -c1-20)\", f$$i, sizeof(f$$i) - 1},"; \
+	    i=$$((i+1)); done; echo '{0, 0, 0, 0}};'; } > $@.tmp && mv $@.tmp $@
 
 $(BUILD)/libsluice.a: $(LIB_OBJ)
 	@rm -f $@
@@ -81,6 +96,10 @@ asan: deps
 
 bench: deps all
 	@tests/bench/run.sh full
+
+# The web viewer's first paint and first results in headless Chromium (docs/viewer.md).
+bench-viewer: deps all
+	@tests/bench/viewer.sh
 
 bench-quick: deps all
 	@tests/bench/run.sh quick

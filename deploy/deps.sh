@@ -23,6 +23,7 @@ PACKAGES=(
     python3 python3-pytest python3-pytest-xdist python3-psycopg2
     clang libclang-rt-dev
     haproxy
+    chromium
 )
 # clang and its runtime (libclang_rt.fuzzer, asan, ubsan) build the libFuzzer targets
 # of `make fuzz` (tests/fuzz/), which CI runs after `make test` and `make asan`.

@@ -9,12 +9,14 @@
  * search.c; this file does not include libpq), the HTTP server and its connections
  * (drain/server.c, through struct sl_api_ops). Runs on the event loop only, apart from
  * wake(), which the database threads call. */
+#include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/random.h>
 #include <sys/time.h>
 
 #include <event2/buffer.h>
@@ -25,6 +27,7 @@
 #include "sluice/api.h"
 #include "sluice/buf.h"
 #include "sluice/clock.h"
+#include "sluice/digest.h"
 #include "sluice/enc.h"
 #include "sluice/feed.h"
 #include "sluice/metrics.h"
@@ -186,7 +189,8 @@ static void on_done(evutil_socket_t fd, short what, void *arg)
         if (j->conn) {
             TAILQ_REMOVE(&a->pending, j, pending);
             a->o.ops.respond(a->o.ops.arg, j->conn, j->status, "application/json",
-                             j->body.p ? j->body.p : "", j->body.len, NULL);
+                             j->body.p ? j->body.p : "", j->body.len,
+                             j->status < 300 ? j->extra : NULL);
         }
         sl_search_job_free(j);
     }
@@ -250,11 +254,100 @@ static const char *qs_get(const struct qs *q, const char *key)
     return NULL;
 }
 
-/* The read token of a request, or an empty slice. */
-static struct sl_str req_token(const struct sl_http_request *req)
+/* ---------------------------------------------------------------- viewer sessions */
+
+#define COOKIE "sluice_session"
+#define SESSION_S (12 * 3600) /* a session's life from sign-in */
+#define NO_STORE "Cache-Control: no-store\r\n"
+
+/* The value of the session cookie in the request's Cookie header (RFC 6265 §5.4:
+ * "a=b; c=d"), or an empty slice. */
+static struct sl_str req_cookie(const struct sl_http_request *req)
+{
+    const struct sl_str *h = sl_http_header_get(req, "cookie");
+    struct sl_str none = {NULL, 0};
+    size_t i = 0, klen = sizeof(COOKIE) - 1;
+
+    if (h == NULL)
+        return none;
+    while (i < h->len) {
+        size_t j = i;
+        while (j < h->len && h->p[j] != ';')
+            j++;
+        while (i < j && h->p[i] == ' ')
+            i++;
+        if (j - i > klen && memcmp(h->p + i, COOKIE "=", klen + 1) == 0)
+            return (struct sl_str){h->p + i + klen + 1, j - i - klen - 1};
+        i = j + 1;
+    }
+    return none;
+}
+
+/* A session cookie's value is "s1.<expiry, Unix seconds>.<64 hex digits>"; its SHA-256
+ * is stored, so the expiry cannot be changed. Has it expired (or is it not one)? */
+static bool session_expired(struct sl_str v, int64_t now_s)
+{
+    char tmp[32];
+    size_t k = 0;
+
+    if (v.len != 3 + 10 + 1 + 64 || memcmp(v.p, "s1.", 3) != 0)
+        return true;
+    for (size_t i = 3; i < 13; i++)
+        tmp[k++] = v.p[i];
+    tmp[k] = '\0';
+    return strtoll(tmp, NULL, 10) <= now_s;
+}
+
+/* A state-changing request of the viewer (sign-in, sign-out) came from the viewer's
+ * own page: it carries X-Sluice-Request (a header a cross-site form cannot send and a
+ * cross-origin fetch cannot send without a preflight sluice never allows), and its
+ * Origin, when sent, is this host. */
+static bool csrf_ok(const struct sl_http_request *req)
+{
+    const struct sl_str *x = sl_http_header_get(req, "x-sluice-request");
+    const struct sl_str *o = sl_http_header_get(req, "origin");
+    const struct sl_str *h = sl_http_header_get(req, "host");
+    const struct sl_str *sfs = sl_http_header_get(req, "sec-fetch-site");
+
+    if (x == NULL || x->len == 0)
+        return false;
+    if (sfs && !sl_str_eq(*sfs, "same-origin") && !sl_str_eq(*sfs, "none"))
+        return false;
+    if (o && !sl_str_eq(*o, "null")) {
+        const char *rest;
+        size_t n;
+        if (h == NULL)
+            return false;
+        if (o->len > 8 && memcmp(o->p, "https://", 8) == 0)
+            rest = o->p + 8, n = o->len - 8;
+        else if (o->len > 7 && memcmp(o->p, "http://", 7) == 0)
+            rest = o->p + 7, n = o->len - 7;
+        else
+            return false;
+        if (n != h->len || memcmp(rest, h->p, n) != 0)
+            return false;
+    } else if (o) {
+        return false;
+    }
+    return true;
+}
+
+/* The read token of a request, or an empty slice. *cookie: it is the session cookie
+ * (accepted for GET and HEAD only; an expired one is no token). */
+static struct sl_str req_token(const struct sl_http_request *req, bool *cookie)
 {
     const struct sl_str *h = sl_http_header_get(req, "authorization");
     struct sl_str t = {NULL, 0};
+
+    *cookie = false;
+    if (h == NULL && sl_http_header_get(req, "x-papertrail-token") == NULL &&
+        (sl_str_eq(req->method, "GET") || sl_str_eq(req->method, "HEAD"))) {
+        t = req_cookie(req);
+        if (t.len && session_expired(t, sl_clock_real_us() / 1000000))
+            t.len = 0;
+        *cookie = t.len > 0;
+        return t;
+    }
 
     if (h && h->len > 7 && strncasecmp(h->p, "Bearer ", 7) == 0) {
         t.p = h->p + 7;
@@ -432,11 +525,184 @@ static int parse_limit(const char *v, int def, int *out)
     return 0;
 }
 
+/* since/until (Papertrail: min_time/max_time) into p's window. false: answered 400. */
+static bool parse_window(struct sl_api *a, void *conn, const struct qs *q, bool papertrail,
+                         int64_t now, struct sl_search_params *p)
+{
+    const char *ks = papertrail ? "min_time" : "since";
+    const char *ku = papertrail ? "max_time" : "until";
+    const char *vs = qs_get(q, ks), *vu = qs_get(q, ku);
+    int64_t window = papertrail ? 7LL * 86400 * 1000000 : 86400LL * 1000000;
+    char msg[160];
+
+    p->until_us = now;
+    if (vu && *vu && sl_search_parse_time(vu, now, &p->until_us)) {
+        snprintf(msg, sizeof(msg), BAD_TIME, ku);
+        answer_error(a, conn, 400, msg, NULL);
+        return false;
+    }
+    if (papertrail && vu && *vu)
+        p->until_us += 1000000; /* Papertrail's max_time includes that second */
+    p->default_window = !(vs && *vs);
+    p->since_us = p->until_us - window;
+    if (vs && *vs && sl_search_parse_time(vs, now, &p->since_us)) {
+        snprintf(msg, sizeof(msg), BAD_TIME, ks);
+        answer_error(a, conn, 400, msg, NULL);
+        return false;
+    }
+    if (p->since_us >= p->until_us) {
+        answer_error(a, conn, 400, "the time range is empty (since is not before until)", NULL);
+        return false;
+    }
+    return true;
+}
+
+/* Queue job j (its kind and fields set) for the search workers; the answer comes
+ * through on_done. Takes j (freed on an error). */
+static void submit(struct sl_api *a, void *conn, struct sl_search_job *j, struct sl_str tok)
+{
+    j->conn = conn;
+    j->p.q = j->q;
+    j->p.scope = j->scope;
+    j->owner = sl_searchd_owner(tok.p, tok.len);
+    switch (sl_searchd_submit(a->searchd, j)) {
+    case 0:
+        TAILQ_INSERT_TAIL(&a->pending, j, pending);
+        return;
+    case SL_EAGAIN:
+        answer_error(a, conn, 429,
+                     "too many searches of this token at once (SLUICE_SEARCH_TOKEN_JOBS): "
+                     "retry later",
+                     "Retry-After: 1\r\n");
+        break;
+    default:
+        answer_error(a, conn, 503, "every search worker is busy: retry later", "Retry-After: 1\r\n");
+        break;
+    }
+    sl_search_job_free(j);
+}
+
+/* GET /api/v1/sources: the sources the token may read (from memory). */
+static void answer_sources(struct sl_api *a, void *conn, const struct sl_read_scope *sc,
+                           const int64_t *ids, size_t n)
+{
+    struct sl_buf b;
+    int rc;
+
+    sl_buf_init(&b, 1u << 24);
+    rc = sl_buf_addf(&b, "{\"all\":%s,\"sources\":[", sc->all ? "true" : "false");
+    for (size_t i = 0, k = 0; i < n && rc == 0; i++) {
+        char name[SL_SOURCE_NAME_MAX + 1];
+        if (!sl_sources_name(a->o.sources, ids[i], name, sizeof(name)))
+            continue;
+        rc = sl_buf_addf(&b, "%s{\"id\":%" PRId64 ",\"name\":", k++ ? "," : "", ids[i]);
+        if (rc == 0)
+            rc = sl_enc_json_str(&b, name, strlen(name));
+        if (rc == 0)
+            rc = sl_buf_addc(&b, '}');
+    }
+    if (rc == 0)
+        rc = sl_buf_add(&b, "]}\n", 3);
+    if (rc)
+        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
+    else
+        a->o.ops.respond(a->o.ops.arg, conn, 200, "application/json", b.p, b.len, NO_STORE);
+    sl_buf_free(&b);
+}
+
+/* POST /api/v1/session (sign in: the read token in Authorization, never in a URL) and
+ * POST /api/v1/session/signout (the cookie), both CSRF-checked; GET /api/v1/session
+ * says whether the request is signed in (401 when not). docs/viewer.md. */
+static void handle_session(struct sl_api *a, void *conn, const struct sl_http_request *req,
+                           struct sl_str tok, bool cookie, const struct sl_read_scope *sc)
+{
+    bool post = sl_str_eq(req->method, "POST");
+    bool signout = sl_str_eq(req->path, "/api/v1/session/signout");
+    bool secure = a->o.ops.tls && a->o.ops.tls(a->o.ops.arg, conn);
+    struct sl_search_job *j;
+    unsigned char rnd[32];
+    char hex[65], secret[96], extra[320];
+    int64_t exp;
+
+    if (!post) {
+        if (signout) {
+            answer_error(a, conn, 405, "POST only", "Allow: POST\r\n");
+            return;
+        }
+        snprintf(extra, sizeof(extra), "{\"signed_in\":true,\"session\":%s,\"all\":%s}\n",
+                 cookie ? "true" : "false", sc->all ? "true" : "false");
+        a->o.ops.respond(a->o.ops.arg, conn, 200, "application/json", extra, strlen(extra),
+                         NO_STORE);
+        return;
+    }
+    if (!csrf_ok(req)) {
+        answer_error(a, conn, 403,
+                     "cross-site request refused (X-Sluice-Request and a same-origin Origin "
+                     "are required)",
+                     NULL);
+        return;
+    }
+    j = sl_search_job_new(4096);
+    if (j == NULL) {
+        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
+        return;
+    }
+    if (signout) {
+        struct sl_str c = req_cookie(req);
+        j->kind = SL_JOB_SESSION_RM;
+        snprintf(extra, sizeof(extra),
+                 "Set-Cookie: " COOKIE "=; Path=/; Max-Age=0; HttpOnly; SameSite=Strict%s\r\n"
+                 NO_STORE "Clear-Site-Data: \"cookies\"\r\n",
+                 secure ? "; Secure" : "");
+        if (c.len == 0 || c.len >= sizeof(secret)) {
+            sl_search_job_free(j);
+            a->o.ops.respond(a->o.ops.arg, conn, 204, NULL, NULL, 0, extra);
+            return;
+        }
+        memcpy(secret, c.p, c.len);
+        secret[c.len] = '\0';
+    } else {
+        size_t got = 0;
+        while (got < sizeof(rnd)) {
+            ssize_t k = getrandom(rnd + got, sizeof(rnd) - got, 0);
+            if (k <= 0) {
+                sl_search_job_free(j);
+                answer_error(a, conn, 503, "no randomness: retry later", "Retry-After: 1\r\n");
+                return;
+            }
+            got += (size_t)k;
+        }
+        sl_enc_hex(rnd, sizeof(rnd), hex);
+        explicit_bzero(rnd, sizeof(rnd));
+        exp = sl_clock_real_us() / 1000000 + SESSION_S;
+        snprintf(secret, sizeof(secret), "s1.%010lld.%s", (long long)exp, hex);
+        explicit_bzero(hex, sizeof(hex));
+        j->kind = SL_JOB_SESSION_ADD;
+        j->expires_s = exp;
+        sl_digest_sha256_hex(tok.p, tok.len, j->tok_hex);
+        snprintf(extra, sizeof(extra),
+                 "Set-Cookie: " COOKIE "=%s; Path=/; Max-Age=%d; HttpOnly; SameSite=Strict%s\r\n"
+                 NO_STORE,
+                 secret, SESSION_S, secure ? "; Secure" : "");
+    }
+    j->secret = strdup(secret);
+    j->extra = strdup(extra);
+    explicit_bzero(secret, sizeof(secret));
+    explicit_bzero(extra, sizeof(extra));
+    if (j->secret == NULL || j->extra == NULL || (j->q = strdup("")) == NULL) {
+        sl_search_job_free(j);
+        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
+        return;
+    }
+    submit(a, conn, j, tok.len ? tok : (struct sl_str){j->secret, strlen(j->secret)});
+}
+
 void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *req)
 {
-    enum { R_SEARCH, R_PAPERTRAIL, R_TAIL } route;
+    enum { R_SEARCH, R_PAPERTRAIL, R_TAIL, R_AGGREGATE, R_CONTEXT, R_SOURCES, R_SESSION } route;
     struct sl_str path = req->path;
-    struct sl_str tok = req_token(req);
+    bool cookie = false;
+    struct sl_str tok = req_token(req, &cookie);
     struct sl_read_scope sc = {false, NULL, 0};
     struct qs q;
     const char *e;
@@ -444,7 +710,6 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     size_t nids = 0;
     struct sl_search_params p;
     struct sl_search_job *j = NULL;
-    char msg[160];
 
     if (sl_str_eq(path, "/api/v1/search"))
         route = R_SEARCH;
@@ -452,6 +717,14 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         route = R_PAPERTRAIL;
     else if (sl_str_eq(path, "/api/v1/tail"))
         route = R_TAIL;
+    else if (sl_str_eq(path, "/api/v1/aggregate"))
+        route = R_AGGREGATE;
+    else if (sl_str_eq(path, "/api/v1/context"))
+        route = R_CONTEXT;
+    else if (sl_str_eq(path, "/api/v1/sources"))
+        route = R_SOURCES;
+    else if (sl_str_eq(path, "/api/v1/session") || sl_str_eq(path, "/api/v1/session/signout"))
+        route = R_SESSION;
     else {
         answer_error(a, conn, 404, "no such API path", NULL);
         return;
@@ -461,10 +734,19 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
         answer_error(a, conn, 503, "token table not loaded yet: retry later", "Retry-After: 5\r\n");
         return;
     }
+    if (route == R_SESSION && sl_str_eq(path, "/api/v1/session/signout")) {
+        handle_session(a, conn, req, tok, cookie, &sc); /* the cookie, not a token */
+        return;
+    }
     if (tok.len == 0 || sl_sources_read_auth(a->o.sources, tok.p, tok.len, &sc) != 0) {
         answer_error(a, conn, 401,
                      "a read token is required (Authorization: Bearer TOKEN; `sluice token add`)",
                      "WWW-Authenticate: Bearer realm=\"sluice\"\r\n");
+        return;
+    }
+    if (route == R_SESSION) {
+        handle_session(a, conn, req, tok, cookie, &sc);
+        free(sc.ids);
         return;
     }
     memset(&q, 0, sizeof(q));
@@ -480,6 +762,10 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
             goto out;
         }
     }
+    if (route == R_SOURCES) {
+        answer_sources(a, conn, &sc, ids, nids);
+        goto out;
+    }
     if (route == R_TAIL && sl_str_eq(req->method, "HEAD")) {
         a->o.ops.respond(a->o.ops.arg, conn, 200, "text/event-stream", "", 0, NULL);
         goto out;
@@ -490,88 +776,81 @@ void sl_api_handle(struct sl_api *a, void *conn, const struct sl_http_request *r
     }
     memset(&p, 0, sizeof(p));
     p.kind = route == R_PAPERTRAIL ? SL_SEARCH_PAPERTRAIL : SL_SEARCH_API;
-    {
-        const char *ks = route == R_PAPERTRAIL ? "min_time" : "since";
-        const char *ku = route == R_PAPERTRAIL ? "max_time" : "until";
-        const char *vs = qs_get(&q, ks), *vu = qs_get(&q, ku);
-        int64_t window = route == R_PAPERTRAIL ? 7LL * 86400 * 1000000 : 86400LL * 1000000;
-        p.until_us = now;
-        if (vu && *vu && sl_search_parse_time(vu, now, &p.until_us)) {
-            snprintf(msg, sizeof(msg), BAD_TIME, ku);
-            answer_error(a, conn, 400, msg, NULL);
-            goto out;
-        }
-        if (route == R_PAPERTRAIL && vu && *vu)
-            p.until_us += 1000000; /* Papertrail's max_time includes that second */
-        p.default_window = !(vs && *vs);
-        p.since_us = p.until_us - window;
-        if (vs && *vs && sl_search_parse_time(vs, now, &p.since_us)) {
-            snprintf(msg, sizeof(msg), BAD_TIME, ks);
-            answer_error(a, conn, 400, msg, NULL);
-            goto out;
-        }
-        if (p.since_us >= p.until_us) {
-            answer_error(a, conn, 400, "the time range is empty (since is not before until)", NULL);
-            goto out;
-        }
-    }
-    if (parse_limit(qs_get(&q, "limit"), route == R_PAPERTRAIL ? 1000 : 100, &p.limit)) {
-        answer_error(a, conn, 400, "bad limit: 1 to 10000", NULL);
+    if (route != R_CONTEXT && !parse_window(a, conn, &q, route == R_PAPERTRAIL, now, &p))
+        goto out;
+    j = sl_search_job_new(a->o.answer_bytes);
+    if (j == NULL) {
+        answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
         goto out;
     }
-    if (route == R_SEARCH) {
-        const char *o = qs_get(&q, "order"), *c = qs_get(&q, "cursor");
-        if (o && *o && strcmp(o, "asc") && strcmp(o, "desc")) {
-            answer_error(a, conn, 400, "bad order: asc or desc", NULL);
-            goto out;
-        }
-        p.asc = o && strcmp(o, "asc") == 0;
-        if (c && *c && sl_search_parse_cursor(c, &p.cursor, &p.cur_us, &p.cur_id)) {
-            answer_error(a, conn, 400, "bad cursor (use next_cursor or prev_cursor as given)", NULL);
-            goto out;
-        }
-    } else {
-        const char *mi = qs_get(&q, "min_id"), *ma = qs_get(&q, "max_id");
+    if (route == R_AGGREGATE) {
+        const char *v = qs_get(&q, "buckets");
         char *end;
-        if (mi && *mi && ((p.min_id = strtoll(mi, &end, 10)) <= 0 || *end)) {
-            answer_error(a, conn, 400, "bad min_id", NULL);
+        long n = v && *v ? strtol(v, &end, 10) : 60;
+        if (v && *v && (*end || n < 1 || n > SL_SEARCH_MAX_BUCKETS)) {
+            answer_error(a, conn, 400, "bad buckets: 1 to 500", NULL);
             goto out;
         }
-        if (ma && *ma && ((p.max_id = strtoll(ma, &end, 10)) <= 0 || *end)) {
-            answer_error(a, conn, 400, "bad max_id", NULL);
+        j->kind = SL_JOB_AGGREGATE;
+        j->buckets = (int)n;
+    } else if (route == R_CONTEXT) {
+        const char *v = qs_get(&q, "id"), *vn = qs_get(&q, "n");
+        char *end;
+        long long id = v ? strtoll(v, &end, 10) : 0;
+        long n = vn && *vn ? strtol(vn, &end, 10) : 20;
+        if (v == NULL || id <= 0 || *end) {
+            answer_error(a, conn, 400, "bad id: an event id", NULL);
             goto out;
         }
-        p.asc = true;
+        if (vn && *vn && (strtol(vn, &end, 10), *end || n < 1 || n > 200)) {
+            answer_error(a, conn, 400, "bad n: 1 to 200", NULL);
+            goto out;
+        }
+        j->kind = SL_JOB_CONTEXT;
+        j->ctx_id = id;
+        j->ctx_n = (int)n;
+    } else {
+        if (parse_limit(qs_get(&q, "limit"), route == R_PAPERTRAIL ? 1000 : 100, &p.limit)) {
+            answer_error(a, conn, 400, "bad limit: 1 to 10000", NULL);
+            goto out;
+        }
+        if (route == R_SEARCH) {
+            const char *o = qs_get(&q, "order"), *c = qs_get(&q, "cursor");
+            if (o && *o && strcmp(o, "asc") && strcmp(o, "desc")) {
+                answer_error(a, conn, 400, "bad order: asc or desc", NULL);
+                goto out;
+            }
+            p.asc = o && strcmp(o, "asc") == 0;
+            if (c && *c && sl_search_parse_cursor(c, &p.cursor, &p.cur_us, &p.cur_id)) {
+                answer_error(a, conn, 400, "bad cursor (use next_cursor or prev_cursor as given)",
+                             NULL);
+                goto out;
+            }
+        } else {
+            const char *mi = qs_get(&q, "min_id"), *ma = qs_get(&q, "max_id");
+            char *end;
+            if (mi && *mi && ((p.min_id = strtoll(mi, &end, 10)) <= 0 || *end)) {
+                answer_error(a, conn, 400, "bad min_id", NULL);
+                goto out;
+            }
+            if (ma && *ma && ((p.max_id = strtoll(ma, &end, 10)) <= 0 || *end)) {
+                answer_error(a, conn, 400, "bad max_id", NULL);
+                goto out;
+            }
+            p.asc = true;
+        }
     }
     /* The answer's budget, SLUICE_SEARCH_ANSWER_BYTES: beyond it the search answers the
      * events that fit, `truncated`, with a cursor (the buffer grows only as it fills). */
-    j = sl_search_job_new(a->o.answer_bytes);
-    if (j == NULL || (j->q = strdup(qs_get(&q, "q") ? qs_get(&q, "q") : "")) == NULL) {
+    if ((j->q = strdup(qs_get(&q, "q") ? qs_get(&q, "q") : "")) == NULL) {
         answer_error(a, conn, 503, "out of memory", "Retry-After: 1\r\n");
         goto out;
     }
     j->p = p;
     j->scope = ids;
     ids = NULL;
-    j->p.q = j->q;
-    j->p.scope = j->scope;
     j->p.nscope = nids;
-    j->conn = conn;
-    j->owner = sl_searchd_owner(tok.p, tok.len);
-    switch (sl_searchd_submit(a->searchd, j)) {
-    case 0:
-        break;
-    case SL_EAGAIN:
-        answer_error(a, conn, 429,
-                     "too many searches of this token at once (SLUICE_SEARCH_TOKEN_JOBS): "
-                     "retry later",
-                     "Retry-After: 1\r\n");
-        goto out;
-    default:
-        answer_error(a, conn, 503, "every search worker is busy: retry later", "Retry-After: 1\r\n");
-        goto out;
-    }
-    TAILQ_INSERT_TAIL(&a->pending, j, pending);
+    submit(a, conn, j, tok);
     j = NULL;
 out:
     sl_search_job_free(j);

@@ -102,6 +102,7 @@ struct conn {
     enum conn_kind kind;
     bool authed;             /* a request or a syslog line of it authenticated */
     bool reserve;            /* accepted past the cap: health endpoints only */
+    bool tls;                /* accepted on a TLS listener (the viewer's Secure cookie) */
     unsigned char addr[16];  /* the peer's address (IPv4 mapped into IPv6) */
     struct event *head_timer; /* SLUICE_HEAD_TIMEOUT while not authenticated */
     struct sl_buf entry; /* the spool entry being built */

@@ -252,6 +252,16 @@ static const char *const migrations[] = {
      * validated, so substr(message, json_at)::jsonb never raises; NULL otherwise. A
      * nullable column without a default: no table rewrite. */
     "ALTER TABLE logs ADD COLUMN json_at int;\n",
+    /* the web viewer's sign-in sessions (docs/viewer.md): a session is a second secret
+     * of one read token, with that token's scope, loaded with the read tokens (so every
+     * node on the database knows it) and gone with it (ON DELETE CASCADE) or at sign-out */
+    "CREATE TABLE web_sessions (\n"
+    "  session_hash bytea PRIMARY KEY,\n"
+    "  token_id bigint NOT NULL REFERENCES read_tokens (id) ON DELETE CASCADE,\n"
+    "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  expires_at timestamptz NOT NULL\n"
+    ");\n"
+    "CREATE INDEX web_sessions_token ON web_sessions (token_id);\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -733,64 +743,96 @@ int sl_db_read_token_list(struct pg_conn *c, FILE *out)
     return 0;
 }
 
-int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_row **rows, size_t *n)
+/* The rows of one read-token query (id, name, hex hash, all, comma-separated ids)
+ * appended to *rows (*n of them, grown). 0, SL_ENOMEM, or SL_ENOTFOUND when the table
+ * does not exist (undefined_table), SL_EDB. */
+static int load_token_rows(struct pg_conn *c, const char *sql, struct sl_read_token_row **rows,
+                           size_t *n)
 {
-    PGresult *r = PQexecParams(c,
-                               "SELECT id, name, encode(token_hash, 'hex'), all_sources, "
-                               "array_to_string(ARRAY(SELECT DISTINCT unnest(source_ids) "
-                               "ORDER BY 1), ',') FROM read_tokens ORDER BY id",
-                               0, NULL, NULL, NULL, NULL, 0);
+    PGresult *r = PQexecParams(c, sql, 0, NULL, NULL, NULL, NULL, 0);
     struct sl_read_token_row *v;
     int nt;
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK) {
         const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
-        /* undefined_table: a server newer than the schema serves ingest until migrate. */
         if (state && strcmp(state, "42P01") == 0) {
             PQclear(r);
-            *rows = NULL;
-            *n = 0;
-            return 0;
+            return SL_ENOTFOUND;
         }
         log_pg("read token load failed", c, r);
         PQclear(r);
         return SL_EDB;
     }
     nt = PQntuples(r);
-    v = calloc((size_t)nt + 1, sizeof(*v));
+    v = realloc(*rows, (*n + (size_t)nt + 1) * sizeof(*v));
     if (v == NULL) {
         PQclear(r);
         return SL_ENOMEM;
     }
+    *rows = v;
+    memset(v + *n, 0, ((size_t)nt + 1) * sizeof(*v));
     for (int i = 0; i < nt; i++) {
+        struct sl_read_token_row *t = &v[*n];
         const char *hh = PQgetvalue(r, i, 2), *p = PQgetvalue(r, i, 4);
         size_t k = 0;
 
-        v[i].id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-        snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 1));
-        unhex_hash(hh, v[i].token_hash);
-        v[i].all = PQgetvalue(r, i, 3)[0] == 't';
+        t->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        snprintf(t->name, sizeof(t->name), "%s", PQgetvalue(r, i, 1));
+        unhex_hash(hh, t->token_hash);
+        t->all = PQgetvalue(r, i, 3)[0] == 't';
+        (*n)++;
         if (*p) {
             size_t cnt = 1;
             for (const char *q = p; *q; q++)
                 cnt += *q == ',';
-            v[i].source_ids = malloc(cnt * sizeof(int64_t));
-            if (v[i].source_ids == NULL) {
-                sl_read_token_rows_free(v, (size_t)nt);
+            t->source_ids = malloc(cnt * sizeof(int64_t));
+            if (t->source_ids == NULL) {
                 PQclear(r);
                 return SL_ENOMEM;
             }
             while (*p && k < cnt) {
                 char *end;
-                v[i].source_ids[k++] = strtoll(p, &end, 10);
+                t->source_ids[k++] = strtoll(p, &end, 10);
                 p = *end == ',' ? end + 1 : end;
             }
         }
-        v[i].n_sources = k;
+        t->n_sources = k;
     }
-    *n = (size_t)nt;
-    *rows = v;
     PQclear(r);
+    return 0;
+}
+
+int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_row **rows, size_t *n)
+{
+    struct sl_read_token_row *v = NULL;
+    size_t nv = 0;
+    int rc;
+
+    *rows = NULL;
+    *n = 0;
+    /* undefined_table: a server newer than the schema serves ingest until migrate. */
+    rc = load_token_rows(c,
+                         "SELECT id, name, encode(token_hash, 'hex'), all_sources, "
+                         "array_to_string(ARRAY(SELECT DISTINCT unnest(source_ids) "
+                         "ORDER BY 1), ',') FROM read_tokens ORDER BY id",
+                         &v, &nv);
+    /* The web viewer's sessions: each a second secret of its token, with its scope
+     * (docs/viewer.md); expired ones are not loaded (sign-in deletes them). */
+    if (rc == 0)
+        rc = load_token_rows(c,
+                             "SELECT t.id, t.name, encode(w.session_hash, 'hex'), t.all_sources, "
+                             "array_to_string(ARRAY(SELECT DISTINCT unnest(t.source_ids) "
+                             "ORDER BY 1), ',') FROM web_sessions w JOIN read_tokens t "
+                             "ON t.id = w.token_id WHERE w.expires_at > now() ORDER BY t.id",
+                             &v, &nv);
+    if (rc == SL_ENOTFOUND)
+        rc = 0;
+    if (rc) {
+        sl_read_token_rows_free(v, nv);
+        return rc;
+    }
+    *rows = v;
+    *n = nv;
     return 0;
 }
 

@@ -35,6 +35,7 @@
 #include "sluice/metrics.h"
 #include "sluice/sources.h"
 #include "sluice/spool.h"
+#include "sluice/web.h"
 
 #include "conn-internal.h"
 
@@ -97,11 +98,18 @@ static struct bufferevent *api_take(void *arg, void *conn)
     return bev;
 }
 
+static bool api_tls(void *arg, void *conn)
+{
+    (void)arg;
+    return ((struct conn *)conn)->tls;
+}
+
 void sl_ingest_http_api_ops(struct server *s, struct sl_api_ops *ops)
 {
     ops->arg = s;
     ops->respond = api_respond;
     ops->take = api_take;
+    ops->tls = api_tls;
 }
 
 /* ---------------------------------------------------------------- durable wait */
@@ -426,6 +434,26 @@ static void get_api(struct conn *c)
     sl_api_handle(c->srv->api, c, &c->http.req);
 }
 
+/* The web viewer's files (drain/web.c): embedded, revalidated by ETag (304), with the
+ * viewer's security headers. */
+static void get_web(struct conn *c)
+{
+    const struct sl_web_file *f = sl_web_find(c->http.req.path);
+    const struct sl_str *inm = sl_http_header_get(&c->http.req, "if-none-match");
+    char extra[1024];
+
+    if (f == NULL) {
+        sl_conn_respond_text(c, 404, "not found\n", NULL);
+        return;
+    }
+    snprintf(extra, sizeof(extra), SL_WEB_HEADERS "ETag: \"%s\"\r\n", f->etag);
+    if (inm && sl_web_etag_match(*inm, f->etag)) {
+        sl_conn_respond(c, 304, NULL, NULL, 0, extra);
+        return;
+    }
+    sl_conn_respond(c, 200, sl_web_ctype(f), (const char *)f->p, f->len, extra);
+}
+
 /* ---------------------------------------------------------------- request heads */
 
 /* How the request's body is framed. */
@@ -437,14 +465,22 @@ struct framing {
 
 static void post_logs(struct conn *c, const struct framing *fr);
 
-enum route_id { R_LOGS, R_HEALTHZ, R_READYZ, R_METRICS, R_API, R_COUNT };
+enum route_id { R_LOGS, R_HEALTHZ, R_READYZ, R_METRICS, R_SESSION, R_API, R_WEB, R_COUNT };
+
+/* The viewer's sign-in and sign-out (POST, no body) and who-am-I (GET): drain/api.c. */
+static bool session_path(struct sl_str path)
+{
+    return sl_str_eq(path, "/api/v1/session") || sl_str_eq(path, "/api/v1/session/signout");
+}
 
 static const struct sl_http_route routes[R_COUNT] = {
     [R_LOGS] = {"/logs", NULL, SL_HTTP_POST},
     [R_HEALTHZ] = {"/healthz", NULL, SL_HTTP_GET | SL_HTTP_HEAD},
     [R_READYZ] = {"/readyz", NULL, SL_HTTP_GET | SL_HTTP_HEAD},
     [R_METRICS] = {"/metrics", NULL, SL_HTTP_GET | SL_HTTP_HEAD},
+    [R_SESSION] = {NULL, session_path, SL_HTTP_GET | SL_HTTP_HEAD | SL_HTTP_POST},
     [R_API] = {NULL, sl_api_path, SL_HTTP_GET | SL_HTTP_HEAD},
+    [R_WEB] = {NULL, sl_web_path, SL_HTTP_GET | SL_HTTP_HEAD},
 };
 
 /* What each route does, and the body of its 405 (the Allow header comes from the
@@ -459,7 +495,9 @@ static const struct route_action {
     [R_HEALTHZ] = {get_healthz, "method not allowed\n", NULL},
     [R_READYZ] = {get_readyz, "method not allowed\n", NULL},
     [R_METRICS] = {get_metrics, "method not allowed\n", NULL},
+    [R_SESSION] = {get_api, "{\"error\":\"method not allowed\"}\n", "application/json"},
     [R_API] = {get_api, "{\"error\":\"method not allowed\"}\n", "application/json"},
+    [R_WEB] = {get_web, "method not allowed\n", NULL},
 };
 
 /* 405 with the Allow header every 405 must carry (RFC 9110 §15.5.6). */
@@ -543,6 +581,13 @@ static void head_route(struct conn *c, const struct framing *fr)
 
     if (r == R_LOGS && status == 200) {
         post_logs(c, fr);
+        return;
+    }
+    if (r == R_SESSION && status == 200 && !get) {
+        /* sign-in and sign-out carry no body: one sent is not read, and closes */
+        if (fr->clen || fr->chunked)
+            c->http.keep_alive = false;
+        get_api(c);
         return;
     }
     if (status == 200 || (status == 404 && get)) {

@@ -531,6 +531,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     c->srv = s;
     c->reserve = reserve;
+    c->tls = which == L_HTTPS || which == L_SYSLOG_TLS;
     memcpy(c->addr, addr, sizeof(addr));
     conn_init(c, which);
     if (which == L_HTTPS || which == L_SYSLOG_TLS) {

@@ -48,7 +48,25 @@ struct sl_api_wake {
  * 8 x SLUICE_SEARCH_TIMEOUT before it starts (4 minutes at the default; the CLI waits 10). */
 #define SL_SEARCHD_JOBS_PER_WORKER 8
 
+/* What a job does (searchd.c's run_job): a search, or one of the web viewer's reads and
+ * its session writes (docs/viewer.md). */
+enum sl_job_kind {
+    SL_JOB_SEARCH = 0,   /* sl_search_run */
+    SL_JOB_AGGREGATE,    /* sl_search_aggregate: p's window in `buckets` */
+    SL_JOB_CONTEXT,      /* sl_search_context: around ctx_id, ctx_n each side */
+    SL_JOB_SESSION_ADD,  /* sl_session_add: secret, for the token of hash tok_hex */
+    SL_JOB_SESSION_RM,   /* sl_session_rm: secret */
+};
+
 struct sl_search_job {
+    enum sl_job_kind kind;
+    int buckets;                /* SL_JOB_AGGREGATE */
+    int64_t ctx_id;             /* SL_JOB_CONTEXT */
+    int ctx_n;
+    char *secret;               /* SL_JOB_SESSION_*: the session cookie's value */
+    char tok_hex[65];           /* SL_JOB_SESSION_ADD: SHA-256 of the read token, hex */
+    int64_t expires_s;          /* SL_JOB_SESSION_ADD: Unix seconds */
+    char *extra;                /* headers to add to a 2xx answer (Set-Cookie), or NULL */
     struct sl_search_params p; /* p.q and p.scope point at q and scope below, p.cancel at cancel */
     char *q;
     int64_t *scope;

@@ -1373,3 +1373,263 @@ int sl_search_max_id(struct pg_conn *pg, int64_t *id)
     PQclear(r);
     return 0;
 }
+
+/* ---------------------------------------------------------------- the viewer's reads */
+
+/* The lines of the window per bucket, exact: a block (log_blocks) inside one bucket and
+ * the window, younger than its source's retention, counts its nrows without reading
+ * its rows; the rows of every other block of the window are counted one by one. Each row
+ * is in exactly one block's nrows (the writer upserts the block in the row's
+ * transaction); a straddling block's rows are found by its ranges, which hold only its
+ * own rows unless two nodes wrote the source in the same moment (then a straddling block
+ * may count rows of the other's block as well: docs/viewer.md). $1 scope, $2 since, $3
+ * until, $4 since µs, $5 bucket µs. */
+static const char agg_lines_sql[] =
+    "WITH blk AS MATERIALIZED (SELECT b.source_id, b.min_received, b.max_received, b.min_id, "
+    "b.max_id, b.nrows, b.min_received >= $2::timestamptz AND b.max_received < $3::timestamptz "
+    "AND (" TS_US("b.min_received") " - $4::bigint) / $5::bigint = (" TS_US("b.max_received")
+    " - $4::bigint) / $5::bigint AND b.min_received >= now() - make_interval(days => "
+    "s.retention_days) AS whole FROM log_blocks b JOIN sources s ON s.id = b.source_id "
+    "WHERE b.source_id = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz AND "
+    "b.min_received < $3::timestamptz) "
+    "SELECT k, sum(n)::bigint FROM (SELECT (" TS_US("min_received") " - $4::bigint) / "
+    "$5::bigint AS k, nrows::bigint AS n FROM blk WHERE whole UNION ALL "
+    "SELECT (" TS_US("l.received_at") " - $4::bigint) / $5::bigint, 1 FROM blk CROSS JOIN "
+    "LATERAL (SELECT l.received_at FROM logs l WHERE l.source_id = blk.source_id AND "
+    "l.received_at BETWEEN blk.min_received AND blk.max_received AND l.id BETWEEN blk.min_id "
+    "AND blk.max_id AND l.received_at >= $2::timestamptz AND l.received_at < $3::timestamptz "
+    "OFFSET 0) l WHERE NOT blk.whole) x GROUP BY 1";
+
+/* Copy the parameter values of a then b into out. */
+static int params_cat(struct sl_query_params *out, const struct sl_query_params *a,
+                      const struct sl_query_params *b)
+{
+    for (size_t i = 0; i < a->n; i++)
+        if (param_push(out, a->v[i]))
+            return SL_ENOMEM;
+    for (size_t i = 0; i < b->n; i++)
+        if (param_push(out, b->v[i]))
+            return SL_ENOMEM;
+    return 0;
+}
+
+/* Run sql (fixed then params) and add each row's (bucket, count) into into[nb]. */
+static int agg_run(PGconn *pg, const char *sql, const char *const *fixed,
+                   const struct sl_query_params *params, int nb, int64_t *into, int *status,
+                   struct sl_buf *body)
+{
+    PGresult *r = NULL;
+    int rc = run(pg, "aggregate failed", sql, fixed, 5, params, status, body, &r);
+
+    if (rc)
+        return rc;
+    for (int i = 0; i < PQntuples(r); i++) {
+        long long k = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (k >= 0 && k < nb)
+            into[k] += strtoll(PQgetvalue(r, i, 1), NULL, 10);
+    }
+    PQclear(r);
+    return 0;
+}
+
+int sl_search_aggregate(struct pg_conn *pg, struct sl_sources *src, const struct sl_search_params *p,
+                        int buckets, int *status, struct sl_buf *body)
+{
+    struct plan pl;
+    struct sl_buf sql;
+    struct sl_query_params all;
+    char lo[40], hi[40], lous[24], wus[24], t1[32], t2[32];
+    const char *fixed[5] = {NULL, lo, hi, lous, wus};
+    int64_t range = p->until_us - p->since_us, width, *lines = NULL, *hits = NULL, tl = 0, tm = 0;
+    int nb, rc;
+    bool blank = true;
+
+    *status = 500;
+    plan_init(&pl);
+    sl_query_params_init(&all);
+    sl_buf_init(&sql, 1u << 24);
+    if (buckets < 1)
+        buckets = 1;
+    if (buckets > SL_SEARCH_MAX_BUCKETS)
+        buckets = SL_SEARCH_MAX_BUCKETS;
+    /* whole seconds, at least one; the last bucket may end past until (it is cut there) */
+    width = (range + buckets - 1) / buckets;
+    width = width < 1000000 ? 1000000 : (width + 999999) / 1000000 * 1000000;
+    nb = (int)((range + width - 1) / width);
+    for (const char *c = p->q; *c; c++)
+        blank &= *c == ' ' || *c == '\t' || *c == '\r' || *c == '\n';
+    /* the predicate's parameters follow the 5 fixed ones, the Bloom filter's follow
+     * those: a first build says how many the predicate has */
+    rc = plan_build(&pl, src, p->q, p->scope, p->nscope, 6, 6, body);
+    if (rc == 0) {
+        int bfirst = 6 + (int)pl.pp.n;
+        plan_free(&pl);
+        plan_init(&pl);
+        rc = plan_build(&pl, src, p->q, p->scope, p->nscope, 6, bfirst, body);
+    }
+    if (rc == SL_EPARSE) {
+        *status = 400;
+        rc = 0;
+        goto out;
+    }
+    if (rc)
+        goto fail;
+    lines = calloc((size_t)nb, sizeof(*lines));
+    hits = calloc((size_t)nb, sizeof(*hits));
+    if (lines == NULL || hits == NULL || params_cat(&all, &pl.pp, &pl.bp)) {
+        rc = SL_ENOMEM;
+        goto fail;
+    }
+    if (p->nscope > 0) {
+        struct sl_query_params none;
+        sl_query_params_init(&none);
+        pg_time(p->since_us, lo);
+        pg_time(p->until_us, hi);
+        snprintf(lous, sizeof(lous), "%" PRId64, p->since_us);
+        snprintf(wus, sizeof(wus), "%" PRId64, width);
+        fixed[0] = pl.scope;
+        rc = agg_run(pg, agg_lines_sql, fixed, &none, nb, lines, status, body);
+        /* The matches: the rows of the blocks whose Bloom filter may hold the query's
+         * tokens (every block when it has none), with the search's predicate; a row read
+         * through two overlapping blocks counts once. */
+        if (rc == 0 && !blank) {
+            if (sl_buf_addf(&sql,
+                            "SELECT (" TS_US("x.received_at") " - $4::bigint) / $5::bigint, "
+                            "count(*) FROM (SELECT DISTINCT l.id, l.received_at FROM log_blocks b "
+                            "CROSS JOIN LATERAL (SELECT l.id, l.received_at FROM logs l WHERE "
+                            "l.source_id = b.source_id AND l.received_at BETWEEN b.min_received "
+                            "AND b.max_received AND l.id BETWEEN b.min_id AND b.max_id AND "
+                            "l.received_at >= $2::timestamptz AND l.received_at < $3::timestamptz "
+                            "AND %s OFFSET 0) l WHERE b.source_id = ANY($1::bigint[]) AND "
+                            "b.max_received >= $2::timestamptz AND b.min_received < "
+                            "$3::timestamptz%s) x GROUP BY 1",
+                            pl.pred.p, pl.bloom.len ? pl.bloom.p : "") ||
+                sl_buf_addc(&sql, '\0'))
+                rc = SL_ENOMEM;
+            else
+                rc = agg_run(pg, sql.p, fixed, &all, nb, hits, status, body);
+        }
+        if (rc == SL_ETOOBIG || rc == SL_EPARSE) {
+            rc = 0;
+            goto out;
+        }
+        if (rc)
+            goto fail;
+    }
+    for (int i = 0; i < nb; i++) {
+        if (blank)
+            hits[i] = lines[i];
+        tl += lines[i];
+        tm += hits[i];
+    }
+    sl_search_fmt_time(p->since_us, t1);
+    sl_search_fmt_time(p->until_us, t2);
+    sl_buf_reset(body);
+    rc = sl_buf_addf(body,
+                     "{\"since\":\"%s\",\"until\":\"%s\",\"default_window\":%s,"
+                     "\"bucket_seconds\":%" PRId64 ",\"lines\":%" PRId64 ",\"matches\":%" PRId64
+                     ",\"buckets\":[",
+                     t1, t2, p->default_window ? "true" : "false", width / 1000000, tl, tm);
+    for (int i = 0; i < nb && rc == 0; i++) {
+        sl_search_fmt_time(p->since_us + (int64_t)i * width, t1);
+        rc = sl_buf_addf(body, "%s{\"start\":\"%s\",\"lines\":%" PRId64 ",\"matches\":%" PRId64 "}",
+                         i ? "," : "", t1, lines[i], hits[i]);
+    }
+    if (rc == 0)
+        rc = sl_buf_add(body, "]}\n", 3);
+    if (rc)
+        goto fail;
+    *status = 200;
+    goto out;
+fail:
+    *status = 500;
+    json_error(body, rc == SL_ENOMEM ? "out of memory" : "aggregate failed", -1);
+    rc = (rc == SL_EDB && PQstatus(pg) != CONNECTION_OK) ? SL_EDB : 0;
+out:
+    free(lines);
+    free(hits);
+    sl_buf_free(&sql);
+    sl_query_params_free(&all);
+    plan_free(&pl);
+    return rc;
+}
+
+/* n lines of the event's source before (or after) it, in time order: all of them or
+ * only those of its dyno (same app_name and procid), within an hour of it. */
+static int ctx_side(struct sl_buf *b, const char *key, bool dyno, bool before)
+{
+    return sl_buf_addf(
+        b,
+        ", '%s', (SELECT coalesce(json_agg(x.j ORDER BY x.t, x.i), '[]'::json) FROM (SELECT "
+        "l.received_at t, l.id i, (%s)::json j FROM logs l WHERE l.source_id = e.source_id %s "
+        "AND (l.received_at, l.id) %s (e.received_at, e.id) AND l.received_at BETWEEN "
+        "e.received_at - interval '1 hour' AND e.received_at + interval '1 hour' ORDER BY "
+        "l.received_at %s, l.id %s LIMIT $3::int) x)",
+        key, event_json,
+        dyno ? "AND l.app_name IS NOT DISTINCT FROM e.app_name AND l.procid IS NOT DISTINCT "
+               "FROM e.procid"
+             : "",
+        before ? "<" : ">", before ? "DESC" : "ASC", before ? "DESC" : "ASC");
+}
+
+/* The context query: the event (found through its blocks, within the scope $2) and its
+ * four lists. */
+static int context_sql(struct sl_buf *b)
+{
+    return sl_buf_addf(b,
+                       "WITH e AS (SELECT l.* FROM log_blocks b CROSS JOIN LATERAL (SELECT * "
+                       "FROM logs l WHERE l.source_id = b.source_id AND l.received_at BETWEEN "
+                       "b.min_received AND b.max_received AND l.id = $1::bigint OFFSET 0) l "
+                       "WHERE b.max_id >= $1::bigint AND b.min_id <= $1::bigint AND "
+                       "b.source_id = ANY($2::bigint[]) LIMIT 1) "
+                       "SELECT json_build_object('event', (SELECT (%s)::json FROM e l)",
+                       event_json) ||
+           ctx_side(b, "dyno_before", true, true) || ctx_side(b, "dyno_after", true, false) ||
+           ctx_side(b, "all_before", false, true) || ctx_side(b, "all_after", false, false) ||
+           sl_buf_add(b, ")::text FROM e", 15);
+}
+
+int sl_search_context(struct pg_conn *pg, const struct sl_search_params *p, int64_t id, int n,
+                      int *status, struct sl_buf *body)
+{
+    char ids[24], ns[16];
+    char *scope = ids_literal(p->scope, p->nscope);
+    const char *v[3] = {ids, scope, ns};
+    PGresult *r = NULL;
+    struct sl_query_params none;
+    struct sl_buf sql;
+    int rc;
+
+    sl_query_params_init(&none);
+    sl_buf_init(&sql, 1u << 20);
+    *status = 500;
+    if (scope == NULL || context_sql(&sql)) {
+        free(scope);
+        sl_buf_free(&sql);
+        json_error(body, "out of memory", -1);
+        return 0;
+    }
+    snprintf(ids, sizeof(ids), "%" PRId64, id);
+    snprintf(ns, sizeof(ns), "%d", n);
+    rc = run(pg, "context failed", sql.p, v, 3, &none, status, body, &r);
+    free(scope);
+    sl_buf_free(&sql);
+    if (rc == SL_ETOOBIG || rc == SL_EPARSE)
+        return 0;
+    if (rc)
+        return PQstatus(pg) != CONNECTION_OK ? SL_EDB : 0;
+    sl_buf_reset(body);
+    if (PQntuples(r) == 0) {
+        /* not stored, or of a source outside the scope: the same answer */
+        *status = 404;
+        json_error(body, "no such line", -1);
+    } else if (sl_buf_add(body, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0)) ||
+               sl_buf_add(body, "\n", 1)) {
+        *status = 500;
+        json_error(body, "the context passes the answer budget (SLUICE_SEARCH_ANSWER_BYTES)", -1);
+    } else {
+        *status = 200;
+    }
+    PQclear(r);
+    return 0;
+}

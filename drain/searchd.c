@@ -19,6 +19,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include <libpq-fe.h>
@@ -29,6 +30,7 @@
 #include "sluice/log.h"
 #include "sluice/metrics.h"
 #include "sluice/search.h"
+#include "sluice/session.h"
 #include "sluice/str.h"
 
 enum { J_QUEUED = 1, J_RUNNING, J_DONE };
@@ -84,6 +86,11 @@ void sl_search_job_free(struct sl_search_job *j)
     sl_buf_free(&j->body);
     free(j->q);
     free(j->scope);
+    if (j->secret) {
+        explicit_bzero(j->secret, strlen(j->secret));
+        free(j->secret);
+    }
+    free(j->extra);
     free(j);
 }
 
@@ -219,6 +226,24 @@ static void set_cur(struct worker *w, struct sl_search_job *j)
     pthread_mutex_unlock(&w->d->cmu);
 }
 
+/* The job's statements on pg: 0, or SL_EDB when the connection failed. */
+static int job_run(PGconn *pg, struct sl_sources *src, struct sl_search_job *j)
+{
+    switch (j->kind) {
+    case SL_JOB_AGGREGATE:
+        return sl_search_aggregate(pg, src, &j->p, j->buckets, &j->status, &j->body);
+    case SL_JOB_CONTEXT:
+        return sl_search_context(pg, &j->p, j->ctx_id, j->ctx_n, &j->status, &j->body);
+    case SL_JOB_SESSION_ADD:
+        return sl_session_add(pg, src, j->secret, j->tok_hex, j->expires_s, &j->status, &j->body);
+    case SL_JOB_SESSION_RM:
+        return sl_session_rm(pg, src, j->secret, &j->status, &j->body);
+    case SL_JOB_SEARCH:
+    default:
+        return sl_search_run(pg, src, &j->p, &j->status, &j->body);
+    }
+}
+
 static void run_job(struct worker *w, PGconn **pg, struct sl_search_job *j)
 {
     j->p.cancel = &j->cancel;
@@ -227,7 +252,7 @@ static void run_job(struct worker *w, PGconn **pg, struct sl_search_job *j)
             set_error(j, 503, "database unreachable: retry later");
             return;
         }
-        if (sl_search_run(*pg, w->d->o.sources, &j->p, &j->status, &j->body) == 0)
+        if (job_run(*pg, w->d->o.sources, j) == 0)
             break;
         /* the connection failed under the search: reconnect, and run it once more */
         sl_db_close(*pg);

@@ -37,6 +37,8 @@ struct sl_api_ops {
     /* Hand the connection's bufferevent to the API for a stream; the server forgets
      * the connection (it no longer counts it, frees it or answers on it). */
     struct bufferevent *(*take)(void *arg, void *conn);
+    /* Did conn come in over TLS? (the viewer's session cookie is then Secure) */
+    bool (*tls)(void *arg, void *conn);
 };
 
 struct sl_api_opts {

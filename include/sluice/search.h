@@ -56,6 +56,26 @@ SL_MUSTCHECK int sl_search_run(struct pg_conn *pg, struct sl_sources *src,
                                const struct sl_search_params *p, int *status,
                                struct sl_buf *body);
 
+/* ---- the web viewer's reads (docs/viewer.md) ---- */
+
+#define SL_SEARCH_MAX_BUCKETS 500
+
+/* The volume graph: p's window [since, until) cut into at most `buckets` buckets of whole
+ * seconds (1..SL_SEARCH_MAX_BUCKETS), and for each the lines of p's scope and the lines
+ * matching p->q, counted by PostgreSQL with the search's predicate. Fills *status (200,
+ * 400 bad query, 504, 500) and body (the JSON answer or a JSON error). Returns 0, or
+ * SL_EDB when the connection failed. */
+SL_MUSTCHECK int sl_search_aggregate(struct pg_conn *pg, struct sl_sources *src,
+                                     const struct sl_search_params *p, int buckets, int *status,
+                                     struct sl_buf *body);
+
+/* A line's context: the event with id `id` if its source is in p's scope (else 404, as
+ * for a line not stored), and n lines before and after it of its dyno (same app_name and
+ * procid) and of its whole source, within an hour of it, each list in time order.
+ * Returns as sl_search_aggregate. */
+SL_MUSTCHECK int sl_search_context(struct pg_conn *pg, const struct sl_search_params *p,
+                                   int64_t id, int n, int *status, struct sl_buf *body);
+
 /* ---- live tail ---- */
 
 /* A query prepared for repeated tail reads: the predicate SQL and its parameters. */
