@@ -28,12 +28,11 @@ import time
 
 import pytest
 
-from conftest import (BUILD, ROOT, add_read_token, api_get, frame_body, heroku_line,
-                      sluice_cli)
+from conftest import (BUILD, NPM_PREFIX as NPM, ROOT, add_read_token, api_get, frame_body,
+                      heroku_line, npm_require, sluice_cli)
 
 QUERY = "checkout"
 SECRET = "secretbword"
-NPM = os.path.join(ROOT, BUILD, "npm")
 ARTIFACTS = os.path.join(ROOT, BUILD, "artifacts")
 
 
@@ -258,15 +257,7 @@ def test_new_endpoints_scoping_and_aggregate_equals_count(db, server, world):
 @pytest.fixture(scope="module")
 def playwright():
     """playwright-core from the npm registry, in $BUILD/npm (kept as a cache)."""
-    pkg = os.path.join(NPM, "node_modules", "playwright-core", "package.json")
-    if not os.path.exists(pkg):
-        try:
-            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", NPM,
-                                "playwright-core"], capture_output=True, text=True, timeout=300)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            pytest.fail(f"npm install playwright-core failed to run ({e}); node and npm are needed")
-        if r.returncode != 0 or not os.path.exists(pkg):
-            pytest.fail(f"npm install --prefix {NPM} playwright-core failed ({r.returncode}):\n{r.stdout}{r.stderr}")
+    npm_require("playwright-core")
     if not os.path.exists("/usr/bin/chromium"):
         pytest.fail("/usr/bin/chromium is missing: deploy/deps.sh installs Debian's chromium")
     return NPM
