@@ -126,6 +126,37 @@ function fillMessage(node, text) {
   if (last < text.length) node.appendChild(document.createTextNode(text.slice(last)));
 }
 
+// A JSON line shown compactly: the text before its object, then each scalar leaf as
+// path=value (strings with spaces or quotes quoted, as logfmt does). Text only.
+function jsonLine(message, fields) {
+  const out = [];
+  const walk = (v, path) => {
+    if (out.length >= 200) return;
+    if (v !== null && typeof v === 'object') {
+      const keys = Array.isArray(v) ? v.map((_, i) => i) : Object.keys(v);
+      if (!keys.length) { out.push(path + '=' + (Array.isArray(v) ? '[]' : '{}')); return; }
+      for (const k of keys) walk(v[k], path ? path + '.' + k : String(k));
+      return;
+    }
+    let t = typeof v === 'string' ? v : JSON.stringify(v);
+    if (typeof v === 'string' && (t === '' || /[\s"=]/.test(t))) t = JSON.stringify(t);
+    out.push(path + '=' + t);
+  };
+  // The line's own key order where the text after the first '{' parses (PostgreSQL's
+  // jsonb, which the server sends, orders keys by length); else the server's fields.
+  const at = message.indexOf('{');
+  let obj = fields;
+  if (at >= 0) {
+    try {
+      const o = JSON.parse(message.slice(at));
+      if (o !== null && typeof o === 'object' && !Array.isArray(o)) obj = o;
+    } catch (e) { /* the server's fields */ }
+  }
+  walk(obj, '');
+  const prefix = at > 0 ? message.slice(0, at) : '';
+  return prefix + out.join(' ');
+}
+
 // ------------------------------------------------------------------ rows
 
 function row(ev, inContext) {
@@ -141,7 +172,15 @@ function row(ev, inContext) {
   if (ev.truncated_from) { const k = el('span', 'mk trunc', 'truncated'); k.title = 'cut from ' + ev.truncated_from + ' bytes'; msg.appendChild(k); }
   if (ev.message_raw) { const k = el('span', 'mk raw', 'raw bytes'); k.title = rawBytes(ev.message_raw); msg.appendChild(k); }
   const body = el('span', 'text');
-  fillMessage(body, ev.message);
+  if (ev.fields && typeof ev.fields === 'object') {
+    // A JSON line (docs/search.md): its prefix, then the fields as key=value; the line
+    // as stored on hover.
+    body.classList.add('json');
+    body.title = ev.message || '';
+    fillMessage(body, jsonLine(ev.message || '', ev.fields));
+  } else {
+    fillMessage(body, ev.message);
+  }
   msg.appendChild(body);
   r.appendChild(msg);
   if (!inContext) r.addEventListener('click', () => openContext(ev, r));

@@ -79,7 +79,9 @@ def world(db, server):
     xss = [heroku_line('xsstest <script>window.__xss=1;alert(1)</script>'),
            heroku_line('xsstest <img src=x onerror="window.__xss=2;alert(2)">'),
            heroku_line('xsstest <a href="javascript:window.__xss=3">click me</a> javascript:alert(3)'),
-           "<190>1 not-a-timestamp host app web.1 - xsstest broken header\n"]
+           "<190>1 not-a-timestamp host app web.1 - xsstest broken header\n",
+           heroku_line('xsstest json {"level":"error","html":"<script>window.__xss=4</script>",'
+                       '"user":{"id":42}}')]
     assert server.post(a, frame_body(xss)).status == 204
     raw = b"<190>1 2026-11-21T10:00:00.000000+00:00 host app web.1 - xsstest bytes \xff\xfe end\n"
     assert server.post(a, frame_body([raw])).status == 204
@@ -338,6 +340,8 @@ def test_browser_xss_lines_are_inert_text(browser_run):
     assert "<script>window.__xss=1;alert(1)</script>" in texts
     assert '<img src=x onerror="window.__xss=2;alert(2)">' in texts
     assert 'href="javascript:window.__xss=3"' in texts
+    # a JSON line: its prefix, then its fields as key=value (issue 16), still text
+    assert 'xsstest json level=error html="<script>window.__xss=4</script>" user.id=42' in texts, texts
     assert o["pageErrors"] == [] and x["csp"] == [], (o["pageErrors"], x["csp"])
     # the marks: a line that was not UTF-8 (its bytes escaped in the title), a parse error
     assert any("\\xff\\xfe" in t for t in x["rawMarks"]), x["rawMarks"]
