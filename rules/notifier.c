@@ -148,6 +148,28 @@ static void crash_drop_limited(struct sl_notifier *n, uint64_t id, const char *c
     sl_info("crash dropped: Sentry rate limit", "outbox_id=%" PRIu64 " crash_id=%s", id, crash_id);
 }
 
+/* A claimed row's request (rc: how building it went) to the delivery engine. Full: the
+ * row is let go for the next claim, its attempt not counted. Not built: the row is dead
+ * (why), and -1 tells the caller. */
+static int hand_to_deliver(struct sl_notifier *n, uint64_t id, int rc, struct sl_request *rq,
+                           const char *why)
+{
+    if (rc == 0)
+        rc = sl_deliver_add(n->d, id, rq);
+    if (rc == 0) {
+        n->inflight++;
+        return 0;
+    }
+    if (rc == SL_EFULL) {
+        row_update(n, "UPDATE alert_outbox SET lease_until = NULL, attempts = attempts - 1 "
+                      "WHERE id = $1::bigint",
+                   id, NULL, NULL, NULL);
+        return 0;
+    }
+    mark_dead(n, id, "dead", 0, why);
+    return -1;
+}
+
 /* A claimed crash row: its envelope to the DSN's envelope endpoint, or, when the DSN is
  * rate limited or unusable, the row settled here without a request. */
 static void crash_claimed(struct sl_notifier *n, uint64_t id, const char *crash_id,
@@ -189,16 +211,7 @@ static void crash_claimed(struct sl_notifier *n, uint64_t id, const char *crash_
     if (rc == 0)
         rc = sl_crash_envelope(&d, event_id, sl_clock_real_us(),
                                sl_str_make(event, strlen(event)), &rq.body);
-    if (rc == 0)
-        rc = sl_deliver_add(n->d, id, &rq);
-    if (rc == 0)
-        n->inflight++;
-    else if (rc == SL_EFULL)
-        row_update(n, "UPDATE alert_outbox SET lease_until = NULL, attempts = attempts - 1 "
-                      "WHERE id = $1::bigint",
-                   id, NULL, NULL, NULL);
-    else {
-        mark_dead(n, id, "dead", 0, "could not build the Sentry envelope");
+    if (hand_to_deliver(n, id, rc, &rq, "could not build the Sentry envelope") < 0) {
         crash_state(n, crash_id, "dead", "could not build the Sentry envelope");
         SL_INC(crashes_dropped[SL_CRASH_DROP_DEAD], 1);
     }
@@ -416,16 +429,7 @@ static void claim(struct sl_notifier *n)
         sl_buf_init(&rq.body, 4 << 20);
         rc = sl_payload_build(d, PQgetvalue(r, i, 3), PQgetvalue(r, i, 1),
                               (int64_t)time(NULL), &rq);
-        if (rc == 0)
-            rc = sl_deliver_add(n->d, id, &rq);
-        if (rc == 0)
-            n->inflight++;
-        else if (rc == SL_EFULL)
-            row_update(n, "UPDATE alert_outbox SET lease_until = NULL, attempts = attempts - 1 "
-                          "WHERE id = $1::bigint",
-                       id, NULL, NULL, NULL);
-        else
-            mark_dead(n, id, "dead", 0, "could not build the request for this destination");
+        (void)hand_to_deliver(n, id, rc, &rq, "could not build the request for this destination");
         sl_buf_free(&rq.body);
     }
     PQclear(r);
