@@ -1,0 +1,60 @@
+"""A small real Python program that crashes (the crash assembler's oracle, issue 11).
+
+    SENTRY_OUT=event.jsonl python3 crash.py SCENARIO
+
+The official SDK (python3-sentry-sdk) is initialised with a function transport that
+appends each event's JSON to $SENTRY_OUT (no network). The crash is left uncaught, so
+the SDK's excepthook integration captures it and then Python's own excepthook prints the
+traceback on stderr exactly as a dyno would print it. The "logged" scenario instead
+logs it the way a web app's error logger does (logging.exception), which the SDK's
+logging integration captures.
+"""
+import json
+import logging
+import os
+import sys
+
+import sentry_sdk
+
+from shop import orders
+
+
+def write_event(event):
+    with open(os.environ["SENTRY_OUT"], "a", encoding="utf-8") as f:
+        f.write(json.dumps(event, default=repr) + "\n")
+
+
+sentry_sdk.init(
+    dsn="https://public@sentry.invalid/1",
+    transport=write_event,
+    # sentry-sdk 1.9 marks every frame in_app unless told otherwise: an app using it
+    # names the library packages it calls into, as this one does for the stdlib's json.
+    in_app_exclude=["json"],
+)
+
+
+def handle(scenario):
+    if scenario == "nested":
+        return orders.total(["apple", "kiwi"])
+    if scenario == "raise_from":
+        return orders.checkout(["pear", "plum"])
+    if scenario == "implicit":
+        return orders.refund("o-9")
+    if scenario == "stdlib":
+        return orders.load_cart("{'items': 1}")
+    if scenario == "logged":
+        try:
+            orders.checkout(["fig"])
+        except orders.CheckoutError:
+            logging.getLogger("shop.web").exception("request failed: POST /checkout")
+        return None
+    raise SystemExit(f"unknown scenario {scenario}")
+
+
+def main():
+    logging.basicConfig(format="%(levelname)s:%(name)s:%(message)s")
+    handle(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()
