@@ -72,6 +72,29 @@ def heroku_line(msg, app="app", proc="web.1", pri=190, ts="2026-11-21T10:00:00.0
     return f"<{pri}>1 {ts} host {app} {proc} - {msg}\n"
 
 
+def npm_install(*packages):
+    """Installs npm packages from the registry into $BUILD/npm (kept there as a cache: a
+    package already installed is not fetched again); returns the prefix (node_modules is
+    under it, NODE_PATH for node). Fails the test, never skips it, when npm is missing or
+    the install fails: the independent checks that need them cannot run."""
+    prefix = os.path.join(ROOT, BUILD, "npm")
+    missing = [p for p in packages
+               if not os.path.exists(os.path.join(prefix, "node_modules", p, "package.json"))]
+    if missing:
+        try:
+            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
+                                *missing], capture_output=True, text=True, timeout=300)
+        except (OSError, subprocess.TimeoutExpired) as e:
+            pytest.fail(f"npm install {' '.join(missing)} failed to run ({e}); node and npm "
+                        f"are needed (Debian: nodejs npm)")
+        gone = [p for p in missing
+                if not os.path.exists(os.path.join(prefix, "node_modules", p, "package.json"))]
+        if r.returncode != 0 or gone:
+            pytest.fail(f"npm install --prefix {prefix} {' '.join(missing)} failed "
+                        f"({r.returncode}):\n{r.stdout}{r.stderr}")
+    return prefix
+
+
 def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

@@ -25,7 +25,7 @@ import time
 
 import pytest
 
-from conftest import BUILD, ROOT, SLUICE, add_source, frame_body, heroku_line, sluice_cli, wait_for
+from conftest import SLUICE, add_source, frame_body, heroku_line, npm_install, sluice_cli, wait_for
 from receiver import Receiver
 
 ALLOW = {"SLUICE_ALERT_ALLOW_PRIVATE": "127.0.0.1"}
@@ -159,19 +159,7 @@ def quiet_for(receiver, n, seconds, what):
 def standardwebhooks():
     """Installs `standardwebhooks` from the npm registry into $BUILD/npm (kept as a cache);
     returns a function verify(secret, [(headers, body)]) -> [None | error message]."""
-    prefix = os.path.join(ROOT, BUILD, "npm")
-    pkg = os.path.join(prefix, "node_modules", "standardwebhooks", "package.json")
-    if not os.path.exists(pkg):
-        try:
-            r = subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--prefix", prefix,
-                                "standardwebhooks"], capture_output=True, text=True, timeout=180)
-        except (OSError, subprocess.TimeoutExpired) as e:
-            pytest.fail(f"npm install standardwebhooks failed to run ({e}); node and npm are "
-                        f"needed (Debian: nodejs npm)")
-        if r.returncode != 0 or not os.path.exists(pkg):
-            pytest.fail(f"npm install --prefix {prefix} standardwebhooks failed "
-                        f"({r.returncode}); the independent signature check cannot run:\n"
-                        f"{r.stdout}{r.stderr}")
+    prefix = npm_install("standardwebhooks")
     script = os.path.join(prefix, "verify.js")
     with open(script, "w") as f:
         f.write("""
