@@ -19,15 +19,20 @@ author reads (docs/internals/crash-oracle.md); the comparison is never loosened 
 """
 
 import concurrent.futures
+import datetime
+import itertools
 import json
 import os
 import re
 import subprocess
+import time
+import urllib.request
 
 import pytest
 
 import crash_oracle as oracle
-from conftest import BUILD, ROOT, corpus_path, frames, npm_install
+from conftest import (BUILD, ROOT, Server, add_source, corpus_path, frame_body, frames,
+                      heroku_line, npm_install, sluice_cli)
 
 CRASH_PARSE = os.path.join(ROOT, BUILD, "crash_parse")
 
@@ -160,3 +165,173 @@ def test_corpus_crash_is_one_event(name):
     excs = oracle.comparable(events[0], crash["platform"], "corpus")["exceptions"]
     assert [(e["type"], e["value"]) for e in excs] == [(etype, value)]
     assert len(excs[0]["frames"]) == nframes, excs[0]["frames"]
+
+
+# ---------------------------------------------------------------- 3. end to end
+
+# Two sources, each with its own DSN (project and key) on the local fake Sentry: every
+# scenario's crash must reach its own source's project with its own key.
+KEYS = {"42": "a" * 32, "43": "b" * 32}
+CORPUS_PROJECT = "44"  # the stream corpus's crashes
+SENTRY_ALLOW = {"SLUICE_ALERT_ALLOW_PRIVATE": "127.0.0.1"}
+
+
+@pytest.fixture(scope="module")
+def fake_sentry():
+    """tests/e2e/fake_sentry.js on 127.0.0.1 (sentry-testkit's local server per project,
+    @sentry/core's parseEnvelope on every body); yields (dsns by project, reports())."""
+    prefix = npm_install("sentry-testkit", "@sentry/core")
+    p = subprocess.Popen(["node", os.path.join(ROOT, "tests", "e2e", "fake_sentry.js"),
+                          *KEYS, CORPUS_PROJECT], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True,
+                         env=dict(os.environ, NODE_PATH=os.path.join(prefix, "node_modules")))
+    try:
+        first = p.stdout.readline()
+        if not first:
+            pytest.fail(f"fake_sentry.js did not start: {p.stderr.read()}")
+        info = json.loads(first)
+
+        def reports():
+            with urllib.request.urlopen(info["control"] + "/reports", timeout=10) as r:
+                return json.load(r)
+
+        dsns = {proj: re.sub(r"//\w+@", f"//{KEYS.get(proj, 'c' * 32)}@", d)
+                for proj, d in info["dsns"].items()}
+        yield dsns, reports
+    finally:
+        p.stdin.close()
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def _ts(base, ms):
+    t = base + datetime.timedelta(milliseconds=ms)
+    return t.strftime("%Y-%m-%dT%H:%M:%S.%f+00:00")
+
+
+@pytest.fixture(scope="module")
+def node(db, tls, workdir):
+    """One `sluice serve` for the end-to-end level, allowed to send to the loopback."""
+    server = Server(db, tls, workdir, SENTRY_ALLOW)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def delivered(runs, db, node, fake_sentry):
+    """Every scenario's printed lines, each on a dyno of its own, all interleaved with each
+    other and with other dynos' and the router's lines, posted through the real drain of
+    one `sluice serve` (Heroku frames, several bodies); the scenarios alternate between
+    two sources with their own DSNs. Returns (scenario -> (project, dyno)), the fake
+    Sentry's record once every crash arrived (or the wait ran out)."""
+    dsns, reports = fake_sentry
+    srcs = {}
+    for proj in KEYS:
+        src = add_source(db)
+        sluice_cli(db, "source", "set", src.name, "--sentry-dsn", dsns[proj])
+        node.wait_source(src)
+        srcs[proj] = src
+    where, streams = {}, {proj: [] for proj in KEYS}
+    for i, (rt, sc) in enumerate(oracle.SCENARIOS):
+        printed, _ = run_of(runs, rt, sc)
+        proj = list(KEYS)[i % 2]
+        dyno = f"{'web' if i % 3 else 'worker'}.{i + 1}"
+        where[(rt, sc)] = (proj, dyno)
+        streams[proj].append([(dyno, m) for m in printed_lines(printed)])
+    base = datetime.datetime.now(datetime.timezone.utc)
+    for proj, traces in streams.items():
+        noise = [("web.99", f"request {k} done in 12ms") for k in range(40)]
+        rows = [x for grp in itertools.zip_longest(*traces, noise) for x in grp if x]
+        msgs = []
+        for k, (dyno, m) in enumerate(rows):
+            ts = _ts(base, k)
+            if k % 7 == 0:
+                msgs.append(heroku_line(f'at=info method=GET path="/p/{k}" status=200',
+                                        app="heroku", proc="router", pri=158, ts=ts))
+            msgs.append(heroku_line(m, proc=dyno, ts=ts))
+        for chunk in range(0, len(msgs), 50):
+            r = node.post(srcs[proj], frame_body(msgs[chunk:chunk + 50]))
+            assert r.status == 204, r
+    # Bounded wait for every crash; each test below says what it misses.
+    want, deadline = len(oracle.SCENARIOS), time.monotonic() + 60
+    paths = {f"/api/{p}/envelope/" for p in KEYS}
+
+    def received():
+        return sum(r["path"] in paths for r in reports()["requests"])
+
+    while received() < want and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return where, reports()
+
+
+def _event_for(delivered, runtime, scenario):
+    where, got = delivered
+    proj, dyno = where[(runtime, scenario)]
+    mine = [r for r in got["requests"] if r["envelope"] and any(
+        it["payload"].get("server_name") == dyno for it in r["envelope"]["items"]
+        if it["header"].get("type") == "event")]
+    assert len(mine) == 1, (f"{len(mine)} envelopes for {runtime} {scenario} (dyno {dyno}) "
+                            f"among {len(got['requests'])} received")
+    return proj, mine[0], got
+
+
+@pytest.mark.parametrize("runtime,scenario", oracle.SCENARIOS,
+                         ids=[f"{r}-{s}" for r, s in oracle.SCENARIOS])
+def test_end_to_end_event_matches_the_sdk(runs, delivered, runtime, scenario):
+    printed, sdk = run_of(runs, runtime, scenario)
+    proj, req, got = _event_for(delivered, runtime, scenario)
+    # DSN routing and auth: the source's own project, with the source's own key.
+    assert req["path"] == f"/api/{proj}/envelope/", req["path"]
+    auth = req["auth"] or ""
+    assert auth.startswith("Sentry "), auth
+    parts = dict(p.strip().split("=", 1) for p in auth[len("Sentry "):].split(","))
+    assert parts.get("sentry_key") == KEYS[proj] and parts.get("sentry_version") == "7", auth
+    assert re.fullmatch(r"sluice/\S+", parts.get("sentry_client", "")), auth
+    assert req["parse_error"] is None, req["parse_error"]
+    events = [it["payload"] for it in req["envelope"]["items"] if it["header"].get("type") == "event"]
+    assert len(events) == 1
+    ev = events[0]
+    assert req["envelope"]["headers"].get("event_id") == ev.get("event_id")
+    # sentry-testkit's own reading of the same envelope holds the same event.
+    originals = [r.get("originalReport") for r in got["reports"][proj]]
+    assert ev in originals, "sentry-testkit and @sentry/core's parseEnvelope disagree"
+    assert ev.get("platform") == oracle.PLATFORM[runtime], ev.get("platform")
+    diffs = oracle.differences(sdk, oracle.comparable(ev, runtime, scenario))
+    assert not diffs, "sluice's event differs from the SDK's:\n  " + "\n  ".join(diffs)
+
+
+def test_end_to_end_corpus_crashes_are_one_event_each(db, node, fake_sentry):
+    """The stream corpus through the real drain, body by body as a sender posts it: each
+    crash reaches Sentry as exactly one event, with the right type, value and frames."""
+    dsns, reports = fake_sentry
+    apps = corpus_apps()
+    for name, app in apps.items():
+        src = add_source(db)
+        sluice_cli(db, "source", "set", src.name, "--sentry-dsn", dsns[CORPUS_PROJECT])
+        node.wait_source(src)
+        for body in app["bodies"]:
+            r = node.post(src, corpus_path(body["file"]))
+            assert r.status == 204, r
+
+    def events():
+        return [it["payload"] for r in reports()["requests"]
+                if r["path"] == f"/api/{CORPUS_PROJECT}/envelope/" and r["envelope"]
+                for it in r["envelope"]["items"] if it["header"].get("type") == "event"]
+
+    deadline = time.monotonic() + 60
+    while len(events()) < len(apps) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    got = events()
+    assert len(got) == len(apps), [e.get("server_name") for e in got]
+    for name, app in apps.items():
+        etype, value, nframes = CORPUS_CRASHES[name]
+        crash = app["crash"]
+        mine = [e for e in got if e.get("server_name") == crash["proc"]]
+        assert len(mine) == 1, (name, [e.get("server_name") for e in got])
+        excs = oracle.comparable(mine[0], crash["platform"], "corpus")["exceptions"]
+        assert [(e["type"], e["value"]) for e in excs] == [(etype, value)], name
+        assert len(excs[0]["frames"]) == nframes, (name, excs[0]["frames"])
