@@ -32,7 +32,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRC))
 
 .PHONY: all deps run test unit e2e asan bench bench-quick format lint clean
-all: $(BUILD)/sluice
+all: $(BUILD)/sluice $(BUILD)/crash_parse
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -44,6 +44,10 @@ $(BUILD)/libsluice.a: $(LIB_OBJ)
 
 $(BUILD)/sluice: $(MAIN_OBJ) $(BUILD)/libsluice.a
 	$(CC) $(OPT) $(SAN) -o $@ $(MAIN_OBJ) $(BUILD)/libsluice.a $(LDLIBS_ALL)
+
+# The crash assembler on stdin, one Sentry event per crash (the SDK oracle tests use it).
+$(BUILD)/crash_parse: tests/tools/crash_parse.c $(BUILD)/libsluice.a
+	$(CC) $(CFLAGS_ALL) -o $@ $< $(BUILD)/libsluice.a $(LDLIBS_ALL)
 
 # Unit tests link the archive, so each pulls in only the modules it uses.
 $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a

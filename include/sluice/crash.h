@@ -136,6 +136,10 @@ struct sl_crash *sl_crash_asm_take(struct sl_crash_asm *a);
 
 void sl_crash_free(struct sl_crash *c);
 
+/* Bytes the assembler holds now (its state and the open trace's parsed frames, not the
+ * malloc overhead): what the 1 000-dynos bench measures. */
+size_t sl_crash_asm_bytes(const struct sl_crash_asm *a);
+
 /* ---- 3. Sentry ----------------------------------------------------------------------- */
 
 /* A parsed DSN: {PROTOCOL}://{PUBLIC_KEY}[:{SECRET}]@{HOST}[:{PORT}]/{PATH}{PROJECT_ID} */
