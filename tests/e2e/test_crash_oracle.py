@@ -265,17 +265,22 @@ def delivered(runs, db, node, fake_sentry):
 
     while received() < want and time.monotonic() < deadline:
         time.sleep(0.5)
-    return where, reports()
+    diag = ""
+    if received() < want:  # what the tests below show when a crash is missing
+        listing = sluice_cli(db, "crashes", check=False)
+        diag = (f"\n`sluice crashes`:\n{listing.stdout}{listing.stderr}"
+                f"\nserver log:\n{node.log_tail(40)}")
+    return where, reports(), diag
 
 
 def _event_for(delivered, runtime, scenario):
-    where, got = delivered
+    where, got, diag = delivered
     proj, dyno = where[(runtime, scenario)]
     mine = [r for r in got["requests"] if r["envelope"] and any(
         it["payload"].get("server_name") == dyno for it in r["envelope"]["items"]
         if it["header"].get("type") == "event")]
     assert len(mine) == 1, (f"{len(mine)} envelopes for {runtime} {scenario} (dyno {dyno}) "
-                            f"among {len(got['requests'])} received")
+                            f"among {len(got['requests'])} received{diag}")
     return proj, mine[0], got
 
 
