@@ -58,6 +58,18 @@ def runs():
     return progs, out
 
 
+# Scenarios where sluice's event still differs from the SDK's, with the finding that says
+# how (docs/internals/crash-oracle.md, "Findings"). Strict: the test fails once it passes,
+# so a fix is noticed and the entry removed.
+KNOWN_DIFFERENCES = {}
+
+
+def scenarios():
+    return [pytest.param(r, s, id=f"{r}-{s}", marks=[pytest.mark.xfail(
+        strict=True, reason=KNOWN_DIFFERENCES[(r, s)])] if (r, s) in KNOWN_DIFFERENCES else [])
+        for r, s in oracle.SCENARIOS]
+
+
 def run_of(runs, runtime, scenario):
     progs, out = runs
     r = out[(runtime, scenario)]
@@ -105,8 +117,7 @@ def test_the_sdk_captured_what_the_runtime_printed(runs, runtime, scenario):
 # ---------------------------------------------------------------- 1. fast level
 
 
-@pytest.mark.parametrize("runtime,scenario", oracle.SCENARIOS,
-                         ids=[f"{r}-{s}" for r, s in oracle.SCENARIOS])
+@pytest.mark.parametrize("runtime,scenario", scenarios())
 def test_crash_parse_matches_the_sdk(runs, runtime, scenario):
     printed, sdk = run_of(runs, runtime, scenario)
     events = crash_parse(printed_lines(printed))
@@ -284,8 +295,7 @@ def _event_for(delivered, runtime, scenario):
     return proj, mine[0], got
 
 
-@pytest.mark.parametrize("runtime,scenario", oracle.SCENARIOS,
-                         ids=[f"{r}-{s}" for r, s in oracle.SCENARIOS])
+@pytest.mark.parametrize("runtime,scenario", scenarios())
 def test_end_to_end_event_matches_the_sdk(runs, delivered, runtime, scenario):
     printed, sdk = run_of(runs, runtime, scenario)
     proj, req, got = _event_for(delivered, runtime, scenario)
