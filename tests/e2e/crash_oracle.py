@@ -44,10 +44,10 @@ APP_ROOT = "/app"
 # (runtime, scenario): every crash the programs make.
 SCENARIOS = [
     ("python", "nested"), ("python", "raise_from"), ("python", "implicit"),
-    ("python", "stdlib"), ("python", "logged"),
+    ("python", "stdlib"), ("python", "site_packages"), ("python", "logged"),
     ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
     ("ruby", "nested"), ("ruby", "chained"), ("ruby", "rails"),
-    ("node", "typeerror"), ("node", "async"), ("node", "cause"),
+    ("node", "typeerror"), ("node", "async"), ("node", "cause"), ("node", "node_modules"),
     ("java", "nested"), ("java", "caused_by"), ("java", "suppressed"),
 ]
 

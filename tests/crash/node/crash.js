@@ -39,6 +39,8 @@ function main(scenario) {
       return orders.checkout({ id: 8, items: ['apple'] });
     case 'cause':
       return orders.total({ id: 9, items: ['apple', 'kiwi'] });
+    case 'node_modules':
+      return orders.quote('durian');
     default:
       process.stderr.write(`unknown scenario ${scenario}\n`);
       process.exit(2);

@@ -16,7 +16,10 @@ import sys
 
 import sentry_sdk
 
-from shop import orders
+# Where Heroku's Python buildpack installs packages (on sys.path there by itself).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                ".heroku", "python", "lib", "python3.11", "site-packages"))
+from shop import orders  # noqa: E402
 
 
 def write_event(event):
@@ -28,8 +31,9 @@ sentry_sdk.init(
     dsn="https://public@sentry.invalid/1",
     transport=write_event,
     # sentry-sdk 1.9 marks every frame in_app unless told otherwise: an app using it
-    # names the library packages it calls into, as this one does for the stdlib's json.
-    in_app_exclude=["json"],
+    # names the library packages it calls into, as this one does for the stdlib's json
+    # and the installed package pricing.
+    in_app_exclude=["json", "pricing"],
 )
 
 
@@ -42,6 +46,8 @@ def handle(scenario):
         return orders.refund("o-9")
     if scenario == "stdlib":
         return orders.load_cart("{'items': 1}")
+    if scenario == "site_packages":
+        return orders.quote("durian")
     if scenario == "logged":
         try:
             orders.checkout(["fig"])

@@ -1,6 +1,8 @@
 // The toy shop's order code: app code whose frames the traces show.
 'use strict';
 
+const pricing = require('pricing');
+
 const PRICES = { apple: 3, pear: 4 };
 
 function customerName(order) {
@@ -33,4 +35,11 @@ function total(order) {
   }
 }
 
-module.exports = { describe, checkout, total };
+function quote(item) {
+  pricing.compute(PRICES, item, (err, price) => {
+    if (err) throw err;
+    return price;
+  });
+}
+
+module.exports = { describe, checkout, total, quote };
