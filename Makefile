@@ -111,6 +111,8 @@ FUZZ_LIBS_ruleset := -lcjson -lpcre2-8 -lcrypto
 FUZZ_SRC_query := drain/query.c drain/query_sql.c drain/pcre2pg.c drain/tokens.c drain/utf8.c drain/util.c \
 	rules/match.c
 FUZZ_LIBS_query := -lpcre2-8
+FUZZ_SRC_crash := drain/crash.c drain/enc.c drain/digest.c drain/utf8.c drain/util.c
+FUZZ_LIBS_crash := -lcjson -lcrypto
 fuzz_src = $(if $(FUZZ_SRC_$(1)),$(FUZZ_SRC_$(1)),drain/$(1).c drain/util.c)
 
 define FUZZ_RULE

@@ -51,6 +51,7 @@ enum state {
     GO_FRAMES, /* frames of the first goroutine */
     GO_REST,   /* other goroutines, "exit status N" */
     RB_UNCAUGHT, /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
+    RB_RAILS_MSG, /* Rails "Type (msg" whose message goes on over lines until "):" */
     RB_RAILS_PRE, /* Rails "Type (msg):" before its first frame */
     RB_RAILS,     /* Rails frames */
     NODE_CTX,     /* "/app/x.js:10", the source line and caret before the error line */
@@ -70,7 +71,13 @@ struct sl_crash_asm {
     struct sl_crash *c;
     size_t xcap;                 /* capacity of c->excs */
     size_t fcap[MAX_EXCS];       /* capacity of c->excs[i].frames */
-    int more[MAX_EXCS];          /* JVM "... N more" of each exception, printed order */
+    int more[MAX_EXCS];          /* JVM "... N more", Node "... N lines matching cause
+                                    stack trace ..." of each exception, printed order */
+    size_t more_at[MAX_EXCS];    /* Node: the frame index where those lines stand */
+    bool rb_msg_open;            /* Ruby: lines of the message may still follow */
+    bool need_at;                /* JVM: an exception line waits for its first "at" */
+    struct sl_buf pend;          /* JVM, Go: message lines over several lines, kept until
+                                    the trace is confirmed (a look-alike's are dropped) */
     size_t idcap, bytes, lines, frames;
     int64_t last_ts;
     int blank_run, ctx_lines, extra_lines, depth;
@@ -78,6 +85,7 @@ struct sl_crash_asm {
     bool go_have_fn;
     char *go_fn, *go_mod;        /* Go: the function line waiting for its location */
     char *py_root;               /* Python: the directory of the main script, if known */
+    char *py_main;               /* Python: the main script (its frames are "__main__") */
     char *syn_file;              /* Python: the `File "x", line N` of a SyntaxError */
     int syn_line;
     char rb_pid[24];             /* Ruby logger: "#4" of the line that opened the trace */
@@ -261,7 +269,9 @@ static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 }
 
 static bool is_rails_error(struct sl_str s, size_t *wl);
+static bool is_rails_error_open(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
+static bool any_start(struct sl_str s);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
                                      struct sl_str msg)
@@ -319,7 +329,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
                                   " raised unexpected: "))
                 return SL_CRASH_TRACE;
             size_t wl;
-            if (is_rails_error(body, &wl) || is_ruby_header(body) ||
+            if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) || is_ruby_header(body) ||
                 starts(body, "Traceback (most recent call last):"))
                 return SL_CRASH_TRACE;
             return SL_CRASH_NONE;
@@ -341,7 +351,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
         char next = m.p[wl];
         if ((next == ':' || next == ' ') && word_is_error(w))
             return SL_CRASH_TRACE;
-        if (next == ' ' && is_rails_error(m, &wl))
+        if (next == ' ' && (is_rails_error(m, &wl) || is_rails_error_open(m, &wl)))
             return SL_CRASH_TRACE;
     }
     if ((c0 == '/' || sl_ascii_alpha(c0)) && is_ruby_header(msg))
@@ -405,6 +415,7 @@ static struct sl_crash_exc *exc_push(struct sl_crash_asm *a)
     memset(e, 0, sizeof(*e));
     a->fcap[c->nexcs] = 0;
     a->more[c->nexcs] = 0;
+    a->more_at[c->nexcs] = 0;
     c->nexcs++;
     return e;
 }
@@ -449,6 +460,64 @@ static void exc_set(struct sl_crash_asm *a, struct sl_crash_exc *e, struct sl_st
     set(&e->type, dup(a, type, STR_CAP));
     set(&e->value, dup(a, value, VALUE_CAP));
     set(&e->module, module.p ? dup(a, module, STR_CAP) : NULL);
+}
+
+/* Append "\n" and s to the current exception's value (a message over several lines). */
+static void value_append(struct sl_crash_asm *a, struct sl_str s)
+{
+    struct sl_crash_exc *e = cur_exc(a);
+    if (!e || !e->value)
+        return;
+    size_t ol = strlen(e->value), n = ol + 1 + s.len;
+    if (n > VALUE_CAP)
+        return;
+    char *v = realloc(e->value, n + 1);
+    if (!v) {
+        a->oom = true;
+        return;
+    }
+    v[ol] = '\n';
+    if (s.len)
+        memcpy(v + ol + 1, s.p, s.len);
+    v[n] = '\0';
+    e->value = v;
+}
+
+/* A line of a message that may go on over lines, before the trace is confirmed: kept in
+ * pend (at most VALUE_CAP bytes and 10 lines); false when it cannot be one. */
+static bool pend_add(struct sl_crash_asm *a, struct sl_str s)
+{
+    if (a->extra_lines >= 10 || blank(s) || any_start(s))
+        return false;
+    a->extra_lines++;
+    if (a->pend.len + 1 >= VALUE_CAP)
+        return true; /* the line belongs, the value keeps what it has */
+    int rc = a->pend.len ? sl_buf_addc(&a->pend, '\n') : 0;
+    if (rc == 0)
+        rc = sl_buf_add(&a->pend, s.p, utf8_cut(s, VALUE_CAP - 1 - a->pend.len));
+    if (rc == SL_ENOMEM)
+        a->oom = true;
+    return true;
+}
+
+/* The kept message lines join the current exception's value. */
+static void pend_flush(struct sl_crash_asm *a)
+{
+    if (a->pend.len)
+        value_append(a, sl_str_make(a->pend.p, a->pend.len));
+    sl_buf_reset(&a->pend);
+    a->extra_lines = 0;
+}
+
+/* Drop trailing newlines and spaces of the current exception's value. */
+static void value_trim(struct sl_crash_asm *a)
+{
+    struct sl_crash_exc *e = cur_exc(a);
+    if (!e || !e->value)
+        return;
+    size_t n = strlen(e->value);
+    while (n > 0 && (e->value[n - 1] == '\n' || e->value[n - 1] == ' ' || e->value[n - 1] == '\r'))
+        e->value[--n] = '\0';
 }
 
 /* ---- Python ------------------------------------------------------------------------- */
@@ -568,8 +637,10 @@ static void py_frame(struct sl_crash_asm *a, struct sl_str path, int lineno, str
                 for (size_t k = 0; k < path.len; k++)
                     if (path.p[k] == '/')
                         slash = path.p + k;
-                if (slash && !a->py_root)
+                if (slash && !a->py_root) {
                     a->py_root = dup(a, sl_str_make(path.p, (size_t)(slash - path.p) + 1), STR_CAP);
+                    a->py_main = dup(a, path, STR_CAP);
+                }
             }
             if (a->py_root && starts(path, a->py_root))
                 rel = strlen(a->py_root);
@@ -584,7 +655,7 @@ static void py_frame(struct sl_crash_asm *a, struct sl_str path, int lineno, str
     }
     struct sl_str r = skip(path, rel);
     f->filename = dup(a, r, STR_CAP);
-    if (first && f->in_app && sl_str_eq(func, "<module>"))
+    if (a->py_main && sl_str_eq(path, a->py_main))
         f->module = dupz(a, "__main__");
     else
         f->module = py_module(a, r);
@@ -821,6 +892,22 @@ static void go_frame(struct sl_crash_asm *a, struct sl_str path, int lineno)
         f->in_app = !(go_goroot(path) || strstr(mod, "vendor") || strstr(mod, "third_party"));
 }
 
+/* The runtime's plainError panics (printed without "runtime error: "). */
+static bool go_plain_error(struct sl_str msg)
+{
+    static const char *const plain[] = {
+        "assignment to entry in nil map", "close of nil channel", "close of closed channel",
+        "send on closed channel", "makeslice: len out of range", "makeslice: cap out of range",
+        "makechan: size out of range", "growslice: len out of range",
+        "makemap: size out of range", "unsafe.Slice: len out of range",
+        "unsafe.String: len out of range",
+    };
+    for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
+        if (sl_str_eq(msg, plain[i]))
+            return true;
+    return false;
+}
+
 static void go_panic_line(struct sl_crash_asm *a, struct sl_str msg, bool fatal)
 {
     struct sl_crash_exc *e = exc_push(a);
@@ -842,7 +929,11 @@ static void go_panic_line(struct sl_crash_asm *a, struct sl_str msg, bool fatal)
         type = SL_STR_LIT("*runtime.TypeAssertionError");
         mod = SL_STR_LIT("runtime");
     } else if (starts(msg, "runtime error: ")) {
-        type = SL_STR_LIT("runtime.Error");
+        /* errorString: nil dereference, divide by zero, overflow, shifts, unhashable */
+        type = SL_STR_LIT("runtime.errorString");
+        mod = SL_STR_LIT("runtime");
+    } else if (go_plain_error(msg)) {
+        type = SL_STR_LIT("runtime.plainError");
         mod = SL_STR_LIT("runtime");
     } else {
         type = SL_STR_LIT("panic");
@@ -859,6 +950,15 @@ static enum verdict go_step(struct sl_crash_asm *a, struct sl_str s)
         if (blank(s) || starts(s, "[signal ") || starts(s, "runtime stack:"))
             return V_ACCEPT;
         if (starts(s, "panic: ") || starts(ltrim(s), "panic: ")) {
+            /* "panic: A [recovered]" then "\tpanic: A": the same value panicked again
+             * (sentry-go's Recover-then-repanic); one exception. "\tpanic: B": B was
+             * raised while A unwound, A is its cause. */
+            struct sl_str v = rtrim(skip(ltrim(s), 7));
+            struct sl_crash_exc *e = cur_exc(a);
+            if (ends(v, " [recovered]"))
+                v.len -= 12;
+            if (e && e->value && strlen(e->value) == v.len && memcmp(e->value, v.p, v.len) == 0)
+                return V_ACCEPT;
             go_panic_line(a, skip(ltrim(s), 7), false);
             return V_ACCEPT;
         }
@@ -866,10 +966,14 @@ static enum verdict go_step(struct sl_crash_asm *a, struct sl_str s)
             ends(s, "]:")) {
             a->st = GO_FRAMES;
             a->confirmed = true;
+            pend_flush(a);
             return V_ACCEPT;
         }
         /* runtime frames of "runtime stack:" (fatal errors) before the goroutine */
         if (go_func_line(s, &name) || go_loc_line(s, &path, &lineno))
+            return V_ACCEPT;
+        /* a panic value printed over several lines */
+        if (cur_exc(a) && cur_exc(a)->nframes == 0 && pend_add(a, s))
             return V_ACCEPT;
         return V_REJECT;
     }
@@ -1015,8 +1119,12 @@ static bool is_ruby_header(struct sl_str s)
 {
     struct rb_loc l;
     struct sl_str t, v;
-    const char *colon = memchr(s.p, ':', s.len < 300 ? s.len : 300);
-    if (!colon || colon - s.p < 3 || memcmp(colon - 3, ".rb", 3) != 0)
+    /* the first ':' before any space ends in ".rb" (cheap on ordinary lines, whose first
+     * space comes early) */
+    size_t i = 0, lim = s.len < 300 ? s.len : 300;
+    while (i < lim && s.p[i] != ':' && s.p[i] != ' ')
+        i++;
+    if (i >= lim || s.p[i] != ':' || i < 3 || memcmp(s.p + i - 3, ".rb", 3) != 0)
         return false;
     return rb_header(s, &l, &t, &v);
 }
@@ -1029,6 +1137,19 @@ static bool is_rails_error(struct sl_str s, size_t *wl)
     if (n == 0 || n + 3 > s.len || s.p[n] != ' ' || s.p[n + 1] != '(' || !ends(rtrim(s), "):"))
         return false;
     return rb_const(sl_str_make(s.p, n));
+}
+
+/* Rails' "NoMethodError (undefined method `name' for nil" whose message goes on over
+ * lines: an exception-looking class ("...Error", "...Exception", a namespaced one) and
+ * " (" with no "):" at the end of the line. */
+static bool is_rails_error_open(struct sl_str s, size_t *wl)
+{
+    size_t n = word_len(s, true);
+    *wl = n;
+    if (n == 0 || n + 3 > s.len || s.p[n] != ' ' || s.p[n + 1] != '(' || ends(rtrim(s), "):"))
+        return false;
+    struct sl_str w = sl_str_make(s.p, n);
+    return rb_const(w) && (word_is_error(w) || find(w, "::"));
 }
 
 static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
@@ -1090,10 +1211,19 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
         struct sl_str t = ltrim(s);
         if (t.len < s.len && starts(t, "from ")) {
             if (rb_loc(skip(t, 5), &l) == t.len - 5) {
+                if (a->rb_msg_open)
+                    value_trim(a);
+                a->rb_msg_open = false;
                 rb_frame(a, &l);
                 return V_ACCEPT;
             }
             return V_REJECT;
+        }
+        /* the rest of a message over several lines (error_highlight's snippet): Ruby
+         * prints its first line, " (Type)", then the others */
+        if (a->rb_msg_open && (blank(s) || t.len < s.len) && a->extra_lines++ < 20) {
+            value_append(a, s);
+            return V_ACCEPT;
         }
         if (t.len < s.len && starts(t, "... ") && ends(t, " levels...")) {
             if (cur_exc(a))
@@ -1101,15 +1231,32 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         if (rb_header(s, &l, &type, &value)) { /* the cause (Ruby 3.1+ prints it after) */
+            if (a->rb_msg_open)
+                value_trim(a);
             struct sl_crash_exc *e = exc_push(a);
             exc_set(a, e, type, value, SL_STR_NULL);
             if (e)
                 rb_frame(a, &l);
+            a->rb_msg_open = true;
+            a->extra_lines = 0;
             return V_ACCEPT;
         }
         return V_REJECT;
     }
     /* Rails */
+    if (a->st == RB_RAILS_MSG) {
+        struct sl_str r = rtrim(s);
+        if (a->extra_lines++ >= 20 || (!blank(s) && any_start(s)))
+            return V_REJECT;
+        if (ends(r, "):")) {
+            value_append(a, sl_str_make(r.p, r.len - 2));
+            a->st = RB_RAILS_PRE;
+            a->extra_lines = 0;
+        } else {
+            value_append(a, s);
+        }
+        return V_ACCEPT;
+    }
     if (blank(s))
         return a->blank_run++ < 3 ? V_ACCEPT : V_REJECT;
     a->blank_run = 0;
@@ -1253,10 +1400,8 @@ static bool node_at(struct sl_crash_asm *a, struct sl_str s, bool add)
         return true;
     }
     f->function = function;
-    if (file.len) {
+    if (file.len)
         f->filename = dup(a, file, STR_CAP);
-        f->abs_path = dup(a, file, STR_CAP);
-    }
     f->lineno = lineno;
     f->colno = colno;
     bool internal = native || (file.len && file.p[0] != '/' && file.p[0] != '.' &&
@@ -1288,6 +1433,23 @@ static bool node_at(struct sl_crash_asm *a, struct sl_str s, bool add)
                         *q = '.';
                 f->module = m;
             }
+        } else if (starts(file, "/app/") && sl && sl > file.p + 4) {
+            /* createGetModuleFromFilename with the app's directory (Heroku's /app) */
+            struct sl_str dir = sl_str_make(file.p + 5, (size_t)(sl - (file.p + 5)));
+            size_t n = dir.len + base.len + 2;
+            char *m = malloc(n);
+            if (!m) {
+                a->oom = true;
+            } else {
+                if (dir.len)
+                    snprintf(m, n, "%.*s:%.*s", (int)dir.len, dir.p, (int)base.len, base.p);
+                else
+                    snprintf(m, n, "%.*s", (int)base.len, base.p);
+                for (char *q = m; *q && *q != ':'; q++)
+                    if (*q == '/')
+                        *q = '.';
+                f->module = m;
+            }
         } else if (file.p[0] == '/') {
             f->module = dup(a, base, STR_CAP);
         }
@@ -1307,8 +1469,6 @@ static bool node_ctx_line(struct sl_str s)
             colon = s.p + i;
     return colon && all_digits(sl_str_make(colon + 1, s.len - (size_t)(colon + 1 - s.p)));
 }
-
-static bool any_start(struct sl_str s);
 
 static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
 {
@@ -1343,21 +1503,7 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
         }
         /* a message over several lines */
         if (a->extra_lines++ < 5 && !blank(s) && !any_start(s)) {
-            struct sl_crash_exc *e = cur_exc(a);
-            if (e && e->value) {
-                size_t ol = strlen(e->value), n = ol + 1 + s.len;
-                if (n <= VALUE_CAP) {
-                    char *v = realloc(e->value, n + 1);
-                    if (!v) {
-                        a->oom = true;
-                        return V_ACCEPT;
-                    }
-                    v[ol] = '\n';
-                    memcpy(v + ol + 1, s.p, s.len);
-                    v[n] = '\0';
-                    e->value = v;
-                }
-            }
+            value_append(a, s);
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -1367,6 +1513,16 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         if (starts(s, "Node.js v"))
             return V_END;
+        {
+            struct sl_str t = ltrim(s);
+            if (starts(t, "... ") && ends(t, " lines matching cause stack trace ...")) {
+                if (a->st == NODE_AT && a->c->nexcs && cur_exc(a)) {
+                    a->more[a->c->nexcs - 1] = to_int(skip(t, 4));
+                    a->more_at[a->c->nexcs - 1] = cur_exc(a)->nframes;
+                }
+                return V_ACCEPT;
+            }
+        }
         if (blank(s)) {
             a->st = NODE_TAIL;
             return a->blank_run++ < 3 ? V_ACCEPT : V_REJECT;
@@ -1515,12 +1671,18 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
 
     if (java_at(a, s, false)) {
         bool nested = a->skip_frames || (s.len > 1 && s.p[0] == '\t' && s.p[1] == '\t');
+        if (a->need_at && !nested)
+            pend_flush(a);
+        a->need_at = false;
         if (!nested)
             java_at(a, s, true);
         a->st = JAVA_AT;
         a->confirmed = true;
         return V_ACCEPT;
     }
+    /* a message over several lines (SQL errors, ...) before the first "at" */
+    if (a->need_at && pend_add(a, s))
+        return V_ACCEPT;
     if (a->st == JAVA_HEAD)
         return V_REJECT;
     if (indented && starts(t, "... ") && (ends(t, " more") || ends(t, " common frames omitted"))) {
@@ -1537,6 +1699,9 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT; /* a cause inside a suppressed exception */
         a->skip_frames = false;
         java_exception(a, type, value);
+        a->need_at = true;
+        sl_buf_reset(&a->pend);
+        a->extra_lines = 0;
         return V_ACCEPT;
     }
     return V_REJECT;
@@ -1598,6 +1763,7 @@ struct sl_crash_asm *sl_crash_asm_new(const struct sl_crash_limits *l)
         a->lim.max_lines = 1;
     if (a->lim.max_bytes == 0)
         a->lim.max_bytes = 1;
+    sl_buf_init(&a->pend, VALUE_CAP);
     return a;
 }
 
@@ -1609,9 +1775,13 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
+    a->rb_msg_open = a->need_at = false;
+    sl_buf_free(&a->pend);
+    sl_buf_init(&a->pend, VALUE_CAP);
     set(&a->go_fn, NULL);
     set(&a->go_mod, NULL);
     set(&a->py_root, NULL);
+    set(&a->py_main, NULL);
     set(&a->syn_file, NULL);
     a->rb_pid[0] = '\0';
 }
@@ -1621,6 +1791,7 @@ void sl_crash_asm_free(struct sl_crash_asm *a)
     if (!a)
         return;
     trace_reset(a);
+    sl_buf_free(&a->pend);
     for (size_t i = 0; i < a->ndone; i++)
         sl_crash_free(a->done[(a->donehead + i) % a->donecap]);
     free(a->done);
@@ -1632,7 +1803,8 @@ static bool any_start(struct sl_str s)
     struct sl_str t, v, code, desc;
     size_t wl;
     return starts(s, PY_TRACEBACK) || starts(s, "panic: ") || starts(s, "fatal error: ") ||
-           starts(s, "Exception in thread \"") || is_rails_error(s, &wl) || is_ruby_header(s) ||
+           starts(s, "Exception in thread \"") || is_rails_error(s, &wl) ||
+           is_rails_error_open(s, &wl) || is_ruby_header(s) ||
            plat_start(s, &code, &desc) || py_celery(s, &t, &v) || node_header(s, &t, &v) ||
            java_type(s, &t, &v, true);
 }
@@ -1675,6 +1847,51 @@ static void java_fill_more(struct sl_crash_asm *a)
             d->module = src->module ? dupz(a, src->module) : NULL;
             a->frames++;
         }
+    }
+}
+
+static bool frame_same(const struct sl_crash_frame *x, const struct sl_crash_frame *y)
+{
+    return x->lineno == y->lineno && x->colno == y->colno &&
+           !strcmp(x->function ? x->function : "", y->function ? y->function : "") &&
+           !strcmp(x->filename ? x->filename : "", y->filename ? y->filename : "");
+}
+
+/* Node "... N lines matching cause stack trace ...": the N frames of the cause's stack
+ * (printed after) that follow its copy of the frame just before the marker. */
+static void node_fill_matching(struct sl_crash_asm *a)
+{
+    struct sl_crash *c = a->c;
+    for (size_t i = 0; i + 1 < c->nexcs; i++) {
+        struct sl_crash_exc *e = &c->excs[i], *cause = &c->excs[i + 1];
+        size_t n = a->more[i] > 0 ? (size_t)a->more[i] : 0, at = a->more_at[i];
+        if (n == 0 || at == 0 || at > e->nframes)
+            continue;
+        size_t k = 0;
+        while (k < cause->nframes && !frame_same(&cause->frames[k], &e->frames[at - 1]))
+            k++;
+        if (k + 1 + n > cause->nframes || a->frames + n > a->lim.max_lines) {
+            e->frames_omitted = true;
+            continue;
+        }
+        struct sl_crash_frame *nf = realloc(e->frames, (e->nframes + n) * sizeof(*nf));
+        if (!nf) {
+            a->oom = true;
+            return;
+        }
+        e->frames = nf;
+        a->fcap[i] = e->nframes + n;
+        memmove(&e->frames[at + n], &e->frames[at], (e->nframes - at) * sizeof(*nf));
+        for (size_t j = 0; j < n; j++) {
+            struct sl_crash_frame *d = &e->frames[at + j], *src = &cause->frames[k + 1 + j];
+            *d = *src;
+            d->filename = src->filename ? dupz(a, src->filename) : NULL;
+            d->abs_path = src->abs_path ? dupz(a, src->abs_path) : NULL;
+            d->function = src->function ? dupz(a, src->function) : NULL;
+            d->module = src->module ? dupz(a, src->module) : NULL;
+        }
+        e->nframes += n;
+        a->frames += n;
     }
 }
 
@@ -1740,6 +1957,10 @@ static int trace_close(struct sl_crash_asm *a)
     if (a->confirmed && !a->oom && c) {
         if (c->lang == SL_LANG_JAVA)
             java_fill_more(a);
+        if (c->lang == SL_LANG_NODE)
+            node_fill_matching(a);
+        if (c->lang == SL_LANG_RUBY && a->rb_msg_open)
+            value_trim(a);
         if (c->lang == SL_LANG_GO || c->lang == SL_LANG_RUBY || c->lang == SL_LANG_NODE ||
             c->lang == SL_LANG_JAVA) {
             for (size_t i = 0; i < c->nexcs; i++)
@@ -1867,22 +2088,31 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
             return rc;
         java_exception(a, type, value);
         a->confirmed = true;
+        a->need_at = true;
     } else if (java_type(s, &type, &value, true) && memchr(type.p, '.', type.len)) {
         if ((rc = trace_open(a, SL_LANG_JAVA, JAVA_HEAD)))
             return rc;
         java_exception(a, type, value);
+        a->need_at = true;
     } else if (rb_header(s, &l, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_UNCAUGHT)))
             return rc;
         exc_set(a, exc_push(a), type, value, SL_STR_NULL);
         rb_frame(a, &l);
         a->confirmed = true;
+        a->rb_msg_open = true;
     } else if (is_rails_error(s, &wl)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
             return rc;
         struct sl_str r = rtrim(s);
         exc_set(a, exc_push(a), sl_str_make(s.p, wl),
                 sl_str_make(s.p + wl + 2, r.len - wl - 4), SL_STR_NULL);
+    } else if (is_rails_error_open(s, &wl)) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_MSG)))
+            return rc;
+        struct sl_str r = rtrim(s);
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 2),
+                SL_STR_NULL);
     } else if (node_header(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_NODE, NODE_HEAD)))
             return rc;
@@ -2028,7 +2258,7 @@ struct sl_crash *sl_crash_asm_take(struct sl_crash_asm *a)
 
 size_t sl_crash_asm_bytes(const struct sl_crash_asm *a)
 {
-    size_t n = sizeof(*a) + a->donecap * sizeof(void *);
+    size_t n = sizeof(*a) + a->donecap * sizeof(void *) + a->pend.cap;
     if (a->c) {
         const struct sl_crash *c = a->c;
         n += sizeof(*c) + a->idcap * sizeof(int64_t) + a->xcap * sizeof(struct sl_crash_exc);
@@ -2204,8 +2434,11 @@ int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx,
     if (cx->event_id) {
         snprintf(eid, sizeof(eid), "%s", cx->event_id);
     } else {
-        char h[65];
-        sl_digest_sha256_hex(c->fingerprint, strlen(c->fingerprint), h);
+        /* stable per crash: its lines' ids and times, not only the bug's fingerprint */
+        char seed[160], h[65];
+        int n = snprintf(seed, sizeof(seed), "%s|%lld|%lld|%lld", c->fingerprint,
+                         (long long)c->first_id, (long long)c->last_id, (long long)c->first_ts_us);
+        sl_digest_sha256_hex(seed, n > 0 ? (size_t)n : 0, h);
         snprintf(eid, sizeof(eid), "%.32s", h);
     }
     rc = rc ? rc : jkv(out, &first, "event_id", eid);
@@ -2465,7 +2698,10 @@ static int64_t secs_us(struct sl_str s)
     int64_t whole = 0, frac = 0, scale = 1000000;
     size_t i = 0;
     for (; i < s.len && sl_ascii_digit((unsigned char)s.p[i]); i++)
-        whole = whole * 10 + (s.p[i] - '0');
+        if (whole <= 100000000)
+            whole = whole * 10 + (s.p[i] - '0');
+        else
+            return -1; /* more than three years: not a delay anyone means */
     if (i == 0)
         return -1;
     if (i < s.len && s.p[i] == '.') {

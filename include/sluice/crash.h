@@ -63,6 +63,8 @@ struct sl_crash_line {
     struct sl_str msg;  /* the message text as stored */
 };
 
+/* Each field as the runtime's official SDK fills it: e.g. Go frames have abs_path and no
+ * filename (sentry-go), Node frames a filename and no abs_path (@sentry/node). */
 struct sl_crash_frame {
     char *filename;  /* NULL when absent; all strings NUL-terminated, owned by the crash */
     char *abs_path;
@@ -77,9 +79,11 @@ struct sl_crash_frame {
  * that raised last (Python's printed order; Go, Node, Ruby and Java print the other way
  * and are reversed). */
 struct sl_crash_exc {
-    char *type;   /* "ValueError", "NoMethodError", "java.lang.IllegalStateException",
-                     "panic", "TypeError", ... */
-    char *value;  /* the message, may be "" */
+    char *type;   /* as the runtime's SDK names it: "ValueError", "NoMethodError",
+                     "IllegalStateException" (module "java.lang"), "runtime.boundsError",
+                     "panic" (a Go panic whose value's type the log does not say),
+                     "TypeError", ... */
+    char *value;  /* the message, may be "" (never NULL in a completed crash) */
     char *module; /* e.g. "java.lang" / "builtins" when the type carries one; may be NULL */
     struct sl_crash_frame *frames;
     size_t nframes;
@@ -118,8 +122,10 @@ struct sl_crash_asm; /* opaque: the assembler of ONE (source, procid) */
 struct sl_crash_asm *sl_crash_asm_new(const struct sl_crash_limits *l);
 void sl_crash_asm_free(struct sl_crash_asm *a);
 
-/* Feed the next line in time order. Lines that belong to no trace are ignored. Returns
- * the number of crashes completed by this line (0 or more); take them with
+/* Feed the next line in time order (the assembler keeps no pointer into line). Lines that
+ * belong to no trace are ignored. Returns the number of crashes completed by this line
+ * (0, 1 or 2: a trace the line closed and one it ended), also in *ncompleted (may be
+ * NULL), or SL_ENOMEM (the open trace is then dropped); take them with
  * sl_crash_asm_take. */
 SL_MUSTCHECK int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line,
                                    size_t *ncompleted);
@@ -177,7 +183,9 @@ struct sl_crash_ctx {
 };
 
 /* The Sentry event JSON (exception or, for platform crashes, message event; level error;
- * platform per language; fingerprint; extra with the line ids) appended to out. */
+ * platform per language; fingerprint; extra with the line ids) appended to out. cx may be
+ * NULL; without cx->event_id one is derived from the crash (its fingerprint, line ids and
+ * time). SL_ETOOBIG when it does not fit out's cap (out then holds a prefix: reset it). */
 SL_MUSTCHECK int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx,
                                      struct sl_buf *out);
 

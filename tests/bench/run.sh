@@ -112,6 +112,8 @@ cc $CFLAGS_BENCH $(pkg-config --cflags libevent_openssl openssl zlib) -o "$BUILD
 # shellcheck disable=SC2086,SC2046
 cc $CFLAGS_BENCH -o "$BUILD"/bench/rulesbench tests/bench/rulesbench.c "$BUILD"/libsluice.a \
     $(pkg-config --libs libpcre2-8) -lm
+# shellcheck disable=SC2086
+cc $CFLAGS_BENCH -o "$BUILD"/bench/crashbench tests/bench/crashbench.c "$BUILD"/libsluice.a -lcrypto -lm
 cc -std=c11 -Wall -Wextra -Werror -O2 -shared -fPIC -o "$BUILD"/bench/dbi_driver_dir.so \
     tests/bench/peers/dbi_driver_dir.c -ldl
 # shellcheck disable=SC2046
@@ -368,6 +370,23 @@ if [ -n "$lit_label" ]; then
     add_row "rules: ${lit_label/, all with literal/ with a required literal} (1 core, in memory)" "$(mlps "$lps")" "" "" "" \
         "the 100 minus the rules with no literal (those always run PCRE2); prefilter skips PCRE2 for $(rb_field "$lit_label" 3) of in-scope rule checks"
 fi
+# ------------------------------------------------------------------ 1c. crash bench
+# The crash anchor the writer runs per stored line, the assembler, and its memory with
+# 1 000 dynos each in the middle of a trace (tests/bench/crashbench.c).
+log "crash bench"
+crash_out=$("$BUILD"/bench/crashbench "tests/fixtures/corpus/streams/*/*.logplex" "$RULES_LINES")
+echo "$crash_out" >&2
+cb() { awk -v n="$1" '$1 == n { print $2; exit }' <<<"$crash_out"; }
+[ -n "$(cb anchor-ordinary)" ] && [ -n "$(cb memory-malloc)" ] || die "cannot read crashbench's output"
+add_row "crash: anchor per stored line (1 core, in memory)" "" "$(cb anchor) ns/line" "" "" \
+    "ordinary lines $(cb anchor-ordinary) ns/line: $(bc -l <<<"scale=2; $(cb anchor-ordinary) * 100 / 5000")% of the writer's ~5 µs/line (target < 1 %)"
+add_row "crash: assembler, corpus lines (1 core, in memory)" "$(mlps "$(cb assemble)")" "" "" "" \
+    "one assembler per procid; mostly ordinary lines"
+add_row "crash: assembler, trace lines only (1 core, in memory)" "$(mlps "$(cb assemble-trace)")" "" "" "" \
+    "a 40-frame Python trace, a JVM trace with a cause, a Go panic, over and over"
+add_row "crash: memory, 1 000 dynos each mid-trace" "" "" "" "$(( $(cb memory-malloc) * 1000 / 1024 )) KiB" \
+    "$(cb memory-malloc) bytes per open assembler (malloc), $(cb memory-counted) counted; each bounded by max_lines/max_bytes"
+
 lps=$(rb_field '"(a+)+$", corpus lines' 1)
 add_row 'rules: catastrophic "(a+)+$" alone, corpus lines' "$(mlps "$lps")" "" "" "" \
     "no backtracking on ordinary lines (no run of a's followed by a non-a)"
@@ -1085,6 +1104,11 @@ How to read it:
   the throughput column is the cost per such line with the default match/depth limits,
   and "limit hit" counts the lines where PCRE2 stopped at the limit (the rule then counts
   as not matching, and sluice reports it in \`sluice_rule_limit_hits_total\` and its log).
+- **crash** rows (\`build/bench/crashbench\`, \`tests/bench/crashbench.c\`): the crash anchor
+  (\`sl_crash_anchor\`, run by the writer on every stored line) and the crash assembler
+  (\`drain/crash.c\`), one core, no I/O, best of 3 passes; the memory row is 1 000
+  assemblers each holding a 20-frame Python traceback whose exception line has not come
+  yet ([internals/crash-assembly.md](internals/crash-assembly.md)).
 - **alert** rows (\`tests/bench/alertlat.py\`): sluice (fsync on) with one rule, \`match\`
   on \`sluice-probe id=(?<probe>...)\`, \`group_by\` the capture (unique per probe, so every
   probe fires an alert of its own), cooldown 0, resolve_after 1, notifying a webhook
