@@ -41,6 +41,10 @@ function main(scenario) {
       return orders.total({ id: 9, items: ['apple', 'kiwi'] });
     case 'node_modules':
       return orders.quote('durian');
+    case 'custom':
+      return orders.authorize({ id: 10 });
+    case 'timer':
+      return orders.settleLater({ id: 11 });
     default:
       process.stderr.write(`unknown scenario ${scenario}\n`);
       process.exit(2);

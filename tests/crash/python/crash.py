@@ -48,6 +48,8 @@ def handle(scenario):
         return orders.load_cart("{'items': 1}")
     if scenario == "site_packages":
         return orders.quote("durian")
+    if scenario == "multiline":
+        return orders.validate({"sku": "", "qty": -1})
     if scenario == "logged":
         try:
             orders.checkout(["fig"])

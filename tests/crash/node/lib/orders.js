@@ -35,6 +35,24 @@ function total(order) {
   }
 }
 
+class PaymentError extends Error {
+  constructor(message, code) {
+    super(message);
+    this.name = 'PaymentError';
+    this.code = code;
+  }
+}
+
+function authorize(order) {
+  throw new PaymentError(`card declined for order ${order.id}`, 'E_DECLINED');
+}
+
+function settleLater(order) {
+  setTimeout(function settle() {
+    order.lines.forEach((l) => l.settle());
+  }, 1);
+}
+
 function quote(item) {
   pricing.compute(PRICES, item, (err, price) => {
     if (err) throw err;
@@ -42,4 +60,4 @@ function quote(item) {
   });
 }
 
-module.exports = { describe, checkout, total, quote };
+module.exports = { describe, checkout, total, quote, authorize, settleLater };

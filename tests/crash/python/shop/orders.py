@@ -38,3 +38,9 @@ def refund(order_id):
 
 def quote(item):
     return core.compute(PRICES, item)
+
+
+def validate(order):
+    problems = [f"{k}: missing or negative" for k, v in order.items() if not v or v == -1]
+    if problems:
+        raise ValueError("invalid order:\n" + "\n".join(problems))

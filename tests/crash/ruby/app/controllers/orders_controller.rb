@@ -6,6 +6,10 @@ class OrdersController
     Order.new(["apple"]).customer_name
   end
 
+  def update
+    Order.new(%w[kiwi lime]).validate!
+  end
+
   def create
     Order.new(["pear", "plum"]).charge!
   end

@@ -17,6 +17,11 @@ class Order
     customer.name
   end
 
+  def validate!
+    problems = items.reject { |i| PRICES.key?(i) }.map { |i| "#{i}: no price" }
+    raise ArgumentError, "invalid order:\n#{problems.join("\n")}" unless problems.empty?
+  end
+
   def charge!
     total
   rescue KeyError => e

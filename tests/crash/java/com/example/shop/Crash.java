@@ -12,6 +12,7 @@ package com.example.shop;
 
 import java.io.FileWriter;
 import java.io.IOException;
+import java.io.UncheckedIOException;
 import java.util.ArrayList;
 import java.util.HashMap;
 import java.util.List;
@@ -58,6 +59,29 @@ public final class Crash {
         try (Connection c = new Connection()) {
             throw new IllegalArgumentException("order id must be positive");
         }
+    }
+
+    static final class Refunds {
+        int pending() {
+            throw new UnsupportedOperationException();
+        }
+    }
+
+    static void refundInWorker(String path) throws InterruptedException {
+        Thread t = new Thread(() -> {
+            try {
+                new Refunds().pending();
+            } catch (RuntimeException e) {
+                try {
+                    write(e, path);
+                } catch (IOException io) {
+                    throw new UncheckedIOException(io);
+                }
+                throw e;
+            }
+        }, "refund-worker-1");
+        t.start();
+        t.join();
     }
 
     static String q(String s) {
@@ -110,8 +134,9 @@ public final class Crash {
         }
     }
 
-    static void run(String scenario) throws Exception {
+    static void run(String scenario, String path) throws Exception {
         switch (scenario) {
+            case "thread": refundInWorker(path); break;
             case "nested": total(List.of("apple", "kiwi")); break;
             case "caused_by": submit(List.of("pear", "plum")); break;
             case "suppressed": save(); break;
@@ -123,7 +148,7 @@ public final class Crash {
         PRICES.put("apple", 3);
         PRICES.put("pear", 4);
         try {
-            run(args[0]);
+            run(args[0], args[1]);
         } catch (Exception e) {
             write(e, args[1]);
             throw e;
