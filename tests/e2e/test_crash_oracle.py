@@ -47,7 +47,7 @@ def runs():
     except (OSError, RuntimeError) as e:
         pytest.fail(f"building the crash programs failed (deploy/deps.sh installs golang, "
                     f"golang-github-getsentry-sentry-go-dev, default-jdk-headless): {e}")
-    with concurrent.futures.ThreadPoolExecutor(max_workers=3) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=4) as pool:
         futs = {k: pool.submit(progs.run, *k) for k in oracle.SCENARIOS}
         out = {}
         for k, f in futs.items():
