@@ -28,10 +28,10 @@
 #include "sluice/utf8.h"
 
 #define ADDLIT(b, lit) sl_buf_add((b), (lit), sizeof(lit) - 1)
-#define MAX_EXCS 16       /* exceptions in one chain */
-#define STR_CAP 1024      /* bytes kept of a path, function or type */
-#define VALUE_CAP 8192    /* bytes kept of an exception value (Sentry keeps 8 KiB too) */
-#define EVENT_FRAMES 250  /* frames of one exception in an event: Sentry trims to 250 */
+#define MAX_EXCS 16      /* exceptions in one chain */
+#define STR_CAP 1024     /* bytes kept of a path, function or type */
+#define VALUE_CAP 8192   /* bytes kept of an exception value (Sentry keeps 8 KiB too) */
+#define EVENT_FRAMES 250 /* frames of one exception in an event: Sentry trims to 250 */
 
 enum verdict {
     V_REJECT = 0, /* the line is not part of the open trace */
@@ -42,15 +42,15 @@ enum verdict {
 
 enum state {
     ST_IDLE = 0,
-    PY_CELERY, /* "Task ... raised unexpected:", the traceback may follow */
-    PY_TB,     /* inside "Traceback (most recent call last):" */
-    PY_SYNTAX, /* a bare `  File "x", line N` (SyntaxError of the main script) */
-    PY_AFTER,  /* after the exception line: a chain separator may follow */
-    PY_SEP,    /* after a chain separator: the next Traceback */
-    GO_HEAD,   /* after "panic:" / "fatal error:", before "goroutine N [...]:" */
-    GO_FRAMES, /* frames of the first goroutine */
-    GO_REST,   /* other goroutines, "exit status N" */
-    RB_UNCAUGHT, /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
+    PY_CELERY,    /* "Task ... raised unexpected:", the traceback may follow */
+    PY_TB,        /* inside "Traceback (most recent call last):" */
+    PY_SYNTAX,    /* a bare `  File "x", line N` (SyntaxError of the main script) */
+    PY_AFTER,     /* after the exception line: a chain separator may follow */
+    PY_SEP,       /* after a chain separator: the next Traceback */
+    GO_HEAD,      /* after "panic:" / "fatal error:", before "goroutine N [...]:" */
+    GO_FRAMES,    /* frames of the first goroutine */
+    GO_REST,      /* other goroutines, "exit status N" */
+    RB_UNCAUGHT,  /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
     RB_RAILS_MSG, /* Rails "Type (msg" whose message goes on over lines until "):" */
     RB_RAILS_PRE, /* Rails "Type (msg):" before its first frame */
     RB_RAILS,     /* Rails frames */
@@ -69,26 +69,29 @@ struct sl_crash_asm {
     bool open, confirmed, overflow, oom;
     enum state st;
     struct sl_crash *c;
-    size_t xcap;                 /* capacity of c->excs */
-    size_t fcap[MAX_EXCS];       /* capacity of c->excs[i].frames */
-    int more[MAX_EXCS];          /* JVM "... N more", Node "... N lines matching cause
-                                    stack trace ..." of each exception, printed order */
-    size_t more_at[MAX_EXCS];    /* Node: the frame index where those lines stand */
-    bool rb_msg_open;            /* Ruby: lines of the message may still follow */
-    bool need_at;                /* JVM: an exception line waits for its first "at" */
-    struct sl_buf pend;          /* JVM, Go: message lines over several lines, kept until
-                                    the trace is confirmed (a look-alike's are dropped) */
+    size_t xcap;              /* capacity of c->excs */
+    size_t fcap[MAX_EXCS];    /* capacity of c->excs[i].frames */
+    int more[MAX_EXCS];       /* JVM "... N more", Node "... N lines matching cause
+                                 stack trace ..." of each exception, printed order */
+    size_t more_at[MAX_EXCS]; /* Node: the frame index where those lines stand */
+    bool rb_msg_open;         /* Ruby: lines of the message may still follow */
+    bool need_at;             /* JVM: an exception line waits for its first "at" */
+    bool py_group;            /* Python: an ExceptionGroup's "  | " framed traceback */
+    bool line_prefixed;       /* the line being looked at carried a Logger prefix */
+    int msg_blanks;           /* blank lines seen inside a message over lines */
+    struct sl_buf pend;       /* JVM, Go: message lines over several lines, kept until
+                                 the trace is confirmed (a look-alike's are dropped) */
     size_t idcap, bytes, lines, frames;
     int64_t last_ts;
     int blank_run, ctx_lines, extra_lines, depth;
-    bool skip_frames;            /* Go: past the first goroutine; JVM: inside Suppressed */
+    bool skip_frames; /* Go: past the first goroutine; JVM: inside Suppressed */
     bool go_have_fn;
-    char *go_fn, *go_mod;        /* Go: the function line waiting for its location */
-    char *py_root;               /* Python: the directory of the main script, if known */
-    char *py_main;               /* Python: the main script (its frames are "__main__") */
-    char *syn_file;              /* Python: the `File "x", line N` of a SyntaxError */
+    char *go_fn, *go_mod; /* Go: the function line waiting for its location */
+    char *py_root;        /* Python: the directory of the main script, if known */
+    char *py_main;        /* Python: the main script (its frames are "__main__") */
+    char *syn_file;       /* Python: the `File "x", line N` of a SyntaxError */
     int syn_line;
-    char rb_pid[24];             /* Ruby logger: "#4" of the line that opened the trace */
+    char rb_pid[24]; /* Ruby logger: "#4" of the line that opened the trace */
     /* crashes completed and not taken yet, oldest first */
     struct sl_crash **done;
     size_t ndone, donecap, donehead;
@@ -206,6 +209,8 @@ static void set(char **slot, char *v)
 
 /* ---- anchors ------------------------------------------------------------------------ */
 
+static const char PY_GROUP[] = "  + Exception Group Traceback (most recent call last):";
+
 /* An identifier-ish first word: letters, digits, _ $ . and (ruby) ':'; returns its length. */
 static size_t word_len(struct sl_str s, bool colons)
 {
@@ -272,6 +277,7 @@ static bool is_rails_error(struct sl_str s, size_t *wl);
 static bool is_rails_error_open(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
 static bool any_start(struct sl_str s);
+static bool plat_start(struct sl_str s, struct sl_str *code, struct sl_str *desc);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
                                      struct sl_str msg)
@@ -291,8 +297,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
             return SL_CRASH_PLATFORM;
         return SL_CRASH_NONE;
     }
-    if (c0 == 'R' && procid.len == 3 && memcmp(procid.p, "api", 3) == 0 &&
-        starts(msg, "Release v"))
+    if (c0 == 'R' && procid.len == 3 && memcmp(procid.p, "api", 3) == 0 && starts(msg, "Release v"))
         return SL_CRASH_RELEASE;
     switch (c0) {
     case 'T':
@@ -312,7 +317,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
             return SL_CRASH_TRACE;
         break;
     case ' ':
-        if (starts(msg, "  File \""))
+        if (starts(msg, "  File \"") || starts(msg, PY_GROUP))
             return SL_CRASH_TRACE;
         return SL_CRASH_NONE;
     case '/':
@@ -325,12 +330,12 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
     if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ')) {
         struct sl_str pid, body = strip_prefix(msg, &pid);
         if (body.p != msg.p) {
-            if (c0 == '[' && find(sl_str_make(msg.p, msg.len < 512 ? msg.len : 512),
-                                  " raised unexpected: "))
+            if (c0 == '[' &&
+                find(sl_str_make(msg.p, msg.len < 512 ? msg.len : 512), " raised unexpected: "))
                 return SL_CRASH_TRACE;
             size_t wl;
-            if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) || is_ruby_header(body) ||
-                starts(body, "Traceback (most recent call last):"))
+            if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) ||
+                is_ruby_header(body) || starts(body, "Traceback (most recent call last):"))
                 return SL_CRASH_TRACE;
             return SL_CRASH_NONE;
         }
@@ -507,6 +512,52 @@ static void pend_flush(struct sl_crash_asm *a)
         value_append(a, sl_str_make(a->pend.p, a->pend.len));
     sl_buf_reset(&a->pend);
     a->extra_lines = 0;
+}
+
+/* A line that is plainly not the rest of an exception message: another trace's start, a
+ * logger's line (a level word, a timestamp, a bracket, a brace, logfmt), an access log, or
+ * one of Heroku's own lines. What is left may be a message line (Python and Ruby print a
+ * message over lines after the type). */
+static bool plainly_else(const struct sl_crash_asm *a, struct sl_str s)
+{
+    static const char *const words[] = {
+        "INFO", "DEBUG", "WARN", "WARNING", "ERROR", "CRITICAL", "FATAL", "TRACE", "NOTICE",
+        "info", "debug", "warn", "warning", "error", "critical", "fatal", "trace", "notice",
+    };
+    static const char *const heroku[] = {
+        "Process exited",  "State changed", "Stopping ", "Starting process",
+        "Process running", "Release v",     "Deploy ",   "Build ",
+        "Scaled to",       "Restarting",    "Idling",    "Cycling",
+    };
+    if (a->line_prefixed || s.len == 0)
+        return a->line_prefixed;
+    unsigned char c0 = (unsigned char)s.p[0];
+    if (c0 == '[' || c0 == '{' || c0 == '"' || sl_ascii_digit(c0))
+        return true;
+    size_t w = 0;
+    while (w < s.len && (sl_ascii_alnum((unsigned char)s.p[w]) || s.p[w] == '_' || s.p[w] == '#' ||
+                         s.p[w] == '.' || s.p[w] == '-'))
+        w++;
+    if (w < s.len && s.p[w] == '=')
+        return true; /* logfmt: level=info msg=... */
+    struct sl_str word = sl_str_make(s.p, w);
+    if (w < s.len && (s.p[w] == ' ' || s.p[w] == ':' || s.p[w] == ']' || s.p[w] == '|'))
+        for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+            if (sl_str_eq(word, words[i]))
+                return true;
+    for (size_t i = 0; i < sizeof(heroku) / sizeof(heroku[0]); i++)
+        if (starts(s, heroku[i]))
+            return true;
+    struct sl_str code, desc;
+    return plat_start(s, &code, &desc) || any_start(s);
+}
+
+/* A message line after the exception line: the blank lines seen before it join too. */
+static void msg_line(struct sl_crash_asm *a, struct sl_str s)
+{
+    for (; a->msg_blanks > 0; a->msg_blanks--)
+        value_append(a, SL_STR_LIT(""));
+    value_append(a, s);
 }
 
 /* Drop trailing newlines and spaces of the current exception's value. */
@@ -724,6 +775,20 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
     struct sl_str path, func, type, value;
     int lineno;
 
+    if (a->py_group) {
+        /* Python 3.11's ExceptionGroup: the group's own traceback behind "  | ", then its
+         * sub-exceptions boxed in "+-+---- 1 ----" / "    | " (not part of the chain) */
+        if (a->st == PY_TB && starts(s, "  | "))
+            s = skip(s, 4);
+        else if (a->st == PY_AFTER &&
+                 (starts(s, "    |") || starts(s, "  +-") || starts(s, "    +-")))
+            return V_ACCEPT;
+        else if (a->st == PY_TB && starts(s, "  |"))
+            return V_ACCEPT;
+        else
+            return V_REJECT;
+    }
+
     switch (a->st) {
     case PY_CELERY:
         if (starts(s, PY_TRACEBACK)) {
@@ -769,11 +834,19 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
         }
         return V_REJECT;
     case PY_AFTER:
-        if (blank(s))
+        if (blank(s)) {
+            a->msg_blanks++;
             return V_ACCEPT;
+        }
         if (starts(s, "During handling of the above exception, another exception occurred:") ||
             starts(s, "The above exception was the direct cause of the following exception:")) {
             a->st = PY_SEP;
+            a->msg_blanks = 0;
+            return V_ACCEPT;
+        }
+        /* the message's other lines: str(e) over several lines */
+        if (!a->py_group && !plainly_else(a, s) && a->extra_lines++ < 20) {
+            msg_line(a, s);
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -783,6 +856,7 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
         if (starts(s, PY_TRACEBACK)) {
             exc_push(a);
             a->st = PY_TB;
+            a->extra_lines = 0;
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -861,8 +935,8 @@ static bool go_goroot(struct sl_str path)
 {
     if (find(path, "/pkg/mod/"))
         return false;
-    return find(path, "/go/src/") || starts(path, "/usr/local/go/") || starts(path, "/usr/lib/go") ||
-           starts(path, "/usr/share/go") || find(path, "/goroot/");
+    return find(path, "/go/src/") || starts(path, "/usr/local/go/") ||
+           starts(path, "/usr/lib/go") || starts(path, "/usr/share/go") || find(path, "/goroot/");
 }
 
 static void go_frame(struct sl_crash_asm *a, struct sl_str path, int lineno)
@@ -896,10 +970,11 @@ static void go_frame(struct sl_crash_asm *a, struct sl_str path, int lineno)
 static bool go_plain_error(struct sl_str msg)
 {
     static const char *const plain[] = {
-        "assignment to entry in nil map", "close of nil channel", "close of closed channel",
-        "send on closed channel", "makeslice: len out of range", "makeslice: cap out of range",
-        "makechan: size out of range", "growslice: len out of range",
-        "makemap: size out of range", "unsafe.Slice: len out of range",
+        "assignment to entry in nil map",  "close of nil channel",
+        "close of closed channel",         "send on closed channel",
+        "makeslice: len out of range",     "makeslice: cap out of range",
+        "makechan: size out of range",     "growslice: len out of range",
+        "makemap: size out of range",      "unsafe.Slice: len out of range",
         "unsafe.String: len out of range",
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
@@ -1034,7 +1109,6 @@ static size_t rb_loc(struct sl_str s, struct rb_loc *l)
     memset(l, 0, sizeof(*l));
     while (i < s.len && is_ws(s.p[i]))
         i++;
-    size_t fs = i;
     if (i + 1 < s.len && sl_ascii_alpha((unsigned char)s.p[i]) && s.p[i + 1] == ':')
         i += 2;
     else if (s.len - i > 16 && memcmp(s.p + i, "uri:classloader:", 16) == 0)
@@ -1044,7 +1118,6 @@ static size_t rb_loc(struct sl_str s, struct rb_loc *l)
         i++;
     if (i == file0 || i >= s.len)
         return 0;
-    (void)fs;
     l->file = sl_str_make(s.p + file0, i - file0);
     i++;
     size_t d0 = i;
@@ -1062,8 +1135,8 @@ static size_t rb_loc(struct sl_str s, struct rb_loc *l)
             return 0;
         struct sl_str meth = sl_str_make(s.p + m0, k - m0);
         size_t w = 0;
-        while (w < meth.len && (sl_ascii_alnum((unsigned char)meth.p[w]) || meth.p[w] == '_' ||
-                                meth.p[w] == ':'))
+        while (w < meth.len &&
+               (sl_ascii_alnum((unsigned char)meth.p[w]) || meth.p[w] == '_' || meth.p[w] == ':'))
             w++;
         if (w > 0 && w < meth.len && meth.p[w] == '#') {
             l->module = sl_str_make(meth.p, w);
@@ -1166,7 +1239,8 @@ static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
         f->module = dup(a, l->module, STR_CAP);
     /* Rails' cleaned backtrace names gems "actionpack (7.0.4) lib/x.rb" */
     const char *gem = find(file, ") ");
-    if (gem && memchr(file.p, '(', (size_t)(gem - file.p)) && !memchr(file.p, '/', (size_t)(gem - file.p))) {
+    if (gem && memchr(file.p, '(', (size_t)(gem - file.p)) &&
+        !memchr(file.p, '/', (size_t)(gem - file.p))) {
         struct sl_str r = sl_str_make(gem + 2, file.len - (size_t)(gem + 2 - file.p));
         if (starts(r, "lib/"))
             r = skip(r, 4);
@@ -1186,7 +1260,8 @@ static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
                 f->in_app = true;
     /* the file relative to its load path, as sentry-ruby's compute_filename */
     const char *g = find(file, "/gems/");
-    const char *lib = g ? find(sl_str_make(g + 6, file.len - (size_t)(g + 6 - file.p)), "/lib/") : NULL;
+    const char *lib =
+        g ? find(sl_str_make(g + 6, file.len - (size_t)(g + 6 - file.p)), "/lib/") : NULL;
     const char *rl = find(file, "/lib/ruby/");
     if (under_root && f->in_app) {
         f->filename = dup(a, rel, STR_CAP);
@@ -1214,15 +1289,21 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
                 if (a->rb_msg_open)
                     value_trim(a);
                 a->rb_msg_open = false;
+                a->msg_blanks = 0;
                 rb_frame(a, &l);
                 return V_ACCEPT;
             }
             return V_REJECT;
         }
-        /* the rest of a message over several lines (error_highlight's snippet): Ruby
-         * prints its first line, " (Type)", then the others */
-        if (a->rb_msg_open && (blank(s) || t.len < s.len) && a->extra_lines++ < 20) {
-            value_append(a, s);
+        if (a->rb_msg_open && !blank(s) && rb_header(s, &l, &type, &value))
+            goto cause;
+        /* the rest of a message over several lines (error_highlight's snippet, a message
+         * with newlines): Ruby prints its first line, " (Type)", then the others */
+        if (a->rb_msg_open && (blank(s) || !plainly_else(a, s)) && a->extra_lines++ < 20) {
+            if (blank(s))
+                a->msg_blanks++;
+            else
+                msg_line(a, s);
             return V_ACCEPT;
         }
         if (t.len < s.len && starts(t, "... ") && ends(t, " levels...")) {
@@ -1231,6 +1312,7 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         if (rb_header(s, &l, &type, &value)) { /* the cause (Ruby 3.1+ prints it after) */
+        cause:
             if (a->rb_msg_open)
                 value_trim(a);
             struct sl_crash_exc *e = exc_push(a);
@@ -1239,6 +1321,7 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
                 rb_frame(a, &l);
             a->rb_msg_open = true;
             a->extra_lines = 0;
+            a->msg_blanks = 0;
             return V_ACCEPT;
         }
         return V_REJECT;
@@ -1404,9 +1487,10 @@ static bool node_at(struct sl_crash_asm *a, struct sl_str s, bool add)
         f->filename = dup(a, file, STR_CAP);
     f->lineno = lineno;
     f->colno = colno;
-    bool internal = native || (file.len && file.p[0] != '/' && file.p[0] != '.' &&
-                               !(file.len > 1 && file.p[0] >= 'A' && file.p[0] <= 'Z' && file.p[1] == ':') &&
-                               !find(file, "://"));
+    bool internal =
+        native || (file.len && file.p[0] != '/' && file.p[0] != '.' &&
+                   !(file.len > 1 && file.p[0] >= 'A' && file.p[0] <= 'Z' && file.p[1] == ':') &&
+                   !find(file, "://"));
     f->in_app = !internal && file.len && !find(file, "node_modules/");
     /* module: "pkg.sub:file" under node_modules, else the file's base name */
     if (file.len) {
@@ -1572,7 +1656,8 @@ static bool java_type(struct sl_str s, struct sl_str *type, struct sl_str *value
 {
     size_t i = 0, dots = 0;
     while (i < s.len && i < 256 &&
-           (sl_ascii_alnum((unsigned char)s.p[i]) || s.p[i] == '_' || s.p[i] == '$' || s.p[i] == '.')) {
+           (sl_ascii_alnum((unsigned char)s.p[i]) || s.p[i] == '_' || s.p[i] == '$' ||
+            s.p[i] == '.')) {
         if (s.p[i] == '.')
             dots++;
         i++;
@@ -1609,7 +1694,8 @@ static void java_exception(struct sl_crash_asm *a, struct sl_str type, struct sl
 
 static bool java_in_app(struct sl_str cls)
 {
-    static const char *const ext[] = {"java.", "javax.", "sun.", "com.sun.", "jdk.", "kotlin.",
+    static const char *const ext[] = {"java.",    "javax.", "sun.",
+                                      "com.sun.", "jdk.",   "kotlin.",
                                       "kotlinx.", "scala.", "org.jetbrains.kotlin."};
     for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
         if (starts(cls, ext[i]))
@@ -1775,7 +1861,8 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
-    a->rb_msg_open = a->need_at = false;
+    a->rb_msg_open = a->need_at = a->py_group = false;
+    a->msg_blanks = 0;
     sl_buf_free(&a->pend);
     sl_buf_init(&a->pend, VALUE_CAP);
     set(&a->go_fn, NULL);
@@ -1802,9 +1889,9 @@ static bool any_start(struct sl_str s)
 {
     struct sl_str t, v, code, desc;
     size_t wl;
-    return starts(s, PY_TRACEBACK) || starts(s, "panic: ") || starts(s, "fatal error: ") ||
-           starts(s, "Exception in thread \"") || is_rails_error(s, &wl) ||
-           is_rails_error_open(s, &wl) || is_ruby_header(s) ||
+    return starts(s, PY_TRACEBACK) || starts(s, PY_GROUP) || starts(s, "panic: ") ||
+           starts(s, "fatal error: ") || starts(s, "Exception in thread \"") ||
+           is_rails_error(s, &wl) || is_rails_error_open(s, &wl) || is_ruby_header(s) ||
            plat_start(s, &code, &desc) || py_celery(s, &t, &v) || node_header(s, &t, &v) ||
            java_type(s, &t, &v, true);
 }
@@ -1904,16 +1991,20 @@ static void fingerprint(struct sl_crash *c)
         rc = rc ? rc : sl_buf_addf(&b, "|heroku|%s", c->platform_code);
     } else if (c->nexcs) {
         const struct sl_crash_exc *e = &c->excs[c->nexcs - 1];
-        rc = rc ? rc : sl_buf_addf(&b, "|%s.%s", e->module ? e->module : "", e->type ? e->type : "");
+        rc =
+            rc ? rc : sl_buf_addf(&b, "|%s.%s", e->module ? e->module : "", e->type ? e->type : "");
         size_t used = 0;
         for (int pass = 0; pass < 2 && used == 0; pass++) {
             for (size_t i = e->nframes; i-- > 0 && used < 3;) {
                 const struct sl_crash_frame *f = &e->frames[i];
                 if (pass == 0 && !f->in_app)
                     continue;
-                rc = rc ? rc : sl_buf_addf(&b, "|%s@%s", f->function ? f->function : "",
-                                           f->module ? f->module : f->filename ? f->filename :
-                                           f->abs_path ? f->abs_path : "");
+                rc = rc ? rc
+                        : sl_buf_addf(&b, "|%s@%s", f->function ? f->function : "",
+                                      f->module     ? f->module
+                                      : f->filename ? f->filename
+                                      : f->abs_path ? f->abs_path
+                                                    : "");
                 used++;
             }
         }
@@ -2060,10 +2151,11 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
     *started = false;
     if (s.len == 0)
         return 0;
-    if (starts(s, PY_TRACEBACK)) {
+    if (starts(s, PY_TRACEBACK) || starts(s, PY_GROUP)) {
         if ((rc = trace_open(a, SL_LANG_PYTHON, PY_TB)))
             return rc;
         exc_push(a);
+        a->py_group = s.p[0] == ' ';
     } else if (py_celery(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_PYTHON, PY_CELERY)))
             return rc;
@@ -2082,7 +2174,8 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         go_panic_line(a, skip(s, fatal ? 13 : 7), fatal);
     } else if (starts(s, "Exception in thread \"")) {
         const char *q = find(skip(s, 21), "\" ");
-        if (!q || !java_type(sl_str_make(q + 2, s.len - (size_t)(q + 2 - s.p)), &type, &value, false))
+        if (!q ||
+            !java_type(sl_str_make(q + 2, s.len - (size_t)(q + 2 - s.p)), &type, &value, false))
             return 0;
         if ((rc = trace_open(a, SL_LANG_JAVA, JAVA_HEAD)))
             return rc;
@@ -2105,8 +2198,8 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
             return rc;
         struct sl_str r = rtrim(s);
-        exc_set(a, exc_push(a), sl_str_make(s.p, wl),
-                sl_str_make(s.p + wl + 2, r.len - wl - 4), SL_STR_NULL);
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 4),
+                SL_STR_NULL);
     } else if (is_rails_error_open(s, &wl)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_MSG)))
             return rc;
@@ -2121,8 +2214,7 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         if ((rc = trace_open(a, SL_LANG_NODE, NODE_CTX)))
             return rc;
         if (s.p[0] == '[') {
-            enum verdict v = node_step(a, s);
-            (void)v;
+            node_step(a, s); /* parses the rejection into the trace (always accepted) */
         }
     } else if (plat_start(s, &code, &desc)) {
         if ((rc = trace_open(a, SL_LANG_PLATFORM, PLAT_OPEN)))
@@ -2130,7 +2222,8 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         a->c->platform_code = dup(a, code, 8);
         if (desc.p) {
             char m[64];
-            snprintf(m, sizeof(m), "Error %.*s (%.*s)", (int)code.len, code.p, (int)desc.len, desc.p);
+            snprintf(m, sizeof(m), "Error %.*s (%.*s)", (int)code.len, code.p, (int)desc.len,
+                     desc.p);
             a->c->message = dupz(a, m);
         } else {
             a->c->message = dup(a, s, VALUE_CAP);
@@ -2185,7 +2278,9 @@ int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line, 
     if (a->open) {
         enum verdict v;
         /* another process's logger lines (puma workers) leave the trace open */
-        if (a->rb_pid[0] && pid.len && (pid.len != strlen(a->rb_pid) || memcmp(pid.p, a->rb_pid, pid.len)))
+        a->line_prefixed = s.p != msg.p;
+        if (a->rb_pid[0] && pid.len &&
+            (pid.len != strlen(a->rb_pid) || memcmp(pid.p, a->rb_pid, pid.len)))
             v = V_IGNORE;
         else
             v = step(a, s);
@@ -2359,7 +2454,9 @@ static int frame_json(struct sl_buf *b, const struct sl_crash_frame *f)
     return rc;
 }
 
-static int exc_json(struct sl_buf *b, const struct sl_crash_exc *e)
+/* keep: frames of one exception at most (EVENT_FRAMES, less when the event must shrink to
+ * fit its buffer): the oldest fifth and the newest rest, as Sentry trims. */
+static int exc_json(struct sl_buf *b, const struct sl_crash_exc *e, size_t keep)
 {
     bool first = true;
     int rc = sl_buf_addc(b, '{');
@@ -2372,8 +2469,8 @@ static int exc_json(struct sl_buf *b, const struct sl_crash_exc *e)
     if (!rc && e->nframes) {
         rc = ADDLIT(b, ",\"stacktrace\":{\"frames\":[");
         /* Sentry keeps at most 250 frames: the oldest 50 and the newest 200 */
-        size_t keep_head = e->nframes > EVENT_FRAMES ? 50 : e->nframes;
-        size_t tail_from = e->nframes > EVENT_FRAMES ? e->nframes - (EVENT_FRAMES - 50) : e->nframes;
+        size_t keep_head = e->nframes > keep ? keep / 5 : e->nframes;
+        size_t tail_from = e->nframes > keep ? e->nframes - (keep - keep / 5) : e->nframes;
         bool comma = false;
         for (size_t i = 0; !rc && i < e->nframes; i++) {
             if (i >= keep_head && i < tail_from)
@@ -2423,11 +2520,28 @@ static int tag(struct sl_buf *b, bool *first, struct sl_str theirs, const char *
     return jkv(b, first, k, cut);
 }
 
+static int event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx, struct sl_buf *out,
+                      size_t keep);
+
 int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx, struct sl_buf *out)
 {
     static const struct sl_crash_ctx none;
-    if (!cx)
-        cx = &none;
+    size_t start = out->len;
+    int rc = SL_ETOOBIG;
+    /* an event that does not fit the buffer (Sentry takes 1 MiB) gives up frames, the
+     * middle of each stack first, before it gives up */
+    for (size_t keep = EVENT_FRAMES; rc == SL_ETOOBIG; keep = keep > 10 ? keep / 2 : 0) {
+        out->len = start;
+        rc = event_json(c, cx ? cx : &none, out, keep);
+        if (keep == 0)
+            break;
+    }
+    return rc;
+}
+
+static int event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx, struct sl_buf *out,
+                      size_t keep)
+{
     int rc = sl_buf_addc(out, '{');
     bool first = true;
     char eid[33];
@@ -2462,7 +2576,7 @@ int sl_crash_event_json(const struct sl_crash *c, const struct sl_crash_ctx *cx,
         for (size_t i = 0; !rc && i < c->nexcs; i++) {
             if (i)
                 rc = sl_buf_addc(out, ',');
-            rc = rc ? rc : exc_json(out, &c->excs[i]);
+            rc = rc ? rc : exc_json(out, &c->excs[i], keep);
         }
         rc = rc ? rc : ADDLIT(out, "]}");
     }
@@ -2651,11 +2765,14 @@ int sl_crash_envelope(const struct sl_crash_dsn *d, const char *event_id, int64_
     rc = rc ? rc : jstr(out, event_id);
     rc = rc ? rc : ADDLIT(out, ",\"sent_at\":");
     rc = rc ? rc : rfc3339(out, sent_at_us);
-    rc = rc ? rc : sl_buf_addf(out, ",\"dsn\":\"%s://%s@%s%s%s/%s\"}\n", d->scheme, d->public_key,
-                               d->host, portbuf, d->path, d->project_id);
-    rc = rc ? rc : sl_buf_addf(out, "{\"type\":\"event\",\"length\":%zu,\"content_type\":"
-                                    "\"application/json\"}\n",
-                               event_json.len);
+    rc = rc ? rc
+            : sl_buf_addf(out, ",\"dsn\":\"%s://%s@%s%s%s/%s\"}\n", d->scheme, d->public_key,
+                          d->host, portbuf, d->path, d->project_id);
+    rc = rc ? rc
+            : sl_buf_addf(out,
+                          "{\"type\":\"event\",\"length\":%zu,\"content_type\":"
+                          "\"application/json\"}\n",
+                          event_json.len);
     rc = rc ? rc : sl_buf_add(out, event_json.p, event_json.len);
     rc = rc ? rc : sl_buf_addc(out, '\n');
     return rc;

@@ -120,6 +120,7 @@ static void load(const char *pattern)
     globfree(&g);
 }
 
+/* clang-format off */
 static const char *const TRACE[] = {
     "Traceback (most recent call last):",
 #define PYF "  File \"/app/.heroku/python/lib/python3.12/site-packages/django/core/handlers/base.py\", line 197, in _get_response", "    response = wrapped_callback(request, *callback_args, **callback_kwargs)"
@@ -143,6 +144,7 @@ static const char *const TRACE[] = {
     "\t/usr/local/go/src/net/http/server.go:2136 +0x29",
     "exit status 2",
 };
+/* clang-format on */
 #define NTRACE (sizeof(TRACE) / sizeof(TRACE[0]))
 
 int main(int argc, char **argv)
@@ -236,8 +238,7 @@ int main(int argc, char **argv)
             best = lps;
         sl_crash_asm_free(a);
     }
-    printf("assemble-trace %.0f lines/s (%.0f crashes/s)\n", best,
-           best / (double)NTRACE * 3.0);
+    printf("assemble-trace %.0f lines/s (%.0f crashes/s)\n", best, best / (double)NTRACE * 3.0);
 
     /* 1 000 dynos, each in the middle of a 20-frame Python traceback */
     struct sl_crash_asm *dyn[1000];
