@@ -92,6 +92,18 @@ static const struct opt opts[] = {
      "open live-tail streams (503 beyond)"},
     {"SLUICE_TAIL_REPLAY", "tail-replay", T_INT, O(tail_replay), "100000",
      "stored lines a live-tail resume (Last-Event-ID) reaches back; older ones are `missed`"},
+    {"SLUICE_CRASHES", "crashes", T_BOOL, O(crashes), "on",
+     "join stack traces back into crashes and send them to Sentry (docs/crashes.md)"},
+    {"SENTRY_DSN", "sentry-dsn", T_STR, O(sentry_dsn), "",
+     "Sentry DSN for the crashes of sources without one of their own (source set)"},
+    {"SLUICE_CRASH_GAP_MS", "crash-gap-ms", T_INT, O(crash_gap_ms), "500",
+     "silence on a dyno (the lines' own times) that ends a stack trace"},
+    {"SLUICE_CRASH_SETTLE_MS", "crash-settle-ms", T_INT, O(crash_settle_ms), "1000",
+     "wait after a line is received before assembling (its trace may be on another node)"},
+    {"SLUICE_CRASH_MAX_LINES", "crash-max-lines", T_INT, O(crash_max_lines), "2000",
+     "lines of one trace; a longer one is cut and sent marked truncated"},
+    {"SLUICE_CRASH_MAX_BYTES", "crash-max-bytes", T_SIZE, O(crash_max_bytes), "262144",
+     "bytes of one trace; a longer one is cut and sent marked truncated"},
 };
 #undef O
 

@@ -34,6 +34,7 @@ struct sl_api_ops;
 struct sl_feed;
 struct sl_maint;
 struct sl_notifier;
+struct sl_crashd;
 struct sl_sources;
 struct sl_spool;
 struct sl_writer;
@@ -123,6 +124,7 @@ struct server {
     struct sl_writer *writer;
     struct sl_maint *maint;
     struct sl_notifier *notifier;
+    struct sl_crashd *crashd; /* NULL with SLUICE_CRASHES=off */
     struct sl_feed *feed;
     struct sl_api *api;
     struct event *sync_ev;

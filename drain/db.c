@@ -196,6 +196,57 @@ static const char *const migrations[] = {
      * whose ids span more than one id block (2^20) are found through this partial index
      * (drain/search.c, WIDE_BLOCK). */
     "CREATE INDEX log_blocks_wide ON log_blocks (max_id) WHERE max_id - min_id >= 1048576;\n",
+    /* crashes (docs/crashes.md): the writer stores the lines sl_crash_anchor() flags; the
+     * crash thread (rules/crashd.c) assembles what is due into crashes, once (the UNIQUE
+     * key), and sends them to Sentry through alert_outbox (crash_id set). */
+    "ALTER TABLE sources ADD COLUMN sentry_dsn text;\n"
+    "CREATE TABLE crash_anchors (\n"
+    "  line_id bigint PRIMARY KEY,\n"
+    "  source_id bigint NOT NULL,\n"
+    "  procid text NOT NULL,\n"
+    "  kind smallint NOT NULL,\n"
+    "  line_at timestamptz NOT NULL,\n"
+    "  received_at timestamptz NOT NULL,\n"
+    "  consumed boolean NOT NULL DEFAULT false\n"
+    ");\n"
+    "CREATE INDEX crash_anchors_pending ON crash_anchors (source_id, procid) WHERE NOT consumed;\n"
+    "CREATE INDEX crash_anchors_proc ON crash_anchors (source_id, procid, line_at);\n"
+    "CREATE INDEX crash_anchors_release ON crash_anchors (source_id, line_at) WHERE kind = 3;\n"
+    "CREATE INDEX crash_anchors_received ON crash_anchors (received_at);\n"
+    "CREATE TABLE crash_cursors (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  procid text NOT NULL,\n"
+    "  line_at timestamptz NOT NULL,\n"
+    "  line_id bigint NOT NULL,\n"
+    "  PRIMARY KEY (source_id, procid)\n"
+    ");\n"
+    "CREATE TABLE crashes (\n"
+    "  id bigserial PRIMARY KEY,\n"
+    "  source_id bigint NOT NULL,\n"
+    "  procid text NOT NULL,\n"
+    "  lang text NOT NULL,\n"
+    "  type text NOT NULL,\n"
+    "  value text NOT NULL,\n"
+    "  fingerprint text NOT NULL,\n"
+    "  first_line_id bigint NOT NULL,\n"
+    "  last_line_id bigint NOT NULL,\n"
+    "  nlines int NOT NULL,\n"
+    "  truncated boolean NOT NULL DEFAULT false,\n"
+    "  first_at timestamptz NOT NULL,\n"
+    "  last_at timestamptz NOT NULL,\n"
+    "  created_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  event_id text NOT NULL UNIQUE,\n"
+    "  event jsonb NOT NULL,\n"
+    "  delivery text NOT NULL,\n"
+    "  delivery_detail text,\n"
+    "  UNIQUE (source_id, procid, first_line_id)\n"
+    ");\n"
+    "CREATE INDEX crashes_created ON crashes (created_at);\n"
+    "CREATE TABLE sentry_rate_limits (\n"
+    "  dsn text PRIMARY KEY,\n"
+    "  until_at timestamptz NOT NULL\n"
+    ");\n"
+    "ALTER TABLE alert_outbox ADD COLUMN crash_id bigint;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -469,6 +520,14 @@ int sl_db_source_rm(struct pg_conn *c, const char *name)
 {
     return change_named(c, "source rm failed", "DELETE FROM sources WHERE name = $1 RETURNING id",
                         1, &name);
+}
+
+int sl_db_source_set_dsn(struct pg_conn *c, const char *name, const char *dsn)
+{
+    const char *vals[2] = {name, dsn && dsn[0] ? dsn : NULL};
+    return change_named(c, "source set failed",
+                        "UPDATE sources SET sentry_dsn = $2 WHERE name = $1 RETURNING id", 2,
+                        vals);
 }
 
 int sl_db_source_list(struct pg_conn *c, FILE *out)

@@ -6,6 +6,8 @@
 
 #include "sluice/client.h"
 #include "sluice/config.h"
+#include "sluice/crash.h"
+#include "sluice/crashes_cli.h"
 #include "sluice/db.h"
 #include "sluice/log.h"
 #include "sluice/rules_cli.h"
@@ -22,6 +24,8 @@ static void usage(FILE *f)
                "  source list                    list sources\n"
                "  source rotate NAME             new ingest token; prints the new drain URL\n"
                "  source rm NAME                 remove a source\n"
+               "  source set NAME --sentry-dsn DSN\n"
+               "                                 send the source's crashes to Sentry ('' clears)\n"
                "  token add NAME (--source SRC)... | --all\n"
                "                                 read token for the search API; prints it once\n"
                "  token list                     read tokens and their scope (never the token)\n"
@@ -32,6 +36,8 @@ static void usage(FILE *f)
                "  rules test FILE.json [--source NAME] < lines\n"
                "                                 which rules sample lines would match and fire\n"
                "  alerts [--limit N]             recent alerts and their delivery state\n"
+               "  crashes [--source S] [--since T] [--limit N]\n"
+               "                                 recent crashes by fingerprint, delivery state\n"
                "  search [QUERY] [--source S]... [--since T] [--until T] [--limit N] [--json]\n"
                "                                 matching lines, oldest first (default 100)\n"
                "  tail [QUERY] [-f] [--source S]... [-n N] [--json]\n"
@@ -71,6 +77,45 @@ static void print_drain_url(const char *name, const char *token)
     printf("heroku drains:add '%s://%s:%s@%.*s/logs' -a YOUR_APP\n", scheme, name, token, (int)hl,
            host);
     printf("%s://%s:%s@%.*s/logs\n", scheme, name, token, (int)hl, host);
+}
+
+/* sluice source set NAME --sentry-dsn DSN ('' clears it): a DSN is checked here, so a
+ * bad one is refused with what is wrong instead of failing every crash later. */
+static int source_set(int argc, char **argv, struct pg_conn *c)
+{
+    const char *dsn = NULL;
+    struct sl_crash_dsn d;
+    char why[200];
+    int rc;
+
+    for (int i = 2; i < argc; i++) {
+        if (!strcmp(argv[i], "--sentry-dsn") && i + 1 < argc)
+            dsn = argv[++i];
+        else if (!strncmp(argv[i], "--sentry-dsn=", 13))
+            dsn = argv[i] + 13;
+        else {
+            fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (dsn == NULL) {
+        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it)\n");
+        return 2;
+    }
+    if (dsn[0] != '\0' && sl_crash_dsn_parse(dsn, &d, why, sizeof(why)) != 0) {
+        fprintf(stderr, "sluice: bad Sentry DSN: %s\n", why);
+        return 2;
+    }
+    if ((rc = sl_db_source_set_dsn(c, argv[1], dsn))) {
+        fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
+        return 1;
+    }
+    if (dsn[0])
+        printf("source %s: crashes go to Sentry project %s at %s\n", argv[1], d.project_id,
+               d.envelope_url);
+    else
+        printf("source %s: Sentry DSN cleared\n", argv[1]);
+    return 0;
 }
 
 static int cmd_source(int argc, char **argv, struct pg_conn *c)
@@ -127,6 +172,8 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
         print_drain_url(argv[1], token);
         return 0;
     }
+    if (!strcmp(argv[0], "set"))
+        return source_set(argc, argv, c);
     if (!strcmp(argv[0], "rm")) {
         if ((rc = sl_db_source_rm(c, argv[1]))) {
             fprintf(stderr, "sluice: could not remove %s: %s\n", argv[1], sl_strerror(rc));
@@ -265,7 +312,8 @@ int main(int argc, char **argv)
         return 2;
     }
     if (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "source") != 0 &&
-        strcmp(argv[1], "rules") != 0 && strcmp(argv[1], "alerts") != 0) {
+        strcmp(argv[1], "rules") != 0 && strcmp(argv[1], "alerts") != 0 &&
+        strcmp(argv[1], "crashes") != 0) {
         fprintf(stderr, "sluice: unknown command %s\n\n", argv[1]);
         usage(stderr);
         return 2;
@@ -283,7 +331,9 @@ int main(int argc, char **argv)
             if (!strcmp(argv[i], "--limit"))
                 limit = atoi(argv[i + 1]);
         rc = sl_alerts_list(c, limit, stdout);
-    } else
+    } else if (!strcmp(argv[1], "crashes"))
+        rc = sl_crashes_main(c, argc - 2, argv + 2, stdout);
+    else
         rc = cmd_source(argc - 2, argv + 2, c);
     sl_db_close(c);
     return rc;

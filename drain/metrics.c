@@ -169,6 +169,26 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                       "Lines where a rule hit its PCRE2 match/depth limit.",
                       LOAD(rule_limit_hits))))
         return rc;
+    if ((rc = counter(b, "sluice_crashes_assembled_total",
+                      "Crashes joined from stored lines (docs/crashes.md).",
+                      LOAD(crashes_assembled))) ||
+        (rc = counter(b, "sluice_crashes_sent_total", "Crash envelopes Sentry accepted.",
+                      LOAD(crashes_sent))) ||
+        (rc = sl_buf_addf(b,
+                          "# HELP sluice_crashes_dropped_total Crashes not sent to Sentry, by "
+                          "reason.\n# TYPE sluice_crashes_dropped_total counter\n"
+                          "sluice_crashes_dropped_total{reason=\"rate_limited\"} %llu\n"
+                          "sluice_crashes_dropped_total{reason=\"no_dsn\"} %llu\n"
+                          "sluice_crashes_dropped_total{reason=\"refused\"} %llu\n"
+                          "sluice_crashes_dropped_total{reason=\"dead\"} %llu\n",
+                          (unsigned long long)LOAD(crashes_dropped[0]),
+                          (unsigned long long)LOAD(crashes_dropped[1]),
+                          (unsigned long long)LOAD(crashes_dropped[2]),
+                          (unsigned long long)LOAD(crashes_dropped[3]))) ||
+        (rc = gauge(b, "sluice_crash_anchors_pending",
+                    "Stored trace lines not yet assembled (all nodes; sampled every 5 s).",
+                    (double)LOAD(crash_anchors_pending))))
+        return rc;
     if ((rc = counter(b, "sluice_api_requests_total", "Requests to /api/ paths.",
                       LOAD(api_requests))) ||
         (rc = counter(b, "sluice_searches_total", "Searches answered 200.", LOAD(searches))) ||

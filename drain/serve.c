@@ -21,6 +21,7 @@
 
 #include "sluice/api.h"
 #include "sluice/clock.h"
+#include "sluice/crashd.h"
 #include "sluice/feed.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
@@ -95,6 +96,7 @@ static int start_threads(struct server *s)
     wo.dead_dir = cfg->spool_dir;
     wo.sources = s->sources;
     wo.public_url = cfg->public_url;
+    wo.crashes = cfg->crashes;
     if (sl_writer_start(&wo, &s->writer))
         return SL_EIO;
     memset(&no, 0, sizeof(no));
@@ -105,6 +107,20 @@ static int start_threads(struct server *s)
     no.timeout_ms = (long)cfg->alert_timeout * 1000;
     if (sl_notifier_start(&no, &s->notifier))
         return SL_EIO;
+    if (cfg->crashes) {
+        struct sl_crashd_opts co;
+        memset(&co, 0, sizeof(co));
+        co.database_url = cfg->database_url;
+        co.public_url = cfg->public_url;
+        co.default_dsn = cfg->sentry_dsn;
+        co.gap_ms = cfg->crash_gap_ms;
+        co.settle_ms = cfg->crash_settle_ms;
+        co.max_lines = cfg->crash_max_lines;
+        co.max_bytes = cfg->crash_max_bytes;
+        co.sources = s->sources;
+        if (sl_crashd_start(&co, &s->crashd))
+            return SL_EIO;
+    }
     memset(&ao, 0, sizeof(ao));
     ao.database_url = cfg->database_url;
     ao.sources = s->sources;
@@ -189,6 +205,7 @@ static void stop_all(struct server *s, int64_t t0)
     if (s->spool && sl_spool_sync_now(s->spool))
         sl_error("final spool sync failed", "%s", "");
     sl_writer_stop(s->writer, t0 + s->cfg->shutdown_grace * 1000 / 2);
+    sl_crashd_stop(s->crashd);
     sl_notifier_stop(s->notifier);
     sl_feed_free(s->feed);
     sl_maint_stop(s->maint);

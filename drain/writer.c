@@ -22,6 +22,7 @@
 #include "sluice/batch.h"
 #include "sluice/blocks.h"
 #include "sluice/clock.h"
+#include "sluice/crash.h"
 #include "sluice/db.h"
 #include "sluice/enc.h"
 #include "sluice/entry.h"
@@ -74,6 +75,8 @@ struct sl_writer {
     struct sl_eval *ev;
     unsigned rules_version;
     bool rules_loaded;
+    struct sl_buf anchors; /* this batch's crash anchors as a JSON array (w_anchor) */
+    size_t nanchors;
 };
 
 #define log_pg sl_db_log_error
@@ -327,6 +330,52 @@ static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id
                          info->text.len);
 }
 
+/* A crash anchor (docs/crashes.md): a line sl_crash_anchor() flags joins this batch's
+ * JSON array [line id, source id, procid, kind, own time µs, received µs], stored by
+ * w_anchors_insert in the rows' transaction. Only procids of printable ASCII (Heroku's
+ * "web.1", "router", "api") are kept, so the JSON is valid whatever the bytes were. */
+static int w_anchor(struct sl_writer *w, const struct sl_entry *e, int64_t id,
+                    const struct sl_row_info *info)
+{
+    struct sl_str proc = info->sl.procid;
+    enum sl_crash_anchor k;
+
+    if (info->parse_error || proc.len == 0 || proc.len > 128)
+        return 0;
+    k = sl_crash_anchor(info->sl.app_name, proc, info->text);
+    if (k == SL_CRASH_NONE)
+        return 0;
+    for (size_t i = 0; i < proc.len; i++)
+        if ((unsigned char)proc.p[i] < 0x21 || (unsigned char)proc.p[i] > 0x7e ||
+            proc.p[i] == '"' || proc.p[i] == '\\')
+            return 0;
+    w->nanchors++;
+    return sl_buf_addf(&w->anchors, "%s[%" PRId64 ",%" PRId64 ",\"%.*s\",%d,%" PRId64 ",%" PRId64 "]",
+                       w->nanchors > 1 ? "," : "[", id, e->source_id, (int)proc.len, proc.p,
+                       (int)k, info->sl.has_ts ? info->sl.ts_us : e->received_us,
+                       e->received_us);
+}
+
+/* The batch's anchors, one statement (nothing when there are none). Release lines are
+ * stored consumed: they only name the release of later crashes. */
+static int w_anchors_insert(struct sl_writer *w)
+{
+    const char *vals[1];
+
+    if (w->nanchors == 0)
+        return 0;
+    if (sl_buf_add(&w->anchors, "]", 2))
+        return SL_ENOMEM;
+    vals[0] = w->anchors.p;
+    return sl_db_exec(w->pg, "crash anchors insert failed",
+                      "INSERT INTO crash_anchors (line_id, source_id, procid, kind, line_at, "
+                      "received_at, consumed) SELECT (a->>0)::bigint, (a->>1)::bigint, a->>2, "
+                      "(a->>3)::smallint, 'epoch'::timestamptz + (a->>4)::bigint * interval '1 us', "
+                      "'epoch'::timestamptz + (a->>5)::bigint * interval '1 us', (a->>3)::int = 3 "
+                      "FROM jsonb_array_elements($1::jsonb) a ON CONFLICT (line_id) DO NOTHING",
+                      1, vals, NULL);
+}
+
 /* COPY the rows of records [from, to), grouped by source. */
 static int w_copy(struct sl_writer *w, size_t from, size_t to, struct sl_batch_counts *bc)
 {
@@ -343,6 +392,8 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct sl_batch_c
     }
     PQclear(r);
     sl_buf_reset(&w->copy);
+    sl_buf_reset(&w->anchors);
+    w->nanchors = 0;
     rc = sl_row_copy_header(&w->copy);
     bc->id_lo = w->next_id;
     for (size_t o = 0; o < to - from && rc == 0; o++) {
@@ -374,6 +425,8 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct sl_batch_c
                 break;
             if (w->ev)
                 sl_eval_line(w->ev, id, &e, &info);
+            if (w->o.crashes && (rc = w_anchor(w, &e, id, &info)))
+                break;
             sl_batch_count_row(bc, id, e.received_us, &info, m.flags);
         }
         if (k < 0)
@@ -476,6 +529,9 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
         goto fail;
     /* The filters of the blocks these rows joined, visible with the rows themselves. */
     if (w_blocks_upsert(w))
+        goto fail;
+    /* Crash anchors with their lines: the crash thread works from what was stored. */
+    if (w_anchors_insert(w))
         goto fail;
     /* Alert windows and the outbox move in the same transaction as the lines. */
     if (w->ev && sl_eval_commit(w->ev, w->pg, sl_clock_real_us()) < 0)
@@ -637,6 +693,7 @@ int sl_writer_start(const struct sl_writer_opts *o, struct sl_writer **out)
     sl_buf_init(&w->sql, 1u << 26);
     sl_buf_init(&w->sql2, 1u << 26);
     sl_buf_init(&w->bsql, 1u << 28);
+    sl_buf_init(&w->anchors, 1u << 28);
     if (sl_blocks_new(NULL, &w->blocks)) {
         free(w);
         return SL_ENOMEM;
@@ -675,6 +732,7 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->sql);
     sl_buf_free(&w->sql2);
     sl_buf_free(&w->bsql);
+    sl_buf_free(&w->anchors);
     sl_blocks_free(w->blocks);
     free(w->recs);
     free(w->ord);

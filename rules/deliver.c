@@ -56,6 +56,8 @@ struct xfer {
     int64_t sentry_limit; /* from X-Sentry-Rate-Limits, -1 none */
     int64_t date;         /* the response's Date, -1 none */
     char retry_date[64];  /* a Retry-After HTTP-date, resolved against Date at the end */
+    char retry_raw[64];   /* the headers as sent, for the Sentry rate-limit rules */
+    char limits_raw[512];
     size_t body_seen;
     bool refused;
     char refused_addr[INET6_ADDRSTRLEN];
@@ -391,6 +393,8 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         x->sentry_limit = -1;
         x->date = -1;
         x->retry_date[0] = '\0';
+        x->retry_raw[0] = '\0';
+        x->limits_raw[0] = '\0';
         return len;
     }
     while (n > 0 && (buf[n - 1] == '\r' || buf[n - 1] == '\n'))
@@ -408,6 +412,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
     ((size_t)(colon - buf) == sizeof(name) - 1 && strncasecmp(buf, name, sizeof(name) - 1) == 0)
     if (IS("Retry-After")) {
         int64_t s = parse_seconds(v, vlen);
+        snprintf(x->retry_raw, sizeof(x->retry_raw), "%.*s", (int)vlen, v);
         if (s >= 0) {
             x->retry_after = s;
             x->retry_date[0] = '\0';
@@ -417,6 +422,7 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *userdata)
         }
     } else if (IS("X-Sentry-Rate-Limits")) {
         x->sentry_limit = sentry_limit(v, vlen);
+        snprintf(x->limits_raw, sizeof(x->limits_raw), "%.*s", (int)vlen, v);
     } else if (IS("Date") && vlen < 64) {
         char tmp[64];
         time_t t;
@@ -613,6 +619,8 @@ static void xfer_result(struct xfer *x, CURLcode code, struct sl_deliver_result 
     curl_easy_getinfo(x->easy, CURLINFO_RESPONSE_CODE, &status);
     r->status = status;
     r->retry_after = x->retry_after;
+    memcpy(r->retry_after_raw, x->retry_raw, sizeof(r->retry_after_raw));
+    memcpy(r->rate_limits, x->limits_raw, sizeof(r->rate_limits));
     if (r->retry_after < 0 && x->retry_date[0] != '\0') {
         time_t t = curl_getdate(x->retry_date, NULL);
         if (t != (time_t)-1) {

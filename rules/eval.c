@@ -251,8 +251,23 @@ void sl_eval_begin(struct sl_eval *ev)
     resolve_sources(ev);
 }
 
+static void eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
+                      const struct sl_row_info *info, bool crash);
+
 void sl_eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
                   const struct sl_row_info *info)
+{
+    eval_line(ev, row_id, e, info, false);
+}
+
+void sl_eval_crash(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
+                   const struct sl_row_info *info)
+{
+    eval_line(ev, row_id, e, info, true);
+}
+
+static void eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
+                      const struct sl_row_info *info, bool crash)
 {
     struct sl_match_line line;
     struct sl_match_hit hits[MAX_HITS];
@@ -265,7 +280,8 @@ void sl_eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
     line.app = info->parse_error ? SL_STR_NULL : info->sl.app_name;
     line.procid = info->parse_error ? SL_STR_NULL : info->sl.procid;
     line.msg = info->sl.msg;
-    n = sl_matcher_run(ev->m, &line, hits, MAX_HITS);
+    n = crash ? sl_matcher_run_crash(ev->m, &line, hits, MAX_HITS)
+              : sl_matcher_run(ev->m, &line, hits, MAX_HITS);
     for (size_t i = 0; i < n; i++) {
         const struct sl_rule *r = &ev->rs->rules[hits[i].rule];
         struct sl_str group = hits[i].group;

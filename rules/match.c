@@ -64,6 +64,7 @@ struct mrule {
     uint32_t *cap;  /* group numbers carrying the group_by name (several with (?J)) */
     bool prefilter; /* has literals in the automaton */
     uint32_t scope; /* index into the matcher's scopes */
+    bool on_crashes; /* sees crashes only; other rules never see them */
     /* counters; evaluated = scope's lines - unevaluated, prefiltered = evaluated - runs */
     uint64_t runs, unevaluated, matched, limit_hits;
 };
@@ -80,6 +81,7 @@ struct mscope {
 };
 
 struct sl_matcher {
+    bool crash_mode; /* inside sl_matcher_run_crash: only rules "on": "crashes" run */
     size_t nrules;
     struct mrule *r;
     pcre2_match_data *md;
@@ -903,6 +905,7 @@ static int compile_rule(struct sl_matcher *m, struct mrule *mr, const struct sl_
     int rc;
 
     mr->group_by = r->group_by;
+    mr->on_crashes = r->on_crashes;
     mr->app = mr->procid = -1;
     if (r->pattern == NULL) {
         add_error(errors, "rule %s: pattern: missing", r->name);
@@ -1256,6 +1259,8 @@ static bool eval_rule(struct sl_matcher *m, uint32_t i, const struct sl_match_li
     struct sl_str group;
     int r;
 
+    if (mr->on_crashes != m->crash_mode)
+        return false;
     mr->runs++;
     r = run_re(m, mr->re, s, n);
     if (r == RE_LIMIT)
@@ -1332,6 +1337,17 @@ size_t sl_matcher_run(struct sl_matcher *m, const struct sl_match_line *line,
         }
     }
     return nh;
+}
+
+size_t sl_matcher_run_crash(struct sl_matcher *m, const struct sl_match_line *line,
+                            struct sl_match_hit *hits, size_t max)
+{
+    size_t n;
+
+    m->crash_mode = true;
+    n = sl_matcher_run(m, line, hits, max);
+    m->crash_mode = false;
+    return n;
 }
 
 void sl_matcher_rule_stats(const struct sl_matcher *m, uint32_t i, struct sl_rule_stats *st)

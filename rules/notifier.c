@@ -12,6 +12,8 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/crash.h"
+#include "sluice/crashctx.h"
 #include "sluice/db.h"
 #include "sluice/deliver.h"
 #include "sluice/eval.h"
@@ -77,6 +79,192 @@ static void mark_dead(struct sl_notifier *n, uint64_t id, const char *status, lo
     SL_INC(deliveries_dead, 1);
 }
 
+/* A failed attempt: schedule the next one (Retry-After, else the Standard Webhooks
+ * schedule) and return true, or dead-letter the row after the last and return false. err
+ * receives what the row records. */
+static bool retry_or_dead(struct sl_notifier *n, const struct sl_deliver_result *res,
+                          int attempts, const char *hs, char *err, size_t errcap,
+                          int64_t *delay_out)
+{
+    int64_t delay = res->retry_after >= 0 ? res->retry_after
+                                          : sl_retry_delay(attempts, (double)rand() / RAND_MAX);
+    char ds[24];
+
+    *delay_out = delay;
+    if (delay < 0) {
+        snprintf(err, errcap, "gave up after %d attempts: %s", attempts,
+                 res->status ? "HTTP error" : res->error);
+        mark_dead(n, res->id, "dead", res->status, err);
+        return false;
+    }
+    snprintf(ds, sizeof(ds), "%" PRId64, delay);
+    snprintf(err, errcap, "%s", res->status ? "HTTP error" : res->error);
+    row_update(n,
+               "UPDATE alert_outbox SET next_attempt_at = now() + make_interval(secs => "
+               "$2::bigint), last_status = nullif($3::int, 0), last_error = $4, "
+               "lease_until = NULL WHERE id = $1::bigint",
+               res->id, ds, hs, err);
+    SL_INC(deliveries_retried, 1);
+    return true;
+}
+
+/* ---- Crashes to Sentry (docs/crashes.md): outbox rows with crash_id set ---------------- */
+
+/* The crash row's delivery state follows its outbox row's. */
+static void crash_state(struct sl_notifier *n, const char *crash_id, const char *state,
+                        const char *detail)
+{
+    const char *v[3] = {crash_id, state, detail};
+    if (sl_db_exec(n->pg, "crash state update failed",
+                   "UPDATE crashes SET delivery = $2, delivery_detail = $3 WHERE id = $1::bigint",
+                   3, v, NULL))
+        return; /* logged; the outbox row is the truth for delivery */
+}
+
+/* Remember a Sentry rate limit for a DSN (every node reads it at claim time). */
+static void crash_limit(struct sl_notifier *n, const char *dsn, int64_t until_us)
+{
+    char u[24];
+    const char *v[2] = {dsn, u};
+    snprintf(u, sizeof(u), "%" PRId64, until_us);
+    if (sl_db_exec(n->pg, "sentry rate limit write failed",
+                   "INSERT INTO sentry_rate_limits (dsn, until_at) VALUES ($1, 'epoch'::timestamptz "
+                   "+ $2::bigint * interval '1 us') ON CONFLICT (dsn) DO UPDATE SET until_at = "
+                   "greatest(sentry_rate_limits.until_at, EXCLUDED.until_at)",
+                   2, v, NULL))
+        return;
+}
+
+/* A row dropped because its DSN is rate limited: never sent, never retried. */
+static void crash_drop_limited(struct sl_notifier *n, uint64_t id, const char *crash_id,
+                               const char *why)
+{
+    row_update(n,
+               "UPDATE alert_outbox SET status = 'dropped', attempts = greatest(attempts - 1, 0), "
+               "last_error = $2, lease_until = NULL WHERE id = $1::bigint",
+               id, why, NULL, NULL);
+    crash_state(n, crash_id, "dropped", why);
+    SL_INC(crashes_dropped[SL_CRASH_DROP_RATE_LIMITED], 1);
+    sl_info("crash dropped: Sentry rate limit", "outbox_id=%" PRIu64 " crash_id=%s", id, crash_id);
+}
+
+/* A claimed crash row: its envelope to the DSN's envelope endpoint, or, when the DSN is
+ * rate limited or unusable, the row settled here without a request. */
+static void crash_claimed(struct sl_notifier *n, uint64_t id, const char *crash_id,
+                          const char *event_id, const char *dsn, const char *event,
+                          bool limited)
+{
+    struct sl_crash_dsn d;
+    struct sl_request rq;
+    char why[200];
+    int rc;
+
+    if (limited) {
+        crash_drop_limited(n, id, crash_id, "rate limited by Sentry (X-Sentry-Rate-Limits / 429)");
+        return;
+    }
+    if (event == NULL || sl_crash_dsn_parse(dsn, &d, why, sizeof(why)) != 0) {
+        mark_dead(n, id, "dead", 0, event ? "bad Sentry DSN" : "crash row missing");
+        crash_state(n, crash_id, "dead", event ? "bad Sentry DSN" : "crash row missing");
+        SL_INC(crashes_dropped[SL_CRASH_DROP_DEAD], 1);
+        return;
+    }
+    memset(&rq, 0, sizeof(rq));
+    sl_buf_init(&rq.body, 16u << 20);
+    snprintf(rq.url, sizeof(rq.url), "%s", d.envelope_url);
+    {
+        struct sl_buf auth;
+        sl_buf_init(&auth, sizeof(rq.headers[0]) - 32);
+        rc = sl_crash_auth_header(&d, SL_CRASHCTX_CLIENT_VERSION, &auth);
+        if (rc == 0 && (rc = sl_buf_addc(&auth, '\0')) == 0) {
+            snprintf(rq.headers[0], sizeof(rq.headers[0]), "X-Sentry-Auth: %s", auth.p);
+            snprintf(rq.headers[1], sizeof(rq.headers[1]),
+                     "Content-Type: application/x-sentry-envelope");
+            snprintf(rq.headers[2], sizeof(rq.headers[2]), "User-Agent: sluice/%s",
+                     SL_CRASHCTX_CLIENT_VERSION);
+            rq.nheaders = 3;
+        }
+        sl_buf_free(&auth);
+    }
+    if (rc == 0)
+        rc = sl_crash_envelope(&d, event_id, sl_clock_real_us(),
+                               sl_str_make(event, strlen(event)), &rq.body);
+    if (rc == 0)
+        rc = sl_deliver_add(n->d, id, &rq);
+    if (rc == 0)
+        n->inflight++;
+    else if (rc == SL_EFULL)
+        row_update(n, "UPDATE alert_outbox SET lease_until = NULL, attempts = attempts - 1 "
+                      "WHERE id = $1::bigint",
+                   id, NULL, NULL, NULL);
+    else {
+        mark_dead(n, id, "dead", 0, "could not build the Sentry envelope");
+        crash_state(n, crash_id, "dead", "could not build the Sentry envelope");
+        SL_INC(crashes_dropped[SL_CRASH_DROP_DEAD], 1);
+    }
+    sl_buf_free(&rq.body);
+}
+
+/* Sentry's answer (https://develop.sentry.dev/sdk/expected-features/rate-limiting/): 2xx
+ * sent (its X-Sentry-Rate-Limits still count for what follows); 429 or a limit on the
+ * error category drops the crash and limits the DSN, on every node; other 4xx are final;
+ * 5xx and transport errors retry on the alert schedule. */
+static void crash_result(struct sl_notifier *n, const struct sl_deliver_result *res,
+                         int attempts, const char *crash_id, const char *dsn)
+{
+    int64_t now = sl_clock_real_us();
+    int64_t until = sl_crash_rate_limit_until(
+        (int)res->status, res->retry_after_raw[0] ? res->retry_after_raw : NULL,
+        res->rate_limits[0] ? res->rate_limits : NULL, now);
+    char hs[16], err[300];
+
+    snprintf(hs, sizeof(hs), "%ld", res->status);
+    if (until > now)
+        crash_limit(n, dsn, until);
+    if (res->status >= 200 && res->status < 300) {
+        row_update(n,
+                   "UPDATE alert_outbox SET status = 'delivered', delivered_at = now(), "
+                   "last_status = $2::int, last_error = NULL, lease_until = NULL "
+                   "WHERE id = $1::bigint",
+                   res->id, hs, NULL, NULL);
+        crash_state(n, crash_id, "sent", NULL);
+        SL_INC(crashes_sent, 1);
+        sl_info("crash sent to Sentry", "outbox_id=%" PRIu64 " crash_id=%s status=%ld", res->id,
+                crash_id, res->status);
+        return;
+    }
+    if (res->status == 429) {
+        snprintf(err, sizeof(err), "rate limited by Sentry (429) for %" PRId64 " s",
+                 until > now ? (until - now) / 1000000 : 0);
+        crash_drop_limited(n, res->id, crash_id, err);
+        return;
+    }
+    if (res->refused) {
+        mark_dead(n, res->id, "dead", 0, res->error);
+        crash_state(n, crash_id, "dead", res->error);
+        SL_INC(crashes_dropped[SL_CRASH_DROP_DEAD], 1);
+        sl_warn("Sentry address refused", "crash_id=%s err=\"%s\"", crash_id, res->error);
+        return;
+    }
+    if (res->status >= 400 && res->status < 500) {
+        snprintf(err, sizeof(err), "Sentry refused the event (HTTP %ld)", res->status);
+        mark_dead(n, res->id, "dead", res->status, err);
+        crash_state(n, crash_id, "dropped", err);
+        SL_INC(crashes_dropped[SL_CRASH_DROP_REFUSED], 1);
+        sl_warn("crash refused by Sentry", "crash_id=%s status=%ld", crash_id, res->status);
+        return;
+    }
+    {
+        int64_t delay;
+        if (retry_or_dead(n, res, attempts, hs, err, sizeof(err), &delay)) {
+            crash_state(n, crash_id, "pending", err);
+        } else {
+            crash_state(n, crash_id, "dead", err);
+            SL_INC(crashes_dropped[SL_CRASH_DROP_DEAD], 1);
+        }
+    }
+}
+
 /* Results come back here from sl_deliver_run. */
 static void on_result(void *arg, const struct sl_deliver_result *res)
 {
@@ -91,8 +279,19 @@ static void on_result(void *arg, const struct sl_deliver_result *res)
     n->inflight--;
     snprintf(ids, sizeof(ids), "%" PRIu64, res->id);
     snprintf(hs, sizeof(hs), "%ld", res->status);
-    r = PQexecParams(n->pg, "SELECT attempts, destination FROM alert_outbox WHERE id = $1::bigint",
+    r = PQexecParams(n->pg,
+                     "SELECT attempts, destination, crash_id, coalesce(doc->>'dsn', '') "
+                     "FROM alert_outbox WHERE id = $1::bigint",
                      1, NULL, vals, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1 && !PQgetisnull(r, 0, 2)) {
+        char crash_id[24], dsn[1024];
+        attempts = atoi(PQgetvalue(r, 0, 0));
+        snprintf(crash_id, sizeof(crash_id), "%s", PQgetvalue(r, 0, 2));
+        snprintf(dsn, sizeof(dsn), "%s", PQgetvalue(r, 0, 3));
+        PQclear(r);
+        crash_result(n, res, attempts, crash_id, dsn);
+        return;
+    }
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) {
         const struct sl_destination *d;
         attempts = atoi(PQgetvalue(r, 0, 0));
@@ -134,24 +333,12 @@ static void on_result(void *arg, const struct sl_deliver_result *res)
         return;
     }
     {
-        int64_t delay = res->retry_after >= 0 ? res->retry_after
-                                              : sl_retry_delay(attempts, (double)rand() / RAND_MAX);
-        char ds[24], err[300];
-        if (delay < 0) {
-            snprintf(err, sizeof(err), "gave up after %d attempts: %s", attempts,
-                     res->status ? "HTTP error" : res->error);
-            mark_dead(n, res->id, "dead", res->status, err);
+        int64_t delay;
+        char err[300];
+        if (!retry_or_dead(n, res, attempts, hs, err, sizeof(err), &delay)) {
             sl_warn("alert dead-lettered", "outbox_id=%" PRIu64 " destination=%s", res->id, dest);
             return;
         }
-        snprintf(ds, sizeof(ds), "%" PRId64, delay);
-        snprintf(err, sizeof(err), "%s", res->status ? "HTTP error" : res->error);
-        row_update(n,
-                   "UPDATE alert_outbox SET next_attempt_at = now() + make_interval(secs => "
-                   "$2::bigint), last_status = nullif($3::int, 0), last_error = $4, "
-                   "lease_until = NULL WHERE id = $1::bigint",
-                   res->id, ds, hs, err);
-        SL_INC(deliveries_retried, 1);
         sl_info("alert delivery failed; will retry", "outbox_id=%" PRIu64
                 " destination=%s status=%ld retry_in=%" PRId64 "s",
                 res->id, dest, res->status, delay);
@@ -187,7 +374,10 @@ static void claim(struct sl_notifier *n)
             "(SELECT disabled_at IS NOT NULL FROM destinations d WHERE d.name = o.destination), "
             "(SELECT e.status FROM alert_outbox e WHERE e.alert_id = o.alert_id "
             "AND e.destination = o.destination AND e.id < o.id "
-            "AND e.status IN ('dead', 'disabled') ORDER BY e.id LIMIT 1)",
+            "AND e.status IN ('dead', 'disabled') ORDER BY e.id LIMIT 1), "
+            "o.crash_id, (SELECT c.event::text FROM crashes c WHERE c.id = o.crash_id), "
+            "coalesce((SELECT l.until_at > now() FROM sentry_rate_limits l "
+            "WHERE l.dsn = o.doc->>'dsn'), false), coalesce(o.doc->>'dsn', '')",
             2, vals, &r))
         return;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -197,6 +387,12 @@ static void claim(struct sl_notifier *n)
         struct sl_request rq;
         int rc;
 
+        if (!PQgetisnull(r, i, 6)) {
+            crash_claimed(n, id, PQgetvalue(r, i, 6), PQgetvalue(r, i, 1), PQgetvalue(r, i, 9),
+                          PQgetisnull(r, i, 7) ? NULL : PQgetvalue(r, i, 7),
+                          PQgetvalue(r, i, 8)[0] == 't');
+            continue;
+        }
         if (d == NULL) {
             mark_dead(n, id, "dead", 0, "no such destination in the rules");
             continue;

@@ -85,7 +85,7 @@ static const char *const top_fields[] = {"destinations", "rules", "packs", NULL}
 static const char *const rule_fields[] = {
     "name",          "pattern",   "exclude", "flags",  "sources",  "app",
     "procid",        "condition", "count",   "window", "group_by", "cooldown",
-    "resolve_after", "severity",  "notify",  "pack",   NULL};
+    "resolve_after", "severity",  "notify",  "pack",   "on",     NULL};
 static const char *const dest_fields[] = {"type",       "url",         "url_env",         "secret",
                                           "secret_env", "routing_key", "routing_key_env", NULL};
 static const char *const pack_fields[] = {"sources", "notify", NULL};
@@ -560,6 +560,24 @@ static void get_glob(struct pctx *c, const char *label, const cJSON *obj, const 
 
 /* One rule object. idx is its place in the file (for "rule #N" when it has no usable
  * name). The pack entries arrive here too, with the pack's sources and notify added. */
+/* "on": "lines" (the default) or "crashes" (docs/alerts.md, "Crash rules"). */
+static void get_rule_on(struct pctx *c, const char *label, const cJSON *o, struct sl_rule *r)
+{
+    const char *s;
+
+    r->on_crashes = false;
+    if (get_string(c, label, o, "on", &s) <= 0)
+        return;
+    if (strcmp(s, "crashes") == 0)
+        r->on_crashes = true;
+    else if (strcmp(s, "lines") != 0)
+        errf(c, label, "on", "must be \"lines\" or \"crashes\"");
+    else
+        return;
+    if (r->on_crashes && r->condition == SL_COND_ABSENCE)
+        errf(c, label, "on", "crash rules are match or threshold rules");
+}
+
 static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rule *r)
 {
     char label[SL_RULE_NAME_MAX + 16], shown[SL_RULE_NAME_MAX + 8];
@@ -667,6 +685,7 @@ static void parse_rule(struct pctx *c, const cJSON *o, size_t idx, struct sl_rul
         else
             r->pack = dup_str(c, s);
     }
+    get_rule_on(c, label, o, r);
     pcre2_code_free(code);
     pcre2_code_free(xcode);
 }
@@ -1167,7 +1186,8 @@ char *sl_rule_to_json(const struct sl_rule *r)
          add_str(o, "group_by", group) && add_num(o, "cooldown", r->cooldown) &&
          (r->condition == SL_COND_ABSENCE || add_num(o, "resolve_after", r->resolve_after)) &&
          add_str(o, "severity", sev_names[r->severity % 4]) &&
-         add_names(o, "notify", r->notify, r->nnotify) && add_str(o, "pack", r->pack);
+         add_names(o, "notify", r->notify, r->nnotify) && add_str(o, "pack", r->pack) &&
+         add_str(o, "on", r->on_crashes ? "crashes" : NULL);
     return print_and_delete(o, ok);
 }
 

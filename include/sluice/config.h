@@ -47,6 +47,12 @@ struct sl_config {
     int64_t tail_buffer;
     int64_t max_tail_clients;
     int64_t tail_replay;
+    bool crashes;
+    char *sentry_dsn;
+    int64_t crash_gap_ms;
+    int64_t crash_settle_ms;
+    int64_t crash_max_lines;
+    int64_t crash_max_bytes;
 };
 
 /* Fill c from defaults, then the environment, then argv (flags "--name value" or

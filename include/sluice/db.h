@@ -75,6 +75,9 @@ SL_MUSTCHECK int sl_db_source_rotate(struct pg_conn *c, const char *name,
                                      char token[SL_TOKEN_HEX + 1]);
 SL_MUSTCHECK int sl_db_source_rm(struct pg_conn *c, const char *name);
 SL_MUSTCHECK int sl_db_source_list(struct pg_conn *c, FILE *out);
+/* Set the Sentry DSN of a source (docs/crashes.md); NULL or "" clears it. The caller has
+ * checked it (sl_crash_dsn_parse). SL_ENOTFOUND: no such source. */
+SL_MUSTCHECK int sl_db_source_set_dsn(struct pg_conn *c, const char *name, const char *dsn);
 
 /* Load every source. *rows is malloc'd: caller frees. */
 SL_MUSTCHECK int sl_db_load_sources(struct pg_conn *c, struct sl_source_row **rows, size_t *n);

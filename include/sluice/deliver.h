@@ -25,6 +25,8 @@ struct sl_deliver_result {
     int64_t retry_after; /* seconds from Retry-After (or X-Sentry-Rate-Limits), -1 if none */
     char error[256];     /* curl's reason when status is 0, e.g. "refused: private address" */
     bool refused;        /* blocked by the private-address rule: do not retry */
+    char retry_after_raw[64];  /* the Retry-After header as sent ("" none): for Sentry */
+    char rate_limits[512];     /* X-Sentry-Rate-Limits as sent ("" none; cut at 511) */
 };
 
 typedef void (*sl_deliver_cb)(void *arg, const struct sl_deliver_result *r);

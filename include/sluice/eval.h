@@ -49,6 +49,10 @@ void sl_eval_begin(struct sl_eval *ev);
  * valid until sl_eval_commit. */
 void sl_eval_line(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
                   const struct sl_row_info *info);
+/* A crash (the crash thread, docs/alerts.md "Crash rules"): info->sl.msg is "Type: value"
+ * then the trace's lines; only rules "on": "crashes" see it. row_id: its last line. */
+void sl_eval_crash(struct sl_eval *ev, int64_t row_id, const struct sl_entry *e,
+                   const struct sl_row_info *info);
 /* Inside the caller's transaction: lock, step and store the state of every group
  * touched; insert alerts and outbox rows; NOTIFY sluice_outbox. Returns the number of
  * events (>= 0) or SL_EDB. */

@@ -64,6 +64,10 @@ void sl_matcher_free(struct sl_matcher *m);
 size_t sl_matcher_run(struct sl_matcher *m, const struct sl_match_line *line,
                       struct sl_match_hit *hits, size_t max);
 
+/* The same for a crash (docs/alerts.md, "Crash rules"): only rules "on": "crashes" run on
+ * it, and sl_matcher_run never runs them. */
+size_t sl_matcher_run_crash(struct sl_matcher *m, const struct sl_match_line *line,
+                            struct sl_match_hit *hits, size_t max);
 struct sl_rule_stats {
     uint64_t evaluated;   /* lines in scope */
     uint64_t prefiltered; /* of those, skipped by the literal prefilter */

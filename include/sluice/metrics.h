@@ -52,10 +52,20 @@ struct sl_metrics {
     _Atomic uint64_t tail_clients;     /* open tail streams now */
     _Atomic uint64_t tail_lines;       /* lines sent to tail streams */
     _Atomic uint64_t tail_missed;      /* lines skipped for tail clients that fell behind */
+    _Atomic uint64_t crashes_assembled;  /* crashes stored (each once, on the node that joined it) */
+    _Atomic uint64_t crashes_sent;       /* envelopes Sentry accepted */
+    _Atomic uint64_t crashes_dropped[4]; /* SL_CRASH_DROP_*: rate limited, no DSN, refused, dead */
+    _Atomic uint64_t crash_anchors_pending; /* gauge: anchors not yet consumed */
     _Atomic uint64_t rule_limit_hits;            /* 1 when the last database operation worked */
 };
 
 extern struct sl_metrics sl_metrics;
+
+/* crashes_dropped slots (label reason=) */
+#define SL_CRASH_DROP_RATE_LIMITED 0
+#define SL_CRASH_DROP_NO_DSN 1
+#define SL_CRASH_DROP_REFUSED 2 /* Sentry answered 4xx other than 429 */
+#define SL_CRASH_DROP_DEAD 3    /* retries exhausted, private address */
 
 #define SL_INC(field, n) atomic_fetch_add_explicit(&sl_metrics.field, (uint64_t)(n), memory_order_relaxed)
 

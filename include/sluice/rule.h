@@ -43,6 +43,9 @@ struct sl_rule {
     size_t nnotify;
     char *notify[SL_RULE_MAX_NOTIFY]; /* destination names */
     char *pack;              /* "heroku" when it came from a built-in pack, else NULL */
+    bool on_crashes;         /* "on": "crashes": matches crashes joined by the crash thread
+                                ("Type: value" then the trace), never stored lines
+                                (docs/alerts.md, "Crash rules") */
 };
 
 struct sl_destination {

@@ -30,6 +30,7 @@ struct sl_writer_opts {
     const char *public_url;     /* for search links in alerts */
     struct sl_feed *feed;       /* told of every commit that stored rows; NULL: none.
                                    Borrowed: must outlive the writer */
+    bool crashes;               /* store crash anchors (sl_crash_anchor) with the rows */
 };
 
 /* Start the thread. Returns 0 and *out; the thread connects (and reconnects) by

@@ -31,6 +31,11 @@
 #      each timed from request sent to its webhook received. quick: idle; full: idle, then
 #      again while loadgen --rate BENCH_ALERT_LOAD_RATE lines/s runs into the same sluice.
 #      The time is split into stages from PostgreSQL and sluice's log (see alertlat.py).
+#   8. crashes (issue 11, docs/crashes.md): BENCH_CRASH_PROBES Python traces (8 lines, one
+#      POST each, 0.2 s apart, on 50 dynos) into sluice (fsync on, default gap and settle
+#      delay) with SENTRY_DSN pointing at tests/bench/crashlat.py's envelope endpoint on
+#      127.0.0.1: last line acknowledged -> envelope received, p50/p99; then the HTTPS fsync-on
+#      ingest run again with SLUICE_CRASHES=off, for the cost of crash assembly on ingest.
 #   7. search and tail (issue 3): BENCH_SEARCH_LINES lines over 7 days and 50 sources loaded
 #      into a database of its own by `searchgen load --writer-blocks` (the writer's
 #      log_blocks code and statement), checked by `searchgen verify`; sluice serves it and
@@ -51,7 +56,8 @@
 # (seconds between probes, 0.075), BENCH_ALERT_LOAD_RATE (background lines/s in full, 50000;
 # 0: no loaded run), BENCH_SEARCH_LINES (quick 1000000, full 10000000), BENCH_SEARCH_RUNS (timed
 # runs per search kind and scope, 30), BENCH_TAIL_SAMPLES (200), BENCH_ONLY=search (only the
-# search section; docs/benchmarks.md is then not written), BENCH_SEARCH_EXPLAIN=MS (diagnosis:
+# search section; docs/benchmarks.md is then not written), BENCH_ONLY=crash (only the HTTPS
+# fsync-on run and section 8; the same), BENCH_CRASH_PROBES (quick 50, full 200), BENCH_SEARCH_EXPLAIN=MS (diagnosis:
 # auto_explain plans of statements over MS ms into BUILD/bench/search-explain.log; slows every
 # statement), BUILD (build directory, build).
 set -euo pipefail
@@ -82,11 +88,12 @@ DOC=${BENCH_DOC-docs/benchmarks.md}
 SEARCH_LINES=${BENCH_SEARCH_LINES:-$search_lines_default}
 SEARCH_RUNS=${BENCH_SEARCH_RUNS:-30}
 TAIL_SAMPLES=${BENCH_TAIL_SAMPLES:-200}
+CRASH_PROBES=${BENCH_CRASH_PROBES:-$probes_default}
 ONLY=${BENCH_ONLY:-}
 case "$ONLY" in
 "") ;;
-search) DOC= ;; # a partial table never replaces docs/benchmarks.md
-*) echo "BENCH_ONLY: only 'search' is known" >&2; exit 2 ;;
+search | crash) DOC= ;; # a partial table never replaces docs/benchmarks.md
+*) echo "BENCH_ONLY: only 'search' or 'crash' is known" >&2; exit 2 ;;
 esac
 cmdline="tests/bench/run.sh $*"
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
@@ -397,6 +404,8 @@ add_row "**rules: catastrophic \"(a+)+\$\", 30 'a' + 'b'** (bounded, limit hit)"
     "$evil_us µs/line" "" "" \
     "PCRE2 limit hit on $evil_hits of $evil_n lines: bounded, counted as no match and reported (sluice_rule_limit_hits_total, a log line)"
 
+fi # [ -z "$ONLY" ]: run_load is defined for BENCH_ONLY=crash too
+
 # ------------------------------------------------------------------ 2. loadgen runs
 declare -A e2e_lps=() drain_lps=()
 last_lines=0
@@ -490,6 +499,7 @@ run_load() { # run_load NAME FSYNC LABEL
     [ $rc = 0 ] || die "loadgen failed (exit $rc)"
 }
 
+if [ -z "$ONLY" ]; then
 run_load fsync-on on "HTTPS -> PostgreSQL, fsync on"
 run_load fsync-off off "HTTPS -> PostgreSQL, SLUICE_FSYNC=off"
 
@@ -852,6 +862,42 @@ fi
 
 fi # [ -z "$ONLY" ]
 
+# ------------------------------------------------------------------ 8. crashes
+run_crash_latency() {
+    local port out result p99 met
+    reset_tables
+    psql_q "TRUNCATE crash_anchors, crash_cursors, crashes, alert_outbox" >/dev/null
+    port=$(free_port)
+    SENTRY_DSN="http://0123456789abcdef0123456789abcdef@127.0.0.1:$port/1" \
+        start_sluice crash on 0 info
+    log "run crash: $CRASH_PROBES traces, 0.2 s apart"
+    out=$(timeout $((60 + CRASH_PROBES)) python3 tests/bench/crashlat.py \
+        --url "https://$creds@127.0.0.1:$https_port/logs" --sentry-port "$port" \
+        --probes "$CRASH_PROBES" --pause 0.2 --wait 20) || log "crashlat exited $?"
+    echo "$out" >&2
+    result=$(grep '^RESULT ' <<<"$out" || true)
+    [ -n "$result" ] || die "crashlat printed no RESULT"
+    p99=$(kv p99_ms "$result")
+    if [ "$(kv delivered "$result")" = "$CRASH_PROBES" ] && [ "$(kv dup "$result")" = 0 ] &&
+        [ "$(bc -l <<<"$p99 < 2000")" = 1 ]; then
+        met="target met"
+    else
+        met="TARGET MISSED"
+    fi
+    add_row "**crash: last line received -> Sentry envelope received** (target p99 < 2 s)" "" \
+        "max $(kv max_ms "$result") ms" "$(kv p50_ms "$result") / $p99 ms" "$(peak_rss "$sluice_pid")" \
+        "$met; $(kv delivered "$result") of $CRASH_PROBES traces delivered, $(kv dup "$result") duplicates; 8-line Python traces, one POST each, 0.2 s apart, 50 dynos; SLUICE_CRASH_GAP_MS 500, SLUICE_CRASH_SETTLE_MS 1000 (defaults)"
+    stop_sluice
+}
+if [ -z "$ONLY" ] || [ "$ONLY" = crash ]; then
+    [ "$ONLY" != crash ] || run_load fsync-on on "HTTPS -> PostgreSQL, fsync on"
+    run_crash_latency
+    SLUICE_CRASHES=off run_load crashes-off on "HTTPS -> PostgreSQL, fsync on, SLUICE_CRASHES=off"
+    add_row "**crash assembly on ÷ off** (target ≥ 0.95)" \
+        "$(ratio "${e2e_lps[fsync-on]}" "${e2e_lps[crashes-off]}")x" "HTTPS fsync on" "" "" \
+        "one run each on this machine: on $(k "${e2e_lps[fsync-on]}")/s, off $(k "${e2e_lps[crashes-off]}")/s; the load holds no traces, so this is sl_crash_anchor on every line plus an idle crash thread"
+fi
+
 # ------------------------------------------------------------------ 6. search and tail
 # A database of its own (sluice_search, migrated by `sluice migrate`) filled by
 # `searchgen load --writer-blocks`: SEARCH_LINES corpus-shaped lines spread evenly over the
@@ -959,7 +1005,7 @@ run_search() {
             log "search: plans in $BUILD/bench/search-explain.log"
     fi
 }
-run_search
+[ "$ONLY" = crash ] || run_search
 
 # ------------------------------------------------------------------ ratios
 if [ -z "$ONLY" ]; then
@@ -1104,6 +1150,11 @@ How to read it:
   the throughput column is the cost per such line with the default match/depth limits,
   and "limit hit" counts the lines where PCRE2 stopped at the limit (the rule then counts
   as not matching, and sluice reports it in \`sluice_rule_limit_hits_total\` and its log).
+- **crash latency** and **crash assembly on ÷ off** rows (\`tests/bench/crashlat.py\`, [crashes.md](crashes.md)): $CRASH_PROBES
+  8-line Python traces, one POST each, 0.2 s apart, over 50 dynos, into sluice (fsync on,
+  default gap and settle delay) whose \`SENTRY_DSN\` is crashlat.py's envelope endpoint on
+  127.0.0.1; each timed from its 204 (the last line received) to its envelope read. "crash
+  assembly on ÷ off": the HTTPS fsync-on run against the same run with \`SLUICE_CRASHES=off\`.
 - **crash** rows (\`build/bench/crashbench\`, \`tests/bench/crashbench.c\`): the crash anchor
   (\`sl_crash_anchor\`, run by the writer on every stored line) and the crash assembler
   (\`drain/crash.c\`), one core, no I/O, best of 3 passes; the memory row is 1 000
