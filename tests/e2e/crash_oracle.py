@@ -46,11 +46,12 @@ APP_ROOT = "/app"
 SCENARIOS = [
     ("python", "nested"), ("python", "raise_from"), ("python", "implicit"),
     ("python", "stdlib"), ("python", "site_packages"), ("python", "multiline"),
-    ("python", "logged"),
+    ("python", "group"), ("python", "logged"),
     ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
-    ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "rails"),
+    ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "thread"),
+    ("ruby", "rails"),
     ("node", "typeerror"), ("node", "async"), ("node", "cause"), ("node", "node_modules"),
-    ("node", "custom"), ("node", "timer"),
+    ("node", "custom"), ("node", "timer"), ("node", "esm"),
     ("java", "nested"), ("java", "caused_by"), ("java", "suppressed"), ("java", "thread"),
 ]
 

@@ -45,6 +45,8 @@ function main(scenario) {
       return orders.authorize({ id: 10 });
     case 'timer':
       return orders.settleLater({ id: 11 });
+    case 'esm':
+      return import('./lib/invoice.mjs').then((m) => m.render({ id: 12 }));
     default:
       process.stderr.write(`unknown scenario ${scenario}\n`);
       process.exit(2);

@@ -50,6 +50,8 @@ def handle(scenario):
         return orders.quote("durian")
     if scenario == "multiline":
         return orders.validate({"sku": "", "qty": -1})
+    if scenario == "group":
+        return orders.check_all(["kiwi", "apple", "lime"])
     if scenario == "logged":
         try:
             orders.checkout(["fig"])

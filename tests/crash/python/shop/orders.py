@@ -44,3 +44,14 @@ def validate(order):
     problems = [f"{k}: missing or negative" for k, v in order.items() if not v or v == -1]
     if problems:
         raise ValueError("invalid order:\n" + "\n".join(problems))
+
+
+def check_all(items):
+    errors = []
+    for i in items:
+        try:
+            price_of(i)
+        except KeyError as e:
+            errors.append(e)
+    if errors:
+        raise ExceptionGroup("cart checks failed", errors)

@@ -4,7 +4,7 @@
 #
 # The official SDK (Debian's ruby-sentry-ruby) captures the exception in-process; its
 # before_send appends the event's JSON to $SENTRY_OUT and drops it (no network).
-#   nested, chained, multiline: left uncaught after the SDK captured it, so Ruby itself prints the
+#   nested, chained, multiline, thread: left uncaught after the SDK captured it, so Ruby itself prints the
 #     trace on stderr (with its cause) as a dyno prints it.
 #   rails: dispatched through a framework, rescued, logged the way Rails' DebugExceptions
 #     logs a 500 (Logger with its default formatter, request-id tags, application trace
@@ -44,6 +44,10 @@ def run(scenario)
   when "nested" then ActionController::Metal.dispatch(OrdersController, :show)
   when "chained" then ActionController::Metal.dispatch(OrdersController, :create)
   when "multiline" then ActionController::Metal.dispatch(OrdersController, :update)
+  when "thread"
+    # A worker thread dies: Ruby reports it when it ends (report_on_exception) and raises
+    # it again in the thread that joins it, where it ends the program.
+    Thread.new { ActionController::Metal.dispatch(OrdersController, :create) }.join
   when "rails"
     begin
       ActionController::Metal.dispatch(OrdersController, :show)
