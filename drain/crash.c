@@ -235,9 +235,43 @@ static bool word_is_error(struct sl_str w)
 
 /* Ruby logger "E, [2026-11-21T10:00:00.123 #4] ERROR -- progname: " and Rails tags
  * "[6c1e] "; returns the rest, and the "#4" in pid (may be empty). */
+/* Sidekiq's log prefix on Heroku (no timestamp there): "pid=4 tid=abc class=X jid=Y WARN: ";
+ * the rest after it, and "pid=4 tid=abc" in pid; s as it was when it has none. */
+static struct sl_str strip_sidekiq(struct sl_str s, struct sl_str *pid)
+{
+    static const char *const levels[] = {
+        "DEBUG:", "INFO:", "WARN:", "ERROR:", "FATAL:", "UNKNOWN:"};
+    size_t i = 0, lim = s.len < 512 ? s.len : 512, pid_end = 0;
+    for (int tok = 0; i < lim; tok++) {
+        size_t t0 = i;
+        while (i < lim && s.p[i] != ' ')
+            i++;
+        struct sl_str t = sl_str_make(s.p + t0, i - t0);
+        if (tok == 0 && !starts(t, "pid="))
+            return s;
+        if (tok == 1) {
+            if (!starts(t, "tid="))
+                return s;
+            pid_end = i;
+        }
+        if (tok >= 2)
+            for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++)
+                if (sl_str_eq(t, levels[k]) && i < s.len) {
+                    *pid = sl_str_make(s.p, pid_end);
+                    return skip(s, i + 1);
+                }
+        if (tok >= 2 && !memchr(t.p, '=', t.len))
+            return s;
+        i++;
+    }
+    return s;
+}
+
 static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 {
     *pid = SL_STR_NULL;
+    if (s.len > 12 && s.p[0] == 'p' && s.p[1] == 'i' && s.p[2] == 'd' && s.p[3] == '=')
+        return strip_sidekiq(s, pid);
     if (s.len > 6 && sl_ascii_alpha((unsigned char)s.p[0]) && s.p[1] == ',' && s.p[2] == ' ' &&
         s.p[3] == '[') {
         const char *close = memchr(s.p, ']', s.len < 128 ? s.len : 128);
@@ -275,6 +309,7 @@ static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 
 static bool is_rails_error(struct sl_str s, size_t *wl);
 static bool is_rails_error_open(struct sl_str s, size_t *wl);
+static bool is_ruby_plain(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
 static bool any_start(struct sl_str s);
 static bool plat_start(struct sl_str s, struct sl_str *code, struct sl_str *desc);
@@ -327,7 +362,8 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
         if (!sl_ascii_alpha(c0))
             return SL_CRASH_NONE;
     }
-    if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ')) {
+    if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ') ||
+        (c0 == 'p' && msg.p[1] == 'i' && msg.p[2] == 'd' && msg.p[3] == '=')) {
         struct sl_str pid, body = strip_prefix(msg, &pid);
         if (body.p != msg.p) {
             if (c0 == '[' &&
@@ -335,7 +371,8 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
                 return SL_CRASH_TRACE;
             size_t wl;
             if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) ||
-                is_ruby_header(body) || starts(body, "Traceback (most recent call last):"))
+                is_ruby_plain(body, &wl) || is_ruby_header(body) ||
+                starts(body, "Traceback (most recent call last):"))
                 return SL_CRASH_TRACE;
             return SL_CRASH_NONE;
         }
@@ -1220,6 +1257,19 @@ static bool is_rails_error_open(struct sl_str s, size_t *wl)
     size_t n = word_len(s, true);
     *wl = n;
     if (n == 0 || n + 3 > s.len || s.p[n] != ' ' || s.p[n + 1] != '(' || ends(rtrim(s), "):"))
+        return false;
+    struct sl_str w = sl_str_make(s.p, n);
+    return rb_const(w) && (word_is_error(w) || find(w, "::"));
+}
+
+/* "NoMethodError: undefined method ..." logged by Sidekiq's error handler or a rescue
+ * (`logger.warn "#{e.class}: #{e.message}"`, then the backtrace): an exception-looking
+ * Ruby class, ": ", the message. Only after a logger's prefix (Node prints the same). */
+static bool is_ruby_plain(struct sl_str s, size_t *wl)
+{
+    size_t n = word_len(s, true);
+    *wl = n;
+    if (n == 0 || n + 1 > s.len || s.p[n] != ':' || (n + 1 < s.len && s.p[n + 1] != ' '))
         return false;
     struct sl_str w = sl_str_make(s.p, n);
     return rb_const(w) && (word_is_error(w) || find(w, "::"));
@@ -2206,6 +2256,11 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         struct sl_str r = rtrim(s);
         exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 2),
                 SL_STR_NULL);
+    } else if (a->line_prefixed && is_ruby_plain(s, &wl)) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
+            return rc;
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl),
+                wl + 2 <= s.len ? skip(s, wl + 2) : SL_STR_LIT(""), SL_STR_NULL);
     } else if (node_header(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_NODE, NODE_HEAD)))
             return rc;
@@ -2297,6 +2352,7 @@ int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line, 
             goto out;
     }
     bool started;
+    a->line_prefixed = s.p != msg.p;
     if ((rc = try_start(a, s, &started)))
         goto out;
     if (started) {

@@ -463,6 +463,44 @@ static void test_rails_logger(void **state)
     run_free(&r);
 }
 
+static void test_sidekiq(void **state)
+{
+    /* Sidekiq's error handler on Heroku: the class and message, then the backtrace in one
+     * log call (its prefix on the first line only); another thread's lines in between
+     * neither join nor end it */
+    static const char text[] =
+        "pid=4 tid=gq2 class=HardJob jid=b1 INFO: start\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: {\"context\":\"Job raised "
+        "exception\"}\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: NoMethodError: undefined method "
+        "`name' for nil\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: /app/app/workers/hard_job.rb:5:in "
+        "`perform'\n"
+        "pid=4 tid=x9z class=Other jid=c2 INFO: start\n"
+        "/app/vendor/bundle/ruby/3.2.0/gems/sidekiq-7.1.0/lib/sidekiq/processor.rb:202:in "
+        "`execute_job'\n"
+        "/app/vendor/bundle/ruby/3.2.0/gems/sidekiq-7.1.0/lib/sidekiq/processor.rb:170:in `block "
+        "in process'\n"
+        "pid=4 tid=gq2 INFO: done\n"
+        "pid=4 tid=gq2 WARN: Errno::ECONNREFUSED: Connection refused - connect(2)\n"
+        "pid=4 tid=gq2 INFO: no backtrace followed\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->lang, SL_LANG_RUBY);
+    const struct sl_crash_exc *e = last_exc(r.c[0]);
+    assert_string_equal(e->type, "NoMethodError");
+    assert_string_equal(e->value, "undefined method `name' for nil");
+    assert_int_equal(e->nframes, 3);
+    frame_is(&e->frames[0], "sidekiq/processor.rb", "block in process", 170, false);
+    frame_is(&e->frames[2], "app/workers/hard_job.rb", "perform", 5, true);
+    assert_int_equal(r.c[0]->first_id, 3);
+    assert_int_equal(r.c[0]->last_id, 7);
+    assert_int_equal(r.c[0]->nlines, 4);
+    run_free(&r);
+}
+
 /* ---- Node --------------------------------------------------------------------------- */
 
 static void test_node(void **state)
@@ -1213,6 +1251,12 @@ static void test_anchors(void **state)
          "KeyError('x')",
          SL_CRASH_TRACE},
         {"app", "web.1", "  File \"/app/x.py\", line 3", SL_CRASH_TRACE},
+        {"app", "worker.1",
+         "pid=4 tid=gq2 class=HardJob jid=b1 WARN: NoMethodError: undefined method",
+         SL_CRASH_TRACE},
+        {"app", "worker.1", "pid=4 tid=gq2 class=HardJob jid=b1 INFO: done", SL_CRASH_NONE},
+        {"app", "worker.1", "pid=4 tid=gq2 WARN: {\"context\":\"Job raised exception\"}",
+         SL_CRASH_NONE},
         {"app", "web.1", "  + Exception Group Traceback (most recent call last):", SL_CRASH_TRACE},
         {"app", "web.1", "[UnhandledPromiseRejection: This error originated ...] {",
          SL_CRASH_TRACE},
@@ -1558,6 +1602,7 @@ int main(void)
         cmocka_unit_test(test_go_shapes),
         cmocka_unit_test(test_ruby_uncaught),
         cmocka_unit_test(test_rails_logger),
+        cmocka_unit_test(test_sidekiq),
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_java),
         cmocka_unit_test(test_multiline_messages),
