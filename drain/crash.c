@@ -312,6 +312,7 @@ static bool is_rails_error_open(struct sl_str s, size_t *wl);
 static bool is_ruby_plain(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
 static bool any_start(struct sl_str s);
+static bool plainly_else(const struct sl_crash_asm *a, struct sl_str s);
 static bool plat_start(struct sl_str s, struct sl_str *code, struct sl_str *desc);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
@@ -529,7 +530,7 @@ static void value_append(struct sl_crash_asm *a, struct sl_str s)
  * pend (at most VALUE_CAP bytes and 10 lines); false when it cannot be one. */
 static bool pend_add(struct sl_crash_asm *a, struct sl_str s)
 {
-    if (a->extra_lines >= 10 || blank(s) || any_start(s))
+    if (a->extra_lines >= 10 || blank(s) || plainly_else(a, s))
         return false;
     a->extra_lines++;
     if (a->pend.len + 1 >= VALUE_CAP)
@@ -1636,7 +1637,7 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         /* a message over several lines */
-        if (a->extra_lines++ < 5 && !blank(s) && !any_start(s)) {
+        if (a->extra_lines++ < 5 && !blank(s) && !plainly_else(a, s)) {
             value_append(a, s);
             return V_ACCEPT;
         }
