@@ -50,6 +50,7 @@ enum state {
     GO_HEAD,      /* after "panic:" / "fatal error:", before "goroutine N [...]:" */
     GO_FRAMES,    /* frames of the first goroutine */
     GO_REST,      /* other goroutines, "exit status N" */
+    RB_THREAD,    /* "#<Thread:0x... run> terminated with exception (...):", a header next */
     RB_UNCAUGHT,  /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
     RB_RAILS_MSG, /* Rails "Type (msg" whose message goes on over lines until "):" */
     RB_RAILS_PRE, /* Rails "Type (msg):" before its first frame */
@@ -78,6 +79,9 @@ struct sl_crash_asm {
     bool need_at;             /* JVM: an exception line waits for its first "at" */
     bool py_group;            /* Python: an ExceptionGroup's "  | " framed traceback */
     bool line_prefixed;       /* the line being looked at carried a Logger prefix */
+    bool rb_repeat;           /* Ruby: the same report printed again (a dead thread's,
+                                 then join's): read, not kept */
+    char *rb_first;           /* Ruby: the first header line, to know the repeat */
     int msg_blanks;           /* blank lines seen inside a message over lines */
     struct sl_buf pend;       /* JVM, Go: message lines over several lines, kept until
                                  the trace is confirmed (a look-alike's are dropped) */
@@ -1333,8 +1337,31 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
     struct rb_loc l;
     struct sl_str type, value;
 
+    if (a->st == RB_THREAD) {
+        if (!rb_header(s, &l, &type, &value))
+            return V_REJECT;
+        exc_set(a, exc_push(a), type, value, SL_STR_NULL);
+        rb_frame(a, &l);
+        a->rb_first = dup(a, rtrim(s), STR_CAP);
+        a->confirmed = a->rb_msg_open = true;
+        a->st = RB_UNCAUGHT;
+        return V_ACCEPT;
+    }
     if (a->st == RB_UNCAUGHT) {
         struct sl_str t = ltrim(s);
+        if (!blank(s) && rb_header(s, &l, &type, &value)) {
+            /* Ruby prints a dead thread's report, then the same again when join re-raises
+             * it and it ends the program: one crash, the repeat read and not kept */
+            struct sl_str r = rtrim(s);
+            if (a->rb_repeat ||
+                (a->rb_first && strlen(a->rb_first) == r.len && !memcmp(a->rb_first, r.p, r.len))) {
+                a->rb_repeat = a->skip_frames = true;
+                a->rb_msg_open = false;
+                return V_ACCEPT;
+            }
+        }
+        if (a->rb_repeat && (t.len < s.len || blank(s) || !plainly_else(a, s)))
+            return V_ACCEPT; /* the repeat's from lines and message lines */
         if (t.len < s.len && starts(t, "from ")) {
             if (rb_loc(skip(t, 5), &l) == t.len - 5) {
                 if (a->rb_msg_open)
@@ -1912,7 +1939,8 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
-    a->rb_msg_open = a->need_at = a->py_group = false;
+    a->rb_msg_open = a->need_at = a->py_group = a->rb_repeat = false;
+    set(&a->rb_first, NULL);
     a->msg_blanks = 0;
     sl_buf_free(&a->pend);
     sl_buf_init(&a->pend, VALUE_CAP);
@@ -2238,9 +2266,13 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
             return rc;
         java_exception(a, type, value);
         a->need_at = true;
+    } else if (starts(s, "#<Thread:") && find(s, "> terminated with exception")) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_THREAD)))
+            return rc;
     } else if (rb_header(s, &l, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_UNCAUGHT)))
             return rc;
+        a->rb_first = dup(a, rtrim(s), STR_CAP);
         exc_set(a, exc_push(a), type, value, SL_STR_NULL);
         rb_frame(a, &l);
         a->confirmed = true;

@@ -1507,6 +1507,34 @@ static void test_oracle_messages_over_lines(void **state)
     run_free(&r);
 }
 
+static void test_oracle_ruby_thread_twice(void **state)
+{
+    /* F9: a dead thread's report, then the same again when join re-raises it: one crash,
+     * the chain once */
+    static const char text[] =
+        "#<Thread:0x00007f542c1aa5b8 /app/bin/crash.rb:50 run> terminated with exception "
+        "(report_on_exception is true):\n"
+        "/app/app/models/order.rb:28:in `rescue in charge!': cannot charge (ArgumentError)\n"
+        "\tfrom /app/app/models/order.rb:25:in `charge!'\n"
+        "/app/app/models/order.rb:13:in `fetch': key not found: \"plum\" (KeyError)\n"
+        "\tfrom /app/app/models/order.rb:13:in `charge!'\n"
+        "/app/app/models/order.rb:28:in `rescue in charge!': cannot charge (ArgumentError)\n"
+        "\tfrom /app/app/models/order.rb:25:in `charge!'\n"
+        "/app/app/models/order.rb:13:in `fetch': key not found: \"plum\" (KeyError)\n"
+        "\tfrom /app/app/models/order.rb:13:in `charge!'\n"
+        "Process exited with status 1\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->nexcs, 2);
+    assert_string_equal(r.c[0]->excs[0].type, "KeyError");
+    assert_string_equal(r.c[0]->excs[1].type, "ArgumentError");
+    assert_int_equal(r.c[0]->excs[1].nframes, 2);
+    assert_int_equal(r.c[0]->last_id, 9);
+    run_free(&r);
+}
+
 static void test_oracle_ruby_error_highlight(void **state)
 {
     /* F4: Ruby 3.1's error_highlight snippet is part of the message; the frames after it
@@ -1621,6 +1649,7 @@ int main(void)
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_oracle_go_repanic_and_types),
         cmocka_unit_test(test_oracle_messages_over_lines),
+        cmocka_unit_test(test_oracle_ruby_thread_twice),
         cmocka_unit_test(test_oracle_ruby_error_highlight),
         cmocka_unit_test(test_oracle_node_cause_matching),
     };
