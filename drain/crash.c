@@ -1844,6 +1844,19 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
         a->confirmed = true;
         return V_ACCEPT;
     }
+    if (starts(t, "Caused by: ") && !(indented && a->skip_frames) &&
+        java_type(skip(t, 11), &type, &value, false)) {
+        /* (a NoClassDefFoundError prints its cause before any frame) */
+        if (a->need_at)
+            pend_flush(a);
+        a->skip_frames = false;
+        java_exception(a, type, value);
+        a->need_at = true;
+        a->st = JAVA_AT;
+        sl_buf_reset(&a->pend);
+        a->extra_lines = 0;
+        return V_ACCEPT;
+    }
     /* a message over several lines (SQL errors, ...) before the first "at" */
     if (a->need_at && pend_add(a, s))
         return V_ACCEPT;
@@ -1858,16 +1871,8 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
         a->skip_frames = true;
         return V_ACCEPT;
     }
-    if (starts(t, "Caused by: ") && java_type(skip(t, 11), &type, &value, false)) {
-        if (indented && a->skip_frames)
-            return V_ACCEPT; /* a cause inside a suppressed exception */
-        a->skip_frames = false;
-        java_exception(a, type, value);
-        a->need_at = true;
-        sl_buf_reset(&a->pend);
-        a->extra_lines = 0;
-        return V_ACCEPT;
-    }
+    if (starts(t, "Caused by: ") && indented && a->skip_frames)
+        return V_ACCEPT; /* a cause inside a suppressed exception */
     return V_REJECT;
 }
 

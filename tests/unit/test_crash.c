@@ -650,13 +650,16 @@ static void test_multiline_messages(void **state)
         "main.main()\n"
         "\t/app/main.go:5 +0x1d\n"
         "exit status 2\n"
+        "Exception in thread \"main\" java.lang.NoClassDefFoundError: com/acme/Gone\n"
+        "Caused by: java.lang.ClassNotFoundException: com.acme.Gone\n"
+        "\tat java.base/java.net.URLClassLoader.findClass(URLClassLoader.java:445)\n"
         "com.acme.SomeException: logged, no trace\n"
         "12:00:00 INFO next request\n"
         "12:00:01 INFO another\n";
     struct run r;
     (void)state;
     run(text, &r);
-    assert_int_equal(r.n, 2);
+    assert_int_equal(r.n, 3);
     assert_int_equal(r.c[0]->nexcs, 2);
     assert_string_equal(r.c[0]->excs[1].value,
                         "ERROR: duplicate key\n  Detail: Key (id)=(5) already exists.");
@@ -664,6 +667,11 @@ static void test_multiline_messages(void **state)
     assert_int_equal(r.c[0]->excs[0].nframes, 2);
     assert_string_equal(last_exc(r.c[1])->value, "bad config:\nmissing key \"port\"");
     assert_int_equal(last_exc(r.c[1])->nframes, 1);
+    /* a cause printed before any frame */
+    assert_int_equal(r.c[2]->nexcs, 2);
+    assert_string_equal(r.c[2]->excs[0].type, "ClassNotFoundException");
+    assert_int_equal(r.c[2]->excs[0].nframes, 1);
+    assert_string_equal(r.c[2]->excs[1].value, "com/acme/Gone");
     run_free(&r);
 }
 
