@@ -50,6 +50,7 @@ enum state {
     GO_HEAD,      /* after "panic:" / "fatal error:", before "goroutine N [...]:" */
     GO_FRAMES,    /* frames of the first goroutine */
     GO_REST,      /* other goroutines, "exit status N" */
+    RB_THREAD,    /* "#<Thread:0x... run> terminated with exception (...):", a header next */
     RB_UNCAUGHT,  /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
     RB_RAILS_MSG, /* Rails "Type (msg" whose message goes on over lines until "):" */
     RB_RAILS_PRE, /* Rails "Type (msg):" before its first frame */
@@ -78,6 +79,9 @@ struct sl_crash_asm {
     bool need_at;             /* JVM: an exception line waits for its first "at" */
     bool py_group;            /* Python: an ExceptionGroup's "  | " framed traceback */
     bool line_prefixed;       /* the line being looked at carried a Logger prefix */
+    bool rb_repeat;           /* Ruby: the same report printed again (a dead thread's,
+                                 then join's): read, not kept */
+    char *rb_first;           /* Ruby: the first header line, to know the repeat */
     int msg_blanks;           /* blank lines seen inside a message over lines */
     struct sl_buf pend;       /* JVM, Go: message lines over several lines, kept until
                                  the trace is confirmed (a look-alike's are dropped) */
@@ -235,9 +239,43 @@ static bool word_is_error(struct sl_str w)
 
 /* Ruby logger "E, [2026-11-21T10:00:00.123 #4] ERROR -- progname: " and Rails tags
  * "[6c1e] "; returns the rest, and the "#4" in pid (may be empty). */
+/* Sidekiq's log prefix on Heroku (no timestamp there): "pid=4 tid=abc class=X jid=Y WARN: ";
+ * the rest after it, and "pid=4 tid=abc" in pid; s as it was when it has none. */
+static struct sl_str strip_sidekiq(struct sl_str s, struct sl_str *pid)
+{
+    static const char *const levels[] = {
+        "DEBUG:", "INFO:", "WARN:", "ERROR:", "FATAL:", "UNKNOWN:"};
+    size_t i = 0, lim = s.len < 512 ? s.len : 512, pid_end = 0;
+    for (int tok = 0; i < lim; tok++) {
+        size_t t0 = i;
+        while (i < lim && s.p[i] != ' ')
+            i++;
+        struct sl_str t = sl_str_make(s.p + t0, i - t0);
+        if (tok == 0 && !starts(t, "pid="))
+            return s;
+        if (tok == 1) {
+            if (!starts(t, "tid="))
+                return s;
+            pid_end = i;
+        }
+        if (tok >= 2)
+            for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++)
+                if (sl_str_eq(t, levels[k]) && i < s.len) {
+                    *pid = sl_str_make(s.p, pid_end);
+                    return skip(s, i + 1);
+                }
+        if (tok >= 2 && !memchr(t.p, '=', t.len))
+            return s;
+        i++;
+    }
+    return s;
+}
+
 static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 {
     *pid = SL_STR_NULL;
+    if (s.len > 12 && s.p[0] == 'p' && s.p[1] == 'i' && s.p[2] == 'd' && s.p[3] == '=')
+        return strip_sidekiq(s, pid);
     if (s.len > 6 && sl_ascii_alpha((unsigned char)s.p[0]) && s.p[1] == ',' && s.p[2] == ' ' &&
         s.p[3] == '[') {
         const char *close = memchr(s.p, ']', s.len < 128 ? s.len : 128);
@@ -275,8 +313,10 @@ static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 
 static bool is_rails_error(struct sl_str s, size_t *wl);
 static bool is_rails_error_open(struct sl_str s, size_t *wl);
+static bool is_ruby_plain(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
 static bool any_start(struct sl_str s);
+static bool plainly_else(const struct sl_crash_asm *a, struct sl_str s);
 static bool plat_start(struct sl_str s, struct sl_str *code, struct sl_str *desc);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
@@ -327,7 +367,8 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
         if (!sl_ascii_alpha(c0))
             return SL_CRASH_NONE;
     }
-    if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ')) {
+    if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ') ||
+        (c0 == 'p' && msg.p[1] == 'i' && msg.p[2] == 'd' && msg.p[3] == '=')) {
         struct sl_str pid, body = strip_prefix(msg, &pid);
         if (body.p != msg.p) {
             if (c0 == '[' &&
@@ -335,7 +376,8 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
                 return SL_CRASH_TRACE;
             size_t wl;
             if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) ||
-                is_ruby_header(body) || starts(body, "Traceback (most recent call last):"))
+                is_ruby_plain(body, &wl) || is_ruby_header(body) ||
+                starts(body, "Traceback (most recent call last):"))
                 return SL_CRASH_TRACE;
             return SL_CRASH_NONE;
         }
@@ -492,7 +534,7 @@ static void value_append(struct sl_crash_asm *a, struct sl_str s)
  * pend (at most VALUE_CAP bytes and 10 lines); false when it cannot be one. */
 static bool pend_add(struct sl_crash_asm *a, struct sl_str s)
 {
-    if (a->extra_lines >= 10 || blank(s) || any_start(s))
+    if (a->extra_lines >= 10 || blank(s) || plainly_else(a, s))
         return false;
     a->extra_lines++;
     if (a->pend.len + 1 >= VALUE_CAP)
@@ -1225,6 +1267,19 @@ static bool is_rails_error_open(struct sl_str s, size_t *wl)
     return rb_const(w) && (word_is_error(w) || find(w, "::"));
 }
 
+/* "NoMethodError: undefined method ..." logged by Sidekiq's error handler or a rescue
+ * (`logger.warn "#{e.class}: #{e.message}"`, then the backtrace): an exception-looking
+ * Ruby class, ": ", the message. Only after a logger's prefix (Node prints the same). */
+static bool is_ruby_plain(struct sl_str s, size_t *wl)
+{
+    size_t n = word_len(s, true);
+    *wl = n;
+    if (n == 0 || n + 1 > s.len || s.p[n] != ':' || (n + 1 < s.len && s.p[n + 1] != ' '))
+        return false;
+    struct sl_str w = sl_str_make(s.p, n);
+    return rb_const(w) && (word_is_error(w) || find(w, "::"));
+}
+
 static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
 {
     struct sl_crash_frame *f = frame_push(a);
@@ -1282,8 +1337,31 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
     struct rb_loc l;
     struct sl_str type, value;
 
+    if (a->st == RB_THREAD) {
+        if (!rb_header(s, &l, &type, &value))
+            return V_REJECT;
+        exc_set(a, exc_push(a), type, value, SL_STR_NULL);
+        rb_frame(a, &l);
+        a->rb_first = dup(a, rtrim(s), STR_CAP);
+        a->confirmed = a->rb_msg_open = true;
+        a->st = RB_UNCAUGHT;
+        return V_ACCEPT;
+    }
     if (a->st == RB_UNCAUGHT) {
         struct sl_str t = ltrim(s);
+        if (!blank(s) && rb_header(s, &l, &type, &value)) {
+            /* Ruby prints a dead thread's report, then the same again when join re-raises
+             * it and it ends the program: one crash, the repeat read and not kept */
+            struct sl_str r = rtrim(s);
+            if (a->rb_repeat ||
+                (a->rb_first && strlen(a->rb_first) == r.len && !memcmp(a->rb_first, r.p, r.len))) {
+                a->rb_repeat = a->skip_frames = true;
+                a->rb_msg_open = false;
+                return V_ACCEPT;
+            }
+        }
+        if (a->rb_repeat && (t.len < s.len || blank(s) || !plainly_else(a, s)))
+            return V_ACCEPT; /* the repeat's from lines and message lines */
         if (t.len < s.len && starts(t, "from ")) {
             if (rb_loc(skip(t, 5), &l) == t.len - 5) {
                 if (a->rb_msg_open)
@@ -1586,7 +1664,7 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         /* a message over several lines */
-        if (a->extra_lines++ < 5 && !blank(s) && !any_start(s)) {
+        if (a->extra_lines++ < 5 && !blank(s) && !plainly_else(a, s)) {
             value_append(a, s);
             return V_ACCEPT;
         }
@@ -1766,6 +1844,19 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
         a->confirmed = true;
         return V_ACCEPT;
     }
+    if (starts(t, "Caused by: ") && !(indented && a->skip_frames) &&
+        java_type(skip(t, 11), &type, &value, false)) {
+        /* (a NoClassDefFoundError prints its cause before any frame) */
+        if (a->need_at)
+            pend_flush(a);
+        a->skip_frames = false;
+        java_exception(a, type, value);
+        a->need_at = true;
+        a->st = JAVA_AT;
+        sl_buf_reset(&a->pend);
+        a->extra_lines = 0;
+        return V_ACCEPT;
+    }
     /* a message over several lines (SQL errors, ...) before the first "at" */
     if (a->need_at && pend_add(a, s))
         return V_ACCEPT;
@@ -1780,16 +1871,8 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
         a->skip_frames = true;
         return V_ACCEPT;
     }
-    if (starts(t, "Caused by: ") && java_type(skip(t, 11), &type, &value, false)) {
-        if (indented && a->skip_frames)
-            return V_ACCEPT; /* a cause inside a suppressed exception */
-        a->skip_frames = false;
-        java_exception(a, type, value);
-        a->need_at = true;
-        sl_buf_reset(&a->pend);
-        a->extra_lines = 0;
-        return V_ACCEPT;
-    }
+    if (starts(t, "Caused by: ") && indented && a->skip_frames)
+        return V_ACCEPT; /* a cause inside a suppressed exception */
     return V_REJECT;
 }
 
@@ -1861,7 +1944,8 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
-    a->rb_msg_open = a->need_at = a->py_group = false;
+    a->rb_msg_open = a->need_at = a->py_group = a->rb_repeat = false;
+    set(&a->rb_first, NULL);
     a->msg_blanks = 0;
     sl_buf_free(&a->pend);
     sl_buf_init(&a->pend, VALUE_CAP);
@@ -2187,9 +2271,13 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
             return rc;
         java_exception(a, type, value);
         a->need_at = true;
+    } else if (starts(s, "#<Thread:") && find(s, "> terminated with exception")) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_THREAD)))
+            return rc;
     } else if (rb_header(s, &l, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_UNCAUGHT)))
             return rc;
+        a->rb_first = dup(a, rtrim(s), STR_CAP);
         exc_set(a, exc_push(a), type, value, SL_STR_NULL);
         rb_frame(a, &l);
         a->confirmed = true;
@@ -2206,6 +2294,11 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         struct sl_str r = rtrim(s);
         exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 2),
                 SL_STR_NULL);
+    } else if (a->line_prefixed && is_ruby_plain(s, &wl)) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
+            return rc;
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl),
+                wl + 2 <= s.len ? skip(s, wl + 2) : SL_STR_LIT(""), SL_STR_NULL);
     } else if (node_header(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_NODE, NODE_HEAD)))
             return rc;
@@ -2297,6 +2390,7 @@ int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line, 
             goto out;
     }
     bool started;
+    a->line_prefixed = s.p != msg.p;
     if ((rc = try_start(a, s, &started)))
         goto out;
     if (started) {

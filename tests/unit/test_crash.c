@@ -463,6 +463,44 @@ static void test_rails_logger(void **state)
     run_free(&r);
 }
 
+static void test_sidekiq(void **state)
+{
+    /* Sidekiq's error handler on Heroku: the class and message, then the backtrace in one
+     * log call (its prefix on the first line only); another thread's lines in between
+     * neither join nor end it */
+    static const char text[] =
+        "pid=4 tid=gq2 class=HardJob jid=b1 INFO: start\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: {\"context\":\"Job raised "
+        "exception\"}\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: NoMethodError: undefined method "
+        "`name' for nil\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: /app/app/workers/hard_job.rb:5:in "
+        "`perform'\n"
+        "pid=4 tid=x9z class=Other jid=c2 INFO: start\n"
+        "/app/vendor/bundle/ruby/3.2.0/gems/sidekiq-7.1.0/lib/sidekiq/processor.rb:202:in "
+        "`execute_job'\n"
+        "/app/vendor/bundle/ruby/3.2.0/gems/sidekiq-7.1.0/lib/sidekiq/processor.rb:170:in `block "
+        "in process'\n"
+        "pid=4 tid=gq2 INFO: done\n"
+        "pid=4 tid=gq2 WARN: Errno::ECONNREFUSED: Connection refused - connect(2)\n"
+        "pid=4 tid=gq2 INFO: no backtrace followed\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->lang, SL_LANG_RUBY);
+    const struct sl_crash_exc *e = last_exc(r.c[0]);
+    assert_string_equal(e->type, "NoMethodError");
+    assert_string_equal(e->value, "undefined method `name' for nil");
+    assert_int_equal(e->nframes, 3);
+    frame_is(&e->frames[0], "sidekiq/processor.rb", "block in process", 170, false);
+    frame_is(&e->frames[2], "app/workers/hard_job.rb", "perform", 5, true);
+    assert_int_equal(r.c[0]->first_id, 3);
+    assert_int_equal(r.c[0]->last_id, 7);
+    assert_int_equal(r.c[0]->nlines, 4);
+    run_free(&r);
+}
+
 /* ---- Node --------------------------------------------------------------------------- */
 
 static void test_node(void **state)
@@ -612,13 +650,16 @@ static void test_multiline_messages(void **state)
         "main.main()\n"
         "\t/app/main.go:5 +0x1d\n"
         "exit status 2\n"
+        "Exception in thread \"main\" java.lang.NoClassDefFoundError: com/acme/Gone\n"
+        "Caused by: java.lang.ClassNotFoundException: com.acme.Gone\n"
+        "\tat java.base/java.net.URLClassLoader.findClass(URLClassLoader.java:445)\n"
         "com.acme.SomeException: logged, no trace\n"
         "12:00:00 INFO next request\n"
         "12:00:01 INFO another\n";
     struct run r;
     (void)state;
     run(text, &r);
-    assert_int_equal(r.n, 2);
+    assert_int_equal(r.n, 3);
     assert_int_equal(r.c[0]->nexcs, 2);
     assert_string_equal(r.c[0]->excs[1].value,
                         "ERROR: duplicate key\n  Detail: Key (id)=(5) already exists.");
@@ -626,6 +667,11 @@ static void test_multiline_messages(void **state)
     assert_int_equal(r.c[0]->excs[0].nframes, 2);
     assert_string_equal(last_exc(r.c[1])->value, "bad config:\nmissing key \"port\"");
     assert_int_equal(last_exc(r.c[1])->nframes, 1);
+    /* a cause printed before any frame */
+    assert_int_equal(r.c[2]->nexcs, 2);
+    assert_string_equal(r.c[2]->excs[0].type, "ClassNotFoundException");
+    assert_int_equal(r.c[2]->excs[0].nframes, 1);
+    assert_string_equal(r.c[2]->excs[1].value, "com/acme/Gone");
     run_free(&r);
 }
 
@@ -1213,6 +1259,12 @@ static void test_anchors(void **state)
          "KeyError('x')",
          SL_CRASH_TRACE},
         {"app", "web.1", "  File \"/app/x.py\", line 3", SL_CRASH_TRACE},
+        {"app", "worker.1",
+         "pid=4 tid=gq2 class=HardJob jid=b1 WARN: NoMethodError: undefined method",
+         SL_CRASH_TRACE},
+        {"app", "worker.1", "pid=4 tid=gq2 class=HardJob jid=b1 INFO: done", SL_CRASH_NONE},
+        {"app", "worker.1", "pid=4 tid=gq2 WARN: {\"context\":\"Job raised exception\"}",
+         SL_CRASH_NONE},
         {"app", "web.1", "  + Exception Group Traceback (most recent call last):", SL_CRASH_TRACE},
         {"app", "web.1", "[UnhandledPromiseRejection: This error originated ...] {",
          SL_CRASH_TRACE},
@@ -1463,6 +1515,34 @@ static void test_oracle_messages_over_lines(void **state)
     run_free(&r);
 }
 
+static void test_oracle_ruby_thread_twice(void **state)
+{
+    /* F9: a dead thread's report, then the same again when join re-raises it: one crash,
+     * the chain once */
+    static const char text[] =
+        "#<Thread:0x00007f542c1aa5b8 /app/bin/crash.rb:50 run> terminated with exception "
+        "(report_on_exception is true):\n"
+        "/app/app/models/order.rb:28:in `rescue in charge!': cannot charge (ArgumentError)\n"
+        "\tfrom /app/app/models/order.rb:25:in `charge!'\n"
+        "/app/app/models/order.rb:13:in `fetch': key not found: \"plum\" (KeyError)\n"
+        "\tfrom /app/app/models/order.rb:13:in `charge!'\n"
+        "/app/app/models/order.rb:28:in `rescue in charge!': cannot charge (ArgumentError)\n"
+        "\tfrom /app/app/models/order.rb:25:in `charge!'\n"
+        "/app/app/models/order.rb:13:in `fetch': key not found: \"plum\" (KeyError)\n"
+        "\tfrom /app/app/models/order.rb:13:in `charge!'\n"
+        "Process exited with status 1\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->nexcs, 2);
+    assert_string_equal(r.c[0]->excs[0].type, "KeyError");
+    assert_string_equal(r.c[0]->excs[1].type, "ArgumentError");
+    assert_int_equal(r.c[0]->excs[1].nframes, 2);
+    assert_int_equal(r.c[0]->last_id, 9);
+    run_free(&r);
+}
+
 static void test_oracle_ruby_error_highlight(void **state)
 {
     /* F4: Ruby 3.1's error_highlight snippet is part of the message; the frames after it
@@ -1558,6 +1638,7 @@ int main(void)
         cmocka_unit_test(test_go_shapes),
         cmocka_unit_test(test_ruby_uncaught),
         cmocka_unit_test(test_rails_logger),
+        cmocka_unit_test(test_sidekiq),
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_java),
         cmocka_unit_test(test_multiline_messages),
@@ -1576,6 +1657,7 @@ int main(void)
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_oracle_go_repanic_and_types),
         cmocka_unit_test(test_oracle_messages_over_lines),
+        cmocka_unit_test(test_oracle_ruby_thread_twice),
         cmocka_unit_test(test_oracle_ruby_error_highlight),
         cmocka_unit_test(test_oracle_node_cause_matching),
     };
