@@ -535,15 +535,18 @@ int sl_db_source_list(struct pg_conn *c, FILE *out)
     PGresult *r = NULL;
     int rc = sl_db_exec(c, "source list failed",
                         "SELECT name, retention_days, coalesce(drain_token, '-'), "
-                        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"') "
+                        "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
+                        /* the DSN without its key: host and project */
+                        "coalesce(regexp_replace(sentry_dsn, '^([A-Za-z]+://)[^@]*@', '\\1'), '-') "
                         "FROM sources ORDER BY name",
                         0, NULL, &r);
     if (rc)
         return rc;
-    fprintf(out, "%-24s %-9s %-40s %s\n", "NAME", "RETENTION", "DRAIN-TOKEN", "CREATED");
+    fprintf(out, "%-24s %-9s %-40s %-20s %s\n", "NAME", "RETENTION", "DRAIN-TOKEN", "CREATED",
+            "SENTRY");
     for (int i = 0; i < PQntuples(r); i++)
-        fprintf(out, "%-24s %-9s %-40s %s\n", PQgetvalue(r, i, 0),
-                PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3));
+        fprintf(out, "%-24s %-9s %-40s %-20s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
+                PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
     PQclear(r);
     return 0;
 }

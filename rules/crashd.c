@@ -215,6 +215,7 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
         lrecv[24];
     const char *dsn = g->dsn[0] ? g->dsn : d->default_dsn;
     const char *type, *value, *delivery = "pending", *detail = NULL, *crumbs;
+    bool built = true;
     struct sl_crash_ctx cx;
     struct sl_crash_dsn parsed;
     char why[200], tags_env[2][4096];
@@ -260,9 +261,13 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
     cx.timestamp_us = c->last_ts_us;
     sl_buf_reset(&d->ev);
     if ((rc = sl_crash_event_json(c, &cx, &d->ev)) || (rc = sl_buf_addc(&d->ev, '\0'))) {
+        /* stored all the same (listed by `sluice crashes`, matched by crash rules), not sent */
         sl_error("crash event not built", "source=%s procid=%s first_id=%" PRId64 " err=%s",
                  g->source_name, g->procid, c->first_id, sl_strerror(rc));
-        return 0; /* the crash is skipped (logged), the rest of the group goes on */
+        sl_buf_reset(&d->ev);
+        if (sl_buf_add(&d->ev, "{}", 3))
+            return SL_ENOMEM;
+        built = false;
     }
     if (c->nexcs > 0) {
         type = c->excs[c->nexcs - 1].type ? c->excs[c->nexcs - 1].type : "";
@@ -271,7 +276,10 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
         type = c->platform_code ? c->platform_code : "platform";
         value = c->message ? c->message : "";
     }
-    if (dsn == NULL || dsn[0] == '\0') {
+    if (!built) {
+        delivery = "dead";
+        detail = "the Sentry event could not be built (see the log)";
+    } else if (dsn == NULL || dsn[0] == '\0') {
         delivery = "dropped";
         detail = "no Sentry DSN for this source (sluice source set NAME --sentry-dsn DSN)";
     } else if (sl_crash_dsn_parse(dsn, &parsed, why, sizeof(why)) != 0) {
@@ -282,7 +290,9 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
     snprintf(nl, sizeof(nl), "%zu", c->nlines);
     snprintf(fts, sizeof(fts), "%" PRId64, c->first_ts_us);
     snprintf(lts, sizeof(lts), "%" PRId64, c->last_ts_us);
-    {
+    if (sl_db_exec(d->pg, "crash savepoint failed", "SAVEPOINT crash", 0, NULL, NULL))
+        return SL_EDB;
+    for (int attempt = 0;; attempt++) {
         const char *v[16] = {src,        g->procid,   lang_name(c->lang),
                              type,       value,       c->fingerprint,
                              fid,        lid,         nl,
@@ -297,8 +307,19 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
                        "'epoch'::timestamptz + $11::bigint * interval '1 us', "
                        "'epoch'::timestamptz + $12::bigint * interval '1 us', $13, $14::jsonb, "
                        "$15, $16) ON CONFLICT DO NOTHING RETURNING id",
-                       16, v, &r))
+                       16, v, &r) == 0)
+            break;
+        /* PostgreSQL refused the row (the event, say): stored without it, dead, once */
+        if (attempt > 0 || PQstatus(d->pg) != CONNECTION_OK ||
+            sl_db_exec(d->pg, "crash rollback failed", "ROLLBACK TO SAVEPOINT crash", 0, NULL,
+                       NULL))
             return SL_EDB;
+        sl_buf_reset(&d->ev);
+        if (sl_buf_add(&d->ev, "{}", 3))
+            return SL_ENOMEM;
+        built = false;
+        delivery = "dead";
+        detail = "PostgreSQL refused the crash's event (see the log)";
     }
     if (PQntuples(r) == 0) { /* stored before (a retry of this group): nothing more */
         PQclear(r);
@@ -311,7 +332,7 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
                 g->source_name, g->procid, v[0], type, c->nlines,
                 c->truncated ? " truncated=1" : "");
         if (strcmp(delivery, "pending") != 0) {
-            SL_INC(crashes_dropped[SL_CRASH_DROP_NO_DSN], 1);
+            SL_INC(crashes_dropped[built ? SL_CRASH_DROP_NO_DSN : SL_CRASH_DROP_DEAD], 1);
         } else if (sl_db_exec(d->pg, "crash outbox insert failed",
                               "INSERT INTO alert_outbox (alert_id, event, destination, "
                               "delivery_id, doc, crash_id) VALUES ('crash-' || $1, 'crash', "
@@ -663,7 +684,7 @@ int sl_crashd_start(const struct sl_crashd_opts *o, struct sl_crashd **out)
         d->limits.max_bytes = (size_t)o->max_bytes;
     if (d->o.settle_ms < 0)
         d->o.settle_ms = 0;
-    sl_buf_init(&d->ev, 8u << 20);
+    sl_buf_init(&d->ev, 1u << 20); /* Sentry takes events up to 1 MiB: crash.c fits them */
     sl_buf_init(&d->crumbs, 1u << 20);
     sl_buf_init(&d->link, 1u << 16);
     sl_buf_init(&d->text, 32u << 10);

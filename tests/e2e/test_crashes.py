@@ -301,6 +301,9 @@ def test_bad_dsn_refused_by_cli(db):
     assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s", (src.id,))[0]["sentry_dsn"] is None
     ok = set_dsn(db, src, "https://0123abcd@o1.ingest.sentry.io/4505")
     assert "4505" in ok.stdout
+    listing = [l for l in sluice_cli(db, "source", "list").stdout.splitlines() if l.startswith(src.name)]
+    assert listing and listing[0].endswith("https://o1.ingest.sentry.io/4505"), listing
+    assert "0123abcd" not in listing[0]
     assert db.query("SELECT sentry_dsn FROM sources WHERE id = %s",
                     (src.id,))[0]["sentry_dsn"] == "https://0123abcd@o1.ingest.sentry.io/4505"
     set_dsn(db, src, "")
@@ -317,35 +320,42 @@ def test_two_nodes_one_event(db, sluice, sentry):
     a.wait_source(src)
     b.wait_source(src)
     lines = trace_lines(PY_TRACE, proc="worker.1")
-    post(a, src, interleave(lines[:4], noise(5)))
-    time.sleep(0.3)  # the load balancer's other half comes a little later
+    # the second half reaches node b first; the first half comes to node a a little later
     post(b, src, interleave(lines[4:], noise(5, start_ms=10)))
+    time.sleep(0.3)
+    post(a, src, interleave(lines[:4], noise(5)))
     req = sentry.wait(1, 20, "the crash split over two nodes")[0]
     ev = event_of(req)
-    assert ev["exception"]["values"][-1]["type"] == "ValueError"
+    exc = ev["exception"]["values"][-1]
+    assert exc["type"] == "ValueError" and exc["value"] == "bad price for sku-17"
+    assert [f["lineno"] for f in exc["stacktrace"]["frames"]] == [42, 17, 88]  # the lines' own order
     quiet(sentry, 1, 3.0)
     rows = crashes(db, src)
     assert len(rows) == 1 and rows[0]["nlines"] == len(PY_TRACE), rows
 
 
-def test_restart_mid_trace_one_event(db, sluice, sentry):
-    # a settle delay longer than the restart: the second half is still "on its way"
-    s = sluice(SLUICE_CRASH_SETTLE_MS="6000", **ALLOW)
-    src = add_source(db)
-    set_dsn(db, src, dsn(sentry))
-    s.wait_source(src)
-    lines = trace_lines(PY_TRACE, proc="web.7")
-    post(s, src, lines[:3])
-    wait_for(lambda: db.query("SELECT count(*) AS n FROM crash_anchors WHERE source_id = %s",
-                              (src.id,))[0]["n"] >= 1, 10, what="anchors of the first half stored")
-    s.kill()
-    s.start()
-    post(s, src, lines[3:])
-    req = sentry.wait(1, 30, "the crash across the restart")[0]
-    assert event_of(req)["exception"]["values"][-1]["type"] == "ValueError"
-    quiet(sentry, 1, 3.0)
-    rows = crashes(db, src)
-    assert len(rows) == 1 and rows[0]["nlines"] == len(PY_TRACE), rows
+def test_restart_mid_trace_one_event(db, node, sentry):
+    # The shared node, with a settle delay longer than a restart (the second half is still
+    # "on its way"); no other node with a shorter one may judge the first half alone.
+    node.restart(SLUICE_CRASH_SETTLE_MS="6000")
+    try:
+        src = add_source(db)
+        set_dsn(db, src, dsn(sentry))
+        node.wait_source(src)
+        lines = trace_lines(PY_TRACE, proc="web.7")
+        post(node, src, lines[:3])
+        wait_for(lambda: db.query("SELECT count(*) AS n FROM crash_anchors WHERE source_id = %s",
+                                  (src.id,))[0]["n"] >= 1, 10, what="anchors of the first half stored")
+        node.kill()
+        node.start()
+        post(node, src, lines[3:])
+        req = sentry.wait(1, 30, "the crash across the restart")[0]
+        assert event_of(req)["exception"]["values"][-1]["type"] == "ValueError"
+        quiet(sentry, 1, 3.0)
+        rows = crashes(db, src)
+        assert len(rows) == 1 and rows[0]["nlines"] == len(PY_TRACE), rows
+    finally:
+        node.restart(SLUICE_CRASH_SETTLE_MS="1000")
 
 
 def test_rate_limits_no_storm(db, node, sentry):
@@ -445,3 +455,18 @@ def test_crashes_off_stores_no_anchors(db, sluice, sentry):
     assert db.query("SELECT count(*) AS n FROM crash_anchors WHERE source_id = %s", (src.id,))[0]["n"] == 0
     quiet(sentry, 0, 2.5)  # the gap and the settle delay have passed: nothing assembled
     assert crashes(db, src) == []
+
+
+def test_private_sentry_refused(db, node):
+    # 127.0.0.2 is loopback and not in the allow list (127.0.0.1, matched exactly): refused
+    # at connect time, dead at once, never retried
+    src = add_source(db)
+    set_dsn(db, src, "http://0123456789abcdef0123456789abcdef@127.0.0.2:9/42")
+    node.wait_source(src)
+    post(node, src, trace_lines(PY_TRACE, proc="web.1"))
+    wait_for(lambda: crashes(db, src) and crashes(db, src)[0]["delivery"] == "dead", 20,
+             what="the crash dead-lettered by the private-address guard")
+    assert "private address" in crashes(db, src)[0]["delivery_detail"]
+    assert db.query("SELECT o.status, o.attempts FROM alert_outbox o JOIN crashes c ON c.id = o.crash_id "
+                    "WHERE c.source_id = %s", (src.id,)) == [{"status": "dead", "attempts": 1}]
+    assert node.metric("sluice_crashes_dropped_total", {"reason": "dead"}) >= 1
