@@ -46,13 +46,14 @@ APP_ROOT = "/app"
 SCENARIOS = [
     ("python", "nested"), ("python", "raise_from"), ("python", "implicit"),
     ("python", "stdlib"), ("python", "site_packages"), ("python", "multiline"),
-    ("python", "group"), ("python", "logged"),
+    ("python", "group"), ("python", "logged"), ("python", "gunicorn"),
     ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
     ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "thread"),
     ("ruby", "rails"),
     ("node", "typeerror"), ("node", "async"), ("node", "cause"), ("node", "node_modules"),
-    ("node", "custom"), ("node", "timer"), ("node", "esm"),
+    ("node", "custom"), ("node", "timer"), ("node", "esm"), ("node", "logged"),
     ("java", "nested"), ("java", "caused_by"), ("java", "suppressed"), ("java", "thread"),
+    ("java", "logged"),
 ]
 
 PLATFORM = {"python": "python", "go": "go", "ruby": "ruby", "node": "node", "java": "java"}
@@ -113,8 +114,9 @@ class Programs:
         printed = r.stdout.decode()
         # Every scenario crashes the process except the ones that log a handled error.
         # (A JVM whose worker thread died exits 0 once main returns.)
-        handled = (runtime, scenario) in (("python", "logged"), ("ruby", "rails"),
-                                          ("java", "thread"))
+        handled = (runtime, scenario) in (
+            ("python", "logged"), ("python", "gunicorn"), ("ruby", "rails"), ("node", "logged"),
+            ("java", "thread"), ("java", "logged"))
         if (r.returncode == 0) != handled:
             raise RuntimeError(f"{runtime} {scenario}: exit status {r.returncode}:\n{printed}")
         if not os.path.exists(out):

@@ -45,6 +45,15 @@ function main(scenario) {
       return orders.authorize({ id: 10 });
     case 'timer':
       return orders.settleLater({ id: 11 });
+    case 'logged':
+      // An Express-style error handler: the app logs the error and carries on.
+      try {
+        orders.total({ id: 13, items: ['pear', 'yuzu'] });
+      } catch (err) {
+        console.error(err);
+        Sentry.captureException(err);
+      }
+      return undefined;
     case 'esm':
       return import('./lib/invoice.mjs').then((m) => m.render({ id: 12 }));
     default:

@@ -58,6 +58,19 @@ def handle(scenario):
         except orders.CheckoutError:
             logging.getLogger("shop.web").exception("request failed: POST /checkout")
         return None
+    if scenario == "gunicorn":
+        # gunicorn's error log format (its glogging) for an error in a request handler
+        log = logging.getLogger("gunicorn.error")
+        h = logging.StreamHandler()
+        h.setFormatter(logging.Formatter("[%(asctime)s +0000] [%(process)d] [%(levelname)s] "
+                                         "%(message)s", "%Y-%m-%d %H:%M:%S"))
+        log.addHandler(h)
+        log.propagate = False
+        try:
+            orders.refund("o-7")
+        except ZeroDivisionError:
+            log.exception("Error handling request /refund/o-7")
+        return None
     raise SystemExit(f"unknown scenario {scenario}")
 
 

@@ -84,6 +84,20 @@ public final class Crash {
         t.join();
     }
 
+    /* A web framework's error log (Spring Boot's default console pattern), then the
+     * exception as Throwable.printStackTrace prints it, and the server carries on. */
+    static void logged(String path) throws IOException {
+        try {
+            submit(List.of("apple", "quince"));
+        } catch (RuntimeException e) {
+            write(e, path);
+            System.err.println("2026-12-07T03:40:00.123Z ERROR 4 --- [nio-8080-exec-1] "
+                    + "o.a.c.c.C.[.[.[/].[dispatcherServlet]    : Servlet.service() for servlet "
+                    + "[dispatcherServlet] threw exception");
+            e.printStackTrace();
+        }
+    }
+
     static String q(String s) {
         if (s == null) return "null";
         StringBuilder b = new StringBuilder("\"");
@@ -137,6 +151,7 @@ public final class Crash {
     static void run(String scenario, String path) throws Exception {
         switch (scenario) {
             case "thread": refundInWorker(path); break;
+            case "logged": logged(path); break;
             case "nested": total(List.of("apple", "kiwi")); break;
             case "caused_by": submit(List.of("pear", "plum")); break;
             case "suppressed": save(); break;
