@@ -46,14 +46,14 @@ APP_ROOT = "/app"
 SCENARIOS = [
     ("python", "nested"), ("python", "raise_from"), ("python", "implicit"),
     ("python", "stdlib"), ("python", "site_packages"), ("python", "multiline"),
-    ("python", "group"), ("python", "logged"), ("python", "gunicorn"),
+    ("python", "group"), ("python", "logged"), ("python", "gunicorn"), ("python", "burst"),
     ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
     ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "thread"),
     ("ruby", "rails"),
     ("node", "typeerror"), ("node", "async"), ("node", "cause"), ("node", "node_modules"),
     ("node", "custom"), ("node", "timer"), ("node", "esm"), ("node", "logged"),
     ("java", "nested"), ("java", "caused_by"), ("java", "suppressed"), ("java", "thread"),
-    ("java", "logged"),
+    ("java", "logged"), ("java", "burst"),
 ]
 
 PLATFORM = {"python": "python", "go": "go", "ruby": "ruby", "node": "node", "java": "java"}
@@ -101,7 +101,8 @@ class Programs:
         return ["java", "-cp", self.java_classes, "com.example.shop.Crash", scenario, out]
 
     def run(self, runtime, scenario):
-        """Runs one crash; returns (printed text with the root shown as /app, SDK event).
+        """Runs one scenario; returns (printed text with the root shown as /app, the SDK's
+        events in the order it captured them: one per crash).
         stdout and stderr are merged, as a dyno's log merges them."""
         out = os.path.join(self.dir, f"{runtime}-{scenario}.json")
         if os.path.exists(out):
@@ -115,17 +116,17 @@ class Programs:
         # Every scenario crashes the process except the ones that log a handled error.
         # (A JVM whose worker thread died exits 0 once main returns.)
         handled = (runtime, scenario) in (
-            ("python", "logged"), ("python", "gunicorn"), ("ruby", "rails"), ("node", "logged"),
-            ("java", "thread"), ("java", "logged"))
+            ("python", "logged"), ("python", "gunicorn"), ("python", "burst"), ("ruby", "rails"),
+            ("node", "logged"), ("java", "thread"), ("java", "logged"), ("java", "burst"))
         if (r.returncode == 0) != handled:
             raise RuntimeError(f"{runtime} {scenario}: exit status {r.returncode}:\n{printed}")
         if not os.path.exists(out):
             raise RuntimeError(f"{runtime} {scenario}: the SDK wrote no event:\n{printed}")
         with open(out, encoding="utf-8") as f:
             events = [json.loads(line) for line in f if line.strip()]
-        if len(events) != 1:
-            raise RuntimeError(f"{runtime} {scenario}: {len(events)} SDK events, not 1")
-        return rebase(printed, root), events[0]
+        if not events:
+            raise RuntimeError(f"{runtime} {scenario}: the SDK captured nothing")
+        return rebase(printed, root), events
 
 
 def rebase(text, root):
@@ -194,6 +195,17 @@ def comparable(event, runtime, scenario, root=None):
         # "" are the same to Sentry.
         out.append({"type": _type(e), "value": e.get("value") or "", "frames": frames})
     return {"exceptions": out}
+
+
+def event_differences(expected, got):
+    """The differences between two lists of comparable() results (one per crash, in
+    order); a single pair's are not prefixed."""
+    if len(expected) != len(got):
+        return [f"{len(expected)} SDK events vs {len(got)} sluice events"]
+    if len(expected) == 1:
+        return differences(expected[0], got[0])
+    return [f"event[{i}] {d}" for i, (e, g) in enumerate(zip(expected, got))
+            for d in differences(e, g)]
 
 
 def differences(expected, got):

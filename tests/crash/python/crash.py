@@ -58,6 +58,16 @@ def handle(scenario):
         except orders.CheckoutError:
             logging.getLogger("shop.web").exception("request failed: POST /checkout")
         return None
+    if scenario == "burst":
+        # two failing requests one right after the other: two crashes, two events
+        log = logging.getLogger("shop.web")
+        for path, call in (("/checkout", lambda: orders.checkout(["fig"])),
+                           ("/refund/o-5", lambda: orders.refund("o-5"))):
+            try:
+                call()
+            except Exception:  # noqa: BLE001 (a web app's catch-all)
+                log.exception(f"request failed: POST {path}")
+        return None
     if scenario == "gunicorn":
         # gunicorn's error log format (its glogging) for an error in a request handler
         log = logging.getLogger("gunicorn.error")

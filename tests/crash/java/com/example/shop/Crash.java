@@ -143,7 +143,7 @@ public final class Crash {
         for (int i = 0; i < chain.size(); i++) {
             b.append(exc(chain.get(i))).append(i + 1 < chain.size() ? "," : "");
         }
-        try (FileWriter w = new FileWriter(path)) {
+        try (FileWriter w = new FileWriter(path, true)) {
             w.write(b.append("]}}\n").toString());
         }
     }
@@ -152,6 +152,7 @@ public final class Crash {
         switch (scenario) {
             case "thread": refundInWorker(path); break;
             case "logged": logged(path); break;
+            case "burst": logged(path); logged(path); break;
             case "nested": total(List.of("apple", "kiwi")); break;
             case "caused_by": submit(List.of("pear", "plum")); break;
             case "suppressed": save(); break;
