@@ -47,13 +47,15 @@ SCENARIOS = [
     ("python", "nested"), ("python", "raise_from"), ("python", "implicit"),
     ("python", "stdlib"), ("python", "site_packages"), ("python", "multiline"),
     ("python", "group"), ("python", "logged"), ("python", "gunicorn"), ("python", "burst"),
+    ("python", "syntax"),
     ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
     ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "thread"),
     ("ruby", "rails"),
     ("node", "typeerror"), ("node", "async"), ("node", "cause"), ("node", "node_modules"),
     ("node", "custom"), ("node", "timer"), ("node", "esm"), ("node", "logged"),
+    ("node", "multiline"),
     ("java", "nested"), ("java", "caused_by"), ("java", "suppressed"), ("java", "thread"),
-    ("java", "logged"), ("java", "burst"),
+    ("java", "logged"), ("java", "burst"), ("java", "multiline"),
 ]
 
 PLATFORM = {"python": "python", "go": "go", "ruby": "ruby", "node": "node", "java": "java"}

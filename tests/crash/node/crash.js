@@ -54,6 +54,8 @@ function main(scenario) {
         Sentry.captureException(err);
       }
       return undefined;
+    case 'multiline':
+      throw new Error('invalid order:\n  kiwi: no price\n  lime: no price');
     case 'esm':
       return import('./lib/invoice.mjs').then((m) => m.render({ id: 12 }));
     default:

@@ -58,6 +58,9 @@ def handle(scenario):
         except orders.CheckoutError:
             logging.getLogger("shop.web").exception("request failed: POST /checkout")
         return None
+    if scenario == "syntax":
+        import plugins.broken  # noqa: F401 (the import is what fails)
+        return None
     if scenario == "burst":
         # two failing requests one right after the other: two crashes, two events
         log = logging.getLogger("shop.web")

@@ -153,6 +153,7 @@ public final class Crash {
             case "thread": refundInWorker(path); break;
             case "logged": logged(path); break;
             case "burst": logged(path); logged(path); break;
+            case "multiline": throw new IllegalStateException("invalid order:\n  kiwi: no price\n  lime: no price");
             case "nested": total(List.of("apple", "kiwi")); break;
             case "caused_by": submit(List.of("pear", "plum")); break;
             case "suppressed": save(); break;
