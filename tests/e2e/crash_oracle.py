@@ -10,7 +10,7 @@ reads from the exception (getCause chain, getStackTrace, getSuppressed).
 `run(runtime, scenario)` gives both: the printed lines (what a dyno's log would carry) and
 the SDK's event. `comparable(event, ...)` reduces a Sentry event (the SDK's or sluice's) to
 the part that must agree: exception types and values, chain order, and per frame
-(path, function, lineno, in_app). `differences(expected, got)` lists what differs.
+(path, function, lineno, in_app; and colno for Node, whose SDK has it). `differences(expected, got)` lists what differs.
 
 What is normalised, and why (docs/internals/crash-oracle.md says the same):
 - The program's directory is shown as /app, Heroku's app root, in the printed lines and in
@@ -188,6 +188,8 @@ def comparable(event, runtime, scenario, root=None):
             frames.append({"path": _path(f, root) if runtime != "java" else f.get("filename"),
                            "function": _function(f, runtime),
                            "lineno": f.get("lineno"),
+                           # Only the Node SDK has columns (V8 prints them)
+                           "colno": f.get("colno") if runtime == "node" else None,
                            "in_app": f.get("in_app")})
         if runtime == "ruby" and scenario == "rails" and root is not None:
             # The SDK's side only: Rails logs the application trace alone.
@@ -225,7 +227,7 @@ def differences(expected, got):
         if len(e["frames"]) != len(g["frames"]):
             diffs.append(f"{where}: {len(e['frames'])} frames vs {len(g['frames'])}")
         for j, (ef, gf) in enumerate(zip(e["frames"], g["frames"])):
-            for k in ("path", "function", "lineno", "in_app"):
+            for k in ("path", "function", "lineno", "colno", "in_app"):
                 if ef[k] != gf[k]:
                     diffs.append(f"{where} frame[{j}] {k}: {ef[k]!r} vs {gf[k]!r}")
         for j in range(len(g["frames"]), len(e["frames"])):
