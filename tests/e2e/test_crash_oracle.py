@@ -255,8 +255,9 @@ def node(db, tls, workdir):
 
 @pytest.fixture(scope="module")
 def delivered(runs, db, node, fake_sentry):
-    """Every scenario's printed lines, each on a dyno of its own, all interleaved with each
-    other and with other dynos' and the router's lines, posted through the real drain of
+    """Every scenario's printed lines, each on a dyno of its own after two ordinary lines
+    of that dyno, all interleaved with each other and with other dynos' and the router's
+    lines, posted through the real drain of
     one `sluice serve` (Heroku frames, several bodies); the scenarios alternate between
     two sources with their own DSNs. Returns (scenario -> (project, dyno)), the fake
     Sentry's record once every crash arrived (or the wait ran out)."""
@@ -273,7 +274,9 @@ def delivered(runs, db, node, fake_sentry):
         proj = list(KEYS)[i % 2]
         dyno = f"{'web' if i % 3 else 'worker'}.{i + 1}"
         where[(rt, sc)] = (proj, dyno)
-        streams[proj].append([(dyno, m) for m in printed_lines(printed)])
+        # The dyno printed its own ordinary lines before the crash.
+        before = [f"Listening on 0.0.0.0:{5000 + i}", f"GET /orders/{i} 200 in 12ms"]
+        streams[proj].append([(dyno, m) for m in before + printed_lines(printed)])
     base = datetime.datetime.now(datetime.timezone.utc)
     for proj, traces in streams.items():
         noise = [("web.99", f"request {k} done in 12ms") for k in range(40)]

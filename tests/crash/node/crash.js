@@ -53,6 +53,7 @@ function main(scenario) {
         console.error(err);
         Sentry.captureException(err);
       }
+      console.log('GET /health 200 3ms');
       return undefined;
     case 'multiline':
       throw new Error('invalid order:\n  kiwi: no price\n  lime: no price');

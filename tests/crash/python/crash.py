@@ -57,6 +57,8 @@ def handle(scenario):
             orders.checkout(["fig"])
         except orders.CheckoutError:
             logging.getLogger("shop.web").exception("request failed: POST /checkout")
+        # the app goes on serving (a warning: a breadcrumb for the SDK, not an event)
+        logging.getLogger("shop.web").warning("slow request: GET /health took 1200ms")
         return None
     if scenario == "syntax":
         import plugins.broken  # noqa: F401 (the import is what fails)
@@ -70,6 +72,7 @@ def handle(scenario):
                 call()
             except Exception:  # noqa: BLE001 (a web app's catch-all)
                 log.exception(f"request failed: POST {path}")
+                log.warning("slow request: GET /health took 1200ms")
         return None
     if scenario == "gunicorn":
         # gunicorn's error log format (its glogging) for an error in a request handler
@@ -83,6 +86,7 @@ def handle(scenario):
             orders.refund("o-7")
         except ZeroDivisionError:
             log.exception("Error handling request /refund/o-7")
+        log.warning("Worker with pid 13 was terminated due to signal 9")
         return None
     raise SystemExit(f"unknown scenario {scenario}")
 

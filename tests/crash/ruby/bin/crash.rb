@@ -37,6 +37,7 @@ def log_like_rails(e)
   trace = e.backtrace.select { |l| l.start_with?("#{ROOT}/app/") }
                      .map { |l| l.delete_prefix("#{ROOT}/") }
   ["  ", "#{e.class} (#{e.message}):", "  ", *trace].each { |l| logger.fatal("#{tag} #{l}") }
+  logger.info("[9d1e4c2a-0b7f-4e55-8a61-3c2d1e0f9a8b] Started GET \"/health\" for 10.1.2.4 at 2026-12-07 03:40:01 +0000")
 end
 
 def run(scenario)

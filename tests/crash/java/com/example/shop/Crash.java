@@ -96,6 +96,8 @@ public final class Crash {
                     + "[dispatcherServlet] threw exception");
             e.printStackTrace();
         }
+        System.err.println("2026-12-07T03:40:00.200Z  INFO 4 --- [nio-8080-exec-2] "
+                + "c.e.shop.OrderController                 : GET /health");
     }
 
     static String q(String s) {
