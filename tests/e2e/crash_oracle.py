@@ -47,7 +47,7 @@ SCENARIOS = [
     ("python", "nested"), ("python", "raise_from"), ("python", "implicit"),
     ("python", "stdlib"), ("python", "site_packages"), ("python", "multiline"),
     ("python", "group"), ("python", "logged"), ("python", "gunicorn"), ("python", "burst"),
-    ("python", "syntax"),
+    ("python", "syntax"), ("python", "recursion"),
     ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
     ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "thread"),
     ("ruby", "rails"),

@@ -60,6 +60,8 @@ def handle(scenario):
         # the app goes on serving (a warning: a breadcrumb for the SDK, not an event)
         logging.getLogger("shop.web").warning("slow request: GET /health took 1200ms")
         return None
+    if scenario == "recursion":
+        return orders.category_path({"fruit": "food", "food": "fruit"}, "fruit")
     if scenario == "syntax":
         import plugins.broken  # noqa: F401 (the import is what fails)
         return None

@@ -55,3 +55,8 @@ def check_all(items):
             errors.append(e)
     if errors:
         raise ExceptionGroup("cart checks failed", errors)
+
+
+def category_path(categories, name):
+    """Walks a category's parents up to the root (a cycle in the data never ends)."""
+    return category_path(categories, categories[name]) + [name]
