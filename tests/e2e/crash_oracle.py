@@ -26,6 +26,9 @@ What is normalised, and why (docs/internals/crash-oracle.md says the same):
   "main.(*Cart).Item") and for the JVM (class + method), where the SDKs split it.
 - Node: "<anonymous>" is "?" (the Node SDK's spelling of the same thing).
 - An absent value (a Java exception without a message) is "".
+- A stack longer than Sentry keeps: when sluice's stacktrace says which frames it left out
+  (the protocol's `frames_omitted`, [start, end)), the SDK's frames are compared with the
+  same range left out, and the numbers must add up.
 Nothing else: values are compared byte for byte, frames one by one, in_app as a bool.
 
 Only the Rails scenario compares fewer frames than the SDK has: Rails' log prints only the
@@ -55,7 +58,7 @@ SCENARIOS = [
     ("node", "custom"), ("node", "timer"), ("node", "esm"), ("node", "logged"),
     ("node", "multiline"),
     ("java", "nested"), ("java", "caused_by"), ("java", "suppressed"), ("java", "thread"),
-    ("java", "logged"), ("java", "burst"), ("java", "multiline"),
+    ("java", "logged"), ("java", "burst"), ("java", "multiline"), ("java", "overflow"),
 ]
 
 PLATFORM = {"python": "python", "go": "go", "ruby": "ruby", "node": "node", "java": "java"}
@@ -197,7 +200,9 @@ def comparable(event, runtime, scenario, root=None):
                 tuple(f"{APP_ROOT}/{d}/" for d in ("app", "config", "lib")))]
         # An exception without a message: absent (sentry-java, a null getMessage()) and
         # "" are the same to Sentry.
-        out.append({"type": _type(e), "value": e.get("value") or "", "frames": frames})
+        omitted = (e.get("stacktrace") or {}).get("frames_omitted")
+        out.append({"type": _type(e), "value": e.get("value") or "", "frames": frames,
+                    "frames_omitted": omitted})
     return {"exceptions": out}
 
 
@@ -224,14 +229,27 @@ def differences(expected, got):
             diffs.append(f"{where}: type {e['type']!r} vs {g['type']!r}")
         if e["value"] != g["value"]:
             diffs.append(f"{where}: value {e['value']!r} vs {g['value']!r}")
-        if len(e["frames"]) != len(g["frames"]):
-            diffs.append(f"{where}: {len(e['frames'])} frames vs {len(g['frames'])}")
-        for j, (ef, gf) in enumerate(zip(e["frames"], g["frames"])):
+        eframes = e["frames"]
+        om = g.get("frames_omitted")
+        if om and not e.get("frames_omitted"):
+            # sluice trimmed a long stack the way Sentry does and said which frames it
+            # left out (the protocol's frames_omitted, [start, end)): the SDK's frames
+            # compare with the same range left out, and the counts must add up.
+            start, end = om
+            if not (0 <= start <= end <= len(eframes)) or \
+                    len(eframes) - (end - start) != len(g["frames"]):
+                diffs.append(f"{where}: frames_omitted {om} does not fit {len(eframes)} SDK "
+                             f"frames and {len(g['frames'])} sent")
+            else:
+                eframes = eframes[:start] + eframes[end:]
+        if len(eframes) != len(g["frames"]):
+            diffs.append(f"{where}: {len(eframes)} frames vs {len(g['frames'])}")
+        for j, (ef, gf) in enumerate(zip(eframes, g["frames"])):
             for k in ("path", "function", "lineno", "colno", "in_app"):
                 if ef[k] != gf[k]:
                     diffs.append(f"{where} frame[{j}] {k}: {ef[k]!r} vs {gf[k]!r}")
-        for j in range(len(g["frames"]), len(e["frames"])):
-            diffs.append(f"{where} frame[{j}] missing in sluice: {e['frames'][j]}")
-        for j in range(len(e["frames"]), len(g["frames"])):
+        for j in range(len(g["frames"]), len(eframes)):
+            diffs.append(f"{where} frame[{j}] missing in sluice: {eframes[j]}")
+        for j in range(len(eframes), len(g["frames"])):
             diffs.append(f"{where} frame[{j}] extra in sluice: {g['frames'][j]}")
     return diffs

@@ -100,6 +100,10 @@ public final class Crash {
                 + "c.e.shop.OrderController                 : GET /health");
     }
 
+    static int depth(Map<String, String> parents, String name) {
+        return depth(parents, parents.get(name)) + 1;
+    }
+
     static String q(String s) {
         if (s == null) return "null";
         StringBuilder b = new StringBuilder("\"");
@@ -155,6 +159,7 @@ public final class Crash {
             case "thread": refundInWorker(path); break;
             case "logged": logged(path); break;
             case "burst": logged(path); logged(path); break;
+            case "overflow": depth(Map.of("fruit", "food", "food", "fruit"), "fruit"); break;
             case "multiline": throw new IllegalStateException("invalid order:\n  kiwi: no price\n  lime: no price");
             case "nested": total(List.of("apple", "kiwi")); break;
             case "caused_by": submit(List.of("pear", "plum")); break;
@@ -168,7 +173,7 @@ public final class Crash {
         PRICES.put("pear", 4);
         try {
             run(args[0], args[1]);
-        } catch (Exception e) {
+        } catch (Exception | StackOverflowError e) {
             write(e, args[1]);
             throw e;
         }
