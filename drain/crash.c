@@ -754,6 +754,33 @@ static void py_frame(struct sl_crash_asm *a, struct sl_str path, int lineno, str
         f->module = py_module(a, r);
 }
 
+/* "[Previous line repeated N more times]": Python folds N more copies of the frame just
+ * before it (a recursion); the SDK has them all, oldest first. Past the caps the rest is
+ * marked omitted. */
+static void py_repeat(struct sl_crash_asm *a, int n)
+{
+    struct sl_crash_exc *e = cur_exc(a);
+    if (!e || e->nframes == 0 || n <= 0) {
+        if (e)
+            e->frames_omitted = true;
+        return;
+    }
+    for (int i = 0; i < n && !a->oom; i++) {
+        size_t last = e->nframes - 1;
+        struct sl_crash_frame *f = frame_push(a); /* may move e->frames */
+        if (!f)
+            return;
+        const struct sl_crash_frame *src = &e->frames[last];
+        f->lineno = src->lineno;
+        f->colno = src->colno;
+        f->in_app = src->in_app;
+        f->filename = src->filename ? dupz(a, src->filename) : NULL;
+        f->abs_path = src->abs_path ? dupz(a, src->abs_path) : NULL;
+        f->function = src->function ? dupz(a, src->function) : NULL;
+        f->module = src->module ? dupz(a, src->module) : NULL;
+    }
+}
+
 static void py_exception(struct sl_crash_asm *a, struct sl_str type, struct sl_str value)
 {
     struct sl_crash_exc *e = cur_exc(a);
@@ -862,7 +889,7 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
         if (s.len && is_ws(s.p[0])) {
             struct sl_str t = ltrim(s);
             if (starts(t, "[Previous line repeated ") && cur_exc(a))
-                cur_exc(a)->frames_omitted = true;
+                py_repeat(a, to_int(skip(t, 24)));
             return V_ACCEPT;
         }
         if (blank(s))
