@@ -51,7 +51,8 @@ SCENARIOS = [
     ("python", "stdlib"), ("python", "site_packages"), ("python", "multiline"),
     ("python", "group"), ("python", "logged"), ("python", "gunicorn"), ("python", "burst"),
     ("python", "syntax"), ("python", "recursion"),
-    ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"),
+    ("go", "nested"), ("go", "goroutine"), ("go", "nilptr"), ("go", "divzero"),
+    ("go", "nilmap"), ("go", "assert"),
     ("ruby", "nested"), ("ruby", "chained"), ("ruby", "multiline"), ("ruby", "thread"),
     ("ruby", "rails"),
     ("node", "typeerror"), ("node", "async"), ("node", "cause"), ("node", "node_modules"),
@@ -155,7 +156,8 @@ _BUILTIN_MODULES = {None, "", "builtins", "__builtin__", "exceptions"}
 
 def _type(exc):
     t, m = exc.get("type") or "", exc.get("module")
-    if m in _BUILTIN_MODULES or t.startswith(m + "."):
+    # (a Go pointer type names its package after the star: "*runtime.TypeAssertionError")
+    if m in _BUILTIN_MODULES or t.lstrip("*").startswith(m + "."):
         return t
     return f"{m}.{t}"
 

@@ -74,6 +74,12 @@ type Customer struct{ Name string }
 
 func customerName(o *Order) string { return o.Customer.Name }
 
+func unitPrice(total, qty int) int { return total / qty }
+
+func tally(counts map[string]int, sku string) { counts[sku]++ }
+
+func quantity(v interface{}) int { return v.(int) }
+
 func main() {
 	err := sentry.Init(sentry.ClientOptions{
 		Dsn:       "https://public@sentry.invalid/1",
@@ -93,6 +99,13 @@ func main() {
 		wg.Wait()
 	case "nilptr":
 		fmt.Println(customerName(&Order{}))
+	case "divzero":
+		fmt.Println(unitPrice(12, len(os.Args)-2))
+	case "nilmap":
+		var counts map[string]int
+		tally(counts, "sku-1")
+	case "assert":
+		fmt.Println(quantity("3"))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown scenario")
 		os.Exit(2)
