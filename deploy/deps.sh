@@ -24,10 +24,15 @@ PACKAGES=(
     clang libclang-rt-dev
     haproxy
     chromium
+    python3-sentry-sdk ruby ruby-sentry-ruby golang golang-github-getsentry-sentry-go-dev
+    default-jdk-headless
 )
 # clang and its runtime (libclang_rt.fuzzer, asan, ubsan) build the libFuzzer targets
 # of `make fuzz` (tests/fuzz/), which CI runs after `make test` and `make asan`.
 # haproxy: tests/e2e/test_deploy.py checks deploy/haproxy.cfg with `haproxy -c`.
+# The official Sentry SDKs (Python, Ruby, Go) and the runtimes of the small crashing
+# programs in tests/crash/ are the crash assembler's oracle (tests/e2e/test_crash_oracle.py,
+# docs/internals/crash-oracle.md); @sentry/node comes from npm like standardwebhooks.
 
 # The e2e tests verify webhook signatures with the `standardwebhooks` npm package as an
 # independent check: they need node and npm (a machine may already have them from

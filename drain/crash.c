@@ -28,10 +28,10 @@
 #include "sluice/utf8.h"
 
 #define ADDLIT(b, lit) sl_buf_add((b), (lit), sizeof(lit) - 1)
-#define MAX_EXCS 16       /* exceptions in one chain */
-#define STR_CAP 1024      /* bytes kept of a path, function or type */
-#define VALUE_CAP 8192    /* bytes kept of an exception value (Sentry keeps 8 KiB too) */
-#define EVENT_FRAMES 250  /* frames of one exception in an event: Sentry trims to 250 */
+#define MAX_EXCS 16      /* exceptions in one chain */
+#define STR_CAP 1024     /* bytes kept of a path, function or type */
+#define VALUE_CAP 8192   /* bytes kept of an exception value (Sentry keeps 8 KiB too) */
+#define EVENT_FRAMES 250 /* frames of one exception in an event: Sentry trims to 250 */
 
 enum verdict {
     V_REJECT = 0, /* the line is not part of the open trace */
@@ -42,15 +42,16 @@ enum verdict {
 
 enum state {
     ST_IDLE = 0,
-    PY_CELERY, /* "Task ... raised unexpected:", the traceback may follow */
-    PY_TB,     /* inside "Traceback (most recent call last):" */
-    PY_SYNTAX, /* a bare `  File "x", line N` (SyntaxError of the main script) */
-    PY_AFTER,  /* after the exception line: a chain separator may follow */
-    PY_SEP,    /* after a chain separator: the next Traceback */
-    GO_HEAD,   /* after "panic:" / "fatal error:", before "goroutine N [...]:" */
-    GO_FRAMES, /* frames of the first goroutine */
-    GO_REST,   /* other goroutines, "exit status N" */
-    RB_UNCAUGHT, /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
+    PY_CELERY,    /* "Task ... raised unexpected:", the traceback may follow */
+    PY_TB,        /* inside "Traceback (most recent call last):" */
+    PY_SYNTAX,    /* a bare `  File "x", line N` (SyntaxError of the main script) */
+    PY_AFTER,     /* after the exception line: a chain separator may follow */
+    PY_SEP,       /* after a chain separator: the next Traceback */
+    GO_HEAD,      /* after "panic:" / "fatal error:", before "goroutine N [...]:" */
+    GO_FRAMES,    /* frames of the first goroutine */
+    GO_REST,      /* other goroutines, "exit status N" */
+    RB_THREAD,    /* "#<Thread:0x... run> terminated with exception (...):", a header next */
+    RB_UNCAUGHT,  /* the interpreter's "x.rb:1:in 'm': msg (Type)" and "\tfrom" lines */
     RB_RAILS_MSG, /* Rails "Type (msg" whose message goes on over lines until "):" */
     RB_RAILS_PRE, /* Rails "Type (msg):" before its first frame */
     RB_RAILS,     /* Rails frames */
@@ -69,29 +70,32 @@ struct sl_crash_asm {
     bool open, confirmed, overflow, oom;
     enum state st;
     struct sl_crash *c;
-    size_t xcap;                 /* capacity of c->excs */
-    size_t fcap[MAX_EXCS];       /* capacity of c->excs[i].frames */
-    int more[MAX_EXCS];          /* JVM "... N more", Node "... N lines matching cause
-                                    stack trace ..." of each exception, printed order */
-    size_t more_at[MAX_EXCS];    /* Node: the frame index where those lines stand */
-    bool rb_msg_open;            /* Ruby: lines of the message may still follow */
-    bool need_at;                /* JVM: an exception line waits for its first "at" */
-    bool py_group;               /* Python: an ExceptionGroup's "  | " framed traceback */
-    bool line_prefixed;          /* the line being looked at carried a Logger prefix */
-    int msg_blanks;              /* blank lines seen inside a message over lines */
-    struct sl_buf pend;          /* JVM, Go: message lines over several lines, kept until
-                                    the trace is confirmed (a look-alike's are dropped) */
+    size_t xcap;              /* capacity of c->excs */
+    size_t fcap[MAX_EXCS];    /* capacity of c->excs[i].frames */
+    int more[MAX_EXCS];       /* JVM "... N more", Node "... N lines matching cause
+                                 stack trace ..." of each exception, printed order */
+    size_t more_at[MAX_EXCS]; /* Node: the frame index where those lines stand */
+    bool rb_msg_open;         /* Ruby: lines of the message may still follow */
+    bool need_at;             /* JVM: an exception line waits for its first "at" */
+    bool py_group;            /* Python: an ExceptionGroup's "  | " framed traceback */
+    bool line_prefixed;       /* the line being looked at carried a Logger prefix */
+    bool rb_repeat;           /* Ruby: the same report printed again (a dead thread's,
+                                 then join's): read, not kept */
+    char *rb_first;           /* Ruby: the first header line, to know the repeat */
+    int msg_blanks;           /* blank lines seen inside a message over lines */
+    struct sl_buf pend;       /* JVM, Go: message lines over several lines, kept until
+                                 the trace is confirmed (a look-alike's are dropped) */
     size_t idcap, bytes, lines, frames;
     int64_t last_ts;
     int blank_run, ctx_lines, extra_lines, depth;
-    bool skip_frames;            /* Go: past the first goroutine; JVM: inside Suppressed */
+    bool skip_frames; /* Go: past the first goroutine; JVM: inside Suppressed */
     bool go_have_fn;
-    char *go_fn, *go_mod;        /* Go: the function line waiting for its location */
-    char *py_root;               /* Python: the directory of the main script, if known */
-    char *py_main;               /* Python: the main script (its frames are "__main__") */
-    char *syn_file;              /* Python: the `File "x", line N` of a SyntaxError */
+    char *go_fn, *go_mod; /* Go: the function line waiting for its location */
+    char *py_root;        /* Python: the directory of the main script, if known */
+    char *py_main;        /* Python: the main script (its frames are "__main__") */
+    char *syn_file;       /* Python: the `File "x", line N` of a SyntaxError */
     int syn_line;
-    char rb_pid[24];             /* Ruby logger: "#4" of the line that opened the trace */
+    char rb_pid[24]; /* Ruby logger: "#4" of the line that opened the trace */
     /* crashes completed and not taken yet, oldest first */
     struct sl_crash **done;
     size_t ndone, donecap, donehead;
@@ -235,9 +239,43 @@ static bool word_is_error(struct sl_str w)
 
 /* Ruby logger "E, [2026-11-21T10:00:00.123 #4] ERROR -- progname: " and Rails tags
  * "[6c1e] "; returns the rest, and the "#4" in pid (may be empty). */
+/* Sidekiq's log prefix on Heroku (no timestamp there): "pid=4 tid=abc class=X jid=Y WARN: ";
+ * the rest after it, and "pid=4 tid=abc" in pid; s as it was when it has none. */
+static struct sl_str strip_sidekiq(struct sl_str s, struct sl_str *pid)
+{
+    static const char *const levels[] = {
+        "DEBUG:", "INFO:", "WARN:", "ERROR:", "FATAL:", "UNKNOWN:"};
+    size_t i = 0, lim = s.len < 512 ? s.len : 512, pid_end = 0;
+    for (int tok = 0; i < lim; tok++) {
+        size_t t0 = i;
+        while (i < lim && s.p[i] != ' ')
+            i++;
+        struct sl_str t = sl_str_make(s.p + t0, i - t0);
+        if (tok == 0 && !starts(t, "pid="))
+            return s;
+        if (tok == 1) {
+            if (!starts(t, "tid="))
+                return s;
+            pid_end = i;
+        }
+        if (tok >= 2)
+            for (size_t k = 0; k < sizeof(levels) / sizeof(levels[0]); k++)
+                if (sl_str_eq(t, levels[k]) && i < s.len) {
+                    *pid = sl_str_make(s.p, pid_end);
+                    return skip(s, i + 1);
+                }
+        if (tok >= 2 && !memchr(t.p, '=', t.len))
+            return s;
+        i++;
+    }
+    return s;
+}
+
 static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 {
     *pid = SL_STR_NULL;
+    if (s.len > 12 && s.p[0] == 'p' && s.p[1] == 'i' && s.p[2] == 'd' && s.p[3] == '=')
+        return strip_sidekiq(s, pid);
     if (s.len > 6 && sl_ascii_alpha((unsigned char)s.p[0]) && s.p[1] == ',' && s.p[2] == ' ' &&
         s.p[3] == '[') {
         const char *close = memchr(s.p, ']', s.len < 128 ? s.len : 128);
@@ -275,8 +313,10 @@ static struct sl_str strip_prefix(struct sl_str s, struct sl_str *pid)
 
 static bool is_rails_error(struct sl_str s, size_t *wl);
 static bool is_rails_error_open(struct sl_str s, size_t *wl);
+static bool is_ruby_plain(struct sl_str s, size_t *wl);
 static bool is_ruby_header(struct sl_str s);
 static bool any_start(struct sl_str s);
+static bool plainly_else(const struct sl_crash_asm *a, struct sl_str s);
 static bool plat_start(struct sl_str s, struct sl_str *code, struct sl_str *desc);
 
 enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str procid,
@@ -297,8 +337,7 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
             return SL_CRASH_PLATFORM;
         return SL_CRASH_NONE;
     }
-    if (c0 == 'R' && procid.len == 3 && memcmp(procid.p, "api", 3) == 0 &&
-        starts(msg, "Release v"))
+    if (c0 == 'R' && procid.len == 3 && memcmp(procid.p, "api", 3) == 0 && starts(msg, "Release v"))
         return SL_CRASH_RELEASE;
     switch (c0) {
     case 'T':
@@ -328,14 +367,16 @@ enum sl_crash_anchor sl_crash_anchor(struct sl_str app_name, struct sl_str proci
         if (!sl_ascii_alpha(c0))
             return SL_CRASH_NONE;
     }
-    if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ')) {
+    if (c0 == '[' || (sl_ascii_alpha(c0) && msg.len > 4 && msg.p[1] == ',' && msg.p[2] == ' ') ||
+        (c0 == 'p' && msg.p[1] == 'i' && msg.p[2] == 'd' && msg.p[3] == '=')) {
         struct sl_str pid, body = strip_prefix(msg, &pid);
         if (body.p != msg.p) {
-            if (c0 == '[' && find(sl_str_make(msg.p, msg.len < 512 ? msg.len : 512),
-                                  " raised unexpected: "))
+            if (c0 == '[' &&
+                find(sl_str_make(msg.p, msg.len < 512 ? msg.len : 512), " raised unexpected: "))
                 return SL_CRASH_TRACE;
             size_t wl;
-            if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) || is_ruby_header(body) ||
+            if (is_rails_error(body, &wl) || is_rails_error_open(body, &wl) ||
+                is_ruby_plain(body, &wl) || is_ruby_header(body) ||
                 starts(body, "Traceback (most recent call last):"))
                 return SL_CRASH_TRACE;
             return SL_CRASH_NONE;
@@ -493,7 +534,7 @@ static void value_append(struct sl_crash_asm *a, struct sl_str s)
  * pend (at most VALUE_CAP bytes and 10 lines); false when it cannot be one. */
 static bool pend_add(struct sl_crash_asm *a, struct sl_str s)
 {
-    if (a->extra_lines >= 10 || blank(s) || any_start(s))
+    if (a->extra_lines >= 10 || blank(s) || plainly_else(a, s))
         return false;
     a->extra_lines++;
     if (a->pend.len + 1 >= VALUE_CAP)
@@ -526,8 +567,9 @@ static bool plainly_else(const struct sl_crash_asm *a, struct sl_str s)
         "info", "debug", "warn", "warning", "error", "critical", "fatal", "trace", "notice",
     };
     static const char *const heroku[] = {
-        "Process exited", "State changed", "Stopping ", "Starting process", "Process running",
-        "Release v", "Deploy ", "Build ", "Scaled to", "Restarting", "Idling", "Cycling",
+        "Process exited",  "State changed", "Stopping ", "Starting process",
+        "Process running", "Release v",     "Deploy ",   "Build ",
+        "Scaled to",       "Restarting",    "Idling",    "Cycling",
     };
     if (a->line_prefixed || s.len == 0)
         return a->line_prefixed;
@@ -712,6 +754,33 @@ static void py_frame(struct sl_crash_asm *a, struct sl_str path, int lineno, str
         f->module = py_module(a, r);
 }
 
+/* "[Previous line repeated N more times]": Python folds N more copies of the frame just
+ * before it (a recursion); the SDK has them all, oldest first. Past the caps the rest is
+ * marked omitted. */
+static void py_repeat(struct sl_crash_asm *a, int n)
+{
+    struct sl_crash_exc *e = cur_exc(a);
+    if (!e || e->nframes == 0 || n <= 0) {
+        if (e)
+            e->frames_omitted = true;
+        return;
+    }
+    for (int i = 0; i < n && !a->oom; i++) {
+        size_t last = e->nframes - 1;
+        struct sl_crash_frame *f = frame_push(a); /* may move e->frames */
+        if (!f)
+            return;
+        const struct sl_crash_frame *src = &e->frames[last];
+        f->lineno = src->lineno;
+        f->colno = src->colno;
+        f->in_app = src->in_app;
+        f->filename = src->filename ? dupz(a, src->filename) : NULL;
+        f->abs_path = src->abs_path ? dupz(a, src->abs_path) : NULL;
+        f->function = src->function ? dupz(a, src->function) : NULL;
+        f->module = src->module ? dupz(a, src->module) : NULL;
+    }
+}
+
 static void py_exception(struct sl_crash_asm *a, struct sl_str type, struct sl_str value)
 {
     struct sl_crash_exc *e = cur_exc(a);
@@ -780,7 +849,8 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
          * sub-exceptions boxed in "+-+---- 1 ----" / "    | " (not part of the chain) */
         if (a->st == PY_TB && starts(s, "  | "))
             s = skip(s, 4);
-        else if (a->st == PY_AFTER && (starts(s, "    |") || starts(s, "  +-") || starts(s, "    +-")))
+        else if (a->st == PY_AFTER &&
+                 (starts(s, "    |") || starts(s, "  +-") || starts(s, "    +-")))
             return V_ACCEPT;
         else if (a->st == PY_TB && starts(s, "  |"))
             return V_ACCEPT;
@@ -819,7 +889,7 @@ static enum verdict py_step(struct sl_crash_asm *a, struct sl_str s)
         if (s.len && is_ws(s.p[0])) {
             struct sl_str t = ltrim(s);
             if (starts(t, "[Previous line repeated ") && cur_exc(a))
-                cur_exc(a)->frames_omitted = true;
+                py_repeat(a, to_int(skip(t, 24)));
             return V_ACCEPT;
         }
         if (blank(s))
@@ -934,8 +1004,8 @@ static bool go_goroot(struct sl_str path)
 {
     if (find(path, "/pkg/mod/"))
         return false;
-    return find(path, "/go/src/") || starts(path, "/usr/local/go/") || starts(path, "/usr/lib/go") ||
-           starts(path, "/usr/share/go") || find(path, "/goroot/");
+    return find(path, "/go/src/") || starts(path, "/usr/local/go/") ||
+           starts(path, "/usr/lib/go") || starts(path, "/usr/share/go") || find(path, "/goroot/");
 }
 
 static void go_frame(struct sl_crash_asm *a, struct sl_str path, int lineno)
@@ -969,10 +1039,11 @@ static void go_frame(struct sl_crash_asm *a, struct sl_str path, int lineno)
 static bool go_plain_error(struct sl_str msg)
 {
     static const char *const plain[] = {
-        "assignment to entry in nil map", "close of nil channel", "close of closed channel",
-        "send on closed channel", "makeslice: len out of range", "makeslice: cap out of range",
-        "makechan: size out of range", "growslice: len out of range",
-        "makemap: size out of range", "unsafe.Slice: len out of range",
+        "assignment to entry in nil map",  "close of nil channel",
+        "close of closed channel",         "send on closed channel",
+        "makeslice: len out of range",     "makeslice: cap out of range",
+        "makechan: size out of range",     "growslice: len out of range",
+        "makemap: size out of range",      "unsafe.Slice: len out of range",
         "unsafe.String: len out of range",
     };
     for (size_t i = 0; i < sizeof(plain) / sizeof(plain[0]); i++)
@@ -1133,8 +1204,8 @@ static size_t rb_loc(struct sl_str s, struct rb_loc *l)
             return 0;
         struct sl_str meth = sl_str_make(s.p + m0, k - m0);
         size_t w = 0;
-        while (w < meth.len && (sl_ascii_alnum((unsigned char)meth.p[w]) || meth.p[w] == '_' ||
-                                meth.p[w] == ':'))
+        while (w < meth.len &&
+               (sl_ascii_alnum((unsigned char)meth.p[w]) || meth.p[w] == '_' || meth.p[w] == ':'))
             w++;
         if (w > 0 && w < meth.len && meth.p[w] == '#') {
             l->module = sl_str_make(meth.p, w);
@@ -1223,6 +1294,19 @@ static bool is_rails_error_open(struct sl_str s, size_t *wl)
     return rb_const(w) && (word_is_error(w) || find(w, "::"));
 }
 
+/* "NoMethodError: undefined method ..." logged by Sidekiq's error handler or a rescue
+ * (`logger.warn "#{e.class}: #{e.message}"`, then the backtrace): an exception-looking
+ * Ruby class, ": ", the message. Only after a logger's prefix (Node prints the same). */
+static bool is_ruby_plain(struct sl_str s, size_t *wl)
+{
+    size_t n = word_len(s, true);
+    *wl = n;
+    if (n == 0 || n + 1 > s.len || s.p[n] != ':' || (n + 1 < s.len && s.p[n + 1] != ' '))
+        return false;
+    struct sl_str w = sl_str_make(s.p, n);
+    return rb_const(w) && (word_is_error(w) || find(w, "::"));
+}
+
 static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
 {
     struct sl_crash_frame *f = frame_push(a);
@@ -1237,7 +1321,8 @@ static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
         f->module = dup(a, l->module, STR_CAP);
     /* Rails' cleaned backtrace names gems "actionpack (7.0.4) lib/x.rb" */
     const char *gem = find(file, ") ");
-    if (gem && memchr(file.p, '(', (size_t)(gem - file.p)) && !memchr(file.p, '/', (size_t)(gem - file.p))) {
+    if (gem && memchr(file.p, '(', (size_t)(gem - file.p)) &&
+        !memchr(file.p, '/', (size_t)(gem - file.p))) {
         struct sl_str r = sl_str_make(gem + 2, file.len - (size_t)(gem + 2 - file.p));
         if (starts(r, "lib/"))
             r = skip(r, 4);
@@ -1257,7 +1342,8 @@ static void rb_frame(struct sl_crash_asm *a, const struct rb_loc *l)
                 f->in_app = true;
     /* the file relative to its load path, as sentry-ruby's compute_filename */
     const char *g = find(file, "/gems/");
-    const char *lib = g ? find(sl_str_make(g + 6, file.len - (size_t)(g + 6 - file.p)), "/lib/") : NULL;
+    const char *lib =
+        g ? find(sl_str_make(g + 6, file.len - (size_t)(g + 6 - file.p)), "/lib/") : NULL;
     const char *rl = find(file, "/lib/ruby/");
     if (under_root && f->in_app) {
         f->filename = dup(a, rel, STR_CAP);
@@ -1278,8 +1364,31 @@ static enum verdict rb_step(struct sl_crash_asm *a, struct sl_str s)
     struct rb_loc l;
     struct sl_str type, value;
 
+    if (a->st == RB_THREAD) {
+        if (!rb_header(s, &l, &type, &value))
+            return V_REJECT;
+        exc_set(a, exc_push(a), type, value, SL_STR_NULL);
+        rb_frame(a, &l);
+        a->rb_first = dup(a, rtrim(s), STR_CAP);
+        a->confirmed = a->rb_msg_open = true;
+        a->st = RB_UNCAUGHT;
+        return V_ACCEPT;
+    }
     if (a->st == RB_UNCAUGHT) {
         struct sl_str t = ltrim(s);
+        if (!blank(s) && rb_header(s, &l, &type, &value)) {
+            /* Ruby prints a dead thread's report, then the same again when join re-raises
+             * it and it ends the program: one crash, the repeat read and not kept */
+            struct sl_str r = rtrim(s);
+            if (a->rb_repeat ||
+                (a->rb_first && strlen(a->rb_first) == r.len && !memcmp(a->rb_first, r.p, r.len))) {
+                a->rb_repeat = a->skip_frames = true;
+                a->rb_msg_open = false;
+                return V_ACCEPT;
+            }
+        }
+        if (a->rb_repeat && (t.len < s.len || blank(s) || !plainly_else(a, s)))
+            return V_ACCEPT; /* the repeat's from lines and message lines */
         if (t.len < s.len && starts(t, "from ")) {
             if (rb_loc(skip(t, 5), &l) == t.len - 5) {
                 if (a->rb_msg_open)
@@ -1483,9 +1592,10 @@ static bool node_at(struct sl_crash_asm *a, struct sl_str s, bool add)
         f->filename = dup(a, file, STR_CAP);
     f->lineno = lineno;
     f->colno = colno;
-    bool internal = native || (file.len && file.p[0] != '/' && file.p[0] != '.' &&
-                               !(file.len > 1 && file.p[0] >= 'A' && file.p[0] <= 'Z' && file.p[1] == ':') &&
-                               !find(file, "://"));
+    bool internal =
+        native || (file.len && file.p[0] != '/' && file.p[0] != '.' &&
+                   !(file.len > 1 && file.p[0] >= 'A' && file.p[0] <= 'Z' && file.p[1] == ':') &&
+                   !find(file, "://"));
     f->in_app = !internal && file.len && !find(file, "node_modules/");
     /* module: "pkg.sub:file" under node_modules, else the file's base name */
     if (file.len) {
@@ -1581,7 +1691,7 @@ static enum verdict node_step(struct sl_crash_asm *a, struct sl_str s)
             return V_ACCEPT;
         }
         /* a message over several lines */
-        if (a->extra_lines++ < 5 && !blank(s) && !any_start(s)) {
+        if (a->extra_lines++ < 5 && !blank(s) && !plainly_else(a, s)) {
             value_append(a, s);
             return V_ACCEPT;
         }
@@ -1651,7 +1761,8 @@ static bool java_type(struct sl_str s, struct sl_str *type, struct sl_str *value
 {
     size_t i = 0, dots = 0;
     while (i < s.len && i < 256 &&
-           (sl_ascii_alnum((unsigned char)s.p[i]) || s.p[i] == '_' || s.p[i] == '$' || s.p[i] == '.')) {
+           (sl_ascii_alnum((unsigned char)s.p[i]) || s.p[i] == '_' || s.p[i] == '$' ||
+            s.p[i] == '.')) {
         if (s.p[i] == '.')
             dots++;
         i++;
@@ -1688,7 +1799,8 @@ static void java_exception(struct sl_crash_asm *a, struct sl_str type, struct sl
 
 static bool java_in_app(struct sl_str cls)
 {
-    static const char *const ext[] = {"java.", "javax.", "sun.", "com.sun.", "jdk.", "kotlin.",
+    static const char *const ext[] = {"java.",    "javax.", "sun.",
+                                      "com.sun.", "jdk.",   "kotlin.",
                                       "kotlinx.", "scala.", "org.jetbrains.kotlin."};
     for (size_t i = 0; i < sizeof(ext) / sizeof(ext[0]); i++)
         if (starts(cls, ext[i]))
@@ -1759,6 +1871,19 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
         a->confirmed = true;
         return V_ACCEPT;
     }
+    if (starts(t, "Caused by: ") && !(indented && a->skip_frames) &&
+        java_type(skip(t, 11), &type, &value, false)) {
+        /* (a NoClassDefFoundError prints its cause before any frame) */
+        if (a->need_at)
+            pend_flush(a);
+        a->skip_frames = false;
+        java_exception(a, type, value);
+        a->need_at = true;
+        a->st = JAVA_AT;
+        sl_buf_reset(&a->pend);
+        a->extra_lines = 0;
+        return V_ACCEPT;
+    }
     /* a message over several lines (SQL errors, ...) before the first "at" */
     if (a->need_at && pend_add(a, s))
         return V_ACCEPT;
@@ -1773,16 +1898,8 @@ static enum verdict java_step(struct sl_crash_asm *a, struct sl_str s)
         a->skip_frames = true;
         return V_ACCEPT;
     }
-    if (starts(t, "Caused by: ") && java_type(skip(t, 11), &type, &value, false)) {
-        if (indented && a->skip_frames)
-            return V_ACCEPT; /* a cause inside a suppressed exception */
-        a->skip_frames = false;
-        java_exception(a, type, value);
-        a->need_at = true;
-        sl_buf_reset(&a->pend);
-        a->extra_lines = 0;
-        return V_ACCEPT;
-    }
+    if (starts(t, "Caused by: ") && indented && a->skip_frames)
+        return V_ACCEPT; /* a cause inside a suppressed exception */
     return V_REJECT;
 }
 
@@ -1854,7 +1971,8 @@ static void trace_reset(struct sl_crash_asm *a)
     a->st = ST_IDLE;
     a->xcap = a->idcap = a->bytes = a->lines = a->frames = 0;
     a->blank_run = a->ctx_lines = a->extra_lines = a->depth = 0;
-    a->rb_msg_open = a->need_at = a->py_group = false;
+    a->rb_msg_open = a->need_at = a->py_group = a->rb_repeat = false;
+    set(&a->rb_first, NULL);
     a->msg_blanks = 0;
     sl_buf_free(&a->pend);
     sl_buf_init(&a->pend, VALUE_CAP);
@@ -1882,9 +2000,9 @@ static bool any_start(struct sl_str s)
 {
     struct sl_str t, v, code, desc;
     size_t wl;
-    return starts(s, PY_TRACEBACK) || starts(s, PY_GROUP) || starts(s, "panic: ") || starts(s, "fatal error: ") ||
-           starts(s, "Exception in thread \"") || is_rails_error(s, &wl) ||
-           is_rails_error_open(s, &wl) || is_ruby_header(s) ||
+    return starts(s, PY_TRACEBACK) || starts(s, PY_GROUP) || starts(s, "panic: ") ||
+           starts(s, "fatal error: ") || starts(s, "Exception in thread \"") ||
+           is_rails_error(s, &wl) || is_rails_error_open(s, &wl) || is_ruby_header(s) ||
            plat_start(s, &code, &desc) || py_celery(s, &t, &v) || node_header(s, &t, &v) ||
            java_type(s, &t, &v, true);
 }
@@ -1984,16 +2102,20 @@ static void fingerprint(struct sl_crash *c)
         rc = rc ? rc : sl_buf_addf(&b, "|heroku|%s", c->platform_code);
     } else if (c->nexcs) {
         const struct sl_crash_exc *e = &c->excs[c->nexcs - 1];
-        rc = rc ? rc : sl_buf_addf(&b, "|%s.%s", e->module ? e->module : "", e->type ? e->type : "");
+        rc =
+            rc ? rc : sl_buf_addf(&b, "|%s.%s", e->module ? e->module : "", e->type ? e->type : "");
         size_t used = 0;
         for (int pass = 0; pass < 2 && used == 0; pass++) {
             for (size_t i = e->nframes; i-- > 0 && used < 3;) {
                 const struct sl_crash_frame *f = &e->frames[i];
                 if (pass == 0 && !f->in_app)
                     continue;
-                rc = rc ? rc : sl_buf_addf(&b, "|%s@%s", f->function ? f->function : "",
-                                           f->module ? f->module : f->filename ? f->filename :
-                                           f->abs_path ? f->abs_path : "");
+                rc = rc ? rc
+                        : sl_buf_addf(&b, "|%s@%s", f->function ? f->function : "",
+                                      f->module     ? f->module
+                                      : f->filename ? f->filename
+                                      : f->abs_path ? f->abs_path
+                                                    : "");
                 used++;
             }
         }
@@ -2163,7 +2285,8 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         go_panic_line(a, skip(s, fatal ? 13 : 7), fatal);
     } else if (starts(s, "Exception in thread \"")) {
         const char *q = find(skip(s, 21), "\" ");
-        if (!q || !java_type(sl_str_make(q + 2, s.len - (size_t)(q + 2 - s.p)), &type, &value, false))
+        if (!q ||
+            !java_type(sl_str_make(q + 2, s.len - (size_t)(q + 2 - s.p)), &type, &value, false))
             return 0;
         if ((rc = trace_open(a, SL_LANG_JAVA, JAVA_HEAD)))
             return rc;
@@ -2175,9 +2298,13 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
             return rc;
         java_exception(a, type, value);
         a->need_at = true;
+    } else if (starts(s, "#<Thread:") && find(s, "> terminated with exception")) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_THREAD)))
+            return rc;
     } else if (rb_header(s, &l, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_UNCAUGHT)))
             return rc;
+        a->rb_first = dup(a, rtrim(s), STR_CAP);
         exc_set(a, exc_push(a), type, value, SL_STR_NULL);
         rb_frame(a, &l);
         a->confirmed = true;
@@ -2186,14 +2313,19 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
             return rc;
         struct sl_str r = rtrim(s);
-        exc_set(a, exc_push(a), sl_str_make(s.p, wl),
-                sl_str_make(s.p + wl + 2, r.len - wl - 4), SL_STR_NULL);
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 4),
+                SL_STR_NULL);
     } else if (is_rails_error_open(s, &wl)) {
         if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_MSG)))
             return rc;
         struct sl_str r = rtrim(s);
         exc_set(a, exc_push(a), sl_str_make(s.p, wl), sl_str_make(s.p + wl + 2, r.len - wl - 2),
                 SL_STR_NULL);
+    } else if (a->line_prefixed && is_ruby_plain(s, &wl)) {
+        if ((rc = trace_open(a, SL_LANG_RUBY, RB_RAILS_PRE)))
+            return rc;
+        exc_set(a, exc_push(a), sl_str_make(s.p, wl),
+                wl + 2 <= s.len ? skip(s, wl + 2) : SL_STR_LIT(""), SL_STR_NULL);
     } else if (node_header(s, &type, &value)) {
         if ((rc = trace_open(a, SL_LANG_NODE, NODE_HEAD)))
             return rc;
@@ -2210,7 +2342,8 @@ static int try_start(struct sl_crash_asm *a, struct sl_str s, bool *started)
         a->c->platform_code = dup(a, code, 8);
         if (desc.p) {
             char m[64];
-            snprintf(m, sizeof(m), "Error %.*s (%.*s)", (int)code.len, code.p, (int)desc.len, desc.p);
+            snprintf(m, sizeof(m), "Error %.*s (%.*s)", (int)code.len, code.p, (int)desc.len,
+                     desc.p);
             a->c->message = dupz(a, m);
         } else {
             a->c->message = dup(a, s, VALUE_CAP);
@@ -2266,7 +2399,8 @@ int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line, 
         enum verdict v;
         /* another process's logger lines (puma workers) leave the trace open */
         a->line_prefixed = s.p != msg.p;
-        if (a->rb_pid[0] && pid.len && (pid.len != strlen(a->rb_pid) || memcmp(pid.p, a->rb_pid, pid.len)))
+        if (a->rb_pid[0] && pid.len &&
+            (pid.len != strlen(a->rb_pid) || memcmp(pid.p, a->rb_pid, pid.len)))
             v = V_IGNORE;
         else
             v = step(a, s);
@@ -2283,6 +2417,7 @@ int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash_line *line, 
             goto out;
     }
     bool started;
+    a->line_prefixed = s.p != msg.p;
     if ((rc = try_start(a, s, &started)))
         goto out;
     if (started) {
@@ -2751,11 +2886,14 @@ int sl_crash_envelope(const struct sl_crash_dsn *d, const char *event_id, int64_
     rc = rc ? rc : jstr(out, event_id);
     rc = rc ? rc : ADDLIT(out, ",\"sent_at\":");
     rc = rc ? rc : rfc3339(out, sent_at_us);
-    rc = rc ? rc : sl_buf_addf(out, ",\"dsn\":\"%s://%s@%s%s%s/%s\"}\n", d->scheme, d->public_key,
-                               d->host, portbuf, d->path, d->project_id);
-    rc = rc ? rc : sl_buf_addf(out, "{\"type\":\"event\",\"length\":%zu,\"content_type\":"
-                                    "\"application/json\"}\n",
-                               event_json.len);
+    rc = rc ? rc
+            : sl_buf_addf(out, ",\"dsn\":\"%s://%s@%s%s%s/%s\"}\n", d->scheme, d->public_key,
+                          d->host, portbuf, d->path, d->project_id);
+    rc = rc ? rc
+            : sl_buf_addf(out,
+                          "{\"type\":\"event\",\"length\":%zu,\"content_type\":"
+                          "\"application/json\"}\n",
+                          event_json.len);
     rc = rc ? rc : sl_buf_add(out, event_json.p, event_json.len);
     rc = rc ? rc : sl_buf_addc(out, '\n');
     return rc;

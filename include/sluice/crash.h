@@ -58,20 +58,20 @@ enum sl_crash_lang {
 };
 
 struct sl_crash_line {
-    int64_t id;         /* logs.id */
-    int64_t ts_us;      /* the line's own time (emitted_at, else received_at), µs */
-    struct sl_str msg;  /* the message text as stored */
+    int64_t id;        /* logs.id */
+    int64_t ts_us;     /* the line's own time (emitted_at, else received_at), µs */
+    struct sl_str msg; /* the message text as stored */
 };
 
 /* Each field as the runtime's official SDK fills it: e.g. Go frames have abs_path and no
  * filename (sentry-go), Node frames a filename and no abs_path (@sentry/node). */
 struct sl_crash_frame {
-    char *filename;  /* NULL when absent; all strings NUL-terminated, owned by the crash */
+    char *filename; /* NULL when absent; all strings NUL-terminated, owned by the crash */
     char *abs_path;
     char *function;
-    char *module;    /* Python module, Java class/package, Go package */
-    int lineno;      /* 0: absent */
-    int colno;       /* 0: absent */
+    char *module; /* Python module, Java class/package, Go package */
+    int lineno;   /* 0: absent */
+    int colno;    /* 0: absent */
     bool in_app;
 };
 
@@ -97,11 +97,11 @@ struct sl_crash {
      * last, after "Caused by:"). */
     struct sl_crash_exc *excs;
     size_t nexcs;
-    char *message;        /* platform events: "Error R14 (Memory quota exceeded)"; else NULL */
-    char *platform_code;  /* "R14", "H10", ... or NULL */
+    char *message;             /* platform events: "Error R14 (Memory quota exceeded)"; else NULL */
+    char *platform_code;       /* "R14", "H10", ... or NULL */
     int64_t first_id, last_id; /* logs ids of the first and last line of the trace */
     int64_t first_ts_us, last_ts_us;
-    int64_t *line_ids;    /* every line joined into it, in order */
+    int64_t *line_ids; /* every line joined into it, in order */
     size_t nlines;
     bool truncated;       /* cut by max_lines / max_bytes */
     char fingerprint[65]; /* hex SHA-256 of the type and the top in-app frames: one bug,
@@ -109,9 +109,9 @@ struct sl_crash {
 };
 
 struct sl_crash_limits {
-    int64_t gap_us;    /* silence on the procid that closes a trace (default 500 ms) */
-    size_t max_lines;  /* lines of one trace (default 2 000) */
-    size_t max_bytes;  /* bytes of one trace (default 256 KiB) */
+    int64_t gap_us;   /* silence on the procid that closes a trace (default 500 ms) */
+    size_t max_lines; /* lines of one trace (default 2 000) */
+    size_t max_bytes; /* bytes of one trace (default 256 KiB) */
 };
 
 void sl_crash_limits_default(struct sl_crash_limits *l);
@@ -131,8 +131,7 @@ SL_MUSTCHECK int sl_crash_asm_feed(struct sl_crash_asm *a, const struct sl_crash
                                    size_t *ncompleted);
 /* Close whatever trace is open as if the gap had passed at now_ts_us (a trace whose
  * last line is newer than now_ts_us - gap stays open). Returns crashes completed. */
-SL_MUSTCHECK int sl_crash_asm_flush(struct sl_crash_asm *a, int64_t now_ts_us,
-                                    size_t *ncompleted);
+SL_MUSTCHECK int sl_crash_asm_flush(struct sl_crash_asm *a, int64_t now_ts_us, size_t *ncompleted);
 /* Force-close the open trace (end of the lines the caller has). */
 SL_MUSTCHECK int sl_crash_asm_finish(struct sl_crash_asm *a, size_t *ncompleted);
 /* Whether a trace is open, and the id of its first line (for the caller's checkpoint). */
@@ -150,11 +149,11 @@ size_t sl_crash_asm_bytes(const struct sl_crash_asm *a);
 
 /* A parsed DSN: {PROTOCOL}://{PUBLIC_KEY}[:{SECRET}]@{HOST}[:{PORT}]/{PATH}{PROJECT_ID} */
 struct sl_crash_dsn {
-    char scheme[8];        /* "https" or "http" */
+    char scheme[8]; /* "https" or "http" */
     char public_key[128];
     char host[256];
-    int port;              /* 0: the scheme's default */
-    char path[256];        /* "" or "/prefix" without the trailing slash */
+    int port;       /* 0: the scheme's default */
+    char path[256]; /* "" or "/prefix" without the trailing slash */
     char project_id[64];
     char envelope_url[768]; /* {scheme}://{host}[:{port}]{path}/api/{project_id}/envelope/ */
 };
@@ -171,15 +170,15 @@ SL_MUSTCHECK int sl_crash_auth_header(const struct sl_crash_dsn *d, const char *
 
 /* The context sluice knows around a crash (all optional: NULL / 0 when unknown). */
 struct sl_crash_ctx {
-    const char *event_id;    /* 32 lowercase hex, stable per crash (so a resend dedupes) */
+    const char *event_id; /* 32 lowercase hex, stable per crash (so a resend dedupes) */
     const char *source_name;
-    const char *server_name; /* the dyno, e.g. "web.1" */
-    const char *release;     /* "v42" from the last "Release vN created" of the source */
-    const char *environment; /* from the source's drain tags (env=...) */
-    const char *tags_json;   /* the source's drain tags as a JSON object text, or NULL */
-    const char *search_url;  /* link back to the stored lines in sluice */
+    const char *server_name;      /* the dyno, e.g. "web.1" */
+    const char *release;          /* "v42" from the last "Release vN created" of the source */
+    const char *environment;      /* from the source's drain tags (env=...) */
+    const char *tags_json;        /* the source's drain tags as a JSON object text, or NULL */
+    const char *search_url;       /* link back to the stored lines in sluice */
     const char *breadcrumbs_json; /* a JSON array of Sentry breadcrumbs, or NULL */
-    int64_t timestamp_us;    /* the crash's time (its last line) */
+    int64_t timestamp_us;         /* the crash's time (its last line) */
 };
 
 /* The Sentry event JSON (exception or, for platform crashes, message event; level error;

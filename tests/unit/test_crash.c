@@ -99,18 +99,19 @@ static void frame_is(const struct sl_crash_frame *f, const char *filename, const
 
 /* ---- Python ------------------------------------------------------------------------- */
 
-static const char PY_TB[] =
-    "INFO Booting worker with pid: 12\n"
-    "Traceback (most recent call last):\n"
-    "  File \"/app/.heroku/python/lib/python3.12/site-packages/django/core/handlers/exception.py\", line 55, in inner\n"
-    "    response = get_response(request)\n"
-    "  File \"/app/validations/views.py\", line 118, in run_validation\n"
-    "    result = engine.validate(submission)\n"
-    "  File \"/app/validations/engine.py\", line 42, in validate\n"
-    "    schema = self.schemas[submission.kind]\n"
-    "             ~~~~~~~~~~~~^^^^^^^^^^^^^^^^^\n"
-    "KeyError: 'energyplus'\n"
-    "\"GET /api/v1/validations HTTP/1.1\" 200 512\n";
+static const char PY_TB[] = "INFO Booting worker with pid: 12\n"
+                            "Traceback (most recent call last):\n"
+                            "  File "
+                            "\"/app/.heroku/python/lib/python3.12/site-packages/django/core/"
+                            "handlers/exception.py\", line 55, in inner\n"
+                            "    response = get_response(request)\n"
+                            "  File \"/app/validations/views.py\", line 118, in run_validation\n"
+                            "    result = engine.validate(submission)\n"
+                            "  File \"/app/validations/engine.py\", line 42, in validate\n"
+                            "    schema = self.schemas[submission.kind]\n"
+                            "             ~~~~~~~~~~~~^^^^^^^^^^^^^^^^^\n"
+                            "KeyError: 'energyplus'\n"
+                            "\"GET /api/v1/validations HTTP/1.1\" 200 512\n";
 
 static void test_python_basic(void **state)
 {
@@ -182,7 +183,8 @@ static void test_python_chain(void **state)
     assert_string_equal(c->excs[1].type, "AppError");
     assert_string_equal(c->excs[1].module, "app.errors");
     assert_string_equal(c->excs[2].type, "RecursionError");
-    assert_true(c->excs[2].frames_omitted);
+    /* F10: "[Previous line repeated 996 more times]" is 996 more copies of the frame */
+    assert_false(c->excs[2].frames_omitted);
     assert_false(c->excs[0].frames_omitted);
     /* the main script's directory is sys.path[0]; its frames are __main__ */
     frame_is(&c->excs[0].frames[0], "main.py", "<module>", 5, true);
@@ -190,7 +192,9 @@ static void test_python_chain(void **state)
     frame_is(&c->excs[0].frames[1], "lib/db.py", "connect", 9, true);
     assert_string_equal(c->excs[0].frames[1].module, "lib.db");
     frame_is(&c->excs[1].frames[1], "json/decoder.py", "decode", 337, false);
-    assert_int_equal(c->excs[2].nframes, 3);
+    assert_int_equal(c->excs[2].nframes, 3 + 996);
+    frame_is(&c->excs[2].frames[3 + 995], "main.py", "f", 3, true);
+    frame_is(&c->excs[2].frames[0], "main.py", "<module>", 9, true);
     assert_int_equal(c->last_id, 27);
     run_free(&r);
 }
@@ -198,14 +202,17 @@ static void test_python_chain(void **state)
 static void test_python_celery_syntax(void **state)
 {
     static const char text[] =
-        "[2026-11-21 10:00:00,000: ERROR/ForkPoolWorker-1] Task validations.tasks.run[0b1c-22] raised unexpected: KeyError('energyplus')\n"
+        "[2026-11-21 10:00:00,000: ERROR/ForkPoolWorker-1] Task validations.tasks.run[0b1c-22] "
+        "raised unexpected: KeyError('energyplus')\n"
         "Traceback (most recent call last):\n"
-        "  File \"/app/.heroku/python/lib/python3.12/site-packages/celery/app/trace.py\", line 451, in trace_task\n"
+        "  File \"/app/.heroku/python/lib/python3.12/site-packages/celery/app/trace.py\", line "
+        "451, in trace_task\n"
         "    R = retval = fun(*args, **kwargs)\n"
         "  File \"/app/validations/tasks.py\", line 8, in run\n"
         "    return kinds[kind]\n"
         "KeyError: 'energyplus'\n"
-        "[2026-11-21 10:00:01,000: ERROR/ForkPoolWorker-2] Task billing.tasks.charge[99] raised unexpected: ValueError('no card')\n"
+        "[2026-11-21 10:00:01,000: ERROR/ForkPoolWorker-2] Task billing.tasks.charge[99] raised "
+        "unexpected: ValueError('no card')\n"
         "[2026-11-21 10:00:01,000: INFO/MainProcess] Task billing.tasks.other[98] received\n"
         "  File \"/app/bad.py\", line 3\n"
         "    x = = 1\n"
@@ -232,19 +239,18 @@ static void test_python_celery_syntax(void **state)
 
 static void test_python_exception_group(void **state)
 {
-    static const char text[] =
-        "  + Exception Group Traceback (most recent call last):\n"
-        "  |   File \"/app/jobs.py\", line 12, in <module>\n"
-        "  |     run()\n"
-        "  |   File \"/app/jobs.py\", line 9, in run\n"
-        "  |     raise ExceptionGroup(\"2 jobs failed\", errors)\n"
-        "  | ExceptionGroup: 2 jobs failed (2 sub-exceptions)\n"
-        "  +-+---------------- 1 ----------------\n"
-        "    | ValueError: bad row\n"
-        "    +---------------- 2 ----------------\n"
-        "    | KeyError: 'id'\n"
-        "    +------------------------------------\n"
-        "worker exited\n";
+    static const char text[] = "  + Exception Group Traceback (most recent call last):\n"
+                               "  |   File \"/app/jobs.py\", line 12, in <module>\n"
+                               "  |     run()\n"
+                               "  |   File \"/app/jobs.py\", line 9, in run\n"
+                               "  |     raise ExceptionGroup(\"2 jobs failed\", errors)\n"
+                               "  | ExceptionGroup: 2 jobs failed (2 sub-exceptions)\n"
+                               "  +-+---------------- 1 ----------------\n"
+                               "    | ValueError: bad row\n"
+                               "    +---------------- 2 ----------------\n"
+                               "    | KeyError: 'id'\n"
+                               "    +------------------------------------\n"
+                               "worker exited\n";
     struct run r;
     (void)state;
     run(text, &r);
@@ -262,14 +268,13 @@ static void test_python_lookalikes(void **state)
 {
     /* A Traceback line followed by nothing trace-like, a bare exception-looking line: no
      * crash, and the real trace right after is still found whole. */
-    static const char text[] =
-        "Traceback (most recent call last):\n"
-        "user 42 logged in\n"
-        "KeyError: 'not after a traceback'\n"
-        "Traceback (most recent call last):\n"
-        "  File \"/app/x.py\", line 1, in <module>\n"
-        "    f()\n"
-        "ZeroDivisionError: division by zero\n";
+    static const char text[] = "Traceback (most recent call last):\n"
+                               "user 42 logged in\n"
+                               "KeyError: 'not after a traceback'\n"
+                               "Traceback (most recent call last):\n"
+                               "  File \"/app/x.py\", line 1, in <module>\n"
+                               "    f()\n"
+                               "ZeroDivisionError: division by zero\n";
     struct run r;
     (void)state;
     run(text, &r);
@@ -287,9 +292,11 @@ static const char GO_PANIC[] =
     "[signal SIGSEGV: segmentation violation code=0x1 addr=0x18 pc=0x6b1c2e]\n"
     "\n"
     "goroutine 57 [running]:\n"
-    "github.com/acme/packfinderz/internal/checkout.(*Service).Place(0xc0001a2000, {0x9a1f40, 0xc00031e0c0})\n"
+    "github.com/acme/packfinderz/internal/checkout.(*Service).Place(0xc0001a2000, {0x9a1f40, "
+    "0xc00031e0c0})\n"
     "\t/app/internal/checkout/service.go:88 +0x2e\n"
-    "github.com/acme/packfinderz/internal/api.(*Handler).Checkout(0xc000120f00, {0x9a0e20, 0xc0003a6000}, 0xc00039e200)\n"
+    "github.com/acme/packfinderz/internal/api.(*Handler).Checkout(0xc000120f00, {0x9a0e20, "
+    "0xc0003a6000}, 0xc00039e200)\n"
     "\t/app/internal/api/checkout.go:41 +0x1b4\n"
     "net/http.HandlerFunc.ServeHTTP(0x0?, {0x9a0e20?, 0xc0003a6000?}, 0x0?)\n"
     "\t/usr/local/go/src/net/http/server.go:2136 +0x29\n"
@@ -307,7 +314,8 @@ static void test_go_panic(void **state)
     const struct sl_crash *c = r.c[0];
     assert_int_equal(c->lang, SL_LANG_GO);
     const struct sl_crash_exc *e = last_exc(c);
-    assert_string_equal(e->value, "runtime error: invalid memory address or nil pointer dereference");
+    assert_string_equal(e->value,
+                        "runtime error: invalid memory address or nil pointer dereference");
     /* oldest call first; "created by" is no frame of the panic */
     assert_int_equal(e->nframes, 3);
     frame_is(&e->frames[0], NULL, "HandlerFunc.ServeHTTP", 2136, false);
@@ -323,35 +331,34 @@ static void test_go_panic(void **state)
 
 static void test_go_shapes(void **state)
 {
-    static const char text[] =
-        "2026/11/21 10:00:00 handler panic: recovered and logged\n"
-        "panic: first [recovered]\n"
-        "\tpanic: boom\n"
-        "\n"
-        "goroutine 1 [running]:\n"
-        "main.main.func1()\n"
-        "\t/src/app/main.go:9 +0x1d\n"
-        "panic({0x4a1b20?, 0x5d3f40?})\n"
-        "\t/usr/lib/go-1.19/src/runtime/panic.go:890 +0x262\n"
-        "runtime.gopanic(0x1)\n"
-        "\t/usr/lib/go-1.19/src/runtime/panic.go:770 +0x132\n"
-        "main.worker(...)\n"
-        "\t/src/app/main.go:14\n"
-        "github.com/acme/app/vendor/github.com/lib/pq.(*conn).query(0x1)\n"
-        "\t/src/app/vendor/github.com/lib/pq/conn.go:1 +0x1\n"
-        "main.main()\n"
-        "\t/src/app/main.go:20 +0x85\n"
-        "\n"
-        "goroutine 7 [chan receive]:\n"
-        "main.other()\n"
-        "\t/src/app/main.go:30 +0x1\n"
-        "panic: word at the start of a normal line\n"
-        "and then nothing trace-like\n"
-        "fatal error: all goroutines are asleep - deadlock!\n"
-        "\n"
-        "goroutine 1 [chan receive]:\n"
-        "main.main()\n"
-        "\t/src/app/main.go:5 +0x2d\n";
+    static const char text[] = "2026/11/21 10:00:00 handler panic: recovered and logged\n"
+                               "panic: first [recovered]\n"
+                               "\tpanic: boom\n"
+                               "\n"
+                               "goroutine 1 [running]:\n"
+                               "main.main.func1()\n"
+                               "\t/src/app/main.go:9 +0x1d\n"
+                               "panic({0x4a1b20?, 0x5d3f40?})\n"
+                               "\t/usr/lib/go-1.19/src/runtime/panic.go:890 +0x262\n"
+                               "runtime.gopanic(0x1)\n"
+                               "\t/usr/lib/go-1.19/src/runtime/panic.go:770 +0x132\n"
+                               "main.worker(...)\n"
+                               "\t/src/app/main.go:14\n"
+                               "github.com/acme/app/vendor/github.com/lib/pq.(*conn).query(0x1)\n"
+                               "\t/src/app/vendor/github.com/lib/pq/conn.go:1 +0x1\n"
+                               "main.main()\n"
+                               "\t/src/app/main.go:20 +0x85\n"
+                               "\n"
+                               "goroutine 7 [chan receive]:\n"
+                               "main.other()\n"
+                               "\t/src/app/main.go:30 +0x1\n"
+                               "panic: word at the start of a normal line\n"
+                               "and then nothing trace-like\n"
+                               "fatal error: all goroutines are asleep - deadlock!\n"
+                               "\n"
+                               "goroutine 1 [chan receive]:\n"
+                               "main.main()\n"
+                               "\t/src/app/main.go:5 +0x2d\n";
     struct run r;
     (void)state;
     run(text, &r);
@@ -382,9 +389,12 @@ static void test_ruby_uncaught(void **state)
 {
     static const char text[] =
         "I, [2026-11-21T10:00:00.100 #4]  INFO -- : Started GET \"/users/5\"\n"
-        "/app/app/models/user.rb:12:in 'User#full_name': undefined method 'upcase' for nil (NoMethodError)\n"
+        "/app/app/models/user.rb:12:in 'User#full_name': undefined method 'upcase' for nil "
+        "(NoMethodError)\n"
         "\tfrom /app/app/controllers/users_controller.rb:7:in 'UsersController#show'\n"
-        "\tfrom /app/vendor/bundle/ruby/3.2.0/gems/actionpack-7.0.4/lib/action_controller/metal/basic_implicit_render.rb:6:in `send_action'\n"
+        "\tfrom "
+        "/app/vendor/bundle/ruby/3.2.0/gems/actionpack-7.0.4/lib/action_controller/metal/"
+        "basic_implicit_render.rb:6:in `send_action'\n"
         "\tfrom /usr/lib/ruby/3.2.0/benchmark.rb:311:in `realtime'\n"
         "\tfrom bin/rails:4:in `<main>'\n"
         "/app/lib/db.rb:2:in `connect': connection refused (Errno::ECONNREFUSED)\n"
@@ -422,11 +432,14 @@ static void test_rails_logger(void **state)
     static const char text[] =
         "I, [2026-11-21T10:00:00.100 #4]  INFO -- : [6c1e] Started GET \"/users/5\"\n"
         "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e]   \n"
-        "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e] NoMethodError (undefined method `name' for nil:NilClass):\n"
+        "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e] NoMethodError (undefined method `name' "
+        "for nil:NilClass):\n"
         "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e]   \n"
         "E, [2026-11-21T10:00:00.124 #5] ERROR -- : [77aa] another worker's line\n"
-        "F, [2026-11-21T10:00:00.125 #4] FATAL -- : [6c1e] app/controllers/users_controller.rb:12:in `show'\n"
-        "F, [2026-11-21T10:00:00.125 #4] FATAL -- : [6c1e] actionpack (7.0.4) lib/action_controller/metal/basic_implicit_render.rb:6:in `send_action'\n"
+        "F, [2026-11-21T10:00:00.125 #4] FATAL -- : [6c1e] "
+        "app/controllers/users_controller.rb:12:in `show'\n"
+        "F, [2026-11-21T10:00:00.125 #4] FATAL -- : [6c1e] actionpack (7.0.4) "
+        "lib/action_controller/metal/basic_implicit_render.rb:6:in `send_action'\n"
         "I, [2026-11-21T10:00:00.200 #4]  INFO -- : [9f00] Started GET \"/\"\n"
         "ActiveRecord::RecordNotFound (Couldn't find User with 'id'=5):\n"
         "  \n"
@@ -450,6 +463,44 @@ static void test_rails_logger(void **state)
     assert_string_equal(e->type, "ActiveRecord::RecordNotFound");
     assert_string_equal(e->value, "Couldn't find User with 'id'=5");
     assert_int_equal(e->nframes, 1);
+    run_free(&r);
+}
+
+static void test_sidekiq(void **state)
+{
+    /* Sidekiq's error handler on Heroku: the class and message, then the backtrace in one
+     * log call (its prefix on the first line only); another thread's lines in between
+     * neither join nor end it */
+    static const char text[] =
+        "pid=4 tid=gq2 class=HardJob jid=b1 INFO: start\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: {\"context\":\"Job raised "
+        "exception\"}\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: NoMethodError: undefined method "
+        "`name' for nil\n"
+        "pid=4 tid=gq2 class=HardJob jid=b1 elapsed=0.01 WARN: /app/app/workers/hard_job.rb:5:in "
+        "`perform'\n"
+        "pid=4 tid=x9z class=Other jid=c2 INFO: start\n"
+        "/app/vendor/bundle/ruby/3.2.0/gems/sidekiq-7.1.0/lib/sidekiq/processor.rb:202:in "
+        "`execute_job'\n"
+        "/app/vendor/bundle/ruby/3.2.0/gems/sidekiq-7.1.0/lib/sidekiq/processor.rb:170:in `block "
+        "in process'\n"
+        "pid=4 tid=gq2 INFO: done\n"
+        "pid=4 tid=gq2 WARN: Errno::ECONNREFUSED: Connection refused - connect(2)\n"
+        "pid=4 tid=gq2 INFO: no backtrace followed\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->lang, SL_LANG_RUBY);
+    const struct sl_crash_exc *e = last_exc(r.c[0]);
+    assert_string_equal(e->type, "NoMethodError");
+    assert_string_equal(e->value, "undefined method `name' for nil");
+    assert_int_equal(e->nframes, 3);
+    frame_is(&e->frames[0], "sidekiq/processor.rb", "block in process", 170, false);
+    frame_is(&e->frames[2], "app/workers/hard_job.rb", "perform", 5, true);
+    assert_int_equal(r.c[0]->first_id, 3);
+    assert_int_equal(r.c[0]->last_id, 7);
+    assert_int_equal(r.c[0]->nlines, 4);
     run_free(&r);
 }
 
@@ -496,8 +547,8 @@ static void test_node(void **state)
     const struct sl_crash_exc *e = &c->excs[1];
     assert_string_equal(e->type, "TypeError");
     assert_int_equal(e->nframes, 7);
-    frame_is(&e->frames[0], "node:internal/process/task_queues", "process.processTicksAndRejections",
-             95, false);
+    frame_is(&e->frames[0], "node:internal/process/task_queues",
+             "process.processTicksAndRejections", 95, false);
     frame_is(&e->frames[2], "/app/node_modules/express/lib/router/layer.js", "?", 95, false);
     assert_string_equal(e->frames[2].module, "express.lib.router:layer");
     frame_is(&e->frames[3], "/app/foo.mjs", "new Foo", 2, true);
@@ -587,7 +638,9 @@ static void test_multiline_messages(void **state)
     static const char text[] =
         "Exception in thread \"main\" org.postgresql.util.PSQLException: ERROR: duplicate key\n"
         "  Detail: Key (id)=(5) already exists.\n"
-        "\tat org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse(QueryExecutorImpl.java:2676)\n"
+        "\tat "
+        "org.postgresql.core.v3.QueryExecutorImpl.receiveErrorResponse(QueryExecutorImpl.java:2676)"
+        "\n"
         "\tat com.acme.Repo.save(Repo.java:9)\n"
         "Caused by: java.lang.IllegalStateException: first line\n"
         "second line\n"
@@ -600,19 +653,28 @@ static void test_multiline_messages(void **state)
         "main.main()\n"
         "\t/app/main.go:5 +0x1d\n"
         "exit status 2\n"
+        "Exception in thread \"main\" java.lang.NoClassDefFoundError: com/acme/Gone\n"
+        "Caused by: java.lang.ClassNotFoundException: com.acme.Gone\n"
+        "\tat java.base/java.net.URLClassLoader.findClass(URLClassLoader.java:445)\n"
         "com.acme.SomeException: logged, no trace\n"
         "12:00:00 INFO next request\n"
         "12:00:01 INFO another\n";
     struct run r;
     (void)state;
     run(text, &r);
-    assert_int_equal(r.n, 2);
+    assert_int_equal(r.n, 3);
     assert_int_equal(r.c[0]->nexcs, 2);
-    assert_string_equal(r.c[0]->excs[1].value, "ERROR: duplicate key\n  Detail: Key (id)=(5) already exists.");
+    assert_string_equal(r.c[0]->excs[1].value,
+                        "ERROR: duplicate key\n  Detail: Key (id)=(5) already exists.");
     assert_string_equal(r.c[0]->excs[0].value, "first line\nsecond line");
     assert_int_equal(r.c[0]->excs[0].nframes, 2);
     assert_string_equal(last_exc(r.c[1])->value, "bad config:\nmissing key \"port\"");
     assert_int_equal(last_exc(r.c[1])->nframes, 1);
+    /* a cause printed before any frame */
+    assert_int_equal(r.c[2]->nexcs, 2);
+    assert_string_equal(r.c[2]->excs[0].type, "ClassNotFoundException");
+    assert_int_equal(r.c[2]->excs[0].nframes, 1);
+    assert_string_equal(r.c[2]->excs[1].value, "com/acme/Gone");
     run_free(&r);
 }
 
@@ -620,19 +682,21 @@ static void test_multiline_messages(void **state)
 
 static void test_platform(void **state)
 {
-    static const char text[] =
-        "Process running mem=1028MB(103.3%)\n"
-        "Error R14 (Memory quota exceeded)\n"
-        "Process running mem=1100MB(110.0%)\n"
-        "Error R14 (Memory quota exceeded)\n"
-        "Error R10 (Boot timeout) -> Web process failed to bind to $PORT within 60 seconds of launch\n"
-        "Stopping process with SIGKILL\n"
-        "Process exited with status 137\n"
-        "State changed from starting to crashed\n"
-        "at=error code=H10 desc=\"App crashed\" method=GET path=\"/\" host=x dyno= connect= service= status=503 bytes= protocol=https\n"
-        "at=error code=H10 desc=\"App crashed\" method=GET path=\"/a\" host=x dyno= connect= service= status=503 bytes= protocol=https\n"
-        "at=info method=GET path=\"/\" status=200\n"
-        "Error R12 (Exit timeout) is no crash of its own\n";
+    static const char text[] = "Process running mem=1028MB(103.3%)\n"
+                               "Error R14 (Memory quota exceeded)\n"
+                               "Process running mem=1100MB(110.0%)\n"
+                               "Error R14 (Memory quota exceeded)\n"
+                               "Error R10 (Boot timeout) -> Web process failed to bind to $PORT "
+                               "within 60 seconds of launch\n"
+                               "Stopping process with SIGKILL\n"
+                               "Process exited with status 137\n"
+                               "State changed from starting to crashed\n"
+                               "at=error code=H10 desc=\"App crashed\" method=GET path=\"/\" "
+                               "host=x dyno= connect= service= status=503 bytes= protocol=https\n"
+                               "at=error code=H10 desc=\"App crashed\" method=GET path=\"/a\" "
+                               "host=x dyno= connect= service= status=503 bytes= protocol=https\n"
+                               "at=info method=GET path=\"/\" status=200\n"
+                               "Error R12 (Exit timeout) is no crash of its own\n";
     struct run r;
     (void)state;
     run(text, &r);
@@ -739,12 +803,14 @@ static void test_caps(void **state)
     struct run r;
     (void)state;
     sl_buf_init(&b, 4 << 20);
-    assert_int_equal(sl_buf_addf(&b, "Exception in thread \"main\" java.lang.StackOverflowError\n"), 0);
+    assert_int_equal(sl_buf_addf(&b, "Exception in thread \"main\" java.lang.StackOverflowError\n"),
+                     0);
     for (int i = 0; i < 10000; i++)
         assert_int_equal(sl_buf_addf(&b, "\tat com.acme.Rec.down(Rec.java:%d)\n", i + 1), 0);
     assert_int_equal(sl_buf_addf(&b, "Traceback (most recent call last):\n"
                                      "  File \"/app/x.py\", line 1, in <module>\n"
-                                     "ValueError: after\n"), 0);
+                                     "ValueError: after\n"),
+                     0);
     assert_int_equal(sl_buf_addc(&b, '\0'), 0);
     sl_crash_limits_default(&lim);
     run_lim(b.p, 10, &lim, &r);
@@ -765,7 +831,9 @@ static void test_caps(void **state)
     sl_buf_reset(&b);
     assert_int_equal(sl_buf_addf(&b, "Traceback (most recent call last):\n"), 0);
     for (int i = 0; i < 50; i++)
-        assert_int_equal(sl_buf_addf(&b, "  File \"/app/mod%d.py\", line %d, in f%d\n    f()\n", i, i + 1, i), 0);
+        assert_int_equal(
+            sl_buf_addf(&b, "  File \"/app/mod%d.py\", line %d, in f%d\n    f()\n", i, i + 1, i),
+            0);
     assert_int_equal(sl_buf_addf(&b, "RecursionError: deep\n"), 0);
     assert_int_equal(sl_buf_addc(&b, '\0'), 0);
     run_lim(b.p, 10, &lim, &r);
@@ -807,10 +875,12 @@ static void test_unicode_and_long_lines(void **state)
     struct run r;
     (void)state;
     sl_buf_init(&b, 1 << 20);
-    assert_int_equal(sl_buf_addf(&b, "Traceback (most recent call last):\n"
-                                     "  File \"/app/\xe6\x97\xa5\xe6\x9c\xac.py\", line 3, in h\xff\n"
-                                     "ValueError: \xe5\x80\xa4\xe3\x81\x8c\xe4\xb8\x8d\xe6\xad\xa3 \xf0\x9f\x92\xa5 "),
-                     0);
+    assert_int_equal(
+        sl_buf_addf(
+            &b, "Traceback (most recent call last):\n"
+                "  File \"/app/\xe6\x97\xa5\xe6\x9c\xac.py\", line 3, in h\xff\n"
+                "ValueError: \xe5\x80\xa4\xe3\x81\x8c\xe4\xb8\x8d\xe6\xad\xa3 \xf0\x9f\x92\xa5 "),
+        0);
     for (int i = 0; i < 100000; i++)
         assert_int_equal(sl_buf_addc(&b, i % 3 == 0 ? '\xc3' : i % 3 == 1 ? '\xa9' : 'x'), 0);
     assert_int_equal(sl_buf_addf(&b, "\nafter\n"), 0);
@@ -900,7 +970,8 @@ static void test_event_json(void **state)
         .environment = "production",
         .tags_json = "{\"env\":\"production\",\"dyno\":\"mine\"}",
         .search_url = "https://logs.example.com/search?q=x",
-        .breadcrumbs_json = "[{\"category\":\"heroku\",\"message\":\"Process exited with status 1\"}]",
+        .breadcrumbs_json =
+            "[{\"category\":\"heroku\",\"message\":\"Process exited with status 1\"}]",
         .timestamp_us = 1795255200123456LL,
     };
     sl_buf_init(&b, 1 << 20);
@@ -923,8 +994,8 @@ static void test_event_json(void **state)
     const cJSON *mech = cJSON_GetObjectItem(v1, "mechanism");
     assert_string_equal(jstr(mech, "type"), "sluice");
     assert_true(cJSON_IsFalse(cJSON_GetObjectItem(mech, "handled")));
-    const cJSON *fr = cJSON_GetArrayItem(
-        cJSON_GetObjectItem(cJSON_GetObjectItem(v1, "stacktrace"), "frames"), 0);
+    const cJSON *fr =
+        cJSON_GetArrayItem(cJSON_GetObjectItem(cJSON_GetObjectItem(v1, "stacktrace"), "frames"), 0);
     assert_string_equal(jstr(fr, "filename"), "x.py");
     assert_string_equal(jstr(fr, "function"), "<module>");
     assert_int_equal(cJSON_GetObjectItem(fr, "lineno")->valueint, 3);
@@ -975,7 +1046,8 @@ static void test_event_frame_cap(void **state)
     struct run r;
     (void)state;
     sl_buf_init(&b, 1 << 20);
-    assert_int_equal(sl_buf_addf(&b, "Exception in thread \"main\" java.lang.StackOverflowError\n"), 0);
+    assert_int_equal(sl_buf_addf(&b, "Exception in thread \"main\" java.lang.StackOverflowError\n"),
+                     0);
     for (int i = 0; i < 400; i++)
         assert_int_equal(sl_buf_addf(&b, "\tat a.B.c(B.java:%d)\n", i + 1), 0);
     assert_int_equal(sl_buf_addc(&b, '\0'), 0);
@@ -1010,7 +1082,9 @@ static void test_event_frame_cap(void **state)
     assert_true(cJSON_GetArraySize(frames) < 250 && cJSON_GetArraySize(frames) > 0);
     /* the raising frame is still the last */
     assert_int_equal(
-        cJSON_GetObjectItem(cJSON_GetArrayItem(frames, cJSON_GetArraySize(frames) - 1), "lineno")->valueint, 1);
+        cJSON_GetObjectItem(cJSON_GetArrayItem(frames, cJSON_GetArraySize(frames) - 1), "lineno")
+            ->valueint,
+        1);
     cJSON_Delete(j);
     sl_buf_free(&small);
     sl_buf_free(&ev);
@@ -1026,11 +1100,13 @@ static void test_envelope_auth(void **state)
     struct sl_buf b;
     char why[128];
     (void)state;
-    assert_int_equal(sl_crash_dsn_parse("https://abc123@o1.ingest.sentry.io/42", &d, why, sizeof(why)), 0);
+    assert_int_equal(
+        sl_crash_dsn_parse("https://abc123@o1.ingest.sentry.io/42", &d, why, sizeof(why)), 0);
     sl_buf_init(&b, 4096);
     assert_int_equal(sl_crash_auth_header(&d, "1.2.3", &b), 0);
     assert_int_equal(sl_buf_addc(&b, '\0'), 0);
-    assert_string_equal(b.p, "Sentry sentry_version=7, sentry_client=sluice/1.2.3, sentry_key=abc123");
+    assert_string_equal(b.p,
+                        "Sentry sentry_version=7, sentry_client=sluice/1.2.3, sentry_key=abc123");
     sl_buf_reset(&b);
     static const char ev[] = "{\"event_id\":\"0123456789abcdef0123456789abcdef\"}";
     assert_int_equal(sl_crash_envelope(&d, "0123456789abcdef0123456789abcdef", 1795255200000000LL,
@@ -1062,11 +1138,13 @@ static void test_dsn(void **state)
 {
     static const struct {
         const char *dsn;
-        const char *url;  /* NULL: refused */
-        const char *why;  /* a word of the reason */
+        const char *url; /* NULL: refused */
+        const char *why; /* a word of the reason */
     } cases[] = {
-        {"https://abc123@o1.ingest.sentry.io/42", "https://o1.ingest.sentry.io/api/42/envelope/", NULL},
-        {"http://key:secret@127.0.0.1:9000/sentry/7", "http://127.0.0.1:9000/sentry/api/7/envelope/", NULL},
+        {"https://abc123@o1.ingest.sentry.io/42", "https://o1.ingest.sentry.io/api/42/envelope/",
+         NULL},
+        {"http://key:secret@127.0.0.1:9000/sentry/7",
+         "http://127.0.0.1:9000/sentry/api/7/envelope/", NULL},
         {"https://k@[::1]:8443/3", "https://[::1]:8443/api/3/envelope/", NULL},
         {"https://k@h.example/a/b/9/", "https://h.example/a/b/api/9/envelope/", NULL},
         {"", NULL, "empty"},
@@ -1099,7 +1177,8 @@ static void test_dsn(void **state)
         }
     }
     struct sl_crash_dsn d;
-    assert_int_equal(sl_crash_dsn_parse("http://key:secret@127.0.0.1:9000/sentry/7", &d, NULL, 0), 0);
+    assert_int_equal(sl_crash_dsn_parse("http://key:secret@127.0.0.1:9000/sentry/7", &d, NULL, 0),
+                     0);
     assert_string_equal(d.public_key, "key");
     assert_string_equal(d.host, "127.0.0.1");
     assert_int_equal(d.port, 9000);
@@ -1137,8 +1216,8 @@ static void test_rate_limits(void **state)
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        int64_t got = sl_crash_rate_limit_until(cases[i].status, cases[i].retry_after,
-                                                cases[i].limits, now);
+        int64_t got =
+            sl_crash_rate_limit_until(cases[i].status, cases[i].retry_after, cases[i].limits, now);
         int64_t want = cases[i].want_s < 0 ? 0 : now + cases[i].want_s * s;
         if (got != want)
             fail_msg("case %zu: got %lld want %lld", i, (long long)(got - now),
@@ -1157,28 +1236,47 @@ static void test_anchors(void **state)
         enum sl_crash_anchor want;
     } cases[] = {
         {"app", "web.1", "Traceback (most recent call last):", SL_CRASH_TRACE},
-        {"app", "web.1", "panic: runtime error: index out of range [5] with length 3", SL_CRASH_TRACE},
+        {"app", "web.1", "panic: runtime error: index out of range [5] with length 3",
+         SL_CRASH_TRACE},
         {"app", "web.1", "fatal error: concurrent map writes", SL_CRASH_TRACE},
-        {"app", "web.1", "Exception in thread \"main\" java.lang.IllegalStateException: x", SL_CRASH_TRACE},
+        {"app", "web.1", "Exception in thread \"main\" java.lang.IllegalStateException: x",
+         SL_CRASH_TRACE},
         {"app", "web.1", "java.lang.IllegalStateException: x", SL_CRASH_TRACE},
-        {"app", "web.1", "TypeError: Cannot read properties of undefined (reading 'id')", SL_CRASH_TRACE},
+        {"app", "web.1", "TypeError: Cannot read properties of undefined (reading 'id')",
+         SL_CRASH_TRACE},
         {"app", "web.1", "Uncaught Error: boom", SL_CRASH_TRACE},
         {"app", "web.1", "NoMethodError (undefined method `name' for nil):", SL_CRASH_TRACE},
         {"app", "web.1", "ActiveRecord::RecordNotFound (Couldn't find User):", SL_CRASH_TRACE},
         {"app", "web.1", "/app/app/models/user.rb:12:in 'x': y (NoMethodError)", SL_CRASH_TRACE},
-        {"app", "web.1", "E, [2026-11-21T10:00:00.123 #4] ERROR -- : NoMethodError (x):", SL_CRASH_TRACE},
-        {"app", "web.1", "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e] NoMethodError (x):", SL_CRASH_TRACE},
-        {"app", "web.1", "F, [2026-12-07T03:38:35.2 #3] FATAL -- : [4f0c] NoMethodError (undefined method `name' for nil:NilClass", SL_CRASH_TRACE},
+        {"app", "web.1",
+         "E, [2026-11-21T10:00:00.123 #4] ERROR -- : NoMethodError (x):", SL_CRASH_TRACE},
+        {"app", "web.1",
+         "F, [2026-11-21T10:00:00.123 #4] FATAL -- : [6c1e] NoMethodError (x):", SL_CRASH_TRACE},
+        {"app", "web.1",
+         "F, [2026-12-07T03:38:35.2 #3] FATAL -- : [4f0c] NoMethodError (undefined method `name' "
+         "for nil:NilClass",
+         SL_CRASH_TRACE},
         {"app", "web.1", "Completed (in 3ms", SL_CRASH_NONE},
-        {"app", "worker.1", "[2026-11-21 10:00:00,000: ERROR/ForkPoolWorker-1] Task a.b[1] raised unexpected: KeyError('x')", SL_CRASH_TRACE},
+        {"app", "worker.1",
+         "[2026-11-21 10:00:00,000: ERROR/ForkPoolWorker-1] Task a.b[1] raised unexpected: "
+         "KeyError('x')",
+         SL_CRASH_TRACE},
         {"app", "web.1", "  File \"/app/x.py\", line 3", SL_CRASH_TRACE},
+        {"app", "worker.1",
+         "pid=4 tid=gq2 class=HardJob jid=b1 WARN: NoMethodError: undefined method",
+         SL_CRASH_TRACE},
+        {"app", "worker.1", "pid=4 tid=gq2 class=HardJob jid=b1 INFO: done", SL_CRASH_NONE},
+        {"app", "worker.1", "pid=4 tid=gq2 WARN: {\"context\":\"Job raised exception\"}",
+         SL_CRASH_NONE},
         {"app", "web.1", "  + Exception Group Traceback (most recent call last):", SL_CRASH_TRACE},
-        {"app", "web.1", "[UnhandledPromiseRejection: This error originated ...] {", SL_CRASH_TRACE},
+        {"app", "web.1", "[UnhandledPromiseRejection: This error originated ...] {",
+         SL_CRASH_TRACE},
         {"heroku", "web.1", "Error R14 (Memory quota exceeded)", SL_CRASH_PLATFORM},
         {"heroku", "web.1", "Error R10 (Boot timeout) -> Web process failed", SL_CRASH_PLATFORM},
         {"heroku", "web.1", "Process exited with status 1", SL_CRASH_PLATFORM},
         {"heroku", "web.1", "State changed from up to crashed", SL_CRASH_PLATFORM},
-        {"heroku", "router", "at=error code=H10 desc=\"App crashed\" method=GET path=\"/\"", SL_CRASH_PLATFORM},
+        {"heroku", "router", "at=error code=H10 desc=\"App crashed\" method=GET path=\"/\"",
+         SL_CRASH_PLATFORM},
         {"app", "api", "Release v42 created by user dev@example.com", SL_CRASH_RELEASE},
         {"heroku", "router", "at=info method=GET path=\"/\" status=200", SL_CRASH_NONE},
         {"heroku", "router", "at=error code=H12 desc=\"Request timeout\"", SL_CRASH_NONE},
@@ -1189,22 +1287,24 @@ static void test_anchors(void **state)
         {"app", "web.1", "user panic: not a trace", SL_CRASH_NONE},
         {"app", "web.1", "INFO Booting worker with pid: 12", SL_CRASH_NONE},
         {"app", "web.1", "ErrorCount=5", SL_CRASH_NONE},
-        {"app", "web.1", "I, [2026-11-21T10:00:00.100 #4]  INFO -- : Started GET \"/\"", SL_CRASH_NONE},
+        {"app", "web.1", "I, [2026-11-21T10:00:00.100 #4]  INFO -- : Started GET \"/\"",
+         SL_CRASH_NONE},
         {"app", "web.1", "[2026-11-21 10:00:00 +0000] [4] [INFO] Booting worker", SL_CRASH_NONE},
-        {"app", "web.1", "source=web.1 dyno=heroku.2808254 sample#memory_total=21.00MB", SL_CRASH_NONE},
+        {"app", "web.1", "source=web.1 dyno=heroku.2808254 sample#memory_total=21.00MB",
+         SL_CRASH_NONE},
         {"app", "web.1", "Release v42 created by user dev@example.com", SL_CRASH_NONE},
         {"app", "web.1", "", SL_CRASH_NONE},
         {"app", "web.1", "pan", SL_CRASH_NONE},
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        enum sl_crash_anchor got = sl_crash_anchor(
-            sl_str_make(cases[i].app, strlen(cases[i].app)),
-            sl_str_make(cases[i].proc, strlen(cases[i].proc)),
-            sl_str_make(cases[i].msg, strlen(cases[i].msg)));
+        enum sl_crash_anchor got =
+            sl_crash_anchor(sl_str_make(cases[i].app, strlen(cases[i].app)),
+                            sl_str_make(cases[i].proc, strlen(cases[i].proc)),
+                            sl_str_make(cases[i].msg, strlen(cases[i].msg)));
         if (got != cases[i].want)
-            fail_msg("%s[%s] \"%s\": anchor %d, want %d", cases[i].app, cases[i].proc,
-                     cases[i].msg, (int)got, (int)cases[i].want);
+            fail_msg("%s[%s] \"%s\": anchor %d, want %d", cases[i].app, cases[i].proc, cases[i].msg,
+                     (int)got, (int)cases[i].want);
     }
 }
 
@@ -1285,7 +1385,8 @@ static void test_corpus(void **state)
                 }
                 size_t k;
                 for (k = 0; k < nprocs; k++)
-                    if (strlen(procs[k].name) == proc.len && memcmp(procs[k].name, proc.p, proc.len) == 0)
+                    if (strlen(procs[k].name) == proc.len &&
+                        memcmp(procs[k].name, proc.p, proc.len) == 0)
                         break;
                 if (k == nprocs) {
                     assert_true(nprocs < 16);
@@ -1417,27 +1518,60 @@ static void test_oracle_messages_over_lines(void **state)
     run_free(&r);
 }
 
+static void test_oracle_ruby_thread_twice(void **state)
+{
+    /* F9: a dead thread's report, then the same again when join re-raises it: one crash,
+     * the chain once */
+    static const char text[] =
+        "#<Thread:0x00007f542c1aa5b8 /app/bin/crash.rb:50 run> terminated with exception "
+        "(report_on_exception is true):\n"
+        "/app/app/models/order.rb:28:in `rescue in charge!': cannot charge (ArgumentError)\n"
+        "\tfrom /app/app/models/order.rb:25:in `charge!'\n"
+        "/app/app/models/order.rb:13:in `fetch': key not found: \"plum\" (KeyError)\n"
+        "\tfrom /app/app/models/order.rb:13:in `charge!'\n"
+        "/app/app/models/order.rb:28:in `rescue in charge!': cannot charge (ArgumentError)\n"
+        "\tfrom /app/app/models/order.rb:25:in `charge!'\n"
+        "/app/app/models/order.rb:13:in `fetch': key not found: \"plum\" (KeyError)\n"
+        "\tfrom /app/app/models/order.rb:13:in `charge!'\n"
+        "Process exited with status 1\n";
+    struct run r;
+    (void)state;
+    run(text, &r);
+    assert_int_equal(r.n, 1);
+    assert_int_equal(r.c[0]->nexcs, 2);
+    assert_string_equal(r.c[0]->excs[0].type, "KeyError");
+    assert_string_equal(r.c[0]->excs[1].type, "ArgumentError");
+    assert_int_equal(r.c[0]->excs[1].nframes, 2);
+    assert_int_equal(r.c[0]->last_id, 9);
+    run_free(&r);
+}
+
 static void test_oracle_ruby_error_highlight(void **state)
 {
     /* F4: Ruby 3.1's error_highlight snippet is part of the message; the frames after it
      * still belong to the trace. F5: Rails logs the same message over lines, the
      * Logger prefix on the first only. */
     static const char text[] =
-        "/app/app/models/order.rb:17:in `customer_name': undefined method `name' for nil:NilClass (NoMethodError)\n"
+        "/app/app/models/order.rb:17:in `customer_name': undefined method `name' for nil:NilClass "
+        "(NoMethodError)\n"
         "\n"
         "    customer.name\n"
         "            ^^^^^\n"
         "\tfrom /app/app/controllers/orders_controller.rb:6:in `show'\n"
         "\tfrom /app/bin/crash.rb:58:in `<main>'\n"
-        "I, [2026-12-07T03:38:35.220900 #32021]  INFO -- : [4f0c7a8e-11] Completed 500 Internal Server Error in 3ms\n"
+        "I, [2026-12-07T03:38:35.220900 #32021]  INFO -- : [4f0c7a8e-11] Completed 500 Internal "
+        "Server Error in 3ms\n"
         "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11]   \n"
-        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] NoMethodError (undefined method `name' for nil:NilClass\n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] NoMethodError (undefined "
+        "method `name' for nil:NilClass\n"
         "\n"
         "    customer.name\n"
         "            ^^^^^):\n"
         "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11]   \n"
-        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] app/models/order.rb:17:in `customer_name'\n"
-        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] app/controllers/orders_controller.rb:6:in `show'\n";
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] app/models/order.rb:17:in "
+        "`customer_name'\n"
+        "F, [2026-12-07T03:38:35.221438 #32021] FATAL -- : [4f0c7a8e-11] "
+        "app/controllers/orders_controller.rb:6:in `show'\n";
     static const char value[] =
         "undefined method `name' for nil:NilClass\n\n    customer.name\n            ^^^^^";
     struct run r;
@@ -1507,6 +1641,7 @@ int main(void)
         cmocka_unit_test(test_go_shapes),
         cmocka_unit_test(test_ruby_uncaught),
         cmocka_unit_test(test_rails_logger),
+        cmocka_unit_test(test_sidekiq),
         cmocka_unit_test(test_node),
         cmocka_unit_test(test_java),
         cmocka_unit_test(test_multiline_messages),
@@ -1525,6 +1660,7 @@ int main(void)
         cmocka_unit_test(test_corpus),
         cmocka_unit_test(test_oracle_go_repanic_and_types),
         cmocka_unit_test(test_oracle_messages_over_lines),
+        cmocka_unit_test(test_oracle_ruby_thread_twice),
         cmocka_unit_test(test_oracle_ruby_error_highlight),
         cmocka_unit_test(test_oracle_node_cause_matching),
     };
