@@ -20,7 +20,7 @@ PACKAGES=(
     postgresql-15 postgresql-contrib
     openssl curl ca-certificates socat
     rsyslog rsyslog-gnutls rsyslog-pgsql
-    python3 python3-pytest python3-pytest-xdist python3-psycopg2
+    python3 python3-pytest python3-pytest-xdist python3-psycopg2 python3-yaml
     clang libclang-rt-dev
     haproxy
     chromium
