@@ -1572,8 +1572,21 @@ static int ctx_side(struct sl_buf *b, const char *key, bool dyno, bool before)
         before ? "<" : ">", before ? "DESC" : "ASC", before ? "DESC" : "ASC");
 }
 
-/* The context query: the event (found through its blocks, within the scope $2) and its
- * four lists. */
+/* The crash the event's line was joined into (docs/crashes.md), if any: the crashes of
+ * its source and dyno around its time (the crashes' unique key leads with source_id,
+ * procid), then the line ids the crash's event lists. Null when it is in none. */
+#define CTX_CRASH                                                                                  \
+    ", 'crash', (SELECT json_build_object('id', c.id::text, 'type', c.type, 'value', c.value, "   \
+    "'lang', c.lang, 'lines', c.nlines, 'truncated', c.truncated, 'delivery', c.delivery, "       \
+    "'delivery_detail', c.delivery_detail, "                                                       \
+    "'first_line_id', c.first_line_id::text, 'last_line_id', c.last_line_id::text, "             \
+    "'exception', c.event->'exception', 'message', c.event->'message') FROM crashes c "           \
+    "WHERE c.source_id = e.source_id AND c.procid = e.procid AND c.first_at <= "                 \
+    "coalesce(e.emitted_at, e.received_at) AND c.last_at >= coalesce(e.emitted_at, "             \
+    "e.received_at) AND c.event->'extra'->'sluice.line_ids' ? e.id::text ORDER BY c.id LIMIT 1)"
+
+/* The context query: the event (found through its blocks, within the scope $2), its
+ * four lists and the crash it belongs to. */
 static int context_sql(struct sl_buf *b)
 {
     return sl_buf_addf(b,
@@ -1586,7 +1599,7 @@ static int context_sql(struct sl_buf *b)
                        event_json) ||
            ctx_side(b, "dyno_before", true, true) || ctx_side(b, "dyno_after", true, false) ||
            ctx_side(b, "all_before", false, true) || ctx_side(b, "all_after", false, false) ||
-           sl_buf_add(b, ")::text FROM e", 15);
+           sl_buf_add(b, CTX_CRASH ")::text FROM e", strlen(CTX_CRASH) + 15);
 }
 
 int sl_search_context(struct pg_conn *pg, const struct sl_search_params *p, int64_t id, int n,

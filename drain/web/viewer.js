@@ -436,7 +436,7 @@ async function openContext(ev, r) {
   if (state.sel) state.sel.classList.remove('sel');
   state.sel = r; r.classList.add('sel');
   $('ctx-title').textContent = `${ev.source} · ${programOf(ev)} · ${localTime(ev.received_at)}`;
-  $('ctx-dyno').textContent = 'loading…'; $('ctx-all').textContent = '';
+  $('ctx-dyno').textContent = 'loading…'; $('ctx-all').textContent = ''; showCrash(null);
   $('context').hidden = false;
   try {
     const c = await api('/api/v1/context', { id: ev.id, n: 25 });
@@ -449,9 +449,31 @@ async function openContext(ev, r) {
     };
     fill($('ctx-dyno'), c.dyno_before, c.dyno_after);
     fill($('ctx-all'), c.all_before, c.all_after);
+    showCrash(c.crash);
   } catch (err) {
     $('ctx-dyno').textContent = 'error: ' + err.message;
   }
+}
+
+// The crash the clicked line was joined into (docs/crashes.md): its exception chain, root
+// cause first, each with its frames, most recent call last, app frames in bold. Text only.
+function showCrash(crash) {
+  const box = $('ctx-crash'), list = $('crash-frames');
+  list.textContent = '';
+  box.hidden = !crash;
+  if (!crash) return;
+  $('crash-head').textContent = `crash: ${crash.type}${crash.value ? ': ' + crash.value : ''}` +
+    ` · ${crash.lines} lines joined${crash.truncated ? ' (truncated)' : ''} · Sentry: ${crash.delivery}`;
+  $('crash-head').title = crash.delivery_detail || '';
+  const values = (crash.exception && crash.exception.values) || [];
+  values.forEach((x, i) => {
+    if (values.length > 1) list.appendChild(el('li', 'chain', `${i ? 'then ' : ''}${x.type}: ${x.value || ''}`));
+    for (const f of (x.stacktrace && x.stacktrace.frames) || []) {
+      const where = (f.filename || f.abs_path || f.module || '?') + (f.lineno ? ':' + f.lineno : '') +
+        (f.colno ? ':' + f.colno : '');
+      list.appendChild(el('li', f.in_app ? 'app' : null, `${where} in ${f.function || '?'}`));
+    }
+  });
 }
 
 function closePanels() { $('context').hidden = true; $('alertbox').hidden = true; }

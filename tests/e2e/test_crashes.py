@@ -24,7 +24,8 @@ import time
 
 import pytest
 
-from conftest import SLUICE, Server, add_source, frame_body, heroku_line, sluice_cli, wait_for
+from conftest import (SLUICE, Server, add_read_token, add_source, api_get, frame_body, heroku_line,
+                      sluice_cli, wait_for)
 from receiver import Receiver
 
 ALLOW = {"SLUICE_ALERT_ALLOW_PRIVATE": "127.0.0.1"}
@@ -223,6 +224,31 @@ def test_java_trace_is_one_envelope(db, node, sentry):
     assert frames[-1]["function"].endswith("total") and frames[-1]["lineno"] == 51  # raised last
     quiet(sentry, 1)
     assert [c["lang"] for c in crashes(db, src)] == ["java"]
+
+
+def test_context_of_a_trace_line_carries_its_crash(db, node, sentry):
+    """The viewer's context view (/api/v1/context, docs/viewer.md): a line joined into a
+    crash comes with the crash (type, value, the event's exception with its frames); a line
+    of another dyno comes with none."""
+    src = add_source(db)
+    set_dsn(db, src, dsn(sentry))
+    node.wait_source(src)
+    post(node, src, interleave(trace_lines(JAVA_TRACE, proc="worker.3"), noise(6)))
+    row = wait_crashes(db, src, 1)[0]
+    tok = add_read_token(db, f"ctx-{src.name}", "--source", src.name)
+    ids = db.query("SELECT id, procid FROM logs WHERE source_id = %s ORDER BY id", (src.id,))
+    mid = [r["id"] for r in ids if r["procid"] == "worker.3"][2]
+    other = [r["id"] for r in ids if r["procid"] != "worker.3"][0]
+    c = api_get(node, "/api/v1/context", {"id": mid, "n": 3}, token=tok).json()
+    crash = c["crash"]
+    assert crash is not None and crash["id"] == str(row["id"]), c
+    assert crash["type"].endswith("IllegalStateException") and crash["value"] == "order 17 has no lines"
+    assert crash["lines"] == len(JAVA_TRACE) and crash["lang"] == "java"
+    assert crash["delivery"] in ("pending", "sent") and crash["delivery_detail"] is None, crash
+    frames = crash["exception"]["values"][-1]["stacktrace"]["frames"]
+    assert [f["lineno"] for f in frames] == [9, 23, 51]
+    c = api_get(node, "/api/v1/context", {"id": other, "n": 3}, token=tok).json()
+    assert c["crash"] is None and c["event"]["id"] == str(other), c
 
 
 def test_long_trace_cut_and_marked_truncated(db, node, sentry):

@@ -29,9 +29,17 @@ import time
 import pytest
 
 from conftest import (BUILD, NPM_PREFIX as NPM, ROOT, add_read_token, api_get, frame_body,
-                      heroku_line, npm_require, sluice_cli)
+                      heroku_line, npm_require, sluice_cli, wait_for)
 
 QUERY = "checkout"
+CRASH_TRACE = [
+    "Traceback (most recent call last):",
+    '  File "/app/shop/views.py", line 31, in checkout',
+    "    return charge(cart)",
+    '  File "/app/.heroku/python/lib/python3.11/site-packages/stripe/api.py", line 208, in charge',
+    "    raise ValueError(msg)",
+    "ValueError: card declined for cart 7",
+]
 SECRET = "secretbword"
 ARTIFACTS = os.path.join(ROOT, BUILD, "artifacts")
 
@@ -86,6 +94,9 @@ def world(db, server):
     raw = b"<190>1 2026-11-21T10:00:00.000000+00:00 host app web.1 - xsstest bytes \xff\xfe end\n"
     assert server.post(a, frame_body([raw])).status == 204
     assert server.post(b, frame_body([heroku_line(f"{SECRET} n={i}") for i in range(20)])).status == 204
+    # a Python trace on a dyno of its own, joined into a crash by the crash thread
+    trace = [heroku_line(m, proc="web.9") for m in CRASH_TRACE]
+    assert server.post(a, frame_body(trace)).status == 204
     all_tok = add_read_token(db, "viewer-all", "--all")
     a_tok = add_read_token(db, "viewer-a", "--source", "shop-a")
 
@@ -96,6 +107,8 @@ def world(db, server):
             break
         time.sleep(0.1)
     secret_id = db.query("SELECT id FROM logs WHERE source_id = %s LIMIT 1", (b.id,))[0]["id"]
+    wait_for(lambda: db.query("SELECT count(*) n FROM crashes WHERE source_id = %s", (a.id,))[0]["n"],
+             20, what="the crash of shop-a's web.9 assembled")
     return dict(a=a, b=b, all=all_tok, scoped=a_tok, secret_id=str(secret_id))
 
 
@@ -380,6 +393,17 @@ def test_browser_context_keyboard_alert_and_tail(browser_run):
         assert r.returncode == 0, r.stdout + r.stderr
         row = [ln.split() for ln in r.stdout.splitlines() if ln.startswith(QUERY + " ")]
         assert row and row[0][1] == "1", r.stdout
+
+
+def test_browser_crash_line_shows_its_joined_trace(browser_run):
+    """Clicking a line of a crash (issue 14: "a crash line links to its joined trace"): the
+    context shows the crash's type and value and its frames, app frames marked."""
+    c = browser_run["crash"]
+    assert c["head"].startswith("crash: ValueError: card declined for cart 7"), c
+    assert "6 lines joined" in c["head"], c
+    # Sentry's filenames, as the Python SDK gives them (relative to the app, site-packages)
+    assert c["frames"] == [["shop/views.py:31 in checkout", "app"],
+                           ["stripe/api.py:208 in charge", ""]], c
 
 
 def test_browser_scoped_token_sees_only_its_source(browser_run, world):

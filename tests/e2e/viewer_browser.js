@@ -204,6 +204,19 @@ async function shot(page, name) {
     await page.keyboard.press('Escape');
     out.contextClosedByEsc = await page.evaluate(() => document.getElementById('context').hidden);
 
+    // --- a line of a crash: the context shows the joined trace
+    step('crash in context');
+    await searchFor(page, 'ValueError');
+    await page.waitForFunction(() => document.querySelectorAll('#rows .row').length > 0, null, { timeout: T });
+    await (await page.$$('#rows .row')).pop().click();
+    await page.waitForSelector('#ctx-crash:not([hidden])', { timeout: T });
+    out.crash = await page.evaluate(() => ({
+      head: document.getElementById('crash-head').textContent,
+      frames: [...document.querySelectorAll('#crash-frames li')].map((li) => [li.textContent, li.className]),
+    }));
+    await shot(page, 'crash');
+    await page.keyboard.press('Escape');
+
     // --- alert snippet
     step('alert snippet');
     await searchFor(page, cfg.query);
