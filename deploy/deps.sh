@@ -22,7 +22,9 @@ PACKAGES=(
     rsyslog rsyslog-gnutls rsyslog-pgsql
     python3 python3-pytest python3-psycopg2
     clang libclang-rt-dev
+    haproxy
 )
+# haproxy: tests/e2e/test_multinode.py puts three nodes behind it.
 # clang and its runtime (libclang_rt.fuzzer, asan, ubsan) build the libFuzzer targets
 # of `make fuzz` (tests/fuzz/), which CI runs after `make test` and `make asan`.
 
