@@ -1284,18 +1284,17 @@ int sl_tail_commit_end(struct pg_conn *pg, int64_t seq, struct sl_tail_pos *pos)
 int sl_tail_head(struct pg_conn *pg, struct sl_tail_pos *head)
 {
     PGresult *r;
-    int64_t seq;
 
-    if (sl_db_exec(pg, "tail head failed", "SELECT coalesce(max(seq), 0) FROM log_commits", 0,
-                   NULL, &r))
+    /* one round trip: read every tail round */
+    if (sl_db_exec(pg, "tail head failed",
+                   "SELECT m.s, coalesce((SELECT max(id_hi) FROM log_commits WHERE seq = m.s), 0) "
+                   "FROM (SELECT coalesce(max(seq), 0) AS s FROM log_commits) m",
+                   0, NULL, &r))
         return SL_EDB;
-    seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    head->seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    head->id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
     PQclear(r);
-    if (seq == 0) {
-        *head = (struct sl_tail_pos){0, 0};
-        return 0;
-    }
-    return sl_tail_commit_end(pg, seq, head);
+    return 0;
 }
 
 int sl_tail_locate(struct pg_conn *pg, int64_t id, struct sl_tail_pos *pos, bool *found)

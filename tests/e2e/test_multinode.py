@@ -348,3 +348,23 @@ def test_search_is_the_same_from_every_node(cluster):
         assert r.status == 200, r
         answers.append([e["id"] for e in r.json()["events"]])
     assert len(answers[0]) == 200 and answers[0] == answers[1] == answers[2]
+
+
+PER_SOURCE = ("logs", "log_blocks", "log_commits", "ingest_frames")  # docs/scaling.md
+REFERENCE = ("sources", "read_tokens", "rules", "destinations")
+
+
+def test_schema_stays_distributable_by_source(db):
+    """docs/scaling.md: the tables a Citus cluster would distribute by source_id keep it in
+    every unique key, and have no foreign key except to the reference tables."""
+    uniq = db.query("SELECT c.relname AS t, i.indexrelid::regclass::text AS idx, "
+                    "bool_or(a.attname = 'source_id') AS has FROM pg_index i "
+                    "JOIN pg_class c ON c.oid = i.indrelid JOIN pg_attribute a ON "
+                    "a.attrelid = c.oid AND a.attnum = ANY(i.indkey) WHERE i.indisunique AND "
+                    "c.relname = ANY(%s) GROUP BY 1, 2", (list(PER_SOURCE),))
+    assert uniq and all(r["has"] for r in uniq), uniq
+    fks = db.query("SELECT conrelid::regclass::text AS t, confrelid::regclass::text AS ref "
+                   "FROM pg_constraint WHERE contype = 'f'")
+    bad = [r for r in fks if r["t"] in PER_SOURCE or (r["ref"] in PER_SOURCE)
+           or r["ref"] not in REFERENCE]
+    assert not bad, bad
