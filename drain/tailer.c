@@ -515,7 +515,10 @@ static void *tail_main(void *arg)
          * through the feed) or a stream is added, unpaused or closed (those wake the feed).
          * A new stream is served at once. The head is read every round, so a NOTIFY lost
          * to a reconnect costs at most the one-second wait. */
-        if (!busy && !fresh)
+        /* NOTIFYs that came in during the last round's statements wait in libpq's queue,
+         * not on the socket: taking them first pushes them to the feed, whose eventfd
+         * then ends the wait at once. */
+        if (!busy && !fresh && tail_notified(t, pg))
             sl_feed_wait(t->o.feed, PQsocket(pg), 1000);
         if (!tail_notified(t, pg) || sl_tail_head(pg, &hi)) {
             for (size_t i = 0; i < n; i++)
