@@ -8,7 +8,11 @@ stamp (sl_commit_stamp: the commit-order lock, a log_commits row per source, NOT
 
     multiwriter.py DATABASE_URL SECONDS WRITERS stamp|nostamp [BATCH]
 
-Prints one line: `writers=N stamp=yes rows=R seconds=S rows_per_s=X commits_per_s=Y`."""
+Prints one line: `writers=N stamp=yes rows=R seconds=S rows_per_s=X commits_per_s=Y
+stamp_to_commit_ms=M share_of_time=F`: M the mean time from the stamp (or, without it,
+from the end of the INSERT) to the end of COMMIT, the time the commit-order lock is held
+with the stamp; F the sum of those times over the wall time (with the stamp: how busy the
+lock is, 1.0 = always held)."""
 import sys
 import threading
 import time
@@ -20,6 +24,7 @@ batch = int(sys.argv[5]) if len(sys.argv) > 5 else 10000
 stamp = mode == "stamp"
 rows = [0] * writers
 commits = [0] * writers
+held = [0.0] * writers  # seconds from the stamp to the end of COMMIT: the lock is held
 
 
 def writer(k):
@@ -45,6 +50,7 @@ def writer(k):
         cur.execute(f"INSERT INTO logs (id, received_at, {cols}) SELECT %s + r, now(), {cols} "
                     "FROM b", (nxt,))
         n = cur.rowcount
+        t_stamp = time.monotonic()
         if stamp:
             cur.execute("SELECT sl_commit_stamp('bench', array_agg(s), array_agg(lo), "
                         "array_agg(hi), array_agg(u), array_agg(u), array_agg(n)) FROM "
@@ -52,6 +58,7 @@ def writer(k):
                         "count(*)::int AS n, (extract(epoch FROM now()) * 1e6)::bigint AS u "
                         "FROM b GROUP BY source_id) g", (nxt, nxt))
         c.commit()
+        held[k] += time.monotonic() - t_stamp
         nxt += n
         rows[k] += n
         commits[k] += 1
@@ -66,4 +73,6 @@ for t in ts:
     t.join()
 took = time.monotonic() - t0
 print(f"writers={writers} stamp={'yes' if stamp else 'no'} rows={sum(rows)} seconds={took:.1f} "
-      f"rows_per_s={sum(rows) / took:.0f} commits_per_s={sum(commits) / took:.1f}")
+      f"rows_per_s={sum(rows) / took:.0f} commits_per_s={sum(commits) / took:.1f} "
+      f"stamp_to_commit_ms={1000 * sum(held) / max(1, sum(commits)):.1f} "
+      f"share_of_time={sum(held) / took:.3f}")
