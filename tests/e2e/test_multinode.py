@@ -9,7 +9,9 @@ the tests of this file. What is proven:
   the sender retries what was not acknowledged through haproxy; the node comes back on
   its spool and drains it; every 2xx frame is in PostgreSQL exactly once;
 - live tail across nodes: a tail on node A gets the lines posted to B and C, each once,
-  and a resume on another node with Last-Event-ID goes on exactly where it stopped;
+  and a resume on another node with Last-Event-ID goes on exactly where it stopped; a
+  stream that stops reading while other nodes store lines gets lines + `missed` = every
+  matching line;
 - the commit-number race: a commit numbered before another but not yet committed holds
   the later one back (the number is taken under the commit-order lock), so the tail
   never passes it;
@@ -277,6 +279,54 @@ def test_tail_on_one_node_sees_the_others_and_resumes_on_another(cluster):
     both = [e["data"]["message"] for e in first] + got2()
     assert sorted(both) == sorted(sent), "the resume on another node skipped or repeated lines"
     assert not [e for e in s2.events if e["event"] != "message"], s2.events
+
+
+def test_missed_is_exact_with_lines_from_other_nodes(cluster):
+    """A stream on node A that stops reading while nodes B and C store lines: once it reads
+    again, the lines it got plus the `missed` counts are every matching line, none twice."""
+    c = cluster
+    a, b, d = c.nodes
+    src = a.add_source("mn-slow")
+    for n in (b, d):
+        n.wait_source(src)
+    s = open_ok(a, c.tok, params={"source": src.name, "q": "slowword"}, rcvbuf=4096)
+    pad = "x" * 1000
+    total = 0
+
+    def flood(ks):
+        nonlocal total
+        for k in ks:
+            msgs = [f"slowword {k}-{i} {pad}" if i % 10 else f"other {k}-{i} {pad}"
+                    for i in range(400)]
+            r = (b, d)[k % 2].post(src, frame_body([heroku_line(m) for m in msgs]))
+            assert r.status == 204, r
+            total += 360
+    try:
+        flood(range(12))
+        wait_for(lambda: c.db.count(src.id) >= 12 * 400, 30, what="the flood stored")
+        time.sleep(3)  # past the 1 s grace: what comes next is skipped and counted
+        flood(range(12, 16))
+        wait_for(lambda: c.db.count(src.id) >= 16 * 400, 30, what="the flood stored")
+        s.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+
+        def accounted():
+            return (len(s.messages()) + sum(e["data"]["missed"] for e in s.events
+                                            if e["event"] == "missed")) >= total
+        assert pump_until([s], accounted, 40), (len(s.messages()), total)
+        pump_until([s], lambda: False, 0.5)  # nothing more may come
+        missed = [e for e in s.events if e["event"] == "missed"]
+        got = [e["data"]["message"].split()[1] for e in s.messages()]
+        assert missed, "no `event: missed` although the client fell far behind"
+        assert len(got) == len(set(got)), "a line sent twice"
+        last = None
+        for e in s.events:  # each `missed` says after which line it skipped
+            if e["event"] == "missed" and last is not None:
+                assert e["data"]["after_id"] == last, (e["data"], last)
+            last = e["id"] if e["event"] == "message" else last
+        assert len(got) + sum(e["data"]["missed"] for e in missed) == total, \
+            (len(got), [e["data"] for e in missed], total)
+    finally:
+        s.close()
 
 
 def test_commit_numbered_first_but_visible_later_is_not_skipped(cluster):
