@@ -51,11 +51,6 @@ struct rec {
     bool dup;          /* a retried frame already stored */
 };
 
-/* One source's rows in the transaction being built: a contiguous id range (the COPY is
- * grouped by source), for its log_commits row. */
-struct cgrp {
-    int64_t source_id, id_lo, id_hi, rmin_us, rmax_us, nrows;
-};
 
 struct sl_writer {
     struct sl_writer_opts o;
@@ -79,8 +74,7 @@ struct sl_writer {
     struct sl_buf bsql;       /* the log_blocks upsert's arrays */
     struct sl_batch_days known_days; /* day partitions this writer made or saw */
     int64_t next_id, id_end; /* row ids: a block of 2^20 from logs_id_block_seq */
-    struct cgrp *grps;       /* this transaction's rows per source (log_commits) */
-    size_t ngrps, capgrps;
+    struct sl_batch_groups grps; /* this transaction's rows per source (log_commits) */
     struct sl_buf csql;      /* the commit stamp's arrays */
     struct sl_eval *ev;
     unsigned rules_version;
@@ -338,30 +332,6 @@ static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id
                          info->text.len);
 }
 
-/* Row id of source_id received at received_us joins the transaction's groups. */
-static int w_group_row(struct sl_writer *w, int64_t source_id, int64_t id, int64_t received_us)
-{
-    struct cgrp *g = w->ngrps ? &w->grps[w->ngrps - 1] : NULL;
-
-    if (g == NULL || g->source_id != source_id || id != g->id_hi + 1) {
-        if (w->ngrps == w->capgrps) {
-            size_t nc = w->capgrps ? w->capgrps * 2 : 64;
-            struct cgrp *ng = realloc(w->grps, nc * sizeof(*ng));
-            if (ng == NULL)
-                return SL_ENOMEM;
-            w->grps = ng;
-            w->capgrps = nc;
-        }
-        g = &w->grps[w->ngrps++];
-        *g = (struct cgrp){source_id, id, id, received_us, received_us, 0};
-    }
-    g->id_hi = id;
-    g->rmin_us = received_us < g->rmin_us ? received_us : g->rmin_us;
-    g->rmax_us = received_us > g->rmax_us ? received_us : g->rmax_us;
-    g->nrows++;
-    return 0;
-}
-
 #define STAMP_COLS 6
 
 /* The transaction's last statement: number it in log_commits (sl_commit_stamp, under the
@@ -378,8 +348,8 @@ static int w_stamp(struct sl_writer *w, int64_t *seq)
     for (int c = 0; c < STAMP_COLS && rc == 0; c++) {
         start[c] = w->csql.len;
         rc = sl_buf_addc(&w->csql, '{');
-        for (size_t i = 0; i < w->ngrps && rc == 0; i++) {
-            const struct cgrp *g = &w->grps[i];
+        for (size_t i = 0; i < w->grps.n && rc == 0; i++) {
+            const struct sl_batch_group *g = &w->grps.g[i];
             const int64_t v[STAMP_COLS] = {g->source_id, g->id_lo,   g->id_hi,
                                            g->rmin_us,   g->rmax_us, g->nrows};
             rc = sl_buf_addf(&w->csql, "%s%" PRId64, i ? "," : "", v[c]);
@@ -446,7 +416,7 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct sl_batch_c
             if ((rc = sl_row_build(&w->copy, id, &e, &m, sl_str_make(w->tags.p, w->tags.len),
                                    &w->scratch, &info)) ||
                 (rc = put_copy(w, false)) || (rc = w_block_row(w, &e, id, &info)) ||
-                (rc = w_group_row(w, e.source_id, id, e.received_us)))
+                (rc = sl_batch_group_row(&w->grps, e.source_id, id, e.received_us)))
                 break;
             if (w->ev)
                 sl_eval_line(w->ev, id, &e, &info);
@@ -547,7 +517,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     if (w->ev)
         sl_eval_begin(w->ev);
     sl_blocks_begin(w->blocks, sl_clock_real_us());
-    w->ngrps = 0;
+    sl_batch_groups_reset(&w->grps);
     if (exec_ok(w->pg, "BEGIN"))
         return SL_EDB;
     if (w_dedupe(w, from, to) || w_copy(w, from, to, &bc))
@@ -758,7 +728,7 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->sql2);
     sl_buf_free(&w->bsql);
     sl_buf_free(&w->csql);
-    free(w->grps);
+    sl_batch_groups_free(&w->grps);
     sl_blocks_free(w->blocks);
     free(w->recs);
     free(w->ord);
