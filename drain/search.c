@@ -1326,9 +1326,11 @@ int sl_tail_locate(struct pg_conn *pg, int64_t id, struct sl_tail_pos *pos, bool
 int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, struct sl_tail_pos from,
                    struct sl_tail_pos hi, int64_t rows, struct sl_tail_pos *win)
 {
-    static const char sql[] = "SELECT seq, sum(nrows) FROM log_commits WHERE "
+    /* rows of one commit (a source's, rarely two) are adjacent in seq order: no GROUP BY,
+     * so the seq index is read in order and the scan stops at the LIMIT */
+    static const char sql[] = "SELECT seq, nrows FROM log_commits WHERE "
                               "source_id = ANY($1::bigint[]) AND seq > $2::bigint AND "
-                              "seq <= $3::bigint GROUP BY seq ORDER BY seq LIMIT 256";
+                              "seq <= $3::bigint ORDER BY seq LIMIT 256";
     char a[24], h[24];
     const char *v[3] = {t->pl.scope, a, h};
     int64_t seqs[256], nr[256];
@@ -1352,9 +1354,9 @@ int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, struct s
                          int64_t *skipped)
 {
     enum { WALK = 4096 };
-    static const char walk[] = "SELECT seq, sum(nrows) FROM log_commits WHERE "
+    static const char walk[] = "SELECT seq, nrows FROM log_commits WHERE "
                                "source_id = ANY($1::bigint[]) AND seq > $2::bigint AND "
-                               "seq <= $3::bigint GROUP BY seq ORDER BY seq DESC LIMIT 4096";
+                               "seq <= $3::bigint ORDER BY seq DESC LIMIT 4096";
     /* the stored lines of the scope in (from, start]: whole commits after from's, and the
      * rest of from's own (a commit's ids per source are contiguous) */
     static const char sum[] = "SELECT coalesce(sum(CASE WHEN seq = $2::bigint THEN "

@@ -42,7 +42,7 @@
 #define TAIL_GRACE_MS 1000
 #define TAIL_OUT_MAX (64u << 20) /* one round's SSE text for one stream */
 #define TAIL_WINDOW_ROWS 2000    /* a replay step reads the commits holding about this many rows */
-#define LIVE_COMMITS 64          /* a stream this many commits behind or less reads all at once */
+#define LIVE_COMMITS 8           /* a stream this many commits behind or less reads all at once */
 
 /* A live tail stream. refs counts the loop, the tail thread (while listed) and every
  * queued message; the last one frees it. */
@@ -60,6 +60,7 @@ struct sl_tail_stream {
     struct sl_tail_pos pos;      /* behind the stream (search.h), once started */
     struct sl_tail_pos missed_after; /* skipping since this position, when missing */
     bool missing;                /* skipping: counted once it resumes */
+    bool replaying;              /* a resume not yet caught up: never skipped for slowness */
     int64_t paused_ms;    /* when the tail thread first saw it paused; 0: not paused */
     int64_t *scope;       /* the source ids tq reads: with q, what streams share a read by */
     size_t nscope;
@@ -340,6 +341,7 @@ static bool tail_start(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s
             post_missed(t, s, skipped, s->after_id, start.id, out);
             from = start;
         }
+        s->replaying = pos_lt(from, hi);
     } else if (s->start_seq > 0 && s->start_seq < hi.seq) {
         if (sl_tail_commit_end(pg, s->start_seq, &from))
             return false;
@@ -371,8 +373,11 @@ static void tail_prep(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s,
     else if (s->paused_ms == 0)
         s->paused_ms = sl_clock_mono_ms();
     if (s->paused_ms) {
-        if (sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
-            return; /* give it time to read what it has; nothing is read meanwhile */
+        /* give it time to read what it has; nothing is read meanwhile. A resume reads
+         * stored lines at the client's pace: it is not skipped, however slow (the loop
+         * cuts a client that takes nothing for 30 s). */
+        if (s->replaying || sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
+            return;
         if (!s->missing) {
             s->missing = true;
             s->missed_after = s->pos;
@@ -426,6 +431,8 @@ static bool tail_group(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream **
     for (size_t k = 0; k < ng; k++) {
         struct sl_buf copy;
         grp[k]->pos = last;
+        if (!pos_lt(last, hi))
+            grp[k]->replaying = false; /* caught up: live from now on */
         if (rows == 0)
             continue;
         SL_INC(tail_lines, rows);
