@@ -345,9 +345,9 @@ def test_commit_numbered_first_but_visible_later_is_not_skipped(cluster):
         first, t = cur.fetchone()
         cur.execute("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, %s, "
                     "%s, 'race x ' || i FROM generate_series(0, 2) i", (first, t, src.id))
+        us = "(extract(epoch FROM %s::timestamptz) * 1e6)::bigint"
         cur.execute("SELECT sl_commit_stamp('test', ARRAY[%s::bigint], ARRAY[%s::bigint], "
-                    "ARRAY[%s::bigint], ARRAY[(extract(epoch FROM %s::timestamptz) * 1e6)::bigint], "
-                    "ARRAY[(extract(epoch FROM %s::timestamptz) * 1e6)::bigint], ARRAY[3])",
+                    f"ARRAY[%s::bigint], ARRAY[{us}], ARRAY[{us}], ARRAY[3])",
                     (src.id, first, first + 2, t, t))
         x_seq = cur.fetchone()[0]
         r = b.post(src, frame_body([heroku_line("race y")]))

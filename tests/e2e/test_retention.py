@@ -1,6 +1,6 @@
 """Retention (drain/db.c sl_db_retention, run by the maintenance thread at start and every
-hour): per-source retention of rows, of their search blocks and of their commit log rows, whole partitions past the
-longest retention dropped, and what is inside retention kept."""
+hour): per-source retention of rows, of their search blocks and of their commit log rows,
+whole partitions past the longest retention dropped, and what is inside retention kept."""
 
 import datetime
 

@@ -339,9 +339,10 @@ def test_replay_reads_a_block_whose_ids_span_several_id_blocks(world):
     out inside it while other nodes reserved, or migration 3's hourly backfill. The replay
     reads blocks over a bounded max_id range; such a wide block, cut off by that bound,
     used to lose its rows from the replay. The replay now follows the commit log, not the
-    blocks; this keeps the shape: the rows of X in two commits around Y's. Here: a wide block X (ids in id blocks b1 and
-    b3) and a normal block Y of 3 000 rows (id block b2) between them, so the replay's first
-    window ends at Y's last id, more than 2^20 before X's. Every row must arrive, in order."""
+    blocks; this keeps the shape, the rows of X in two commits around Y's. Here: a wide
+    block X (ids in id blocks b1 and b3) and a normal block Y of 3 000 rows (id block b2)
+    between them, so the replay's first window ends at Y's last id, more than 2^20 before
+    X's. Every row must arrive, in order."""
     w = world
     src = w.server.add_source("iso-wide")
     tok = add_read_token(w.db, "iso-wide-only", "--source", src.name)
