@@ -520,13 +520,18 @@ static void *tail_main(void *arg)
         pthread_mutex_unlock(&t->mu);
         /* Sleep until a commit is announced (NOTIFY from any node, or this node's writer
          * through the feed) or a stream is added, unpaused or closed (those wake the feed).
-         * A new stream is served at once. The head is read every round, so a NOTIFY lost
-         * to a reconnect costs at most the one-second wait. */
-        /* NOTIFYs that came in during the last round's statements wait in libpq's queue,
-         * not on the socket: taking them first pushes them to the feed, whose eventfd
-         * then ends the wait at once. */
+         * A new stream is served at once. The head is read every round with a stream, so
+         * a NOTIFY lost to a reconnect costs at most the one-second wait. NOTIFYs that came
+         * in during the last round's statements wait in libpq's queue, not on the socket:
+         * taking them first pushes them to the feed, whose eventfd ends the wait at once. */
         if (!busy && !fresh && tail_notified(t, pg))
             sl_feed_wait(t->o.feed, PQsocket(pg), 1000);
+        if (n == 0 && tail_notified(t, pg)) {
+            free(list); /* no stream: nothing to read (the NOTIFYs still move the feed) */
+            free(grp);
+            busy = false;
+            continue;
+        }
         if (!tail_notified(t, pg) || sl_tail_head(pg, &hi)) {
             for (size_t i = 0; i < n; i++)
                 stream_unref(list[i]);
