@@ -29,7 +29,8 @@ PACKAGES=(
 )
 # clang and its runtime (libclang_rt.fuzzer, asan, ubsan) build the libFuzzer targets
 # of `make fuzz` (tests/fuzz/), which CI runs after `make test` and `make asan`.
-# haproxy: tests/e2e/test_deploy.py checks deploy/haproxy.cfg with `haproxy -c`.
+# haproxy: tests/e2e/test_deploy.py checks deploy/haproxy.cfg with `haproxy -c`, and
+# tests/e2e/test_multinode.py puts three nodes behind it.
 # The official Sentry SDKs (Python, Ruby, Go) and the runtimes of the small crashing
 # programs in tests/crash/ are the crash assembler's oracle (tests/e2e/test_crash_oracle.py,
 # docs/internals/crash-oracle.md); @sentry/node comes from npm like standardwebhooks.

@@ -476,11 +476,9 @@ static void handle_tail(struct sl_api *a, void *conn, const struct sl_http_reque
     sl_buf_free(&err);
     gen = sl_sources_generation(a->o.sources);
     st = calloc(1, sizeof(*st));
-    newest = sl_feed_last_id(a->o.feed);
+    newest = sl_feed_head(a->o.feed);
     if (st == NULL || sl_tail_stream_new(tq, qq ? qq : "", ids, nids, tok.p, tok.len, gen,
-                                         every_source,
-                                         after >= 0 ? after : newest > 0 ? newest : -1, st,
-                                         &ts)) {
+                                         every_source, after, newest, st, &ts)) {
         if (st == NULL)
             sl_tail_free(tq);
         free(st);

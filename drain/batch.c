@@ -203,3 +203,38 @@ void sl_batch_count_dup(struct sl_batch_counts *bc, uint32_t nmsgs)
     bc->dup_frames++;
     bc->dup_lines += nmsgs;
 }
+
+int sl_batch_group_row(struct sl_batch_groups *gs, int64_t source_id, int64_t id,
+                       int64_t received_us)
+{
+    struct sl_batch_group *g = gs->n ? &gs->g[gs->n - 1] : NULL;
+
+    if (g == NULL || g->source_id != source_id || id != g->id_hi + 1) {
+        if (gs->n == gs->cap) {
+            size_t nc = gs->cap ? gs->cap * 2 : 64;
+            struct sl_batch_group *ng = realloc(gs->g, nc * sizeof(*ng));
+            if (ng == NULL)
+                return SL_ENOMEM;
+            gs->g = ng;
+            gs->cap = nc;
+        }
+        g = &gs->g[gs->n++];
+        *g = (struct sl_batch_group){source_id, id, id, received_us, received_us, 0};
+    }
+    g->id_hi = id;
+    g->rmin_us = received_us < g->rmin_us ? received_us : g->rmin_us;
+    g->rmax_us = received_us > g->rmax_us ? received_us : g->rmax_us;
+    g->nrows++;
+    return 0;
+}
+
+void sl_batch_groups_reset(struct sl_batch_groups *gs)
+{
+    gs->n = 0;
+}
+
+void sl_batch_groups_free(struct sl_batch_groups *gs)
+{
+    free(gs->g);
+    *gs = (struct sl_batch_groups){NULL, 0, 0};
+}

@@ -11,9 +11,12 @@
  * search pages /api/v1/search newest first (order=desc, next_cursor, at most 10000 a
  * page), pins the window the first answer reports so later pages see the same one, and
  * prints oldest first. tail prints the newest -n lines the same way; with -f it follows
- * /api/v1/tail from the highest id printed (Last-Event-ID) and, when the stream ends or
- * fails, reconnects with that id after a backoff (the server's retry:, doubling to 30 s),
- * so nothing is printed twice and nothing is skipped. Ctrl-C ends it with status 0. */
+ * /api/v1/tail from the highest id printed (Last-Event-ID; lines of other nodes committed
+ * after it may come again and are printed once) and, when the stream ends or fails,
+ * reconnects with the last event's id after a backoff (the server's retry:, doubling to
+ * 30 s), so nothing is printed twice and nothing is skipped. Ids are unique but do not grow
+ * in commit order across nodes: the stream's order is the commit order. Ctrl-C ends it
+ * with status 0. */
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
@@ -909,8 +912,13 @@ struct cli {
     bool body_toobig; /* the answer passed body.max: the transfer was stopped */
     /* output */
     struct sl_buf out;
-    char last_id[24]; /* highest id printed, "" before the first */
+    char last_id[24]; /* where tail -f resumes: the last event's id (after the first lines:
+                         the highest id they printed), "" before the first */
     uint64_t last_num;
+    /* the first lines' ids, sorted: a stream may send them again (ids do not grow in
+     * commit order across nodes, docs/api.md), they are printed once */
+    uint64_t *printed;
+    size_t nprinted, capprinted;
     /* tail -f */
     struct sl_sse sse;
     bool got_event;
@@ -1235,12 +1243,29 @@ static int render(struct cli *c, const cJSON *ev, const char *raw, size_t raw_le
     return sl_client_format(&l, c->color, c->local, &c->out);
 }
 
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 static void note_id(struct cli *c, const char *id, size_t len)
 {
     uint64_t v;
 
-    if (sl_client_id_parse(id, len, &v) == 0 && (c->last_id[0] == '\0' || v > c->last_num) &&
-        len < sizeof(c->last_id)) {
+    if (sl_client_id_parse(id, len, &v) != 0)
+        return;
+    if (c->nprinted == c->capprinted) {
+        size_t nc = c->capprinted * 2 + 256;
+        uint64_t *t = realloc(c->printed, nc * sizeof(*t));
+        if (t != NULL) {
+            c->printed = t;
+            c->capprinted = nc;
+        }
+    }
+    if (c->nprinted < c->capprinted)
+        c->printed[c->nprinted++] = v;
+    if ((c->last_id[0] == '\0' || v > c->last_num) && len < sizeof(c->last_id)) {
         c->last_num = v;
         memcpy(c->last_id, id, len);
         c->last_id[len] = '\0';
@@ -1409,8 +1434,8 @@ static int on_event(const struct sl_sse_event *ev, void *arg)
             return 0;
         }
     }
-    if (c->last_id[0] && v <= c->last_num) {
-        cJSON_Delete(j); /* printed already (a resumed stream overlapping) */
+    if (c->nprinted && bsearch(&v, c->printed, c->nprinted, sizeof(v), cmp_u64)) {
+        cJSON_Delete(j); /* printed already with the first lines */
         return 0;
     }
     sl_buf_reset(&c->out);
@@ -1556,6 +1581,8 @@ int sl_client_main(enum sl_client_cmd cmd, int argc, char **argv)
         sigaction(SIGTERM, &sa, NULL);
     }
     rc = o.limit > 0 ? cli_search(&c, o.limit) : 0;
+    if (c.nprinted)
+        qsort(c.printed, c.nprinted, sizeof(*c.printed), cmp_u64);
     if (rc == 0 && cmd == SL_CLIENT_TAIL && o.follow && !interrupted)
         rc = cli_follow(&c);
     if (interrupted && cmd == SL_CLIENT_TAIL && o.follow)
@@ -1573,5 +1600,6 @@ out:
     free(c.cacert);
     sl_buf_free(&c.body);
     sl_buf_free(&c.out);
+    free(c.printed);
     return rc;
 }

@@ -262,6 +262,49 @@ static const char *const migrations[] = {
     "  expires_at timestamptz NOT NULL\n"
     ");\n"
     "CREATE INDEX web_sessions_token ON web_sessions (token_id);\n",
+    /* The commit log (several writers on one database, docs/architecture.md "The path of a
+     * tail"): one row per commit and source, numbered by log_commit_seq under a
+     * transaction-scoped advisory lock taken just before COMMIT, so the numbers become
+     * visible in their order (a lower number is committed or rolled back before a higher
+     * one is taken). The live tail reads by (seq, id); NOTIFY sluice_commits wakes the tail
+     * threads of every node. The key starts with source_id (Citus: docs/scaling.md). Rows
+     * stored before it get one commit per token-filter block, in max_id order. */
+    "CREATE SEQUENCE log_commit_seq;\n"
+    "CREATE TABLE log_commits (\n"
+    "  seq bigint NOT NULL,\n"
+    "  source_id bigint NOT NULL,\n"
+    "  id_lo bigint NOT NULL,\n"
+    "  id_hi bigint NOT NULL CHECK (id_hi >= id_lo),\n"
+    "  min_received timestamptz NOT NULL,\n"
+    "  max_received timestamptz NOT NULL,\n"
+    "  nrows int NOT NULL,\n"
+    "  node_id text NOT NULL,\n"
+    "  PRIMARY KEY (source_id, seq, id_lo)\n"
+    ");\n"
+    "CREATE INDEX log_commits_seq ON log_commits (seq);\n"
+    "CREATE INDEX log_commits_id ON log_commits (id_lo);\n"
+    "INSERT INTO log_commits SELECT row_number() OVER (ORDER BY max_id, source_id), source_id,\n"
+    "  min_id, max_id, min_received, max_received, nrows, 'before-commit-log' FROM log_blocks;\n"
+    "SELECT setval('log_commit_seq', (SELECT max(seq) FROM log_commits)) "
+    "WHERE EXISTS (SELECT 1 FROM log_commits);\n"
+    /* A writer's last statement before COMMIT: $1 node, then per source of the commit its
+     * id range (contiguous: the COPY is grouped by source), received_at range (µs since
+     * the epoch) and row count. Returns the commit's number. */
+    "CREATE FUNCTION sl_commit_stamp(node text, sources bigint[], lo bigint[], hi bigint[],\n"
+    "  rmin bigint[], rmax bigint[], n int[]) RETURNS bigint LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    "  s bigint;\n"
+    "BEGIN\n"
+    "  PERFORM pg_advisory_xact_lock(7355002);\n"
+    "  s := nextval('log_commit_seq');\n"
+    "  INSERT INTO log_commits SELECT s, u.src, u.lo, u.hi,\n"
+    "    timestamptz 'epoch' + u.rmin * interval '1 microsecond',\n"
+    "    timestamptz 'epoch' + u.rmax * interval '1 microsecond', u.n, node\n"
+    "    FROM unnest(sources, lo, hi, rmin, rmax, n) AS u(src, lo, hi, rmin, rmax, n);\n"
+    "  PERFORM pg_notify('sluice_commits', s::text);\n"
+    "  RETURN s;\n"
+    "END\n"
+    "$f$;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -937,6 +980,14 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
                     "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
                     "WHERE s.id = b.source_id "
                     "AND b.max_received >= now() - make_interval(days => s.retention_days))",
+                    0, NULL, NULL);
+    if (rc)
+        return rc;
+    /* The commit log (the live tail's order) ages out with the rows it lists. */
+    rc = sl_db_exec(c, "retention commits failed",
+                    "DELETE FROM log_commits k WHERE NOT EXISTS (SELECT 1 FROM sources s "
+                    "WHERE s.id = k.source_id "
+                    "AND k.max_received >= now() - make_interval(days => s.retention_days))",
                     0, NULL, NULL);
     if (rc)
         return rc;

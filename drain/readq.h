@@ -161,14 +161,16 @@ bool sl_tailer_full(struct sl_tailer *t);
 /* Loop thread: a stream of query q (tq prepared from it and the source ids scope[nscope]
  * (copied: streams with the same q and scope share reads) at source table generation gen,
  * taken over) for the holder of a read token (copied: a removed or rescoped token ends
- * the stream), starting after last_id (-1: at the newest row). every_source: an --all
+ * the stream), starting after the row last_id (a Last-Event-ID), or when last_id is -1
+ * after commit start_seq (the newest the loop knew of; 0: the newest when the tail thread
+ * first reads, docs/architecture.md "The path of a tail"). every_source: an --all
  * token without source=, which takes in new sources. ctx is the loop's own side of the
  * stream (the tail thread never reads it). Not listed until sl_tailer_add. SL_ENOMEM
  * (tq is freed). */
 SL_MUSTCHECK int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const int64_t *scope,
                                     size_t nscope, const char *token, size_t toklen, uint64_t gen,
-                                    bool every_source, int64_t last_id, void *ctx,
-                                    struct sl_tail_stream **out);
+                                    bool every_source, int64_t last_id, int64_t start_seq,
+                                    void *ctx, struct sl_tail_stream **out);
 /* Loop thread: free a stream never added. Accepts NULL. */
 void sl_tail_stream_discard(struct sl_tail_stream *s);
 /* Loop thread: list s for the tail thread (which takes a reference) and wake it. */

@@ -1143,8 +1143,8 @@ int sl_tail_prepare(struct sl_sources *src, const char *q, const int64_t *scope,
         return SL_ENOMEM;
     plan_init(&t->pl);
     sl_buf_init(&t->sql, 1u << 24);
-    /* $1 scope, $2 after, $3 hi, $4 rmin, $5 rmax, $6 limit; the predicate from $7 */
-    rc = plan_build(&t->pl, src, q, scope, nscope, 7, 1000, err);
+    /* $1 scope, $2 from seq, $3 from id, $4 hi seq, $5 limit; the predicate from $6 */
+    rc = plan_build(&t->pl, src, q, scope, nscope, 6, 1000, err);
     if (rc) {
         sl_tail_free(t);
         return rc;
@@ -1162,101 +1162,77 @@ void sl_tail_free(struct sl_tail_q *t)
     free(t);
 }
 
-/* A block whose ids span less than one id block (2^20: the writer's reservations) ends
- * before hi + 2^20 when it starts at or before hi, so the replay's block read can follow
- * the max_id index over a bounded range. A block that spans more (a writer's reservation
- * ran out inside it while other nodes reserved, or migration 3's hourly backfill) is read
- * through the partial index log_blocks_wide (migration 5): rare, and never skipped. */
-#define WIDE_BLOCK (1 << SL_BATCH_ID_BLOCK_BITS)
-
-/* count: the select list is count(*), else the id and JSON, ordered and limited. Returns
- * 0 and *res, SL_EDB (logged as what) or SL_ENOMEM. */
+/* The tail reads rows through the commit log (log_commits, docs/architecture.md "The path
+ * of a tail"): the commits of the stream's sources numbered after `from` up to hi_seq,
+ * and per commit row its rows through the (source_id, received_at) btree, bounded by the
+ * commit's time and id ranges. Position (seq, id): every row of a commit numbered below
+ * seq, and the rows of commit seq with ids up to id, are behind the stream. count: the
+ * select list is count(*), else the commit number, id and JSON, in (seq, id) order and
+ * limited. Returns 0 and *res, SL_EDB (logged as what) or SL_ENOMEM. */
 static int tail_query(PGconn *pg, const char *what, const struct sl_tail_q *tc, bool count,
-                      int64_t after_id, int64_t hi_id, bool has_range, int64_t rmin_us,
-                      int64_t rmax_us, int limit, PGresult **res)
+                      struct sl_tail_pos from, int64_t hi_seq, int limit, PGresult **res)
 {
     struct sl_tail_q *t = (struct sl_tail_q *)(uintptr_t)tc;
-    char a[24], h[24], r1[40], r2[40], lim[24];
-    const char *fixed[6] = {t->pl.scope, a, h, r1, r2, lim};
-    static const char sel[] = "l.id, " EVENT_JSON;
-    /* Blocks of one source written by two nodes at once may overlap in ids (a wide block
-     * holds the other node's ids between its own): a row is read once. */
-    static const char distinct_sel[] = "DISTINCT ON (l.id) l.id, " EVENT_JSON;
+    char fs[24], fi[24], h[24], lim[24];
+    const char *fixed[5] = {t->pl.scope, fs, fi, h, lim};
 
-    snprintf(a, sizeof(a), "%" PRId64, after_id);
-    snprintf(h, sizeof(h), "%" PRId64, hi_id);
-    pg_time(has_range ? rmin_us : 0, r1);
-    pg_time(has_range ? rmax_us : 0, r2);
+    snprintf(fs, sizeof(fs), "%" PRId64, from.seq);
+    snprintf(fi, sizeof(fi), "%" PRId64, from.id);
+    snprintf(h, sizeof(h), "%" PRId64, hi_seq);
     snprintf(lim, sizeof(lim), "%d", limit);
     sl_buf_reset(&t->sql);
-    if (has_range) {
-        if (sl_buf_addf(&t->sql,
-                        "SELECT %s FROM logs l WHERE l.source_id = ANY($1::bigint[]) AND "
-                        "l.received_at BETWEEN $4::timestamptz AND $5::timestamptz AND "
-                        "l.id > $2::bigint AND l.id <= $3::bigint AND %s %s LIMIT $6::bigint",
-                        count ? "count(*)" : sel, t->pl.pred.p,
-                        count ? "" : "ORDER BY l.id") ||
-            sl_buf_addc(&t->sql, '\0'))
-            return SL_ENOMEM;
-    } else {
-        if (sl_buf_addf(&t->sql,
-                        "SELECT %s FROM (SELECT * FROM log_blocks WHERE max_id > $2::bigint "
-                        "AND max_id < $3::bigint + %d UNION ALL SELECT * FROM log_blocks "
-                        "WHERE max_id >= $3::bigint + %d AND max_id > $2::bigint AND "
-                        "max_id - min_id >= %d) b CROSS JOIN LATERAL (SELECT * FROM logs l "
-                        "WHERE l.source_id = b.source_id AND l.received_at BETWEEN "
-                        "b.min_received AND b.max_received AND l.id BETWEEN b.min_id AND "
-                        "b.max_id AND l.id > $2::bigint AND l.id <= $3::bigint AND "
-                        "$4::timestamptz <= $5::timestamptz AND %s OFFSET 0) l "
-                        "WHERE b.min_id <= $3::bigint AND "
-                        "b.source_id = ANY($1::bigint[]) %s LIMIT $6::bigint",
-                        count ? "count(DISTINCT l.id)" : distinct_sel, WIDE_BLOCK, WIDE_BLOCK,
-                        WIDE_BLOCK, t->pl.pred.p, count ? "" : "ORDER BY l.id") ||
-            sl_buf_addc(&t->sql, '\0'))
-            return SL_ENOMEM;
-    }
-    return run_checked(pg, what, t->sql.p, fixed, 6, &t->pl.pp, res);
+    if (sl_buf_addf(&t->sql,
+                    "SELECT %s FROM log_commits k CROSS JOIN LATERAL (SELECT * FROM logs l "
+                    "WHERE l.source_id = k.source_id AND l.received_at BETWEEN k.min_received "
+                    "AND k.max_received AND l.id BETWEEN k.id_lo AND k.id_hi AND %s OFFSET 0) l "
+                    "WHERE k.source_id = ANY($1::bigint[]) AND k.seq >= $2::bigint AND "
+                    "k.seq <= $4::bigint AND (k.seq, l.id) > ($2::bigint, $3::bigint) %s "
+                    "LIMIT $5::bigint",
+                    count ? "count(*)" : "k.seq, l.id, " EVENT_JSON, t->pl.pred.p,
+                    count ? "" : "ORDER BY k.seq, l.id") ||
+        sl_buf_addc(&t->sql, '\0'))
+        return SL_ENOMEM;
+    return run_checked(pg, what, t->sql.p, fixed, 5, &t->pl.pp, res);
 }
 
-int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
-                  bool has_range, int64_t rmin_us, int64_t rmax_us, int limit, size_t max_bytes,
-                  struct sl_buf *out, int64_t *last_id, size_t *nrows)
+int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, struct sl_tail_pos from,
+                  struct sl_tail_pos hi, int limit, size_t max_bytes, struct sl_buf *out,
+                  struct sl_tail_pos *last, size_t *nrows)
 {
     PGresult *r;
     int n, rc;
 
     *nrows = 0;
-    *last_id = after_id;
-    if ((rc = tail_query(pg, "tail read failed", t, false, after_id, hi_id, has_range, rmin_us,
-                         rmax_us, limit, &r)))
+    *last = from;
+    if ((rc = tail_query(pg, "tail read failed", t, false, from, hi.seq, limit, &r)))
         return rc;
     n = PQntuples(r);
     for (int i = 0; i < n && rc == 0; i++) {
-        const char *id = PQgetvalue(r, i, 0);
+        const char *id = PQgetvalue(r, i, 1);
         if (i > 0 && out->len >= max_bytes) {
             n = limit; /* the rest on the next read */
             break;
         }
-        rc = sl_buf_addf(out, "id: %s\ndata: %s\n\n", id, PQgetvalue(r, i, 1));
+        rc = sl_buf_addf(out, "id: %s\ndata: %s\n\n", id, PQgetvalue(r, i, 2));
         if (rc == 0) {
-            *last_id = strtoll(id, NULL, 10);
+            last->seq = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            last->id = strtoll(id, NULL, 10);
             (*nrows)++;
         }
     }
     if (rc == 0 && n < limit)
-        *last_id = hi_id;
+        *last = hi;
     PQclear(r);
     return rc;
 }
 
-int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
-                  bool has_range, int64_t rmin_us, int64_t rmax_us, int64_t *count)
+int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, struct sl_tail_pos from,
+                  struct sl_tail_pos to, int64_t *count)
 {
     PGresult *r;
     int rc;
 
-    if ((rc = tail_query(pg, "tail count failed", t, true, after_id, hi_id, has_range, rmin_us,
-                         rmax_us, 1, &r)))
+    if ((rc = tail_query(pg, "tail count failed", t, true, from, to.seq, 1, &r)))
         return rc;
     *count = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -1275,104 +1251,160 @@ size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows)
     return n;
 }
 
-/* Up to max rows of (max_id, nrows) into ids[] and nr[]; *n rows. 0 or SL_EDB. */
-static int tail_blocks(PGconn *pg, const char *sql, const char *const v[3], size_t max,
-                       int64_t *ids, int64_t *nr, size_t *n)
+/* Up to max rows of (seq, rows) into seqs[] and nr[]; *n rows. 0 or SL_EDB. */
+static int tail_commits(PGconn *pg, const char *sql, const char *const v[3], size_t max,
+                        int64_t *seqs, int64_t *nr, size_t *n)
 {
     PGresult *r;
 
     *n = 0;
-    if (sl_db_exec(pg, "tail blocks failed", sql, 3, v, &r))
+    if (sl_db_exec(pg, "tail commits failed", sql, 3, v, &r))
         return SL_EDB;
     for (int i = 0; i < PQntuples(r) && *n < max; i++, (*n)++) {
-        ids[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        seqs[i] = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         nr[i] = strtoll(PQgetvalue(r, i, 1), NULL, 10);
     }
     PQclear(r);
     return 0;
 }
 
-int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id, int64_t hi_id,
-                   int64_t rows, int64_t *win_hi)
+int sl_tail_commit_end(struct pg_conn *pg, int64_t seq, struct sl_tail_pos *pos)
 {
-    static const char sql[] = "SELECT max_id, nrows FROM log_blocks WHERE "
-                              "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
-                              "max_id <= $3::bigint ORDER BY max_id LIMIT 256";
-    char a[24], h[24];
-    const char *v[3] = {t->pl.scope, a, h};
-    int64_t ids[256], nr[256];
-    size_t n, at;
+    char s[24];
+    const char *v[1] = {s};
+    PGresult *r;
 
-    *win_hi = hi_id;
-    snprintf(a, sizeof(a), "%" PRId64, after_id);
-    snprintf(h, sizeof(h), "%" PRId64, hi_id);
-    if (tail_blocks(pg, sql, v, 256, ids, nr, &n))
+    snprintf(s, sizeof(s), "%" PRId64, seq);
+    if (sl_db_exec(pg, "tail commit end failed",
+                   "SELECT coalesce(max(id_hi), 0) FROM log_commits WHERE seq = $1::bigint", 1, v,
+                   &r))
         return SL_EDB;
-    at = sl_tail_blocks_reach(nr, n, rows);
-    if (at < n)
-        *win_hi = ids[at];
-    else if (n == 256)
-        *win_hi = ids[255]; /* many small blocks: a window of 256 */
+    pos->seq = seq;
+    pos->id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
     return 0;
 }
 
-int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
-                         int64_t hi_id, int64_t rows, int64_t *start, int64_t *skipped)
+int sl_tail_head(struct pg_conn *pg, struct sl_tail_pos *head)
 {
-    enum { WALK = 4096 };
-    static const char walk[] = "SELECT max_id, nrows FROM log_blocks WHERE "
-                               "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
-                               "max_id <= $3::bigint ORDER BY max_id DESC LIMIT 4096";
-    static const char sum[] = "SELECT coalesce(sum(nrows), 0) FROM log_blocks WHERE "
-                              "source_id = ANY($1::bigint[]) AND max_id > $2::bigint AND "
-                              "max_id <= $3::bigint";
+    PGresult *r;
+
+    /* one round trip: read every tail round */
+    if (sl_db_exec(pg, "tail head failed",
+                   "SELECT m.s, coalesce((SELECT max(id_hi) FROM log_commits WHERE seq = m.s), 0) "
+                   "FROM (SELECT coalesce(max(seq), 0) AS s FROM log_commits) m",
+                   0, NULL, &r))
+        return SL_EDB;
+    head->seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    head->id = strtoll(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+int sl_tail_locate(struct pg_conn *pg, int64_t id, struct sl_tail_pos *pos, bool *found)
+{
+    char s[24];
+    const char *v[1] = {s};
+    PGresult *r;
+
+    *pos = (struct sl_tail_pos){0, 0};
+    *found = id == 0;
+    if (id <= 0)
+        return 0;
+    snprintf(s, sizeof(s), "%" PRId64, id);
+    /* commit ranges of rows stored since the commit log are disjoint */
+    if (sl_db_exec(pg, "tail locate failed",
+                   "SELECT seq FROM log_commits WHERE id_lo <= $1::bigint AND "
+                   "id_hi >= $1::bigint ORDER BY id_lo DESC LIMIT 1",
+                   1, v, &r))
+        return SL_EDB;
+    if (PQntuples(r) == 1) {
+        pos->seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+        pos->id = id;
+        *found = true;
+    }
+    PQclear(r);
+    return 0;
+}
+
+int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, struct sl_tail_pos from,
+                   struct sl_tail_pos hi, int64_t rows, struct sl_tail_pos *win)
+{
+    /* rows of one commit (a source's, rarely two) are adjacent in seq order: no GROUP BY,
+     * so the seq index is read in order and the scan stops at the LIMIT */
+    static const char sql[] = "SELECT seq, nrows FROM log_commits WHERE "
+                              "source_id = ANY($1::bigint[]) AND seq > $2::bigint AND "
+                              "seq <= $3::bigint ORDER BY seq LIMIT 256";
     char a[24], h[24];
     const char *v[3] = {t->pl.scope, a, h};
-    int64_t *ids = malloc(WALK * sizeof(*ids)), *nr = malloc(WALK * sizeof(*nr));
+    int64_t seqs[256], nr[256];
+    size_t n, at;
+
+    *win = hi;
+    snprintf(a, sizeof(a), "%" PRId64, from.seq);
+    snprintf(h, sizeof(h), "%" PRId64, hi.seq);
+    if (tail_commits(pg, sql, v, 256, seqs, nr, &n))
+        return SL_EDB;
+    at = sl_tail_blocks_reach(nr, n, rows);
+    if (at == n && n == 256)
+        at = 255; /* many small commits: a window of 256 */
+    if (at < n && seqs[at] < hi.seq)
+        return sl_tail_commit_end(pg, seqs[at], win);
+    return 0;
+}
+
+int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t, struct sl_tail_pos from,
+                         struct sl_tail_pos hi, int64_t rows, struct sl_tail_pos *start,
+                         int64_t *skipped)
+{
+    enum { WALK = 4096 };
+    static const char walk[] = "SELECT seq, nrows FROM log_commits WHERE "
+                               "source_id = ANY($1::bigint[]) AND seq > $2::bigint AND "
+                               "seq <= $3::bigint ORDER BY seq DESC LIMIT 4096";
+    /* the stored lines of the scope in (from, start]: whole commits after from's, and the
+     * rest of from's own (a commit's ids per source are contiguous) */
+    static const char sum[] = "SELECT coalesce(sum(CASE WHEN seq = $2::bigint THEN "
+                              "greatest(0, id_hi - greatest(id_lo - 1, $4::bigint)) "
+                              "ELSE nrows END), 0) FROM log_commits WHERE "
+                              "source_id = ANY($1::bigint[]) AND seq >= $2::bigint AND "
+                              "seq <= $3::bigint";
+    char a[24], h[24], fi[24];
+    const char *v[4] = {t->pl.scope, a, h, fi};
+    int64_t *seqs = malloc(WALK * sizeof(*seqs)), *nr = malloc(WALK * sizeof(*nr));
     PGresult *r = NULL;
     size_t n, at;
     int rc = SL_ENOMEM;
 
-    *start = after_id;
+    *start = from;
     *skipped = 0;
-    if (ids == NULL || nr == NULL)
+    if (seqs == NULL || nr == NULL)
         goto out;
-    snprintf(a, sizeof(a), "%" PRId64, after_id);
-    snprintf(h, sizeof(h), "%" PRId64, hi_id);
-    rc = tail_blocks(pg, walk, v, WALK, ids, nr, &n);
+    snprintf(a, sizeof(a), "%" PRId64, from.seq);
+    snprintf(h, sizeof(h), "%" PRId64, hi.seq);
+    snprintf(fi, sizeof(fi), "%" PRId64, from.id);
+    rc = tail_commits(pg, walk, v, WALK, seqs, nr, &n);
     if (rc)
         goto out;
-    /* from the newest block down: the one that takes the sum past rows (or the last of
+    /* from the newest commit down: the one that takes the sum past rows (or the last of
      * WALK small ones) is the newest one skipped */
     at = sl_tail_blocks_reach(nr, n, rows < INT64_MAX ? rows + 1 : rows);
     if (at == n && n == WALK)
         at = WALK - 1;
     if (at == n)
         goto out; /* everything fits */
-    snprintf(h, sizeof(h), "%" PRId64, ids[at]);
-    rc = sl_db_exec(pg, "tail replay count failed", sum, 3, v, &r);
+    snprintf(h, sizeof(h), "%" PRId64, seqs[at]);
+    rc = sl_db_exec(pg, "tail replay count failed", sum, 4, v, &r);
     if (rc)
         goto out;
-    *start = ids[at];
     *skipped = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    rc = sl_tail_commit_end(pg, seqs[at], start);
 out:
     PQclear(r);
-    free(ids);
+    free(seqs);
     free(nr);
     return rc;
 }
 
-int sl_search_max_id(struct pg_conn *pg, int64_t *id)
-{
-    PGresult *r;
-
-    if (sl_db_exec(pg, "max id failed", "SELECT coalesce(max(max_id), 0) FROM log_blocks", 0,
-                   NULL, &r))
-        return SL_EDB;
-    *id = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
-    return 0;
-}
 
 /* ---------------------------------------------------------------- the viewer's reads */
 

@@ -207,7 +207,7 @@ static int start_threads(struct server *s)
     s->sync_ev = event_new(s->base, -1, 0, sl_ingest_http_synced, s);
     if (s->sync_ev == NULL || sl_spool_start_syncer(s->spool, on_synced_thread, s))
         return SL_EIO;
-    if (sl_feed_new(65536, &s->feed))
+    if (sl_feed_new(&s->feed))
         return SL_ENOMEM;
     memset(&wo, 0, sizeof(wo));
     wo.feed = s->feed;

@@ -1,14 +1,17 @@
-/* The read API's tail thread (drain/readq.h): it waits on the writer's commit
- * feed (drain/feed.c) and, for each live tail stream, reads the new matching rows by id
- * (drain/search.c) and queues their Server-Sent Events text for the loop. A stream whose
+/* The read API's tail thread (drain/readq.h): it LISTENs to sluice_commits (every node's
+ * writer announces its commits there) and waits on the commit feed (drain/feed.c: this
+ * node's writer, new and resumed streams), and, for each live tail stream, reads the new
+ * matching rows in commit order through the commit log (drain/search.c: log_commits, so
+ * lines stored by other nodes on the same database come too) and queues their
+ * Server-Sent Events text for the loop. A stream whose
  * client fell behind is paused: the rows it skips are counted and it is told
  * (`event: missed`) once it caught up. A stream whose read token was removed or
  * narrowed is ended.
  *
  * Isolation (issue 13): one stream's slowness costs only that stream. Each round does at
  * most one bounded statement per group of streams: streams with the same query, scope and
- * position share one read; a replay (Last-Event-ID older than the feed) reads one window
- * of blocks per round (sl_tail_window), after the live reads; a paused stream costs no
+ * position share one read; a replay (a position more than LIVE_COMMITS commits behind)
+ * reads one window of commits per round (sl_tail_window), after the live reads; a paused stream costs no
  * statement until it resumes (then one count for its `missed`); a stream with
  * SLUICE_TAIL_BUFFER bytes queued and not yet taken by the loop is not read for.
  *
@@ -38,7 +41,8 @@
 #define TAIL_BATCH_BYTES (256u * 1024u)
 #define TAIL_GRACE_MS 1000
 #define TAIL_OUT_MAX (64u << 20) /* one round's SSE text for one stream */
-#define TAIL_WINDOW_ROWS 2000    /* a replay step reads the blocks holding about this many rows */
+#define TAIL_WINDOW_ROWS 2000    /* a replay step reads the commits holding about this many rows */
+#define LIVE_COMMITS 8           /* a stream this many commits behind or less reads all at once */
 
 /* A live tail stream. refs counts the loop, the tail thread (while listed) and every
  * queued message; the last one frees it. */
@@ -51,8 +55,12 @@ struct sl_tail_stream {
     _Atomic size_t queued; /* bytes of queued messages the loop has not freed */
     struct sl_tail_q *tq;
     /* tail thread only */
-    int64_t last_id;      /* -1: start at the newest id */
-    int64_t missed_after; /* skipping since this id (the last one sent); -1: not skipping */
+    int64_t after_id;            /* the Last-Event-ID it opened with; -1: none */
+    int64_t start_seq;           /* without one: after this commit (0: the newest) */
+    struct sl_tail_pos pos;      /* behind the stream (search.h), once started */
+    struct sl_tail_pos missed_after; /* skipping since this position, when missing */
+    bool missing;                /* skipping: counted once it resumes */
+    bool replaying;              /* a resume not yet caught up: never skipped for slowness */
     int64_t paused_ms;    /* when the tail thread first saw it paused; 0: not paused */
     int64_t *scope;       /* the source ids tq reads: with q, what streams share a read by */
     size_t nscope;
@@ -90,7 +98,8 @@ static void stream_unref(struct sl_tail_stream *s)
 
 int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const int64_t *scope, size_t nscope,
                        const char *token, size_t toklen, uint64_t gen, bool every_source,
-                       int64_t last_id, void *ctx, struct sl_tail_stream **out)
+                       int64_t last_id, int64_t start_seq, void *ctx,
+                       struct sl_tail_stream **out)
 {
     struct sl_tail_stream *s = calloc(1, sizeof(*s));
 
@@ -114,8 +123,8 @@ int sl_tail_stream_new(struct sl_tail_q *tq, const char *q, const int64_t *scope
     if (nscope)
         memcpy(s->scope, scope, nscope * sizeof(*scope));
     s->nscope = nscope;
-    s->last_id = last_id;
-    s->missed_after = -1;
+    s->after_id = last_id;
+    s->start_seq = start_seq;
     s->ctx = ctx;
     atomic_store(&s->refs, 1); /* the loop's */
     *out = s;
@@ -277,62 +286,76 @@ static bool tail_rescope(struct sl_tailer *t, struct sl_tail_stream *s, uint64_t
     return false;
 }
 
+static bool pos_lt(struct sl_tail_pos a, struct sl_tail_pos b)
+{
+    return a.seq < b.seq || (a.seq == b.seq && a.id < b.id);
+}
+
+static void post_missed(struct sl_tailer *t, struct sl_tail_stream *s, int64_t count,
+                        int64_t after_id, int64_t resume_id, struct sl_buf *out)
+{
+    SL_INC(tail_missed, (uint64_t)count);
+    sl_buf_reset(out);
+    if (sl_buf_addf(out,
+                    "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
+                    "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
+                    count, after_id, resume_id) == 0)
+        post(t, s, out);
+}
+
 /* Count what a stream that was paused skipped and tell it (`event: missed`), now that it
- * caught up: one statement over (missed_after, last_id], bounded by the stall deadline
- * the loop enforces. Returns false when the count failed (it is tried again). */
+ * caught up: one statement over (missed_after, pos], bounded by the stall deadline the
+ * loop enforces. Returns false when the count failed (it is tried again). */
 static bool tail_missed(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s,
                         struct sl_buf *out)
 {
-    int64_t rmin = 0, rmax = 0, fhi = 0, c = 0;
-    bool range = sl_feed_since(t->o.feed, s->missed_after, &rmin, &rmax, &fhi) && fhi >= s->last_id;
+    int64_t c = 0;
 
-    if (sl_tail_count(pg, s->tq, s->missed_after, s->last_id, range, rmin, rmax, &c))
+    if (sl_tail_count(pg, s->tq, s->missed_after, s->pos, &c))
         return false;
-    if (c > 0) {
-        SL_INC(tail_missed, (uint64_t)c);
-        sl_buf_reset(out);
-        if (sl_buf_addf(out,
-                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
-                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
-                        c, s->missed_after, s->last_id) == 0)
-            post(t, s, out);
-    }
-    s->missed_after = -1;
+    if (c > 0)
+        post_missed(t, s, c, s->missed_after.id, s->pos.id, out);
+    s->missing = false;
     return true;
 }
 
-/* A resume from an id older than the feed reaches back at most replay_max stored lines of
- * its sources: what is older is skipped and announced (`event: missed`, its count an upper
- * bound from the blocks). Returns false when the database failed (tried again). */
-static bool tail_reach(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, int64_t hi,
-                       struct sl_buf *out)
+/* A stream's first round: where it starts. A Last-Event-ID is found in the commit log
+ * (an id it no longer holds starts at the oldest commit it holds); a resume reaches back
+ * at most replay_max stored lines of its sources: what is older is skipped and announced
+ * (`event: missed`, its count an upper bound from the commit log). Without one, after
+ * commit start_seq, or the newest. Returns false when the database failed (tried again). */
+static bool tail_start(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s,
+                       struct sl_tail_pos hi, struct sl_buf *out)
 {
-    int64_t rmin, rmax, fhi, start = s->last_id, skipped = 0;
+    struct sl_tail_pos from = hi, start;
+    int64_t skipped = 0;
+    bool found;
 
-    if (s->last_id < hi && !sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) &&
-        sl_tail_replay_start(pg, s->tq, s->last_id, hi, t->o.replay_max, &start, &skipped))
-        return false;
-    s->started = true;
-    if (start <= s->last_id)
-        return true;
-    sl_buf_reset(out);
-    if (skipped > 0) {
-        SL_INC(tail_missed, (uint64_t)skipped);
-        if (sl_buf_addf(out,
-                        "event: missed\ndata: {\"missed\": %" PRId64 ", \"after_id\": \"%" PRId64
-                        "\", \"resume_id\": \"%" PRId64 "\"}\n\n",
-                        skipped, s->last_id, start) == 0)
-            post(t, s, out);
+    if (s->after_id >= 0) {
+        if (sl_tail_locate(pg, s->after_id, &from, &found))
+            return false;
+        if (pos_lt(from, hi) &&
+            sl_tail_replay_start(pg, s->tq, from, hi, t->o.replay_max, &start, &skipped))
+            return false;
+        if (skipped > 0) {
+            post_missed(t, s, skipped, s->after_id, start.id, out);
+            from = start;
+        }
+        s->replaying = pos_lt(from, hi);
+    } else if (s->start_seq > 0 && s->start_seq < hi.seq) {
+        if (sl_tail_commit_end(pg, s->start_seq, &from))
+            return false;
     }
-    s->last_id = start;
+    s->pos = from;
+    s->started = true;
     return true;
 }
 
 /* One stream before this round's reads: rescope, pause (skip what comes while it is
  * paused past the grace), a pending `missed`, its queue cap. Sets s->want when it has
- * rows to read up to hi. No statement unless it rescopes or resumes. */
-static void tail_prep(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s, int64_t hi,
-                      struct sl_buf *out)
+ * rows to read up to hi. No statement unless it starts, rescopes or resumes. */
+static void tail_prep(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s,
+                      struct sl_tail_pos hi, struct sl_buf *out)
 {
     uint64_t gen = sl_sources_generation(t->o.sources);
 
@@ -343,53 +366,56 @@ static void tail_prep(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream *s,
         s->ended = true;
         return;
     }
-    if (s->last_id < 0)
-        s->last_id = hi;
-    if (!s->started && !tail_reach(t, pg, s, hi, out))
+    if (!s->started && !tail_start(t, pg, s, hi, out))
         return;
     if (!atomic_load(&s->paused))
         s->paused_ms = 0;
     else if (s->paused_ms == 0)
         s->paused_ms = sl_clock_mono_ms();
     if (s->paused_ms) {
-        if (sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
-            return; /* give it time to read what it has; nothing is read meanwhile */
-        if (s->missed_after < 0)
-            s->missed_after = s->last_id;
-        s->last_id = hi; /* skipped: counted once, when it resumes */
+        /* give it time to read what it has; nothing is read meanwhile. A resume reads
+         * stored lines at the client's pace: it is not skipped, however slow (the loop
+         * cuts a client that takes nothing for 30 s). */
+        if (s->replaying || sl_clock_mono_ms() - s->paused_ms < TAIL_GRACE_MS)
+            return;
+        if (!s->missing) {
+            s->missing = true;
+            s->missed_after = s->pos;
+        }
+        if (pos_lt(s->pos, hi))
+            s->pos = hi; /* skipped: counted once, when it resumes */
         return;
     }
-    if (s->missed_after >= 0 && s->last_id > s->missed_after && !tail_missed(t, pg, s, out))
+    if (s->missing && pos_lt(s->missed_after, s->pos) && !tail_missed(t, pg, s, out))
         return;
-    s->missed_after = -1;
+    s->missing = false;
     if (atomic_load(&s->queued) >= t->o.stream_cap)
         return; /* the loop has not taken its text yet: it waits, nothing is skipped */
-    s->want = s->last_id < hi;
+    s->want = pos_lt(s->pos, hi);
 }
 
 /* Do a and b read the same rows from the same position? */
 static bool same_read(const struct sl_tail_stream *a, const struct sl_tail_stream *b)
 {
-    return a->last_id == b->last_id && a->gen == b->gen && a->nscope == b->nscope &&
-           strcmp(a->q, b->q) == 0 &&
+    return a->pos.seq == b->pos.seq && a->pos.id == b->pos.id && a->gen == b->gen &&
+           a->nscope == b->nscope && strcmp(a->q, b->q) == 0 &&
            (a->nscope == 0 || memcmp(a->scope, b->scope, a->nscope * sizeof(*a->scope)) == 0);
 }
 
 /* One read for list[i] and every later stream that wants the same rows (moved into grp):
- * the rows after their position up to hi (live: within the feed's range; replay: one
- * window of blocks), the text posted to each. live: this pass serves only streams the feed
- * still covers (a replay's step waits for the live reads). Returns true when there is more
- * to read now. */
+ * the rows after their position up to hi (live: all of them; replay: one window of
+ * commits), the text posted to each. live: this pass serves only streams at most
+ * LIVE_COMMITS behind (a replay's step waits for the live reads). Returns true when
+ * there is more to read now. */
 static bool tail_group(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream **list, size_t n,
-                       size_t i, int64_t hi, bool live, struct sl_tail_stream **grp,
+                       size_t i, struct sl_tail_pos hi, bool live, struct sl_tail_stream **grp,
                        struct sl_buf *out)
 {
     struct sl_tail_stream *s = list[i];
-    int64_t rmin = 0, rmax = 0, fhi = 0, last = 0;
+    struct sl_tail_pos to = hi, last;
     size_t ng = 0, rows = 0;
-    bool range = sl_feed_since(t->o.feed, s->last_id, &rmin, &rmax, &fhi) && fhi <= hi;
 
-    if (range != live)
+    if ((s->pos.seq + LIVE_COMMITS >= hi.seq) != live)
         return false;
     for (size_t j = i; j < n; j++) {
         if (list[j]->want && !atomic_load(&list[j]->closed) && (j == i || same_read(s, list[j]))) {
@@ -397,15 +423,16 @@ static bool tail_group(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream **
             grp[ng++] = list[j];
         }
     }
-    if (!range && sl_tail_window(pg, s->tq, s->last_id, hi, TAIL_WINDOW_ROWS, &fhi))
+    if (!live && sl_tail_window(pg, s->tq, s->pos, hi, TAIL_WINDOW_ROWS, &to))
         return false;
     sl_buf_reset(out);
-    if (sl_tail_fetch(pg, s->tq, s->last_id, fhi, range, rmin, rmax, TAIL_BATCH, TAIL_BATCH_BYTES,
-                      out, &last, &rows))
+    if (sl_tail_fetch(pg, s->tq, s->pos, to, TAIL_BATCH, TAIL_BATCH_BYTES, out, &last, &rows))
         return false;
     for (size_t k = 0; k < ng; k++) {
         struct sl_buf copy;
-        grp[k]->last_id = last;
+        grp[k]->pos = last;
+        if (!pos_lt(last, hi))
+            grp[k]->replaying = false; /* caught up: live from now on */
         if (rows == 0)
             continue;
         SL_INC(tail_lines, rows);
@@ -419,14 +446,29 @@ static bool tail_group(struct sl_tailer *t, PGconn *pg, struct sl_tail_stream **
         sl_buf_free(&copy);
     }
     sl_buf_reset(out);
-    return last < hi;
+    return pos_lt(last, hi);
+}
+
+/* What NOTIFY sluice_commits brought since the last call (the commit numbers go to the
+ * feed). False when the connection broke. */
+static bool tail_notified(struct sl_tailer *t, PGconn *pg)
+{
+    PGnotify *nf;
+
+    if (PQconsumeInput(pg) != 1)
+        return false;
+    while ((nf = PQnotifies(pg)) != NULL) {
+        sl_feed_push(t->o.feed, strtoll(nf->extra, NULL, 10));
+        PQfreemem(nf);
+    }
+    return true;
 }
 
 static void *tail_main(void *arg)
 {
     struct sl_tailer *t = arg;
     PGconn *pg = NULL;
-    int64_t db_hi = -1, hi, seen = -1;
+    struct sl_tail_pos hi = {0, 0};
     struct sl_buf out;
     bool busy = false;
 
@@ -434,29 +476,27 @@ static void *tail_main(void *arg)
     while (!atomic_load(&t->stop)) {
         struct sl_tail_stream **list = NULL, **grp = NULL;
         size_t n = 0;
-        int64_t min_after = INT64_MAX;
+        bool fresh = false;
 
         if (pg == NULL || PQstatus(pg) != CONNECTION_OK) {
             sl_db_close(pg);
             pg = NULL;
             if (sl_db_connect(t->o.database_url, &pg)) {
                 pg = NULL;
-                sl_feed_wait(t->o.feed, INT64_MAX, 1000);
+                sl_feed_wait(t->o.feed, -1, 1000);
                 continue;
             }
-            /* Every tail read has an index to follow (log_blocks by max_id, logs by
-             * source and time): a new stream or a resume right after new ids arrive
-             * met stale statistics, and the planner read all of log_blocks (214 ms
-             * at 109k blocks, one tail thread stalled for every stream). */
+            /* Every tail read has an index to follow (log_commits by source and number,
+             * logs by source and time): a new stream or a resume right after new commits
+             * arrive met stale statistics, and the planner read all of the blocks it
+             * then read (214 ms at 109k blocks, one tail thread stalled for every stream). */
             PQclear(PQexec(pg, "SET jit = off; SET max_parallel_workers_per_gather = 0; "
                                "SET enable_seqscan = off; SET application_name = 'sluice-tail'"));
-            db_hi = -1;
-        }
-        if (db_hi < 0 && sl_search_max_id(pg, &db_hi)) {
-            db_hi = -1;
-            sl_db_close(pg);
-            pg = NULL;
-            continue;
+            if (sl_db_exec(pg, "tail listen failed", "LISTEN sluice_commits", 0, NULL, NULL)) {
+                sl_db_close(pg);
+                pg = NULL;
+                continue;
+            }
         }
         /* the streams, each held for this round */
         pthread_mutex_lock(&t->mu);
@@ -474,20 +514,34 @@ static void *tail_main(void *arg)
                 }
                 atomic_fetch_add(&s->refs, 1);
                 list[n++] = s;
-                if (s->last_id < min_after)
-                    min_after = s->last_id;
+                fresh |= !s->started;
             }
         }
         pthread_mutex_unlock(&t->mu);
-        /* Sleep until a commit passes what the last round saw (or a stream is added,
-         * unpaused or closed: those wake the feed). A stream starting from the newest
-         * id (last_id -1) is served at once. */
-        if (!busy && seen >= 0 && min_after >= 0)
-            sl_feed_wait(t->o.feed, seen, 1000);
-        hi = sl_feed_last_id(t->o.feed);
-        if (hi < db_hi)
-            hi = db_hi;
-        seen = hi;
+        /* Sleep until a commit is announced (NOTIFY from any node, or this node's writer
+         * through the feed) or a stream is added, unpaused or closed (those wake the feed).
+         * A new stream is served at once. The head is read every round with a stream, so
+         * a NOTIFY lost to a reconnect costs at most the one-second wait. NOTIFYs that came
+         * in during the last round's statements wait in libpq's queue, not on the socket:
+         * taking them first pushes them to the feed, whose eventfd ends the wait at once. */
+        if (!busy && !fresh && tail_notified(t, pg))
+            sl_feed_wait(t->o.feed, PQsocket(pg), 1000);
+        if (n == 0 && tail_notified(t, pg)) {
+            free(list); /* no stream: nothing to read (the NOTIFYs still move the feed) */
+            free(grp);
+            busy = false;
+            continue;
+        }
+        if (!tail_notified(t, pg) || sl_tail_head(pg, &hi)) {
+            for (size_t i = 0; i < n; i++)
+                stream_unref(list[i]);
+            free(list);
+            free(grp);
+            sl_db_close(pg);
+            pg = NULL;
+            continue;
+        }
+        sl_feed_push(t->o.feed, hi.seq);
         busy = false;
         for (size_t i = 0; i < n && !atomic_load(&t->stop); i++) {
             if (!atomic_load(&list[i]->closed))

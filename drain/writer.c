@@ -2,7 +2,9 @@
  * `logs`, frame-id de-duplication, the `log_blocks` token filters of the rows
  * (drain/blocks.c, docs/search.md) and the spool checkpoint in the same transaction.
  * A batch's records are COPYed grouped by source (a stable sort), so a block's rows sit on
- * few heap pages. After each COMMIT the stored id and time ranges go to the commit feed.
+ * few heap pages. The transaction's last statement numbers it in log_commits (one row per
+ * source: id and time ranges) under the commit-order lock and NOTIFYs sluice_commits; after
+ * COMMIT its number goes to the commit feed (live tail, on this node and every other).
  * Runs on its own thread with its own PostgreSQL connection; talks to the event loop
  * only through the spool and the atomic metrics. The batch arithmetic (cut, COPY
  * pieces, frame-id decisions, order, id blocks, counts) is pure, in drain/batch.c. */
@@ -51,6 +53,7 @@ struct rec {
     bool dup;          /* a retried frame already stored */
 };
 
+
 struct sl_writer {
     struct sl_writer_opts o;
     pthread_t thread;
@@ -74,6 +77,8 @@ struct sl_writer {
     struct sl_buf bsql;       /* the log_blocks upsert's arrays */
     struct sl_batch_days known_days; /* day partitions this writer made or saw */
     int64_t next_id, id_end; /* row ids: a block of 2^20 from logs_id_block_seq */
+    struct sl_batch_groups grps; /* this transaction's rows per source (log_commits) */
+    struct sl_buf csql;      /* the commit stamp's arrays */
     struct sl_eval *ev;
     unsigned rules_version;
     bool rules_loaded;
@@ -388,6 +393,44 @@ static int w_anchors_insert(struct sl_writer *w)
                       "'epoch'::timestamptz + (a->>5)::bigint * interval '1 us', (a->>3)::int = 3 "
                       "FROM jsonb_array_elements($1::jsonb) a ON CONFLICT (line_id) DO NOTHING",
                       1, vals, NULL);
+#define STAMP_COLS 6
+
+/* The transaction's last statement: number it in log_commits (sl_commit_stamp, under the
+ * commit-order lock until COMMIT) and announce it (NOTIFY sluice_commits at COMMIT).
+ * *seq: its number. */
+static int w_stamp(struct sl_writer *w, int64_t *seq)
+{
+    const char *vals[STAMP_COLS + 1];
+    size_t start[STAMP_COLS];
+    PGresult *r;
+    int rc = 0;
+
+    sl_buf_reset(&w->csql);
+    for (int c = 0; c < STAMP_COLS && rc == 0; c++) {
+        start[c] = w->csql.len;
+        rc = sl_buf_addc(&w->csql, '{');
+        for (size_t i = 0; i < w->grps.n && rc == 0; i++) {
+            const struct sl_batch_group *g = &w->grps.g[i];
+            const int64_t v[STAMP_COLS] = {g->source_id, g->id_lo,   g->id_hi,
+                                           g->rmin_us,   g->rmax_us, g->nrows};
+            rc = sl_buf_addf(&w->csql, "%s%" PRId64, i ? "," : "", v[c]);
+        }
+        if (rc == 0)
+            rc = sl_buf_add(&w->csql, "}", 2); /* with the NUL that ends the parameter */
+    }
+    if (rc)
+        return rc;
+    vals[0] = sl_spool_node_id(w->o.spool);
+    for (int c = 0; c < STAMP_COLS; c++)
+        vals[c + 1] = w->csql.p + start[c];
+    if (sl_db_exec(w->pg, "commit stamp failed",
+                   "SELECT sl_commit_stamp($1, $2::bigint[], $3::bigint[], $4::bigint[], "
+                   "$5::bigint[], $6::bigint[], $7::int[])",
+                   STAMP_COLS + 1, vals, &r))
+        return SL_EDB;
+    *seq = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
 }
 
 /* COPY the rows of records [from, to), grouped by source. */
@@ -435,7 +478,8 @@ static int w_copy(struct sl_writer *w, size_t from, size_t to, struct sl_batch_c
             int64_t id = w->next_id++;
             if ((rc = sl_row_build(&w->copy, id, &e, &m, sl_str_make(w->tags.p, w->tags.len),
                                    &w->scratch, &info)) ||
-                (rc = put_copy(w, false)) || (rc = w_block_row(w, &e, id, &info)))
+                (rc = put_copy(w, false)) || (rc = w_block_row(w, &e, id, &info)) ||
+                (rc = sl_batch_group_row(&w->grps, e.source_id, id, e.received_us)))
                 break;
             if (w->ev)
                 sl_eval_line(w->ev, id, &e, &info);
@@ -529,6 +573,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
 {
     struct sl_batch_counts bc = {0};
     struct timespec a, b;
+    int64_t seq = 0;
 
     clock_gettime(CLOCK_MONOTONIC, &a);
     if (w_partitions(w, from, to) || w_reserve_ids(w, w_rows(w, from, to)))
@@ -537,6 +582,7 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
     if (w->ev)
         sl_eval_begin(w->ev);
     sl_blocks_begin(w->blocks, sl_clock_real_us());
+    sl_batch_groups_reset(&w->grps);
     if (exec_ok(w->pg, "BEGIN"))
         return SL_EDB;
     if (w_dedupe(w, from, to) || w_copy(w, from, to, &bc))
@@ -552,12 +598,15 @@ static int w_commit_range(struct sl_writer *w, size_t from, size_t to)
         goto fail;
     if (w_checkpoint(w, w->recs[to - 1].end_lsn))
         goto fail;
+    /* Last: the commit-order lock is held from here to COMMIT only. */
+    if (bc.rows > 0 && w_stamp(w, &seq))
+        goto fail;
     if (exec_ok(w->pg, "COMMIT"))
         goto fail_nocommit;
     clock_gettime(CLOCK_MONOTONIC, &b);
     sl_blocks_commit(w->blocks);
     if (bc.rows > 0)
-        sl_feed_push(w->o.feed, bc.id_lo, bc.id_hi, bc.rmin_us, bc.rmax_us);
+        sl_feed_push(w->o.feed, seq);
     w->committed_lsn = w->recs[to - 1].end_lsn;
     sl_spool_release(w->o.spool, w->committed_lsn);
     SL_INC(copy_batches, 1);
@@ -709,6 +758,7 @@ int sl_writer_start(const struct sl_writer_opts *o, struct sl_writer **out)
     sl_buf_init(&w->sql2, 1u << 26);
     sl_buf_init(&w->bsql, 1u << 28);
     sl_buf_init(&w->anchors, 1u << 28);
+    sl_buf_init(&w->csql, 1u << 26);
     if (sl_blocks_new(NULL, &w->blocks)) {
         free(w);
         return SL_ENOMEM;
@@ -749,6 +799,8 @@ void sl_writer_stop(struct sl_writer *w, int64_t deadline_ms)
     sl_buf_free(&w->sql2);
     sl_buf_free(&w->bsql);
     sl_buf_free(&w->anchors);
+    sl_buf_free(&w->csql);
+    sl_batch_groups_free(&w->grps);
     sl_blocks_free(w->blocks);
     free(w->recs);
     free(w->ord);

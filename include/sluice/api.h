@@ -4,7 +4,8 @@
  * The event loop (drain/api.c) only parses, authenticates (read tokens, in memory) and
  * hands the work on: searches go to a pool of worker threads, each with its own
  * PostgreSQL connection (drain/searchd.c); tail streams are fed by one tail thread that
- * wakes on the writer's commit feed (drain/tailer.c, include/sluice/feed.h). Answers
+ * wakes on the commit feed and NOTIFY sluice_commits of every node (drain/tailer.c,
+ * include/sluice/feed.h). Answers
  * come back to the loop through locked queues and an event, so the request path never
  * waits on PostgreSQL. The boundary between the two sides: drain/readq.h.
  *

@@ -91,6 +91,28 @@ bool sl_batch_days_has(const struct sl_batch_days *d, int64_t day);
 /* Remember day, forgetting the oldest one when full. */
 void sl_batch_days_add(struct sl_batch_days *d, int64_t day);
 
+/* ---- the commit's rows per source, for its log_commits rows (the live tail's order) */
+
+/* One source's rows in a commit: a contiguous id range (the COPY is grouped by source and
+ * ids are given in COPY order), its received_at range and row count. */
+struct sl_batch_group {
+    int64_t source_id, id_lo, id_hi, rmin_us, rmax_us, nrows;
+};
+
+/* Groups of one transaction, grown as rows are added. */
+struct sl_batch_groups {
+    struct sl_batch_group *g;
+    size_t n, cap;
+};
+
+/* Row id of source_id received at received_us, the next row COPYed: it extends the last
+ * group when of the same source and the next id, else starts one. SL_ENOMEM. */
+SL_MUSTCHECK int sl_batch_group_row(struct sl_batch_groups *gs, int64_t source_id, int64_t id,
+                                    int64_t received_us);
+/* Forget the groups (a new transaction); keeps the memory. */
+void sl_batch_groups_reset(struct sl_batch_groups *gs);
+void sl_batch_groups_free(struct sl_batch_groups *gs);
+
 /* ---- what a commit adds to the metrics */
 
 struct sl_batch_counts {

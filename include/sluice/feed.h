@@ -1,13 +1,14 @@
-/* The writer's commit feed, for live tail (drain/feed.c).
+/* The commit feed, for live tail (drain/feed.c).
  *
- * After each COMMIT the writer pushes the id range and the received_at range of the
- * rows it just made visible. The tail worker waits on it instead of polling PostgreSQL,
- * and uses the received_at bound to read only the new rows through the
- * (source_id, received_at) btree. A bounded ring (the newest commits); thread-safe.
+ * Several writers (nodes) may share one database, so row ids do not grow in commit order
+ * (each node takes its ids from its own block of 2^20). Every writer commit is numbered in
+ * the database (log_commits.seq, taken under a lock just before COMMIT, so the numbers
+ * become visible in order) and announced with NOTIFY sluice_commits. The feed is the
+ * tail thread's wake-up: this node's writer pushes the number of each commit it made, the
+ * tail thread pushes the numbers it hears through NOTIFY, and the loop reads the highest
+ * one when a stream opens (where a stream without Last-Event-ID starts). Thread-safe.
  *
- * Row ids of one writer grow in commit order (one writer per database: see
- * docs/architecture.md), so "rows with id > X" are exactly the rows committed after
- * the commit that held X. */
+ * It holds no ranges: the tail reads them from log_commits (drain/search.c). */
 #ifndef SLUICE_FEED_H
 #define SLUICE_FEED_H
 
@@ -19,33 +20,23 @@
 
 struct sl_feed;
 
-/* A ring of cap commits (at least 16). */
-SL_MUSTCHECK int sl_feed_new(size_t cap, struct sl_feed **out);
+SL_MUSTCHECK int sl_feed_new(struct sl_feed **out);
 /* Accepts NULL. */
 void sl_feed_free(struct sl_feed *f);
 
-/* The writer, after a COMMIT that stored rows with ids id_lo..id_hi (every id of the
- * range belongs to the commit; id_lo <= id_hi) and received_at (µs since the epoch)
- * rmin_us..rmax_us. Wakes the waiters. */
-void sl_feed_push(struct sl_feed *f, int64_t id_lo, int64_t id_hi, int64_t rmin_us,
-                  int64_t rmax_us);
+/* A commit numbered seq is visible (this node's writer after COMMIT, or the tail thread
+ * after a NOTIFY or a read of log_commits). Wakes the waiter when it is new. */
+void sl_feed_push(struct sl_feed *f, int64_t seq);
 
-/* The highest committed id (0 before the first push). */
-int64_t sl_feed_last_id(struct sl_feed *f);
+/* The highest commit number pushed (0 before the first). */
+int64_t sl_feed_head(struct sl_feed *f);
 
-/* Block until the highest committed id passes after_id, timeout_ms passes, or
- * sl_feed_wake is called. Returns the highest committed id. */
-int64_t sl_feed_wait(struct sl_feed *f, int64_t after_id, int timeout_ms);
-/* Wake every waiter (shutdown, a new subscriber). */
+/* Wake the waiter (shutdown, a stream added, unpaused or closed). */
 void sl_feed_wake(struct sl_feed *f);
 
-/* For the rows with id > after_id: when the ring still holds every commit after
- * after_id, true with *rmin_us the smallest received_at among them, *rmax_us the
- * largest and *hi_id the highest id (rows with id > after_id and <= *hi_id all have
- * received_at within [*rmin_us, *rmax_us]). False when no commit is newer than
- * after_id (*hi_id = after_id) or when the ring no longer reaches back that far
- * (*hi_id = the highest id; the caller reads without the time bound). */
-bool sl_feed_since(struct sl_feed *f, int64_t after_id, int64_t *rmin_us, int64_t *rmax_us,
-                   int64_t *hi_id);
+/* The tail thread: wait until a push or a wake since the last wait, until fd (the tail's
+ * PostgreSQL socket, -1: none) is readable, or timeout_ms. Returns true when woken by a
+ * push or wake, false on the socket or the timeout. */
+bool sl_feed_wait(struct sl_feed *f, int fd, int timeout_ms);
 
 #endif

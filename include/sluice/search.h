@@ -87,44 +87,59 @@ SL_MUSTCHECK int sl_tail_prepare(struct sl_sources *src, const char *q, const in
                                  size_t nscope, struct sl_tail_q **out, struct sl_buf *err);
 void sl_tail_free(struct sl_tail_q *t);
 
+/* A position in the commit order (docs/architecture.md "The path of a tail"): every row of
+ * a commit numbered below seq (log_commits.seq), and the rows of commit seq with ids up to
+ * id, are behind it. (0, 0) is before everything. Row ids are unique but do not grow in
+ * commit order across nodes; within one commit and source they are contiguous. */
+struct sl_tail_pos {
+    int64_t seq, id;
+};
+
 /* Append to out, as Server-Sent Events ("id: N\ndata: EVENT\n\n"), the matching rows
- * with after_id < id <= hi_id in id order, at most limit of them, stopping after the row
- * that takes out past max_bytes. When has_range, every
- * such row's received_at lies within [rmin_us, rmax_us] (the commit feed says so) and
- * the read uses it; otherwise the blocks tell where the rows are. *last_id: the id up
- * to which the stream is now complete (hi_id when fewer than limit rows came, else the
- * last row's id); *nrows: rows appended. Returns 0 or SL_EDB. */
-SL_MUSTCHECK int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
-                               int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
-                               int limit, size_t max_bytes, struct sl_buf *out,
-                               int64_t *last_id, size_t *nrows);
+ * after `from` in commits numbered up to hi.seq, in (commit, id) order, at most limit of
+ * them, stopping after the row that takes out past max_bytes. hi is a commit's end
+ * (sl_tail_head, sl_tail_window). *last: the position up to which the stream is now
+ * complete (hi when fewer than limit rows came, else the last row's); *nrows: rows
+ * appended. Returns 0 or SL_EDB. */
+SL_MUSTCHECK int sl_tail_fetch(struct pg_conn *pg, const struct sl_tail_q *t,
+                               struct sl_tail_pos from, struct sl_tail_pos hi, int limit,
+                               size_t max_bytes, struct sl_buf *out, struct sl_tail_pos *last,
+                               size_t *nrows);
 
-/* How many rows match with after_id < id <= hi_id (a client that fell behind is told). */
-SL_MUSTCHECK int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
-                               int64_t hi_id, bool has_range, int64_t rmin_us, int64_t rmax_us,
-                               int64_t *count);
+/* How many rows match after `from` up to the end of commit to.seq (a client that fell
+ * behind is told). */
+SL_MUSTCHECK int sl_tail_count(struct pg_conn *pg, const struct sl_tail_q *t,
+                               struct sl_tail_pos from, struct sl_tail_pos to, int64_t *count);
 
-/* A replay's next bounded step: *win_hi, at most hi_id, such that the stream's blocks
- * ending in (after_id, *win_hi] hold about `rows` rows (at most 256 blocks), so a read
- * up to it sorts a bounded set instead of every row after after_id. Returns 0 or SL_EDB. */
-SL_MUSTCHECK int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t, int64_t after_id,
-                                int64_t hi_id, int64_t rows, int64_t *win_hi);
+/* The newest commit's end ((0, 0) when none). */
+SL_MUSTCHECK int sl_tail_head(struct pg_conn *pg, struct sl_tail_pos *head);
+/* The end of commit seq: (seq, its highest row id; 0 when it has none left). */
+SL_MUSTCHECK int sl_tail_commit_end(struct pg_conn *pg, int64_t seq, struct sl_tail_pos *pos);
+/* The position right after row id (a Last-Event-ID): *found false (and (0, 0)) when no
+ * commit holds it (its rows aged out); id 0 is (0, 0), found. Returns 0 or SL_EDB. */
+SL_MUSTCHECK int sl_tail_locate(struct pg_conn *pg, int64_t id, struct sl_tail_pos *pos,
+                                bool *found);
 
-/* Where a resume from after_id starts so that it reads about `rows` stored lines of the
- * stream's sources (at most 4096 blocks) up to hi_id: *start (after_id when everything
- * fits) and *skipped, the lines of those sources in (after_id, *start] (matching or not:
- * an upper bound of the matching ones, from the blocks, without reading them).
- * Returns 0 or SL_EDB. */
+/* A replay's next bounded step: *win, at most hi, the end of a commit such that the
+ * stream's commits in (from, *win] hold about `rows` rows (at most 256 commits), so a read
+ * up to it sorts a bounded set instead of every row after from. Returns 0 or SL_EDB. */
+SL_MUSTCHECK int sl_tail_window(struct pg_conn *pg, const struct sl_tail_q *t,
+                                struct sl_tail_pos from, struct sl_tail_pos hi, int64_t rows,
+                                struct sl_tail_pos *win);
+
+/* Where a resume from `from` starts so that it reads about `rows` stored lines of the
+ * stream's sources (at most 4096 commits) up to hi: *start (from when everything fits,
+ * else a commit's end) and *skipped, the lines of those sources in (from, *start]
+ * (matching or not: an upper bound of the matching ones, from the commit log, without
+ * reading them). Returns 0 or SL_EDB. */
 SL_MUSTCHECK int sl_tail_replay_start(struct pg_conn *pg, const struct sl_tail_q *t,
-                                      int64_t after_id, int64_t hi_id, int64_t rows,
-                                      int64_t *start, int64_t *skipped);
+                                      struct sl_tail_pos from, struct sl_tail_pos hi,
+                                      int64_t rows, struct sl_tail_pos *start,
+                                      int64_t *skipped);
 
-/* Blocks in read order holding nrows[i] lines each: the index of the first block at
- * which their running sum reaches rows (>= rows), or n when it never does. Pure. */
+/* Commits (or blocks) in read order holding nrows[i] lines each: the index of the first
+ * at which their running sum reaches rows (>= rows), or n when it never does. Pure. */
 size_t sl_tail_blocks_reach(const int64_t *nrows, size_t n, int64_t rows);
-
-/* The highest row id stored (0 when none): where a new tail starts. */
-SL_MUSTCHECK int sl_search_max_id(struct pg_conn *pg, int64_t *id);
 
 /* ---- answer caps (pure) ----
  *

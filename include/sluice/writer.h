@@ -4,8 +4,10 @@
  * records the batch's Logplex-Frame-Ids (a retried frame is skipped), COPYs the rows
  * into `logs` grouped by source, upserts the `log_blocks` token filters of the blocks the
  * rows joined (drain/blocks.c, docs/search.md), and stores the spool LSN reached in
- * spool_checkpoints. After the commit it releases the spool up to that LSN and pushes the
- * commit's id and received_at ranges to the commit feed (include/sluice/feed.h). A restart
+ * spool_checkpoints; its last statement numbers the commit in log_commits (sl_commit_stamp:
+ * the commit-order lock, NOTIFY sluice_commits). After the commit it releases the spool up
+ * to that LSN and pushes the commit's number to the commit feed (include/sluice/feed.h),
+ * for live tail on this node; the other nodes hear the NOTIFY. A restart
  * reads the checkpoint and resumes there: no gaps, no duplicates.
  * See docs/internals/writer.md. */
 #ifndef SLUICE_WRITER_H

@@ -269,8 +269,9 @@ def db(pg, request):
 
 def store_rows_directly(db, source_id, n, message_sql, per_block, with_raw=False, params=()):
     """n rows of source_id straight into PostgreSQL, stored as the writer would: ids in a
-    fresh id block, one received_at a minute ago, log_blocks of per_block rows each with a
-    filter that says yes to every token, then ANALYZE. message_sql is an SQL expression of
+    fresh id block, received a minute ago (row i at that time + i µs), log_blocks of
+    per_block rows each with a filter that says yes to every token, one commit per block
+    in the commit log (stamp_commits), then ANALYZE. message_sql is an SQL expression of
     i (0..n-1) for the message (and message_raw when with_raw), with its own %s
     parameters (params). A server started before should restart after it, so its
     writer takes a newer id block. Returns the ids."""
@@ -278,17 +279,36 @@ def store_rows_directly(db, source_id, n, message_sql, per_block, with_raw=False
     first, t = r[0]["b"] << 20, r[0]["t"]
     raw_col, raw_val = (", message_raw", ", convert_to(m, 'UTF8')") if with_raw else ("", "")
     db.query("INSERT INTO logs (id, received_at, source_id, facility, severity, hostname, "
-             f"app_name, procid, message{raw_col}) SELECT %s + i, %s, %s, 23, 6, 'host', "
+             f"app_name, procid, message{raw_col}) SELECT %s + i, "
+             "%s::timestamptz + i * interval '1 microsecond', %s, 23, 6, 'host', "
              f"'app', 'web.1', m{raw_val} FROM (SELECT i, {message_sql} AS m "
              "FROM generate_series(0, %s) i) x", (first, t, source_id, *params, n - 1))
-    db.query("INSERT INTO log_blocks SELECT %s, %s, %s, %s + b * %s, "
-             "%s + least(b * %s + %s, %s) - 1, least(%s, %s - b * %s), 8, '\\xff'::bytea "
-             "FROM generate_series(0, %s) b",
-             (source_id, t, t, first, per_block, first, per_block, per_block, n, per_block, n,
-              per_block, (n - 1) // per_block))
+    db.query("INSERT INTO log_blocks SELECT %s, %s::timestamptz + lo * interval '1 microsecond', "
+             "%s::timestamptz + hi * interval '1 microsecond', %s + lo, %s + hi, hi - lo + 1, 8, "
+             "'\\xff'::bytea FROM (SELECT b * %s AS lo, least(b * %s + %s, %s) - 1 AS hi "
+             "FROM generate_series(0, %s) b) x",
+             (source_id, t, t, first, first, per_block, per_block, per_block, n,
+              (n - 1) // per_block))
+    stamp_commits(db, source_id, [(first + b, first + min(b + per_block, n) - 1)
+                                  for b in range(0, n, per_block)], t, first)
     db.query("ANALYZE logs")
     db.query("ANALYZE log_blocks")
+    db.query("ANALYZE log_commits")
     return [first + i for i in range(n)]
+
+
+def stamp_commits(db, source_id, ranges, t, first=None):
+    """Number rows stored directly in the commit log as a writer would (sl_commit_stamp,
+    the function the writer calls): one commit per (lo, hi) id range of source_id, in list
+    order. The rows were received at t, or (first given) row id at t + (id - first) µs.
+    Live tail and resumes read through it."""
+    db.query("SELECT sl_commit_stamp('test', ARRAY[%s::bigint], ARRAY[lo], ARRAY[hi], "
+             "ARRAY[u + lo - f], ARRAY[u + hi - f], ARRAY[(hi - lo + 1)::int]) FROM (SELECT lo, "
+             "hi, (extract(epoch FROM %s::timestamptz) * 1000000)::bigint AS u, "
+             "coalesce(%s::bigint, lo) AS f FROM unnest(%s::bigint[], %s::bigint[]) "
+             "WITH ORDINALITY AS r(lo, hi, o) ORDER BY o) x",
+             (source_id, t, first, [lo for lo, _ in ranges], [hi for _, hi in ranges]))
+
 
 # ---------------------------------------------------------------- sources
 

@@ -1,10 +1,10 @@
 """Retention (drain/db.c sl_db_retention, run by the maintenance thread at start and every
-hour): per-source retention of rows and of their search blocks, whole partitions past the
-longest retention dropped, and what is inside retention kept."""
+hour): per-source retention of rows, of their search blocks and of their commit log rows,
+whole partitions past the longest retention dropped, and what is inside retention kept."""
 
 import datetime
 
-from conftest import add_source, wait_for
+from conftest import add_source, stamp_commits, wait_for
 
 
 def day_partition(db, day):
@@ -22,6 +22,7 @@ def put_row(db, source, rid, when, text):
     db.query("INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, "
              "nrows, nbits, bloom) VALUES (%s, %s, %s, %s, %s, 1, 8, '\\xff'::bytea)",
              (source.id, when, when, rid, rid))
+    stamp_commits(db, source.id, [(rid, rid)], when)
 
 
 def test_retention_per_source_rows_blocks_and_partitions(db, sluice):
@@ -56,3 +57,7 @@ def test_retention_per_source_rows_blocks_and_partitions(db, sluice):
     assert db.query("SELECT to_regclass(%s) AS t", (old_part,))[0]["t"] is None
     # blocks follow their rows: the short source's old block and the dropped day's are gone
     assert blocks_now() == {(long_.id, base + 2), (short.id, base + 4)}
+    # so do the commit log's rows (the live tail's order)
+    wait_for(lambda: {(r["source_id"], r["id_lo"]) for r in db.query(
+        "SELECT source_id, id_lo FROM log_commits WHERE id_lo > %s", (base,))}
+        == {(long_.id, base + 2), (short.id, base + 4)}, 20, what="the commit log's retention")

@@ -21,7 +21,8 @@ import urllib.parse
 
 import pytest
 
-from conftest import LOGPLEX_CT, Server, add_read_token, api_get, frame_body, store_rows_directly
+from conftest import (LOGPLEX_CT, Server, add_read_token, api_get, frame_body, stamp_commits,
+                      store_rows_directly)
 
 # Latency and memory bounds: run alone, after the parallel phase (tests/run_e2e.sh).
 pytestmark = pytest.mark.serial
@@ -340,9 +341,11 @@ def test_replay_reads_a_block_whose_ids_span_several_id_blocks(world):
     """A block's ids may span more than one id block (2^20): the writer's reservation ran
     out inside it while other nodes reserved, or migration 3's hourly backfill. The replay
     reads blocks over a bounded max_id range; such a wide block, cut off by that bound,
-    used to lose its rows from the replay. Here: a wide block X (ids in id blocks b1 and
-    b3) and a normal block Y of 3 000 rows (id block b2) between them, so the replay's first
-    window ends at Y's last id, more than 2^20 before X's. Every row must arrive, in order."""
+    used to lose its rows from the replay. The replay now follows the commit log, not the
+    blocks; this keeps the shape, the rows of X in two commits around Y's. Here: a wide
+    block X (ids in id blocks b1 and b3) and a normal block Y of 3 000 rows (id block b2)
+    between them, so the replay's first window ends at Y's last id, more than 2^20 before
+    X's. Every row must arrive, in order."""
     w = world
     src = w.server.add_source("iso-wide")
     tok = add_read_token(w.db, "iso-wide-only", "--source", src.name)
@@ -360,9 +363,12 @@ def test_replay_reads_a_block_whose_ids_span_several_id_blocks(world):
                (src.id, t, t, x_ids[0], x_ids[-1], len(x_ids),
                 src.id, t, t, y_ids[0], y_ids[-1], len(y_ids)))
     w.db.query("ANALYZE log_blocks")
+    # committed in id order: X's first two rows, Y, X's last row
+    stamp_commits(w.db, src.id, [(x_ids[0], x_ids[1]), (y_ids[0], y_ids[-1]),
+                                 (x_ids[2], x_ids[2])], t)
     w.poster.close()
     w.server.restart()
-    replay = Stream(w.server, tok, last_event_id=x_ids[0] - 1)
+    replay = Stream(w.server, tok, last_event_id=0)
     want = sorted(x_ids + y_ids)
     try:
         done = pump_until([replay], lambda: len(replay.messages()) >= len(want)

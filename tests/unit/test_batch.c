@@ -263,6 +263,43 @@ static void test_days(void **state)
     assert_true(sl_batch_days_has(&d, 100));
 }
 
+/* A commit's rows per source: one group per run of a source's consecutive ids. */
+static void test_groups(void **state)
+{
+    struct sl_batch_groups gs = {0};
+    (void)state;
+    /* source 7: ids 100..102, received out of order; source 9: 103..104 */
+    assert_int_equal(sl_batch_group_row(&gs, 7, 100, 5000), 0);
+    assert_int_equal(sl_batch_group_row(&gs, 7, 101, 4000), 0);
+    assert_int_equal(sl_batch_group_row(&gs, 7, 102, 6000), 0);
+    assert_int_equal(sl_batch_group_row(&gs, 9, 103, 1000), 0);
+    assert_int_equal(sl_batch_group_row(&gs, 9, 104, 1000), 0);
+    /* a gap in ids (a new id block) starts a new group even for the same source */
+    assert_int_equal(sl_batch_group_row(&gs, 9, 1 << 20, 1200), 0);
+    assert_int_equal(gs.n, 3);
+    assert_int_equal(gs.g[0].source_id, 7);
+    assert_int_equal(gs.g[0].id_lo, 100);
+    assert_int_equal(gs.g[0].id_hi, 102);
+    assert_int_equal(gs.g[0].rmin_us, 4000);
+    assert_int_equal(gs.g[0].rmax_us, 6000);
+    assert_int_equal(gs.g[0].nrows, 3);
+    assert_int_equal(gs.g[1].source_id, 9);
+    assert_int_equal(gs.g[1].id_lo, 103);
+    assert_int_equal(gs.g[1].id_hi, 104);
+    assert_int_equal(gs.g[1].nrows, 2);
+    assert_int_equal(gs.g[2].id_lo, 1 << 20);
+    assert_int_equal(gs.g[2].nrows, 1);
+    /* many sources: the array grows */
+    sl_batch_groups_reset(&gs);
+    assert_int_equal(gs.n, 0);
+    for (int i = 0; i < 500; i++)
+        assert_int_equal(sl_batch_group_row(&gs, i, 1000 + i, i), 0);
+    assert_int_equal(gs.n, 500);
+    assert_int_equal(gs.g[499].id_lo, 1499);
+    sl_batch_groups_free(&gs);
+    assert_null(gs.g);
+}
+
 static void test_counts(void **state)
 {
     static const struct {
@@ -321,7 +358,7 @@ int main(void)
         cmocka_unit_test(test_frames_arrays), cmocka_unit_test(test_frames_arrays_cap),
         cmocka_unit_test(test_frames_stored), cmocka_unit_test(test_order),
         cmocka_unit_test(test_ids),           cmocka_unit_test(test_days),
-        cmocka_unit_test(test_counts),
+        cmocka_unit_test(test_counts),        cmocka_unit_test(test_groups),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
