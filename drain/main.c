@@ -1,5 +1,6 @@
 /* sluice: one binary, subcommands. This file only dispatches; each command's work
  * lives in its module (serve.c, db.c). Operator commands use DATABASE_URL. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +25,9 @@ static void usage(FILE *f)
                "  source list                    list sources\n"
                "  source rotate NAME             new ingest token; prints the new drain URL\n"
                "  source rm NAME                 remove a source\n"
-               "  source set NAME --sentry-dsn DSN\n"
-               "                                 send the source's crashes to Sentry ('' clears)\n"
+               "  source set NAME [--sentry-dsn DSN] [--retention-days N]\n"
+               "                                 send the source's crashes to Sentry ('' clears);\n"
+               "                                 change how many days its lines are kept\n"
                "  token add NAME (--source SRC)... | --all\n"
                "                                 read token for the search API; prints it once\n"
                "  token list                     read tokens and their scope (never the token)\n"
@@ -79,33 +81,66 @@ static void print_drain_url(const char *name, const char *token)
     printf("%s://%s:%s@%.*s/logs\n", scheme, name, token, (int)hl, host);
 }
 
-/* sluice source set NAME --sentry-dsn DSN ('' clears it): a DSN is checked here, so a
- * bad one is refused with what is wrong instead of failing every crash later. */
+/* A positive whole number of days (at most ten years), or -1. */
+static int parse_days(const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v <= 0 || v > 3650)
+        return -1;
+    return (int)v;
+}
+
+/* sluice source set NAME [--sentry-dsn DSN] [--retention-days N]: a DSN ('' clears it)
+ * is checked here, so a bad one is refused with what is wrong instead of failing every
+ * crash later. Running servers pick either up through NOTIFY sluice_sources. */
 static int source_set(int argc, char **argv, struct pg_conn *c)
 {
-    const char *dsn = NULL;
+    const char *dsn = NULL, *days_s = NULL;
     struct sl_crash_dsn d;
     char why[200];
-    int rc;
+    int rc, days = 0;
 
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--sentry-dsn") && i + 1 < argc)
             dsn = argv[++i];
         else if (!strncmp(argv[i], "--sentry-dsn=", 13))
             dsn = argv[i] + 13;
+        else if (!strcmp(argv[i], "--retention-days") && i + 1 < argc)
+            days_s = argv[++i];
+        else if (!strncmp(argv[i], "--retention-days=", 17))
+            days_s = argv[i] + 17;
         else {
             fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (dsn == NULL) {
-        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it)\n");
+    if (dsn == NULL && days_s == NULL) {
+        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it) or "
+                        "--retention-days N\n");
         return 2;
     }
-    if (dsn[0] != '\0' && sl_crash_dsn_parse(dsn, &d, why, sizeof(why)) != 0) {
+    if (days_s && (days = parse_days(days_s)) < 0) {
+        fprintf(stderr, "sluice: --retention-days must be a whole number of days, 1 to 3650\n");
+        return 2;
+    }
+    if (dsn && dsn[0] != '\0' && sl_crash_dsn_parse(dsn, &d, why, sizeof(why)) != 0) {
         fprintf(stderr, "sluice: bad Sentry DSN: %s\n", why);
         return 2;
     }
+    if (days_s) {
+        if ((rc = sl_db_source_set_retention(c, argv[1], days))) {
+            fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
+            return 1;
+        }
+        printf("source %s: retention %d days (rows older go at the next retention pass, "
+               "which a running server starts now)\n", argv[1], days);
+    }
+    if (dsn == NULL)
+        return 0;
     if ((rc = sl_db_source_set_dsn(c, argv[1], dsn))) {
         fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
         return 1;

@@ -189,6 +189,17 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                     "Stored trace lines not yet assembled (all nodes; sampled every 5 s).",
                     (double)LOAD(crash_anchors_pending))))
         return rc;
+    if ((rc = counter(b, "sluice_retention_rows_deleted_total",
+                      "Rows removed by retention's batched DELETEs (docs/retention.md).",
+                      LOAD(retention_rows_deleted))) ||
+        (rc = counter(b, "sluice_retention_batches_total", "Retention DELETE statements run.",
+                      LOAD(retention_batches))) ||
+        (rc = counter(b, "sluice_retention_partitions_dropped_total",
+                      "Day partitions dropped as past every source's retention.",
+                      LOAD(retention_partitions_dropped))) ||
+        (rc = counter(b, "sluice_retention_passes_total", "Retention passes finished.",
+                      LOAD(retention_passes))))
+        return rc;
     if ((rc = counter(b, "sluice_api_requests_total", "Requests to /api/ paths.",
                       LOAD(api_requests))) ||
         (rc = counter(b, "sluice_searches_total", "Searches answered 200.", LOAD(searches))) ||
