@@ -252,6 +252,26 @@ static const char *const migrations[] = {
      * validated, so substr(message, json_at)::jsonb never raises; NULL otherwise. A
      * nullable column without a default: no table rewrite. */
     "ALTER TABLE logs ADD COLUMN json_at int;\n",
+    /* archives (docs/retention.md): a source's archive destination; every hour file
+     * written and verified (retention deletes an archived source's hour only once its row
+     * is here); days a restore holds back from retention. */
+    "ALTER TABLE sources ADD COLUMN archive text;\n"
+    "CREATE TABLE archive_hours (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  hour timestamptz NOT NULL,\n"
+    "  path text NOT NULL,\n"
+    "  nrows bigint NOT NULL,\n"
+    "  bytes bigint NOT NULL,\n"
+    "  sha256 text NOT NULL,\n"
+    "  written_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  PRIMARY KEY (source_id, hour)\n"
+    ");\n"
+    "CREATE TABLE archive_holds (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  day date NOT NULL,\n"
+    "  until timestamptz NOT NULL,\n"
+    "  PRIMARY KEY (source_id, day)\n"
+    ");\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -857,14 +877,31 @@ int sl_db_retention_drop(struct pg_conn *c, long long *dropped)
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
-        char sql[128];
+        const char *name = PQgetvalue(r, i, 0);
+        char sql[512];
+        PGresult *k = NULL;
+        bool keep;
+
+        /* An archived source's rows are archived before they go, hour by hour
+         * (sl_archive_retention_step); a restored day is held. Either keeps the day. */
+        snprintf(sql, sizeof(sql),
+                 "SELECT EXISTS (SELECT 1 FROM %s WHERE source_id IN (SELECT id FROM sources "
+                 "WHERE archive IS NOT NULL)) OR EXISTS (SELECT 1 FROM archive_holds WHERE "
+                 "day = to_date('%s', 'YYYYMMDD') AND until > now())",
+                 name, name + 5);
+        if (sl_db_exec(c, "retention query failed", sql, 0, NULL, &k))
+            continue;
+        keep = PQgetvalue(k, 0, 0)[0] == 't';
+        PQclear(k);
+        if (keep)
+            continue;
         /* DROP takes an ACCESS EXCLUSIVE lock: a short lock_timeout gives up (and retries
          * next round) rather than queue the writer's COPY behind a long search. */
         snprintf(sql, sizeof(sql), "SET lock_timeout = '2s'; DROP TABLE IF EXISTS %s; "
-                 "RESET lock_timeout", PQgetvalue(r, i, 0));
+                 "RESET lock_timeout", name);
         if (sl_db_exec(c, "partition drop failed", sql, 0, NULL, NULL) == 0) {
             (*dropped)++;
-            sl_info("partition dropped", "name=%s", PQgetvalue(r, i, 0));
+            sl_info("partition dropped", "name=%s", name);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
     }
@@ -877,8 +914,9 @@ int sl_db_retention_sources(struct pg_conn *c, struct sl_retention_job **jobs, s
     PGresult *r = NULL;
     struct sl_retention_job *v;
     int rc = sl_db_exec(c, "retention query failed",
-                        "SELECT id, retention_days FROM sources WHERE retention_days < "
-                        "(SELECT max(retention_days) FROM sources) ORDER BY id",
+                        "SELECT id, retention_days, name, coalesce(archive, '') FROM sources "
+                        "WHERE retention_days < (SELECT max(retention_days) FROM sources) "
+                        "OR archive IS NOT NULL ORDER BY id",
                         0, NULL, &r);
 
     *jobs = NULL;
@@ -893,6 +931,8 @@ int sl_db_retention_sources(struct pg_conn *c, struct sl_retention_job **jobs, s
     for (int i = 0; i < PQntuples(r); i++) {
         v[i].source_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         v[i].days = atoi(PQgetvalue(r, i, 1));
+        snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 2));
+        snprintf(v[i].archive, sizeof(v[i].archive), "%s", PQgetvalue(r, i, 3));
     }
     *n = (size_t)PQntuples(r);
     *jobs = v;
@@ -941,7 +981,12 @@ int sl_db_retention_finish(struct pg_conn *c)
     rc = sl_db_exec(c, "retention blocks failed",
                     "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
                     "WHERE s.id = b.source_id "
-                    "AND b.max_received >= now() - make_interval(days => s.retention_days))",
+                    "AND b.max_received >= now() - make_interval(days => s.retention_days)) "
+                    /* blocks of a restored day stay while it is held */
+                    "AND NOT EXISTS (SELECT 1 FROM archive_holds h WHERE h.source_id = "
+                    "b.source_id AND h.until > now() "
+                    "AND b.max_received >= h.day::timestamp AT TIME ZONE 'UTC' "
+                    "AND b.min_received < (h.day + 1)::timestamp AT TIME ZONE 'UTC')",
                     0, NULL, NULL);
     if (rc)
         return rc;
@@ -960,4 +1005,11 @@ int sl_db_source_set_retention(struct pg_conn *c, const char *name, int days)
     return change_named(c, "source set failed",
                         "UPDATE sources SET retention_days = $2::int WHERE name = $1 RETURNING id",
                         2, vals);
+}
+
+int sl_db_source_set_archive(struct pg_conn *c, const char *name, const char *dest)
+{
+    const char *vals[2] = {name, dest && dest[0] ? dest : NULL};
+    return change_named(c, "source set failed",
+                        "UPDATE sources SET archive = $2 WHERE name = $1 RETURNING id", 2, vals);
 }

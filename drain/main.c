@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/archive.h"
 #include "sluice/client.h"
 #include "sluice/config.h"
 #include "sluice/crash.h"
@@ -28,6 +29,10 @@ static void usage(FILE *f)
                "  source set NAME [--sentry-dsn DSN] [--retention-days N]\n"
                "                                 send the source's crashes to Sentry ('' clears);\n"
                "                                 change how many days its lines are kept\n"
+               "  source set NAME --archive DIR  archive hours to DIR before retention deletes\n"
+               "                                 them ('' clears; docs/retention.md)\n"
+               "  archive restore --source S --day YYYY-MM-DD [--from DIR] [--hold-days N]\n"
+               "                                 reload an archived day so it is searchable\n"
                "  token add NAME (--source SRC)... | --all\n"
                "                                 read token for the search API; prints it once\n"
                "  token list                     read tokens and their scope (never the token)\n"
@@ -99,7 +104,7 @@ static int parse_days(const char *s)
  * crash later. Running servers pick either up through NOTIFY sluice_sources. */
 static int source_set(int argc, char **argv, struct pg_conn *c)
 {
-    const char *dsn = NULL, *days_s = NULL;
+    const char *dsn = NULL, *days_s = NULL, *archive = NULL;
     struct sl_crash_dsn d;
     char why[200];
     int rc, days = 0;
@@ -113,14 +118,22 @@ static int source_set(int argc, char **argv, struct pg_conn *c)
             days_s = argv[++i];
         else if (!strncmp(argv[i], "--retention-days=", 17))
             days_s = argv[i] + 17;
+        else if (!strcmp(argv[i], "--archive") && i + 1 < argc)
+            archive = argv[++i];
+        else if (!strncmp(argv[i], "--archive=", 10))
+            archive = argv[i] + 10;
         else {
             fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (dsn == NULL && days_s == NULL) {
-        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it) or "
-                        "--retention-days N\n");
+    if (dsn == NULL && days_s == NULL && archive == NULL) {
+        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it), "
+                        "--retention-days N or --archive DIR ('' clears it)\n");
+        return 2;
+    }
+    if (archive && archive[0] && sl_archive_dest_check(archive, why, sizeof(why))) {
+        fprintf(stderr, "sluice: bad --archive %s: %s\n", archive, why);
         return 2;
     }
     if (days_s && (days = parse_days(days_s)) < 0) {
@@ -138,6 +151,18 @@ static int source_set(int argc, char **argv, struct pg_conn *c)
         }
         printf("source %s: retention %d days (rows older go at the next retention pass, "
                "which a running server starts now)\n", argv[1], days);
+    }
+    if (archive) {
+        if ((rc = sl_db_source_set_archive(c, argv[1], archive))) {
+            fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
+            return 1;
+        }
+        if (archive[0])
+            printf("source %s: hours past retention are archived to %s/%s/ before they are "
+                   "deleted\n", argv[1], archive, argv[1]);
+        else
+            printf("source %s: archive cleared; rows past retention are deleted unarchived\n",
+                   argv[1]);
     }
     if (dsn == NULL)
         return 0;
@@ -219,6 +244,37 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
     }
     usage(stderr);
     return 2;
+}
+
+/* sluice archive restore --source S --day D [--from DIR] [--hold-days N] */
+static int cmd_archive(int argc, char **argv, struct pg_conn *c)
+{
+    const char *src = NULL, *day = NULL, *from = NULL;
+    int hold = 7;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--source") && i + 1 < argc)
+            src = argv[++i];
+        else if (!strcmp(argv[i], "--day") && i + 1 < argc)
+            day = argv[++i];
+        else if (!strcmp(argv[i], "--from") && i + 1 < argc)
+            from = argv[++i];
+        else if (!strcmp(argv[i], "--hold-days") && i + 1 < argc) {
+            if ((hold = parse_days(argv[++i])) < 0) {
+                fprintf(stderr, "sluice: --hold-days must be 1 to 3650\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (argc < 1 || strcmp(argv[0], "restore") != 0 || src == NULL || day == NULL) {
+        fprintf(stderr, "usage: sluice archive restore --source S --day YYYY-MM-DD "
+                        "[--from DIR] [--hold-days N]\n");
+        return 2;
+    }
+    return sl_archive_restore_day(c, src, day, from, hold, stdout) ? 1 : 0;
 }
 
 /* sluice token add NAME (--source SRC)... | --all; token list; token rm NAME. Arguments
@@ -348,7 +404,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "source") != 0 &&
         strcmp(argv[1], "rules") != 0 && strcmp(argv[1], "alerts") != 0 &&
-        strcmp(argv[1], "crashes") != 0) {
+        strcmp(argv[1], "crashes") != 0 && strcmp(argv[1], "archive") != 0) {
         fprintf(stderr, "sluice: unknown command %s\n\n", argv[1]);
         usage(stderr);
         return 2;
@@ -368,6 +424,8 @@ int main(int argc, char **argv)
         rc = sl_alerts_list(c, limit, stdout);
     } else if (!strcmp(argv[1], "crashes"))
         rc = sl_crashes_main(c, argc - 2, argv + 2, stdout);
+    else if (!strcmp(argv[1], "archive"))
+        rc = cmd_archive(argc - 2, argv + 2, c);
     else
         rc = cmd_source(argc - 2, argv + 2, c);
     sl_db_close(c);

@@ -13,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/archive.h"
 #include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/eval.h"
@@ -67,7 +68,10 @@ static int pass_step(struct sl_maint *m)
     int rc;
 
     if (m->next < m->njobs) {
-        if ((rc = sl_db_retention_batch(m->pg, &m->jobs[m->next], m->ret.batch_rows, &n)))
+        const struct sl_retention_job *j = &m->jobs[m->next];
+        rc = j->archive[0] ? sl_archive_retention_step(m->pg, j, m->ret.batch_rows, &n)
+                           : sl_db_retention_batch(m->pg, j, m->ret.batch_rows, &n);
+        if (rc)
             return rc;
         SL_INC(retention_batches, 1);
         SL_INC(retention_rows_deleted, n);

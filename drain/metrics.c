@@ -198,7 +198,16 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                       "Day partitions dropped as past every source's retention.",
                       LOAD(retention_partitions_dropped))) ||
         (rc = counter(b, "sluice_retention_passes_total", "Retention passes finished.",
-                      LOAD(retention_passes))))
+                      LOAD(retention_passes))) ||
+        (rc = counter(b, "sluice_archive_files_total",
+                      "Archive hour files written and verified before their rows went.",
+                      LOAD(archive_files))) ||
+        (rc = counter(b, "sluice_archive_bytes_total", "Bytes of those files (gzip).",
+                      LOAD(archive_bytes))) ||
+        (rc = counter(b, "sluice_archive_failures_total",
+                      "Hours whose archive could not be written or verified (rows kept, "
+                      "retried next pass).",
+                      LOAD(archive_failures))))
         return rc;
     if ((rc = counter(b, "sluice_api_requests_total", "Requests to /api/ paths.",
                       LOAD(api_requests))) ||
