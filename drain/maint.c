@@ -37,7 +37,12 @@ struct sl_maint {
     bool pass_active;
     long long pass_rows, pass_parts;
     int64_t pass_started;
+    int64_t next_step; /* when the next DELETE of the pass may run */
 };
+
+/* A DELETE may take at most a fifth of the time while a pass runs: after a statement
+ * that took d, the next waits max(SLUICE_RETENTION_PAUSE_MS, DUTY x d). */
+#define DUTY 4
 
 /* Start a retention pass: partitions ahead, whole days dropped, the list of sources whose
  * rows go by batched DELETE. */
@@ -153,8 +158,16 @@ static void *m_main(void *arg)
                 next_pass = t + (int64_t)m->ret.interval_s * 1000000;
             else
                 next_pass = t + 60LL * 1000000;
-        } else if (m->pass_active && pass_step(m))
-            m->pass_active = false; /* a failed statement: the next pass starts over */
+        } else if (m->pass_active && t >= m->next_step) {
+            int64_t took, pause;
+            if (pass_step(m))
+                m->pass_active = false; /* a failed statement: the next pass starts over */
+            took = sl_clock_real_us() - t;
+            pause = (int64_t)m->ret.pause_ms * 1000;
+            if (took * DUTY > pause)
+                pause = took * DUTY;
+            m->next_step = t + took + pause;
+        }
         if (t >= next_reload) {
             if (reload(m) == 0)
                 next_reload = t + 60LL * 1000000;
@@ -165,7 +178,10 @@ static void *m_main(void *arg)
         pf[1].events = POLLIN;
         /* Between two DELETE batches: a pause, so the writer's COPY and searches get
          * the disk and the locks; a NOTIFY still wakes the loop at once. */
-        if (poll(pf, 2, m->pass_active ? m->ret.pause_ms : 1000) < 0 && errno != EINTR)
+        t = sl_clock_real_us();
+        if (poll(pf, 2, !m->pass_active ? 1000
+                         : m->next_step > t ? (int)((m->next_step - t + 999) / 1000) : 0) < 0 &&
+            errno != EINTR)
             continue;
         if (pf[0].revents && !PQconsumeInput(m->pg))
             continue; /* connection lost: the next round reconnects */
