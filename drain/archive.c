@@ -13,8 +13,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <curl/curl.h>
 #include <libpq-fe.h>
 #include <openssl/evp.h>
+#include <pthread.h>
 #include <zlib.h>
 
 #include "sluice/archive.h"
@@ -58,14 +60,39 @@
     "severity, hostname, app_name, procid, msgid, sd, message, message_raw, parse_error, "        \
     "truncated_from, tags, frame_id, json_at"
 
+/* s3://BUCKET[/PREFIX]: a bucket of S3's rules (3-63 of a-z 0-9 . -), a prefix of
+ * A-Z a-z 0-9 . _ - / (nothing that needs encoding in a URL or a signature). */
+static bool s3_dest_ok(const char *dest, char *why, size_t whylen)
+{
+    const char *b = dest + 5, *slash = strchr(b, '/');
+    size_t bl = slash ? (size_t)(slash - b) : strlen(b);
+
+    if (bl < 3 || bl > 63 || strspn(b, "abcdefghijklmnopqrstuvwxyz0123456789.-") < bl) {
+        snprintf(why, whylen, "bucket must be 3-63 of a-z 0-9 . -");
+        return false;
+    }
+    if (slash && strspn(slash, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") <
+                     strlen(slash)) {
+        snprintf(why, whylen, "prefix must be of A-Z a-z 0-9 . _ - /");
+        return false;
+    }
+    return true;
+}
+
 int sl_archive_dest_check(const char *dest, char *why, size_t whylen)
 {
     if (dest == NULL || dest[0] == '\0') {
         snprintf(why, whylen, "empty destination");
         return SL_EINVAL;
     }
-    if (strncmp(dest, "s3://", 5) == 0 || strstr(dest, "://")) {
-        snprintf(why, whylen, "only a directory is supported by this build (S3 is not yet)");
+    if (strlen(dest) > SL_ARCHIVE_PATH_MAX - 1) {
+        snprintf(why, whylen, "longer than %d bytes", SL_ARCHIVE_PATH_MAX - 1);
+        return SL_EINVAL;
+    }
+    if (strncmp(dest, "s3://", 5) == 0)
+        return s3_dest_ok(dest, why, whylen) ? 0 : SL_EINVAL;
+    if (strstr(dest, "://")) {
+        snprintf(why, whylen, "a directory or s3://BUCKET/PREFIX");
         return SL_EINVAL;
     }
     if (dest[0] != '/') {
@@ -232,6 +259,198 @@ out:
     return rc;
 }
 
+/* ---- S3-compatible storage (libcurl's AWS SigV4) ---------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_rc = CURLE_FAILED_INIT;
+
+static void curl_init_once(void)
+{
+    curl_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static const char *env_or(const char *name, const char *def)
+{
+    const char *v = getenv(name);
+    return v && *v ? v : def;
+}
+
+/* The object URL of an archive path s3://BUCKET/KEY: path style on the endpoint
+ * (SLUICE_ARCHIVE_S3_ENDPOINT, default https://s3.REGION.amazonaws.com); '=' of the
+ * dt=... directory percent-encoded, as SigV4's canonical URI has it. */
+static int s3_url(const char *path, char *out, size_t outlen)
+{
+    char def[128];
+    const char *ep;
+    size_t n;
+    int k;
+
+    snprintf(def, sizeof(def), "https://s3.%s.amazonaws.com",
+             env_or("SLUICE_ARCHIVE_S3_REGION", "us-east-1"));
+    ep = env_or("SLUICE_ARCHIVE_S3_ENDPOINT", def);
+    n = strlen(ep);
+    while (n > 0 && ep[n - 1] == '/')
+        n--;
+    k = snprintf(out, outlen, "%.*s/", (int)n, ep);
+    if (k < 0 || (size_t)k >= outlen)
+        return SL_EINVAL;
+    for (const char *p = path + 5; *p; p++) {
+        size_t used = strlen(out);
+        if (used + 4 >= outlen)
+            return SL_EINVAL;
+        if (*p == '=')
+            memcpy(out + used, "%3D", 4);
+        else {
+            out[used] = *p;
+            out[used + 1] = '\0';
+        }
+    }
+    return 0;
+}
+
+struct s3_sink {
+    EVP_MD_CTX *md;
+    long long bytes;
+    int fd; /* -1: hash only */
+    bool failed;
+};
+
+static size_t s3_write(char *p, size_t size, size_t nmemb, void *arg)
+{
+    struct s3_sink *k = arg;
+    size_t n = size * nmemb;
+
+    if (EVP_DigestUpdate(k->md, p, n) != 1 ||
+        (k->fd >= 0 && write_all(k->fd, (const unsigned char *)p, n) != 0)) {
+        k->failed = true;
+        return 0;
+    }
+    k->bytes += (long long)n;
+    return n;
+}
+
+/* One signed request: PUT of the file `upload` (its SHA-256 hex in sha, which S3 checks)
+ * or GET into sink. *status: the HTTP status (0 when none). */
+static int s3_request(const char *url, const char *upload, long long bytes, const char *sha,
+                      struct s3_sink *sink, long *status)
+{
+    char sigv4[96], hdr[128], err[CURL_ERROR_SIZE] = "";
+    struct curl_slist *hl = NULL;
+    FILE *in = NULL;
+    CURL *h = NULL;
+    CURLcode cc;
+    int rc = SL_EIO;
+
+    *status = 0;
+    pthread_once(&curl_once, curl_init_once);
+    if (curl_rc != CURLE_OK || (h = curl_easy_init()) == NULL)
+        return SL_EIO;
+    snprintf(sigv4, sizeof(sigv4), "aws:amz:%s:s3",
+             env_or("SLUICE_ARCHIVE_S3_REGION", "us-east-1"));
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(h, CURLOPT_AWS_SIGV4, sigv4);
+    curl_easy_setopt(h, CURLOPT_USERNAME, env_or("AWS_ACCESS_KEY_ID", ""));
+    curl_easy_setopt(h, CURLOPT_PASSWORD, env_or("AWS_SECRET_ACCESS_KEY", ""));
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 10L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 600L);
+    curl_easy_setopt(h, CURLOPT_ERRORBUFFER, err);
+    if (upload) {
+        if ((in = fopen(upload, "rb")) == NULL)
+            goto out;
+        snprintf(hdr, sizeof(hdr), "x-amz-content-sha256: %s", sha);
+        hl = curl_slist_append(hl, hdr);
+        hl = curl_slist_append(hl, "Content-Type: application/gzip");
+        hl = curl_slist_append(hl, "Expect:");
+        if (hl == NULL)
+            goto out;
+        curl_easy_setopt(h, CURLOPT_UPLOAD, 1L);
+        curl_easy_setopt(h, CURLOPT_READDATA, in);
+        curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)bytes);
+    } else {
+        hl = curl_slist_append(hl, "x-amz-content-sha256: "
+                                   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        if (hl == NULL)
+            goto out;
+        curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_write);
+        curl_easy_setopt(h, CURLOPT_WRITEDATA, sink);
+    }
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hl);
+    cc = curl_easy_perform(h);
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, status);
+    if (cc != CURLE_OK && !(cc == CURLE_WRITE_ERROR && *status != 200)) {
+        sl_error("archive S3 request failed", "url=%s err=\"%s\"", url,
+                 err[0] ? err : curl_easy_strerror(cc));
+        goto out;
+    }
+    rc = 0;
+out:
+    if (in)
+        fclose(in);
+    curl_slist_free_all(hl);
+    curl_easy_cleanup(h);
+    return rc;
+}
+
+/* PUT the local file, then GET it back: size and SHA-256 must be what was written. */
+static int s3_store(const char *path, const char *local, long long bytes, const char *sha)
+{
+    char url[SL_ARCHIVE_PATH_MAX + 512], got[65];
+    unsigned char d[32];
+    unsigned int dl = 0;
+    struct s3_sink k = {.md = EVP_MD_CTX_new(), .fd = -1};
+    long status = 0;
+    int rc = SL_EIO;
+
+    if (k.md == NULL || EVP_DigestInit_ex(k.md, EVP_sha256(), NULL) != 1 ||
+        s3_url(path, url, sizeof(url)))
+        goto out;
+    if (s3_request(url, local, bytes, sha, NULL, &status))
+        goto out;
+    if (status != 200) {
+        sl_error("archive S3 upload refused", "url=%s status=%ld", url, status);
+        goto out;
+    }
+    if (s3_request(url, NULL, 0, NULL, &k, &status) || status != 200 || k.failed ||
+        EVP_DigestFinal_ex(k.md, d, &dl) != 1)
+        goto out;
+    hex32(d, got);
+    if (k.bytes != bytes || strcmp(got, sha) != 0) {
+        sl_error("archive S3 verification failed", "url=%s bytes=%lld read=%lld", url, bytes,
+                 k.bytes);
+        goto out;
+    }
+    rc = 0;
+out:
+    EVP_MD_CTX_free(k.md);
+    return rc;
+}
+
+/* GET the object of archive path `path` into the file fd. *found false on 404. */
+static int s3_fetch(const char *path, int fd, bool *found)
+{
+    char url[SL_ARCHIVE_PATH_MAX + 512];
+    struct s3_sink k = {.md = EVP_MD_CTX_new(), .fd = fd};
+    long status = 0;
+    int rc = SL_EIO;
+
+    *found = false;
+    if (k.md == NULL || EVP_DigestInit_ex(k.md, EVP_sha256(), NULL) != 1 ||
+        s3_url(path, url, sizeof(url)))
+        goto out;
+    if (s3_request(url, NULL, 0, NULL, &k, &status))
+        goto out;
+    if (status == 404 || (status == 200 && !k.failed)) {
+        *found = status == 200;
+        rc = 0;
+    } else
+        sl_error("archive S3 read failed", "url=%s status=%ld", url, status);
+out:
+    EVP_MD_CTX_free(k.md);
+    return rc;
+}
+
 int sl_archive_write_hour(struct pg_conn *c, const char *dest, int64_t source_id,
                           const char *name, int64_t hour_s, struct sl_archive_file *f)
 {
@@ -242,7 +461,7 @@ int sl_archive_write_hour(struct pg_conn *c, const char *dest, int64_t source_id
     EVP_MD_CTX *md = EVP_MD_CTX_new();
     z_stream z;
     PGresult *r = NULL;
-    bool zinit = false, began = false;
+    bool zinit = false, began = false, tmp_live = false, s3 = strncmp(dest, "s3://", 5) == 0;
     int fd = -1, rc = SL_EIO, n;
     char *buf = NULL;
     long long back_bytes = 0, back_lines = 0;
@@ -254,15 +473,24 @@ int sl_archive_write_hour(struct pg_conn *c, const char *dest, int64_t source_id
     if ((rc = sl_archive_path(dest, name, hour_s, f->path, sizeof(f->path))))
         goto out;
     rc = SL_EIO;
-    snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
-    if (make_parents(f->path)) {
-        sl_error("archive directory not created", "path=%s err=\"%s\"", f->path, strerror(errno));
-        goto out;
+    if (s3) {
+        /* staged in a local file, uploaded once it is whole and checked */
+        snprintf(tmp, sizeof(tmp), "%s/sluice-archive-XXXXXX", env_or("TMPDIR", "/tmp"));
+        fd = mkostemp(tmp, O_CLOEXEC);
+    } else {
+        snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
+        if (make_parents(f->path)) {
+            sl_error("archive directory not created", "path=%s err=\"%s\"", f->path,
+                     strerror(errno));
+            goto out;
+        }
+        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     }
-    if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640)) < 0) {
+    if (fd < 0) {
         sl_error("archive file not opened", "path=%s err=\"%s\"", tmp, strerror(errno));
         goto out;
     }
+    tmp_live = true;
     if (deflateInit2(&z, 6, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         goto out;
     zinit = true;
@@ -315,17 +543,22 @@ int sl_archive_write_hour(struct pg_conn *c, const char *dest, int64_t source_id
     hex32(d, f->sha256);
     close(fd);
     fd = -1;
-    if (rename(tmp, f->path) != 0 || fsync_dir_of(f->path)) {
+    if (!s3 && (rename(tmp, f->path) != 0 || fsync_dir_of(f->path))) {
         sl_error("archive rename failed", "path=%s err=\"%s\"", f->path, strerror(errno));
         goto out;
     }
+    if (!s3)
+        tmp_live = false;
     /* What is on disk now, not what was meant to be: size, checksum and every line. */
-    if (read_back(f->path, &back_bytes, sha, &back_lines) || back_bytes != f->bytes ||
-        strcmp(sha, f->sha256) != 0 || back_lines != f->rows) {
+    if (read_back(s3 ? tmp : f->path, &back_bytes, sha, &back_lines) ||
+        back_bytes != f->bytes || strcmp(sha, f->sha256) != 0 || back_lines != f->rows) {
         sl_error("archive verification failed", "path=%s bytes=%lld read=%lld lines=%lld rows=%lld",
                  f->path, f->bytes, back_bytes, back_lines, f->rows);
         goto out;
     }
+    /* S3: uploaded, then read back from the store (size and SHA-256). */
+    if (s3 && s3_store(f->path, tmp, f->bytes, f->sha256))
+        goto out;
     PQclear(PQexec(c, "COMMIT"));
     began = false;
     snprintf(sids, sizeof(sids), "%" PRId64, source_id);
@@ -356,10 +589,10 @@ out:
     PQclear(r);
     if (began)
         PQclear(PQexec(c, "ROLLBACK"));
-    if (fd >= 0) {
+    if (fd >= 0)
         close(fd);
+    if (tmp_live)
         unlink(tmp);
-    }
     if (zinit)
         deflateEnd(&z);
     EVP_MD_CTX_free(md);
@@ -583,10 +816,30 @@ int sl_archive_restore_day(struct pg_conn *c, const char *name, const char *day,
         long long n = 0;
         if ((rc = sl_archive_path(destbuf, name, day_s + h * 3600, path, sizeof(path))))
             goto out;
-        if (access(path, F_OK) != 0)
-            continue;
-        if ((rc = copy_in(c, path, &n)))
-            goto out;
+        if (strncmp(destbuf, "s3://", 5) == 0) {
+            char tmp[256];
+            bool found = false;
+            int fd;
+            snprintf(tmp, sizeof(tmp), "%s/sluice-restore-XXXXXX", env_or("TMPDIR", "/tmp"));
+            if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+                rc = SL_EIO;
+                goto out;
+            }
+            rc = s3_fetch(path, fd, &found);
+            close(fd);
+            if (rc == 0 && found)
+                rc = copy_in(c, tmp, &n);
+            unlink(tmp);
+            if (rc)
+                goto out;
+            if (!found)
+                continue;
+        } else {
+            if (access(path, F_OK) != 0)
+                continue;
+            if ((rc = copy_in(c, path, &n)))
+                goto out;
+        }
         files++;
         lines += n;
     }

@@ -29,8 +29,9 @@ static void usage(FILE *f)
                "  source set NAME [--sentry-dsn DSN] [--retention-days N]\n"
                "                                 send the source's crashes to Sentry ('' clears);\n"
                "                                 change how many days its lines are kept\n"
-               "  source set NAME --archive DIR  archive hours to DIR before retention deletes\n"
-               "                                 them ('' clears; docs/retention.md)\n"
+               "  source set NAME --archive DIR|s3://BUCKET/PREFIX\n"
+               "                                 archive hours before retention deletes them\n"
+               "                                 ('' clears; docs/retention.md)\n"
                "  archive restore --source S --day YYYY-MM-DD [--from DIR] [--hold-days N]\n"
                "                                 reload an archived day so it is searchable\n"
                "  token add NAME (--source SRC)... | --all\n"
@@ -129,7 +130,7 @@ static int source_set(int argc, char **argv, struct pg_conn *c)
     }
     if (dsn == NULL && days_s == NULL && archive == NULL) {
         fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it), "
-                        "--retention-days N or --archive DIR ('' clears it)\n");
+                        "--retention-days N or --archive DIR|s3://BUCKET/PREFIX ('' clears it)\n");
         return 2;
     }
     if (archive && archive[0] && sl_archive_dest_check(archive, why, sizeof(why))) {
