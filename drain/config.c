@@ -106,8 +106,8 @@ static const struct opt opts[] = {
      "bytes of one trace; a longer one is cut and sent marked truncated"},
     {"SLUICE_RETENTION_BATCH_ROWS", "retention-batch-rows", T_INT, O(retention_batch_rows),
      "10000", "rows one retention DELETE removes at most (docs/retention.md)"},
-    {"SLUICE_RETENTION_PAUSE_MS", "retention-pause-ms", T_INT, O(retention_pause_ms), "200",
-     "milliseconds between two retention DELETEs"},
+    {"SLUICE_RETENTION_PAUSE_MS", "retention-pause-ms", T_INT, O(retention_pause_ms), "1000",
+     "least milliseconds between two retention DELETEs (at least 4x the last one's time)"},
     {"SLUICE_RETENTION_INTERVAL", "retention-interval", T_INT, O(retention_interval), "600",
      "seconds between retention passes (a source change starts one at once)"},
 };

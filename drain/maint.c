@@ -192,8 +192,10 @@ static void *m_main(void *arg)
                 notified = true;
             PQfreemem(nt);
         }
-        if (notified && reload(m) == 0 && !m->pass_active)
-            next_pass = 0; /* a changed retention applies now, not at the next pass */
+        /* A changed retention or archive applies now (or right after the pass under
+         * way), not at the next interval. */
+        if (notified && reload(m) == 0)
+            next_pass = 0;
     }
     return NULL;
 }
@@ -226,7 +228,7 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
     m->snapshot = snapshot_path ? strdup(snapshot_path) : NULL;
     m->sources = sources;
     m->ret.batch_rows = ret && ret->batch_rows > 0 ? ret->batch_rows : 10000;
-    m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 200;
+    m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 1000;
     m->ret.interval_s = ret && ret->interval_s > 0 ? ret->interval_s : 600;
     if (m->url == NULL || (snapshot_path && m->snapshot == NULL) || pipe(m->wake) != 0) {
         m_free(m);

@@ -12,7 +12,7 @@ struct sl_sources;
 struct sl_maint;
 
 /* Retention pacing (SLUICE_RETENTION_*): rows per DELETE, pause between two, seconds
- * between passes. Zero or negative fields take the defaults (10000, 200, 600). */
+ * between passes. Zero or negative fields take the defaults (10000, 1000, 600). */
 struct sl_maint_retention {
     int batch_rows;
     int pause_ms;

@@ -101,10 +101,10 @@ for r in $(seq 1 "$rounds"); do
     b1=$(metric sluice_retention_batches_total)
     printf 'round %d  during delete    p99 %7.2f ms  (%d rows deleted in %d statements in the window)\n' \
         "$r" "$p" "$((${d1%.*} - ${d0%.*}))" "$((${b1%.*} - ${b0%.*}))"
-    for _ in $(seq 1 6000); do # let the pass end before the next round
-        [ "$(q "SELECT count(*) FROM logs l JOIN sources s ON s.id = l.source_id
-                WHERE s.name = 'old'")" = 0 ] && break
-        sleep 0.1
+    for _ in $(seq 1 3000); do # let the pass end before the next round
+        d2=$(metric sluice_retention_rows_deleted_total)
+        [ $((${d2%.*} - ${d0%.*})) -ge "$OLD" ] && break
+        sleep 0.2
     done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
