@@ -1,8 +1,9 @@
 /* Archives (include/sluice/archive.h, docs/retention.md "Archives"): hour files of gzip
  * TSV in Papertrail's layout, written by COPY ... TO STDOUT through zlib into a temporary
- * file, renamed, read back and checked before retention deletes a row of the hour; and
- * the restore of a day. Maintenance thread or CLI; own connection; no event loop. Memory
- * is bounded by one COPY row and two 64 KiB buffers. */
+ * file, renamed into a directory (or uploaded to S3-compatible storage with libcurl's AWS
+ * SigV4), read back and checked before retention deletes a row of the hour; and the
+ * restore of a day. Maintenance thread or CLI; own connection; no event loop. Memory is
+ * bounded by one COPY row and two 64 KiB buffers. */
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -478,13 +479,14 @@ int sl_archive_write_hour(struct pg_conn *c, const char *dest, int64_t source_id
         snprintf(tmp, sizeof(tmp), "%s/sluice-archive-XXXXXX", env_or("TMPDIR", "/tmp"));
         fd = mkostemp(tmp, O_CLOEXEC);
     } else {
-        snprintf(tmp, sizeof(tmp), "%s.tmp", f->path);
+        /* a name of its own: two nodes archiving one hour never share a file */
+        snprintf(tmp, sizeof(tmp), "%s.tmp.XXXXXX", f->path);
         if (make_parents(f->path)) {
             sl_error("archive directory not created", "path=%s err=\"%s\"", f->path,
                      strerror(errno));
             goto out;
         }
-        fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+        fd = mkostemp(tmp, O_CLOEXEC);
     }
     if (fd < 0) {
         sl_error("archive file not opened", "path=%s err=\"%s\"", tmp, strerror(errno));
@@ -654,23 +656,35 @@ int sl_archive_retention_step(struct pg_conn *c, const struct sl_retention_job *
     const char *vals[4] = {sid, lo, hi, lim};
     PGresult *r = NULL;
     int64_t hour_s;
-    bool whole = false, archived = false;
+    bool whole = false, archived = false, locked;
     int rc;
 
     *deleted = 0;
-    if ((rc = oldest_hour(c, job, &hour_s, &whole, &archived)))
+    snprintf(sid, sizeof(sid), "%" PRId64, job->source_id);
+    /* One node at a time archives and deletes a source's hour (every node runs passes):
+     * another node holding the source's lock has it in hand this pass. */
+    if ((rc = sl_db_exec(c, "archive lock failed",
+                         "SELECT pg_try_advisory_lock(7355017, "
+                         "($1::bigint % 2147483647)::int)",
+                         1, vals, &r)))
         return rc;
+    locked = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    r = NULL;
+    if (!locked)
+        return 0;
+    if ((rc = oldest_hour(c, job, &hour_s, &whole, &archived)))
+        goto out;
     /* An hour is archived whole: the part of it not yet past the retention waits. */
     if (hour_s < 0 || !whole)
-        return 0;
+        goto out;
     if (!archived && sl_archive_write_hour(c, job->archive, job->source_id, job->name, hour_s,
                                            &f) != 0) {
         SL_INC(archive_failures, 1);
         sl_warn("archive failed; rows kept, retried next pass", "source=%s hour=%" PRId64,
                 job->name, hour_s);
-        return 0;
+        goto out;
     }
-    snprintf(sid, sizeof(sid), "%" PRId64, job->source_id);
     snprintf(lo, sizeof(lo), "%" PRId64, hour_s);
     snprintf(hi, sizeof(hi), "%" PRId64, hour_s + 3600);
     snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 1);
@@ -686,10 +700,16 @@ int sl_archive_retention_step(struct pg_conn *c, const struct sl_retention_job *
                          "AND received_at < to_timestamp($3::bigint) "
                          "AND received_at <= (SELECT t FROM edge)",
                          4, vals, &r)))
-        return rc;
+        goto out;
     *deleted = atoll(PQcmdTuples(r));
+out:
     PQclear(r);
-    return 0;
+    r = NULL;
+    if (sl_db_exec(c, "archive unlock failed",
+                   "SELECT pg_advisory_unlock(7355017, ($1::bigint % 2147483647)::int)", 1,
+                   vals, NULL))
+        rc = rc ? rc : SL_EDB;
+    return rc;
 }
 
 /* COPY one gzip file into archive_restore. *lines: its lines. */
