@@ -72,8 +72,10 @@ static bool s3_dest_ok(const char *dest, char *why, size_t whylen)
         snprintf(why, whylen, "bucket must be 3-63 of a-z 0-9 . -");
         return false;
     }
-    if (slash && strspn(slash, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/") <
-                     strlen(slash)) {
+    static const char prefix_chars[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-/";
+
+    if (slash && strspn(slash, prefix_chars) < strlen(slash)) {
         snprintf(why, whylen, "prefix must be of A-Z a-z 0-9 . _ - /");
         return false;
     }
@@ -370,8 +372,9 @@ static int s3_request(const char *url, const char *upload, long long bytes, cons
         curl_easy_setopt(h, CURLOPT_READDATA, in);
         curl_easy_setopt(h, CURLOPT_INFILESIZE_LARGE, (curl_off_t)bytes);
     } else {
-        hl = curl_slist_append(hl, "x-amz-content-sha256: "
-                                   "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+        /* the SHA-256 of an empty body */
+        hl = curl_slist_append(hl, "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb924"
+                                   "27ae41e4649b934ca495991b7852b855");
         if (hl == NULL)
             goto out;
         curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, s3_write);
@@ -617,7 +620,8 @@ static int oldest_hour(PGconn *c, const struct sl_retention_job *job, int64_t *h
         bool held;
         if (sl_db_exec(c, "retention query failed",
                        "WITH h AS (SELECT date_trunc('hour', min(received_at), 'UTC') AS h "
-                       "  FROM logs WHERE source_id = $1::bigint AND received_at >= $3::timestamptz "
+                       "  FROM logs WHERE source_id = $1::bigint "
+                       "  AND received_at >= $3::timestamptz "
                        "  AND received_at < now() - make_interval(days => $2::int)) "
                        "SELECT extract(epoch FROM h)::bigint, "
                        "h + interval '1 hour' <= now() - make_interval(days => $2::int), "
