@@ -104,6 +104,12 @@ static const struct opt opts[] = {
      "lines of one trace; a longer one is cut and sent marked truncated"},
     {"SLUICE_CRASH_MAX_BYTES", "crash-max-bytes", T_SIZE, O(crash_max_bytes), "262144",
      "bytes of one trace; a longer one is cut and sent marked truncated"},
+    {"SLUICE_RETENTION_BATCH_ROWS", "retention-batch-rows", T_INT, O(retention_batch_rows),
+     "10000", "rows one retention DELETE removes at most (docs/retention.md)"},
+    {"SLUICE_RETENTION_PAUSE_MS", "retention-pause-ms", T_INT, O(retention_pause_ms), "1000",
+     "least milliseconds between two retention DELETEs (at least 4x the last one's time)"},
+    {"SLUICE_RETENTION_INTERVAL", "retention-interval", T_INT, O(retention_interval), "600",
+     "seconds between retention passes (a source change starts one at once)"},
 };
 #undef O
 

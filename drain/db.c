@@ -305,6 +305,26 @@ static const char *const migrations[] = {
     "  RETURN s;\n"
     "END\n"
     "$f$;\n",
+    /* archives (docs/retention.md): a source's archive destination; every hour file
+     * written and verified (retention deletes an archived source's hour only once its row
+     * is here); days a restore holds back from retention. */
+    "ALTER TABLE sources ADD COLUMN archive text;\n"
+    "CREATE TABLE archive_hours (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  hour timestamptz NOT NULL,\n"
+    "  path text NOT NULL,\n"
+    "  nrows bigint NOT NULL,\n"
+    "  bytes bigint NOT NULL,\n"
+    "  sha256 text NOT NULL,\n"
+    "  written_at timestamptz NOT NULL DEFAULT now(),\n"
+    "  PRIMARY KEY (source_id, hour)\n"
+    ");\n"
+    "CREATE TABLE archive_holds (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  day date NOT NULL,\n"
+    "  until timestamptz NOT NULL,\n"
+    "  PRIMARY KEY (source_id, day)\n"
+    ");\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -923,63 +943,135 @@ int sl_db_ensure_partitions(struct pg_conn *c, int64_t from_us, int days)
     return 0;
 }
 
-int sl_db_retention(struct pg_conn *c, long long *removed)
+int sl_db_retention_drop(struct pg_conn *c, long long *dropped)
 {
     PGresult *r = NULL;
     int rc;
-    long long total = 0;
 
+    *dropped = 0;
     /* Whole partitions past every source's retention are dropped; they are named
-     * logs_YYYYMMDD so the day is in the name. */
+     * logs_YYYYMMDD so the day is in the name. A day D ends at D + 1 00:00 UTC, so it is
+     * past N days of retention once D + 1 <= today - N (D < today - N). */
     rc = sl_db_exec(c, "retention query failed",
                     "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
                     "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_[0-9]{8}$' "
                     "AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
-                    "  - (SELECT coalesce(max(retention_days), 7) FROM sources)",
+                    "  - (SELECT coalesce(max(retention_days), 7) FROM sources) "
+                    "ORDER BY 1",
                     0, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
-        char sql[128];
-        snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", PQgetvalue(r, i, 0));
+        const char *name = PQgetvalue(r, i, 0);
+        char sql[512];
+        PGresult *k = NULL;
+        bool keep;
+
+        /* An archived source's rows are archived before they go, hour by hour
+         * (sl_archive_retention_step); a restored day is held. Either keeps the day. */
+        snprintf(sql, sizeof(sql),
+                 "SELECT EXISTS (SELECT 1 FROM %s WHERE source_id IN (SELECT id FROM sources "
+                 "WHERE archive IS NOT NULL)) OR EXISTS (SELECT 1 FROM archive_holds WHERE "
+                 "day = to_date('%s', 'YYYYMMDD') AND until > now())",
+                 name, name + 5);
+        if (sl_db_exec(c, "retention query failed", sql, 0, NULL, &k))
+            continue;
+        keep = PQgetvalue(k, 0, 0)[0] == 't';
+        PQclear(k);
+        if (keep)
+            continue;
+        /* DROP takes an ACCESS EXCLUSIVE lock: a short lock_timeout gives up (and retries
+         * next round) rather than queue the writer's COPY behind a long search. */
+        snprintf(sql, sizeof(sql), "SET lock_timeout = '2s'; DROP TABLE IF EXISTS %s; "
+                 "RESET lock_timeout", name);
         if (sl_db_exec(c, "partition drop failed", sql, 0, NULL, NULL) == 0) {
-            total++;
-            sl_info("partition dropped", "name=%s", PQgetvalue(r, i, 0));
-        }
+            (*dropped)++;
+            sl_info("partition dropped", "name=%s", name);
+        } else
+            PQclear(PQexec(c, "RESET lock_timeout"));
     }
     PQclear(r);
-    r = NULL;
-    /* Sources with a shorter retention than the longest: delete their older rows, one
-     * source at a time with a bound the executor can prune partitions and use the
-     * (source_id, received_at) index with (a join on sources would read every row). */
-    rc = sl_db_exec(c, "retention query failed",
-                    "SELECT id, retention_days FROM sources WHERE retention_days < "
-                    "(SELECT max(retention_days) FROM sources)",
-                    0, NULL, &r);
+    return 0;
+}
+
+int sl_db_retention_sources(struct pg_conn *c, struct sl_retention_job **jobs, size_t *n)
+{
+    PGresult *r = NULL;
+    struct sl_retention_job *v;
+    int rc = sl_db_exec(c, "retention query failed",
+                        "SELECT id, retention_days, name, coalesce(archive, '') FROM sources "
+                        "WHERE retention_days < (SELECT max(retention_days) FROM sources) "
+                        "OR archive IS NOT NULL ORDER BY id",
+                        0, NULL, &r);
+
+    *jobs = NULL;
+    *n = 0;
     if (rc)
         return rc;
-    for (int i = 0; i < PQntuples(r) && rc == 0; i++) {
-        const char *v[2] = {PQgetvalue(r, i, 0), PQgetvalue(r, i, 1)};
-        PGresult *d = NULL;
-        rc = sl_db_exec(c, "retention delete failed",
-                        "DELETE FROM logs WHERE source_id = $1::bigint AND received_at < "
-                        "now() - make_interval(days => $2::int)",
-                        2, v, &d);
-        if (rc == 0)
-            total += atoll(PQcmdTuples(d));
-        PQclear(d);
+    v = calloc((size_t)PQntuples(r) + 1, sizeof(*v));
+    if (v == NULL) {
+        PQclear(r);
+        return SL_ENOMEM;
     }
+    for (int i = 0; i < PQntuples(r); i++) {
+        v[i].source_id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        v[i].days = atoi(PQgetvalue(r, i, 1));
+        snprintf(v[i].name, sizeof(v[i].name), "%s", PQgetvalue(r, i, 2));
+        snprintf(v[i].archive, sizeof(v[i].archive), "%s", PQgetvalue(r, i, 3));
+    }
+    *n = (size_t)PQntuples(r);
+    *jobs = v;
     PQclear(r);
-    r = NULL;
+    return 0;
+}
+
+int sl_db_retention_batch(struct pg_conn *c, const struct sl_retention_job *job, int limit,
+                          long long *deleted)
+{
+    char sid[24], days[16], lim[16];
+    const char *vals[3] = {sid, days, lim};
+    PGresult *r = NULL;
+    int rc;
+
+    *deleted = 0;
+    snprintf(sid, sizeof(sid), "%lld", (long long)job->source_id);
+    snprintf(days, sizeof(days), "%d", job->days);
+    snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 1);
+    /* One bounded statement: the received_at of the limit-th oldest row past the
+     * retention (read from the (source_id, received_at) index) is the batch's upper
+     * bound, so the DELETE touches about `limit` rows and holds its locks briefly. Rows
+     * sharing that exact timestamp go in the same batch. */
+    rc = sl_db_exec(c, "retention delete failed",
+                    "WITH cut AS (SELECT now() - make_interval(days => $2::int) AS t), "
+                    "edge AS (SELECT max(received_at) AS t FROM (SELECT received_at FROM logs "
+                    "  WHERE source_id = $1::bigint AND received_at < (SELECT t FROM cut) "
+                    "  ORDER BY received_at LIMIT $3::int) x) "
+                    "DELETE FROM logs WHERE source_id = $1::bigint "
+                    "AND received_at < (SELECT t FROM cut) AND received_at <= (SELECT t FROM edge)",
+                    3, vals, &r);
     if (rc)
         return rc;
+    *deleted = atoll(PQcmdTuples(r));
+    PQclear(r);
+    return 0;
+}
+
+int sl_db_retention_finish(struct pg_conn *c)
+{
+    int rc;
+
     /* Token-filter blocks (docs/search.md) whose newest row is past their source's
      * retention, and every block of a removed source. A block partly inside the retention
      * stays until its newest row ages out. */
     rc = sl_db_exec(c, "retention blocks failed",
                     "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
                     "WHERE s.id = b.source_id "
-                    "AND b.max_received >= now() - make_interval(days => s.retention_days))",
+                    "AND b.max_received >= now() - make_interval(days => s.retention_days)) "
+                    /* blocks of a restored day stay while it is held */
+                    "AND NOT EXISTS (SELECT 1 FROM archive_holds h WHERE h.source_id = "
+                    "b.source_id AND h.until > now() "
+                    "AND b.max_received >= h.day::timestamp AT TIME ZONE 'UTC' "
+                    "AND b.min_received < (h.day + 1)::timestamp AT TIME ZONE 'UTC')",
                     0, NULL, NULL);
     if (rc)
         return rc;
@@ -992,11 +1084,25 @@ int sl_db_retention(struct pg_conn *c, long long *removed)
     if (rc)
         return rc;
     /* Rows of a removed source age out with their partitions. */
-    rc = sl_db_exec(c, "frame prune failed",
-                    "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0, NULL,
-                    NULL);
-    if (rc)
-        return rc;
-    *removed = total;
-    return 0;
+    return sl_db_exec(c, "frame prune failed",
+                      "DELETE FROM ingest_frames WHERE seen_at < now() - interval '1 day'", 0,
+                      NULL, NULL);
+}
+
+int sl_db_source_set_retention(struct pg_conn *c, const char *name, int days)
+{
+    char d[16];
+    const char *vals[2] = {name, d};
+
+    snprintf(d, sizeof(d), "%d", days);
+    return change_named(c, "source set failed",
+                        "UPDATE sources SET retention_days = $2::int WHERE name = $1 RETURNING id",
+                        2, vals);
+}
+
+int sl_db_source_set_archive(struct pg_conn *c, const char *name, const char *dest)
+{
+    const char *vals[2] = {name, dest && dest[0] ? dest : NULL};
+    return change_named(c, "source set failed",
+                        "UPDATE sources SET archive = $2 WHERE name = $1 RETURNING id", 2, vals);
 }

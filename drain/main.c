@@ -1,9 +1,11 @@
 /* sluice: one binary, subcommands. This file only dispatches; each command's work
  * lives in its module (serve.c, db.c). Operator commands use DATABASE_URL. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/archive.h"
 #include "sluice/client.h"
 #include "sluice/config.h"
 #include "sluice/crash.h"
@@ -24,8 +26,14 @@ static void usage(FILE *f)
                "  source list                    list sources\n"
                "  source rotate NAME             new ingest token; prints the new drain URL\n"
                "  source rm NAME                 remove a source\n"
-               "  source set NAME --sentry-dsn DSN\n"
-               "                                 send the source's crashes to Sentry ('' clears)\n"
+               "  source set NAME [--sentry-dsn DSN] [--retention-days N]\n"
+               "                                 send the source's crashes to Sentry ('' clears);\n"
+               "                                 change how many days its lines are kept\n"
+               "  source set NAME --archive DIR|s3://BUCKET/PREFIX\n"
+               "                                 archive hours before retention deletes them\n"
+               "                                 ('' clears; docs/retention.md)\n"
+               "  archive restore --source S --day YYYY-MM-DD [--from DIR] [--hold-days N]\n"
+               "                                 reload an archived day so it is searchable\n"
                "  token add NAME (--source SRC)... | --all\n"
                "                                 read token for the search API; prints it once\n"
                "  token list                     read tokens and their scope (never the token)\n"
@@ -79,33 +87,86 @@ static void print_drain_url(const char *name, const char *token)
     printf("%s://%s:%s@%.*s/logs\n", scheme, name, token, (int)hl, host);
 }
 
-/* sluice source set NAME --sentry-dsn DSN ('' clears it): a DSN is checked here, so a
- * bad one is refused with what is wrong instead of failing every crash later. */
+/* A positive whole number of days (at most ten years), or -1. */
+static int parse_days(const char *s)
+{
+    char *end;
+    long v;
+
+    errno = 0;
+    v = strtol(s, &end, 10);
+    if (errno || end == s || *end || v <= 0 || v > 3650)
+        return -1;
+    return (int)v;
+}
+
+/* sluice source set NAME [--sentry-dsn DSN] [--retention-days N]: a DSN ('' clears it)
+ * is checked here, so a bad one is refused with what is wrong instead of failing every
+ * crash later. Running servers pick either up through NOTIFY sluice_sources. */
 static int source_set(int argc, char **argv, struct pg_conn *c)
 {
-    const char *dsn = NULL;
+    const char *dsn = NULL, *days_s = NULL, *archive = NULL;
     struct sl_crash_dsn d;
     char why[200];
-    int rc;
+    int rc, days = 0;
 
     for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--sentry-dsn") && i + 1 < argc)
             dsn = argv[++i];
         else if (!strncmp(argv[i], "--sentry-dsn=", 13))
             dsn = argv[i] + 13;
+        else if (!strcmp(argv[i], "--retention-days") && i + 1 < argc)
+            days_s = argv[++i];
+        else if (!strncmp(argv[i], "--retention-days=", 17))
+            days_s = argv[i] + 17;
+        else if (!strcmp(argv[i], "--archive") && i + 1 < argc)
+            archive = argv[++i];
+        else if (!strncmp(argv[i], "--archive=", 10))
+            archive = argv[i] + 10;
         else {
             fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (dsn == NULL) {
-        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it)\n");
+    if (dsn == NULL && days_s == NULL && archive == NULL) {
+        fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it), "
+                        "--retention-days N or --archive DIR|s3://BUCKET/PREFIX ('' clears it)\n");
         return 2;
     }
-    if (dsn[0] != '\0' && sl_crash_dsn_parse(dsn, &d, why, sizeof(why)) != 0) {
+    if (archive && archive[0] && sl_archive_dest_check(archive, why, sizeof(why))) {
+        fprintf(stderr, "sluice: bad --archive %s: %s\n", archive, why);
+        return 2;
+    }
+    if (days_s && (days = parse_days(days_s)) < 0) {
+        fprintf(stderr, "sluice: --retention-days must be a whole number of days, 1 to 3650\n");
+        return 2;
+    }
+    if (dsn && dsn[0] != '\0' && sl_crash_dsn_parse(dsn, &d, why, sizeof(why)) != 0) {
         fprintf(stderr, "sluice: bad Sentry DSN: %s\n", why);
         return 2;
     }
+    if (days_s) {
+        if ((rc = sl_db_source_set_retention(c, argv[1], days))) {
+            fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
+            return 1;
+        }
+        printf("source %s: retention %d days (rows older go at the next retention pass, "
+               "which a running server starts now)\n", argv[1], days);
+    }
+    if (archive) {
+        if ((rc = sl_db_source_set_archive(c, argv[1], archive))) {
+            fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
+            return 1;
+        }
+        if (archive[0])
+            printf("source %s: hours past retention are archived to %s/%s/ before they are "
+                   "deleted\n", argv[1], archive, argv[1]);
+        else
+            printf("source %s: archive cleared; rows past retention are deleted unarchived\n",
+                   argv[1]);
+    }
+    if (dsn == NULL)
+        return 0;
     if ((rc = sl_db_source_set_dsn(c, argv[1], dsn))) {
         fprintf(stderr, "sluice: could not set %s: %s\n", argv[1], sl_strerror(rc));
         return 1;
@@ -184,6 +245,37 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
     }
     usage(stderr);
     return 2;
+}
+
+/* sluice archive restore --source S --day D [--from DIR] [--hold-days N] */
+static int cmd_archive(int argc, char **argv, struct pg_conn *c)
+{
+    const char *src = NULL, *day = NULL, *from = NULL;
+    int hold = 7;
+
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--source") && i + 1 < argc)
+            src = argv[++i];
+        else if (!strcmp(argv[i], "--day") && i + 1 < argc)
+            day = argv[++i];
+        else if (!strcmp(argv[i], "--from") && i + 1 < argc)
+            from = argv[++i];
+        else if (!strcmp(argv[i], "--hold-days") && i + 1 < argc) {
+            if ((hold = parse_days(argv[++i])) < 0) {
+                fprintf(stderr, "sluice: --hold-days must be 1 to 3650\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
+            return 2;
+        }
+    }
+    if (argc < 1 || strcmp(argv[0], "restore") != 0 || src == NULL || day == NULL) {
+        fprintf(stderr, "usage: sluice archive restore --source S --day YYYY-MM-DD "
+                        "[--from DIR] [--hold-days N]\n");
+        return 2;
+    }
+    return sl_archive_restore_day(c, src, day, from, hold, stdout) ? 1 : 0;
 }
 
 /* sluice token add NAME (--source SRC)... | --all; token list; token rm NAME. Arguments
@@ -313,7 +405,7 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "source") != 0 &&
         strcmp(argv[1], "rules") != 0 && strcmp(argv[1], "alerts") != 0 &&
-        strcmp(argv[1], "crashes") != 0) {
+        strcmp(argv[1], "crashes") != 0 && strcmp(argv[1], "archive") != 0) {
         fprintf(stderr, "sluice: unknown command %s\n\n", argv[1]);
         usage(stderr);
         return 2;
@@ -333,6 +425,8 @@ int main(int argc, char **argv)
         rc = sl_alerts_list(c, limit, stdout);
     } else if (!strcmp(argv[1], "crashes"))
         rc = sl_crashes_main(c, argc - 2, argv + 2, stdout);
+    else if (!strcmp(argv[1], "archive"))
+        rc = cmd_archive(argc - 2, argv + 2, c);
     else
         rc = cmd_source(argc - 2, argv + 2, c);
     sl_db_close(c);

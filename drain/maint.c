@@ -1,6 +1,7 @@
 /* Maintenance thread (include/sluice/maint.h): reloads of the source table and read
- * tokens on NOTIFY, partitions ahead, hourly retention. Runs on its own thread with its
- * own connection; never touches the event loop except through sl_sources_replace_all. */
+ * tokens on NOTIFY, partitions ahead, retention in small steps (docs/retention.md). Runs
+ * on its own thread with its own connection; never touches the event loop except through
+ * sl_sources_replace_all. */
 #include <errno.h>
 #include <poll.h>
 #include <pthread.h>
@@ -12,6 +13,7 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/archive.h"
 #include "sluice/clock.h"
 #include "sluice/db.h"
 #include "sluice/eval.h"
@@ -28,7 +30,70 @@ struct sl_maint {
     pthread_t thread;
     _Atomic int stop;
     int wake[2]; /* a pipe: stop wakes the poll at once */
+    struct sl_maint_retention ret;
+    /* the retention pass under way: jobs[next..njobs) still to delete from */
+    struct sl_retention_job *jobs;
+    size_t njobs, next;
+    bool pass_active;
+    long long pass_rows, pass_parts;
+    int64_t pass_started;
+    int64_t next_step; /* when the next DELETE of the pass may run */
 };
+
+/* A DELETE may take at most a fifth of the time while a pass runs: after a statement
+ * that took d, the next waits max(SLUICE_RETENTION_PAUSE_MS, DUTY x d). */
+#define DUTY 4
+
+/* Start a retention pass: partitions ahead, whole days dropped, the list of sources whose
+ * rows go by batched DELETE. */
+static int pass_start(struct sl_maint *m, int64_t now)
+{
+    long long dropped = 0;
+    int rc;
+
+    free(m->jobs);
+    m->jobs = NULL;
+    m->njobs = m->next = 0;
+    if ((rc = sl_db_ensure_partitions(m->pg, now, 3)) ||
+        (rc = sl_db_retention_drop(m->pg, &dropped)) ||
+        (rc = sl_db_retention_sources(m->pg, &m->jobs, &m->njobs)))
+        return rc;
+    SL_INC(retention_partitions_dropped, dropped);
+    m->pass_parts = dropped;
+    m->pass_rows = 0;
+    m->pass_started = now;
+    m->pass_active = true;
+    return 0;
+}
+
+/* One step of the pass under way: one bounded DELETE, or the pass's end. */
+static int pass_step(struct sl_maint *m)
+{
+    long long n = 0;
+    int rc;
+
+    if (m->next < m->njobs) {
+        const struct sl_retention_job *j = &m->jobs[m->next];
+        rc = j->archive[0] ? sl_archive_retention_step(m->pg, j, m->ret.batch_rows, &n)
+                           : sl_db_retention_batch(m->pg, j, m->ret.batch_rows, &n);
+        if (rc)
+            return rc;
+        SL_INC(retention_batches, 1);
+        SL_INC(retention_rows_deleted, n);
+        m->pass_rows += n;
+        if (n == 0)
+            m->next++;
+        return 0;
+    }
+    if ((rc = sl_db_retention_finish(m->pg)))
+        return rc;
+    m->pass_active = false;
+    SL_INC(retention_passes, 1);
+    if (m->pass_rows || m->pass_parts)
+        sl_info("retention", "rows=%lld partitions=%lld seconds=%.1f", m->pass_rows,
+                m->pass_parts, (double)(sl_clock_real_us() - m->pass_started) / 1e6);
+    return 0;
+}
 
 static int reload(struct sl_maint *m)
 {
@@ -73,7 +138,7 @@ static int m_connect(struct sl_maint *m)
 static void *m_main(void *arg)
 {
     struct sl_maint *m = arg;
-    int64_t next_reload = 0, next_hourly = 0;
+    int64_t next_reload = 0, next_pass = 0;
 
     while (!atomic_load(&m->stop)) {
         struct pollfd pf[2];
@@ -88,14 +153,20 @@ static void *m_main(void *arg)
             poll(pf, 1, 2000);
             continue;
         }
-        if (t >= next_hourly) {
-            long long removed = 0;
-            if (sl_db_ensure_partitions(m->pg, t, 3) == 0 && sl_db_retention(m->pg, &removed) == 0)
-                next_hourly = t + 3600LL * 1000000;
+        if (!m->pass_active && t >= next_pass) {
+            if (pass_start(m, t) == 0)
+                next_pass = t + (int64_t)m->ret.interval_s * 1000000;
             else
-                next_hourly = t + 60LL * 1000000;
-            if (removed)
-                sl_info("retention", "removed=%lld", removed);
+                next_pass = t + 60LL * 1000000;
+        } else if (m->pass_active && t >= m->next_step) {
+            int64_t took, pause;
+            if (pass_step(m))
+                m->pass_active = false; /* a failed statement: the next pass starts over */
+            took = sl_clock_real_us() - t;
+            pause = (int64_t)m->ret.pause_ms * 1000;
+            if (took * DUTY > pause)
+                pause = took * DUTY;
+            m->next_step = t + took + pause;
         }
         if (t >= next_reload) {
             if (reload(m) == 0)
@@ -105,7 +176,12 @@ static void *m_main(void *arg)
         pf[0].events = POLLIN;
         pf[1].fd = m->wake[0];
         pf[1].events = POLLIN;
-        if (poll(pf, 2, 1000) < 0 && errno != EINTR)
+        /* Between two DELETE batches: a pause, so the writer's COPY and searches get
+         * the disk and the locks; a NOTIFY still wakes the loop at once. */
+        t = sl_clock_real_us();
+        if (poll(pf, 2, !m->pass_active ? 1000
+                         : m->next_step > t ? (int)((m->next_step - t + 999) / 1000) : 0) < 0 &&
+            errno != EINTR)
             continue;
         if (pf[0].revents && !PQconsumeInput(m->pg))
             continue; /* connection lost: the next round reconnects */
@@ -116,8 +192,10 @@ static void *m_main(void *arg)
                 notified = true;
             PQfreemem(nt);
         }
-        if (notified)
-            reload(m);
+        /* A changed retention or archive applies now (or right after the pass under
+         * way), not at the next interval. */
+        if (notified && reload(m) == 0)
+            next_pass = 0;
     }
     return NULL;
 }
@@ -133,11 +211,13 @@ static void m_free(struct sl_maint *m)
         close(m->wake[1]);
     free(m->url);
     free(m->snapshot);
+    free(m->jobs);
     free(m);
 }
 
 int sl_maint_start(const char *database_url, struct sl_sources *sources,
-                   const char *snapshot_path, struct sl_maint **out)
+                   const char *snapshot_path, const struct sl_maint_retention *ret,
+                   struct sl_maint **out)
 {
     struct sl_maint *m = calloc(1, sizeof(*m));
 
@@ -147,6 +227,9 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
     m->url = strdup(database_url);
     m->snapshot = snapshot_path ? strdup(snapshot_path) : NULL;
     m->sources = sources;
+    m->ret.batch_rows = ret && ret->batch_rows > 0 ? ret->batch_rows : 10000;
+    m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 1000;
+    m->ret.interval_s = ret && ret->interval_s > 0 ? ret->interval_s : 600;
     if (m->url == NULL || (snapshot_path && m->snapshot == NULL) || pipe(m->wake) != 0) {
         m_free(m);
         return SL_ENOMEM;

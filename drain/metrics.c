@@ -189,6 +189,26 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                     "Stored trace lines not yet assembled (all nodes; sampled every 5 s).",
                     (double)LOAD(crash_anchors_pending))))
         return rc;
+    if ((rc = counter(b, "sluice_retention_rows_deleted_total",
+                      "Rows removed by retention's batched DELETEs (docs/retention.md).",
+                      LOAD(retention_rows_deleted))) ||
+        (rc = counter(b, "sluice_retention_batches_total", "Retention DELETE statements run.",
+                      LOAD(retention_batches))) ||
+        (rc = counter(b, "sluice_retention_partitions_dropped_total",
+                      "Day partitions dropped as past every source's retention.",
+                      LOAD(retention_partitions_dropped))) ||
+        (rc = counter(b, "sluice_retention_passes_total", "Retention passes finished.",
+                      LOAD(retention_passes))) ||
+        (rc = counter(b, "sluice_archive_files_total",
+                      "Archive hour files written and verified before their rows went.",
+                      LOAD(archive_files))) ||
+        (rc = counter(b, "sluice_archive_bytes_total", "Bytes of those files (gzip).",
+                      LOAD(archive_bytes))) ||
+        (rc = counter(b, "sluice_archive_failures_total",
+                      "Hours whose archive could not be written or verified (rows kept, "
+                      "retried next pass).",
+                      LOAD(archive_failures))))
+        return rc;
     if ((rc = counter(b, "sluice_api_requests_total", "Requests to /api/ paths.",
                       LOAD(api_requests))) ||
         (rc = counter(b, "sluice_searches_total", "Searches answered 200.", LOAD(searches))) ||

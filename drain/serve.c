@@ -469,6 +469,7 @@ int sl_server_run(struct sl_config *cfg)
 {
     struct server srv, *s = &srv;
     char snap[4096];
+    struct sl_maint_retention ret;
     int rc = 1, upgrade_fd, nfds, passed[SL_SD_MAX_FDS];
     const char *passed_names[SL_SD_MAX_FDS];
     int64_t t0 = 0;
@@ -510,8 +511,11 @@ int sl_server_run(struct sl_config *cfg)
     if (upgrade_fd < 0 && open_spool(s, 0))
         goto out;
     snprintf(snap, sizeof(snap), "%s/sources.snapshot", cfg->spool_dir);
+    ret.batch_rows = (int)cfg->retention_batch_rows;
+    ret.pause_ms = (int)cfg->retention_pause_ms;
+    ret.interval_s = (int)cfg->retention_interval;
     if (sl_sources_new(&s->sources) ||
-        sl_maint_start(cfg->database_url, s->sources, snap, &s->maint))
+        sl_maint_start(cfg->database_url, s->sources, snap, &ret, &s->maint))
         goto out;
     s->base = event_base_new();
     if (s->base == NULL)

@@ -53,6 +53,9 @@ struct sl_config {
     int64_t crash_settle_ms;
     int64_t crash_max_lines;
     int64_t crash_max_bytes;
+    int64_t retention_batch_rows;
+    int64_t retention_pause_ms;
+    int64_t retention_interval;
 };
 
 /* Fill c from defaults, then the environment, then argv (flags "--name value" or

@@ -121,10 +121,36 @@ SL_MUSTCHECK int sl_db_load_read_tokens(struct pg_conn *c, struct sl_read_token_
  * (CREATE TABLE IF NOT EXISTS ... PARTITION OF logs). Safe against other nodes. */
 SL_MUSTCHECK int sl_db_ensure_partitions(struct pg_conn *c, int64_t from_us, int days);
 
-/* Retention: drop day partitions older than the longest retention of any source,
- * delete older rows of sources with shorter retention, forget old frame ids.
- * Returns 0 and the number of rows/partitions removed in *removed. */
-SL_MUSTCHECK int sl_db_retention(struct pg_conn *c, long long *removed);
+/* Retention (docs/retention.md), run by the maintenance thread in small steps so
+ * ingest and searches never wait behind it. A pass is: sl_db_retention_drop, then
+ * sl_db_retention_batch for each job of sl_db_retention_sources until it deletes
+ * nothing, then sl_db_retention_finish. */
+struct sl_retention_job {
+    int64_t source_id;
+    int days;
+    char name[SL_SOURCE_NAME_MAX + 1];
+    char archive[1024]; /* "" when the source is not archived (sluice/archive.h) */
+};
+/* Drop the day partitions past every source's retention (each with a short lock
+ * timeout; one that cannot be locked waits for the next pass), except a day held by a
+ * restore or still holding rows of an archived source (those go hour by hour, archived
+ * first). *dropped: how many. */
+SL_MUSTCHECK int sl_db_retention_drop(struct pg_conn *c, long long *dropped);
+/* The sources whose rows go by DELETE: every archived source, and those whose retention
+ * is shorter than the longest. *jobs is malloc'd (free()). */
+SL_MUSTCHECK int sl_db_retention_sources(struct pg_conn *c, struct sl_retention_job **jobs,
+                                         size_t *n);
+/* Delete about `limit` of the oldest rows of job's source past its retention, in one
+ * short statement; *deleted 0 means the source is done. */
+SL_MUSTCHECK int sl_db_retention_batch(struct pg_conn *c, const struct sl_retention_job *job,
+                                       int limit, long long *deleted);
+/* End of a pass: search blocks past their source's retention (or of removed sources),
+ * frame ids older than a day. */
+SL_MUSTCHECK int sl_db_retention_finish(struct pg_conn *c);
+/* Change a source's retention; NOTIFYs sluice_sources. SL_ENOTFOUND when none. */
+SL_MUSTCHECK int sl_db_source_set_retention(struct pg_conn *c, const char *name, int days);
+/* Set (or clear, with "" or NULL) a source's archive destination. SL_ENOTFOUND when none. */
+SL_MUSTCHECK int sl_db_source_set_archive(struct pg_conn *c, const char *name, const char *dest);
 
 /* The partition name for the UTC day containing us: logs_YYYYMMDD. */
 void sl_db_partition_name(int64_t us, char out[16]);

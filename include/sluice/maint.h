@@ -1,7 +1,8 @@
 /* The maintenance thread of `sluice serve`: keeps the in-memory source table in step
  * with PostgreSQL (LISTEN sluice_sources, and a reload every minute), creates the
- * day partitions of `logs` ahead of time, and runs retention every hour. Own thread,
- * own connection; reconnects by itself. */
+ * day partitions of `logs` ahead of time, and runs retention (docs/retention.md) at
+ * start, every interval and when a source changes, one bounded DELETE at a time. Own
+ * thread, own connection; reconnects by itself. */
 #ifndef SLUICE_MAINT_H
 #define SLUICE_MAINT_H
 
@@ -10,11 +11,20 @@
 struct sl_sources;
 struct sl_maint;
 
+/* Retention pacing (SLUICE_RETENTION_*): rows per DELETE, pause between two, seconds
+ * between passes. Zero or negative fields take the defaults (10000, 1000, 600). */
+struct sl_maint_retention {
+    int batch_rows;
+    int pause_ms;
+    int interval_s;
+};
+
 /* Start the thread. If PostgreSQL is reachable, the source table is loaded before
  * this returns, so the listener can authenticate from its first request; if not, the
  * last snapshot (snapshot_path, written after every load) is used until it is. */
 SL_MUSTCHECK int sl_maint_start(const char *database_url, struct sl_sources *sources,
-                                const char *snapshot_path, struct sl_maint **out);
+                                const char *snapshot_path,
+                                const struct sl_maint_retention *ret, struct sl_maint **out);
 /* Stop the thread and free. Accepts NULL. */
 void sl_maint_stop(struct sl_maint *m);
 

@@ -57,6 +57,13 @@ struct sl_metrics {
     _Atomic uint64_t crashes_dropped[4]; /* SL_CRASH_DROP_*: rate limited, no DSN, refused, dead */
     _Atomic uint64_t crash_anchors_pending; /* gauge: anchors not yet consumed */
     _Atomic uint64_t rule_limit_hits;            /* 1 when the last database operation worked */
+    _Atomic uint64_t retention_rows_deleted;       /* rows removed by batched DELETE */
+    _Atomic uint64_t retention_batches;            /* DELETE statements run */
+    _Atomic uint64_t retention_partitions_dropped; /* whole day partitions */
+    _Atomic uint64_t retention_passes;             /* passes finished */
+    _Atomic uint64_t archive_files;                /* hour files written and verified */
+    _Atomic uint64_t archive_bytes;                /* their gzip bytes */
+    _Atomic uint64_t archive_failures;             /* hours not archived (rows kept) */
 };
 
 extern struct sl_metrics sl_metrics;

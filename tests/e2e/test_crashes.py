@@ -239,6 +239,9 @@ def test_context_of_a_trace_line_carries_its_crash(db, node, sentry):
     ids = db.query("SELECT id, procid FROM logs WHERE source_id = %s ORDER BY id", (src.id,))
     mid = [r["id"] for r in ids if r["procid"] == "worker.3"][2]
     other = [r["id"] for r in ids if r["procid"] != "worker.3"][0]
+    # the node learns the new token by NOTIFY: until then the API answers 401
+    wait_for(lambda: api_get(node, "/api/v1/context", {"id": mid, "n": 3}, token=tok).status == 200,
+             10, what="the read token on the node")
     c = api_get(node, "/api/v1/context", {"id": mid, "n": 3}, token=tok).json()
     crash = c["crash"]
     assert crash is not None and crash["id"] == str(row["id"]), c

@@ -4,7 +4,7 @@ whole partitions past the longest retention dropped, and what is inside retentio
 
 import datetime
 
-from conftest import add_source, stamp_commits, wait_for
+from conftest import add_source, sluice_cli, stamp_commits, wait_for
 
 
 def day_partition(db, day):
@@ -61,3 +61,53 @@ def test_retention_per_source_rows_blocks_and_partitions(db, sluice):
     wait_for(lambda: {(r["source_id"], r["id_lo"]) for r in db.query(
         "SELECT source_id, id_lo FROM log_commits WHERE id_lo > %s", (base,))}
         == {(long_.id, base + 2), (short.id, base + 4)}, 20, what="the commit log's retention")
+
+
+def test_retention_change_applies_without_restart_in_batches(db, sluice):
+    """`source set --retention-days` reaches a running server by NOTIFY: the next pass
+    deletes the source's older rows in bounded batches (7 rows each here), the rows
+    inside the new retention and another source's rows of the same day stay."""
+    changed = add_source(db, None, "--retention-days", "10")
+    other = add_source(db, None, "--retention-days", "10")
+    now = datetime.datetime.now(datetime.timezone.utc)
+    three = now - datetime.timedelta(days=3)
+    one = now - datetime.timedelta(days=1)
+    for d in (three.date(), one.date()):
+        day_partition(db, d)
+    base = 9_100_000_000
+    n_old = 50
+    for i in range(n_old):
+        put_row(db, changed, base + i, three + datetime.timedelta(seconds=i), f"old {i}")
+    put_row(db, other, base + 100, three, "other old")
+    put_row(db, changed, base + 101, one, "changed inside the new retention")
+
+    s = sluice(SLUICE_RETENTION_BATCH_ROWS="7", SLUICE_RETENTION_PAUSE_MS="0")
+    wait_for(lambda: s.metric("sluice_retention_passes_total") >= 1, 20,
+             what="the first retention pass")
+    ids = lambda: {r["id"] for r in db.query("SELECT id FROM logs WHERE id >= %s", (base,))}
+    # every source keeps 10 days: nothing of these goes
+    assert len(ids()) == n_old + 2
+    batches0 = s.metric("sluice_retention_batches_total")
+    deleted0 = s.metric("sluice_retention_rows_deleted_total")
+
+    r = sluice_cli(db, "source", "set", changed.name, "--retention-days", "2")
+    assert "retention 2 days" in r.stdout
+    wait_for(lambda: ids() == {base + 100, base + 101}, 20,
+             what="the changed source's rows older than 2 days to go")
+    wait_for(lambda: s.metric("sluice_retention_rows_deleted_total") - deleted0 == n_old, 10,
+             what="the deleted-rows counter")
+    # 50 rows at most 7 per statement: at least 8 DELETEs (the last one finds nothing)
+    assert s.metric("sluice_retention_batches_total") - batches0 >= 8
+    listed = sluice_cli(db, "source", "list").stdout
+    assert any(l.split()[:2] == [changed.name, "2"] for l in listed.splitlines())
+
+
+def test_source_set_retention_refuses_bad_values(db):
+    src = add_source(db, None, "--retention-days", "5")
+    for bad in ("0", "-3", "x", "4000", ""):
+        r = sluice_cli(db, "source", "set", src.name, "--retention-days", bad, check=False)
+        assert r.returncode == 2, (bad, r.stdout, r.stderr)
+    r = sluice_cli(db, "source", "set", "no-such-source", "--retention-days", "3", check=False)
+    assert r.returncode == 1
+    assert db.query("SELECT retention_days FROM sources WHERE id = %s",
+                    (src.id,))[0]["retention_days"] == 5

@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Request latency while retention deletes a large backlog (issue 17; figures in
+# docs/retention.md, "Cost under load"):
+#
+#   tests/bench/retention.sh [ROUNDS]
+#
+# A private PostgreSQL (deploy/pg.sh), one sluice (HTTPS, fsync on) and two sources kept
+# 30 days: `load` takes a steady paced load (loadgen --rate BENCH_RATE lines/s, default
+# 3000, over 8 connections for BENCH_SECONDS, default 30 s), `old` holds BENCH_OLD_ROWS
+# (default 1 000 000) rows of three days ago, stored straight by SQL. Each round measures
+# the load's request p99 twice: once with nothing to delete, once right after
+# `sluice source set old --retention-days 1`, which starts a pass that deletes the backlog in
+# SLUICE_RETENTION_BATCH_ROWS batches with SLUICE_RETENTION_PAUSE_MS pauses (the server's
+# defaults unless set). The backlog is put back between rounds. Prints each run and the
+# medians, and how much of the backlog the pass deleted during the loaded window.
+set -euo pipefail
+
+rounds=${1:-3}
+RATE=${BENCH_RATE:-3000}
+SECS=${BENCH_SECONDS:-30}
+OLD=${BENCH_OLD_ROWS:-1000000}
+cd "$(dirname -- "$0")/../.."
+bin=$PWD/build/sluice
+loadgen=$PWD/build/bench/loadgen
+mkdir -p build/bench
+cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -O2 -Iinclude \
+    $(pkg-config --cflags libevent_openssl openssl zlib) -o "$loadgen" \
+    tests/bench/loadgen.c $(pkg-config --libs libevent_openssl openssl zlib)
+
+tmp=$(mktemp -d /tmp/sluice-retbench.XXXXXX)
+chmod 0755 "$tmp"
+pid=
+cleanup() {
+    [ -z "$pid" ] || { kill "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; }
+    deploy/pg.sh destroy "$tmp/pg" >/dev/null 2>&1 || true
+    rm -rf "$tmp"
+}
+trap cleanup EXIT
+export DATABASE_URL
+DATABASE_URL=$(deploy/pg.sh start "$tmp/pg")
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+    -addext "subjectAltName=IP:127.0.0.1" -keyout "$tmp/key.pem" -out "$tmp/cert.pem" \
+    >/dev/null 2>&1
+chmod 0600 "$tmp/key.pem"
+"$bin" migrate >/dev/null
+d=$("$bin" source add load --retention-days 30 | tail -n 1)
+d=${d#https://}
+creds=${d%%@*}
+"$bin" source add old --retention-days 30 >/dev/null
+q() { psql -X -qtA -d "$DATABASE_URL" -c "$1"; }
+day=$(q "SELECT to_char((now() - interval '3 days') AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+next=$(q "SELECT to_char('$day'::date + 1, 'YYYY-MM-DD')")
+q "CREATE TABLE IF NOT EXISTS logs_${day//-/} PARTITION OF logs FOR VALUES FROM
+   ('$day 00:00:00+00') TO ('$next 00:00:00+00')" >/dev/null
+
+backlog() { # the old source's rows of three days ago, over one hour of that day
+    q "SELECT set_config('synchronous_commit', 'off', false);
+       INSERT INTO logs (received_at, source_id, facility, severity, hostname, app_name,
+         procid, message)
+       SELECT '$day 10:00:00+00'::timestamptz + (i * interval '3 ms'), s.id, 23, 6, 'host',
+         'app', 'web.1', 'at=info method=GET path=/orders/' || i || ' host=shop.example.com '
+         || 'request_id=' || md5(i::text) || ' fwd=10.0.0.1 dyno=web.1 connect=1ms status=200'
+       FROM generate_series(1, $OLD) i, sources s WHERE s.name = 'old';
+       ANALYZE logs;" >/dev/null
+    q CHECKPOINT >/dev/null
+}
+
+hp=$((20000 + RANDOM % 30000))
+sp=$((hp + 1))
+SLUICE_BIND=127.0.0.1 PORT=$hp SLUICE_HTTPS_PORT=$sp SLUICE_TLS_CERT=$tmp/cert.pem \
+    SLUICE_TLS_KEY=$tmp/key.pem SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn \
+    SLUICE_RETENTION_INTERVAL=86400 "$bin" serve 2>"$tmp/sluice.log" &
+pid=$!
+for _ in $(seq 1 100); do
+    [ "$(curl -s --max-time 1 "http://127.0.0.1:$hp/readyz" || true)" = ready ] && break
+    sleep 0.1
+done
+metric() {
+    curl -s --max-time 2 "http://127.0.0.1:$hp/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+load() { # prints the load's p99 in ms
+    "$loadgen" --url "https://$creds@127.0.0.1:$sp/logs" --connections 8 \
+        --lines $((RATE * SECS)) --rate "$RATE" --duration-max $((SECS * 3)) 2>/dev/null |
+        sed -n 's/^RESULT .* p99_ms=\([^ ]*\).*/\1/p'
+}
+
+declare -a quiet busy
+for r in $(seq 1 "$rounds"); do
+    "$bin" source set old --retention-days 30 >/dev/null
+    backlog
+    p=$(load)
+    quiet+=("$p")
+    printf 'round %d  no delete        p99 %7.2f ms\n' "$r" "$p"
+    d0=$(metric sluice_retention_rows_deleted_total)
+    b0=$(metric sluice_retention_batches_total)
+    "$bin" source set old --retention-days 1 >/dev/null
+    p=$(load)
+    busy+=("$p")
+    d1=$(metric sluice_retention_rows_deleted_total)
+    b1=$(metric sluice_retention_batches_total)
+    printf 'round %d  during delete    p99 %7.2f ms  (%d rows deleted in %d statements in the window)\n' \
+        "$r" "$p" "$((${d1%.*} - ${d0%.*}))" "$((${b1%.*} - ${b0%.*}))"
+    for _ in $(seq 1 3000); do # let the pass end before the next round
+        d2=$(metric sluice_retention_rows_deleted_total)
+        [ $((${d2%.*} - ${d0%.*})) -ge "$OLD" ] && break
+        sleep 0.2
+    done
+done
+median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+mq=$(median "${quiet[@]}")
+mb=$(median "${busy[@]}")
+printf 'median p99: no delete %.2f ms, during delete %.2f ms (%+.1f %%); %s lines/s over 8 HTTPS connections for %s s, backlog %s rows\n' \
+    "$mq" "$mb" "$(bc -l <<<"($mb - $mq) * 100 / $mq")" "$RATE" "$SECS" "$OLD"
