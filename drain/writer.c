@@ -393,6 +393,8 @@ static int w_anchors_insert(struct sl_writer *w)
                       "'epoch'::timestamptz + (a->>5)::bigint * interval '1 us', (a->>3)::int = 3 "
                       "FROM jsonb_array_elements($1::jsonb) a ON CONFLICT (line_id) DO NOTHING",
                       1, vals, NULL);
+}
+
 #define STAMP_COLS 6
 
 /* The transaction's last statement: number it in log_commits (sl_commit_stamp, under the
