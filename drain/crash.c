@@ -1062,27 +1062,23 @@ static void go_panic_line(struct sl_crash_asm *a, struct sl_str msg, bool fatal)
         msg.len -= 12;
     else if (ends(msg, " [recovered, repanicked]"))
         msg.len -= 24;
-    struct sl_str type, mod = SL_STR_NULL;
+    /* the reflect type sentry-go reports; it sets no module apart */
+    struct sl_str type;
     if (fatal)
         type = SL_STR_LIT("fatal error");
     else if (starts(msg, "runtime error: index out of range") ||
-             starts(msg, "runtime error: slice bounds out of range")) {
+             starts(msg, "runtime error: slice bounds out of range"))
         type = SL_STR_LIT("runtime.boundsError");
-        mod = SL_STR_LIT("runtime");
-    } else if (starts(msg, "interface conversion: ")) {
+    else if (starts(msg, "interface conversion: "))
         type = SL_STR_LIT("*runtime.TypeAssertionError");
-        mod = SL_STR_LIT("runtime");
-    } else if (starts(msg, "runtime error: ")) {
+    else if (starts(msg, "runtime error: "))
         /* errorString: nil dereference, divide by zero, overflow, shifts, unhashable */
         type = SL_STR_LIT("runtime.errorString");
-        mod = SL_STR_LIT("runtime");
-    } else if (go_plain_error(msg)) {
+    else if (go_plain_error(msg))
         type = SL_STR_LIT("runtime.plainError");
-        mod = SL_STR_LIT("runtime");
-    } else {
+    else
         type = SL_STR_LIT("panic");
-    }
-    exc_set(a, e, type, msg, mod);
+    exc_set(a, e, type, msg, SL_STR_NULL);
 }
 
 static enum verdict go_step(struct sl_crash_asm *a, struct sl_str s)
