@@ -91,6 +91,7 @@ test: deps
 asan: deps
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/sluice \
+		build-asan/crash_parse \
 		$(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
 	@BUILD=build-asan tests/run_asan.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
 

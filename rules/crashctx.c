@@ -64,7 +64,8 @@ void sl_crashctx_dyno_type(struct sl_str procid, char *out, size_t cap)
         return;
     while (n < procid.len && procid.p[n] != '.' && n + 1 < cap)
         n++;
-    memcpy(out, procid.p, n);
+    if (n > 0) /* an empty procid may have no bytes at all (p NULL) */
+        memcpy(out, procid.p, n);
     out[n] = '\0';
 }
 
