@@ -251,23 +251,23 @@ class NotifySocket:
         self.sock.close()
 
 
-def late_database(pg, name):
+def pg_admin(pg, sql):
+    """One statement on the cluster's postgres database (CREATE/DROP DATABASE)."""
     conn = pg.connect()
     try:
         with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cur.execute(sql)
     finally:
         conn.close()
+
+
+def late_database(pg, name):
+    pg_admin(pg, f'DROP DATABASE IF EXISTS "{name}"')
     return pg.db_url(name)
 
 
 def create_and_migrate(pg, name):
-    conn = pg.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        conn.close()
+    pg_admin(pg, f'CREATE DATABASE "{name}" TEMPLATE template0')
     r = subprocess.run([SLUICE, "migrate"], env=dict(os.environ, DATABASE_URL=pg.db_url(name)),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
