@@ -507,10 +507,12 @@ int sl_archive_write_hour(struct pg_conn *c, const char *dest, int64_t source_id
     if (sl_db_exec(c, "archive read failed", "SET LOCAL TimeZone = 'UTC'", 0, NULL, NULL))
         goto out;
     snprintf(sql, sizeof(sql),
-             "COPY (SELECT " ARCHIVE_COLUMNS " FROM logs l JOIN sources s ON s.id = l.source_id "
+             "COPY (SELECT " ARCHIVE_COLUMNS " FROM (SELECT * FROM logs WHERE source_id = %" PRId64
+             " UNION ALL SELECT * FROM sl_packed_rows(%" PRId64 ", to_timestamp(%" PRId64 "), "
+             "to_timestamp(%" PRId64 "))) l JOIN sources s ON s.id = l.source_id "
              "WHERE l.source_id = %" PRId64 " AND l.received_at >= to_timestamp(%" PRId64 ") "
              "AND l.received_at < to_timestamp(%" PRId64 ") ORDER BY l.id) TO STDOUT",
-             source_id, hour_s, hour_s + 3600);
+             source_id, source_id, hour_s, hour_s + 3600, source_id, hour_s, hour_s + 3600);
     r = PQexec(c, sql);
     if (PQresultStatus(r) != PGRES_COPY_OUT) {
         sl_db_log_error("archive read failed", c, r);
@@ -619,10 +621,21 @@ static int oldest_hour(PGconn *c, const struct sl_retention_job *job, int64_t *h
     for (int tries = 0; tries < 32; tries++) {
         bool held;
         if (sl_db_exec(c, "retention query failed",
-                       "WITH h AS (SELECT date_trunc('hour', min(received_at), 'UTC') AS h "
-                       "  FROM logs WHERE source_id = $1::bigint "
-                       "  AND received_at >= $3::timestamptz "
-                       "  AND received_at < now() - make_interval(days => $2::int)) "
+                       /* the oldest live row, and the oldest packed one: a packed block's
+                        * bounds are its rows', so only blocks across $3 are read */
+                       "WITH c AS (SELECT now() - make_interval(days => $2::int) AS cut), "
+                       "h AS (SELECT date_trunc('hour', least("
+                       "  (SELECT min(received_at) FROM logs WHERE source_id = $1::bigint "
+                       "  AND received_at >= $3::timestamptz AND received_at < (SELECT cut FROM c)), "
+                       "  (SELECT min(min_received) FROM log_blocks WHERE packed AND source_id = "
+                       "  $1::bigint AND min_received >= $3::timestamptz "
+                       "  AND min_received < (SELECT cut FROM c)), "
+                       "  (SELECT min(u.received_at) FROM log_blocks b JOIN log_packs p ON "
+                       "  p.source_id = b.source_id AND p.min_id = b.min_id CROSS JOIN LATERAL "
+                       "  unnest(p.rows) u WHERE b.packed AND b.source_id = $1::bigint "
+                       "  AND b.min_received < $3::timestamptz AND b.max_received >= $3::timestamptz "
+                       "  AND u.received_at >= $3::timestamptz AND u.received_at < (SELECT cut FROM c))"
+                       "), 'UTC') AS h) "
                        "SELECT extract(epoch FROM h)::bigint, "
                        "h + interval '1 hour' <= now() - make_interval(days => $2::int), "
                        "EXISTS (SELECT 1 FROM archive_hours a WHERE a.source_id = $1::bigint "
@@ -706,6 +719,17 @@ int sl_archive_retention_step(struct pg_conn *c, const struct sl_retention_job *
                          4, vals, &r)))
         goto out;
     *deleted = atoll(PQcmdTuples(r));
+    /* then the hour's packed rows (docs/search.md "Compacted days"), a few packs a call */
+    if (*deleted < (limit > 0 ? limit : 1)) {
+        PQclear(r);
+        r = NULL;
+        if ((rc = sl_db_exec(c, "retention delete failed",
+                             "SELECT sl_packs_delete($1::bigint, to_timestamp($2::bigint), "
+                             "to_timestamp($3::bigint), $4::int / 256 + 1)",
+                             4, vals, &r)))
+            goto out;
+        *deleted += atoll(PQgetvalue(r, 0, 0));
+    }
 out:
     PQclear(r);
     r = NULL;
@@ -890,7 +914,10 @@ int sl_archive_restore_day(struct pg_conn *c, const char *name, const char *day,
                          "WHERE t.received_at >= $2::date::timestamp AT TIME ZONE 'UTC' "
                          "AND t.received_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC' "
                          "AND NOT EXISTS (SELECT 1 FROM logs l WHERE l.source_id = $1::bigint "
-                         "AND l.received_at = t.received_at AND l.id = t.id)",
+                         "AND l.received_at = t.received_at AND l.id = t.id) "
+                         "AND t.id NOT IN (SELECT u.id FROM sl_packed_rows($1::bigint, "
+                         "$2::date::timestamp AT TIME ZONE 'UTC', ($2::date + 1)::timestamp AT "
+                         "TIME ZONE 'UTC') u)",
                          2, vals, &r)))
         goto out;
     inserted = atoll(PQcmdTuples(r));

@@ -110,6 +110,8 @@ static const struct opt opts[] = {
      "least milliseconds between two retention DELETEs (at least 4x the last one's time)"},
     {"SLUICE_RETENTION_INTERVAL", "retention-interval", T_INT, O(retention_interval), "600",
      "seconds between retention passes (a source change starts one at once)"},
+    {"SLUICE_COMPACT_AFTER_HOURS", "compact-after-hours", T_INT, O(compact_after_hours), "24",
+     "hours after a day ends before its lines are packed (docs/search.md; 0: never)"},
 };
 #undef O
 

@@ -325,6 +325,72 @@ static const char *const migrations[] = {
     "  until timestamptz NOT NULL,\n"
     "  PRIMARY KEY (source_id, day)\n"
     ");\n",
+    /* compaction (docs/search.md "Compacted days"): a closed day's rows of a source packed
+     * into rows of log_packs, one per log_blocks row marked packed, holding that block's
+     * rows (an array of the logs row type, in id order, compressed by TOAST). A packed
+     * block's rows are exactly its pack: never also in logs. */
+    "ALTER TABLE log_blocks ADD COLUMN packed boolean NOT NULL DEFAULT false;\n"
+    /* when a writer last upserted the block: compaction leaves a block a writer may still
+     * extend (one touched in the last few minutes) */
+    "ALTER TABLE log_blocks ADD COLUMN touched_at timestamptz NOT NULL DEFAULT now();\n"
+    "CREATE TABLE log_packs (\n"
+    "  source_id bigint NOT NULL,\n"
+    "  min_id bigint NOT NULL,\n"
+    "  rows logs[] NOT NULL,\n"
+    "  PRIMARY KEY (source_id, min_id)\n"
+    ");\n"
+    /* lz4 where the server has it: a little larger than pglz, read 25 % faster */
+    "DO $d$ BEGIN\n"
+    "  EXECUTE 'ALTER TABLE log_packs ALTER COLUMN rows SET COMPRESSION lz4';\n"
+    "EXCEPTION WHEN OTHERS THEN NULL;\n"
+    "END $d$;\n"
+    /* The packed rows of a source received in [t0, t1): with the live ones in logs, every
+     * stored row of that source and time. */
+    "CREATE FUNCTION sl_packed_rows(src bigint, t0 timestamptz, t1 timestamptz)\n"
+    "RETURNS SETOF logs LANGUAGE sql STABLE AS $f$\n"
+    "  SELECT u.* FROM log_blocks b JOIN log_packs p ON p.source_id = b.source_id\n"
+    "    AND p.min_id = b.min_id CROSS JOIN LATERAL unnest(p.rows) u\n"
+    "  WHERE b.packed AND b.source_id = src AND b.max_received >= t0 AND b.min_received < t1\n"
+    "    AND u.received_at >= t0 AND u.received_at < t1\n"
+    "$f$;\n"
+    /* Remove a source's packed rows received in [t0, t1), at most maxpacks packs a call:
+     * a pack wholly inside goes with its block; one partly inside is rewritten without
+     * those rows and its block's bounds follow (its filter stays: a superset). Returns
+     * the rows removed. Retention and archives (docs/retention.md). */
+    "CREATE FUNCTION sl_packs_delete(src bigint, t0 timestamptz, t1 timestamptz, maxpacks int)\n"
+    "RETURNS bigint LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    "  b record;\n"
+    "  kept logs[];\n"
+    "  k int;\n"
+    "  n bigint := 0;\n"
+    "BEGIN\n"
+    "  FOR b IN SELECT bl.min_id, bl.nrows, bl.min_received >= t0 AND bl.max_received < t1 AS whole\n"
+    "      FROM log_blocks bl WHERE bl.packed AND bl.source_id = src AND bl.max_received >= t0\n"
+    "      AND bl.min_received < t1 ORDER BY bl.min_received LIMIT maxpacks FOR UPDATE LOOP\n"
+    "    k := 0;\n"
+    "    IF NOT b.whole THEN\n"
+    "      SELECT array_agg(u ORDER BY u.id) INTO kept FROM log_packs p, unnest(p.rows) u\n"
+    "        WHERE p.source_id = src AND p.min_id = b.min_id\n"
+    "        AND NOT (u.received_at >= t0 AND u.received_at < t1);\n"
+    "      k := coalesce(array_length(kept, 1), 0);\n"
+    "    END IF;\n"
+    "    IF k = 0 THEN\n"
+    "      DELETE FROM log_packs WHERE source_id = src AND min_id = b.min_id;\n"
+    "      DELETE FROM log_blocks WHERE source_id = src AND min_id = b.min_id;\n"
+    "    ELSE\n"
+    "      UPDATE log_blocks SET min_id = x.i0, max_id = x.i1, min_received = x.r0,\n"
+    "        max_received = x.r1, nrows = k FROM (SELECT min(u.id) i0, max(u.id) i1,\n"
+    "        min(u.received_at) r0, max(u.received_at) r1 FROM unnest(kept) u) x\n"
+    "        WHERE source_id = src AND log_blocks.min_id = b.min_id;\n"
+    "      UPDATE log_packs SET min_id = (kept[1]).id, rows = kept\n"
+    "        WHERE source_id = src AND min_id = b.min_id;\n"
+    "    END IF;\n"
+    "    n := n + b.nrows - k;\n"
+    "  END LOOP;\n"
+    "  RETURN n;\n"
+    "END\n"
+    "$f$;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -1053,6 +1119,18 @@ int sl_db_retention_batch(struct pg_conn *c, const struct sl_retention_job *job,
         return rc;
     *deleted = atoll(PQcmdTuples(r));
     PQclear(r);
+    if (*deleted >= (limit > 0 ? limit : 1))
+        return 0;
+    /* then the packed rows past the retention (docs/search.md "Compacted days"): a pack
+     * wholly past goes, the one across the line is rewritten; a few packs a call */
+    rc = sl_db_exec(c, "retention delete failed",
+                    "SELECT sl_packs_delete($1::bigint, '-infinity', now() - make_interval(days "
+                    "=> $2::int), $3::int / 256 + 1)",
+                    3, vals, &r);
+    if (rc)
+        return rc;
+    *deleted += atoll(PQgetvalue(r, 0, 0));
+    PQclear(r);
     return 0;
 }
 
@@ -1063,15 +1141,22 @@ int sl_db_retention_finish(struct pg_conn *c)
     /* Token-filter blocks (docs/search.md) whose newest row is past their source's
      * retention, and every block of a removed source. A block partly inside the retention
      * stays until its newest row ages out. */
+    /* A packed block's rows are its pack: both go (never an archived source's, whose
+     * archive step removes them once the hour is archived). */
     rc = sl_db_exec(c, "retention blocks failed",
-                    "DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
+                    "WITH gone AS (DELETE FROM log_blocks b WHERE NOT EXISTS (SELECT 1 FROM sources s "
                     "WHERE s.id = b.source_id "
                     "AND b.max_received >= now() - make_interval(days => s.retention_days)) "
+                    "AND NOT (b.packed AND EXISTS (SELECT 1 FROM sources s WHERE s.id = "
+                    "b.source_id AND s.archive IS NOT NULL)) "
                     /* blocks of a restored day stay while it is held */
                     "AND NOT EXISTS (SELECT 1 FROM archive_holds h WHERE h.source_id = "
                     "b.source_id AND h.until > now() "
                     "AND b.max_received >= h.day::timestamp AT TIME ZONE 'UTC' "
-                    "AND b.min_received < (h.day + 1)::timestamp AT TIME ZONE 'UTC')",
+                    "AND b.min_received < (h.day + 1)::timestamp AT TIME ZONE 'UTC') "
+                    "RETURNING b.source_id, b.min_id, b.packed) "
+                    "DELETE FROM log_packs p USING gone g WHERE g.packed AND "
+                    "p.source_id = g.source_id AND p.min_id = g.min_id",
                     0, NULL, NULL);
     if (rc)
         return rc;

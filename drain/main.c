@@ -4,9 +4,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "sluice/archive.h"
 #include "sluice/client.h"
+#include "sluice/clock.h"
+#include "sluice/compact.h"
 #include "sluice/config.h"
 #include "sluice/crash.h"
 #include "sluice/crashes_cli.h"
@@ -32,6 +35,9 @@ static void usage(FILE *f)
                "  source set NAME --archive DIR|s3://BUCKET/PREFIX\n"
                "                                 archive hours before retention deletes them\n"
                "                                 ('' clears; docs/retention.md)\n"
+               "  compact [--day YYYY-MM-DD] [--fence-seconds N]\n"
+               "                                 pack closed days' lines now (docs/search.md);\n"
+               "                                 --day: that day, even if it is still open\n"
                "  archive restore --source S --day YYYY-MM-DD [--from DIR] [--hold-days N]\n"
                "                                 reload an archived day so it is searchable\n"
                "  token add NAME (--source SRC)... | --all\n"
@@ -247,6 +253,59 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
     return 2;
 }
 
+/* sluice compact [--day YYYY-MM-DD] [--fence-seconds N]: every closed day due
+ * (SLUICE_COMPACT_AFTER_HOURS), or the one day given, packed now (docs/search.md
+ * "Compacted days"). Blocks a writer touched in the last N seconds (600) wait. */
+static int cmd_compact(int argc, char **argv, struct pg_conn *c)
+{
+    struct sl_compact_stats st;
+    int64_t now = sl_clock_real_us(), day = -1;
+    int rc = 0, fence = SL_COMPACT_FENCE_S;
+    bool did = true;
+
+    memset(&st, 0, sizeof(st));
+    for (int i = 0; i < argc; i++) {
+        struct tm tm;
+        const char *e;
+        char *end;
+        if (!strcmp(argv[i], "--day") && i + 1 < argc) {
+            memset(&tm, 0, sizeof(tm));
+            e = strptime(argv[++i], "%Y-%m-%d", &tm);
+            if (e == NULL || *e != '\0') {
+                fprintf(stderr, "sluice: --day must be YYYY-MM-DD\n");
+                return 2;
+            }
+            day = (int64_t)timegm(&tm) * 1000000;
+        } else if (!strcmp(argv[i], "--fence-seconds") && i + 1 < argc) {
+            long v = strtol(argv[++i], &end, 10);
+            if (*end != '\0' || v < 0 || v > 86400) {
+                fprintf(stderr, "sluice: --fence-seconds must be 0 to 86400\n");
+                return 2;
+            }
+            fence = (int)v;
+        } else {
+            fprintf(stderr, "usage: sluice compact [--day YYYY-MM-DD] [--fence-seconds N]\n");
+            return 2;
+        }
+    }
+    if (day >= 0)
+        rc = sl_compact_day(c, day, fence, &st);
+    else {
+        struct sl_config cfg;
+        char *none[] = {NULL};
+        if (sl_config_load(&cfg, 0, none) != 0)
+            return 2;
+        while (rc == 0 && did && cfg.compact_after_hours > 0)
+            rc = sl_compact_step(c, now - cfg.compact_after_hours * 3600 * 1000000, fence, &st,
+                                 &did);
+        sl_config_free(&cfg);
+    }
+    printf("compacted: %lld rows of %lld (source, day) into %lld packs; %lld waiting for a "
+           "writer; %lld failed\n",
+           st.rows, st.sources, st.packs, st.busy, st.skipped);
+    return rc || st.skipped ? 1 : 0;
+}
+
 /* sluice archive restore --source S --day D [--from DIR] [--hold-days N] */
 static int cmd_archive(int argc, char **argv, struct pg_conn *c)
 {
@@ -405,7 +464,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(argv[1], "migrate") != 0 && strcmp(argv[1], "source") != 0 &&
         strcmp(argv[1], "rules") != 0 && strcmp(argv[1], "alerts") != 0 &&
-        strcmp(argv[1], "crashes") != 0 && strcmp(argv[1], "archive") != 0) {
+        strcmp(argv[1], "crashes") != 0 && strcmp(argv[1], "archive") != 0 &&
+        strcmp(argv[1], "compact") != 0) {
         fprintf(stderr, "sluice: unknown command %s\n\n", argv[1]);
         usage(stderr);
         return 2;
@@ -427,6 +487,8 @@ int main(int argc, char **argv)
         rc = sl_crashes_main(c, argc - 2, argv + 2, stdout);
     else if (!strcmp(argv[1], "archive"))
         rc = cmd_archive(argc - 2, argv + 2, c);
+    else if (!strcmp(argv[1], "compact"))
+        rc = cmd_compact(argc - 2, argv + 2, c);
     else
         rc = cmd_source(argc - 2, argv + 2, c);
     sl_db_close(c);

@@ -15,6 +15,7 @@
 
 #include "sluice/archive.h"
 #include "sluice/clock.h"
+#include "sluice/compact.h"
 #include "sluice/db.h"
 #include "sluice/eval.h"
 #include "sluice/log.h"
@@ -38,6 +39,8 @@ struct sl_maint {
     long long pass_rows, pass_parts;
     int64_t pass_started;
     int64_t next_step; /* when the next DELETE of the pass may run */
+    struct sl_compact_stats compact;
+    int64_t next_compact; /* when the next compaction step may run */
 };
 
 /* A DELETE may take at most a fifth of the time while a pass runs: after a statement
@@ -135,6 +138,14 @@ static int m_connect(struct sl_maint *m)
     return 0;
 }
 
+/* Milliseconds until the next compaction step is due, at most a second. */
+static int compact_wait_ms(const struct sl_maint *m, int64_t t)
+{
+    if (m->ret.compact_after_h <= 0 || m->next_compact >= t + 1000000)
+        return 1000;
+    return m->next_compact > t ? (int)((m->next_compact - t + 999) / 1000) : 0;
+}
+
 static void *m_main(void *arg)
 {
     struct sl_maint *m = arg;
@@ -168,6 +179,19 @@ static void *m_main(void *arg)
                 pause = took * DUTY;
             m->next_step = t + took + pause;
         }
+        /* Compaction (docs/search.md "Compacted days"): one (source, day) a step, between
+         * retention passes, paced like them. */
+        if (!m->pass_active && m->ret.compact_after_h > 0 && t >= m->next_compact) {
+            bool did = false;
+            long long rows = m->compact.rows;
+            int64_t took;
+            if (sl_compact_step(m->pg, t - (int64_t)m->ret.compact_after_h * 3600 * 1000000,
+                                SL_COMPACT_FENCE_S, &m->compact, &did))
+                did = false;
+            took = sl_clock_real_us() - t;
+            SL_INC(compacted_rows, m->compact.rows - rows);
+            m->next_compact = did ? t + took + took * DUTY : t + 60LL * 1000000;
+        }
         if (t >= next_reload) {
             if (reload(m) == 0)
                 next_reload = t + 60LL * 1000000;
@@ -179,7 +203,7 @@ static void *m_main(void *arg)
         /* Between two DELETE batches: a pause, so the writer's COPY and searches get
          * the disk and the locks; a NOTIFY still wakes the loop at once. */
         t = sl_clock_real_us();
-        if (poll(pf, 2, !m->pass_active ? 1000
+        if (poll(pf, 2, !m->pass_active ? compact_wait_ms(m, t)
                          : m->next_step > t ? (int)((m->next_step - t + 999) / 1000) : 0) < 0 &&
             errno != EINTR)
             continue;

@@ -189,6 +189,10 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                     "Stored trace lines not yet assembled (all nodes; sampled every 5 s).",
                     (double)LOAD(crash_anchors_pending))))
         return rc;
+    if ((rc = counter(b, "sluice_compacted_rows_total",
+                      "Rows of closed days packed into compressed rows (docs/search.md).",
+                      LOAD(compacted_rows))))
+        return rc;
     if ((rc = counter(b, "sluice_retention_rows_deleted_total",
                       "Rows removed by retention's batched DELETEs (docs/retention.md).",
                       LOAD(retention_rows_deleted))) ||

@@ -367,6 +367,16 @@ out:
     "'local3','local4','local5','local6','local7']"
 #define SEV_NAMES "ARRAY['emerg','alert','crit','err','warning','notice','info','debug']"
 #define TS_US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+
+/* The rows of one block (log_blocks): source s, received r0..r1, ids i0..i1, packed pk.
+ * A live block's are in logs (through the (source_id, received_at) index); a packed
+ * block's are exactly its pack (log_packs, docs/search.md "Compacted days"). The
+ * planner pushes a WHERE on the result into both arms. */
+#define BLOCK_ROWS(s, r0, r1, i0, i1, pk)                                                          \
+    "(SELECT * FROM logs l WHERE NOT " pk " AND l.source_id = " s " AND l.received_at BETWEEN "   \
+    r0 " AND " r1 " AND l.id BETWEEN " i0 " AND " i1 " UNION ALL SELECT u.* FROM log_packs p "   \
+    "CROSS JOIN LATERAL unnest(p.rows) u WHERE " pk " AND p.source_id = " s " AND p.min_id = "    \
+    i0 ")"
 #define ISO_US(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define ISO_S(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
 
@@ -481,11 +491,13 @@ static int run_checked(PGconn *pg, const char *what, const char *sql, const char
 
 struct blk {
     int64_t source_id, min_us, max_us, min_id, max_id;
+    bool packed; /* its rows are its pack's (log_packs), not in logs */
 };
 
 /* A match's key: the row's JSON is fetched only for the matches that fit the answer. */
 struct hit {
     int64_t us, id, src;
+    int64_t pack; /* the min_id of the packed block it was read from, or -1 */
 };
 
 struct run {
@@ -503,7 +515,7 @@ struct run {
     bool have_key;
     struct hit *hits;
     size_t nhits, caphits;
-    struct sl_buf sql, a1, a2, a3, a4, a5;
+    struct sl_buf sql, a1, a2, a3, a4, a5, a6;
 };
 
 static bool cancelled(const struct run *R)
@@ -555,7 +567,7 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
     sl_buf_reset(&R->sql);
     if (sl_buf_addf(&R->sql,
                     "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
-                    ", b.min_id, b.max_id FROM log_blocks b "
+                    ", b.min_id, b.max_id, b.packed FROM log_blocks b "
                     "WHERE %s = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
                     "AND b.min_received <= $3::timestamptz "
                     "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
@@ -587,6 +599,7 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
         b->max_us = strtoll(PQgetvalue(r, i, 2), NULL, 10);
         b->min_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         b->max_id = strtoll(PQgetvalue(r, i, 4), NULL, 10);
+        b->packed = PQgetvalue(r, i, 5)[0] == 't';
         R->key = *b;
         R->have_key = true;
     }
@@ -613,12 +626,12 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
                       struct sl_buf *body)
 {
     char lo[40], hi[40], cu[40], ci[24], lim[24];
-    const char *fixed[10];
-    struct sl_buf *arr[5] = {&R->a1, &R->a2, &R->a3, &R->a4, &R->a5};
+    const char *fixed[11];
+    struct sl_buf *arr[6] = {&R->a1, &R->a2, &R->a3, &R->a4, &R->a5, &R->a6};
     PGresult *r;
     int rc = 0;
 
-    for (int k = 0; k < 5; k++) {
+    for (int k = 0; k < 6; k++) {
         sl_buf_reset(arr[k]);
         rc |= sl_buf_addc(arr[k], '{');
     }
@@ -632,8 +645,9 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
         rc |= sl_buf_addf(&R->a3, "%s\"%s\"", i > from ? "," : "", t2);
         rc |= sl_buf_addf(&R->a4, "%s%" PRId64, i > from ? "," : "", b->min_id);
         rc |= sl_buf_addf(&R->a5, "%s%" PRId64, i > from ? "," : "", b->max_id);
+        rc |= sl_buf_addf(&R->a6, "%s%c", i > from ? "," : "", b->packed ? 't' : 'f');
     }
-    for (int k = 0; k < 5 && rc == 0; k++)
+    for (int k = 0; k < 6 && rc == 0; k++)
         rc |= sl_buf_add(arr[k], "}", 2);
     if (rc)
         return SL_ENOMEM;
@@ -660,21 +674,23 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
     fixed[7] = cu;
     fixed[8] = ci;
     fixed[9] = lim;
+    fixed[10] = R->a6.p;
     sl_buf_reset(&R->sql);
     if (sl_buf_addf(
             &R->sql,
-            "SELECT " TS_US("l.received_at") ", l.id, l.source_id FROM unnest($1::bigint[], "
-            "$2::timestamptz[], $3::timestamptz[], $4::bigint[], $5::bigint[]) "
-            "AS bb(s, rmin, rmax, imin, imax) CROSS JOIN LATERAL (SELECT * FROM logs l "
-            "WHERE l.source_id = bb.s AND l.received_at BETWEEN bb.rmin AND bb.rmax "
-            "AND l.id BETWEEN bb.imin AND bb.imax AND l.received_at >= $6::timestamptz "
+            "SELECT " TS_US("l.received_at") ", l.id, l.source_id, CASE WHEN bb.pk THEN bb.imin "
+            "ELSE -1 END FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], "
+            "$4::bigint[], $5::bigint[], $11::boolean[]) AS bb(s, rmin, rmax, imin, imax, pk) "
+            "CROSS JOIN LATERAL (SELECT * FROM "
+            BLOCK_ROWS("bb.s", "bb.rmin", "bb.rmax", "bb.imin", "bb.imax", "bb.pk")
+            " l WHERE l.received_at >= $6::timestamptz "
             "AND l.received_at < $7::timestamptz AND (l.received_at, l.id) %s "
             "($8::timestamptz, $9::bigint) AND %s OFFSET 0) l "
             "ORDER BY l.received_at %s, l.id %s LIMIT $10::bigint",
             R->desc ? "<" : ">", R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
-    if ((rc = run(R->pg, "search rows failed", R->sql.p, fixed, 10, &R->pl.pp, status, body,
+    if ((rc = run(R->pg, "search rows failed", R->sql.p, fixed, 11, &R->pl.pp, status, body,
                   &r)))
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
@@ -691,6 +707,7 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
         h->us = strtoll(PQgetvalue(r, i, 0), NULL, 10);
         h->id = strtoll(PQgetvalue(r, i, 1), NULL, 10);
         h->src = strtoll(PQgetvalue(r, i, 2), NULL, 10);
+        h->pack = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         R->nhits++;
     }
     PQclear(r);
@@ -723,9 +740,10 @@ static int id_key(PGconn *pg, int64_t id, const int64_t *scope, const char *scop
     snprintf(ids, sizeof(ids), "%" PRId64, id);
     if (sl_db_exec(pg, "id lookup failed",
                    "SELECT " TS_US("l.received_at") " FROM log_blocks b CROSS JOIN LATERAL "
-                   "(SELECT l.received_at FROM logs l WHERE l.source_id = b.source_id AND "
-                   "l.received_at BETWEEN b.min_received AND b.max_received AND "
-                   "l.id = $1::bigint OFFSET 0) l WHERE b.max_id >= $1::bigint AND "
+                   "(SELECT l.received_at FROM "
+                   BLOCK_ROWS("b.source_id", "b.min_received", "b.max_received", "b.min_id",
+                              "b.max_id", "b.packed")
+                   " l WHERE l.id = $1::bigint OFFSET 0) l WHERE b.max_id >= $1::bigint AND "
                    "b.min_id <= $1::bigint AND b.source_id = ANY($2::bigint[]) LIMIT 1",
                    2, v, &r))
         return SL_EDB;
@@ -747,6 +765,7 @@ static void run_free(struct run *R)
     sl_buf_free(&R->a3);
     sl_buf_free(&R->a4);
     sl_buf_free(&R->a5);
+    sl_buf_free(&R->a6);
 }
 
 /* Visit blocks in groups until the first `need` hits are certain. Sets *exhausted when
@@ -825,25 +844,27 @@ static int fetch_events(struct run *R, size_t n, size_t room, struct sl_buf *bod
     *full = false;
     sl_buf_reset(&R->sql);
     if (sl_buf_addf(&R->sql,
-                    "SELECT k.o, %s FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[]) "
-                    "WITH ORDINALITY AS k(s, t, i, o) CROSS JOIN LATERAL (SELECT * FROM logs l "
-                    "WHERE l.source_id = k.s AND l.received_at = k.t AND l.id = k.i LIMIT 1) l "
-                    "ORDER BY k.o",
+                    "SELECT k.o, %s FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], "
+                    "$4::bigint[]) WITH ORDINALITY AS k(s, t, i, pk, o) CROSS JOIN LATERAL "
+                    "(SELECT * FROM (SELECT * FROM logs l WHERE k.pk < 0 AND l.source_id = k.s "
+                    "AND l.received_at = k.t AND l.id = k.i UNION ALL SELECT u.* FROM log_packs "
+                    "p CROSS JOIN LATERAL unnest(p.rows) u WHERE k.pk >= 0 AND p.source_id = k.s "
+                    "AND p.min_id = k.pk AND u.id = k.i) l LIMIT 1) l ORDER BY k.o",
                     R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json) ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
     while (i < n && rc == 0 && !*full) {
         size_t to = i + group < n ? i + group : n;
-        const char *v[3];
+        const char *v[4];
         PGresult *r;
-        struct sl_buf *arr[3] = {&R->a1, &R->a2, &R->a3};
+        struct sl_buf *arr[4] = {&R->a1, &R->a2, &R->a3, &R->a4};
 
         if (cancelled(R)) {
             *status = 504;
             json_error(body, "search cancelled or timed out", -1);
             return SL_ETOOBIG;
         }
-        for (int a = 0; a < 3; a++) {
+        for (int a = 0; a < 4; a++) {
             sl_buf_reset(arr[a]);
             rc |= sl_buf_addc(arr[a], '{');
         }
@@ -853,15 +874,17 @@ static int fetch_events(struct run *R, size_t n, size_t room, struct sl_buf *bod
             rc |= sl_buf_addf(&R->a1, "%s%" PRId64, h > i ? "," : "", R->hits[h].src);
             rc |= sl_buf_addf(&R->a2, "%s\"%s\"", h > i ? "," : "", t);
             rc |= sl_buf_addf(&R->a3, "%s%" PRId64, h > i ? "," : "", R->hits[h].id);
+            rc |= sl_buf_addf(&R->a4, "%s%" PRId64, h > i ? "," : "", R->hits[h].pack);
         }
-        for (int a = 0; a < 3 && rc == 0; a++)
+        for (int a = 0; a < 4 && rc == 0; a++)
             rc |= sl_buf_add(arr[a], "}", 2);
         if (rc)
             return SL_ENOMEM;
         v[0] = R->a1.p;
         v[1] = R->a2.p;
         v[2] = R->a3.p;
-        if (!PQsendQueryParams(R->pg, R->sql.p, 3, NULL, v, NULL, NULL, 0)) {
+        v[3] = R->a4.p;
+        if (!PQsendQueryParams(R->pg, R->sql.p, 4, NULL, v, NULL, NULL, 0)) {
             sl_db_log_error("search events failed", R->pg, NULL);
             *status = 500;
             json_error(body, "search failed", -1);
@@ -950,11 +973,12 @@ int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_se
     sl_buf_init(&R.a3, 1u << 24);
     sl_buf_init(&R.a4, 1u << 24);
     sl_buf_init(&R.a5, 1u << 24);
+    sl_buf_init(&R.a6, 1u << 24);
     *status = 500;
     R.lo_us = p->since_us;
     R.hi_us = p->until_us;
     out_asc = p->kind == SL_SEARCH_PAPERTRAIL ? true : p->asc;
-    rc = plan_build(&R.pl, src, p->q, p->scope, p->nscope, 11, 7, body);
+    rc = plan_build(&R.pl, src, p->q, p->scope, p->nscope, 12, 7, body);
     if (rc == SL_EPARSE) {
         *status = 400;
         rc = 0;
@@ -1418,7 +1442,7 @@ out:
  * until, $4 since µs, $5 bucket µs. */
 static const char agg_lines_sql[] =
     "WITH blk AS MATERIALIZED (SELECT b.source_id, b.min_received, b.max_received, b.min_id, "
-    "b.max_id, b.nrows, b.min_received >= $2::timestamptz AND b.max_received < $3::timestamptz "
+    "b.max_id, b.nrows, b.packed, b.min_received >= $2::timestamptz AND b.max_received < $3::timestamptz "
     "AND (" TS_US("b.min_received") " - $4::bigint) / $5::bigint = (" TS_US("b.max_received")
     " - $4::bigint) / $5::bigint AND b.min_received >= now() - make_interval(days => "
     "s.retention_days) AS whole FROM log_blocks b JOIN sources s ON s.id = b.source_id "
@@ -1427,9 +1451,10 @@ static const char agg_lines_sql[] =
     "SELECT k, sum(n)::bigint FROM (SELECT (" TS_US("min_received") " - $4::bigint) / "
     "$5::bigint AS k, nrows::bigint AS n FROM blk WHERE whole UNION ALL "
     "SELECT (" TS_US("l.received_at") " - $4::bigint) / $5::bigint, 1 FROM blk CROSS JOIN "
-    "LATERAL (SELECT l.received_at FROM logs l WHERE l.source_id = blk.source_id AND "
-    "l.received_at BETWEEN blk.min_received AND blk.max_received AND l.id BETWEEN blk.min_id "
-    "AND blk.max_id AND l.received_at >= $2::timestamptz AND l.received_at < $3::timestamptz "
+    "LATERAL (SELECT l.received_at FROM "
+    BLOCK_ROWS("blk.source_id", "blk.min_received", "blk.max_received", "blk.min_id",
+               "blk.max_id", "blk.packed")
+    " l WHERE l.received_at >= $2::timestamptz AND l.received_at < $3::timestamptz "
     "OFFSET 0) l WHERE NOT blk.whole) x GROUP BY 1";
 
 /* Copy the parameter values of a then b into out. */
@@ -1528,9 +1553,10 @@ int sl_search_aggregate(struct pg_conn *pg, struct sl_sources *src, const struct
             if (sl_buf_addf(&sql,
                             "SELECT (" TS_US("x.received_at") " - $4::bigint) / $5::bigint, "
                             "count(*) FROM (SELECT DISTINCT l.id, l.received_at FROM log_blocks b "
-                            "CROSS JOIN LATERAL (SELECT l.id, l.received_at FROM logs l WHERE "
-                            "l.source_id = b.source_id AND l.received_at BETWEEN b.min_received "
-                            "AND b.max_received AND l.id BETWEEN b.min_id AND b.max_id AND "
+                            "CROSS JOIN LATERAL (SELECT l.id, l.received_at FROM "
+                            BLOCK_ROWS("b.source_id", "b.min_received", "b.max_received",
+                                       "b.min_id", "b.max_id", "b.packed")
+                            " l WHERE "
                             "l.received_at >= $2::timestamptz AND l.received_at < $3::timestamptz "
                             "AND %s OFFSET 0) l WHERE b.source_id = ANY($1::bigint[]) AND "
                             "b.max_received >= $2::timestamptz AND b.min_received < "
@@ -1593,7 +1619,9 @@ static int ctx_side(struct sl_buf *b, const char *key, bool dyno, bool before)
     return sl_buf_addf(
         b,
         ", '%s', (SELECT coalesce(json_agg(x.j ORDER BY x.t, x.i), '[]'::json) FROM (SELECT "
-        "l.received_at t, l.id i, (%s)::json j FROM logs l WHERE l.source_id = e.source_id %s "
+        "l.received_at t, l.id i, (%s)::json j FROM (SELECT * FROM logs l WHERE l.source_id = "
+        "e.source_id UNION ALL SELECT * FROM sl_packed_rows(e.source_id, e.received_at - "
+        "interval '1 hour', e.received_at + interval '1 hour 1 microsecond')) l WHERE true %s "
         "AND (l.received_at, l.id) %s (e.received_at, e.id) AND l.received_at BETWEEN "
         "e.received_at - interval '1 hour' AND e.received_at + interval '1 hour' ORDER BY "
         "l.received_at %s, l.id %s LIMIT $3::int) x)",
@@ -1623,8 +1651,10 @@ static int context_sql(struct sl_buf *b)
 {
     return sl_buf_addf(b,
                        "WITH e AS (SELECT l.* FROM log_blocks b CROSS JOIN LATERAL (SELECT * "
-                       "FROM logs l WHERE l.source_id = b.source_id AND l.received_at BETWEEN "
-                       "b.min_received AND b.max_received AND l.id = $1::bigint OFFSET 0) l "
+                       "FROM "
+                       BLOCK_ROWS("b.source_id", "b.min_received", "b.max_received", "b.min_id",
+                                  "b.max_id", "b.packed")
+                       " l WHERE l.id = $1::bigint OFFSET 0) l "
                        "WHERE b.max_id >= $1::bigint AND b.min_id <= $1::bigint AND "
                        "b.source_id = ANY($2::bigint[]) LIMIT 1) "
                        "SELECT json_build_object('event', (SELECT (%s)::json FROM e l)",

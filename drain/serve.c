@@ -514,6 +514,7 @@ int sl_server_run(struct sl_config *cfg)
     ret.batch_rows = (int)cfg->retention_batch_rows;
     ret.pause_ms = (int)cfg->retention_pause_ms;
     ret.interval_s = (int)cfg->retention_interval;
+    ret.compact_after_h = (int)cfg->compact_after_hours;
     if (sl_sources_new(&s->sources) ||
         sl_maint_start(cfg->database_url, s->sources, snap, &ret, &s->maint))
         goto out;

@@ -233,7 +233,10 @@ static int store_crash(struct sl_crashd *d, const struct group *g, const struct 
         const char *v[3] = {src, lrecv, lid};
         if (sl_db_exec(d->pg, "crash tags read failed",
                        "SELECT coalesce(tags::text, ''), coalesce(tags->>'environment', "
-                       "tags->>'env', '') FROM logs WHERE source_id = $1::bigint AND received_at = "
+                       "tags->>'env', '') FROM (SELECT * FROM logs WHERE source_id = $1::bigint "
+                       "UNION ALL SELECT * FROM sl_packed_rows($1::bigint, 'epoch'::timestamptz + "
+                       "$2::bigint * interval '1 us', 'epoch'::timestamptz + ($2::bigint + 1) * "
+                       "interval '1 us')) l WHERE received_at = "
                        "'epoch'::timestamptz + $2::bigint * interval '1 us' AND id = $3::bigint",
                        3, v, &r) == 0) {
             if (PQntuples(r) == 1) {

@@ -56,6 +56,7 @@ struct sl_config {
     int64_t retention_batch_rows;
     int64_t retention_pause_ms;
     int64_t retention_interval;
+    int64_t compact_after_hours;
 };
 
 /* Fill c from defaults, then the environment, then argv (flags "--name value" or

@@ -17,6 +17,7 @@ struct sl_maint_retention {
     int batch_rows;
     int pause_ms;
     int interval_s;
+    int compact_after_h; /* 0: no compaction (docs/search.md "Compacted days") */
 };
 
 /* Start the thread. If PostgreSQL is reachable, the source table is loaded before

@@ -61,6 +61,7 @@ struct sl_metrics {
     _Atomic uint64_t retention_batches;            /* DELETE statements run */
     _Atomic uint64_t retention_partitions_dropped; /* whole day partitions */
     _Atomic uint64_t retention_passes;             /* passes finished */
+    _Atomic uint64_t compacted_rows;               /* rows packed into log_packs */
     _Atomic uint64_t archive_files;                /* hour files written and verified */
     _Atomic uint64_t archive_bytes;                /* their gzip bytes */
     _Atomic uint64_t archive_failures;             /* hours not archived (rows kept) */

@@ -54,7 +54,8 @@
 # PostgreSQL and the load generator), BENCH_RULES_LINES (lines per timed rulesbench pass:
 # quick 300000, full 2000000), BENCH_ALERT_PROBES (quick 50, full 200), BENCH_ALERT_PAUSE
 # (seconds between probes, 0.075), BENCH_ALERT_LOAD_RATE (background lines/s in full, 50000;
-# 0: no loaded run), BENCH_SEARCH_LINES (quick 1000000, full 10000000), BENCH_SEARCH_RUNS (timed
+# 0: no loaded run), BENCH_COMPACT=1 (pack the search data's closed days first: compact_days),
+# BENCH_SEARCH_LINES (quick 1000000, full 10000000), BENCH_SEARCH_RUNS (timed
 # runs per search kind and scope, 30), BENCH_TAIL_SAMPLES (200), BENCH_ONLY=search (only the
 # search section; docs/benchmarks.md is then not written), BENCH_ONLY=crash (only the HTTPS
 # fsync-on run and section 8; the same), BENCH_CRASH_PROBES (quick 50, full 200), BENCH_SEARCH_EXPLAIN=MS (diagnosis:
@@ -907,6 +908,43 @@ fi
 # token add bench --all`) and a source for the tail lines; then sluice serves it (fsync on)
 # and tests/bench/searchbench.py measures every search kind over one keep-alive HTTPS
 # connection and the tail latency (2xx -> SSE event).
+# BENCH_COMPACT=1 (docs/search.md "Compacted days"): before sluice serves the search
+# database, every day before today is packed (`sluice compact --day D`, one after the other),
+# with the bytes per stored line of those days and the WAL written, before and after.
+compact_days() {
+    local url=$1 days before after wal0 wal1 t0 t1 lines
+    days=$(psql -X -qtA -d "$url" -c "SELECT to_char(to_date(substr(c.relname, 6), 'YYYYMMDD'), 'YYYY-MM-DD')
+        FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'logs'::regclass
+        AND c.relname ~ '^logs_[0-9]{8}$' AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date ORDER BY 1")
+    # the closed days' bytes: their partitions (heap, TOAST, index), their blocks' rows
+    # (filters), their commit-log rows, their packs (the packed blocks' share of log_blocks
+    # is in the block figure)
+    local q="SELECT (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'logs'::regclass
+        AND c.relname ~ '^logs_[0-9]{8}$' AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date)
+      + (SELECT pg_total_relation_size('log_blocks') * (SELECT count(*) FROM log_blocks
+          WHERE max_received < date_trunc('day', now(), 'UTC'))::numeric / greatest(1, (SELECT count(*) FROM log_blocks)))
+      + (SELECT pg_total_relation_size('log_commits') * (SELECT count(*) FROM log_commits
+          WHERE max_received < date_trunc('day', now(), 'UTC'))::numeric / greatest(1, (SELECT count(*) FROM log_commits)))
+      + pg_total_relation_size('log_packs')"
+    lines=$(psql -X -qtA -d "$url" -c "SELECT count(*) FROM logs WHERE received_at < date_trunc('day', now(), 'UTC')")
+    before=$(psql -X -qtA -d "$url" -c "$q")
+    wal0=$(psql -X -qtA -d "$url" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+    t0=$(date +%s.%N)
+    for d in $days; do
+        DATABASE_URL=$url "$BUILD"/sluice compact --day "$d" --fence-seconds 0 >&2
+    done
+    t1=$(date +%s.%N)
+    wal1=$(psql -X -qtA -d "$url" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+    psql -X -q -d "$url" -c "ANALYZE" >&2
+    after=$(psql -X -qtA -d "$url" -c "$q")
+    log "compact: $lines lines of $(wc -w <<<"$days") closed days in $(printf '%.1f' "$(bc -l <<<"$t1 - $t0")") s; \
+$(bc <<<"$before / $lines") B/line before, $(bc <<<"$after / $lines") B/line after \
+(ratio $(printf '%.3f' "$(bc -l <<<"$after / $before")")); WAL $(bc <<<"($wal1 - $wal0) / $lines") B/line"
+    add_row "compaction: closed days packed" "$(k "$(bc -l <<<"$lines / ($t1 - $t0)")")" "" "" "" \
+        "$lines lines of $(wc -w <<<"$days") days: $(bc <<<"$before / $lines") B/line before (partitions with index, their filters and commit-log rows), $(bc <<<"$after / $lines") B/line after (packs, filters); WAL $(bc <<<"($wal1 - $wal0) / $lines") B/line; the search rows below ran on the packed days"
+}
+
 run_search() {
     local surl out token tail_url tail_creds t0 t1 load_out ver
     surl=${DATABASE_URL/\/sluice\?//sluice_search?}
@@ -922,6 +960,9 @@ run_search() {
     t1=$(date +%s.%N)
     ver=$("$BUILD"/bench/searchgen verify "$surl") || die "searchgen verify failed: $ver"
     echo "$ver" >&2
+    if [ "${BENCH_COMPACT:-0}" = 1 ]; then
+        compact_days "$surl"
+    fi
     read -r nblk avg_rows <<<"$(psql -X -qtA -d "$surl" -F ' ' -c "SELECT count(*), round(avg(nrows)) FROM log_blocks")"
     token=$(DATABASE_URL=$surl "$BUILD"/sluice token add bench --all 2>/dev/null | head -n 1)
     [[ "$token" == slr_* ]] || die "sluice token add printed no token"

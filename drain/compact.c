@@ -1,0 +1,463 @@
+/* Compaction of closed days (include/sluice/compact.h, docs/search.md "Compacted days").
+ *
+ * One (source, day) per transaction:
+ *   1. LOCK the day's partition SHARE ROW EXCLUSIVE: another node compacting it waits, and
+ *      so does a late insert into that day (rare: a clock behind, a restore);
+ *   2. read the source's rows of the day in id order through a cursor and re-block them
+ *      with drain/blocks.c (the writer's tokens and filters; blocks of up to an hour);
+ *   3. INSERT one log_packs row per new block (array_agg of the rows, grouped by the
+ *      blocks' first ids through width_bucket), DELETE the rows from logs;
+ *   4. the source's old (unpacked) blocks of the day go; one that also covers rows of
+ *      another day keeps only those rows' bounds;
+ *   5. INSERT the new blocks, packed, and COMMIT.
+ * A packed block's rows are exactly its pack. Any failure rolls the whole step back. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "sluice/blocks.h"
+#include "sluice/compact.h"
+#include "sluice/db.h"
+#include "sluice/enc.h"
+#include "sluice/fields.h"
+#include "sluice/log.h"
+#include "sluice/str.h"
+
+#define FETCH_ROWS 5000
+#define DAY_US (86400LL * 1000000LL)
+/* Packed blocks span up to an hour (the writer's close at five minutes): fewer, larger
+ * blocks for old days, so a month's filter scan is shorter and packs compress better. */
+#define PACK_MAX_AGE_US (3600LL * 1000000LL)
+
+#define TS_US(col) "(extract(epoch from " col ") * 1000000)::bigint"
+#define DAY_RANGE                                                                                  \
+    "received_at >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND received_at < "       \
+    "'epoch'::timestamptz + $3::bigint * interval '1 us'"
+
+/* The new blocks of one (source, day), as the arrays of SL_BLOCKS_UPSERT_SQL. */
+struct newblocks {
+    struct sl_buf s, r0, r1, i0, i1, n, nb, hex;
+    size_t count;
+};
+
+static void nb_init(struct newblocks *b)
+{
+    memset(b, 0, sizeof(*b));
+    sl_buf_init(&b->s, 1u << 24);
+    sl_buf_init(&b->r0, 1u << 24);
+    sl_buf_init(&b->r1, 1u << 24);
+    sl_buf_init(&b->i0, 1u << 24);
+    sl_buf_init(&b->i1, 1u << 24);
+    sl_buf_init(&b->n, 1u << 24);
+    sl_buf_init(&b->nb, 1u << 24);
+    sl_buf_init(&b->hex, 1u << 30);
+}
+
+static void nb_free(struct newblocks *b)
+{
+    struct sl_buf *all[8] = {&b->s, &b->r0, &b->r1, &b->i0, &b->i1, &b->n, &b->nb, &b->hex};
+    for (int i = 0; i < 8; i++)
+        sl_buf_free(all[i]);
+}
+
+static int nb_add(struct newblocks *b, const struct sl_block_row *r)
+{
+    const char *sep = b->count ? "," : "{";
+    int rc = sl_buf_addf(&b->s, "%s%" PRId64, sep, r->source_id) ||
+             sl_buf_addf(&b->r0, "%s%" PRId64, sep, r->min_received_us) ||
+             sl_buf_addf(&b->r1, "%s%" PRId64, sep, r->max_received_us) ||
+             sl_buf_addf(&b->i0, "%s%" PRId64, sep, r->min_id) ||
+             sl_buf_addf(&b->i1, "%s%" PRId64, sep, r->max_id) ||
+             sl_buf_addf(&b->n, "%s%u", sep, r->nrows) ||
+             sl_buf_addf(&b->nb, "%s%u", sep, r->nbits) || sl_buf_add(&b->hex, sep, 1) ||
+             sl_enc_hex_buf(&b->hex, r->bloom, r->nbits / 8);
+    b->count++;
+    return rc ? SL_ENOMEM : 0;
+}
+
+static int nb_close(struct newblocks *b)
+{
+    struct sl_buf *all[8] = {&b->s, &b->r0, &b->r1, &b->i0, &b->i1, &b->n, &b->nb, &b->hex};
+    for (int i = 0; i < 8; i++)
+        if (sl_buf_add(all[i], "}", 2))
+            return SL_ENOMEM;
+    return 0;
+}
+
+/* Take the blocks the last rows touched: closed ones (or all, at the end) into nb. */
+static int take_blocks(struct sl_blocks *bs, struct newblocks *nb, bool all)
+{
+    const struct sl_block_row *rows;
+    size_t n;
+    int rc = sl_blocks_rows(bs, &rows, &n);
+
+    for (size_t i = 0; rc == 0 && i < n; i++)
+        if (all || rows[i].closed)
+            rc = nb_add(nb, &rows[i]);
+    if (rc == 0)
+        sl_blocks_commit(bs);
+    return rc;
+}
+
+/* Step 2: the rows of (source, day) in id order through blocks.c. *nrows: rows read. */
+static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblocks *nb,
+                   long long *nrows)
+{
+    static const struct sl_blocks_opts opts = {0, PACK_MAX_AGE_US, 0};
+    struct sl_blocks *bs = NULL;
+    struct sl_buf extra;
+    int rc;
+
+    *nrows = 0;
+    sl_buf_init(&extra, 1u << 20);
+    if ((rc = sl_blocks_new(&opts, &bs)))
+        goto out;
+    if ((rc = sl_db_exec(c, "compaction read failed",
+                         "DECLARE sl_compact NO SCROLL CURSOR FOR SELECT id, " TS_US("received_at")
+                         ", message, CASE WHEN json_at IS NOT NULL THEN substr(message, json_at) "
+                         "END FROM logs WHERE source_id = $1::bigint AND " DAY_RANGE
+                         " ORDER BY id",
+                         3, v, NULL)))
+        goto out;
+    for (;;) {
+        PGresult *r = NULL;
+        int nt;
+        if ((rc = sl_db_exec(c, "compaction read failed", "FETCH 5000 FROM sl_compact", 0, NULL,
+                             &r)))
+            goto out;
+        nt = PQntuples(r);
+        for (int i = 0; i < nt && rc == 0; i++) {
+            int64_t id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+            int64_t us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
+            const char *msg = PQgetvalue(r, i, 2);
+            size_t len = (size_t)PQgetlength(r, i, 2);
+            /* a JSON line's decoded words too, as the writer adds them (a superset when
+             * its strings hold no escapes: the same words again) */
+            if (!PQgetisnull(r, i, 3)) {
+                sl_buf_reset(&extra);
+                if (sl_fields_json_extra(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
+                                         &extra) == 0) {
+                    rc = sl_blocks_add_extra(bs, src, id, us, msg, len, extra.p, extra.len);
+                    continue;
+                }
+            }
+            rc = sl_blocks_add(bs, src, id, us, msg, len);
+        }
+        PQclear(r);
+        *nrows += nt;
+        if (rc == 0)
+            rc = take_blocks(bs, nb, nt < FETCH_ROWS);
+        if (rc || nt < FETCH_ROWS)
+            break;
+    }
+    if (rc == 0)
+        rc = sl_db_exec(c, "compaction read failed", "CLOSE sl_compact", 0, NULL, NULL);
+out:
+    sl_blocks_free(bs);
+    sl_buf_free(&extra);
+    return rc;
+}
+
+/* Steps 3-5 for one (source, day) in the open transaction. */
+static int pack(PGconn *c, const char *const *v, struct newblocks *nb, long long nrows,
+                long long *npacks)
+{
+    const char *pv[4] = {v[0], v[1], v[2], nb->i0.p};
+    const char *bv[8] = {nb->s.p, nb->r0.p, nb->r1.p, nb->i0.p, nb->i1.p, nb->n.p, nb->nb.p,
+                         nb->hex.p};
+    PGresult *r = NULL;
+    long long got;
+    int rc;
+
+    if ((rc = sl_db_exec(c, "compaction pack failed",
+                         "INSERT INTO log_packs (source_id, min_id, rows) SELECT $1::bigint, "
+                         "min(l.id), array_agg(l ORDER BY l.id) FROM logs l WHERE "
+                         "l.source_id = $1::bigint AND " DAY_RANGE
+                         " GROUP BY width_bucket(l.id, $4::bigint[])",
+                         4, pv, &r)))
+        return rc;
+    got = atoll(PQcmdTuples(r));
+    PQclear(r);
+    if (got != (long long)nb->count) {
+        sl_error("compaction pack failed", "packs=%lld blocks=%zu", got, nb->count);
+        return SL_EDB;
+    }
+    *npacks = got;
+    if ((rc = sl_db_exec(c, "compaction delete failed",
+                         "DELETE FROM logs WHERE source_id = $1::bigint AND " DAY_RANGE, 3, v,
+                         &r)))
+        return rc;
+    got = atoll(PQcmdTuples(r));
+    PQclear(r);
+    if (got != nrows) {
+        sl_error("compaction delete failed", "deleted=%lld read=%lld", got, nrows);
+        return SL_EDB;
+    }
+    /* the commit log lists live rows for the tail; these are no longer live */
+    if ((rc = sl_db_exec(c, "compaction delete failed",
+                         "DELETE FROM log_commits WHERE source_id = $1::bigint AND min_received "
+                         ">= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND max_received "
+                         "< 'epoch'::timestamptz + $3::bigint * interval '1 us'",
+                         3, v, NULL)))
+        return rc;
+    /* The old blocks: those inside the day go; one that also covers rows of another day
+     * (a block open across midnight) keeps the bounds of the rows it still covers. */
+    if ((rc = sl_db_exec(c, "compaction blocks failed",
+                         "DELETE FROM log_blocks WHERE source_id = $1::bigint AND NOT packed AND "
+                         "min_received >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
+                         "max_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'",
+                         3, v, NULL)))
+        return rc;
+    if ((rc = sl_db_exec(c, "compaction blocks failed",
+                         "WITH old AS (SELECT b.min_id AS k, x.* FROM log_blocks b CROSS JOIN "
+                         "LATERAL (SELECT min(l.received_at) r0, max(l.received_at) r1, "
+                         "min(l.id) i0, max(l.id) i1, count(*) n FROM logs l WHERE "
+                         "l.source_id = b.source_id AND l.received_at BETWEEN b.min_received "
+                         "AND b.max_received AND l.id BETWEEN b.min_id AND b.max_id) x "
+                         "WHERE b.source_id = $1::bigint AND NOT b.packed AND b.max_received >= "
+                         "'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
+                         "b.min_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'), "
+                         "gone AS (DELETE FROM log_blocks b USING old WHERE b.source_id = "
+                         "$1::bigint AND b.min_id = old.k AND old.n = 0) "
+                         "UPDATE log_blocks b SET min_received = old.r0, max_received = old.r1, "
+                         "min_id = old.i0, max_id = old.i1, nrows = old.n FROM old WHERE "
+                         "b.source_id = $1::bigint AND b.min_id = old.k AND old.n > 0",
+                         3, v, NULL)))
+        return rc;
+    return sl_db_exec(c, "compaction blocks failed",
+                      "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, "
+                      "max_id, nrows, nbits, bloom, packed) SELECT s, timestamptz 'epoch' + r0 * "
+                      "interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
+                      "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true FROM "
+                      "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+                      "$5::bigint[], $6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, "
+                      "n, nb, b)",
+                      8, bv, NULL);
+}
+
+/* One (source, day) in one transaction: the partition locked, re-blocked, packed. */
+static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, int64_t d1,
+                          int fence_s, bool *busy, struct sl_compact_stats *st)
+{
+    char s[24], a[24], b[24], f[16], lock[96];
+    const char *v[3] = {s, a, b};
+    const char *fv[4] = {s, a, b, f};
+    PGresult *r = NULL;
+    struct newblocks nb;
+    long long nrows = 0, npacks = 0;
+    int rc;
+
+    snprintf(s, sizeof(s), "%" PRId64, src);
+    snprintf(a, sizeof(a), "%" PRId64, d0);
+    snprintf(b, sizeof(b), "%" PRId64, d1);
+    snprintf(f, sizeof(f), "%d", fence_s);
+    *busy = false;
+    snprintf(lock, sizeof(lock), "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", part);
+    nb_init(&nb);
+    if ((rc = sl_db_exec(c, "compaction failed", "BEGIN", 0, NULL, NULL)))
+        goto out;
+    if ((rc = sl_db_exec(c, "compaction failed", "SET LOCAL work_mem = '64MB'", 0, NULL, NULL)) ||
+        (rc = sl_db_exec(c, "compaction lock failed", lock, 0, NULL, NULL)))
+        goto fail;
+    /* A block a writer upserted lately may still be open in its memory (blocks close
+     * within SL_BLOCK_MAX_AGE_US of opening): it would upsert it again over the packed
+     * rows. Such a (source, day) waits. */
+    if ((rc = sl_db_exec(c, "compaction query failed",
+                         "SELECT EXISTS (SELECT 1 FROM log_blocks WHERE source_id = $1::bigint AND "
+                         "NOT packed AND max_received >= 'epoch'::timestamptz + $2::bigint * "
+                         "interval '1 us' AND min_received < 'epoch'::timestamptz + $3::bigint * "
+                         "interval '1 us' AND touched_at > now() - $4::int * interval '1 second')",
+                         4, fv, &r)))
+        goto fail;
+    *busy = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (*busy) {
+        PQclear(PQexec(c, "ROLLBACK"));
+        goto out;
+    }
+    if ((rc = reblock(c, src, v, &nb, &nrows)))
+        goto fail;
+    if (nrows > 0 && ((rc = nb_close(&nb)) || (rc = pack(c, v, &nb, nrows, &npacks))))
+        goto fail;
+    if ((rc = sl_db_exec(c, "compaction commit failed", "COMMIT", 0, NULL, NULL)))
+        goto out;
+    st->sources += nrows > 0;
+    st->rows += nrows;
+    st->packs += npacks;
+    sl_debug("compacted", "partition=%s source=%" PRId64 " rows=%lld packs=%lld", part, src,
+            nrows, npacks);
+    goto out;
+fail:
+    PQclear(PQexec(c, "ROLLBACK"));
+out:
+    nb_free(&nb);
+    return rc;
+}
+
+/* The day partition holding day_us (day_us >= 0), or the oldest one after `after` (a
+ * name, "" for none) that ended at or before before_us: its name and first µs. */
+static int day_of(PGconn *c, int64_t before_us, int64_t day_us, const char *after, char part[16],
+                  int64_t *d0, bool *found)
+{
+    char bs[24], ds[24];
+    const char *v[3] = {bs, ds, after};
+    PGresult *r = NULL;
+    int rc;
+
+    snprintf(bs, sizeof(bs), "%" PRId64, before_us / 1000000);
+    snprintf(ds, sizeof(ds), "%" PRId64, day_us / 1000000);
+    /* logs_YYYYMMDD holds [D 00:00, D + 1 00:00) UTC (sl_db_ensure_partitions) */
+    rc = sl_db_exec(c, "compaction query failed",
+                    "SELECT c.relname, extract(epoch FROM to_date(substr(c.relname, 6), "
+                    "'YYYYMMDD')::timestamp AT TIME ZONE 'UTC')::bigint FROM pg_inherits i "
+                    "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'logs'::regclass "
+                    "AND c.relname ~ '^logs_[0-9]{8}$' AND CASE WHEN $2::bigint >= 0 THEN "
+                    "c.relname = to_char(to_timestamp($2::bigint) AT TIME ZONE 'UTC', "
+                    "'\"logs_\"YYYYMMDD') ELSE (to_date(substr(c.relname, 6), 'YYYYMMDD') + 1)"
+                    "::timestamp AT TIME ZONE 'UTC' <= to_timestamp($1::bigint) AND c.relname > $3 END "
+                    "ORDER BY 1 LIMIT 1",
+                    3, v, &r);
+    if (rc)
+        return rc;
+    *found = PQntuples(r) > 0;
+    if (*found) {
+        snprintf(part, 16, "%s", PQgetvalue(r, 0, 0));
+        *d0 = strtoll(PQgetvalue(r, 0, 1), NULL, 10) * 1000000;
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* The next source of the partition with rows (*src -1: none). */
+static int next_source(PGconn *c, const char *part, int64_t after, int64_t *src)
+{
+    char sql[128], a[24];
+    const char *v[1] = {a};
+    PGresult *r = NULL;
+    int rc;
+
+    snprintf(a, sizeof(a), "%" PRId64, after);
+    snprintf(sql, sizeof(sql), "SELECT min(source_id) FROM %s WHERE source_id > $1::bigint",
+             part);
+    if ((rc = sl_db_exec(c, "compaction query failed", sql, 1, v, &r)))
+        return rc;
+    *src = PQgetisnull(r, 0, 0) ? -1 : strtoll(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+/* A day whose rows all left gives its space back at once: TRUNCATE (a DELETE leaves the
+ * heap to VACUUM and the index pages for good). It needs the partition's ACCESS EXCLUSIVE
+ * lock, so it waits at most 200 ms (a search holding the partition goes on; the next
+ * round tries again), and only when no row came back meanwhile. */
+static void truncate_day(PGconn *c, const char *part)
+{
+    char sql[256];
+    PGresult *r = NULL;
+    bool empty;
+
+    if (sl_db_exec(c, "compaction truncate failed", "BEGIN", 0, NULL, NULL))
+        return;
+    snprintf(sql, sizeof(sql), "SET LOCAL lock_timeout = '200ms'; LOCK TABLE %s IN ACCESS "
+             "EXCLUSIVE MODE", part);
+    if (sl_db_exec(c, "compaction truncate failed", sql, 0, NULL, NULL))
+        goto fail;
+    snprintf(sql, sizeof(sql), "SELECT NOT EXISTS (SELECT 1 FROM %s)", part);
+    if (sl_db_exec(c, "compaction truncate failed", sql, 0, NULL, &r))
+        goto fail;
+    empty = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    snprintf(sql, sizeof(sql), "TRUNCATE %s", part);
+    if (empty && sl_db_exec(c, "compaction truncate failed", sql, 0, NULL, NULL))
+        goto fail;
+    if (sl_db_exec(c, "compaction truncate failed", "COMMIT", 0, NULL, NULL) == 0 && empty)
+        sl_info("compacted day", "partition=%s", part);
+    return;
+fail:
+    PQclear(PQexec(c, "ROLLBACK"));
+}
+
+int sl_compact_step(struct pg_conn *c, int64_t before_us, int fence_s,
+                    struct sl_compact_stats *st, bool *did)
+{
+    char part[16];
+    int64_t d0 = 0, src;
+    bool found, busy = false;
+    int rc;
+
+    *did = false;
+    /* bounded: a step visits at most this many sources or partitions */
+    for (int i = 0; i < 1000; i++) {
+        if (st->part[0] == '\0') {
+            if ((rc = day_of(c, before_us, -1, "", part, &d0, &found)))
+                return rc;
+            if (!found)
+                return 0;
+            snprintf(st->part, sizeof(st->part), "%s", part);
+            st->d0 = d0;
+            st->after = -1;
+        }
+        if ((rc = next_source(c, st->part, st->after, &src)))
+            return rc;
+        if (src < 0) {
+            /* this day is done (or waits): the next one that ended, or a new round */
+            if (st->packed_here)
+                truncate_day(c, st->part);
+            st->packed_here = false;
+            if ((rc = day_of(c, before_us, -1, st->part, part, &d0, &found)))
+                return rc;
+            if (!found) {
+                st->part[0] = '\0';
+                return 0;
+            }
+            snprintf(st->part, sizeof(st->part), "%s", part);
+            st->d0 = d0;
+            st->after = -1;
+            continue;
+        }
+        st->after = src;
+        rc = compact_source(c, st->part, src, st->d0, st->d0 + DAY_US, fence_s, &busy, st);
+        if (rc && PQstatus(c) == CONNECTION_OK) {
+            /* logged; the step goes on with the day's next source */
+            st->skipped++;
+            sl_warn("compaction skipped", "partition=%s source=%" PRId64, st->part, src);
+            *did = true;
+            return 0;
+        }
+        if (rc)
+            return rc;
+        if (busy) {
+            st->busy++;
+            continue;
+        }
+        st->packed_here = true;
+        *did = true;
+        return 0;
+    }
+    return 0;
+}
+
+int sl_compact_day(struct pg_conn *c, int64_t day_us, int fence_s, struct sl_compact_stats *st)
+{
+    char part[16];
+    int64_t d0 = 0, src = -1;
+    bool found, busy;
+    int rc;
+
+    if ((rc = day_of(c, 0, day_us, "", part, &d0, &found)) || !found)
+        return rc;
+    for (;;) {
+        if ((rc = next_source(c, part, src, &src)))
+            return rc;
+        if (src < 0) {
+            truncate_day(c, part);
+            return 0;
+        }
+        if ((rc = compact_source(c, part, src, d0, d0 + DAY_US, fence_s, &busy, st)))
+            return rc;
+        st->busy += busy;
+    }
+}

@@ -1,0 +1,235 @@
+"""Compaction of closed days (drain/compact.c, docs/search.md "Compacted days").
+
+One server, the search suite's lines (the two stream-corpus apps, the crafted lines that
+exercise every operator of the query language, filler) plus JSON lines, all ingested
+through the drain. Every answer of the search API, the Papertrail API, context and the
+aggregate is read, the day is packed (`sluice compact --day`), and every answer is read
+again: they must be identical, byte for byte. Then retention and archives over packed
+rows, exact to the row."""
+
+import datetime
+import gzip
+import json
+import os
+import re
+
+import pytest
+
+from conftest import (CORPUS, Server, add_read_token, add_source, api_get, frame_body,
+                      sluice_cli, wait_for)
+from test_search import APPS, BODIES, CRAFTED, CRAFTED_TAGS, FILLER, QUERIES, line
+
+UTC = datetime.timezone.utc
+JSON_LINES = [
+    line('{"level":"error","msg":"payment failed","latency_ms":1200,"user":{"id":42}}'),
+    line('{"level":"info","msg":"ok","latency_ms":12,"user":{"id":7},"ok":true}'),
+    line('worker: {"level":"warn","msg":"retry \\u00e9t\\u00e9","latency_ms":300.5}'),
+    line('{"level":"error","env":"staging","msg":"boom","latency_ms":99}'),
+]
+JSON_QUERIES = ["level:error", "latency_ms:>1000", "user.id:42", "-env:staging", "ok:true",
+                "été", "latency_ms:<=300.5 level:warn"]
+
+
+@pytest.fixture(scope="module")
+def world(db, tls, workdir):
+    class W:
+        pass
+    w = W()
+    w.db = db
+    w.server = Server(db, tls, workdir, {})
+    w.server.start()
+    try:
+        w.src = {app: w.server.add_source(f"cmp-{app}") for app in APPS}
+        w.crafted = w.server.add_source("cmp-crafted")
+        w.filler = w.server.add_source("cmp-filler")
+        w.ids = [s.id for s in (*w.src.values(), w.crafted, w.filler)]
+        w.tok = add_read_token(db, "compact-all", "--all")
+        for app in APPS:
+            for i in range(BODIES):
+                r = w.server.post(w.src[app], f"{CORPUS}/streams/{app}/{i:03d}.logplex")
+                assert r.status == 204, r
+        assert w.server.post(w.crafted, frame_body(CRAFTED + JSON_LINES),
+                             query=CRAFTED_TAGS).status == 204
+        assert w.server.post(w.filler, frame_body(FILLER), query="rep=1").status == 204
+        w.n = 410 + 412 + len(CRAFTED) + len(JSON_LINES) + len(FILLER)
+        wait_for(lambda: live(w) >= w.n, 30, what=f"{w.n} rows")
+        now = datetime.datetime.now(UTC).replace(microsecond=0)
+        w.win = {"since": (now - datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z"),
+                 "until": (now + datetime.timedelta(hours=1)).isoformat().replace("+00:00", "Z")}
+        w.ptwin = {"min_time": int(now.timestamp()) - 3600, "max_time": int(now.timestamp()) + 3600}
+        yield w
+    finally:
+        w.server.stop()
+
+
+def live(w):
+    return w.db.query("SELECT count(*) AS n FROM logs WHERE source_id = ANY(%s)", (w.ids,))[0]["n"]
+
+
+def packed(w):
+    return w.db.query("SELECT coalesce(sum(cardinality(p.rows)), 0) AS n FROM log_packs p "
+                      "WHERE p.source_id = ANY(%s)", (w.ids,))[0]["n"]
+
+
+def answers(w):
+    """Every answer, keyed by request: status and body bytes."""
+    got = {}
+    ids = [r["id"] for r in w.db.query(
+        "SELECT id FROM (SELECT id FROM logs WHERE source_id = ANY(%s) UNION ALL SELECT u.id "
+        "FROM log_packs p, unnest(p.rows) u WHERE p.source_id = ANY(%s)) x ORDER BY id",
+        (w.ids, w.ids))]
+    assert len(ids) >= w.n
+    reqs = [("/api/v1/search", {"q": q, "limit": 10000, **w.win}) for q in QUERIES + JSON_QUERIES]
+    reqs += [("/api/v1/search", {"q": q, "limit": 7, "order": "asc", **w.win})
+             for q in ("", "error", "status:>=500")]
+    reqs += [("/api/v1/events/search.json", {"q": q, "limit": 50, **w.ptwin})
+             for q in ("", "error", "KeyError", "level:error")]
+    reqs += [("/api/v1/events/search.json", {"min_id": ids[len(ids) // 3], "limit": 20, **w.ptwin}),
+             ("/api/v1/events/search.json", {"max_id": ids[2 * len(ids) // 3], "limit": 20,
+                                             **w.ptwin})]
+    reqs += [("/api/v1/context", {"id": i, "n": 5}) for i in ids[:: max(1, len(ids) // 12)]]
+    reqs += [("/api/v1/aggregate", {"q": q, "buckets": 30, **w.win})
+             for q in ("", "error", "status:>=500")]
+    for path, params in reqs:
+        r = api_get(w.server, path, params, token=w.tok)
+        got[(path, json.dumps(params, sort_keys=True))] = (r.status, r.body)
+    return got
+
+
+def test_search_answers_identical_after_compaction(world):
+    w = world
+    before = answers(w)
+    ok = sum(1 for st, _ in before.values() if st == 200)
+    assert ok >= len(before) - 5, "most requests of the battery must succeed"
+    today = datetime.datetime.now(UTC).date().isoformat()
+    r = sluice_cli(w.db, "compact", "--day", today, "--fence-seconds", "0")
+    assert re.search(r"compacted: \d+ rows", r.stdout), r.stdout
+    assert live(w) == 0, "every row of the day left logs"
+    assert packed(w) == w.n
+    nb = w.db.query("SELECT count(*) FILTER (WHERE packed) AS p, count(*) FILTER (WHERE NOT packed) "
+                    "AS l FROM log_blocks WHERE source_id = ANY(%s)", (w.ids,))[0]
+    assert nb["p"] > 0 and nb["l"] == 0, nb
+    after = answers(w)
+    diff = [k for k in before if before[k] != after[k]]
+    if diff:
+        x, y = before[diff[0]][1], after[diff[0]][1]
+        at = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
+        pytest.fail(f"{len(diff)} answers changed, e.g. {diff[:3]}; the first at byte {at}: "
+                    f"{x[max(0, at - 200):at + 100]!r} -> {y[max(0, at - 200):at + 100]!r}")
+
+
+def test_new_lines_after_compaction_join_packed_ones(world):
+    w = world
+    doc = api_get(w.server, "/api/v1/search", {"q": "KeyError", "limit": 1000}, token=w.tok).json()
+    old = [e["id"] for e in doc["events"]]
+    assert old
+    # a writer's blocks stay open up to five minutes; a restart closes them (compaction
+    # waits SL_COMPACT_FENCE_S after a block's last upsert, this test told it not to)
+    w.server.restart()
+    assert w.server.post(w.crafted, frame_body([line("KeyError: 'fresh' after packing")]),
+                         query=CRAFTED_TAGS).status == 204
+    wait_for(lambda: live(w) >= 1, 20, what="the new line stored")
+    doc = api_get(w.server, "/api/v1/search", {"q": "KeyError", "limit": 1000}, token=w.tok).json()
+    ids = [e["id"] for e in doc["events"]]
+    assert ids[1:] == old and "fresh" in doc["events"][0]["message"]
+    # packing again takes the new row too, and nothing is lost or doubled
+    today = datetime.datetime.now(UTC).date().isoformat()
+    r = sluice_cli(w.db, "compact", "--day", today)
+    assert "1 waiting for a writer" in r.stdout, r.stdout
+    assert live(w) == 1, "the block a writer touched a moment ago is left alone"
+    w.server.restart()
+    sluice_cli(w.db, "compact", "--day", today, "--fence-seconds", "0")
+    assert live(w) == 0 and packed(w) == w.n + 1
+    doc = api_get(w.server, "/api/v1/search", {"q": "KeyError", "limit": 1000}, token=w.tok).json()
+    assert [e["id"] for e in doc["events"]] == ids
+
+
+def old_day(db, name, n, archive=None):
+    """A source with n rows spread over yesterday (UTC) up to a minute ago, stored as the
+    writer stores them (filters that say yes to every token), in yesterday's partition."""
+    src = add_source(db, name, "--retention-days", "7")
+    if archive:
+        sluice_cli(db, "source", "set", name, "--archive", archive)
+    now = datetime.datetime.now(UTC)
+    day = (now - datetime.timedelta(days=1)).date()
+    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
+    end = min(d0 + datetime.timedelta(days=1), now - datetime.timedelta(minutes=1))
+    step = (end - d0) / n
+    part = "logs_" + day.strftime("%Y%m%d")
+    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
+             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
+    first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
+    db.query("INSERT INTO logs (id, received_at, source_id, hostname, app_name, procid, message) "
+             "SELECT %s + i, %s::timestamptz + i * %s::interval, %s, 'host', 'app', 'web.1', "
+             "'old line ' || i FROM generate_series(0, %s) i", (first, d0, step, src.id, n - 1))
+    db.query("INSERT INTO log_blocks SELECT %s, %s::timestamptz + lo * %s::interval, "
+             "%s::timestamptz + hi * %s::interval, %s + lo, %s + hi, hi - lo + 1, 8, '\\xff'::bytea "
+             "FROM (SELECT b * 100 AS lo, least(b * 100 + 100, %s) - 1 AS hi "
+             "FROM generate_series(0, %s) b) x",
+             (src.id, d0, step, d0, step, first, first, n, (n - 1) // 100))
+    rows = db.query("SELECT id, received_at FROM logs WHERE source_id = %s ORDER BY id", (src.id,))
+    sluice_cli(db, "compact", "--day", day.isoformat(), "--fence-seconds", "0")
+    assert db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s", (src.id,))[0]["n"] == 0
+    return src, rows
+
+
+def packed_ids(db, src):
+    return {r["id"] for r in db.query("SELECT u.id FROM log_packs p, unnest(p.rows) u "
+                                      "WHERE p.source_id = %s", (src.id,))}
+
+
+def test_retention_of_packed_rows_is_exact_to_the_row(db, sluice):
+    src, rows = old_day(db, "cmp-retained", 3000)
+    assert packed_ids(db, src) == {r["id"] for r in rows}
+    sluice_cli(db, "source", "set", src.name, "--retention-days", "1")
+    s = sluice()  # the maintenance thread runs retention as it starts
+    wait_for(lambda: len(packed_ids(db, src)) < len(rows), 30, what="retention over packs")
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = %s AND "
+                              "min_received < now() - interval '1 day'", (src.id,))[0]["n"] == 0,
+             30, what="the packs past retention gone")
+    t_after = datetime.datetime.now(UTC)
+    left = packed_ids(db, src)
+    past = {r["id"] for r in rows if r["received_at"] < t_after - datetime.timedelta(days=1)
+            - datetime.timedelta(seconds=5)}
+    assert not (left & past), "a row past the retention is still stored"
+    keep = {r["id"] for r in rows if r["received_at"] >= t_after - datetime.timedelta(days=1)
+            + datetime.timedelta(seconds=5)}
+    assert keep <= left, f"{len(keep - left)} rows inside the retention were deleted"
+    # the blocks' bounds follow: every packed block's rows are within them
+    bad = db.query("SELECT count(*) AS n FROM log_blocks b JOIN log_packs p USING (source_id, "
+                   "min_id), unnest(p.rows) u WHERE b.source_id = %s AND (u.received_at < "
+                   "b.min_received OR u.received_at > b.max_received OR u.id < b.min_id OR "
+                   "u.id > b.max_id OR b.nrows <> cardinality(p.rows))", (src.id,))[0]["n"]
+    assert bad == 0
+    s.stop()
+
+
+def test_archive_reads_packed_rows(db, sluice, tmp_path):
+    dest = str(tmp_path / "archive")
+    os.makedirs(dest)
+    src, rows = old_day(db, "cmp-archived", 1200, archive=dest)
+    sluice_cli(db, "source", "set", src.name, "--retention-days", "1")
+    s = sluice()
+    cutoff = datetime.datetime.now(UTC) - datetime.timedelta(days=1)
+    whole_hours = {r["id"]: r for r in rows
+                   if r["received_at"].replace(minute=0, second=0, microsecond=0)
+                   + datetime.timedelta(hours=1) <= cutoff}
+    assert whole_hours
+
+    def archived_ids():
+        got = set()
+        for root, _, files in os.walk(dest):
+            for f in files:
+                if f.endswith(".tsv.gz"):
+                    with gzip.open(os.path.join(root, f), "rt", encoding="utf-8") as fh:
+                        for ln in fh:
+                            got.add(int(ln.split("\t", 1)[0]))
+        return got
+    wait_for(lambda: set(whole_hours) <= archived_ids(), 40, what="the packed hours archived")
+    wait_for(lambda: not (packed_ids(db, src) & set(whole_hours)), 40,
+             what="archived packed rows deleted")
+    # nothing archived twice, nothing outside the archived hours deleted
+    assert archived_ids() <= {r["id"] for r in rows}
+    later = {r["id"] for r in rows if r["received_at"] >= cutoff + datetime.timedelta(seconds=5)}
+    assert later <= packed_ids(db, src)
+    s.stop()
