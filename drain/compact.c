@@ -308,7 +308,7 @@ static int day_of(PGconn *c, int64_t before_us, int64_t day_us, const char *afte
     int rc;
 
     snprintf(bs, sizeof(bs), "%" PRId64, before_us / 1000000);
-    snprintf(ds, sizeof(ds), "%" PRId64, day_us / 1000000);
+    snprintf(ds, sizeof(ds), "%" PRId64, day_us < 0 ? -1 : day_us / 1000000);
     /* logs_YYYYMMDD holds [D 00:00, D + 1 00:00) UTC (sl_db_ensure_partitions) */
     rc = sl_db_exec(c, "compaction query failed",
                     "SELECT c.relname, extract(epoch FROM to_date(substr(c.relname, 6), "

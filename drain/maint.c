@@ -254,6 +254,7 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
     m->ret.batch_rows = ret && ret->batch_rows > 0 ? ret->batch_rows : 10000;
     m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 1000;
     m->ret.interval_s = ret && ret->interval_s > 0 ? ret->interval_s : 600;
+    m->ret.compact_after_h = ret && ret->compact_after_h > 0 ? ret->compact_after_h : 0;
     if (m->url == NULL || (snapshot_path && m->snapshot == NULL) || pipe(m->wake) != 0) {
         m_free(m);
         return SL_ENOMEM;

@@ -12,10 +12,11 @@ import gzip
 import json
 import os
 import re
+import subprocess
 
 import pytest
 
-from conftest import (CORPUS, Server, add_read_token, add_source, api_get, frame_body,
+from conftest import (CORPUS, SLUICE, Server, add_read_token, add_source, api_get, frame_body,
                       sluice_cli, wait_for)
 from test_search import APPS, BODIES, CRAFTED, CRAFTED_TAGS, FILLER, QUERIES, line
 
@@ -232,4 +233,65 @@ def test_archive_reads_packed_rows(db, sluice, tmp_path):
     assert archived_ids() <= {r["id"] for r in rows}
     later = {r["id"] for r in rows if r["received_at"] >= cutoff + datetime.timedelta(seconds=5)}
     assert later <= packed_ids(db, src)
+    s.stop()
+
+
+def old_rows(db, name, n):
+    """n rows of a new source spread over yesterday (UTC), in yesterday's partition, with
+    blocks a writer last touched an hour ago; not packed. Returns (source, rows, day)."""
+    src = add_source(db, name)
+    now = datetime.datetime.now(UTC)
+    day = (now - datetime.timedelta(days=1)).date()
+    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
+    step = datetime.timedelta(days=1) / n
+    part = "logs_" + day.strftime("%Y%m%d")
+    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
+             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
+    first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
+    db.query("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, "
+             "%s::timestamptz + i * %s::interval, %s, 'aged line ' || i || ' zq' || (i %% 97) "
+             "FROM generate_series(0, %s) i", (first, d0, step, src.id, n - 1))
+    db.query("INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, "
+             "nrows, nbits, bloom, touched_at) SELECT %s, %s::timestamptz + lo * %s::interval, "
+             "%s::timestamptz + hi * %s::interval, %s + lo, %s + hi, hi - lo + 1, 8, "
+             "'\\xff'::bytea, now() - interval '1 hour' FROM (SELECT b * 50 AS lo, "
+             "least(b * 50 + 50, %s) - 1 AS hi FROM generate_series(0, %s) b) x",
+             (src.id, d0, step, d0, step, first, first, n, (n - 1) // 50))
+    rows = db.query("SELECT id, received_at FROM logs WHERE source_id = %s ORDER BY id", (src.id,))
+    return src, rows, day
+
+
+def test_two_compactors_at_once_pack_each_row_once(db):
+    src, rows, day = old_rows(db, "cmp-race", 4000)
+    env = dict(os.environ, DATABASE_URL=db.url)
+    procs = [subprocess.Popen([SLUICE, "compact", "--day", day.isoformat()], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    got = db.query("SELECT u.id FROM log_packs p, unnest(p.rows) u WHERE p.source_id = %s",
+                   (src.id,))
+    assert sorted(r["id"] for r in got) == [r["id"] for r in rows], "each row packed exactly once"
+    assert db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s", (src.id,))[0]["n"] == 0
+
+
+def test_the_server_packs_closed_days_by_itself(db, sluice):
+    src, rows, day = old_rows(db, "cmp-auto", 3000)
+    fresh = old_rows(db, "cmp-fresh", 500)[0]
+    # a block a writer touched a moment ago waits (the writer may still have it open)
+    db.query("UPDATE log_blocks SET touched_at = now() WHERE source_id = %s", (fresh.id,))
+    tok = add_read_token(db, "compact-auto", "--source", src.name)
+    s = sluice(SLUICE_COMPACT_AFTER_HOURS="1")
+    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
+    win = {"q": "zq42", "limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
+           "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    before = api_get(s, "/api/v1/search", win, token=tok)
+    assert before.status == 200 and len(before.json()["events"]) == len(
+        [r for r in rows if (r["id"] - rows[0]["id"]) % 97 == 42])
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s",
+                              (src.id,))[0]["n"] == 0, 30, what="the maintenance thread to pack")
+    assert s.metric("sluice_compacted_rows_total") >= len(rows)
+    assert db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s", (fresh.id,))[0]["n"] == 500
+    after = api_get(s, "/api/v1/search", win, token=tok)
+    assert after.body == before.body
     s.stop()
