@@ -12,6 +12,7 @@ tests/run_e2e.sh. BUILD names the build directory (build, or build-asan for `mak
 
 import base64
 import dataclasses
+import datetime
 import gzip as gzip_mod
 import http.client
 import json
@@ -308,6 +309,16 @@ def stamp_commits(db, source_id, ranges, t, first=None):
              "coalesce(%s::bigint, lo) AS f FROM unnest(%s::bigint[], %s::bigint[]) "
              "WITH ORDINALITY AS r(lo, hi, o) ORDER BY o) x",
              (source_id, t, first, [lo for lo, _ in ranges], [hi for _, hi in ranges]))
+
+
+def day_partition(db, day):
+    """Creates the logs partition of a UTC day (a datetime.date), named as the server names
+    them; returns its name."""
+    name = "logs_" + day.strftime("%Y%m%d")
+    nxt = day + datetime.timedelta(days=1)
+    db.query(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF logs FOR VALUES "
+             f"FROM ('{day.isoformat()} 00:00:00+00') TO ('{nxt.isoformat()} 00:00:00+00')")
+    return name
 
 
 # ---------------------------------------------------------------- sources
