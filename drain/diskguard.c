@@ -81,7 +81,8 @@ int64_t sl_diskguard_need_bytes(const struct sl_diskguard_figures *f,
     return need >= 9.2e18 ? INT64_MAX : (int64_t)ceil(need);
 }
 
-int64_t sl_diskguard_rows_needed(int64_t need_bytes, int64_t part_bytes, int64_t part_rows)
+int64_t sl_diskguard_rows_needed(int64_t need_bytes, int64_t part_bytes, int64_t part_rows,
+                                 int64_t batch)
 {
     double rows;
 
@@ -90,6 +91,8 @@ int64_t sl_diskguard_rows_needed(int64_t need_bytes, int64_t part_bytes, int64_t
     if (part_bytes <= 0 || part_rows <= 0)
         return INT64_MAX;
     rows = ceil((double)need_bytes * (double)part_rows / (double)part_bytes);
+    if (batch > 1)
+        rows = ceil(rows / (double)batch) * (double)batch;
     return rows >= 9.2e18 ? INT64_MAX : (int64_t)rows;
 }
 

@@ -83,11 +83,6 @@ void sl_evict_free(struct sl_evict *e)
     free(e);
 }
 
-bool sl_evict_enabled(const struct sl_evict *e)
-{
-    return e->set.budget_bytes > 0 || e->set.filesystem;
-}
-
 bool sl_evict_active(const struct sl_evict *e)
 {
     return e->locked;
@@ -381,7 +376,7 @@ static int day_begin(struct sl_evict *e, PGconn *c, bool *found)
             PQclear(k);
             k = NULL;
         }
-        want = sl_diskguard_rows_needed(e->need, bytes, rows);
+        want = sl_diskguard_rows_needed(e->need, bytes, rows, e->set.batch_rows);
         e->day_s = day_s;
         e->drop_whole = !kept && e->need >= bytes;
         /* a whole day goes by DROP; only an archived source's rows are deleted first, as

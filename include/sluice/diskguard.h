@@ -62,9 +62,11 @@ int64_t sl_diskguard_need_bytes(const struct sl_diskguard_figures *f,
                                 const struct sl_diskguard_limits *l);
 
 /* Rows of a partition of part_bytes (table and indexes) and part_rows rows whose removal
- * frees need_bytes, rounded up; 0 when nothing is needed, INT64_MAX when the partition's
- * figures are unknown (every evictable row of it). */
-int64_t sl_diskguard_rows_needed(int64_t need_bytes, int64_t part_bytes, int64_t part_rows);
+ * frees need_bytes, rounded up to a whole number of batches of `batch` rows (so that a
+ * partition is rewritten once, not again for its last few rows); 0 when nothing is
+ * needed, INT64_MAX when the partition's figures are unknown (every evictable row). */
+int64_t sl_diskguard_rows_needed(int64_t need_bytes, int64_t part_bytes, int64_t part_rows,
+                                 int64_t batch);
 
 /* The oldest first: of n sources whose oldest evictable row was received at oldest[i]
  * (µs since the epoch; INT64_MAX: none), the index of the one to delete from next (the

@@ -31,9 +31,6 @@ struct sl_evict_settings {
 SL_MUSTCHECK int sl_evict_new(const struct sl_evict_settings *set, struct sl_evict **out);
 void sl_evict_free(struct sl_evict *e);
 
-/* Whether anything is watched: a budget, or the filesystem figure asked for. */
-bool sl_evict_enabled(const struct sl_evict *e);
-
 /* A new connection: the advisory lock and what was probed on the old one are gone. */
 void sl_evict_reset(struct sl_evict *e);
 

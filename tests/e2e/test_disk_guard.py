@@ -182,6 +182,34 @@ def test_evicting_oldest_first_then_refusing_then_recovered(db, setup):
     assert {i: t for i, t in times_of(db, b).items() if i in rows["b"]} == rows["b"]
 
 
+def test_only_as_many_rows_as_needed(db, setup, sluice):
+    """Part of a day is needed: the rows the figures call for go (the oldest), then the
+    day's partition is rewritten and measured; the newer rows stay, and the state is ok."""
+    setup["server"].stop()  # one server evicting at a time keeps the figures readable
+    d = add_source(db, None, "--disk-evict", "yes")
+    rows = rows_days_ago(db, d, 4000, 2)
+    db.query("UPDATE logs SET message = repeat('y', 300) || id WHERE source_id = %s", (d.id,))
+    db.query("VACUUM FULL ANALYZE logs")
+    part = "logs_" + min(rows.values()).astimezone(UTC).strftime("%Y%m%d")
+    part_bytes = db.query("SELECT pg_total_relation_size(%s) AS n", (part,))[0]["n"]
+    size = db_size(db)
+    # 87 % of the budget: eviction down to 80 % needs ~8 % of the database, a part of the day
+    budget = int(size / 0.87)
+    need = size - 0.80 * budget
+    assert need < 0.8 * part_bytes, (need, part_bytes)
+    s = sluice(SLUICE_DISK_BUDGET=str(budget), SLUICE_DISK_FILESYSTEM="off",
+               SLUICE_DISK_CHECK_INTERVAL="1", SLUICE_RETENTION_BATCH_ROWS="500",
+               SLUICE_RETENTION_PAUSE_MS="20")
+    wait_for(lambda: s.metric("sluice_disk_state") == 0 and
+             s.metric("sluice_disk_rewritten_partitions_total") >= 1, 30,
+             what="eviction to get under the mark")
+    left = times_of(db, d)
+    ordered = sorted(rows, key=lambda i: (rows[i], i))
+    assert 0 < len(left) < len(rows), len(left)
+    assert set(left) == set(ordered[len(ordered) - len(left):]), "not the newest rows kept"
+    assert 'msg="disk guard: ok"' in s.log_tail(200)
+
+
 def test_source_disk_evict_flag(db):
     src = add_source(db, None)
     assert db.query("SELECT disk_evict FROM sources WHERE id = %s", (src.id,))[0]["disk_evict"] is False

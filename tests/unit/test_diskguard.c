@@ -135,14 +135,19 @@ static void test_need_bytes(void **state)
 static void test_rows_needed(void **state)
 {
     (void)state;
-    assert_int_equal(sl_diskguard_rows_needed(0, 1000, 10), 0);
-    assert_int_equal(sl_diskguard_rows_needed(-5, 1000, 10), 0);
-    assert_int_equal(sl_diskguard_rows_needed(100, 1000, 10), 1);
-    assert_int_equal(sl_diskguard_rows_needed(101, 1000, 10), 2); /* rounded up */
-    assert_int_equal(sl_diskguard_rows_needed(5000, 1000, 10), 50); /* more than it holds */
-    assert_int_equal(sl_diskguard_rows_needed(1, 1000000, 3), 1);
-    assert_true(sl_diskguard_rows_needed(100, 0, 10) == INT64_MAX);
-    assert_true(sl_diskguard_rows_needed(100, 1000, 0) == INT64_MAX);
+    assert_int_equal(sl_diskguard_rows_needed(0, 1000, 10, 1), 0);
+    assert_int_equal(sl_diskguard_rows_needed(-5, 1000, 10, 1), 0);
+    assert_int_equal(sl_diskguard_rows_needed(100, 1000, 10, 1), 1);
+    assert_int_equal(sl_diskguard_rows_needed(101, 1000, 10, 1), 2); /* rounded up */
+    assert_int_equal(sl_diskguard_rows_needed(5000, 1000, 10, 1), 50); /* more than it holds */
+    assert_int_equal(sl_diskguard_rows_needed(1, 1000000, 3, 0), 1);
+    /* whole batches: one rewrite rather than another for the last few rows */
+    assert_int_equal(sl_diskguard_rows_needed(101, 1000, 10, 4), 4);
+    assert_int_equal(sl_diskguard_rows_needed(400, 1000, 10, 4), 4);
+    assert_int_equal(sl_diskguard_rows_needed(401, 1000, 10, 4), 8);
+    assert_int_equal(sl_diskguard_rows_needed(244700, 1794048, 4000, 500), 1000);
+    assert_true(sl_diskguard_rows_needed(100, 0, 10, 1) == INT64_MAX);
+    assert_true(sl_diskguard_rows_needed(100, 1000, 0, 1) == INT64_MAX);
 }
 
 static void test_pick_oldest_first(void **state)
