@@ -534,7 +534,7 @@ static int day_finish(struct sl_evict *e, PGconn *c)
     char skip[SKIP_MAX * 24 + 4], day[11], part[16], sql[1024];
     const char *vals[2] = {skip, day};
     PGresult *r = NULL;
-    bool kept, empty, done = false;
+    bool kept = true, empty = false, queried, done = false;
     const char *how = "dropped";
     int rc;
 
@@ -542,16 +542,29 @@ static int day_finish(struct sl_evict *e, PGconn *c)
         return rc;
     sl_db_partition_name(e->day_s * 1000000, part);
     day_text(part, day);
+    /* retention (of this node or another) may have dropped the day meanwhile */
+    snprintf(sql, sizeof(sql), "SELECT to_regclass('%s') IS NULL", part);
+    if (sl_db_exec(c, "disk guard query failed", sql, 0, NULL, &r) == 0 &&
+        PQgetvalue(r, 0, 0)[0] == 't') {
+        PQclear(r);
+        sl_info("disk guard: day already dropped", "day=%s rows=%lld", day, e->day_rows);
+        e->day_s = 0;
+        return sl_evict_check(e, c);
+    }
+    PQclear(r);
+    r = NULL;
     snprintf(sql, sizeof(sql),
              "SELECT NOT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM sources s WHERE " KEPT
              " AND EXISTS (SELECT 1 FROM %s l WHERE l.source_id = s.id))",
              part, part);
-    if ((rc = sl_db_exec(c, "disk guard query failed", sql, 2, vals, &r)))
-        return rc;
-    empty = PQgetvalue(r, 0, 0)[0] == 't';
-    kept = PQgetvalue(r, 0, 1)[0] == 't';
-    PQclear(r);
-    if (empty || (e->drop_whole && !kept)) {
+    if ((queried = sl_db_exec(c, "disk guard query failed", sql, 2, vals, &r) == 0)) {
+        empty = PQgetvalue(r, 0, 0)[0] == 't';
+        kept = PQgetvalue(r, 0, 1)[0] == 't';
+        PQclear(r);
+    }
+    if (!queried) {
+        how = "kept"; /* a failed end: a day that keeps failing is set aside below */
+    } else if (empty || (e->drop_whole && !kept)) {
         /* as retention drops: a short lock_timeout, so the writer never queues behind it */
         snprintf(sql, sizeof(sql),
                  "SET lock_timeout = '2s'; DROP TABLE IF EXISTS %s; RESET lock_timeout", part);
@@ -621,8 +634,15 @@ int sl_evict_step(struct sl_evict *e, struct pg_conn *c)
         return 0;
     }
     if (e->rows_left > 0) {
-        if ((rc = delete_batch(e, c, &more)))
+        if ((rc = delete_batch(e, c, &more))) {
+            /* a statement that keeps failing (logged) ends the day's deletes: its end then
+             * rewrites what went, or sets the day aside */
+            if (++e->finish_tries >= FINISH_TRIES) {
+                e->rows_left = 0;
+                e->finish_tries = 0;
+            }
             return rc;
+        }
         if (more)
             return 0;
         e->rows_left = 0;

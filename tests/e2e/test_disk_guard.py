@@ -210,6 +210,30 @@ def test_only_as_many_rows_as_needed(db, setup, sluice):
     assert 'msg="disk guard: ok"' in s.log_tail(200)
 
 
+def test_two_nodes_evict_once(db, setup, sluice):
+    """Two nodes on one database: both say evicting, one at a time evicts (advisory lock),
+    so no day is evicted twice."""
+    setup["server"].stop()
+    e = add_source(db, None, "--disk-evict", "yes")
+    f = add_source(db, None)  # opted out: its days are evicted by batches, not dropped
+    kept = {}
+    for days in (7, 6):
+        rows_days_ago(db, e, 400, days)
+        kept.update(rows_days_ago(db, f, 10, days))
+    env = dict(SLUICE_DISK_BUDGET=str(int(db_size(db) / 0.90)), SLUICE_DISK_FILESYSTEM="off",
+               SLUICE_DISK_CHECK_INTERVAL="1", SLUICE_RETENTION_BATCH_ROWS="40",
+               SLUICE_RETENTION_PAUSE_MS="100")  # slow enough for the nodes to overlap
+    nodes = [sluice(**env), sluice(**env)]
+    wait_for(lambda: not times_of(db, e), 30, what="the new source's rows to be evicted")
+    for n in nodes:
+        r = n.get("/readyz")
+        assert r.status == 200 and b"evicting" in r.body, r
+    days = [line.split("day=")[1].split()[0] for n in nodes for line in n.log_tail(400).splitlines()
+            if 'msg="disk guard: evicting a day"' in line]
+    assert days and len(days) == len(set(days)), days
+    assert times_of(db, f) == kept
+
+
 def test_source_disk_evict_flag(db):
     src = add_source(db, None)
     assert db.query("SELECT disk_evict FROM sources WHERE id = %s", (src.id,))[0]["disk_evict"] is False
