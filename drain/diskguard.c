@@ -35,8 +35,8 @@ double sl_diskguard_used_pct(const struct sl_diskguard_figures *f, enum sl_diskg
     }
     if (f->fs_used_bytes >= 0 && f->fs_avail_bytes >= 0 &&
         f->fs_used_bytes + f->fs_avail_bytes > 0) {
-        double p = 100.0 * (double)f->fs_used_bytes /
-                   (double)(f->fs_used_bytes + f->fs_avail_bytes);
+        double p =
+            100.0 * (double)f->fs_used_bytes / (double)(f->fs_used_bytes + f->fs_avail_bytes);
         if (p > best) {
             best = p;
             w = SL_DISK_FIGURE_FILESYSTEM;
@@ -73,8 +73,8 @@ int64_t sl_diskguard_need_bytes(const struct sl_diskguard_figures *f,
             need = n;
     }
     if (f->fs_used_bytes >= 0 && f->fs_avail_bytes >= 0) {
-        double n = (double)f->fs_used_bytes -
-                   target * (double)(f->fs_used_bytes + f->fs_avail_bytes);
+        double n =
+            (double)f->fs_used_bytes - target * (double)(f->fs_used_bytes + f->fs_avail_bytes);
         if (n > need)
             need = n;
     }

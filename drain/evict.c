@@ -32,7 +32,7 @@
 #include "sluice/metrics.h"
 
 #define EVICT_LOCK "7355018"
-#define SKIP_MAX 64       /* archived sources set aside for an episode */
+#define SKIP_MAX 64        /* archived sources set aside for an episode */
 #define FAILED_DAYS_MAX 16 /* days whose drop or rewrite kept failing, set aside */
 #define FINISH_TRIES 5     /* a drop or rewrite that cannot get its lock, tried again */
 
@@ -45,7 +45,7 @@ struct sl_evict {
     enum sl_diskguard_state state;
     enum sl_diskguard_figure which;
     double pct;
-    int64_t need; /* bytes to free to get under the evict mark, less the hysteresis */
+    int64_t need;   /* bytes to free to get under the evict mark, less the hysteresis */
     bool exhausted; /* said that nothing more may go (until the state is ok again) */
     /* the episode: this node holds the lock and evicts */
     bool locked;
@@ -120,7 +120,8 @@ static void probe(struct sl_evict *e, PGconn *c)
     e->fs_ok = false;
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         sl_info("disk guard: no filesystem figure (the server does not tell its data "
-                "directory)", "err=\"%s\"", pg_message(r));
+                "directory)",
+                "err=\"%s\"", pg_message(r));
         PQclear(r);
         return;
     }
@@ -135,19 +136,21 @@ static void probe(struct sl_evict *e, PGconn *c)
         fclose(f);
         if (file_start < start - 2 || file_start > start + 2) {
             sl_info("disk guard: no filesystem figure (the data directory here belongs to "
-                    "another server)", "path=\"%s\"", dir);
+                    "another server)",
+                    "path=\"%s\"", dir);
             PQclear(r);
             return;
         }
     } else if (errno != EACCES) {
         sl_info("disk guard: no filesystem figure (PostgreSQL's data directory is not on "
-                "this host)", "path=\"%s\"", dir);
+                "this host)",
+                "path=\"%s\"", dir);
         PQclear(r);
         return;
     }
     if (statvfs(dir, &v) != 0 || strlen(dir) >= sizeof(e->datadir)) {
-        sl_info("disk guard: no filesystem figure (statvfs failed)", "path=\"%s\" err=\"%s\"",
-                dir, strerror(errno));
+        sl_info("disk guard: no filesystem figure (statvfs failed)", "path=\"%s\" err=\"%s\"", dir,
+                strerror(errno));
         PQclear(r);
         return;
     }
@@ -165,8 +168,8 @@ static int measure(struct sl_evict *e, PGconn *c, struct sl_diskguard_figures *f
 
     f->db_bytes = f->fs_used_bytes = f->fs_avail_bytes = -1;
     f->budget_bytes = e->set.budget_bytes;
-    if (sl_db_exec(c, "disk check failed", "SELECT pg_database_size(current_database())", 0,
-                   NULL, &r))
+    if (sl_db_exec(c, "disk check failed", "SELECT pg_database_size(current_database())", 0, NULL,
+                   &r))
         return SL_EDB;
     f->db_bytes = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
     PQclear(r);
@@ -206,8 +209,8 @@ static void log_change(const struct sl_evict *e, enum sl_diskguard_state prev,
     enum sl_log_level lvl = e->state > prev ? SL_LOG_WARN : SL_LOG_INFO;
 
     sl_log(lvl, msg[e->state],
-           "state=%s from=%s used=%.1f%% figure=%s database_bytes=%" PRId64
-           " budget_bytes=%" PRId64 " evict_pct=%d refuse_pct=%d",
+           "state=%s from=%s used=%.1f%% figure=%s database_bytes=%" PRId64 " budget_bytes=%" PRId64
+           " evict_pct=%d refuse_pct=%d",
            sl_diskguard_state_name(e->state), sl_diskguard_state_name(prev), e->pct,
            sl_diskguard_figure_name(e->which), f->db_bytes, f->budget_bytes,
            e->set.limits.evict_pct, e->set.limits.refuse_pct);
@@ -231,8 +234,8 @@ static void try_lock(struct sl_evict *e, PGconn *c)
 {
     PGresult *r = NULL;
 
-    if (sl_db_exec(c, "disk guard lock failed", "SELECT pg_try_advisory_lock(" EVICT_LOCK ")",
-                   0, NULL, &r))
+    if (sl_db_exec(c, "disk guard lock failed", "SELECT pg_try_advisory_lock(" EVICT_LOCK ")", 0,
+                   NULL, &r))
         return;
     e->locked = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
@@ -293,11 +296,11 @@ static int skip_array(const struct sl_evict *e, char *out, size_t len)
 
 /* Sources whose rows in a day may go: opted in, not set aside this episode, the day not
  * held by a restore. $1 the set-aside ids, $2 the day (date). */
-#define EVICTABLE                                                                              \
-    "s.disk_evict AND s.id <> ALL($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM archive_holds " \
+#define EVICTABLE                                                                                  \
+    "s.disk_evict AND s.id <> ALL($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM archive_holds "      \
     "h WHERE h.source_id = s.id AND h.day = $2::date AND h.until > now())"
-#define KEPT                                                                                   \
-    "(NOT s.disk_evict OR s.id = ANY($1::bigint[]) OR EXISTS (SELECT 1 FROM archive_holds "   \
+#define KEPT                                                                                       \
+    "(NOT s.disk_evict OR s.id = ANY($1::bigint[]) OR EXISTS (SELECT 1 FROM archive_holds "        \
     "h WHERE h.source_id = s.id AND h.day = $2::date AND h.until > now()))"
 
 static bool day_failed(const struct sl_evict *e, int64_t day_s)
@@ -386,8 +389,9 @@ static int day_begin(struct sl_evict *e, PGconn *c, bool *found)
         e->finish_tries = 0;
         e->day_started_us = sl_clock_real_us();
         *found = true;
-        sl_info("disk guard: evicting a day", "day=%s bytes=%" PRId64 " rows=%" PRId64
-                " need_bytes=%" PRId64 " whole=%s rows_to_delete=%" PRId64,
+        sl_info("disk guard: evicting a day",
+                "day=%s bytes=%" PRId64 " rows=%" PRId64 " need_bytes=%" PRId64
+                " whole=%s rows_to_delete=%" PRId64,
                 day, bytes, rows, e->need, e->drop_whole ? "yes" : "no",
                 e->drop_whole ? rows : e->rows_left);
     }
@@ -403,8 +407,7 @@ out:
  * may go in this day. */
 static int delete_batch(struct sl_evict *e, PGconn *c, bool *more)
 {
-    char skip[SKIP_MAX * 24 + 4], day[11], part[16], lo[24], hi[24], lim[24], cap[24],
-        sid[24];
+    char skip[SKIP_MAX * 24 + 4], day[11], part[16], lo[24], hi[24], lim[24], cap[24], sid[24];
     const char *qv[3] = {skip, day, e->drop_whole ? "t" : "f"};
     const char *dv[5] = {sid, lo, hi, lim, cap};
     PGresult *r = NULL;
@@ -437,8 +440,8 @@ static int delete_batch(struct sl_evict *e, PGconn *c, bool *more)
         goto done;
     }
     for (size_t i = 0; i < ns; i++)
-        oldest[i] = PQgetisnull(r, (int)i, 3) ? INT64_MAX
-                                              : strtoll(PQgetvalue(r, (int)i, 3), NULL, 10);
+        oldest[i] =
+            PQgetisnull(r, (int)i, 3) ? INT64_MAX : strtoll(PQgetvalue(r, (int)i, 3), NULL, 10);
     pick = sl_diskguard_pick(oldest, ns, &capv);
     if (pick == ns)
         goto done;

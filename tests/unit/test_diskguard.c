@@ -19,8 +19,8 @@ static void test_limits_check(void **state)
         struct sl_diskguard_limits l;
         int ok;
     } cases[] = {
-        {{85, 95, 5}, 1}, {{50, 51, 0}, 1},   {{85, 85, 5}, 0}, {{90, 85, 5}, 0},
-        {{85, 101, 5}, 0}, {{5, 95, 5}, 0},   {{85, 95, -1}, 0}, {{99, 100, 1}, 1},
+        {{85, 95, 5}, 1},  {{50, 51, 0}, 1}, {{85, 85, 5}, 0},  {{90, 85, 5}, 0},
+        {{85, 101, 5}, 0}, {{5, 95, 5}, 0},  {{85, 95, -1}, 0}, {{99, 100, 1}, 1},
     };
     char why[128];
     (void)state;
@@ -91,14 +91,13 @@ static void test_state_from_figures(void **state)
 /* A figure going up and down through the marks: no flapping at a mark. */
 static void test_hysteresis_sequence(void **state)
 {
-    static const double pcts[] = {70, 84, 85, 86, 84, 85, 81, 80, 79, 84, 95, 96, 93, 91,
-                                  89, 95, 88, 78};
+    static const double pcts[] = {70, 84, 85, 86, 84, 85, 81, 80, 79,
+                                  84, 95, 96, 93, 91, 89, 95, 88, 78};
     static const enum sl_diskguard_state want[] = {
-        SL_DISK_OK,       SL_DISK_OK,       SL_DISK_EVICTING, SL_DISK_EVICTING,
-        SL_DISK_EVICTING, SL_DISK_EVICTING, SL_DISK_EVICTING, SL_DISK_EVICTING,
-        SL_DISK_OK,       SL_DISK_OK,       SL_DISK_REFUSING, SL_DISK_REFUSING,
-        SL_DISK_REFUSING, SL_DISK_REFUSING, SL_DISK_EVICTING, SL_DISK_REFUSING,
-        SL_DISK_EVICTING, SL_DISK_OK,
+        SL_DISK_OK,       SL_DISK_OK,       SL_DISK_EVICTING, SL_DISK_EVICTING, SL_DISK_EVICTING,
+        SL_DISK_EVICTING, SL_DISK_EVICTING, SL_DISK_EVICTING, SL_DISK_OK,       SL_DISK_OK,
+        SL_DISK_REFUSING, SL_DISK_REFUSING, SL_DISK_REFUSING, SL_DISK_REFUSING, SL_DISK_EVICTING,
+        SL_DISK_REFUSING, SL_DISK_EVICTING, SL_DISK_OK,
     };
     enum sl_diskguard_state s = SL_DISK_OK;
     int changes = 0;
@@ -138,7 +137,7 @@ static void test_rows_needed(void **state)
     assert_int_equal(sl_diskguard_rows_needed(0, 1000, 10, 1), 0);
     assert_int_equal(sl_diskguard_rows_needed(-5, 1000, 10, 1), 0);
     assert_int_equal(sl_diskguard_rows_needed(100, 1000, 10, 1), 1);
-    assert_int_equal(sl_diskguard_rows_needed(101, 1000, 10, 1), 2); /* rounded up */
+    assert_int_equal(sl_diskguard_rows_needed(101, 1000, 10, 1), 2);   /* rounded up */
     assert_int_equal(sl_diskguard_rows_needed(5000, 1000, 10, 1), 50); /* more than it holds */
     assert_int_equal(sl_diskguard_rows_needed(1, 1000000, 3, 0), 1);
     /* whole batches: one rewrite rather than another for the last few rows */
@@ -218,10 +217,10 @@ static void test_pick_drains_in_time_order(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_limits_check),        cmocka_unit_test(test_used_pct),
-        cmocka_unit_test(test_state_from_figures),  cmocka_unit_test(test_hysteresis_sequence),
-        cmocka_unit_test(test_need_bytes),          cmocka_unit_test(test_rows_needed),
-        cmocka_unit_test(test_pick_oldest_first),   cmocka_unit_test(test_pick_drains_in_time_order),
+        cmocka_unit_test(test_limits_check),       cmocka_unit_test(test_used_pct),
+        cmocka_unit_test(test_state_from_figures), cmocka_unit_test(test_hysteresis_sequence),
+        cmocka_unit_test(test_need_bytes),         cmocka_unit_test(test_rows_needed),
+        cmocka_unit_test(test_pick_oldest_first),  cmocka_unit_test(test_pick_drains_in_time_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
