@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -62,6 +63,10 @@ struct sl_evict {
     long long day_rows;
     int finish_tries;
     int64_t day_started_us;
+    /* a rewrite under way can be cancelled by sl_evict_cancel (another thread) */
+    pthread_mutex_t cancel_mu;
+    PGcancel *cancel;
+    bool stopping;
 };
 
 int sl_evict_new(const struct sl_evict_settings *set, struct sl_evict **out)
@@ -70,6 +75,10 @@ int sl_evict_new(const struct sl_evict_settings *set, struct sl_evict **out)
 
     if (e == NULL)
         return SL_ENOMEM;
+    if (pthread_mutex_init(&e->cancel_mu, NULL) != 0) {
+        free(e);
+        return SL_ENOMEM;
+    }
     e->set = *set;
     if (e->set.batch_rows <= 0)
         e->set.batch_rows = 10000;
@@ -80,7 +89,43 @@ int sl_evict_new(const struct sl_evict_settings *set, struct sl_evict **out)
 
 void sl_evict_free(struct sl_evict *e)
 {
+    if (e == NULL)
+        return;
+    pthread_mutex_destroy(&e->cancel_mu);
     free(e);
+}
+
+void sl_evict_cancel(struct sl_evict *e)
+{
+    char err[256];
+
+    pthread_mutex_lock(&e->cancel_mu);
+    e->stopping = true;
+    if (e->cancel && !PQcancel(e->cancel, err, sizeof(err)))
+        sl_warn("disk guard: cancel failed", "err=\"%s\"", err);
+    pthread_mutex_unlock(&e->cancel_mu);
+}
+
+/* Around a long statement (a rewrite): make it cancellable by sl_evict_cancel. False
+ * when the server is stopping: do not start it. */
+static bool long_begin(struct sl_evict *e, PGconn *c)
+{
+    bool ok;
+
+    pthread_mutex_lock(&e->cancel_mu);
+    ok = !e->stopping;
+    if (ok)
+        e->cancel = PQgetCancel(c);
+    pthread_mutex_unlock(&e->cancel_mu);
+    return ok;
+}
+
+static void long_end(struct sl_evict *e)
+{
+    pthread_mutex_lock(&e->cancel_mu);
+    PQfreeCancel(e->cancel);
+    e->cancel = NULL;
+    pthread_mutex_unlock(&e->cancel_mu);
 }
 
 bool sl_evict_active(const struct sl_evict *e)
@@ -584,9 +629,12 @@ static int day_finish(struct sl_evict *e, PGconn *c)
         snprintf(sql, sizeof(sql), "VACUUM (FULL, ANALYZE) %s", part);
         if (sl_db_exec(c, "disk guard lock timeout failed", "SET lock_timeout = '2s'", 0, NULL,
                        NULL) == 0 &&
-            sl_db_exec(c, "disk guard rewrite failed", sql, 0, NULL, NULL) == 0) {
-            done = true;
-            SL_INC(disk_rewritten_partitions, 1);
+            long_begin(e, c)) {
+            if (sl_db_exec(c, "disk guard rewrite failed", sql, 0, NULL, NULL) == 0) {
+                done = true;
+                SL_INC(disk_rewritten_partitions, 1);
+            }
+            long_end(e);
         }
         PQclear(PQexec(c, "RESET lock_timeout"));
     } else {

@@ -283,6 +283,8 @@ void sl_maint_stop(struct sl_maint *m)
     if (m == NULL)
         return;
     atomic_store(&m->stop, 1);
+    if (m->evict) /* a partition rewrite may take minutes: shutdown does not wait on it */
+        sl_evict_cancel(m->evict);
     if (write(m->wake[1], "x", 1) < 0)
         sl_debug("maint wake failed", "err=\"%s\"", strerror(errno));
     pthread_join(m->thread, NULL);

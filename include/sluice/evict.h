@@ -29,7 +29,11 @@ struct sl_evict_settings {
 
 /* A guard with these settings (copied). Caller frees with sl_evict_free. */
 SL_MUSTCHECK int sl_evict_new(const struct sl_evict_settings *set, struct sl_evict **out);
-void sl_evict_free(struct sl_evict *e);
+void sl_evict_free(struct sl_evict *e); /* accepts NULL */
+
+/* From another thread, at shutdown: cancel a rewrite under way (it rolls back; the day's
+ * deleted rows stay deleted) and start no other. */
+void sl_evict_cancel(struct sl_evict *e);
 
 /* A new connection: the advisory lock and what was probed on the old one are gone. */
 void sl_evict_reset(struct sl_evict *e);
