@@ -326,9 +326,15 @@ static const char *const migrations[] = {
     "  PRIMARY KEY (source_id, day)\n"
     ");\n",
     /* the disk guard (docs/retention.md "Disk guard"): whether a source's oldest rows may
-     * go before their retention when the database's disk passes SLUICE_DISK_EVICT_PCT. Off
-     * unless set: deleting before the retention the operator chose is their decision. */
-    "ALTER TABLE sources ADD COLUMN disk_evict boolean NOT NULL DEFAULT false;\n",
+     * go before their retention when the database's disk passes SLUICE_DISK_EVICT_PCT (off
+     * unless set: deleting before the retention the operator chose is their decision); the
+     * days whose rows it began deleting and whose partition is not yet rewritten or
+     * dropped (finished first by the next node that evicts). */
+    "ALTER TABLE sources ADD COLUMN disk_evict boolean NOT NULL DEFAULT false;\n"
+    "CREATE TABLE disk_evict_days (\n"
+    "  day date PRIMARY KEY,\n"
+    "  started_at timestamptz NOT NULL DEFAULT now()\n"
+    ");\n",
 };
 
 static void quiet_notice(void *arg, const char *message)

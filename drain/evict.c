@@ -59,6 +59,7 @@ struct sl_evict {
     /* the day under way: day_s 0 when none */
     int64_t day_s;
     bool drop_whole; /* every row may go and all are needed: archive what must be, DROP */
+    bool resumed;    /* left mid-way by an earlier episode: only its end is due */
     int64_t rows_left;
     long long day_rows;
     int finish_tries;
@@ -362,6 +363,59 @@ static void day_text(const char *part, char out[11])
     snprintf(out, 11, "%.4s-%.2s-%.2s", part + 5, part + 9, part + 11);
 }
 
+/* A day whose rows were deleted but whose partition was not rewritten or dropped (this
+ * node or another stopped in between, see disk_evict_days) is finished first: the space
+ * of its deleted rows is lost to the disk until then. Days whose partition is gone are
+ * forgotten. */
+static int day_resume(struct sl_evict *e, PGconn *c, bool *found)
+{
+    PGresult *r = NULL;
+    int rc;
+
+    if ((rc = sl_db_exec(c, "disk guard query failed",
+                         "DELETE FROM disk_evict_days d WHERE to_regclass('logs_' || "
+                         "to_char(d.day, 'YYYYMMDD')) IS NULL",
+                         0, NULL, NULL)) ||
+        (rc = sl_db_exec(c, "disk guard query failed",
+                         "SELECT extract(epoch FROM day::timestamp AT TIME ZONE 'UTC')::bigint, "
+                         "to_char(day, 'YYYY-MM-DD') FROM disk_evict_days ORDER BY day",
+                         0, NULL, &r)))
+        return rc;
+    for (int i = 0; i < PQntuples(r) && !*found; i++) {
+        int64_t day_s = strtoll(PQgetvalue(r, i, 0), NULL, 10);
+        if (day_failed(e, day_s))
+            continue;
+        e->day_s = day_s;
+        e->drop_whole = false;
+        e->rows_left = 0; /* only its end: the next measure says whether more must go */
+        e->day_rows = 0;
+        e->resumed = true; /* its end rewrites it though this episode deleted nothing */
+        e->finish_tries = 0;
+        e->day_started_us = sl_clock_real_us();
+        *found = true;
+        sl_info("disk guard: finishing a day left mid-way", "day=%s", PQgetvalue(r, i, 1));
+    }
+    PQclear(r);
+    return 0;
+}
+
+/* Remember (or forget) that a day's rows are being deleted and its partition is not yet
+ * rewritten: committed before the first DELETE, removed once the partition is. */
+static int day_mark(PGconn *c, int64_t day_s, bool on)
+{
+    char d[24];
+    const char *vals[1] = {d};
+
+    snprintf(d, sizeof(d), "%" PRId64, day_s);
+    return sl_db_exec(c, "disk guard mark failed",
+                      on ? "INSERT INTO disk_evict_days (day) VALUES "
+                           "((to_timestamp($1::bigint) AT TIME ZONE 'UTC')::date) "
+                           "ON CONFLICT DO NOTHING"
+                         : "DELETE FROM disk_evict_days WHERE day = "
+                           "(to_timestamp($1::bigint) AT TIME ZONE 'UTC')::date",
+                      1, vals, NULL);
+}
+
 /* Choose the oldest closed day holding rows that may go, and how many of them go.
  * *found false: none. */
 static int day_begin(struct sl_evict *e, PGconn *c, bool *found)
@@ -373,6 +427,8 @@ static int day_begin(struct sl_evict *e, PGconn *c, bool *found)
 
     *found = false;
     if ((rc = skip_array(e, skip, sizeof(skip))))
+        return rc;
+    if ((rc = day_resume(e, c, found)) || *found)
         return rc;
     /* closed days only: today's rows are the ones being written, searched and tailed */
     if ((rc = sl_db_exec(c, "disk guard query failed",
@@ -431,8 +487,13 @@ static int day_begin(struct sl_evict *e, PGconn *c, bool *found)
          * they are archived hour by hour */
         e->rows_left = e->drop_whole ? (archived ? INT64_MAX : 0) : (want > 0 ? want : 1);
         e->day_rows = 0;
+        e->resumed = false;
         e->finish_tries = 0;
         e->day_started_us = sl_clock_real_us();
+        if (e->rows_left > 0 && (rc = day_mark(c, day_s, true))) {
+            e->day_s = 0;
+            goto out;
+        }
         *found = true;
         sl_info("disk guard: evicting a day",
                 "day=%s bytes=%" PRId64 " rows=%" PRId64 " need_bytes=%" PRId64
@@ -596,6 +657,8 @@ static int day_finish(struct sl_evict *e, PGconn *c)
         PQgetvalue(r, 0, 0)[0] == 't') {
         PQclear(r);
         sl_info("disk guard: day already dropped", "day=%s rows=%lld", day, e->day_rows);
+        if (day_mark(c, e->day_s, false))
+            sl_warn("disk guard: day left marked", "day=%s", day);
         e->day_s = 0;
         return sl_evict_check(e, c);
     }
@@ -622,7 +685,7 @@ static int day_finish(struct sl_evict *e, PGconn *c)
             SL_INC(disk_evicted_partitions, 1);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
-    } else if (e->day_rows > 0) {
+    } else if (e->day_rows > 0 || e->resumed) {
         /* VACUUM cannot run in a transaction block: three statements. It holds an ACCESS
          * EXCLUSIVE lock on this closed day's partition only while it copies its rows. */
         how = "rewritten";
@@ -650,6 +713,8 @@ static int day_finish(struct sl_evict *e, PGconn *c)
         sl_warn("disk guard: day set aside (its partition could not be dropped or rewritten)",
                 "day=%s rows=%lld", day, e->day_rows);
     } else {
+        if (day_mark(c, e->day_s, false))
+            sl_warn("disk guard: day left marked (it is rewritten again)", "day=%s", day);
         if (forget_ranges(c, e->day_s))
             sl_warn("disk guard: search blocks of evicted rows kept", "day=%s", day);
         sl_info("disk guard: day evicted", "day=%s rows=%lld partition=%s seconds=%.1f", day,

@@ -234,6 +234,23 @@ def test_two_nodes_evict_once(db, setup, sluice):
     assert times_of(db, f) == kept
 
 
+def test_a_day_left_mid_way_is_finished(db, setup, sluice):
+    """A node stopped between a day's DELETEs and its rewrite (disk_evict_days still names
+    the day): the next node that evicts rewrites that day first, so its deleted rows'
+    space goes back to the disk."""
+    setup["server"].stop()
+    b, b_rows = setup["b"], setup["rows"]["b"]
+    day = min(b_rows.values()).astimezone(UTC).date()
+    db.query("INSERT INTO disk_evict_days (day) VALUES (%s) ON CONFLICT DO NOTHING", (day,))
+    s = sluice(SLUICE_DISK_BUDGET=str(int(db_size(db) / 0.90)), SLUICE_DISK_FILESYSTEM="off",
+               SLUICE_DISK_CHECK_INTERVAL="1", SLUICE_RETENTION_PAUSE_MS="20")
+    wait_for(lambda: not db.query("SELECT 1 FROM disk_evict_days"), 20,
+             what="the day left mid-way to be finished")
+    assert f'msg="disk guard: finishing a day left mid-way" day={day.isoformat()}' in s.log_tail(400)
+    assert s.metric("sluice_disk_rewritten_partitions_total") >= 1
+    assert {i: t for i, t in times_of(db, b).items() if i in b_rows} == b_rows
+
+
 def test_source_disk_evict_flag(db):
     src = add_source(db, None)
     assert db.query("SELECT disk_evict FROM sources WHERE id = %s", (src.id,))[0]["disk_evict"] is False
