@@ -251,6 +251,20 @@ def test_a_day_left_mid_way_is_finished(db, setup, sluice):
     assert {i: t for i, t in times_of(db, b).items() if i in b_rows} == b_rows
 
 
+def test_filesystem_figure(db, sluice):
+    """No budget: the figure is the used share of the filesystem of PostgreSQL's data
+    directory (the private PostgreSQL of the tests is on this host), as df counts it."""
+    datadir = db.query("SHOW data_directory")[0]["data_directory"]
+    s = sluice(SLUICE_DISK_CHECK_INTERVAL="1")
+    wait_for(lambda: "watching the filesystem of PostgreSQL's data directory" in s.log_tail(50),
+             10, what="the data directory's filesystem to be watched")
+    v = os.statvfs(datadir)
+    used = (v.f_blocks - v.f_bfree) * v.f_frsize
+    want = used / (used + v.f_bavail * v.f_frsize)
+    assert abs(s.metric("sluice_disk_used_ratio") - want) < 0.01
+    assert s.metric("sluice_disk_database_bytes") > 0
+
+
 def test_source_disk_evict_flag(db):
     src = add_source(db, None)
     assert db.query("SELECT disk_evict FROM sources WHERE id = %s", (src.id,))[0]["disk_evict"] is False
