@@ -261,6 +261,7 @@ def test_filesystem_figure(db, sluice):
     v = os.statvfs(datadir)
     used = (v.f_blocks - v.f_bfree) * v.f_frsize
     want = used / (used + v.f_bavail * v.f_frsize)
+    wait_for(lambda: s.metric("sluice_disk_used_ratio") > 0, 10, what="the figure published")
     assert abs(s.metric("sluice_disk_used_ratio") - want) < 0.01
     assert s.metric("sluice_disk_database_bytes") > 0
 
