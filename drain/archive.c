@@ -611,40 +611,43 @@ out:
 static int oldest_hour(PGconn *c, const struct sl_retention_job *job, int64_t *hour_s,
                        bool *whole, bool *archived)
 {
-    char sid[24], days[16], after[24] = "-infinity";
-    const char *vals[3] = {sid, days, after};
+    char sid[24], days[16], after[24] = "-infinity", cut[24];
+    const char *vals[4] = {sid, days, after, cut};
     PGresult *r = NULL;
 
     snprintf(sid, sizeof(sid), "%" PRId64, job->source_id);
     snprintf(days, sizeof(days), "%d", job->days);
+    /* the disk guard's eviction of a day gives its end instead of a retention */
+    snprintf(cut, sizeof(cut), "%" PRId64, job->cut_s);
     *hour_s = -1;
     for (int tries = 0; tries < 32; tries++) {
         bool held;
         if (sl_db_exec(c, "retention query failed",
                        /* the oldest live row, and the oldest packed one: a packed block's
                         * bounds are its rows', so only blocks across $3 are read */
-                       "WITH c AS (SELECT now() - make_interval(days => $2::int) AS cut), "
+                       "WITH c AS (SELECT CASE WHEN $4::bigint > 0 THEN to_timestamp($4::bigint) "
+                       "  ELSE now() - make_interval(days => $2::int) END AS t), "
                        "h AS (SELECT date_trunc('hour', least("
                        "  (SELECT min(received_at) FROM logs WHERE source_id = $1::bigint "
-                       "  AND received_at >= $3::timestamptz AND received_at < (SELECT cut FROM c)), "
+                       "  AND received_at >= $3::timestamptz AND received_at < (SELECT t FROM c)), "
                        "  (SELECT min(min_received) FROM log_blocks WHERE packed AND source_id = "
                        "  $1::bigint AND min_received >= $3::timestamptz "
-                       "  AND min_received < (SELECT cut FROM c)), "
+                       "  AND min_received < (SELECT t FROM c)), "
                        "  (SELECT min(u.received_at) FROM log_blocks b JOIN log_packs p ON "
                        "  p.source_id = b.source_id AND p.min_id = b.min_id CROSS JOIN LATERAL "
                        "  unnest(p.rows) u WHERE b.packed AND b.source_id = $1::bigint "
                        "  AND b.min_received < $3::timestamptz AND b.max_received >= $3::timestamptz "
-                       "  AND u.received_at >= $3::timestamptz AND u.received_at < (SELECT cut FROM c))"
+                       "  AND u.received_at >= $3::timestamptz AND u.received_at < (SELECT t FROM c))"
                        "), 'UTC') AS h) "
                        "SELECT extract(epoch FROM h)::bigint, "
-                       "h + interval '1 hour' <= now() - make_interval(days => $2::int), "
+                       "h + interval '1 hour' <= (SELECT t FROM c), "
                        "EXISTS (SELECT 1 FROM archive_hours a WHERE a.source_id = $1::bigint "
                        "  AND a.hour = h), "
                        "EXISTS (SELECT 1 FROM archive_holds d WHERE d.source_id = $1::bigint "
                        "  AND d.until > now() AND d.day = (h AT TIME ZONE 'UTC')::date), "
                        "((h AT TIME ZONE 'UTC')::date + 1)::timestamp AT TIME ZONE 'UTC' "
                        "FROM h WHERE h IS NOT NULL",
-                       3, vals, &r))
+                       4, vals, &r))
             return SL_EDB;
         if (PQntuples(r) == 0) {
             PQclear(r);

@@ -112,6 +112,20 @@ static const struct opt opts[] = {
      "seconds between retention passes (a source change starts one at once)"},
     {"SLUICE_COMPACT_AFTER_HOURS", "compact-after-hours", T_INT, O(compact_after_hours), "24",
      "hours after a day ends before its lines are packed (docs/search.md; 0: never)"},
+    {"SLUICE_DISK_BUDGET", "disk-budget", T_SIZE, O(disk_budget), "0",
+     "bytes sluice's database may use (pg_database_size; e.g. 50GB); 0: no budget, only the "
+     "filesystem figure (docs/retention.md, \"Disk guard\")"},
+    {"SLUICE_DISK_FILESYSTEM", "disk-filesystem", T_BOOL, O(disk_filesystem), "on",
+     "also watch the used share of PostgreSQL's data directory's filesystem when this host "
+     "can see it"},
+    {"SLUICE_DISK_EVICT_PCT", "disk-evict-pct", T_INT, O(disk_evict_pct), "85",
+     "percent of the budget or filesystem at which the oldest rows of opted-in sources go"},
+    {"SLUICE_DISK_REFUSE_PCT", "disk-refuse-pct", T_INT, O(disk_refuse_pct), "95",
+     "percent at which ingest is refused (503 + Retry-After; syslog not read)"},
+    {"SLUICE_DISK_HYSTERESIS_PCT", "disk-hysteresis-pct", T_INT, O(disk_hysteresis_pct), "5",
+     "points under a mark before its state ends (eviction goes down to evict - this)"},
+    {"SLUICE_DISK_CHECK_INTERVAL", "disk-check-interval", T_INT, O(disk_check_interval), "30",
+     "seconds between two disk checks (the maintenance thread)"},
 };
 #undef O
 
@@ -124,12 +138,18 @@ static int parse_size(const char *s, int64_t *out)
     v = strtoll(s, &end, 10);
     if (errno || end == s || v < 0)
         return SL_EINVAL;
-    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0)
+    /* kB, MB, GB, TB count in 1024s, as PostgreSQL's sizes do (pg_size_pretty) */
+    if (strcasecmp(end, "k") == 0 || strcasecmp(end, "kib") == 0 || strcasecmp(end, "kb") == 0)
         v *= 1024;
-    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0)
+    else if (strcasecmp(end, "m") == 0 || strcasecmp(end, "mib") == 0 ||
+             strcasecmp(end, "mb") == 0)
         v *= 1024 * 1024;
-    else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0)
+    else if (strcasecmp(end, "g") == 0 || strcasecmp(end, "gib") == 0 ||
+             strcasecmp(end, "gb") == 0)
         v *= 1024LL * 1024 * 1024;
+    else if ((strcasecmp(end, "t") == 0 || strcasecmp(end, "tib") == 0 ||
+              strcasecmp(end, "tb") == 0) && v < (1LL << 23))
+        v *= 1024LL * 1024 * 1024 * 1024;
     else if (*end != '\0')
         return SL_EINVAL;
     *out = v;

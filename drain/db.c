@@ -391,6 +391,16 @@ static const char *const migrations[] = {
     "  RETURN n;\n"
     "END\n"
     "$f$;\n",
+    /* the disk guard (docs/retention.md "Disk guard"): whether a source's oldest rows may
+     * go before their retention when the database's disk passes SLUICE_DISK_EVICT_PCT (off
+     * unless set: deleting before the retention the operator chose is their decision); the
+     * days whose rows it began deleting and whose partition is not yet rewritten or
+     * dropped (finished first by the next node that evicts). */
+    "ALTER TABLE sources ADD COLUMN disk_evict boolean NOT NULL DEFAULT false;\n"
+    "CREATE TABLE disk_evict_days (\n"
+    "  day date PRIMARY KEY,\n"
+    "  started_at timestamptz NOT NULL DEFAULT now()\n"
+    ");\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -678,7 +688,9 @@ int sl_db_source_list(struct pg_conn *c, FILE *out)
 {
     PGresult *r = NULL;
     int rc = sl_db_exec(c, "source list failed",
-                        "SELECT name, retention_days, coalesce(drain_token, '-'), "
+                        "SELECT name, retention_days, "
+                        "CASE WHEN disk_evict THEN 'yes' ELSE 'no' END, "
+                        "coalesce(drain_token, '-'), "
                         "to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"Z\"'), "
                         /* the DSN without its key: host and project */
                         "coalesce(regexp_replace(sentry_dsn, '^([A-Za-z]+://)[^@]*@', '\\1'), '-') "
@@ -686,11 +698,12 @@ int sl_db_source_list(struct pg_conn *c, FILE *out)
                         0, NULL, &r);
     if (rc)
         return rc;
-    fprintf(out, "%-24s %-9s %-40s %-20s %s\n", "NAME", "RETENTION", "DRAIN-TOKEN", "CREATED",
-            "SENTRY");
+    fprintf(out, "%-24s %-9s %-10s %-40s %-20s %s\n", "NAME", "RETENTION", "DISK-EVICT",
+            "DRAIN-TOKEN", "CREATED", "SENTRY");
     for (int i = 0; i < PQntuples(r); i++)
-        fprintf(out, "%-24s %-9s %-40s %-20s %s\n", PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                PQgetvalue(r, i, 2), PQgetvalue(r, i, 3), PQgetvalue(r, i, 4));
+        fprintf(out, "%-24s %-9s %-10s %-40s %-20s %s\n", PQgetvalue(r, i, 0),
+                PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                PQgetvalue(r, i, 4), PQgetvalue(r, i, 5));
     PQclear(r);
     return 0;
 }
@@ -1190,4 +1203,12 @@ int sl_db_source_set_archive(struct pg_conn *c, const char *name, const char *de
     const char *vals[2] = {name, dest && dest[0] ? dest : NULL};
     return change_named(c, "source set failed",
                         "UPDATE sources SET archive = $2 WHERE name = $1 RETURNING id", 2, vals);
+}
+
+int sl_db_source_set_disk_evict(struct pg_conn *c, const char *name, bool evict)
+{
+    const char *vals[2] = {name, evict ? "true" : "false"};
+    return change_named(c, "source set failed",
+                        "UPDATE sources SET disk_evict = $2::boolean WHERE name = $1 RETURNING id",
+                        2, vals);
 }

@@ -28,6 +28,7 @@
 
 #include "sluice/api.h"
 #include "sluice/clock.h"
+#include "sluice/diskguard.h"
 #include "sluice/enc.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
@@ -356,21 +357,45 @@ static void get_healthz(struct conn *c)
     sl_conn_respond_text(c, 200, "ok\n", NULL);
 }
 
+/* The disk guard's state as the maintenance thread published it (drain/evict.c), in
+ * words for /readyz: "disk refusing: 96.2% of the budget used". */
+static void disk_words(char *out, size_t len)
+{
+    uint64_t state = atomic_load(&sl_metrics.disk_state);
+    uint64_t bp = atomic_load(&sl_metrics.disk_used_bp);
+    uint64_t fig = atomic_load(&sl_metrics.disk_figure);
+
+    snprintf(out, len, "disk %s: %llu.%llu%% of the %s used",
+             sl_diskguard_state_name((enum sl_diskguard_state)state),
+             (unsigned long long)(bp / 100), (unsigned long long)(bp % 100 / 10),
+             fig == SL_DISK_FIGURE_FILESYSTEM ? "filesystem" : "budget");
+}
+
 static void get_readyz(struct conn *c)
 {
     struct server *s = c->srv;
     struct sl_spool_stats st;
+    uint64_t disk = atomic_load(&sl_metrics.disk_state);
+    char words[96], body[160];
 
     sl_spool_get_stats(s->spool, &st);
+    disk_words(words, sizeof(words));
     if (st.full) /* first: it is what refuses appends, whatever the database does */
         sl_conn_respond_text(c, 503, "spool disk full\n", NULL);
     else if (!atomic_load(&sl_metrics.db_up))
         sl_conn_respond_text(c, 503, "database unreachable\n", NULL);
-    else if ((double)st.depth_bytes > 0.8 * (double)s->cfg->spool_max_bytes)
+    else if (disk == SL_DISK_REFUSING) {
+        snprintf(body, sizeof(body), "%s; ingest refused (SLUICE_DISK_REFUSE_PCT)\n", words);
+        sl_conn_respond_text(c, 503, body, NULL);
+    } else if ((double)st.depth_bytes > 0.8 * (double)s->cfg->spool_max_bytes)
         sl_conn_respond_text(c, 503, "spool above high-water mark\n", NULL);
     else if (s->draining)
         sl_conn_respond_text(c, 503, "shutting down\n", NULL);
-    else
+    else if (disk == SL_DISK_EVICTING) {
+        /* still ready: ingest goes on while the oldest data of opted-in sources goes */
+        snprintf(body, sizeof(body), "ready; %s, evicting the oldest data\n", words);
+        sl_conn_respond_text(c, 200, body, NULL);
+    } else
         sl_conn_respond_text(c, 200, "ready\n", NULL);
 }
 
@@ -616,6 +641,18 @@ static bool admit_sources_loaded(struct conn *c)
     return false;
 }
 
+/* Admission, 503 #1b: the disk guard refuses ingest (docs/retention.md, "Disk guard"):
+ * the database's disk is past SLUICE_DISK_REFUSE_PCT. An atomic the maintenance thread
+ * sets; nothing here waits. */
+static bool admit_disk(struct conn *c)
+{
+    if (atomic_load_explicit(&sl_metrics.disk_state, memory_order_relaxed) != SL_DISK_REFUSING)
+        return true;
+    SL_INC(disk_refused, 1);
+    refuse(c, 503, "database disk nearly full: retry later\n", "Retry-After: 30\r\n");
+    return false;
+}
+
 /* Admission, 503 #2: the spool has room for the body as declared. */
 static bool admit_spool_room(struct conn *c, uint64_t clen)
 {
@@ -673,6 +710,8 @@ static void post_logs(struct conn *c, const struct framing *fr)
         return;
     }
     sl_conn_authed(c);
+    if (!admit_disk(c))
+        return;
     if (fr->clen > (uint64_t)c->srv->cfg->max_body) {
         too_large(c, false);
         return;

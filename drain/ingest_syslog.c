@@ -6,7 +6,8 @@
  * (`d.<token>` or a registered Heroku drain token, drain/sources.c) and batches
  * consecutive messages of one source into one spool entry. Syslog has no
  * acknowledgement: durability is the spool's, and backpressure is TCP's (reading stops
- * while the spool is full or the source table was never loaded, retried by timer).
+ * while the spool is full, the source table was never loaded or the disk guard refuses
+ * ingest, retried by timer).
  *
  * Leaves to others: sockets, idle timeouts and closing (drain/listen.c), framing
  * (drain/frame.c), parsing the HOSTNAME (drain/rfc5424.c), the record format
@@ -19,6 +20,7 @@
 #include <event2/event.h>
 
 #include "sluice/clock.h"
+#include "sluice/diskguard.h"
 #include "sluice/entry.h"
 #include "sluice/log.h"
 #include "sluice/metrics.h"
@@ -173,17 +175,11 @@ static bool take_step(struct conn *c, struct evbuffer *in, const struct sl_frame
     return true;
 }
 
-void sl_ingest_syslog_read(struct bufferevent *bev, void *arg)
+/* Frame and take what the input holds, as far as the spool takes it. */
+static void read_input(struct conn *c, struct evbuffer *in)
 {
-    struct conn *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
     size_t window = sl_frame_stream_window(&c->sys.fs);
 
-    if (sl_sources_generation(c->srv->sources) == 0) {
-        /* the source table was never loaded: hold the stream (TCP backpressure) */
-        retry_later(c, (struct timeval){1, 0});
-        return;
-    }
     while (!c->sys.entry_pending) {
         size_t avail = evbuffer_get_length(in);
         size_t n = avail < window ? avail : window;
@@ -199,6 +195,27 @@ void sl_ingest_syslog_read(struct bufferevent *bev, void *arg)
     sl_ingest_syslog_flush(c);
 }
 
+void sl_ingest_syslog_read(struct bufferevent *bev, void *arg)
+{
+    struct conn *c = arg;
+
+    if (sl_sources_generation(c->srv->sources) == 0) {
+        /* the source table was never loaded: hold the stream (TCP backpressure) */
+        retry_later(c, (struct timeval){1, 0});
+        return;
+    }
+    if (atomic_load_explicit(&sl_metrics.disk_state, memory_order_relaxed) ==
+        SL_DISK_REFUSING) {
+        /* the disk guard refuses ingest: stop reading (the sender's TCP window fills and it
+         * waits), look again in a second; what was already read is spooled, never dropped */
+        SL_INC(disk_syslog_paused, 1);
+        sl_ingest_syslog_flush(c);
+        retry_later(c, (struct timeval){1, 0});
+        return;
+    }
+    read_input(c, bufferevent_get_input(bev));
+}
+
 /* The peer closed: what is left without its terminator is still a line. */
 void sl_ingest_syslog_eof(struct conn *c)
 {
@@ -206,7 +223,10 @@ void sl_ingest_syslog_eof(struct conn *c)
     size_t window = sl_frame_stream_window(&c->sys.fs);
     size_t n;
 
-    sl_ingest_syslog_read(c->bev, c);
+    /* What the peer sent before closing is taken even while the disk guard refuses: the
+     * connection ends here, and those bytes would otherwise be lost. */
+    if (sl_sources_generation(c->srv->sources) != 0)
+        read_input(c, in);
     n = evbuffer_get_length(in);
     if (n > 0 && !c->sys.entry_pending) {
         struct sl_frame_step step;

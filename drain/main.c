@@ -25,6 +25,7 @@ static void usage(FILE *f)
                "  serve [--help]                 run the drain server\n"
                "  migrate                        apply database migrations (safe to repeat)\n"
                "  source add NAME [--retention-days N] [--drain-token d.UUID]\n"
+               "                  [--disk-evict yes|no]\n"
                "                                 create a source; prints its drain URL\n"
                "  source list                    list sources\n"
                "  source rotate NAME             new ingest token; prints the new drain URL\n"
@@ -32,6 +33,10 @@ static void usage(FILE *f)
                "  source set NAME [--sentry-dsn DSN] [--retention-days N]\n"
                "                                 send the source's crashes to Sentry ('' clears);\n"
                "                                 change how many days its lines are kept\n"
+               "  source set NAME --disk-evict yes|no\n"
+               "                                 may the disk guard delete its oldest rows\n"
+               "                                 before their retention (default no;\n"
+               "                                 docs/retention.md \"Disk guard\")\n"
                "  source set NAME --archive DIR|s3://BUCKET/PREFIX\n"
                "                                 archive hours before retention deletes them\n"
                "                                 ('' clears; docs/retention.md)\n"
@@ -106,12 +111,41 @@ static int parse_days(const char *s)
     return (int)v;
 }
 
+/* --disk-evict yes|no: 1, 0, or -1 when neither. */
+static int parse_yes_no(const char *s)
+{
+    if (!strcmp(s, "yes"))
+        return 1;
+    if (!strcmp(s, "no"))
+        return 0;
+    return -1;
+}
+
+/* Store --disk-evict and say what it means. Returns an exit status. */
+static int set_disk_evict(struct pg_conn *c, const char *name, bool evict)
+{
+    int rc = sl_db_source_set_disk_evict(c, name, evict);
+
+    if (rc) {
+        fprintf(stderr, "sluice: could not set %s: %s\n", name, sl_strerror(rc));
+        return 1;
+    }
+    if (evict)
+        printf("source %s: its oldest rows may go before their retention when the database's "
+               "disk passes SLUICE_DISK_EVICT_PCT (archived first if it has an archive)\n",
+               name);
+    else
+        printf("source %s: the disk guard never deletes its rows (only retention does)\n",
+               name);
+    return 0;
+}
+
 /* sluice source set NAME [--sentry-dsn DSN] [--retention-days N]: a DSN ('' clears it)
  * is checked here, so a bad one is refused with what is wrong instead of failing every
  * crash later. Running servers pick either up through NOTIFY sluice_sources. */
 static int source_set(int argc, char **argv, struct pg_conn *c)
 {
-    const char *dsn = NULL, *days_s = NULL, *archive = NULL;
+    const char *dsn = NULL, *days_s = NULL, *archive = NULL, *evict_s = NULL;
     struct sl_crash_dsn d;
     char why[200];
     int rc, days = 0;
@@ -129,14 +163,23 @@ static int source_set(int argc, char **argv, struct pg_conn *c)
             archive = argv[++i];
         else if (!strncmp(argv[i], "--archive=", 10))
             archive = argv[i] + 10;
+        else if (!strcmp(argv[i], "--disk-evict") && i + 1 < argc)
+            evict_s = argv[++i];
+        else if (!strncmp(argv[i], "--disk-evict=", 13))
+            evict_s = argv[i] + 13;
         else {
             fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
             return 2;
         }
     }
-    if (dsn == NULL && days_s == NULL && archive == NULL) {
+    if (dsn == NULL && days_s == NULL && archive == NULL && evict_s == NULL) {
         fprintf(stderr, "sluice: source set needs --sentry-dsn DSN ('' clears it), "
-                        "--retention-days N or --archive DIR|s3://BUCKET/PREFIX ('' clears it)\n");
+                        "--retention-days N, --archive DIR|s3://BUCKET/PREFIX ('' clears it) "
+                        "or --disk-evict yes|no\n");
+        return 2;
+    }
+    if (evict_s && parse_yes_no(evict_s) < 0) {
+        fprintf(stderr, "sluice: --disk-evict must be yes or no\n");
         return 2;
     }
     if (archive && archive[0] && sl_archive_dest_check(archive, why, sizeof(why))) {
@@ -171,6 +214,8 @@ static int source_set(int argc, char **argv, struct pg_conn *c)
             printf("source %s: archive cleared; rows past retention are deleted unarchived\n",
                    argv[1]);
     }
+    if (evict_s && (rc = set_disk_evict(c, argv[1], parse_yes_no(evict_s) == 1)))
+        return rc;
     if (dsn == NULL)
         return 0;
     if ((rc = sl_db_source_set_dsn(c, argv[1], dsn))) {
@@ -201,7 +246,7 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
         return 2;
     }
     if (!strcmp(argv[0], "add")) {
-        int days = 7;
+        int days = 7, evict = -1;
         const char *dtok = NULL;
         for (int i = 2; i < argc; i++) {
             if (!strcmp(argv[i], "--retention-days") && i + 1 < argc)
@@ -212,7 +257,14 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
                 dtok = argv[++i];
             else if (!strncmp(argv[i], "--drain-token=", 14))
                 dtok = argv[i] + 14;
-            else {
+            else if ((!strcmp(argv[i], "--disk-evict") && i + 1 < argc) ||
+                     !strncmp(argv[i], "--disk-evict=", 13)) {
+                const char *v = argv[i][12] == '=' ? argv[i] + 13 : argv[++i];
+                if ((evict = parse_yes_no(v)) < 0) {
+                    fprintf(stderr, "sluice: --disk-evict must be yes or no\n");
+                    return 2;
+                }
+            } else {
                 fprintf(stderr, "sluice: unknown option %s\n", argv[i]);
                 return 2;
             }
@@ -227,6 +279,9 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
             return 1;
         }
         printf("source %s added (retention %d days)\n", argv[1], days);
+        /* before the URL: callers read the drain URL from the last line */
+        if (evict >= 0 && (rc = set_disk_evict(c, argv[1], evict == 1)))
+            return rc;
         print_drain_url(argv[1], token);
         return 0;
     }

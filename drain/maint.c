@@ -1,5 +1,6 @@
 /* Maintenance thread (include/sluice/maint.h): reloads of the source table and read
- * tokens on NOTIFY, partitions ahead, retention in small steps (docs/retention.md). Runs
+ * tokens on NOTIFY, partitions ahead, retention in small steps, the disk guard's checks
+ * and eviction steps (drain/evict.c; docs/retention.md). Runs
  * on its own thread with its own connection; never touches the event loop except through
  * sl_sources_replace_all. */
 #include <errno.h>
@@ -18,6 +19,7 @@
 #include "sluice/compact.h"
 #include "sluice/db.h"
 #include "sluice/eval.h"
+#include "sluice/evict.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
 #include "sluice/metrics.h"
@@ -38,7 +40,8 @@ struct sl_maint {
     bool pass_active;
     long long pass_rows, pass_parts;
     int64_t pass_started;
-    int64_t next_step; /* when the next DELETE of the pass may run */
+    int64_t next_step; /* when the next DELETE of the pass (or of eviction) may run */
+    struct sl_evict *evict; /* the disk guard; NULL when nothing is watched */
     struct sl_compact_stats compact;
     int64_t next_compact; /* when the next compaction step may run */
 };
@@ -128,6 +131,8 @@ static int m_connect(struct sl_maint *m)
 
     if (rc <= 0)
         return rc;
+    if (m->evict) /* the eviction lock was the old connection's */
+        sl_evict_reset(m->evict);
     if (reload(m))
         return SL_EDB;
     /* Today and the next two days, so midnight never waits on DDL. */
@@ -149,13 +154,13 @@ static int compact_wait_ms(const struct sl_maint *m, int64_t t)
 static void *m_main(void *arg)
 {
     struct sl_maint *m = arg;
-    int64_t next_reload = 0, next_pass = 0;
+    int64_t next_reload = 0, next_pass = 0, next_disk = 0;
 
     while (!atomic_load(&m->stop)) {
         struct pollfd pf[2];
         int64_t t = sl_clock_real_us();
         PGnotify *nt;
-        bool notified = false;
+        bool notified = false, evicting;
 
         if (m_connect(m)) {
             atomic_store(&sl_metrics.db_up, 0);
@@ -164,14 +169,25 @@ static void *m_main(void *arg)
             poll(pf, 1, 2000);
             continue;
         }
+        /* The disk guard's check: never on the request path; the loop reads its state */
+        if (m->evict && t >= next_disk) {
+            if (sl_evict_check(m->evict, m->pg))
+                sl_debug("disk check failed; retried next interval", "%s", "");
+            next_disk = t + (int64_t)m->ret.disk_interval_s * 1000000;
+        }
+        evicting = m->evict && sl_evict_active(m->evict);
         if (!m->pass_active && t >= next_pass) {
             if (pass_start(m, t) == 0)
                 next_pass = t + (int64_t)m->ret.interval_s * 1000000;
             else
                 next_pass = t + 60LL * 1000000;
-        } else if (m->pass_active && t >= m->next_step) {
+        } else if ((m->pass_active || evicting) && t >= m->next_step) {
             int64_t took, pause;
-            if (pass_step(m))
+            /* eviction first: it is what keeps ingest from being refused */
+            if (evicting) {
+                if (sl_evict_step(m->evict, m->pg))
+                    sl_debug("eviction step failed; tried again after the pause", "%s", "");
+            } else if (pass_step(m))
                 m->pass_active = false; /* a failed statement: the next pass starts over */
             took = sl_clock_real_us() - t;
             pause = (int64_t)m->ret.pause_ms * 1000;
@@ -203,7 +219,8 @@ static void *m_main(void *arg)
         /* Between two DELETE batches: a pause, so the writer's COPY and searches get
          * the disk and the locks; a NOTIFY still wakes the loop at once. */
         t = sl_clock_real_us();
-        if (poll(pf, 2, !m->pass_active ? compact_wait_ms(m, t)
+        evicting = m->evict && sl_evict_active(m->evict);
+        if (poll(pf, 2, !m->pass_active && !evicting ? compact_wait_ms(m, t)
                          : m->next_step > t ? (int)((m->next_step - t + 999) / 1000) : 0) < 0 &&
             errno != EINTR)
             continue;
@@ -236,6 +253,7 @@ static void m_free(struct sl_maint *m)
     free(m->url);
     free(m->snapshot);
     free(m->jobs);
+    sl_evict_free(m->evict);
     free(m);
 }
 
@@ -255,6 +273,15 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
     m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 1000;
     m->ret.interval_s = ret && ret->interval_s > 0 ? ret->interval_s : 600;
     m->ret.compact_after_h = ret && ret->compact_after_h > 0 ? ret->compact_after_h : 0;
+    m->ret.disk_interval_s = ret && ret->disk_interval_s > 0 ? ret->disk_interval_s : 30;
+    if (ret && (ret->disk.budget_bytes > 0 || ret->disk.filesystem)) {
+        struct sl_evict_settings ds = ret->disk;
+        ds.batch_rows = m->ret.batch_rows;
+        if (sl_evict_new(&ds, &m->evict)) {
+            m_free(m);
+            return SL_ENOMEM;
+        }
+    }
     if (m->url == NULL || (snapshot_path && m->snapshot == NULL) || pipe(m->wake) != 0) {
         m_free(m);
         return SL_ENOMEM;
@@ -281,6 +308,8 @@ void sl_maint_stop(struct sl_maint *m)
     if (m == NULL)
         return;
     atomic_store(&m->stop, 1);
+    if (m->evict) /* a partition rewrite may take minutes: shutdown does not wait on it */
+        sl_evict_cancel(m->evict);
     if (write(m->wake[1], "x", 1) < 0)
         sl_debug("maint wake failed", "err=\"%s\"", strerror(errno));
     pthread_join(m->thread, NULL);

@@ -213,6 +213,33 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                       "retried next pass).",
                       LOAD(archive_failures))))
         return rc;
+    if ((rc = gauge(b, "sluice_disk_state",
+                    "Disk guard: 0 ok, 1 evicting the oldest data of opted-in sources, 2 "
+                    "refusing ingest (docs/retention.md).",
+                    (double)LOAD(disk_state))) ||
+        (rc = gauge(b, "sluice_disk_used_ratio",
+                    "Disk guard's figure: the database's size over SLUICE_DISK_BUDGET or its "
+                    "filesystem's used share, whichever is larger (0 when neither is known).",
+                    (double)LOAD(disk_used_bp) / 10000.0)) ||
+        (rc = gauge(b, "sluice_disk_database_bytes",
+                    "pg_database_size of sluice's database at the last check.",
+                    (double)LOAD(disk_db_bytes))) ||
+        (rc = counter(b, "sluice_disk_evicted_rows_total",
+                      "Rows the disk guard deleted before their retention.",
+                      LOAD(disk_evicted_rows))) ||
+        (rc = counter(b, "sluice_disk_evicted_partitions_total",
+                      "Day partitions the disk guard dropped.", LOAD(disk_evicted_partitions))) ||
+        (rc = counter(b, "sluice_disk_rewritten_partitions_total",
+                      "Day partitions the disk guard rewrote to free their deleted rows' space.",
+                      LOAD(disk_rewritten_partitions))) ||
+        (rc = counter(b, "sluice_disk_refused_total",
+                      "Drain POSTs answered 503 because the disk guard refuses ingest.",
+                      LOAD(disk_refused))) ||
+        (rc = counter(b, "sluice_disk_syslog_paused_total",
+                      "Syslog reads held back because the disk guard refuses ingest (once per "
+                      "connection and second).",
+                      LOAD(disk_syslog_paused))))
+        return rc;
     if ((rc = counter(b, "sluice_api_requests_total", "Requests to /api/ paths.",
                       LOAD(api_requests))) ||
         (rc = counter(b, "sluice_searches_total", "Searches answered 200.", LOAD(searches))) ||

@@ -31,6 +31,7 @@
 #include "sluice/api.h"
 #include "sluice/clock.h"
 #include "sluice/crashd.h"
+#include "sluice/diskguard.h"
 #include "sluice/feed.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
@@ -465,6 +466,25 @@ static void stop_all(struct server *s, int64_t t0)
         event_base_free(s->base);
 }
 
+/* The disk guard's marks must make sense (docs/retention.md, "Disk guard"). */
+static int check_disk_limits(const struct sl_config *cfg)
+{
+    struct sl_diskguard_limits l = {(int)cfg->disk_evict_pct, (int)cfg->disk_refuse_pct,
+                                    (int)cfg->disk_hysteresis_pct};
+    char why[160];
+
+    if (cfg->disk_evict_pct > 100 || cfg->disk_refuse_pct > 100 ||
+        cfg->disk_hysteresis_pct > 100 || cfg->disk_check_interval <= 0) {
+        sl_error("bad disk guard setting", "hint=\"percentages 0-100, SLUICE_DISK_CHECK_INTERVAL "
+                 "at least 1\"");
+        return SL_EINVAL;
+    }
+    if (sl_diskguard_limits_check(&l, why, sizeof(why)) == 0)
+        return 0;
+    sl_error("bad disk guard setting", "err=\"%s\"", why);
+    return SL_EINVAL;
+}
+
 int sl_server_run(struct sl_config *cfg)
 {
     struct server srv, *s = &srv;
@@ -506,6 +526,8 @@ int sl_server_run(struct sl_config *cfg)
     }
     if (check_fd_limit(cfg))
         return 2;
+    if (check_disk_limits(cfg))
+        return 2;
     evthread_use_pthreads();
     /* An upgrade's new process takes the spool last, once the old one lets it go. */
     if (upgrade_fd < 0 && open_spool(s, 0))
@@ -515,6 +537,13 @@ int sl_server_run(struct sl_config *cfg)
     ret.pause_ms = (int)cfg->retention_pause_ms;
     ret.interval_s = (int)cfg->retention_interval;
     ret.compact_after_h = (int)cfg->compact_after_hours;
+    memset(&ret.disk, 0, sizeof(ret.disk));
+    ret.disk.budget_bytes = cfg->disk_budget;
+    ret.disk.filesystem = cfg->disk_filesystem;
+    ret.disk.limits.evict_pct = (int)cfg->disk_evict_pct;
+    ret.disk.limits.refuse_pct = (int)cfg->disk_refuse_pct;
+    ret.disk.limits.hysteresis_pct = (int)cfg->disk_hysteresis_pct;
+    ret.disk_interval_s = (int)cfg->disk_check_interval;
     if (sl_sources_new(&s->sources) ||
         sl_maint_start(cfg->database_url, s->sources, snap, &ret, &s->maint))
         goto out;

@@ -57,6 +57,12 @@ struct sl_config {
     int64_t retention_pause_ms;
     int64_t retention_interval;
     int64_t compact_after_hours;
+    int64_t disk_budget;
+    bool disk_filesystem;
+    int64_t disk_evict_pct;
+    int64_t disk_refuse_pct;
+    int64_t disk_hysteresis_pct;
+    int64_t disk_check_interval;
 };
 
 /* Fill c from defaults, then the environment, then argv (flags "--name value" or

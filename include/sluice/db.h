@@ -130,6 +130,8 @@ struct sl_retention_job {
     int days;
     char name[SL_SOURCE_NAME_MAX + 1];
     char archive[1024]; /* "" when the source is not archived (sluice/archive.h) */
+    int64_t cut_s;      /* 0: rows past `days` of retention; else rows received before this
+                         * (epoch seconds): the disk guard's eviction of a day */
 };
 /* Drop the day partitions past every source's retention (each with a short lock
  * timeout; one that cannot be locked waits for the next pass), except a day held by a
@@ -151,6 +153,10 @@ SL_MUSTCHECK int sl_db_retention_finish(struct pg_conn *c);
 SL_MUSTCHECK int sl_db_source_set_retention(struct pg_conn *c, const char *name, int days);
 /* Set (or clear, with "" or NULL) a source's archive destination. SL_ENOTFOUND when none. */
 SL_MUSTCHECK int sl_db_source_set_archive(struct pg_conn *c, const char *name, const char *dest);
+
+/* Let (or not) the disk guard delete a source's oldest rows before their retention
+ * (docs/retention.md "Disk guard"); NOTIFYs sluice_sources. SL_ENOTFOUND when none. */
+SL_MUSTCHECK int sl_db_source_set_disk_evict(struct pg_conn *c, const char *name, bool evict);
 
 /* The partition name for the UTC day containing us: logs_YYYYMMDD. */
 void sl_db_partition_name(int64_t us, char out[16]);

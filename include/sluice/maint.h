@@ -1,23 +1,30 @@
 /* The maintenance thread of `sluice serve`: keeps the in-memory source table in step
  * with PostgreSQL (LISTEN sluice_sources, and a reload every minute), creates the
- * day partitions of `logs` ahead of time, and runs retention (docs/retention.md) at
- * start, every interval and when a source changes, one bounded DELETE at a time. Own
+ * day partitions of `logs` ahead of time, runs retention (docs/retention.md) at
+ * start, every interval and when a source changes, one bounded DELETE at a time, and the
+ * disk guard (drain/evict.c): checks, and eviction steps paced the same way. Own
  * thread, own connection; reconnects by itself. */
 #ifndef SLUICE_MAINT_H
 #define SLUICE_MAINT_H
 
 #include "sluice/err.h"
+#include "sluice/evict.h"
 
 struct sl_sources;
 struct sl_maint;
 
 /* Retention pacing (SLUICE_RETENTION_*): rows per DELETE, pause between two, seconds
- * between passes. Zero or negative fields take the defaults (10000, 1000, 600). */
+ * between passes. Zero or negative fields take the defaults (10000, 1000, 600). The disk
+ * guard (SLUICE_DISK_*, docs/retention.md "Disk guard"): checked every disk_interval_s
+ * (default 30) when disk.budget_bytes or disk.filesystem is set; its eviction steps are
+ * paced as retention's and go before them. */
 struct sl_maint_retention {
     int batch_rows;
     int pause_ms;
     int interval_s;
     int compact_after_h; /* 0: no compaction (docs/search.md "Compacted days") */
+    struct sl_evict_settings disk;
+    int disk_interval_s;
 };
 
 /* Start the thread. If PostgreSQL is reachable, the source table is loaded before

@@ -65,6 +65,17 @@ struct sl_metrics {
     _Atomic uint64_t archive_files;                /* hour files written and verified */
     _Atomic uint64_t archive_bytes;                /* their gzip bytes */
     _Atomic uint64_t archive_failures;             /* hours not archived (rows kept) */
+    /* the disk guard (docs/retention.md "Disk guard"): written by the maintenance thread,
+     * read without locks by the loop (admission, /readyz) */
+    _Atomic uint64_t disk_state;           /* enum sl_diskguard_state */
+    _Atomic uint64_t disk_figure;          /* enum sl_diskguard_figure that decided */
+    _Atomic uint64_t disk_used_bp;         /* the used figure in hundredths of a percent */
+    _Atomic uint64_t disk_db_bytes;        /* pg_database_size at the last check */
+    _Atomic uint64_t disk_evicted_rows;    /* rows deleted by eviction (batched DELETEs) */
+    _Atomic uint64_t disk_evicted_partitions; /* day partitions dropped by eviction */
+    _Atomic uint64_t disk_rewritten_partitions; /* day partitions rewritten (VACUUM FULL) */
+    _Atomic uint64_t disk_refused;         /* drain POSTs answered 503 while refusing */
+    _Atomic uint64_t disk_syslog_paused;   /* syslog reads held back while refusing */
 };
 
 extern struct sl_metrics sl_metrics;

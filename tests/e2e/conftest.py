@@ -12,6 +12,7 @@ tests/run_e2e.sh. BUILD names the build directory (build, or build-asan for `mak
 
 import base64
 import dataclasses
+import datetime
 import gzip as gzip_mod
 import http.client
 import json
@@ -310,6 +311,16 @@ def stamp_commits(db, source_id, ranges, t, first=None):
              (source_id, t, first, [lo for lo, _ in ranges], [hi for _, hi in ranges]))
 
 
+def day_partition(db, day):
+    """Creates the logs partition of a UTC day (a datetime.date), named as the server names
+    them; returns its name."""
+    name = "logs_" + day.strftime("%Y%m%d")
+    nxt = day + datetime.timedelta(days=1)
+    db.query(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF logs FOR VALUES "
+             f"FROM ('{day.isoformat()} 00:00:00+00') TO ('{nxt.isoformat()} 00:00:00+00')")
+    return name
+
+
 # ---------------------------------------------------------------- sources
 
 
@@ -494,6 +505,12 @@ class Server:
             "SLUICE_TLS_KEY": self.tls.key,
             "SLUICE_PUBLIC_URL": f"https://localhost:{self.https_port}",
             "SLUICE_LOG_LEVEL": "info",
+            # Background work that moves or deletes rows stays off unless a test asks for
+            # it: compaction (test_compact.py) and the disk guard's filesystem figure (a
+            # full disk on the test machine would refuse every test's ingest;
+            # test_disk_guard.py sets what it measures).
+            "SLUICE_COMPACT_AFTER_HOURS": "0",
+            "SLUICE_DISK_FILESYSTEM": "off",
         })
         e.update({k: str(v) for k, v in self.extra_env.items()})
         self.starts += 1

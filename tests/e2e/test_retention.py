@@ -4,16 +4,7 @@ whole partitions past the longest retention dropped, and what is inside retentio
 
 import datetime
 
-from conftest import add_source, sluice_cli, stamp_commits, wait_for
-
-
-def day_partition(db, day):
-    """Creates the logs partition of a UTC day (named as the server names them)."""
-    name = "logs_" + day.strftime("%Y%m%d")
-    nxt = day + datetime.timedelta(days=1)
-    db.query(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF logs FOR VALUES "
-             f"FROM ('{day.isoformat()} 00:00:00+00') TO ('{nxt.isoformat()} 00:00:00+00')")
-    return name
+from conftest import add_source, day_partition, sluice_cli, stamp_commits, wait_for
 
 
 def put_row(db, source, rid, when, text):
