@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libpq-fe.h>
 
@@ -173,7 +174,8 @@ static int pack(PGconn *c, const char *const *v, struct newblocks *nb, long long
     int rc;
 
     if ((rc = sl_db_exec(c, "compaction pack failed",
-                         "INSERT INTO log_packs (source_id, min_id, rows) SELECT $1::bigint, "
+                         "INSERT INTO log_packs (source_id, day, min_id, rows) SELECT $1::bigint, "
+                         "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date, "
                          "min(l.id), array_agg(l ORDER BY l.id) FROM logs l WHERE "
                          "l.source_id = $1::bigint AND " DAY_RANGE
                          " GROUP BY width_bucket(l.id, $4::bigint[])",
@@ -238,6 +240,46 @@ static int pack(PGconn *c, const char *const *v, struct newblocks *nb, long long
                       8, bv, NULL);
 }
 
+/* The day's partition of log_packs (log_packs_YYYYMMDD), made before the packing
+ * transaction: creating a partition locks the parent table, so this is a short statement
+ * of its own that gives up after 2 s (the next step tries again) rather than hold the
+ * lock while a day is packed. */
+static int pack_partition(PGconn *c, int64_t d0)
+{
+    char name[32], lo[16], hi[16], sql[512];
+    time_t t = (time_t)(d0 / 1000000), t1 = t + 86400;
+    struct tm tm;
+    PGresult *r = NULL;
+    bool have;
+    int rc;
+
+    gmtime_r(&t, &tm);
+    strftime(name, sizeof(name), "log_packs_%Y%m%d", &tm);
+    strftime(lo, sizeof(lo), "%Y-%m-%d", &tm);
+    gmtime_r(&t1, &tm);
+    strftime(hi, sizeof(hi), "%Y-%m-%d", &tm);
+    snprintf(sql, sizeof(sql), "SELECT to_regclass('%s') IS NOT NULL", name);
+    if ((rc = sl_db_exec(c, "compaction partition failed", sql, 0, NULL, &r)))
+        return rc;
+    have = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (have)
+        return 0;
+    /* lz4 where the server has it: a little larger than pglz, read 25 % faster; no
+     * planner statistics of the packs themselves (never compared; ANALYZE would rewrite
+     * pg_statistic rows for nothing) */
+    snprintf(sql, sizeof(sql),
+             "SET lock_timeout = '2s'; CREATE TABLE IF NOT EXISTS %s PARTITION OF log_packs FOR "
+             "VALUES FROM ('%s') TO ('%s'); RESET lock_timeout; ALTER TABLE %s ALTER COLUMN rows "
+             "SET STATISTICS 0; DO $d$ BEGIN EXECUTE 'ALTER TABLE %s ALTER COLUMN rows SET "
+             "COMPRESSION lz4'; EXCEPTION WHEN OTHERS THEN NULL; END $d$",
+             name, lo, hi, name, name);
+    rc = sl_db_exec(c, "compaction partition failed", sql, 0, NULL, NULL);
+    if (rc)
+        PQclear(PQexec(c, "RESET lock_timeout"));
+    return rc;
+}
+
 /* One (source, day) in one transaction: the partition locked, re-blocked, packed. */
 static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, int64_t d1,
                           int fence_s, bool *busy, struct sl_compact_stats *st)
@@ -257,7 +299,8 @@ static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, 
     *busy = false;
     snprintf(lock, sizeof(lock), "LOCK TABLE %s IN SHARE ROW EXCLUSIVE MODE", part);
     nb_init(&nb);
-    if ((rc = sl_db_exec(c, "compaction failed", "BEGIN", 0, NULL, NULL)))
+    if ((rc = pack_partition(c, d0)) ||
+        (rc = sl_db_exec(c, "compaction failed", "BEGIN", 0, NULL, NULL)))
         goto out;
     if ((rc = sl_db_exec(c, "compaction failed", "SET LOCAL work_mem = '64MB'", 0, NULL, NULL)) ||
         (rc = sl_db_exec(c, "compaction lock failed", lock, 0, NULL, NULL)))

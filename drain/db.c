@@ -333,23 +333,22 @@ static const char *const migrations[] = {
     /* when a writer last upserted the block: compaction leaves a block a writer may still
      * extend (one touched in the last few minutes) */
     "ALTER TABLE log_blocks ADD COLUMN touched_at timestamptz NOT NULL DEFAULT now();\n"
+    /* day partitions (log_packs_YYYYMMDD, made by compaction) dropped with the day's
+     * logs partition, so a day's packs give their disk back at once */
     "CREATE TABLE log_packs (\n"
     "  source_id bigint NOT NULL,\n"
+    "  day date NOT NULL,\n"
     "  min_id bigint NOT NULL,\n"
     "  rows logs[] NOT NULL,\n"
-    "  PRIMARY KEY (source_id, min_id)\n"
-    ");\n"
-    /* lz4 where the server has it: a little larger than pglz, read 25 % faster */
-    "DO $d$ BEGIN\n"
-    "  EXECUTE 'ALTER TABLE log_packs ALTER COLUMN rows SET COMPRESSION lz4';\n"
-    "EXCEPTION WHEN OTHERS THEN NULL;\n"
-    "END $d$;\n"
+    "  PRIMARY KEY (source_id, day, min_id)\n"
+    ") PARTITION BY RANGE (day);\n"
     /* The packed rows of a source received in [t0, t1): with the live ones in logs, every
      * stored row of that source and time. */
     "CREATE FUNCTION sl_packed_rows(src bigint, t0 timestamptz, t1 timestamptz)\n"
     "RETURNS SETOF logs LANGUAGE sql STABLE AS $f$\n"
     "  SELECT u.* FROM log_blocks b JOIN log_packs p ON p.source_id = b.source_id\n"
-    "    AND p.min_id = b.min_id CROSS JOIN LATERAL unnest(p.rows) u\n"
+    "    AND p.day = (b.min_received AT TIME ZONE 'UTC')::date AND p.min_id = b.min_id\n"
+    "    CROSS JOIN LATERAL unnest(p.rows) u\n"
     "  WHERE b.packed AND b.source_id = src AND b.max_received >= t0 AND b.min_received < t1\n"
     "    AND u.received_at >= t0 AND u.received_at < t1\n"
     "$f$;\n"
@@ -365,18 +364,19 @@ static const char *const migrations[] = {
     "  k int;\n"
     "  n bigint := 0;\n"
     "BEGIN\n"
-    "  FOR b IN SELECT bl.min_id, bl.nrows, bl.min_received >= t0 AND bl.max_received < t1 AS whole\n"
+    "  FOR b IN SELECT bl.min_id, bl.nrows, bl.min_received >= t0 AND bl.max_received < t1 AS whole,\n"
+    "      (bl.min_received AT TIME ZONE 'UTC')::date AS day\n"
     "      FROM log_blocks bl WHERE bl.packed AND bl.source_id = src AND bl.max_received >= t0\n"
     "      AND bl.min_received < t1 ORDER BY bl.min_received LIMIT maxpacks FOR UPDATE LOOP\n"
     "    k := 0;\n"
     "    IF NOT b.whole THEN\n"
     "      SELECT array_agg(u ORDER BY u.id) INTO kept FROM log_packs p, unnest(p.rows) u\n"
-    "        WHERE p.source_id = src AND p.min_id = b.min_id\n"
+    "        WHERE p.source_id = src AND p.day = b.day AND p.min_id = b.min_id\n"
     "        AND NOT (u.received_at >= t0 AND u.received_at < t1);\n"
     "      k := coalesce(array_length(kept, 1), 0);\n"
     "    END IF;\n"
     "    IF k = 0 THEN\n"
-    "      DELETE FROM log_packs WHERE source_id = src AND min_id = b.min_id;\n"
+    "      DELETE FROM log_packs WHERE source_id = src AND day = b.day AND min_id = b.min_id;\n"
     "      DELETE FROM log_blocks WHERE source_id = src AND min_id = b.min_id;\n"
     "    ELSE\n"
     "      UPDATE log_blocks SET min_id = x.i0, max_id = x.i1, min_received = x.r0,\n"
@@ -384,7 +384,7 @@ static const char *const migrations[] = {
     "        min(u.received_at) r0, max(u.received_at) r1 FROM unnest(kept) u) x\n"
     "        WHERE source_id = src AND log_blocks.min_id = b.min_id;\n"
     "      UPDATE log_packs SET min_id = (kept[1]).id, rows = kept\n"
-    "        WHERE source_id = src AND min_id = b.min_id;\n"
+    "        WHERE source_id = src AND day = b.day AND min_id = b.min_id;\n"
     "    END IF;\n"
     "    n := n + b.nrows - k;\n"
     "  END LOOP;\n"
@@ -1028,31 +1028,43 @@ int sl_db_retention_drop(struct pg_conn *c, long long *dropped)
     int rc;
 
     *dropped = 0;
-    /* Whole partitions past every source's retention are dropped; they are named
-     * logs_YYYYMMDD so the day is in the name. A day D ends at D + 1 00:00 UTC, so it is
-     * past N days of retention once D + 1 <= today - N (D < today - N). */
+    /* Whole days past every source's retention are dropped: the day's partition of logs
+     * and of log_packs (compaction, docs/search.md), named ..._YYYYMMDD. A day D ends at
+     * D + 1 00:00 UTC, so it is past N days of retention once D + 1 <= today - N
+     * (D < today - N). */
     rc = sl_db_exec(c, "retention query failed",
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = 'logs'::regclass AND c.relname ~ '^logs_[0-9]{8}$' "
-                    "AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date "
+                    "SELECT to_char(d, 'YYYYMMDD'), to_regclass('logs_' || to_char(d, 'YYYYMMDD')) "
+                    "IS NOT NULL, to_regclass('log_packs_' || to_char(d, 'YYYYMMDD')) IS NOT NULL "
+                    "FROM (SELECT DISTINCT to_date(substring(c.relname FROM '([0-9]{8})$'), "
+                    "'YYYYMMDD') AS d FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent IN ('logs'::regclass, 'log_packs'::regclass) "
+                    "AND c.relname ~ '^(logs|log_packs)_[0-9]{8}$') x "
+                    "WHERE d < (now() AT TIME ZONE 'UTC')::date "
                     "  - (SELECT coalesce(max(retention_days), 7) FROM sources) "
                     "ORDER BY 1",
                     0, NULL, &r);
     if (rc)
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
-        const char *name = PQgetvalue(r, i, 0);
-        char sql[512];
+        const char *day = PQgetvalue(r, i, 0);
+        bool has_logs = PQgetvalue(r, i, 1)[0] == 't', has_packs = PQgetvalue(r, i, 2)[0] == 't';
+        char sql[1024];
         PGresult *k = NULL;
         bool keep;
 
         /* An archived source's rows are archived before they go, hour by hour
          * (sl_archive_retention_step); a restored day is held. Either keeps the day. */
+        char a[256] = "false", b[256] = "false";
+        if (has_logs)
+            snprintf(a, sizeof(a), "EXISTS (SELECT 1 FROM logs_%s WHERE source_id IN "
+                     "(SELECT id FROM sources WHERE archive IS NOT NULL))", day);
+        if (has_packs)
+            snprintf(b, sizeof(b), "EXISTS (SELECT 1 FROM log_packs_%s WHERE source_id IN "
+                     "(SELECT id FROM sources WHERE archive IS NOT NULL))", day);
         snprintf(sql, sizeof(sql),
-                 "SELECT EXISTS (SELECT 1 FROM %s WHERE source_id IN (SELECT id FROM sources "
-                 "WHERE archive IS NOT NULL)) OR EXISTS (SELECT 1 FROM archive_holds WHERE "
+                 "SELECT %s OR %s OR EXISTS (SELECT 1 FROM archive_holds WHERE "
                  "day = to_date('%s', 'YYYYMMDD') AND until > now())",
-                 name, name + 5);
+                 a, b, day);
         if (sl_db_exec(c, "retention query failed", sql, 0, NULL, &k))
             continue;
         keep = PQgetvalue(k, 0, 0)[0] == 't';
@@ -1061,11 +1073,11 @@ int sl_db_retention_drop(struct pg_conn *c, long long *dropped)
             continue;
         /* DROP takes an ACCESS EXCLUSIVE lock: a short lock_timeout gives up (and retries
          * next round) rather than queue the writer's COPY behind a long search. */
-        snprintf(sql, sizeof(sql), "SET lock_timeout = '2s'; DROP TABLE IF EXISTS %s; "
-                 "RESET lock_timeout", name);
+        snprintf(sql, sizeof(sql), "SET lock_timeout = '2s'; DROP TABLE IF EXISTS logs_%s, "
+                 "log_packs_%s; RESET lock_timeout", day, day);
         if (sl_db_exec(c, "partition drop failed", sql, 0, NULL, NULL) == 0) {
             (*dropped)++;
-            sl_info("partition dropped", "name=%s", name);
+            sl_info("partition dropped", "day=%s", day);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
     }
@@ -1167,9 +1179,10 @@ int sl_db_retention_finish(struct pg_conn *c)
                     "b.source_id AND h.until > now() "
                     "AND b.max_received >= h.day::timestamp AT TIME ZONE 'UTC' "
                     "AND b.min_received < (h.day + 1)::timestamp AT TIME ZONE 'UTC') "
-                    "RETURNING b.source_id, b.min_id, b.packed) "
+                    "RETURNING b.source_id, b.min_id, b.packed, b.min_received) "
                     "DELETE FROM log_packs p USING gone g WHERE g.packed AND "
-                    "p.source_id = g.source_id AND p.min_id = g.min_id",
+                    "p.source_id = g.source_id AND p.day = (g.min_received AT TIME ZONE 'UTC')"
+                    "::date AND p.min_id = g.min_id",
                     0, NULL, NULL);
     if (rc)
         return rc;

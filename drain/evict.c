@@ -345,6 +345,14 @@ static int skip_array(const struct sl_evict *e, char *out, size_t len)
 #define EVICTABLE                                                                                  \
     "s.disk_evict AND s.id <> ALL($1::bigint[]) AND NOT EXISTS (SELECT 1 FROM archive_holds "      \
     "h WHERE h.source_id = s.id AND h.day = $2::date AND h.until > now())"
+/* A source s has stored data in the day ($2) whose logs partition is %s: live rows there,
+ * or packed ones (compaction, docs/search.md "Compacted days": a packed block's rows are
+ * all of one day). */
+#define HAS_DATA(part)                                                                             \
+    "(EXISTS (SELECT 1 FROM " part " l WHERE l.source_id = s.id) OR EXISTS (SELECT 1 FROM "       \
+    "log_blocks b WHERE b.packed AND b.source_id = s.id AND b.min_received >= "                   \
+    "$2::date::timestamp AT TIME ZONE 'UTC' AND b.min_received < ($2::date + 1)::timestamp AT "   \
+    "TIME ZONE 'UTC'))"
 #define KEPT                                                                                       \
     "(NOT s.disk_evict OR s.id = ANY($1::bigint[]) OR EXISTS (SELECT 1 FROM archive_holds "        \
     "h WHERE h.source_id = s.id AND h.day = $2::date AND h.until > now()))"
@@ -449,15 +457,19 @@ static int day_begin(struct sl_evict *e, PGconn *c, bool *found)
         if (day_failed(e, day_s))
             continue;
         day_text(part, day);
+        /* the day's bytes and rows: its logs partition and its packs */
         snprintf(sql, sizeof(sql),
-                 "SELECT pg_total_relation_size('%s'::regclass), "
-                 "(SELECT reltuples::bigint FROM pg_class WHERE oid = '%s'::regclass), "
-                 "EXISTS (SELECT 1 FROM sources s WHERE " EVICTABLE " AND EXISTS "
-                 "  (SELECT 1 FROM %s l WHERE l.source_id = s.id)), "
-                 "EXISTS (SELECT 1 FROM sources s WHERE " KEPT " AND EXISTS "
-                 "  (SELECT 1 FROM %s l WHERE l.source_id = s.id)), "
+                 "SELECT pg_total_relation_size('%s'::regclass) + coalesce("
+                 "pg_total_relation_size(to_regclass('log_packs_' || to_char($2::date, "
+                 "'YYYYMMDD'))), 0), "
+                 "greatest((SELECT reltuples::bigint FROM pg_class WHERE oid = '%s'::regclass), 0) "
+                 "+ coalesce((SELECT sum(nrows) FROM log_blocks WHERE packed AND min_received >= "
+                 "$2::date::timestamp AT TIME ZONE 'UTC' AND min_received < ($2::date + 1)"
+                 "::timestamp AT TIME ZONE 'UTC'), 0), "
+                 "EXISTS (SELECT 1 FROM sources s WHERE " EVICTABLE " AND " HAS_DATA("%s") "), "
+                 "EXISTS (SELECT 1 FROM sources s WHERE " KEPT " AND " HAS_DATA("%s") "), "
                  "EXISTS (SELECT 1 FROM sources s WHERE " EVICTABLE " AND s.archive IS NOT "
-                 "  NULL AND EXISTS (SELECT 1 FROM %s l WHERE l.source_id = s.id))",
+                 "  NULL AND " HAS_DATA("%s") ")",
                  part, part, part, part, part);
         if ((rc = sl_db_exec(c, "disk guard query failed", sql, 2, vals, &k)))
             goto out;
@@ -530,7 +542,11 @@ static int delete_batch(struct sl_evict *e, PGconn *c, bool *more)
     day_text(part, day);
     if ((rc = sl_db_exec(c, "disk guard query failed",
                          "SELECT s.id, s.name, coalesce(s.archive, ''), "
-                         "(SELECT (extract(epoch FROM min(l.received_at)) * 1000000)::bigint "
+                         "(SELECT (extract(epoch FROM least(min(l.received_at), (SELECT "
+                         "  min(b.min_received) FROM log_blocks b WHERE b.packed AND b.source_id "
+                         "  = s.id AND b.min_received >= $2::date::timestamp AT TIME ZONE 'UTC' "
+                         "  AND b.min_received < ($2::date + 1)::timestamp AT TIME ZONE 'UTC'))) "
+                         "  * 1000000)::bigint "
                          "  FROM logs l WHERE l.source_id = s.id "
                          "  AND l.received_at >= $2::date::timestamp AT TIME ZONE 'UTC' "
                          "  AND l.received_at < ($2::date + 1)::timestamp AT TIME ZONE 'UTC') "
@@ -596,6 +612,21 @@ static int delete_batch(struct sl_evict *e, PGconn *c, bool *more)
                              5, dv, &r)))
             goto done;
         n = atoll(PQcmdTuples(r));
+        if (n == 0) {
+            /* no live row left to go: the source's packed rows of the day, oldest packs
+             * first, up to the others' oldest row (sl_packs_delete: [from, to)) */
+            PQclear(r);
+            r = NULL;
+            if ((rc = sl_db_exec(c, "disk guard delete failed",
+                                 "SELECT sl_packs_delete($1::bigint, to_timestamp($2::bigint), "
+                                 "CASE WHEN $5::bigint = 9223372036854775807 THEN "
+                                 "to_timestamp($3::bigint) ELSE least(to_timestamp($3::bigint), "
+                                 "timestamptz 'epoch' + ($5::bigint + 1) * interval "
+                                 "'1 microsecond') END, ($4::bigint / 256 + 1)::int)",
+                                 5, dv, &r)))
+                goto done;
+            n = atoll(PQgetvalue(r, 0, 0));
+        }
         *more = n > 0;
     }
     e->rows_left -= n;
@@ -623,7 +654,11 @@ static int forget_ranges(PGconn *c, int64_t day_s)
                     "AND b.max_received < to_timestamp($2::bigint) "
                     "AND b.source_id IN (SELECT id FROM sources WHERE disk_evict) "
                     "AND NOT EXISTS (SELECT 1 FROM logs l WHERE l.source_id = b.source_id "
-                    "  AND l.received_at >= b.min_received AND l.received_at <= b.max_received)",
+                    "  AND l.received_at >= b.min_received AND l.received_at <= b.max_received) "
+                    /* a packed block goes only with its pack (a dropped day's) */
+                    "AND NOT (b.packed AND EXISTS (SELECT 1 FROM log_packs p WHERE p.source_id = "
+                    "  b.source_id AND p.day = (b.min_received AT TIME ZONE 'UTC')::date "
+                    "  AND p.min_id = b.min_id))",
                     2, vals, NULL);
     if (rc)
         return rc;
@@ -640,10 +675,10 @@ static int forget_ranges(PGconn *c, int64_t day_s)
  * rewrite it so the deleted rows' space goes back to the disk; then measure again. */
 static int day_finish(struct sl_evict *e, PGconn *c)
 {
-    char skip[SKIP_MAX * 24 + 4], day[11], part[16], sql[1024];
+    char skip[SKIP_MAX * 24 + 4], day[11], part[16], packs[32], sql[1536];
     const char *vals[2] = {skip, day};
     PGresult *r = NULL;
-    bool kept = true, empty = false, queried, done = false;
+    bool kept = true, empty = false, has_packs = false, queried, done = false;
     const char *how = "dropped";
     int rc;
 
@@ -664,13 +699,18 @@ static int day_finish(struct sl_evict *e, PGconn *c)
     }
     PQclear(r);
     r = NULL;
+    /* the day is its logs partition and its packs' (log_packs_YYYYMMDD, when compaction
+     * made one): empty when both are */
+    snprintf(packs, sizeof(packs), "log_packs_%s", part + 5);
     snprintf(sql, sizeof(sql),
-             "SELECT NOT EXISTS (SELECT 1 FROM %s), EXISTS (SELECT 1 FROM sources s WHERE " KEPT
-             " AND EXISTS (SELECT 1 FROM %s l WHERE l.source_id = s.id))",
-             part, part);
+             "SELECT NOT EXISTS (SELECT 1 FROM %s) AND NOT EXISTS (SELECT 1 FROM log_packs WHERE "
+             "day = $2::date), EXISTS (SELECT 1 FROM sources s WHERE " KEPT " AND " HAS_DATA("%s")
+             "), to_regclass('%s') IS NOT NULL",
+             part, part, packs);
     if ((queried = sl_db_exec(c, "disk guard query failed", sql, 2, vals, &r) == 0)) {
         empty = PQgetvalue(r, 0, 0)[0] == 't';
         kept = PQgetvalue(r, 0, 1)[0] == 't';
+        has_packs = PQgetvalue(r, 0, 2)[0] == 't';
         PQclear(r);
     }
     if (!queried) {
@@ -678,7 +718,8 @@ static int day_finish(struct sl_evict *e, PGconn *c)
     } else if (empty || (e->drop_whole && !kept)) {
         /* as retention drops: a short lock_timeout, so the writer never queues behind it */
         snprintf(sql, sizeof(sql),
-                 "SET lock_timeout = '2s'; DROP TABLE IF EXISTS %s; RESET lock_timeout", part);
+                 "SET lock_timeout = '2s'; DROP TABLE IF EXISTS %s, %s; RESET lock_timeout", part,
+                 packs);
         if (sl_db_exec(c, "disk guard drop failed", sql, 0, NULL, NULL) == 0) {
             done = true;
             e->ep_parts++;
@@ -689,7 +730,8 @@ static int day_finish(struct sl_evict *e, PGconn *c)
         /* VACUUM cannot run in a transaction block: three statements. It holds an ACCESS
          * EXCLUSIVE lock on this closed day's partition only while it copies its rows. */
         how = "rewritten";
-        snprintf(sql, sizeof(sql), "VACUUM (FULL, ANALYZE) %s", part);
+        snprintf(sql, sizeof(sql), "VACUUM (FULL, ANALYZE) %s%s%s", part, has_packs ? ", " : "",
+                 has_packs ? packs : "");
         if (sl_db_exec(c, "disk guard lock timeout failed", "SET lock_timeout = '2s'", 0, NULL,
                        NULL) == 0 &&
             long_begin(e, c)) {

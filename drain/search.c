@@ -375,8 +375,8 @@ out:
 #define BLOCK_ROWS(s, r0, r1, i0, i1, pk)                                                          \
     "(SELECT * FROM logs l WHERE NOT " pk " AND l.source_id = " s " AND l.received_at BETWEEN "   \
     r0 " AND " r1 " AND l.id BETWEEN " i0 " AND " i1 " UNION ALL SELECT u.* FROM log_packs p "   \
-    "CROSS JOIN LATERAL unnest(p.rows) u WHERE " pk " AND p.source_id = " s " AND p.min_id = "    \
-    i0 ")"
+    "CROSS JOIN LATERAL unnest(p.rows) u WHERE " pk " AND p.source_id = " s " AND p.day = ("      \
+    r0 " AT TIME ZONE 'UTC')::date AND p.min_id = " i0 ")"
 #define ISO_US(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define ISO_S(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
 
@@ -849,7 +849,8 @@ static int fetch_events(struct run *R, size_t n, size_t room, struct sl_buf *bod
                     "(SELECT * FROM (SELECT * FROM logs l WHERE k.pk < 0 AND l.source_id = k.s "
                     "AND l.received_at = k.t AND l.id = k.i UNION ALL SELECT u.* FROM log_packs "
                     "p CROSS JOIN LATERAL unnest(p.rows) u WHERE k.pk >= 0 AND p.source_id = k.s "
-                    "AND p.min_id = k.pk AND u.id = k.i) l LIMIT 1) l ORDER BY k.o",
+                    "AND p.day = (k.t AT TIME ZONE 'UTC')::date AND p.min_id = k.pk AND u.id = k.i) "
+                    "l LIMIT 1) l ORDER BY k.o",
                     R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json) ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
