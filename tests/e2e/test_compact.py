@@ -342,3 +342,20 @@ def test_disk_guard_evicts_packed_rows_oldest_first(db, sluice):
                     "AND NOT EXISTS (SELECT 1 FROM log_packs p WHERE p.source_id = b.source_id "
                     "AND p.min_id = b.min_id)", (a.id,))[0]["n"] == 0
     s.stop()
+
+
+def test_a_packed_day_past_every_retention_is_dropped_whole(db, sluice):
+    src = add_source(db, None)
+    longest = db.query("SELECT max(retention_days) AS d FROM sources")[0]["d"]
+    day = (datetime.datetime.now(UTC) - datetime.timedelta(days=longest + 2)).date()
+    rows = packed_day(db, src, longest + 2, 300)
+    assert rows
+    tag = day.strftime("%Y%m%d")
+    assert db.query(f"SELECT to_regclass('log_packs_{tag}') IS NOT NULL AS t")[0]["t"]
+    s = sluice()  # retention runs as the server starts
+    wait_for(lambda: db.query(f"SELECT to_regclass('log_packs_{tag}') IS NULL AND "
+                              f"to_regclass('logs_{tag}') IS NULL AS t")[0]["t"], 20,
+             what="the day's logs and log_packs partitions dropped")
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = %s",
+                              (src.id,))[0]["n"] == 0, 20, what="its packed blocks gone")
+    s.stop()
