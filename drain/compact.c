@@ -3,13 +3,14 @@
  * One (source, day) per transaction:
  *   1. LOCK the day's partition SHARE ROW EXCLUSIVE: another node compacting it waits, and
  *      so does a late insert into that day (rare: a clock behind, a restore);
- *   2. read the source's rows of the day in id order through a cursor and re-block them
- *      with drain/blocks.c (the writer's tokens and filters; blocks of up to an hour);
- *   3. INSERT one log_packs row per new block (array_agg of the rows, grouped by the
- *      blocks' first ids through width_bucket), DELETE the rows from logs;
- *   4. the source's old (unpacked) blocks of the day go; one that also covers rows of
+ *   2. the source's old (unpacked) blocks of the day go; one that also covers rows of
  *      another day keeps only those rows' bounds;
- *   5. INSERT the new blocks, packed, and COMMIT.
+ *   3. read the source's rows of the day in id order through a cursor and re-block them
+ *      with drain/blocks.c (the writer's tokens and filters; blocks of up to an hour);
+ *      every CHUNK_BLOCKS closed blocks, INSERT one log_packs row per block (array_agg of
+ *      its rows, grouped by the blocks' first ids through width_bucket) and the blocks,
+ *      packed; so memory holds one FETCH and one chunk of filters, whatever the day's size;
+ *   4. DELETE the day's rows from logs (as many as were read) and COMMIT.
  * A packed block's rows are exactly its pack. Any failure rolls the whole step back. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "sluice/str.h"
 
 #define FETCH_ROWS 5000
+#define CHUNK_BLOCKS 256 /* blocks packed per INSERT: at most ~2 MiB of filters in hex */
 #define DAY_US (86400LL * 1000000LL)
 /* Packed blocks span up to an hour (the writer's close at five minutes): fewer, larger
  * blocks for old days, so a month's filter scan is shorter and packs compress better. */
@@ -38,23 +40,26 @@
     "received_at >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND received_at < "       \
     "'epoch'::timestamptz + $3::bigint * interval '1 us'"
 
-/* The new blocks of one (source, day), as the arrays of SL_BLOCKS_UPSERT_SQL. */
+/* A chunk of new blocks of one (source, day), as the arrays of SL_BLOCKS_UPSERT_SQL, with
+ * their ranges together. */
 struct newblocks {
     struct sl_buf s, r0, r1, i0, i1, n, nb, hex;
     size_t count;
+    int64_t rmin, rmax, imin, imax;
 };
 
 static void nb_init(struct newblocks *b)
 {
     memset(b, 0, sizeof(*b));
-    sl_buf_init(&b->s, 1u << 24);
-    sl_buf_init(&b->r0, 1u << 24);
-    sl_buf_init(&b->r1, 1u << 24);
-    sl_buf_init(&b->i0, 1u << 24);
-    sl_buf_init(&b->i1, 1u << 24);
-    sl_buf_init(&b->n, 1u << 24);
-    sl_buf_init(&b->nb, 1u << 24);
-    sl_buf_init(&b->hex, 1u << 30);
+    /* a chunk is CHUNK_BLOCKS blocks (and the few a FETCH closes past it) */
+    sl_buf_init(&b->s, 1u << 20);
+    sl_buf_init(&b->r0, 1u << 20);
+    sl_buf_init(&b->r1, 1u << 20);
+    sl_buf_init(&b->i0, 1u << 20);
+    sl_buf_init(&b->i1, 1u << 20);
+    sl_buf_init(&b->n, 1u << 20);
+    sl_buf_init(&b->nb, 1u << 20);
+    sl_buf_init(&b->hex, 1u << 26);
 }
 
 static void nb_free(struct newblocks *b)
@@ -64,9 +69,26 @@ static void nb_free(struct newblocks *b)
         sl_buf_free(all[i]);
 }
 
+static void nb_reset(struct newblocks *b)
+{
+    struct sl_buf *all[8] = {&b->s, &b->r0, &b->r1, &b->i0, &b->i1, &b->n, &b->nb, &b->hex};
+    for (int i = 0; i < 8; i++)
+        sl_buf_reset(all[i]);
+    b->count = 0;
+}
+
 static int nb_add(struct newblocks *b, const struct sl_block_row *r)
 {
     const char *sep = b->count ? "," : "{";
+
+    if (b->count == 0 || r->min_received_us < b->rmin)
+        b->rmin = r->min_received_us;
+    if (b->count == 0 || r->max_received_us > b->rmax)
+        b->rmax = r->max_received_us;
+    if (b->count == 0 || r->min_id < b->imin)
+        b->imin = r->min_id;
+    if (b->count == 0 || r->max_id > b->imax)
+        b->imax = r->max_id;
     int rc = sl_buf_addf(&b->s, "%s%" PRId64, sep, r->source_id) ||
              sl_buf_addf(&b->r0, "%s%" PRId64, sep, r->min_received_us) ||
              sl_buf_addf(&b->r1, "%s%" PRId64, sep, r->max_received_us) ||
@@ -103,9 +125,60 @@ static int take_blocks(struct sl_blocks *bs, struct newblocks *nb, bool all)
     return rc;
 }
 
-/* Step 2: the rows of (source, day) in id order through blocks.c. *nrows: rows read. */
+/* Step 3's INSERTs for the chunk in nb: its packs (the rows of its id range, which are
+ * exactly its blocks' rows: they were read in id order), then its blocks, packed. */
+static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long long *npacks)
+{
+    char r0[24], r1[24], i0[24], i1[24];
+    const char *pv[8] = {v[0], v[1], v[2], r0, r1, i0, i1, nb->i0.p};
+    const char *bv[8] = {nb->s.p, nb->r0.p, nb->r1.p, nb->i0.p, nb->i1.p, nb->n.p, nb->nb.p,
+                         nb->hex.p};
+    PGresult *r = NULL;
+    long long got;
+    int rc;
+
+    if (nb->count == 0)
+        return 0;
+    if ((rc = nb_close(nb)))
+        return rc;
+    snprintf(r0, sizeof(r0), "%" PRId64, nb->rmin);
+    snprintf(r1, sizeof(r1), "%" PRId64, nb->rmax);
+    snprintf(i0, sizeof(i0), "%" PRId64, nb->imin);
+    snprintf(i1, sizeof(i1), "%" PRId64, nb->imax);
+    if ((rc = sl_db_exec(c, "compaction pack failed",
+                         "INSERT INTO log_packs (source_id, day, min_id, rows) SELECT $1::bigint, "
+                         "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date, "
+                         "min(l.id), array_agg(l ORDER BY l.id) FROM logs l WHERE "
+                         "l.source_id = $1::bigint AND " DAY_RANGE " AND l.received_at BETWEEN "
+                         "'epoch'::timestamptz + $4::bigint * interval '1 us' AND "
+                         "'epoch'::timestamptz + $5::bigint * interval '1 us' AND l.id BETWEEN "
+                         "$6::bigint AND $7::bigint GROUP BY width_bucket(l.id, $8::bigint[])",
+                         8, pv, &r)))
+        return rc;
+    got = atoll(PQcmdTuples(r));
+    PQclear(r);
+    if (got != (long long)nb->count) {
+        sl_error("compaction pack failed", "packs=%lld blocks=%zu", got, nb->count);
+        return SL_EDB;
+    }
+    *npacks += got;
+    rc = sl_db_exec(c, "compaction blocks failed",
+                    "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, "
+                    "max_id, nrows, nbits, bloom, packed) SELECT s, timestamptz 'epoch' + r0 * "
+                    "interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
+                    "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true FROM "
+                    "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
+                    "$5::bigint[], $6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, "
+                    "n, nb, b)",
+                    8, bv, NULL);
+    nb_reset(nb);
+    return rc;
+}
+
+/* Step 3: the rows of (source, day) in id order through blocks.c, packed a chunk at a
+ * time. *nrows: rows read. */
 static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblocks *nb,
-                   long long *nrows)
+                   long long *nrows, long long *npacks)
 {
     static const struct sl_blocks_opts opts = {0, PACK_MAX_AGE_US, 0};
     struct sl_blocks *bs = NULL;
@@ -113,7 +186,7 @@ static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblock
     int rc;
 
     *nrows = 0;
-    sl_buf_init(&extra, 1u << 20);
+    sl_buf_init(&extra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES); /* as the writer */
     if ((rc = sl_blocks_new(&opts, &bs)))
         goto out;
     if ((rc = sl_db_exec(c, "compaction read failed",
@@ -151,6 +224,8 @@ static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblock
         *nrows += nt;
         if (rc == 0)
             rc = take_blocks(bs, nb, nt < FETCH_ROWS);
+        if (rc == 0 && (nb->count >= CHUNK_BLOCKS || nt < FETCH_ROWS))
+            rc = flush(c, v, nb, npacks);
         if (rc || nt < FETCH_ROWS)
             break;
     }
@@ -162,32 +237,46 @@ out:
     return rc;
 }
 
-/* Steps 3-5 for one (source, day) in the open transaction. */
-static int pack(PGconn *c, const char *const *v, struct newblocks *nb, long long nrows,
-                long long *npacks)
+/* Step 2: the source's old blocks of the day, before any new one is written (a new
+ * block's key may be an old one's). One inside the day goes; one that also covers rows
+ * of another day (a block open across midnight) keeps the bounds of those rows. */
+static int clear_old(PGconn *c, const char *const *v)
 {
-    const char *pv[4] = {v[0], v[1], v[2], nb->i0.p};
-    const char *bv[8] = {nb->s.p, nb->r0.p, nb->r1.p, nb->i0.p, nb->i1.p, nb->n.p, nb->nb.p,
-                         nb->hex.p};
+    int rc = sl_db_exec(c, "compaction blocks failed",
+                        "WITH old AS (SELECT b.min_id AS k, x.* FROM log_blocks b CROSS JOIN "
+                        "LATERAL (SELECT min(l.received_at) r0, max(l.received_at) r1, "
+                        "min(l.id) i0, max(l.id) i1, count(*) n FROM logs l WHERE "
+                        "l.source_id = b.source_id AND l.received_at BETWEEN b.min_received "
+                        "AND b.max_received AND l.id BETWEEN b.min_id AND b.max_id AND NOT ("
+                        DAY_RANGE ")) x WHERE b.source_id = $1::bigint AND NOT b.packed AND "
+                        "b.max_received >= 'epoch'::timestamptz + $2::bigint * interval '1 us' "
+                        "AND b.min_received < 'epoch'::timestamptz + $3::bigint * interval "
+                        "'1 us' AND NOT (b.min_received >= 'epoch'::timestamptz + $2::bigint * "
+                        "interval '1 us' AND b.max_received < 'epoch'::timestamptz + $3::bigint "
+                        "* interval '1 us')), "
+                        "gone AS (DELETE FROM log_blocks b USING old WHERE b.source_id = "
+                        "$1::bigint AND b.min_id = old.k AND old.n = 0) "
+                        "UPDATE log_blocks b SET min_received = old.r0, max_received = old.r1, "
+                        "min_id = old.i0, max_id = old.i1, nrows = old.n FROM old WHERE "
+                        "b.source_id = $1::bigint AND b.min_id = old.k AND old.n > 0",
+                        3, v, NULL);
+    if (rc)
+        return rc;
+    return sl_db_exec(c, "compaction blocks failed",
+                      "DELETE FROM log_blocks WHERE source_id = $1::bigint AND NOT packed AND "
+                      "min_received >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
+                      "max_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'",
+                      3, v, NULL);
+}
+
+/* Step 4: the day's rows leave logs (exactly those read), and their commit-log rows (the
+ * tail's list of live rows). */
+static int finish(PGconn *c, const char *const *v, long long nrows)
+{
     PGresult *r = NULL;
     long long got;
     int rc;
 
-    if ((rc = sl_db_exec(c, "compaction pack failed",
-                         "INSERT INTO log_packs (source_id, day, min_id, rows) SELECT $1::bigint, "
-                         "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date, "
-                         "min(l.id), array_agg(l ORDER BY l.id) FROM logs l WHERE "
-                         "l.source_id = $1::bigint AND " DAY_RANGE
-                         " GROUP BY width_bucket(l.id, $4::bigint[])",
-                         4, pv, &r)))
-        return rc;
-    got = atoll(PQcmdTuples(r));
-    PQclear(r);
-    if (got != (long long)nb->count) {
-        sl_error("compaction pack failed", "packs=%lld blocks=%zu", got, nb->count);
-        return SL_EDB;
-    }
-    *npacks = got;
     if ((rc = sl_db_exec(c, "compaction delete failed",
                          "DELETE FROM logs WHERE source_id = $1::bigint AND " DAY_RANGE, 3, v,
                          &r)))
@@ -198,46 +287,11 @@ static int pack(PGconn *c, const char *const *v, struct newblocks *nb, long long
         sl_error("compaction delete failed", "deleted=%lld read=%lld", got, nrows);
         return SL_EDB;
     }
-    /* the commit log lists live rows for the tail; these are no longer live */
-    if ((rc = sl_db_exec(c, "compaction delete failed",
-                         "DELETE FROM log_commits WHERE source_id = $1::bigint AND min_received "
-                         ">= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND max_received "
-                         "< 'epoch'::timestamptz + $3::bigint * interval '1 us'",
-                         3, v, NULL)))
-        return rc;
-    /* The old blocks: those inside the day go; one that also covers rows of another day
-     * (a block open across midnight) keeps the bounds of the rows it still covers. */
-    if ((rc = sl_db_exec(c, "compaction blocks failed",
-                         "DELETE FROM log_blocks WHERE source_id = $1::bigint AND NOT packed AND "
-                         "min_received >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
-                         "max_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'",
-                         3, v, NULL)))
-        return rc;
-    if ((rc = sl_db_exec(c, "compaction blocks failed",
-                         "WITH old AS (SELECT b.min_id AS k, x.* FROM log_blocks b CROSS JOIN "
-                         "LATERAL (SELECT min(l.received_at) r0, max(l.received_at) r1, "
-                         "min(l.id) i0, max(l.id) i1, count(*) n FROM logs l WHERE "
-                         "l.source_id = b.source_id AND l.received_at BETWEEN b.min_received "
-                         "AND b.max_received AND l.id BETWEEN b.min_id AND b.max_id) x "
-                         "WHERE b.source_id = $1::bigint AND NOT b.packed AND b.max_received >= "
-                         "'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
-                         "b.min_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'), "
-                         "gone AS (DELETE FROM log_blocks b USING old WHERE b.source_id = "
-                         "$1::bigint AND b.min_id = old.k AND old.n = 0) "
-                         "UPDATE log_blocks b SET min_received = old.r0, max_received = old.r1, "
-                         "min_id = old.i0, max_id = old.i1, nrows = old.n FROM old WHERE "
-                         "b.source_id = $1::bigint AND b.min_id = old.k AND old.n > 0",
-                         3, v, NULL)))
-        return rc;
-    return sl_db_exec(c, "compaction blocks failed",
-                      "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, "
-                      "max_id, nrows, nbits, bloom, packed) SELECT s, timestamptz 'epoch' + r0 * "
-                      "interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
-                      "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true FROM "
-                      "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
-                      "$5::bigint[], $6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, "
-                      "n, nb, b)",
-                      8, bv, NULL);
+    return sl_db_exec(c, "compaction delete failed",
+                      "DELETE FROM log_commits WHERE source_id = $1::bigint AND min_received "
+                      ">= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND max_received "
+                      "< 'epoch'::timestamptz + $3::bigint * interval '1 us'",
+                      3, v, NULL);
 }
 
 /* The day's partition of log_packs (log_packs_YYYYMMDD), made before the packing
@@ -321,9 +375,8 @@ static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, 
         PQclear(PQexec(c, "ROLLBACK"));
         goto out;
     }
-    if ((rc = reblock(c, src, v, &nb, &nrows)))
-        goto fail;
-    if (nrows > 0 && ((rc = nb_close(&nb)) || (rc = pack(c, v, &nb, nrows, &npacks))))
+    if ((rc = clear_old(c, v)) || (rc = reblock(c, src, v, &nb, &nrows, &npacks)) ||
+        (nrows > 0 && (rc = finish(c, v, nrows))))
         goto fail;
     if ((rc = sl_db_exec(c, "compaction commit failed", "COMMIT", 0, NULL, NULL)))
         goto out;
