@@ -678,9 +678,9 @@ static void blocks_upsert(PGconn *c, struct sl_blocks *bs, size_t *nrows_out, si
     free(sql.p);
 }
 
-/* Sources PREFIX01.. (30-day retention, so the server's retention pass keeps the 7 days);
- * existing ones are reused. Fills src_ids in name order. Their token hashes are of
- * "PREFIXnn": nothing posts to them. */
+/* Sources PREFIX01.. (PREFIX001.. from 100 sources on; 30-day retention, so the server's
+ * retention pass keeps the 7 days); existing ones are reused. Fills src_ids in name order.
+ * Their token hashes are of "PREFIXn": nothing posts to them. */
 static void sources_create(PGconn *c, const char *prefix, int n)
 {
     char ns[16];
@@ -690,14 +690,16 @@ static void sources_create(PGconn *c, const char *prefix, int n)
     snprintf(ns, sizeof(ns), "%d", n);
     r = PQexecParams(c,
                      "INSERT INTO sources (name, token_hash, retention_days) "
-                     "SELECT $1 || lpad(i::text, 2, '0'), sha256(convert_to($1 || i, 'UTF8')), 30 "
+                     "SELECT $1 || lpad(i::text, greatest(2, length($2::int::text)), '0'), "
+                     "sha256(convert_to($1 || i, 'UTF8')), 30 "
                      "FROM generate_series(1, $2::int) i ON CONFLICT (name) DO NOTHING",
                      2, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         die("sources: %s", PQerrorMessage(c));
     PQclear(r);
     r = PQexecParams(c,
-                     "SELECT id FROM sources WHERE name IN (SELECT $1 || lpad(i::text, 2, '0') "
+                     "SELECT id FROM sources WHERE name IN "
+                     "(SELECT $1 || lpad(i::text, greatest(2, length($2::int::text)), '0') "
                      "FROM generate_series(1, $2::int) i) ORDER BY name",
                      2, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n)
