@@ -21,7 +21,7 @@
 # cluster by hand with `deploy/pg.sh start SCALE_DIR/pg` (prints the DATABASE_URL).
 # Knobs: SCALE_LINES, SCALE_DIR (var/bench-scale), SCALE_SEED (1), SCALE_REBUILD,
 # SCALE_RUNS (60), SCALE_TAIL_SAMPLES (200), SCALE_ONLY (build: stop after the build and
-# the disk report), BUILD (build).
+# the disk report), SCALE_COARSE=1 (also section 4, the coarse-level prototype), BUILD (build).
 set -euo pipefail
 cd "$(dirname -- "$0")/../.."
 BUILD=${BUILD:-build}
@@ -259,4 +259,39 @@ for scope in all one; do
     target status $scope - 100 "status:>=500, last hour"
 done
 target tail one - 250 "live tail, 2xx -> SSE event (as docs/benchmarks.md)"
+
+# ------------------------------------------------------------------ 4. the coarse level
+# SCALE_COARSE=1: the prototype of a coarser filter level (tests/bench/coarse.c): built
+# once into log_filters_coarse (kept with the data set), then the block scan of today
+# against coarse level + blocks, for request ids over 30 days and phrases over 7 days.
+if [ "${SCALE_COARSE:-0}" = 1 ]; then
+    kill -TERM "$sluice_pid" 2>/dev/null
+    wait "$sluice_pid" 2>/dev/null || true
+    sluice_pid=
+    cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -O2 -g \
+        -Iinclude $(pkg-config --cflags libpq) -o "$BUILD"/bench/coarse tests/bench/coarse.c \
+        "$BUILD"/libsluice.a $(pkg-config --libs libpq) -lm
+    if [ "$(q "$url" "SELECT to_regclass('log_filters_coarse') IS NOT NULL")" != t ]; then
+        log "building the coarse level (log_filters_coarse)"
+        "$BUILD"/bench/coarse build "$url"
+    fi
+    q "$url" "SELECT format('RESULT kind=disk table=log_filters_coarse part=all bytes=%s mb_per_million_lines=%s rows=%s',
+        pg_total_relation_size('log_filters_coarse'),
+        round(pg_total_relation_size('log_filters_coarse') / 1e6 / ($LINES / 1e6), 2), count(*))
+        FROM log_filters_coarse"
+    q "$url" "SELECT '\"' || substring(message from 'request_id=([0-9a-f-]{36})') || '\"'
+        FROM logs TABLESAMPLE SYSTEM (0.05) WHERE message LIKE 'at=info%'
+        AND received_at > to_timestamp($END) - interval '29 days 23 hours' LIMIT $RUNS" >"$tmp/reqids"
+    q "$url" "SELECT DISTINCT '\"' || coalesce(substring(message from '(raised in job [0-9]+)'),
+        substring(message from '(connecting to Redis on 10[.]0[.]0[.][0-9]+)')) || '\"'
+        FROM logs TABLESAMPLE SYSTEM (5) WHERE received_at > to_timestamp($END) - interval '6 days 23 hours'
+        AND (message LIKE 'Sidekiq::Shutdown%' OR message LIKE 'Redis::CannotConnectError%')
+        LIMIT $RUNS" >"$tmp/phrases"
+    for pass in 1 2; do
+        "$BUILD"/bench/coarse query "$url" --since $((END - 30 * 86400)) --until $((END + 1)) \
+            --runs-file "$tmp/reqids" 2>/dev/null | sed "s/^RESULT kind=coarse_proto /RESULT kind=coarse_proto what=reqid_30d pass=$pass /"
+        "$BUILD"/bench/coarse query "$url" --since $((END - 7 * 86400)) --until $((END + 1)) \
+            --runs-file "$tmp/phrases" 2>/dev/null | sed "s/^RESULT kind=coarse_proto /RESULT kind=coarse_proto what=phrase_7d pass=$pass /"
+    done
+fi
 log "$misses target(s) missed; data set kept in $PG (deploy/pg.sh start $PG)"
