@@ -13,7 +13,11 @@
  *                                          each query's lines holding the text inside the
  *                                          blocks found must be the same both ways (checked,
  *                                          untimed: the coarse level may only drop blocks
- *                                          that a block filter's false positive let in)
+ *                                          that a block filter's false positive let in);
+ *                                          also the coarse check alone, and "adaptive": the
+ *                                          coarse path when it let through at most a quarter
+ *                                          of the window's (source, day)s, else the check's
+ *                                          time plus today's scan
  *
  * The coarse level is a blocked Bloom filter: a token's hash picks its slice (bits 24..31
  * of h1, independent of the bit positions inside a filter of at most 2^24 bits, which use
@@ -292,31 +296,39 @@ static double pct(double *v, size_t n, double p)
     return v[k ? k - 1 : 0];
 }
 
-/* Lines of the blocks in r (columns source_id, min_id, max_id) whose message holds text
+/* Lines of the blocks in r (columns source_id, min_id, max_id, min_received, max_received)
+ * whose message holds text
  * (case-insensitively): the answer a search would read from them. */
 static long long lines_in(PGconn *c, PGresult *r, const char *text)
 {
-    size_t cap = 64 + (size_t)PQntuples(r) * 64, o1 = 0, o2 = 0, o3 = 0;
-    char *a1 = malloc(cap), *a2 = malloc(cap), *a3 = malloc(cap);
-    const char *v[4];
+    size_t cap = 64 + (size_t)PQntuples(r) * 64, o1 = 0, o2 = 0, o3 = 0, o4 = 0, o5 = 0;
+    char *a1 = malloc(cap), *a2 = malloc(cap), *a3 = malloc(cap), *a4 = malloc(cap),
+         *a5 = malloc(cap);
+    const char *v[6];
     char pat[600];
     PGresult *x;
     long long n;
     size_t pl = 0;
 
-    if (!a1 || !a2 || !a3)
+    if (!a1 || !a2 || !a3 || !a4 || !a5)
         die("out of memory");
     o1 += (size_t)sprintf(a1, "{");
     o2 += (size_t)sprintf(a2, "{");
     o3 += (size_t)sprintf(a3, "{");
+    o4 += (size_t)sprintf(a4, "{");
+    o5 += (size_t)sprintf(a5, "{");
     for (int i = 0; i < PQntuples(r); i++) {
         o1 += (size_t)sprintf(a1 + o1, "%s%s", i ? "," : "", PQgetvalue(r, i, 0));
         o2 += (size_t)sprintf(a2 + o2, "%s%s", i ? "," : "", PQgetvalue(r, i, 1));
         o3 += (size_t)sprintf(a3 + o3, "%s%s", i ? "," : "", PQgetvalue(r, i, 2));
+        o4 += (size_t)sprintf(a4 + o4, "%s\"%s\"", i ? "," : "", PQgetvalue(r, i, 3));
+        o5 += (size_t)sprintf(a5 + o5, "%s\"%s\"", i ? "," : "", PQgetvalue(r, i, 4));
     }
     sprintf(a1 + o1, "}");
     sprintf(a2 + o2, "}");
     sprintf(a3 + o3, "}");
+    sprintf(a4 + o4, "}");
+    sprintf(a5 + o5, "}");
     /* the text without its quotes, LIKE-escaped */
     for (const char *p = text; *p && pl + 3 < sizeof(pat); p++) {
         if (*p == '"')
@@ -330,16 +342,22 @@ static long long lines_in(PGconn *c, PGresult *r, const char *text)
     v[1] = a2;
     v[2] = a3;
     v[3] = pat;
+    v[4] = a4;
+    v[5] = a5;
     x = q(c,
-          "SELECT count(*) FROM unnest($1::bigint[], $2::bigint[], $3::bigint[]) bb(s, i0, i1) "
-          "JOIN logs l ON l.source_id = bb.s AND l.id BETWEEN bb.i0 AND bb.i1 "
-          "WHERE l.message ILIKE '%' || $4 || '%'",
-          4, v, PGRES_TUPLES_OK);
+          "SELECT count(*) FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], "
+          "$5::timestamptz[], $6::timestamptz[]) bb(s, i0, i1, r0, r1) "
+          "CROSS JOIN LATERAL (SELECT 1 FROM logs l WHERE l.source_id = bb.s "
+          "AND l.received_at BETWEEN bb.r0 AND bb.r1 AND l.id BETWEEN bb.i0 AND bb.i1 "
+          "AND l.message ILIKE '%' || $4 || '%' OFFSET 0) l",
+          6, v, PGRES_TUPLES_OK);
     n = atoll(PQgetvalue(x, 0, 0));
     PQclear(x);
     free(a1);
     free(a2);
     free(a3);
+    free(a4);
+    free(a5);
     return n;
 }
 
@@ -354,7 +372,8 @@ static int cmd_query(int argc, char **argv)
     char scope[8192], lo[32], hi[32];
     size_t sl = 0;
     unsigned slices;
-    double *tb, *tc;
+    double *tb, *tc, *tk, *ta;
+    long long total_units = 0;
     long long cand_b = 0, cand_c = 0, units = 0, lines_b = 0, lines_c = 0;
 
     if (texts == NULL)
@@ -405,7 +424,9 @@ static int cmd_query(int argc, char **argv)
     snprintf(hi, sizeof(hi), "%lld", until);
     tb = calloc(nt, sizeof(double));
     tc = calloc(nt, sizeof(double));
-    if (!tb || !tc)
+    tk = calloc(nt, sizeof(double));
+    ta = calloc(nt, sizeof(double));
+    if (!tb || !tc || !tk || !ta)
         die("out of memory");
     for (size_t qi = 0; qi < nt; qi++) {
         struct toks t = {.n = 0};
@@ -440,7 +461,8 @@ static int cmd_query(int argc, char **argv)
         snprintf(nts, sizeof(nts), "%zu", t.n);
         /* 1. today: drain/search.c fetch_blocks, first page, newest first, all sources */
         snprintf(sql, sizeof(sql),
-                 "SELECT b.source_id, b.min_id, b.max_id FROM log_blocks b "
+                 "SELECT b.source_id, b.min_id, b.max_id, b.min_received, b.max_received "
+                 "FROM log_blocks b "
                  "WHERE (b.source_id + 0) = ANY($1::bigint[]) "
                  "AND b.max_received >= to_timestamp($2) AND b.min_received < to_timestamp($3) "
                  "AND (b.max_received, b.source_id, b.min_id) < ('infinity', "
@@ -468,7 +490,8 @@ static int cmd_query(int argc, char **argv)
                  "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) "
                  "GROUP BY 1, 2 HAVING count(*) = $7::int), "
                  "k AS (SELECT count(*) n FROM u) "
-                 "SELECT b.source_id, b.min_id, b.max_id, (SELECT n FROM k) FROM u "
+                 "SELECT b.source_id, b.min_id, b.max_id, b.min_received, b.max_received, "
+                 "(SELECT n FROM k) FROM u "
                  "JOIN log_blocks b ON b.source_id = u.source_id "
                  "AND b.max_received >= greatest(to_timestamp($2), "
                  "u.day::timestamp AT TIME ZONE 'UTC') "
@@ -489,8 +512,31 @@ static int cmd_query(int argc, char **argv)
         if (nc != nb)
             die("coarse: %s: %lld lines through the blocks, %lld through the coarse level",
                 texts[qi], nb, nc);
-        if (PQntuples(r))
-            units += atoll(PQgetvalue(r, 0, 3));
+        PQclear(r);
+        /* 3. the coarse check alone: how many (source, day)s pass, of how many */
+        snprintf(sql, sizeof(sql),
+                 "SELECT count(*), (SELECT count(DISTINCT (day, source_id)) FROM "
+                 "log_filters_coarse WHERE slice = 0 AND source_id = ANY($1::bigint[]) "
+                 "AND day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "
+                 "AND day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date) FROM "
+                 "(SELECT f.source_id, f.day FROM log_filters_coarse f "
+                 "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) "
+                 "ON f.slice = t.s WHERE f.day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "
+                 "AND f.day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date "
+                 "AND f.source_id = ANY($1::bigint[]) "
+                 "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) "
+                 "GROUP BY 1, 2 HAVING count(*) = $7::int) u");
+        t0 = now_s();
+        r = q(c, sql, 7, pv, PGRES_TUPLES_OK);
+        tk[qi] = (now_s() - t0) * 1000;
+        {
+            long long passed = atoll(PQgetvalue(r, 0, 0)), all = atoll(PQgetvalue(r, 0, 1));
+            units += passed;
+            total_units += all;
+            /* adaptive: the coarse level's blocks when it let through at most a quarter of
+             * the (source, day)s, else today's scan after the check */
+            ta[qi] = 4 * passed <= all ? tc[qi] : tk[qi] + tb[qi];
+        }
         PQclear(r);
         fprintf(stderr, "coarse: %-45s blocks %.1f ms, coarse+blocks %.1f ms\n", texts[qi], tb[qi],
                 tc[qi]);
@@ -498,9 +544,11 @@ static int cmd_query(int argc, char **argv)
     printf("RESULT kind=coarse_proto runs=%zu since=%lld until=%lld slices=%u "
            "blocks_p50_ms=%.1f blocks_p99_ms=%.1f coarse_p50_ms=%.1f coarse_p99_ms=%.1f "
            "blocks_found=%lld coarse_blocks_found=%lld coarse_units_passed=%lld "
-           "lines_blocks=%lld lines_coarse=%lld\n",
+           "lines_blocks=%lld lines_coarse=%lld units_in_window=%lld check_p50_ms=%.1f "
+           "check_p99_ms=%.1f adaptive_p50_ms=%.1f adaptive_p99_ms=%.1f\n",
            nt, since, until, slices, pct(tb, nt, 50), pct(tb, nt, 99), pct(tc, nt, 50),
-           pct(tc, nt, 99), cand_b, cand_c, units, lines_b, lines_c);
+           pct(tc, nt, 99), cand_b, cand_c, units, lines_b, lines_c, total_units, pct(tk, nt, 50),
+           pct(tk, nt, 99), pct(ta, nt, 50), pct(ta, nt, 99));
     PQfinish(c);
     return 0;
 }

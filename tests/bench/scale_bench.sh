@@ -21,7 +21,8 @@
 # cluster by hand with `deploy/pg.sh start SCALE_DIR/pg` (prints the DATABASE_URL).
 # Knobs: SCALE_LINES, SCALE_DIR (var/bench-scale), SCALE_SEED (1), SCALE_REBUILD,
 # SCALE_RUNS (60), SCALE_TAIL_SAMPLES (200), SCALE_ONLY (build: stop after the build and
-# the disk report), SCALE_COARSE=1 (also section 4, the coarse-level prototype), BUILD (build).
+# the disk report; coarse: sections 1, 2 and 4 only), SCALE_COARSE=1 (also section 4, the
+# coarse-level prototype), BUILD (build).
 set -euo pipefail
 cd "$(dirname -- "$0")/../.."
 BUILD=${BUILD:-build}
@@ -191,6 +192,8 @@ q "$url" "SELECT format('RESULT kind=blocks log_blocks=%s avg_rows=%s partitions
 [ "${SCALE_ONLY:-}" != build ] || exit 0
 
 # ------------------------------------------------------------------ 3. search and tail
+misses=0
+if [ "${SCALE_ONLY:-}" != coarse ]; then
 cert=$tmp/cert.pem
 key=$tmp/key.pem
 openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
@@ -240,7 +243,6 @@ out=$(/usr/bin/python3 tests/bench/searchbench.py --url "https://127.0.0.1:$http
 echo "$out"
 
 kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
-misses=0
 target() { # target KIND SCOPE P50_MS P99_MS LABEL
     local line p50 p99 ok=PASS
     line=$(grep "^RESULT kind=$1 scope=$2 " <<<"$out" | head -n 1)
@@ -259,15 +261,18 @@ for scope in all one; do
     target status $scope - 100 "status:>=500, last hour"
 done
 target tail one - 250 "live tail, 2xx -> SSE event (as docs/benchmarks.md)"
+fi
 
 # ------------------------------------------------------------------ 4. the coarse level
 # SCALE_COARSE=1: the prototype of a coarser filter level (tests/bench/coarse.c): built
 # once into log_filters_coarse (kept with the data set), then the block scan of today
 # against coarse level + blocks, for request ids over 30 days and phrases over 7 days.
-if [ "${SCALE_COARSE:-0}" = 1 ]; then
-    kill -TERM "$sluice_pid" 2>/dev/null
-    wait "$sluice_pid" 2>/dev/null || true
-    sluice_pid=
+if [ "${SCALE_COARSE:-0}" = 1 ] || [ "${SCALE_ONLY:-}" = coarse ]; then
+    if [ -n "$sluice_pid" ]; then
+        kill -TERM "$sluice_pid" 2>/dev/null
+        wait "$sluice_pid" 2>/dev/null || true
+        sluice_pid=
+    fi
     cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -O2 -g \
         -Iinclude $(pkg-config --cflags libpq) -o "$BUILD"/bench/coarse tests/bench/coarse.c \
         "$BUILD"/libsluice.a $(pkg-config --libs libpq) -lm

@@ -136,11 +136,11 @@ def samples(dsn):
                        LIMIT 400""", (0.05 if MONTH else 0.2, ref, ref, days))
         reqids = [(r[0], r[1]) for r in cur.fetchall() if r[0]]
         if MONTH:
-            # Phrases holding a rare number, from the 7 days' error lines (a 5 % sample).
+            # Phrases holding a rare number, from the 7 days' error lines (a 10 % sample).
             cur.execute("""SELECT coalesce(substring(message from '(raised in job [0-9]+)'),
                                            substring(message from
                                              '(connecting to Redis on 10[.]0[.]0[.][0-9]+)'))
-                           FROM logs TABLESAMPLE SYSTEM (5)
+                           FROM logs TABLESAMPLE SYSTEM (10)
                            WHERE received_at > %s - interval '6 days 23 hours'
                              AND received_at <= %s
                              AND (message LIKE 'Sidekiq::Shutdown%%'
