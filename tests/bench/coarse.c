@@ -480,7 +480,10 @@ static int cmd_query(int argc, char **argv)
         lines_b += nb;
         PQclear(r);
         /* 2. the coarse level first: (source, day)s whose slice filters may hold every
-         * token, then only their blocks, same order and page */
+         * token, then only their blocks, same order and page. A block spanning midnight
+         * belongs to two days: DISTINCT. A block spans less than a day (the writer closes
+         * it when its received_at span reaches max_age_us, 300 s; include/sluice/blocks.h):
+         * max_received < day + 2 bounds the index range. */
         snprintf(sql, sizeof(sql),
                  "WITH u AS (SELECT f.source_id, f.day FROM log_filters_coarse f "
                  "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) "
@@ -490,11 +493,12 @@ static int cmd_query(int argc, char **argv)
                  "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) "
                  "GROUP BY 1, 2 HAVING count(*) = $7::int), "
                  "k AS (SELECT count(*) n FROM u) "
-                 "SELECT b.source_id, b.min_id, b.max_id, b.min_received, b.max_received, "
-                 "(SELECT n FROM k) FROM u "
+                 "SELECT DISTINCT b.source_id, b.min_id, b.max_id, b.min_received, "
+                 "b.max_received, (SELECT n FROM k) FROM u "
                  "JOIN log_blocks b ON b.source_id = u.source_id "
                  "AND b.max_received >= greatest(to_timestamp($2), "
                  "u.day::timestamp AT TIME ZONE 'UTC') "
+                 "AND b.max_received < (u.day + 2)::timestamp AT TIME ZONE 'UTC' "
                  "AND b.min_received < least(to_timestamp($3), "
                  "(u.day + 1)::timestamp AT TIME ZONE 'UTC') WHERE true%s "
                  "ORDER BY b.max_received DESC, b.source_id DESC, b.min_id DESC LIMIT 2048",
