@@ -548,10 +548,11 @@ static int cmd_query(int argc, char **argv)
     printf("RESULT kind=coarse_proto runs=%zu since=%lld until=%lld slices=%u "
            "blocks_p50_ms=%.1f blocks_p99_ms=%.1f coarse_p50_ms=%.1f coarse_p99_ms=%.1f "
            "blocks_found=%lld coarse_blocks_found=%lld coarse_units_passed=%lld "
-           "lines_blocks=%lld lines_coarse=%lld units_in_window=%lld check_p50_ms=%.1f "
+           "lines_blocks=%lld lines_coarse=%lld units_per_query=%lld check_p50_ms=%.1f "
            "check_p99_ms=%.1f adaptive_p50_ms=%.1f adaptive_p99_ms=%.1f\n",
            nt, since, until, slices, pct(tb, nt, 50), pct(tb, nt, 99), pct(tc, nt, 50),
-           pct(tc, nt, 99), cand_b, cand_c, units, lines_b, lines_c, total_units, pct(tk, nt, 50),
+           pct(tc, nt, 99), cand_b, cand_c, units, lines_b, lines_c, total_units / (long long)nt,
+           pct(tk, nt, 50),
            pct(tk, nt, 99), pct(ta, nt, 50), pct(ta, nt, 99));
     PQfinish(c);
     return 0;

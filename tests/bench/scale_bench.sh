@@ -194,73 +194,73 @@ q "$url" "SELECT format('RESULT kind=blocks log_blocks=%s avg_rows=%s partitions
 # ------------------------------------------------------------------ 3. search and tail
 misses=0
 if [ "${SCALE_ONLY:-}" != coarse ]; then
-cert=$tmp/cert.pem
-key=$tmp/key.pem
-openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
-    -addext "subjectAltName=IP:127.0.0.1" -keyout "$key" -out "$cert" 2>/dev/null ||
-    die "openssl req failed"
-token=$(DATABASE_URL=$url "$BUILD"/sluice token add "scalebench$$" --all 2>/dev/null | head -n 1)
-[[ "$token" == slr_* ]] || die "sluice token add printed no token"
-tail_url=$(DATABASE_URL=$url "$BUILD"/sluice source add "tail$$" --retention-days 3650 2>/dev/null |
-    tail -n 1)
-tail_creds=${tail_url#https://}
-tail_creds=${tail_creds%%@*}
-[ -n "$tail_creds" ] && [ "$tail_creds" != "$tail_url" ] || die "sluice source add printed no URL"
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-http_port=$(free_port)
-https_port=$(free_port)
-[ "$http_port" != "$https_port" ] || https_port=$((http_port + 1))
-DATABASE_URL=$url SLUICE_BIND=127.0.0.1 PORT=$http_port SLUICE_HTTPS_PORT=$https_port \
-    SLUICE_SYSLOG_PORT=0 SLUICE_SYSLOG_TLS_PORT=0 SLUICE_TLS_CERT=$cert SLUICE_TLS_KEY=$key \
-    SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn SLUICE_PUBLIC_URL=https://127.0.0.1:$https_port \
-    "$BUILD"/sluice serve 2>"$tmp/sluice.log" &
-sluice_pid=$!
-for _ in $(seq 1 300); do
-    [ "$(curl -s --max-time 1 "http://127.0.0.1:$http_port/readyz" || true)" = ready ] && break
-    kill -0 "$sluice_pid" 2>/dev/null || break
-    sleep 0.1
-done
-[ "$(curl -s --max-time 1 "http://127.0.0.1:$http_port/readyz" || true)" = ready ] || {
-    tail -n 20 "$tmp/sluice.log" >&2
-    die "sluice did not become ready"
-}
-# the start-up retention pass: measured searches must not share the machine with it
-for _ in $(seq 1 3000); do
-    passes=$(curl -s --max-time 2 "http://127.0.0.1:$http_port/metrics" |
-        awk '$1 == "sluice_retention_passes_total" { print $2 }')
-    [ "${passes:-0}" -ge 1 ] && break
-    sleep 0.1
-done
-log "sluice on 127.0.0.1:$https_port; $RUNS runs per kind and scope, $TAIL_SAMPLES tail samples"
-out=$(/usr/bin/python3 tests/bench/searchbench.py --url "https://127.0.0.1:$https_port" \
-    --cacert "$cert" --token "$token" --dsn "$url" --drain-user "${tail_creds%%:*}" \
-    --drain-password "${tail_creds#*:}" --runs "$RUNS" --samples "$TAIL_SAMPLES" \
-    --kinds word,reqid,phrase,status --month --end "$END") || {
+    cert=$tmp/cert.pem
+    key=$tmp/key.pem
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=127.0.0.1" \
+        -addext "subjectAltName=IP:127.0.0.1" -keyout "$key" -out "$cert" 2>/dev/null ||
+        die "openssl req failed"
+    token=$(DATABASE_URL=$url "$BUILD"/sluice token add "scalebench$$" --all 2>/dev/null | head -n 1)
+    [[ "$token" == slr_* ]] || die "sluice token add printed no token"
+    tail_url=$(DATABASE_URL=$url "$BUILD"/sluice source add "tail$$" --retention-days 3650 2>/dev/null |
+        tail -n 1)
+    tail_creds=${tail_url#https://}
+    tail_creds=${tail_creds%%@*}
+    [ -n "$tail_creds" ] && [ "$tail_creds" != "$tail_url" ] || die "sluice source add printed no URL"
+    free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+    http_port=$(free_port)
+    https_port=$(free_port)
+    [ "$http_port" != "$https_port" ] || https_port=$((http_port + 1))
+    DATABASE_URL=$url SLUICE_BIND=127.0.0.1 PORT=$http_port SLUICE_HTTPS_PORT=$https_port \
+        SLUICE_SYSLOG_PORT=0 SLUICE_SYSLOG_TLS_PORT=0 SLUICE_TLS_CERT=$cert SLUICE_TLS_KEY=$key \
+        SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn SLUICE_PUBLIC_URL=https://127.0.0.1:$https_port \
+        "$BUILD"/sluice serve 2>"$tmp/sluice.log" &
+    sluice_pid=$!
+    for _ in $(seq 1 300); do
+        [ "$(curl -s --max-time 1 "http://127.0.0.1:$http_port/readyz" || true)" = ready ] && break
+        kill -0 "$sluice_pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    [ "$(curl -s --max-time 1 "http://127.0.0.1:$http_port/readyz" || true)" = ready ] || {
+        tail -n 20 "$tmp/sluice.log" >&2
+        die "sluice did not become ready"
+    }
+    # the start-up retention pass: measured searches must not share the machine with it
+    for _ in $(seq 1 3000); do
+        passes=$(curl -s --max-time 2 "http://127.0.0.1:$http_port/metrics" |
+            awk '$1 == "sluice_retention_passes_total" { print $2 }')
+        [ "${passes:-0}" -ge 1 ] && break
+        sleep 0.1
+    done
+    log "sluice on 127.0.0.1:$https_port; $RUNS runs per kind and scope, $TAIL_SAMPLES tail samples"
+    out=$(/usr/bin/python3 tests/bench/searchbench.py --url "https://127.0.0.1:$https_port" \
+        --cacert "$cert" --token "$token" --dsn "$url" --drain-user "${tail_creds%%:*}" \
+        --drain-password "${tail_creds#*:}" --runs "$RUNS" --samples "$TAIL_SAMPLES" \
+        --kinds word,reqid,phrase,status --month --end "$END") || {
+        echo "$out"
+        tail -n 20 "$tmp/sluice.log" >&2
+        die "searchbench failed"
+    }
     echo "$out"
-    tail -n 20 "$tmp/sluice.log" >&2
-    die "searchbench failed"
-}
-echo "$out"
 
-kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
-target() { # target KIND SCOPE P50_MS P99_MS LABEL
-    local line p50 p99 ok=PASS
-    line=$(grep "^RESULT kind=$1 scope=$2 " <<<"$out" | head -n 1)
-    [ -n "$line" ] || die "no RESULT line for $1 $2"
-    p50=$(kv p50_ms "$line")
-    p99=$(kv p99_ms "$line")
-    [ "$3" = - ] || [ "$(bc -l <<<"$p50 < $3")" = 1 ] || ok=MISS
-    [ "$(bc -l <<<"$p99 < $4")" = 1 ] || ok=MISS
-    [ $ok = PASS ] || misses=$((misses + 1))
-    echo "TARGET $ok kind=$1 scope=$2 p50_ms=$p50 (target ${3/-/none}) p99_ms=$p99 (target $4): $5"
-}
-for scope in all one; do
-    target word $scope 50 300 "selective word, last 24 h"
-    target reqid $scope - 300 "request id, 30 days"
-    target phrase $scope - 500 "phrase, 7 days"
-    target status $scope - 100 "status:>=500, last hour"
-done
-target tail one - 250 "live tail, 2xx -> SSE event (as docs/benchmarks.md)"
+    kv() { tr ' ' '\n' <<<"$2" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+    target() { # target KIND SCOPE P50_MS P99_MS LABEL
+        local line p50 p99 ok=PASS
+        line=$(grep "^RESULT kind=$1 scope=$2 " <<<"$out" | head -n 1)
+        [ -n "$line" ] || die "no RESULT line for $1 $2"
+        p50=$(kv p50_ms "$line")
+        p99=$(kv p99_ms "$line")
+        [ "$3" = - ] || [ "$(bc -l <<<"$p50 < $3")" = 1 ] || ok=MISS
+        [ "$(bc -l <<<"$p99 < $4")" = 1 ] || ok=MISS
+        [ $ok = PASS ] || misses=$((misses + 1))
+        echo "TARGET $ok kind=$1 scope=$2 p50_ms=$p50 (target ${3/-/none}) p99_ms=$p99 (target $4): $5"
+    }
+    for scope in all one; do
+        target word $scope 50 300 "selective word, last 24 h"
+        target reqid $scope - 300 "request id, 30 days"
+        target phrase $scope - 500 "phrase, 7 days"
+        target status $scope - 100 "status:>=500, last hour"
+    done
+    target tail one - 250 "live tail, 2xx -> SSE event (as docs/benchmarks.md)"
 fi
 
 # ------------------------------------------------------------------ 4. the coarse level
