@@ -70,6 +70,14 @@ static PGresult *q(PGconn *c, const char *sql, int n, const char *const *v, Exec
     return r;
 }
 
+static PGconn *connect_db(const char *url)
+{
+    PGconn *c = PQconnectdb(url);
+    if (PQstatus(c) != CONNECTION_OK)
+        die("connect: %s", PQerrorMessage(c));
+    return c;
+}
+
 static unsigned slice_of(uint64_t h, unsigned slices)
 {
     return (unsigned)((h & 0xffffffffu) >> 24) & (slices - 1);
@@ -196,9 +204,7 @@ static int cmd_build(int argc, char **argv)
     }
     if (!url || slices < 1 || slices > 256 || (slices & (slices - 1)))
         die("usage: coarse build URL [--slices S (a power of two <= 256)]");
-    c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK)
-        die("connect: %s", PQerrorMessage(c));
+    c = connect_db(url);
     PQclear(q(c, "SET synchronous_commit = off", 0, NULL, PGRES_COMMAND_OK));
     PQclear(q(c, "DROP TABLE IF EXISTS log_filters_coarse", 0, NULL, PGRES_COMMAND_OK));
     PQclear(q(c,
@@ -283,6 +289,16 @@ static void on_qtoken(void *arg, const char *tok, size_t len, uint64_t hash)
         t->h[t->n++] = hash;
 }
 
+/* The (source, day)s of the window [$2, $3) (Unix seconds) among sources $1 whose slice
+ * filters may hold every token ($4 slices, $5 h1s, $6 h2s, $7 how many tokens). */
+#define PASSING                                                                                    \
+    "SELECT f.source_id, f.day FROM log_filters_coarse f "                                         \
+    "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) ON f.slice = t.s "            \
+    "WHERE f.day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "                                  \
+    "AND f.day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date "                                    \
+    "AND f.source_id = ANY($1::bigint[]) "                                                         \
+    "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) GROUP BY 1, 2 HAVING count(*) = $7::int"
+
 static int dcmp(const void *a, const void *b)
 {
     double x = *(const double *)a, y = *(const double *)b;
@@ -361,6 +377,22 @@ static long long lines_in(PGconn *c, PGresult *r, const char *text)
     return n;
 }
 
+/* Run a block statement (timed into *ms), add its blocks to *cand; returns the lines
+ * holding text in them (untimed). */
+static long long timed_blocks(PGconn *c, const char *sql, int n, const char *const *pv,
+                              const char *text, double *ms, long long *cand)
+{
+    double t0 = now_s();
+    PGresult *r = q(c, sql, n, pv, PGRES_TUPLES_OK);
+    long long lines;
+
+    *ms = (now_s() - t0) * 1000;
+    *cand += PQntuples(r);
+    lines = lines_in(c, r, text);
+    PQclear(r);
+    return lines;
+}
+
 static int cmd_query(int argc, char **argv)
 {
     const char *url = NULL, *runs_file = NULL;
@@ -404,9 +436,7 @@ static int cmd_query(int argc, char **argv)
     }
     if (!url || !since || !until || nt == 0)
         die("usage: coarse query URL --since EPOCH --until EPOCH [--runs-file F] [TEXT...]");
-    c = PQconnectdb(url);
-    if (PQstatus(c) != CONNECTION_OK)
-        die("connect: %s", PQerrorMessage(c));
+    c = connect_db(url);
     /* the server's search session settings (drain/searchd.c) */
     PQclear(q(c, "SET jit = off", 0, NULL, PGRES_COMMAND_OK));
     PQclear(q(c, "SET max_parallel_workers_per_gather = 0", 0, NULL, PGRES_COMMAND_OK));
@@ -472,26 +502,15 @@ static int cmd_query(int argc, char **argv)
         pv[0] = scope;
         pv[1] = lo;
         pv[2] = hi;
-        t0 = now_s();
-        r = q(c, sql, 3, pv, PGRES_TUPLES_OK);
-        tb[qi] = (now_s() - t0) * 1000;
-        cand_b += PQntuples(r);
-        nb = lines_in(c, r, texts[qi]);
+        nb = timed_blocks(c, sql, 3, pv, texts[qi], &tb[qi], &cand_b);
         lines_b += nb;
-        PQclear(r);
         /* 2. the coarse level first: (source, day)s whose slice filters may hold every
          * token, then only their blocks, same order and page. A block spanning midnight
          * belongs to two days: DISTINCT. A block spans less than a day (the writer closes
          * it when its received_at span reaches max_age_us, 300 s; include/sluice/blocks.h):
          * max_received < day + 2 bounds the index range. */
         snprintf(sql, sizeof(sql),
-                 "WITH u AS (SELECT f.source_id, f.day FROM log_filters_coarse f "
-                 "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) "
-                 "ON f.slice = t.s WHERE f.day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "
-                 "AND f.day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date "
-                 "AND f.source_id = ANY($1::bigint[]) "
-                 "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) "
-                 "GROUP BY 1, 2 HAVING count(*) = $7::int), "
+                 "WITH u AS (" PASSING "), "
                  "k AS (SELECT count(*) n FROM u) "
                  "SELECT DISTINCT b.source_id, b.min_id, b.max_id, b.min_received, "
                  "b.max_received, (SELECT n FROM k) FROM u "
@@ -507,29 +526,18 @@ static int cmd_query(int argc, char **argv)
         pv[4] = a_1;
         pv[5] = a_2;
         pv[6] = nts;
-        t0 = now_s();
-        r = q(c, sql, 7, pv, PGRES_TUPLES_OK);
-        tc[qi] = (now_s() - t0) * 1000;
-        cand_c += PQntuples(r);
-        nc = lines_in(c, r, texts[qi]);
+        nc = timed_blocks(c, sql, 7, pv, texts[qi], &tc[qi], &cand_c);
         lines_c += nc;
         if (nc != nb)
             die("coarse: %s: %lld lines through the blocks, %lld through the coarse level",
                 texts[qi], nb, nc);
-        PQclear(r);
         /* 3. the coarse check alone: how many (source, day)s pass, of how many */
         snprintf(sql, sizeof(sql),
                  "SELECT count(*), (SELECT count(DISTINCT (day, source_id)) FROM "
                  "log_filters_coarse WHERE slice = 0 AND source_id = ANY($1::bigint[]) "
                  "AND day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "
                  "AND day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date) FROM "
-                 "(SELECT f.source_id, f.day FROM log_filters_coarse f "
-                 "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) "
-                 "ON f.slice = t.s WHERE f.day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "
-                 "AND f.day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date "
-                 "AND f.source_id = ANY($1::bigint[]) "
-                 "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) "
-                 "GROUP BY 1, 2 HAVING count(*) = $7::int) u");
+                 "(" PASSING ") u");
         t0 = now_s();
         r = q(c, sql, 7, pv, PGRES_TUPLES_OK);
         tk[qi] = (now_s() - t0) * 1000;
@@ -552,8 +560,7 @@ static int cmd_query(int argc, char **argv)
            "check_p99_ms=%.1f adaptive_p50_ms=%.1f adaptive_p99_ms=%.1f\n",
            nt, since, until, slices, pct(tb, nt, 50), pct(tb, nt, 99), pct(tc, nt, 50),
            pct(tc, nt, 99), cand_b, cand_c, units, lines_b, lines_c, total_units / (long long)nt,
-           pct(tk, nt, 50),
-           pct(tk, nt, 99), pct(ta, nt, 50), pct(ta, nt, 99));
+           pct(tk, nt, 50), pct(tk, nt, 99), pct(ta, nt, 50), pct(ta, nt, 99));
     PQfinish(c);
     return 0;
 }
