@@ -8,9 +8,9 @@
 #      sources app001..app200, seed SCALE_SEED. SCALE_DIR/stamp records what was built
 #      (lines, days, sources, seed, end, load time, WAL of the load); a run whose settings
 #      match it reuses the cluster, SCALE_REBUILD=1 builds it again. Before building, a
-#      probe of 1M lines (the same generator, a throw-away database) measures bytes per
-#      line, and the build is refused unless that estimate plus 30 % plus max_wal_size (8 GB)
-#      fits the free disk.
+#      probe of 1M lines (the same generator and density, a throw-away database) measures
+#      bytes per line, and the build is refused unless that estimate plus 30 % plus
+#      max_wal_size (8 GB) fits the free disk.
 #   2. Disk per million lines by part (logs heap, TOAST, indexes, log_blocks, log_commits,
 #      log_packs when it exists) and the WAL the load wrote.
 #   3. `sluice serve` on 127.0.0.1 (HTTPS) over it and tests/bench/searchbench.py --month
@@ -38,14 +38,19 @@ die() {
     log "$*"
     exit 1
 }
-[[ "$LINES" =~ ^[0-9]+$ ]] && [ "$LINES" -ge 100000 ] || die "SCALE_LINES must be a number >= 100000"
+if ! [[ "$LINES" =~ ^[0-9]+$ ]] || [ "$LINES" -lt 100000 ]; then
+    die "SCALE_LINES must be a number >= 100000"
+fi
 
 make -s all
 mkdir -p "$BUILD"/bench
-# shellcheck disable=SC2046
-cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -O2 -g -Iinclude \
-    $(pkg-config --cflags libpq) -o "$BUILD"/bench/searchgen tests/bench/searchgen.c \
-    "$BUILD"/libsluice.a $(pkg-config --libs libpq) -lm
+bench_cc() { # bench_cc NAME: tests/bench/NAME.c -> $BUILD/bench/NAME
+    # shellcheck disable=SC2046
+    cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -O2 -g \
+        -Iinclude $(pkg-config --cflags libpq) -o "$BUILD/bench/$1" "tests/bench/$1.c" \
+        "$BUILD"/libsluice.a $(pkg-config --libs libpq) -lm
+}
+bench_cc searchgen
 
 mkdir -p -- "${SCALE_DIR:-var/bench-scale}"
 DIR=$(realpath -- "${SCALE_DIR:-var/bench-scale}")
@@ -104,23 +109,26 @@ else
     deploy/pg.sh destroy "$PG" >&2 || true
     url=$(deploy/pg.sh start "$PG" | tail -n 1)
     pg_settings "$url"
-    # The probe: 1M lines (or all of them) into a database of their own, then dropped.
+    # The probe: 1M lines (or all of them) into a database of their own, then dropped, at
+    # the data set's density (lines per second of received_at, so blocks as full): over
+    # DAYS x 1M / LINES days.
     probe=${url/\/sluice\?//sluice_probe?}
     [ "$probe" != "$url" ] || die "cannot derive the probe database URL from $url"
     q "$url" "CREATE DATABASE sluice_probe" >/dev/null
     DATABASE_URL=$probe "$BUILD"/sluice migrate >&2
     n=$((LINES < PROBE_LINES ? LINES : PROBE_LINES))
     s0=$(q "$probe" "SELECT pg_database_size(current_database())")
-    "$BUILD"/bench/searchgen load "$probe" --lines "$n" --days "$DAYS" --sources "$SOURCES" \
+    probe_days=$(awk -v d="$DAYS" -v n="$n" -v l="$LINES" 'BEGIN { printf "%.6f", d * n / l }')
+    "$BUILD"/bench/searchgen load "$probe" --lines "$n" --days "$probe_days" --sources "$SOURCES" \
         --seed "$SEED" --create-sources app --ids-from-seq --partitions --writer-blocks \
         --async-commit >/dev/null
     s1=$(q "$probe" "SELECT pg_database_size(current_database())")
     q "$url" "DROP DATABASE sluice_probe" >/dev/null
     bpl=$(((s1 - s0) / n))
     # + 30 %, + the WAL PostgreSQL keeps (max_wal_size, pg_settings)
-    need=$((bpl * LINES / 10 * 13 / 1000000 + 8192))
+    need=$((bpl * LINES * 13 / 10 / 1000000 + 8192))
     avail=$(($(df -B1 --output=avail "$(realpath -- "$PG")" | tail -n 1) / 1000000))
-    log "probe: $bpl bytes per line at $n lines; $LINES lines + 30 % + 8 GB of WAL need ~$need MB, $avail MB free"
+    log "probe: $bpl bytes per line at $n lines over $probe_days days; $LINES lines + 30 % + 8 GB of WAL need ~$need MB, $avail MB free"
     if [ "$need" -gt "$avail" ]; then
         die "refusing to build: ~$need MB needed (measured $bpl B/line x $LINES lines + 30 % + 8 GB of WAL), only $avail MB free on $(df --output=target "$(realpath -- "$PG")" | tail -n 1); set SCALE_LINES lower or SCALE_DIR elsewhere"
     fi
@@ -205,7 +213,9 @@ if [ "${SCALE_ONLY:-}" != coarse ]; then
         tail -n 1)
     tail_creds=${tail_url#https://}
     tail_creds=${tail_creds%%@*}
-    [ -n "$tail_creds" ] && [ "$tail_creds" != "$tail_url" ] || die "sluice source add printed no URL"
+    if [ -z "$tail_creds" ] || [ "$tail_creds" = "$tail_url" ]; then
+        die "sluice source add printed no URL"
+    fi
     free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
     http_port=$(free_port)
     https_port=$(free_port)
@@ -273,9 +283,7 @@ if [ "${SCALE_COARSE:-0}" = 1 ] || [ "${SCALE_ONLY:-}" = coarse ]; then
         wait "$sluice_pid" 2>/dev/null || true
         sluice_pid=
     fi
-    cc -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Wshadow -Wmissing-prototypes -O2 -g \
-        -Iinclude $(pkg-config --cflags libpq) -o "$BUILD"/bench/coarse tests/bench/coarse.c \
-        "$BUILD"/libsluice.a $(pkg-config --libs libpq) -lm
+    bench_cc coarse
     if [ "$(q "$url" "SELECT to_regclass('log_filters_coarse') IS NOT NULL")" != t ]; then
         log "building the coarse level (log_filters_coarse)"
         "$BUILD"/bench/coarse build "$url"

@@ -738,7 +738,8 @@ static int cmd_load(int argc, char **argv)
 {
     const char *url = NULL;
     size_t lines = 10000000, batch = 10000, block_max_tokens = 3200;
-    int days = 7, sources = 50;
+    double days = 7; /* may be a fraction: a probe of the same density over less time */
+    int sources = 50;
     unsigned bpt = SL_BLOOM_BITS_PER_TOKEN;
     bool blocks = true, gen_only = false;
     int64_t end_us = 0, first_id = 1, block_us = 0;
@@ -760,7 +761,7 @@ static int cmd_load(int argc, char **argv)
         if (!strcmp(a, "--lines"))
             lines = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--days"))
-            days = atoi(v), i++;
+            days = atof(v), i++;
         else if (!strcmp(a, "--sources"))
             sources = atoi(v), i++;
         else if (!strcmp(a, "--batch"))
@@ -802,7 +803,7 @@ static int cmd_load(int argc, char **argv)
         die("usage: searchgen load URL [options]");
     if (!end_us)
         end_us = (int64_t)time(NULL) * 1000000LL;
-    span_us = (int64_t)days * 86400 * 1000000LL;
+    span_us = (int64_t)(days * 86400 * 1e6);
     start_us = end_us - span_us;
     sources_init(sources);
     acc = calloc((size_t)sources, sizeof(*acc));
