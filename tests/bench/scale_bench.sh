@@ -12,7 +12,7 @@
 #      bytes per line, and the build is refused unless that estimate plus 30 % plus
 #      max_wal_size (8 GB) fits the free disk.
 #   2. Disk per million lines by part (logs heap, TOAST, indexes, log_blocks, log_commits,
-#      log_packs when it exists) and the WAL the load wrote.
+#      log_packs and log_filters_coarse when they exist) and the WAL the load wrote.
 #   3. `sluice serve` on 127.0.0.1 (HTTPS) over it and tests/bench/searchbench.py --month
 #      --end (windows end at the data set's end): p50/p99 per kind over SCALE_RUNS (60)
 #      varied runs, all sources and one source, and the tail; a TARGET line per target
@@ -169,7 +169,8 @@ echo "RESULT kind=load lines=$LINES days=$DAYS sources=$SOURCES seed=$SEED load_
 # Every relation of a table's partition tree (a plain table is its own tree): heap (main
 # fork, free-space and visibility maps), TOAST (with its index), indexes.
 psql -X -qtA -v ON_ERROR_STOP=1 -d "$url" -v lines="$LINES" -v wal="$(stamp_get wal_bytes)" <<'EOF'
-WITH t(name) AS (VALUES ('logs'), ('log_blocks'), ('log_commits'), ('log_packs')),
+WITH t(name) AS (VALUES ('logs'), ('log_blocks'), ('log_commits'), ('log_packs'),
+                       ('log_filters_coarse')),
 rel AS (
     SELECT DISTINCT t.name, c.oid AS relid, c.reltoastrelid
     FROM t, LATERAL (SELECT relid FROM pg_partition_tree(to_regclass(t.name))
