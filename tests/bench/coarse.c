@@ -4,7 +4,10 @@
  *
  *   coarse build URL [--slices S (256)]   one filter per (source, UTC day, slice) of the
  *                                          stored lines, in table log_filters_coarse
- *   coarse query URL --since EPOCH --until EPOCH [--runs-file FILE] [TEXT...]
+ *   coarse build URL --unit hour [--slices S (16)]
+ *                                          the same per (source, UTC hour, slice), in
+ *                                          log_filters_coarse_hour
+ *   coarse query URL [--unit hour] --since EPOCH --until EPOCH [--runs-file FILE] [TEXT...]
  *                                          per query text: the block scan the server runs
  *                                          today (drain/search.c fetch_blocks, first page,
  *                                          every source) against the coarse level first,
@@ -45,6 +48,11 @@
 #define MAX_SOURCES 4096
 #define MAX_TOK 64
 
+/* --unit day (default) or hour: one filter per (source, UTC day or hour, slice) */
+static bool hourly;
+static const char *tbl = "log_filters_coarse";
+static unsigned nunits = 1; /* units per day: 1 or 24 */
+
 static void die(const char *fmt, ...)
 {
     va_list ap;
@@ -83,10 +91,21 @@ static unsigned slice_of(uint64_t h, unsigned slices)
     return (unsigned)((h & 0xffffffffu) >> 24) & (slices - 1);
 }
 
+static void set_unit(const char *u)
+{
+    if (!strcmp(u, "hour")) {
+        hourly = true;
+        tbl = "log_filters_coarse_hour";
+        nunits = 24;
+    } else if (strcmp(u, "day")) {
+        die("--unit day|hour, not %s", u);
+    }
+}
+
 /* ---------- build ---------- */
 
 struct day_sets {
-    struct sl_bloom *b[MAX_SOURCES]; /* per source: slices sets, NULL when no line */
+    struct sl_bloom *b[MAX_SOURCES]; /* per source: nunits x slices sets, NULL: no line */
 };
 
 struct tok_arg {
@@ -115,21 +134,29 @@ static size_t flush_day(PGconn *c, struct day_sets *d, const char *day, unsigned
 {
     size_t cap = 1 << 20, len = 0, fbytes = 0;
     char *out = malloc(cap);
-    PGresult *r = q(c,
-                    "COPY log_filters_coarse (day, slice, source_id, nbits, ntokens, bloom) "
-                    "FROM STDIN",
-                    0, NULL, PGRES_COPY_IN);
+    char sql[128];
+    PGresult *r;
+
+    snprintf(sql, sizeof(sql),
+             "COPY %s (day, slice, source_id, nbits, ntokens, bloom) FROM STDIN", tbl);
+    r = q(c, sql, 0, NULL, PGRES_COPY_IN);
     PQclear(r);
     if (out == NULL)
         die("out of memory");
     /* slice-major, as a query reads them: (slice, day, source_id) rows of a slice are
      * adjacent in the heap, so a token's 200 rows of a day are a few pages */
-    for (unsigned k = 0; k < slices; k++) {
+    for (unsigned k = 0; k < slices * nunits; k++) {
+        unsigned slice = k / nunits, unit = k % nunits;
+        char key[40];
+        if (hourly)
+            snprintf(key, sizeof(key), "%s %02u:00:00", day, unit);
+        else
+            snprintf(key, sizeof(key), "%s", day);
         for (int s = 0; s < MAX_SOURCES; s++) {
             struct sl_bloom *b;
             if (d->b[s] == NULL)
                 continue;
-            b = &d->b[s][k];
+            b = &d->b[s][unit * slices + slice];
             uint32_t nbits = 64;
             uint8_t *bits;
             if (b->n == 0)
@@ -158,7 +185,8 @@ static size_t flush_day(PGconn *c, struct day_sets *d, const char *day, unsigned
                         die("out of memory");
                 }
             }
-            len += (size_t)sprintf(out + len, "%s\t%u\t%d\t%u\t%zu\t\\\\x", day, k, s, nbits, b->n);
+            len += (size_t)sprintf(out + len, "%s\t%u\t%d\t%u\t%zu\t\\\\x", key, slice, s, nbits,
+                                   b->n);
             for (uint32_t i = 0; i < nbits / 8; i++, len += 2)
                 hexbyte(out + len, bits[i]);
             out[len++] = '\n';
@@ -186,9 +214,10 @@ static size_t flush_day(PGconn *c, struct day_sets *d, const char *day, unsigned
 static int cmd_build(int argc, char **argv)
 {
     const char *url = NULL;
-    unsigned slices = 256;
+    unsigned slices = 0;
     PGconn *c;
     PGresult *days;
+    char sql[300];
     static struct day_sets d;
     double t0 = now_s();
     size_t lines = 0, fbytes = 0;
@@ -197,23 +226,29 @@ static int cmd_build(int argc, char **argv)
     for (int i = 0; i < argc; i++) {
         if (!strcmp(argv[i], "--slices") && i + 1 < argc)
             slices = (unsigned)atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--unit") && i + 1 < argc)
+            set_unit(argv[++i]);
         else if (!url)
             url = argv[i];
         else
             die("build: unknown argument %s", argv[i]);
     }
+    if (slices == 0)
+        slices = hourly ? 16 : 256;
     if (!url || slices < 1 || slices > 256 || (slices & (slices - 1)))
         die("usage: coarse build URL [--slices S (a power of two <= 256)]");
     c = connect_db(url);
     PQclear(q(c, "SET synchronous_commit = off", 0, NULL, PGRES_COMMAND_OK));
-    PQclear(q(c, "DROP TABLE IF EXISTS log_filters_coarse", 0, NULL, PGRES_COMMAND_OK));
-    PQclear(q(c,
-              "CREATE TABLE log_filters_coarse (day date NOT NULL, slice int NOT NULL, "
-              "source_id bigint NOT NULL, nbits int NOT NULL, ntokens int NOT NULL, "
-              "bloom bytea NOT NULL)",
-              0, NULL, PGRES_COMMAND_OK));
-    PQclear(q(c, "ALTER TABLE log_filters_coarse ALTER COLUMN bloom SET STORAGE EXTERNAL", 0, NULL,
-              PGRES_COMMAND_OK));
+    snprintf(sql, sizeof(sql), "DROP TABLE IF EXISTS %s", tbl);
+    PQclear(q(c, sql, 0, NULL, PGRES_COMMAND_OK));
+    /* day: a date; hour: the hour's start, a UTC timestamp */
+    snprintf(sql, sizeof(sql),
+             "CREATE TABLE %s (day %s NOT NULL, slice int NOT NULL, source_id bigint NOT NULL, "
+             "nbits int NOT NULL, ntokens int NOT NULL, bloom bytea NOT NULL)",
+             tbl, hourly ? "timestamp" : "date");
+    PQclear(q(c, sql, 0, NULL, PGRES_COMMAND_OK));
+    snprintf(sql, sizeof(sql), "ALTER TABLE %s ALTER COLUMN bloom SET STORAGE EXTERNAL", tbl);
+    PQclear(q(c, sql, 0, NULL, PGRES_COMMAND_OK));
     days = q(c,
              "SELECT d::date::text FROM generate_series((SELECT date_trunc('day', "
              "min(min_received) AT TIME ZONE 'UTC') FROM log_blocks), (SELECT date_trunc('day', "
@@ -226,7 +261,8 @@ static int cmd_build(int argc, char **argv)
         size_t dl = 0;
         PQclear(q(c, "BEGIN", 0, NULL, PGRES_COMMAND_OK));
         PQclear(q(c,
-                  "DECLARE cur NO SCROLL CURSOR FOR SELECT source_id, message FROM logs "
+                  "DECLARE cur NO SCROLL CURSOR FOR SELECT source_id, message, "
+                  "extract(hour FROM received_at AT TIME ZONE 'UTC')::int FROM logs "
                   "WHERE received_at >= ($1::date)::timestamp AT TIME ZONE 'UTC' "
                   "AND received_at < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'",
                   1, v, PGRES_COMMAND_OK));
@@ -239,13 +275,13 @@ static int cmd_build(int argc, char **argv)
                 if (sid < 0 || sid >= MAX_SOURCES)
                     die("source id %lld out of range", sid);
                 if (d.b[sid] == NULL) {
-                    d.b[sid] = calloc(slices, sizeof(struct sl_bloom));
+                    d.b[sid] = calloc(slices * nunits, sizeof(struct sl_bloom));
                     if (d.b[sid] == NULL)
                         die("out of memory");
-                    for (unsigned k = 0; k < slices; k++)
+                    for (unsigned k = 0; k < slices * nunits; k++)
                         sl_bloom_init(&d.b[sid][k]);
                 }
-                a.sets = d.b[sid];
+                a.sets = d.b[sid] + (hourly ? (unsigned)atoi(PQgetvalue(r, i, 2)) * slices : 0);
                 a.slices = slices;
                 (void)sl_tokenize(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1), on_token, &a);
             }
@@ -261,9 +297,10 @@ static int cmd_build(int argc, char **argv)
         fprintf(stderr, "coarse: %s: %zu lines, %.0f s so far\n", day, dl, now_s() - t0);
     }
     PQclear(days);
-    PQclear(q(c, "CREATE UNIQUE INDEX ON log_filters_coarse (slice, day, source_id)", 0, NULL,
-              PGRES_COMMAND_OK));
-    PQclear(q(c, "ANALYZE log_filters_coarse", 0, NULL, PGRES_COMMAND_OK));
+    snprintf(sql, sizeof(sql), "CREATE UNIQUE INDEX ON %s (slice, day, source_id)", tbl);
+    PQclear(q(c, sql, 0, NULL, PGRES_COMMAND_OK));
+    snprintf(sql, sizeof(sql), "ANALYZE %s", tbl);
+    PQclear(q(c, sql, 0, NULL, PGRES_COMMAND_OK));
     printf("coarse build: %zu lines, %u slices, %.0f s, filter bits %.1f MB\n", lines, slices,
            now_s() - t0, (double)fbytes / 1e6);
     PQfinish(c);
@@ -289,15 +326,35 @@ static void on_qtoken(void *arg, const char *tok, size_t len, uint64_t hash)
         t->h[t->n++] = hash;
 }
 
-/* The (source, day)s of the window [$2, $3) (Unix seconds) among sources $1 whose slice
- * filters may hold every token ($4 slices, $5 h1s, $6 h2s, $7 how many tokens). */
-#define PASSING                                                                                    \
-    "SELECT f.source_id, f.day FROM log_filters_coarse f "                                         \
-    "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) ON f.slice = t.s "            \
-    "WHERE f.day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "                                  \
-    "AND f.day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date "                                    \
-    "AND f.source_id = ANY($1::bigint[]) "                                                         \
-    "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) GROUP BY 1, 2 HAVING count(*) = $7::int"
+/* SQL of the unit: the first and last unit of the window [$2, $3) (Unix seconds), and a
+ * passing unit u's start, end and the bound of its blocks' max_received. */
+static const char *u_lo, *u_hi, *u_start, *u_end, *u_bound;
+
+static void unit_sql(void)
+{
+    u_lo = hourly ? "date_trunc('hour', to_timestamp($2) AT TIME ZONE 'UTC')"
+                  : "(to_timestamp($2) AT TIME ZONE 'UTC')::date";
+    u_hi = hourly ? "(to_timestamp($3) AT TIME ZONE 'UTC')"
+                  : "(to_timestamp($3) AT TIME ZONE 'UTC')::date";
+    u_start = hourly ? "u.day AT TIME ZONE 'UTC'" : "u.day::timestamp AT TIME ZONE 'UTC'";
+    u_end = hourly ? "(u.day + interval '1 hour') AT TIME ZONE 'UTC'"
+                   : "(u.day + 1)::timestamp AT TIME ZONE 'UTC'";
+    u_bound = hourly ? "(u.day + interval '1 day') AT TIME ZONE 'UTC'"
+                     : "(u.day + 2)::timestamp AT TIME ZONE 'UTC'";
+}
+
+/* The units of the window among sources $1 whose slice filters may hold every token ($4
+ * slices, $5 h1s, $6 h2s, $7 how many tokens). */
+static void passing_sql(char *out, size_t n)
+{
+    snprintf(out, n,
+             "SELECT f.source_id, f.day FROM %s f "
+             "JOIN unnest($4::int[], $5::bigint[], $6::bigint[]) t(s, h1, h2) ON f.slice = t.s "
+             "WHERE f.day >= %s AND f.day <= %s AND f.source_id = ANY($1::bigint[]) "
+             "AND sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2) GROUP BY 1, 2 "
+             "HAVING count(*) = $7::int",
+             tbl, u_lo, u_hi);
+}
 
 static int dcmp(const void *a, const void *b)
 {
@@ -401,7 +458,7 @@ static int cmd_query(int argc, char **argv)
     size_t nt = 0;
     PGconn *c;
     PGresult *r;
-    char scope[8192], lo[32], hi[32];
+    char scope[8192], lo[32], hi[32], passing[1024], sql0[128];
     size_t sl = 0;
     unsigned slices;
     double *tb, *tc, *tk, *ta;
@@ -415,6 +472,8 @@ static int cmd_query(int argc, char **argv)
             since = atoll(argv[++i]);
         else if (!strcmp(argv[i], "--until") && i + 1 < argc)
             until = atoll(argv[++i]);
+        else if (!strcmp(argv[i], "--unit") && i + 1 < argc)
+            set_unit(argv[++i]);
         else if (!strcmp(argv[i], "--runs-file") && i + 1 < argc)
             runs_file = argv[++i];
         else if (!url)
@@ -440,8 +499,10 @@ static int cmd_query(int argc, char **argv)
     /* the server's search session settings (drain/searchd.c) */
     PQclear(q(c, "SET jit = off", 0, NULL, PGRES_COMMAND_OK));
     PQclear(q(c, "SET max_parallel_workers_per_gather = 0", 0, NULL, PGRES_COMMAND_OK));
-    r = q(c, "SELECT coalesce(max(slice), 0) + 1 FROM log_filters_coarse", 0, NULL,
-          PGRES_TUPLES_OK);
+    unit_sql();
+    passing_sql(passing, sizeof(passing));
+    snprintf(sql0, sizeof(sql0), "SELECT coalesce(max(slice), 0) + 1 FROM %s", tbl);
+    r = q(c, sql0, 0, NULL, PGRES_TUPLES_OK);
     slices = (unsigned)atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     r = q(c, "SELECT '{' || string_agg(id::text, ',' ORDER BY id) || '}' FROM sources", 0, NULL,
@@ -510,18 +571,16 @@ static int cmd_query(int argc, char **argv)
          * it when its received_at span reaches max_age_us, 300 s; include/sluice/blocks.h):
          * max_received < day + 2 bounds the index range. */
         snprintf(sql, sizeof(sql),
-                 "WITH u AS (" PASSING "), "
+                 "WITH u AS (%s), "
                  "k AS (SELECT count(*) n FROM u) "
                  "SELECT DISTINCT b.source_id, b.min_id, b.max_id, b.min_received, "
                  "b.max_received, (SELECT n FROM k) FROM u "
                  "JOIN log_blocks b ON b.source_id = u.source_id "
-                 "AND b.max_received >= greatest(to_timestamp($2), "
-                 "u.day::timestamp AT TIME ZONE 'UTC') "
-                 "AND b.max_received < (u.day + 2)::timestamp AT TIME ZONE 'UTC' "
-                 "AND b.min_received < least(to_timestamp($3), "
-                 "(u.day + 1)::timestamp AT TIME ZONE 'UTC') WHERE true%s "
+                 "AND b.max_received >= greatest(to_timestamp($2), %s) "
+                 "AND b.max_received < %s "
+                 "AND b.min_received < least(to_timestamp($3), %s) WHERE true%s "
                  "ORDER BY b.max_received DESC, b.source_id DESC, b.min_id DESC LIMIT 2048",
-                 bloom);
+                 passing, u_start, u_bound, u_end, bloom);
         pv[3] = a_s;
         pv[4] = a_1;
         pv[5] = a_2;
@@ -533,11 +592,10 @@ static int cmd_query(int argc, char **argv)
                 texts[qi], nb, nc);
         /* 3. the coarse check alone: how many (source, day)s pass, of how many */
         snprintf(sql, sizeof(sql),
-                 "SELECT count(*), (SELECT count(DISTINCT (day, source_id)) FROM "
-                 "log_filters_coarse WHERE slice = 0 AND source_id = ANY($1::bigint[]) "
-                 "AND day >= (to_timestamp($2) AT TIME ZONE 'UTC')::date "
-                 "AND day <= (to_timestamp($3) AT TIME ZONE 'UTC')::date) FROM "
-                 "(" PASSING ") u");
+                 "SELECT count(*), (SELECT count(DISTINCT (day, source_id)) FROM %s f "
+                 "WHERE slice = 0 AND source_id = ANY($1::bigint[]) "
+                 "AND day >= %s AND day <= %s) FROM (%s) u",
+                 tbl, u_lo, u_hi, passing);
         t0 = now_s();
         r = q(c, sql, 7, pv, PGRES_TUPLES_OK);
         tk[qi] = (now_s() - t0) * 1000;
