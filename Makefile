@@ -6,6 +6,8 @@
 #   make asan       unit and e2e tests under AddressSanitizer + UBSan (build-asan/)
 #   make fuzz       every libFuzzer target for FUZZ_TIME seconds (clang; see the end)
 #   make bench      benchmarks (figures for docs/benchmarks.md)
+#   make bench-scale  search over a month of logs (100M lines, built once in var/bench-scale;
+#                   docs/search.md "A month of logs (bench-scale)")
 #   make format / lint
 
 CC ?= cc
@@ -104,6 +106,12 @@ bench-viewer: deps all
 
 bench-quick: deps all
 	@tests/bench/run.sh quick
+
+# Search at a month's scale (docs/search.md "A month of logs (bench-scale)"): SCALE_LINES,
+# SCALE_DIR, SCALE_REBUILD=1 ... as tests/bench/scale_bench.sh says. Not part of `make test`.
+.PHONY: bench-scale
+bench-scale: deps all
+	@tests/bench/scale_bench.sh
 
 format:
 	clang-format -i drain/*.c rules/*.c include/sluice/*.h tests/unit/*.c 2>/dev/null || true

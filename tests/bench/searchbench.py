@@ -18,6 +18,14 @@ with varied values, over all sources and over one source:
   jsonnum   a JSON number compared, dur_ms:>=299 (the top third of a percent of the JSON
             lines), last hour
 
+With --month (tests/bench/scale_bench.sh, issue 17: 30 days, 200 sources) the windows are
+the month's targets: reqid over 30 days (ids sampled from the 30 days), phrase over 7 days
+with phrases sampled from the 7 days' error lines ("raised in job N", "connecting to Redis
+on 10.0.0.N": each run a different one, most found once or twice), status:>=500 over the
+hour ending I minutes before the end (run I), words never repeated within a scope. With
+--end EPOCH every window is absolute (since/until as Unix seconds) and ends at EPOCH (the
+data set's end) instead of now, so a data set built earlier is searched as if it were now.
+
 With --http-url the searches run again over plain HTTP (results via=http), which separates
 the server's search time from its TLS write path. Every answer is checked: 200, and for reqid at least one event holding the id; for word
 and phrase every event must hold the word (case-insensitively); for status every event a
@@ -54,6 +62,10 @@ import psycopg2
 
 USER_IDS = []  # sampled by samples()
 ONLY_KINDS = []  # --kinds
+MONTH = False  # --month
+END = None  # --end: windows end there (Unix seconds) instead of now
+MONTH_PHRASES = []  # sampled by samples() with --month
+WINDOW_S = {"1h": 3600, "24h": 86400, "7d": 7 * 86400, "30d": 30 * 86400}
 RARE_WORDS = ["KeyError", "ZeroDivisionError", "NoMethodError", "CannotConnectError",
               "UniqueViolation", "RecordNotFound", "OperationalError", "Sidekiq", "Traceback",
               "energyplus", "ECONNREFUSED", "NilClass"]
@@ -109,15 +121,33 @@ class Client:
 def samples(dsn):
     """Values for the queries, sampled (untimed) from the loaded rows."""
     with psycopg2.connect(dsn) as db, db.cursor() as cur:
-        cur.execute("SELECT max(received_at) FROM logs")
-        (end,) = cur.fetchone()
+        if END is None:
+            cur.execute("SELECT max(received_at), now() FROM logs")
+        else:
+            cur.execute("SELECT to_timestamp(%s), to_timestamp(%s)", (END, END))
+        end, ref = cur.fetchone()
         # Not from the window's first hour: by the time they are searched for, `since=7d`
         # (relative to that moment) would have passed them.
+        days = 30 if MONTH else 7
         cur.execute("""SELECT substring(l.message from 'request_id=([0-9a-f-]{36})'), s.name
-                       FROM logs l TABLESAMPLE SYSTEM (0.2) JOIN sources s ON s.id = l.source_id
-                       WHERE l.message LIKE 'at=info%%'
-                         AND l.received_at > now() - interval '6 days 23 hours' LIMIT 400""")
+                       FROM logs l TABLESAMPLE SYSTEM (%s) JOIN sources s ON s.id = l.source_id
+                       WHERE l.message LIKE 'at=info%%' AND l.received_at <= %s
+                         AND l.received_at > %s - make_interval(days => %s) + interval '1 hour'
+                       LIMIT 400""", (0.05 if MONTH else 0.2, ref, ref, days))
         reqids = [(r[0], r[1]) for r in cur.fetchall() if r[0]]
+        if MONTH:
+            # Phrases holding a rare number, from the 7 days' error lines (a 10 % sample).
+            cur.execute("""SELECT coalesce(substring(message from '(raised in job [0-9]+)'),
+                                           substring(message from
+                                             '(connecting to Redis on 10[.]0[.]0[.][0-9]+)'))
+                           FROM logs TABLESAMPLE SYSTEM (10)
+                           WHERE received_at > %s - interval '6 days 23 hours'
+                             AND received_at <= %s
+                             AND (message LIKE 'Sidekiq::Shutdown%%'
+                                  OR message LIKE 'Redis::CannotConnectError%%') LIMIT 400""",
+                        (ref, ref))
+            MONTH_PHRASES[:] = sorted({r[0] for r in cur.fetchall() if r[0]})
+            random.shuffle(MONTH_PHRASES)
         # Rare numbers of the last day: order ids and job numbers of the error lines.
         cur.execute("""SELECT substring(message from '(?:''id''=|job )([0-9]{4,})')
                        FROM logs WHERE received_at > %s - interval '23 hours'
@@ -162,15 +192,29 @@ def check_events(kind, value, events):
         raise SystemExit(f"searchbench: request id {value} not found")
 
 
+def window(kind, since, i):
+    """The since/until parameters of run i: relative to now, or absolute up to --end."""
+    if END is None:
+        return {"since": since}
+    until = END + 1 - (60 * (i % 7919) if MONTH and kind == "status" else 0)
+    return {"since": str(until - WINDOW_S[since]), "until": str(until)}
+
+
 def run_searches(cl, token, runs, warmup, reqids, numbers, big, via):
     hdr = {"Authorization": f"Bearer {token}"}
-    words = RARE_WORDS + numbers[:max(0, runs - len(RARE_WORDS))]
+    words = RARE_WORDS + numbers[:max(0, (2 * (runs + warmup) if MONTH else runs)
+                                      - len(RARE_WORDS))]
     kinds = {
         "word": lambda i: (words[i % len(words)], "24h"),
         "phrase": lambda i: (PHRASES[i % len(PHRASES)], "24h"),
         "reqid": lambda i: (reqids[i % len(reqids)][0], "7d"),
         "status": lambda i: (None, "1h"),
     }
+    if MONTH:
+        if len(MONTH_PHRASES) < 2 * (runs + warmup):
+            log(f"only {len(MONTH_PHRASES)} phrases sampled: some runs repeat one")
+        kinds["phrase"] = lambda i: (MONTH_PHRASES[i % len(MONTH_PHRASES)], "7d")
+        kinds["reqid"] = lambda i: (reqids[i % len(reqids)][0], "30d")
     if USER_IDS:
         kinds["field"] = lambda i: (USER_IDS[i % len(USER_IDS)], "24h")
         kinds["jsonnum"] = lambda i: (None, "1h")
@@ -192,7 +236,7 @@ def run_searches(cl, token, runs, warmup, reqids, numbers, big, via):
                     q = value
                 else:
                     q = '"' + value + '"'
-                params = {"q": q, "since": since, "limit": "100"}
+                params = {"q": q, "limit": "100", **window(kind, since, i + 7919 * (scope == "one"))}
                 if scope == "one":
                     params["source"] = reqids[(i + 7919) % len(reqids)][1] if kind == "reqid" else big
                 path = "/api/v1/search?" + urllib.parse.urlencode(params)
@@ -308,9 +352,13 @@ def main():
     ap.add_argument("--samples", type=int, default=200)
     ap.add_argument("--only", default="search,tail")
     ap.add_argument("--kinds", default="", help="comma-separated search kinds (default: all)")
+    ap.add_argument("--month", action="store_true",
+                    help="issue 17's windows: reqid 30 days, sampled phrases 7 days")
+    ap.add_argument("--end", type=int, help="windows end at this Unix second instead of now")
     a = ap.parse_args()
-    global ONLY_KINDS
+    global ONLY_KINDS, MONTH, END
     ONLY_KINDS = [k for k in a.kinds.split(",") if k]
+    MONTH, END = a.month, a.end
     ctx = ssl.create_default_context(cafile=a.cacert)
     random.seed(1)
     if "search" in a.only:

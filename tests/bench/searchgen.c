@@ -678,9 +678,9 @@ static void blocks_upsert(PGconn *c, struct sl_blocks *bs, size_t *nrows_out, si
     free(sql.p);
 }
 
-/* Sources PREFIX01.. (30-day retention, so the server's retention pass keeps the 7 days);
- * existing ones are reused. Fills src_ids in name order. Their token hashes are of
- * "PREFIXnn": nothing posts to them. */
+/* Sources PREFIX01.. (PREFIX001.. from 100 sources on; 30-day retention, so the server's
+ * retention pass keeps the 7 days); existing ones are reused. Fills src_ids in name order.
+ * Their token hashes are of "PREFIXn": nothing posts to them. */
 static void sources_create(PGconn *c, const char *prefix, int n)
 {
     char ns[16];
@@ -690,14 +690,16 @@ static void sources_create(PGconn *c, const char *prefix, int n)
     snprintf(ns, sizeof(ns), "%d", n);
     r = PQexecParams(c,
                      "INSERT INTO sources (name, token_hash, retention_days) "
-                     "SELECT $1 || lpad(i::text, 2, '0'), sha256(convert_to($1 || i, 'UTF8')), 30 "
+                     "SELECT $1 || lpad(i::text, greatest(2, length($2::int::text)), '0'), "
+                     "sha256(convert_to($1 || i, 'UTF8')), 30 "
                      "FROM generate_series(1, $2::int) i ON CONFLICT (name) DO NOTHING",
                      2, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         die("sources: %s", PQerrorMessage(c));
     PQclear(r);
     r = PQexecParams(c,
-                     "SELECT id FROM sources WHERE name IN (SELECT $1 || lpad(i::text, 2, '0') "
+                     "SELECT id FROM sources WHERE name IN "
+                     "(SELECT $1 || lpad(i::text, greatest(2, length($2::int::text)), '0') "
                      "FROM generate_series(1, $2::int) i) ORDER BY name",
                      2, NULL, vals, NULL, NULL, 0);
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != n)
@@ -736,7 +738,8 @@ static int cmd_load(int argc, char **argv)
 {
     const char *url = NULL;
     size_t lines = 10000000, batch = 10000, block_max_tokens = 3200;
-    int days = 7, sources = 50;
+    double days = 7; /* may be a fraction: a probe of the same density over less time */
+    int sources = 50;
     unsigned bpt = SL_BLOOM_BITS_PER_TOKEN;
     bool blocks = true, gen_only = false;
     int64_t end_us = 0, first_id = 1, block_us = 0;
@@ -758,7 +761,7 @@ static int cmd_load(int argc, char **argv)
         if (!strcmp(a, "--lines"))
             lines = strtoull(v, NULL, 10), i++;
         else if (!strcmp(a, "--days"))
-            days = atoi(v), i++;
+            days = atof(v), i++;
         else if (!strcmp(a, "--sources"))
             sources = atoi(v), i++;
         else if (!strcmp(a, "--batch"))
@@ -800,7 +803,7 @@ static int cmd_load(int argc, char **argv)
         die("usage: searchgen load URL [options]");
     if (!end_us)
         end_us = (int64_t)time(NULL) * 1000000LL;
-    span_us = (int64_t)days * 86400 * 1000000LL;
+    span_us = (int64_t)(days * 86400 * 1e6);
     start_us = end_us - span_us;
     sources_init(sources);
     acc = calloc((size_t)sources, sizeof(*acc));
