@@ -572,6 +572,25 @@ out:
     return rc;
 }
 
+int sl_db_schema_check(struct pg_conn *c)
+{
+    int n = (int)(sizeof(migrations) / sizeof(migrations[0])), have;
+    PGresult *r = PQexec(c, "SELECT coalesce(max(version), 0) FROM schema_migrations");
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        PQclear(r);
+        sl_error("database has no sluice schema", "hint=\"run sluice migrate first\"");
+        return SL_EDB;
+    }
+    have = atoi(PQgetvalue(r, 0, 0));
+    PQclear(r);
+    if (have >= n)
+        return 0;
+    sl_error("database schema is older than this sluice", "have=%d need=%d hint=\"run sluice migrate first\"",
+             have, n);
+    return SL_EDB;
+}
+
 int sl_token_new(char out[SL_TOKEN_HEX + 1])
 {
     unsigned char raw[SL_TOKEN_HEX / 2];

@@ -529,6 +529,8 @@ int main(int argc, char **argv)
         return 1;
     if (!strcmp(argv[1], "migrate"))
         rc = sl_db_migrate(c, stdout) ? 1 : 0;
+    else if (sl_db_schema_check(c))
+        rc = 1;
     else if (!strcmp(argv[1], "rules"))
         rc = !strcmp(argv[2], "apply") ? sl_rules_apply(c, argv[3], stdout)
                                        : sl_rules_list(c, stdout);

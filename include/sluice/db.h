@@ -61,6 +61,10 @@ bool sl_db_ok(struct pg_conn *c);
 /* Apply every migration not yet in schema_migrations, each in its own transaction,
  * under an advisory lock (several nodes may run it at once). Safe to run twice. */
 SL_MUSTCHECK int sl_db_migrate(struct pg_conn *c, FILE *progress);
+/* 0 when the schema is at this binary's latest migration or newer (a newer node may have
+ * migrated first); else SL_EDB, logged with a hint to run `sluice migrate`. The CLI's
+ * database commands check this first, so none runs against tables it does not know. */
+SL_MUSTCHECK int sl_db_schema_check(struct pg_conn *c);
 
 /* A new random token: SL_TOKEN_HEX hex chars and a NUL. */
 SL_MUSTCHECK int sl_token_new(char out[SL_TOKEN_HEX + 1]);
