@@ -10,7 +10,10 @@
  *      every CHUNK_BLOCKS closed blocks, INSERT one log_packs row per block (array_agg of
  *      its rows, grouped by the blocks' first ids through width_bucket) and the blocks,
  *      packed; so memory holds one FETCH and one chunk of filters, whatever the day's size;
- *   4. DELETE the day's rows from logs (as many as were read) and COMMIT.
+ *   4. the day level (the first time the (source, day) is packed): one sliced filter of
+ *      every token read (drain/dayfilter.c), 256 rows of log_day_filters, and the blocks
+ *      of step 3 marked coarse (a search reads them only when the day level passes);
+ *   5. DELETE the day's rows from logs (as many as were read) and COMMIT.
  * A packed block's rows are exactly its pack. Any failure rolls the whole step back. */
 #include <inttypes.h>
 #include <stdio.h>
@@ -22,11 +25,13 @@
 
 #include "sluice/blocks.h"
 #include "sluice/compact.h"
+#include "sluice/dayfilter.h"
 #include "sluice/db.h"
 #include "sluice/enc.h"
 #include "sluice/fields.h"
 #include "sluice/log.h"
 #include "sluice/str.h"
+#include "sluice/tokens.h"
 
 #define FETCH_ROWS 5000
 #define CHUNK_BLOCKS 256 /* blocks packed per INSERT: at most ~2 MiB of filters in hex */
@@ -46,6 +51,7 @@ struct newblocks {
     struct sl_buf s, r0, r1, i0, i1, n, nb, hex;
     size_t count;
     int64_t rmin, rmax, imin, imax;
+    bool coarse; /* the day level is written with them: the blocks are marked coarse */
 };
 
 static void nb_init(struct newblocks *b)
@@ -131,8 +137,8 @@ static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long lon
 {
     char r0[24], r1[24], i0[24], i1[24];
     const char *pv[8] = {v[0], v[1], v[2], r0, r1, i0, i1, nb->i0.p};
-    const char *bv[8] = {nb->s.p, nb->r0.p, nb->r1.p, nb->i0.p, nb->i1.p, nb->n.p, nb->nb.p,
-                         nb->hex.p};
+    const char *bv[9] = {nb->s.p, nb->r0.p, nb->r1.p, nb->i0.p, nb->i1.p, nb->n.p, nb->nb.p,
+                         nb->hex.p, nb->coarse ? "t" : "f"};
     PGresult *r = NULL;
     long long got;
     int rc;
@@ -164,13 +170,13 @@ static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long lon
     *npacks += got;
     rc = sl_db_exec(c, "compaction blocks failed",
                     "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, "
-                    "max_id, nrows, nbits, bloom, packed) SELECT s, timestamptz 'epoch' + r0 * "
-                    "interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
-                    "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true FROM "
+                    "max_id, nrows, nbits, bloom, packed, coarse) SELECT s, timestamptz 'epoch' + "
+                    "r0 * interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
+                    "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true, $9::boolean FROM "
                     "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
                     "$5::bigint[], $6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, "
                     "n, nb, b)",
-                    8, bv, NULL);
+                    9, bv, NULL);
     nb_reset(nb);
     return rc;
 }
@@ -178,7 +184,7 @@ static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long lon
 /* Step 3: the rows of (source, day) in id order through blocks.c, packed a chunk at a
  * time. *nrows: rows read. */
 static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblocks *nb,
-                   long long *nrows, long long *npacks)
+                   struct sl_dayfilter *df, long long *nrows, long long *npacks)
 {
     static const struct sl_blocks_opts opts = {0, PACK_MAX_AGE_US, 0};
     struct sl_blocks *bs = NULL;
@@ -215,10 +221,16 @@ static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblock
                 if (sl_fields_json_extra(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
                                          &extra) == 0) {
                     rc = sl_blocks_add_extra(bs, src, id, us, msg, len, extra.p, extra.len);
+                    if (df != NULL) {
+                        sl_dayfilter_add_text(df, msg, len);
+                        sl_dayfilter_add_text(df, extra.p, extra.len);
+                    }
                     continue;
                 }
             }
             rc = sl_blocks_add(bs, src, id, us, msg, len);
+            if (df != NULL)
+                sl_dayfilter_add_text(df, msg, len);
         }
         PQclear(r);
         *nrows += nt;
@@ -334,6 +346,192 @@ static int pack_partition(PGconn *c, int64_t d0)
     return rc;
 }
 
+/* The day filter's first size: the old blocks' filter bits (10 per distinct token of each
+ * block: at least 10 per distinct token of the day), or 16 per row when that is more (blocks
+ * whose filters say yes to everything, from an old release or a restore). */
+#define LEVEL_EST "greatest(coalesce(sum(nbits), 0), coalesce(sum(nrows), 0) * 16)"
+
+/* Whether (source, day) has its day level already (packed before, and rows of the day came
+ * late), and the day filter's first size (LEVEL_EST of its old blocks). */
+static int day_level_state(PGconn *c, const char *const *v, bool *have, uint64_t *bits)
+{
+    PGresult *r = NULL;
+    int rc = sl_db_exec(c, "compaction query failed",
+                        "SELECT EXISTS (SELECT 1 FROM log_day_filters WHERE slice = 0 AND day = "
+                        "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date AND "
+                        "source_id = $1::bigint), (SELECT " LEVEL_EST " FROM log_blocks "
+                        "WHERE source_id = $1::bigint AND NOT packed AND max_received >= "
+                        "'epoch'::timestamptz + $2::bigint * interval '1 us' AND min_received < "
+                        "'epoch'::timestamptz + $3::bigint * interval '1 us')",
+                        3, v, &r);
+    if (rc)
+        return rc;
+    *have = PQgetvalue(r, 0, 0)[0] == 't';
+    *bits = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
+/* The day level's 256 rows of (source, day), folded first. */
+static int write_day_level(PGconn *c, const char *const *v, struct sl_dayfilter *df)
+{
+    struct sl_buf sl, nb, hex;
+    const char *pv[5];
+    int rc = 0;
+
+    sl_dayfilter_fold(df);
+    sl_buf_init(&sl, 1u << 12);
+    sl_buf_init(&nb, 1u << 12);
+    sl_buf_init(&hex, (size_t)SL_DAYFILTER_SLICES * (SL_BLOOM_MAX_BITS / 4 + 4));
+    for (unsigned s = 0; s < SL_DAYFILTER_SLICES && rc == 0; s++) {
+        const char *sep = s ? "," : "{";
+        rc = sl_buf_addf(&sl, "%s%u", sep, s) || sl_buf_addf(&nb, "%s%u", sep, df->nbits[s]) ||
+             sl_buf_add(&hex, sep, 1) || sl_enc_hex_buf(&hex, df->bits[s], df->nbits[s] / 8);
+    }
+    if (rc == 0)
+        rc = sl_buf_add(&sl, "}", 2) || sl_buf_add(&nb, "}", 2) || sl_buf_add(&hex, "}", 2);
+    if (rc) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
+    pv[0] = v[0];
+    pv[1] = v[1];
+    pv[2] = sl.p;
+    pv[3] = nb.p;
+    pv[4] = hex.p;
+    rc = sl_db_exec(c, "compaction day level failed",
+                    "INSERT INTO log_day_filters (slice, day, source_id, nbits, bloom) SELECT s, "
+                    "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date, $1::bigint, "
+                    "n, decode(h, 'hex') FROM unnest($3::smallint[], $4::int[], $5::text[]) "
+                    "AS u (s, n, h)",
+                    5, pv, NULL);
+out:
+    sl_buf_free(&sl);
+    sl_buf_free(&nb);
+    sl_buf_free(&hex);
+    return rc;
+}
+
+/* A day packed before its day level existed (migration 13): the oldest such (source, day)
+ * packed before before_us gets one now, from its packs, and its packed blocks are marked
+ * coarse, in one transaction. Another node packing late rows of the same (source, day)
+ * meanwhile writes the same 256 keys: one of the two fails on the primary key and rolls
+ * back whole, so no block is marked coarse whose rows the filter did not see. */
+static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compact_stats *st)
+{
+    char bs[24], s[24], a[24], b[24];
+    const char *bv[1] = {bs}, *v[3] = {s, a, b};
+    struct sl_dayfilter df;
+    struct sl_buf extra;
+    PGresult *r = NULL;
+    bool have = false;
+    uint64_t est = 0;
+    long long n = 0;
+    int rc;
+
+    *did = false;
+    memset(&df, 0, sizeof(df));
+    snprintf(bs, sizeof(bs), "%" PRId64, before_us / 1000000);
+    if ((rc = sl_db_exec(c, "compaction query failed",
+                         "SELECT b.source_id, extract(epoch FROM (b.min_received AT TIME ZONE "
+                         "'UTC')::date::timestamp)::bigint FROM log_blocks b WHERE NOT b.coarse "
+                         "AND b.packed AND b.max_received < to_timestamp($1::bigint) AND NOT "
+                         "EXISTS (SELECT 1 FROM log_day_filters f WHERE f.slice = 0 AND f.day = "
+                         "(b.min_received AT TIME ZONE 'UTC')::date AND f.source_id = b.source_id) "
+                         "ORDER BY b.max_received LIMIT 1",
+                         1, bv, &r)))
+        return rc;
+    if (PQntuples(r) == 0) {
+        PQclear(r);
+        return 0;
+    }
+    snprintf(s, sizeof(s), "%s", PQgetvalue(r, 0, 0));
+    snprintf(a, sizeof(a), "%lld", atoll(PQgetvalue(r, 0, 1)) * 1000000LL);
+    snprintf(b, sizeof(b), "%lld", (atoll(PQgetvalue(r, 0, 1)) + 86400) * 1000000LL);
+    PQclear(r);
+    sl_buf_init(&extra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES);
+    if ((rc = sl_db_exec(c, "compaction failed", "BEGIN", 0, NULL, NULL)))
+        goto out;
+    if ((rc = day_level_state(c, v, &have, &est)))
+        goto fail;
+    if (have)
+        goto fail; /* a node wrote it meanwhile */
+    if ((rc = sl_db_exec(c, "compaction query failed",
+                         "SELECT " LEVEL_EST " FROM log_blocks WHERE source_id = "
+                         "$1::bigint AND packed AND max_received >= 'epoch'::timestamptz + "
+                         "$2::bigint * interval '1 us' AND max_received < 'epoch'::timestamptz + "
+                         "$3::bigint * interval '1 us'",
+                         3, v, &r)))
+        goto fail;
+    est = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    if ((rc = sl_dayfilter_init(&df, est)) ||
+        (rc = sl_db_exec(c, "compaction read failed",
+                         "DECLARE sl_level NO SCROLL CURSOR FOR SELECT message, CASE WHEN json_at "
+                         "IS NOT NULL THEN substr(message, json_at) END FROM sl_packed_rows("
+                         "$1::bigint, 'epoch'::timestamptz + $2::bigint * interval '1 us', "
+                         "'epoch'::timestamptz + $3::bigint * interval '1 us')",
+                         3, v, NULL)))
+        goto fail;
+    for (;;) {
+        int nt;
+        if ((rc = sl_db_exec(c, "compaction read failed", "FETCH 5000 FROM sl_level", 0, NULL,
+                             &r)))
+            goto fail;
+        nt = PQntuples(r);
+        for (int i = 0; i < nt; i++) {
+            const char *msg = PQgetvalue(r, i, 0);
+            size_t len = (size_t)PQgetlength(r, i, 0);
+            sl_dayfilter_add_text(&df, msg, len);
+            /* a JSON line's decoded words, as the writer and step 3 add them */
+            if (!PQgetisnull(r, i, 1)) {
+                sl_buf_reset(&extra);
+                if (sl_fields_json_extra(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1),
+                                         &extra) == 0)
+                    sl_dayfilter_add_text(&df, extra.p, extra.len);
+            }
+        }
+        PQclear(r);
+        n += nt;
+        if (nt < FETCH_ROWS)
+            break;
+    }
+    if ((rc = sl_db_exec(c, "compaction read failed", "CLOSE sl_level", 0, NULL, NULL)) ||
+        (rc = write_day_level(c, v, &df)) ||
+        (rc = sl_db_exec(c, "compaction day level failed",
+                         "UPDATE log_blocks SET coarse = true WHERE source_id = $1::bigint AND "
+                         "packed AND NOT coarse AND max_received >= 'epoch'::timestamptz + "
+                         "$2::bigint * interval '1 us' AND max_received < 'epoch'::timestamptz + "
+                         "$3::bigint * interval '1 us'",
+                         3, v, NULL)) ||
+        (rc = sl_db_exec(c, "compaction commit failed", "COMMIT", 0, NULL, NULL)))
+        goto fail;
+    st->levels++;
+    *did = true;
+    sl_debug("day level added", "source=%s day_us=%s rows=%lld", s, a, n);
+    goto out;
+fail:
+    PQclear(PQexec(c, "ROLLBACK"));
+out:
+    sl_buf_free(&extra);
+    sl_dayfilter_free(&df);
+    return rc;
+}
+
+/* backfill_one; a failure with the connection up (two nodes at once: the primary key) is
+ * logged and waits for the next round. */
+static int backfill(PGconn *c, int64_t before_us, bool *did, struct sl_compact_stats *st)
+{
+    int rc = backfill_one(c, before_us, did, st);
+    if (rc && PQstatus(c) == CONNECTION_OK) {
+        st->skipped++;
+        sl_warn("day level skipped", "err=%d", rc);
+        *did = false;
+        return 0;
+    }
+    return rc;
+}
+
 /* One (source, day) in one transaction: the partition locked, re-blocked, packed. */
 static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, int64_t d1,
                           int fence_s, bool *busy, struct sl_compact_stats *st)
@@ -343,9 +541,13 @@ static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, 
     const char *fv[4] = {s, a, b, f};
     PGresult *r = NULL;
     struct newblocks nb;
+    struct sl_dayfilter df;
+    bool have_level = false, level = false;
+    uint64_t est_bits = 0;
     long long nrows = 0, npacks = 0;
     int rc;
 
+    memset(&df, 0, sizeof(df));
     snprintf(s, sizeof(s), "%" PRId64, src);
     snprintf(a, sizeof(a), "%" PRId64, d0);
     snprintf(b, sizeof(b), "%" PRId64, d1);
@@ -375,7 +577,19 @@ static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, 
         PQclear(PQexec(c, "ROLLBACK"));
         goto out;
     }
-    if ((rc = clear_old(c, v)) || (rc = reblock(c, src, v, &nb, &nrows, &npacks)) ||
+    /* The day level is written once per (source, day), with its first packing; rows
+     * packed later (a day's late lines) are blocks without it, read as live ones are. */
+    if ((rc = day_level_state(c, v, &have_level, &est_bits)))
+        goto fail;
+    if (!have_level) {
+        if ((rc = sl_dayfilter_init(&df, est_bits)))
+            goto fail;
+        level = true;
+    }
+    nb.coarse = level;
+    if ((rc = clear_old(c, v)) ||
+        (rc = reblock(c, src, v, &nb, level ? &df : NULL, &nrows, &npacks)) ||
+        (nrows > 0 && level && (rc = write_day_level(c, v, &df))) ||
         (nrows > 0 && (rc = finish(c, v, nrows))))
         goto fail;
     if ((rc = sl_db_exec(c, "compaction commit failed", "COMMIT", 0, NULL, NULL)))
@@ -390,6 +604,7 @@ fail:
     PQclear(PQexec(c, "ROLLBACK"));
 out:
     nb_free(&nb);
+    sl_dayfilter_free(&df);
     return rc;
 }
 
@@ -491,7 +706,7 @@ int sl_compact_step(struct pg_conn *c, int64_t before_us, int fence_s,
             if ((rc = day_of(c, before_us, -1, "", part, &d0, &found)))
                 return rc;
             if (!found)
-                return 0;
+                return backfill(c, before_us, did, st);
             snprintf(st->part, sizeof(st->part), "%s", part);
             st->d0 = d0;
             st->after = -1;
@@ -507,7 +722,7 @@ int sl_compact_step(struct pg_conn *c, int64_t before_us, int fence_s,
                 return rc;
             if (!found) {
                 st->part[0] = '\0';
-                return 0;
+                return backfill(c, before_us, did, st);
             }
             snprintf(st->part, sizeof(st->part), "%s", part);
             st->d0 = d0;

@@ -724,6 +724,10 @@ static int day_finish(struct sl_evict *e, PGconn *c)
             done = true;
             e->ep_parts++;
             SL_INC(disk_evicted_partitions, 1);
+            /* the day level of its packed (source, day)s goes with it */
+            if (sl_db_exec(c, "disk guard drop failed",
+                           "DELETE FROM log_day_filters WHERE day = $1::date", 1, vals + 1, NULL))
+                sl_warn("disk guard: day level left", "day=%s", day);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
     } else if (e->day_rows > 0 || e->resumed) {

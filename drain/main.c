@@ -356,8 +356,8 @@ static int cmd_compact(int argc, char **argv, struct pg_conn *c)
         sl_config_free(&cfg);
     }
     printf("compacted: %lld rows of %lld (source, day) into %lld packs; %lld waiting for a "
-           "writer; %lld failed\n",
-           st.rows, st.sources, st.packs, st.busy, st.skipped);
+           "writer; %lld failed; %lld day levels added to days packed before\n",
+           st.rows, st.sources, st.packs, st.busy, st.skipped, st.levels);
     return rc || st.skipped ? 1 : 0;
 }
 

@@ -11,6 +11,7 @@
 #include <libpq-fe.h>
 
 #include "sluice/batch.h"
+#include "sluice/dayfilter.h"
 #include "sluice/db.h"
 #include "sluice/enc.h"
 #include "sluice/log.h"
@@ -208,6 +209,10 @@ struct plan {
     struct sl_query_params bp;
     char *scope;                     /* "{1,2,3}" */
     bool wide;                       /* scope holds most sources: filter blocks, no index */
+    /* the day level's look-up (fetch_blocks): per token its slice, h1, h2 and the index
+     * of its conjunction, as arrays; nconj 0 when the query has no token */
+    struct sl_buf dl_sl, dl_h1, dl_h2, dl_c;
+    size_t nconj;
 };
 
 static void plan_init(struct plan *pl)
@@ -215,6 +220,10 @@ static void plan_init(struct plan *pl)
     memset(pl, 0, sizeof(*pl));
     sl_buf_init(&pl->pred, 1u << 22);
     sl_buf_init(&pl->bloom, 1u << 20);
+    sl_buf_init(&pl->dl_sl, 1u << 20);
+    sl_buf_init(&pl->dl_h1, 1u << 20);
+    sl_buf_init(&pl->dl_h2, 1u << 20);
+    sl_buf_init(&pl->dl_c, 1u << 20);
     sl_query_params_init(&pl->pp);
     sl_query_params_init(&pl->bp);
 }
@@ -223,6 +232,10 @@ static void plan_free(struct plan *pl)
 {
     sl_buf_free(&pl->pred);
     sl_buf_free(&pl->bloom);
+    sl_buf_free(&pl->dl_sl);
+    sl_buf_free(&pl->dl_h1);
+    sl_buf_free(&pl->dl_h2);
+    sl_buf_free(&pl->dl_c);
     sl_query_params_free(&pl->pp);
     sl_query_params_free(&pl->bp);
     free(pl->scope);
@@ -332,6 +345,13 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
                 rc = sl_buf_addf(&pl->bloom,
                                  "%ssl_bloom_has1(b.bloom, b.nbits, $%d::bigint, $%d::bigint)",
                                  h > tk.off[c] ? " AND " : "", n, n + 1);
+                if (rc == 0) {
+                    const char *sep = h > 0 ? "," : "{";
+                    rc = sl_buf_addf(&pl->dl_sl, "%s%u", sep, sl_dayfilter_slice(hv)) ||
+                         sl_buf_addf(&pl->dl_h1, "%s%s", sep, v1) ||
+                         sl_buf_addf(&pl->dl_h2, "%s%s", sep, v2) ||
+                         sl_buf_addf(&pl->dl_c, "%s%zu", sep, c);
+                }
                 if (rc == 0)
                     rc = param_push(&pl->bp, v1);
                 if (rc == 0)
@@ -343,6 +363,10 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
         }
         if (rc == 0)
             rc = sl_buf_addc(&pl->bloom, ')');
+        if (rc == 0)
+            rc = sl_buf_add(&pl->dl_sl, "}", 2) || sl_buf_add(&pl->dl_h1, "}", 2) ||
+                 sl_buf_add(&pl->dl_h2, "}", 2) || sl_buf_add(&pl->dl_c, "}", 2);
+        pl->nconj = tk.nconj;
     }
     if (rc == 0)
         rc = sl_buf_addc(&pl->bloom, '\0');
@@ -516,6 +540,10 @@ struct run {
     struct hit *hits;
     size_t nhits, caphits;
     struct sl_buf sql, a1, a2, a3, a4, a5, a6;
+    /* the day level, looked up once per search (day_level): 0 not yet, 1 no use (every
+     * block through the filters), 2 the coarse blocks of dl_src/dl_day only */
+    int dl;
+    char *dl_src, *dl_day;
 };
 
 static bool cancelled(const struct run *R)
@@ -537,6 +565,64 @@ static void *grow(void *p, size_t *cap, size_t el)
     return np;
 }
 
+/* The day level (docs/search.md "The day level"): the packed (source, day)s of the
+ * window whose sliced day filters may hold the query (every token of one conjunction), and
+ * how many packed (source, day)s the window has. When at most a quarter pass, the blocks
+ * are read as the live ones (not coarse) plus the coarse ones of those (source, day)s
+ * only; otherwise (or with no token, or no day level in the window) every block is
+ * checked as before. One statement, once per search. */
+static int day_level(struct run *R, int *status, struct sl_buf *body)
+{
+    char d0[16], d1[16];
+    const char *v[7] = {R->pl.scope, d0, d1, R->pl.dl_sl.p, R->pl.dl_h1.p, R->pl.dl_h2.p,
+                        R->pl.dl_c.p};
+    struct sl_query_params none = {NULL, 0, 0};
+    time_t t0 = (time_t)(R->lo_us / 1000000), t1 = (time_t)((R->hi_us - 1) / 1000000);
+    struct tm tm;
+    PGresult *r;
+    long long total, pass;
+    int rc;
+
+    R->dl = 1;
+    if (R->pl.nconj == 0 || R->hi_us <= R->lo_us)
+        return 0;
+    gmtime_r(&t0, &tm);
+    strftime(d0, sizeof(d0), "%Y-%m-%d", &tm);
+    gmtime_r(&t1, &tm);
+    strftime(d1, sizeof(d1), "%Y-%m-%d", &tm);
+    if ((rc = run(R->pg, "search day level failed",
+                  "WITH t AS (SELECT * FROM unnest($4::smallint[], $5::bigint[], $6::bigint[], "
+                  "$7::int[]) AS t (s, h1, h2, c)), "
+                  "p AS (SELECT DISTINCT source_id, day FROM (SELECT f.source_id, f.day FROM "
+                  "log_day_filters f JOIN t ON f.slice = t.s WHERE f.day >= $2::date AND "
+                  "f.day <= $3::date AND f.source_id = ANY($1::bigint[]) GROUP BY f.source_id, "
+                  "f.day, t.c HAVING bool_and(sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2))) x) "
+                  "SELECT (SELECT count(*) FROM log_day_filters WHERE slice = 0 AND day >= "
+                  "$2::date AND day <= $3::date AND source_id = ANY($1::bigint[])), "
+                  "(SELECT count(*) FROM p), (SELECT coalesce(array_agg(source_id ORDER BY "
+                  "source_id, day), '{}') FROM p), (SELECT coalesce(array_agg(day ORDER BY "
+                  "source_id, day), '{}') FROM p)",
+                  v, 7, &none, status, body, &r)))
+        return rc;
+    total = atoll(PQgetvalue(r, 0, 0));
+    pass = atoll(PQgetvalue(r, 0, 1));
+    if (total > 0 && pass * 4 <= total) {
+        R->dl_src = strdup(PQgetvalue(r, 0, 2));
+        R->dl_day = strdup(PQgetvalue(r, 0, 3));
+        if (R->dl_src == NULL || R->dl_day == NULL) {
+            PQclear(r);
+            return SL_ENOMEM;
+        }
+        R->dl = 2;
+    }
+    sl_debug("search day level", "packed_days=%lld passing=%lld used=%d", total, pass,
+             R->dl == 2);
+    PQclear(r);
+    return 0;
+}
+
+#define BLK_COLS "b.source_id, b.min_received, b.max_received, b.min_id, b.max_id, b.packed"
+
 static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
 {
     char blo[40], bhi[40], k1[40], k2[24], k3[24];
@@ -545,6 +631,8 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
     PGresult *r;
     int rc;
 
+    if (R->dl == 0 && (rc = day_level(R, status, body)))
+        return rc;
     if (R->cdir == 'o' && R->c_us < hi)
         hi = R->c_us;
     if (R->cdir == 'n' && R->c_us > lo)
@@ -564,25 +652,65 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
      * than through a source_id index: a 7-day request id over 50 sources took 53 ms
      * through the bitmap of log_blocks_key and 38 ms without it; one source keeps its
      * (source_id, max_received) index. */
+    const char *ord = R->desc ? "b.max_received DESC, b.source_id DESC, b.min_id DESC"
+                              : "b.min_received, b.source_id, b.min_id";
+    const char *kcol = R->desc ? "b.max_received" : "b.min_received", *kop = R->desc ? "<" : ">";
+    const char *bl = R->pl.bloom.len ? R->pl.bloom.p : "";
     sl_buf_reset(&R->sql);
-    if (sl_buf_addf(&R->sql,
-                    "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
-                    ", b.min_id, b.max_id, b.packed FROM log_blocks b "
-                    "WHERE %s = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
-                    "AND b.min_received <= $3::timestamptz "
-                    "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
-                    "%s ORDER BY %s LIMIT %d",
-                    R->pl.wide ? "(b.source_id + 0)" : "b.source_id",
-                    R->desc ? "b.max_received" : "b.min_received", R->desc ? "<" : ">",
-                    R->pl.bloom.len ? R->pl.bloom.p : "",
-                    R->desc ? "b.max_received DESC, b.source_id DESC, b.min_id DESC"
-                            : "b.min_received, b.source_id, b.min_id",
-                    BLOCK_PAGE) ||
-        sl_buf_addc(&R->sql, '\0'))
-        return SL_ENOMEM;
-    if ((rc = run(R->pg, "search blocks failed", R->sql.p, fixed, 6, &R->pl.bp, status, body,
-                  &r)))
-        return rc;
+    if (R->dl != 2) {
+        if (sl_buf_addf(&R->sql,
+                        "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
+                        ", b.min_id, b.max_id, b.packed FROM log_blocks b "
+                        "WHERE %s = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
+                        "AND b.min_received <= $3::timestamptz "
+                        "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
+                        "%s ORDER BY %s LIMIT %d",
+                        R->pl.wide ? "(b.source_id + 0)" : "b.source_id", kcol, kop, bl, ord,
+                        BLOCK_PAGE) ||
+            sl_buf_addc(&R->sql, '\0'))
+            return SL_ENOMEM;
+        if ((rc = run(R->pg, "search blocks failed", R->sql.p, fixed, 6, &R->pl.bp, status, body,
+                      &r)))
+            return rc;
+    } else {
+        /* the blocks without a day level (live, packed before it), and the coarse blocks
+         * of the passing (source, day)s, found through (source_id, max_received): a
+         * coarse block lies inside its day */
+        struct sl_query_params ext = {NULL, R->pl.bp.n + 2, 0};
+        int na = 7 + (int)R->pl.bp.n;
+        if ((ext.v = calloc(ext.n, sizeof(*ext.v))) == NULL)
+            return SL_ENOMEM;
+        for (size_t i = 0; i < R->pl.bp.n; i++)
+            ext.v[i] = R->pl.bp.v[i];
+        ext.v[R->pl.bp.n] = R->dl_src;
+        ext.v[R->pl.bp.n + 1] = R->dl_day;
+        rc = sl_buf_addf(&R->sql,
+                         "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
+                         ", b.min_id, b.max_id, b.packed FROM ("
+                         "(SELECT " BLK_COLS " FROM log_blocks b WHERE NOT b.coarse AND %s = ANY($1::bigint[]) "
+                         "AND b.max_received >= $2::timestamptz AND b.min_received <= $3::timestamptz "
+                         "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
+                         "%s ORDER BY %s LIMIT %d) UNION ALL "
+                         "(SELECT " BLK_COLS " FROM unnest($%d::bigint[], $%d::date[]) AS u (s, d) JOIN "
+                         "log_blocks b ON b.source_id = u.s AND b.max_received >= (u.d::timestamp "
+                         "AT TIME ZONE 'UTC') AND b.max_received < ((u.d + 1)::timestamp AT TIME "
+                         "ZONE 'UTC') WHERE b.coarse AND b.max_received >= $2::timestamptz AND "
+                         "b.min_received <= $3::timestamptz AND (%s, b.source_id, b.min_id) %s "
+                         "($4::timestamptz, $5::bigint, $6::bigint)%s ORDER BY %s LIMIT %d)) b "
+                         "ORDER BY %s LIMIT %d",
+                         R->pl.wide ? "(b.source_id + 0)" : "b.source_id", kcol, kop, bl, ord,
+                         BLOCK_PAGE, na, na + 1, kcol, kop, bl, ord, BLOCK_PAGE, ord, BLOCK_PAGE);
+        if (rc == 0)
+            rc = sl_buf_addc(&R->sql, '\0');
+        if (rc) {
+            free(ext.v);
+            return SL_ENOMEM;
+        }
+        rc = run(R->pg, "search blocks failed", R->sql.p, fixed, 6, &ext, status, body, &r);
+        free(ext.v);
+        if (rc)
+            return rc;
+    }
     for (int i = 0; i < PQntuples(r); i++) {
         struct blk *b;
         if (R->nblk == R->capblk) {
@@ -757,6 +885,8 @@ static int id_key(PGconn *pg, int64_t id, const int64_t *scope, const char *scop
 static void run_free(struct run *R)
 {
     plan_free(&R->pl);
+    free(R->dl_src);
+    free(R->dl_day);
     free(R->hits);
     free(R->blks);
     sl_buf_free(&R->sql);

@@ -26,6 +26,8 @@ struct sl_compact_stats {
     long long packs;   /* packs written */
     long long busy;    /* (source, day) passed over: a writer touched its blocks lately */
     long long skipped; /* (source, day) passed over: the step failed (see the log) */
+    long long levels;  /* day levels written for days packed without one (before
+                        * migration 13) */
     /* sl_compact_step's place: the day partition under way, its first µs, the last
      * source visited in it */
     char part[16];
@@ -43,8 +45,9 @@ struct sl_compact_stats {
  * (false: nothing is due this round). A (source, day) whose blocks a writer touched in
  * the last fence_s seconds waits; one that fails is logged and passed over until the
  * next round. Emptied partitions stay (retention drops them): a writer far behind may
- * still add to the day, and those rows are packed in a later round. st starts zeroed and
- * is kept between steps. */
+ * still add to the day, and those rows are packed in a later round. When no day is due,
+ * a step gives the oldest (source, day) packed without a day level (before migration 13)
+ * its day level instead (st->levels). st starts zeroed and is kept between steps. */
 SL_MUSTCHECK int sl_compact_step(struct pg_conn *c, int64_t before_us, int fence_s,
                                  struct sl_compact_stats *st, bool *did);
 

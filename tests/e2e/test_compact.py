@@ -352,10 +352,14 @@ def test_a_packed_day_past_every_retention_is_dropped_whole(db, sluice):
     assert rows
     tag = day.strftime("%Y%m%d")
     assert db.query(f"SELECT to_regclass('log_packs_{tag}') IS NOT NULL AS t")[0]["t"]
+    assert db.query("SELECT count(*) AS n FROM log_day_filters WHERE day = %s",
+                    (day,))[0]["n"] == 256
     s = sluice()  # retention runs as the server starts
     wait_for(lambda: db.query(f"SELECT to_regclass('log_packs_{tag}') IS NULL AND "
                               f"to_regclass('logs_{tag}') IS NULL AS t")[0]["t"], 20,
              what="the day's logs and log_packs partitions dropped")
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM log_day_filters WHERE day = %s",
+                              (day,))[0]["n"] == 0, 20, what="the day's day level gone")
     wait_for(lambda: db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = %s",
                               (src.id,))[0]["n"] == 0, 20, what="its packed blocks gone")
     s.stop()
@@ -394,3 +398,96 @@ def test_cli_refuses_a_database_older_than_itself(pg):
         assert r.returncode == 0 and "compacted: 0 rows" in r.stdout, r.stdout + r.stderr
     finally:
         db.close()
+
+
+def worded_rows(db, src, day, n, words, first=None):
+    """n rows of src over day (UTC) holding `words`, with blocks of 50 rows whose filters
+    say yes to every token, last touched an hour ago (a writer's, long closed)."""
+    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
+    step = datetime.timedelta(days=1) / (n + 1)
+    first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
+    db.query("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, "
+             "%s::timestamptz + (i + 1) * %s::interval, %s, 'aged line ' || i || ' zq' || "
+             "(i %% 97) || ' ' || %s FROM generate_series(0, %s) i",
+             (first, d0, step, src.id, words, n - 1))
+    db.query("INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, "
+             "nrows, nbits, bloom, touched_at) SELECT %s, %s::timestamptz + (lo + 1) * "
+             "%s::interval, %s::timestamptz + (hi + 1) * %s::interval, %s + lo, %s + hi, "
+             "hi - lo + 1, 8, '\\xff'::bytea, now() - interval '1 hour' FROM (SELECT b * 50 AS "
+             "lo, least(b * 50 + 50, %s) - 1 AS hi FROM generate_series(0, %s) b) x",
+             (src.id, d0, step, d0, step, first, first, n, (n - 1) // 50))
+
+
+def test_the_day_level_reads_only_days_that_may_hold_the_words(db, sluice):
+    """Twelve sources packed for yesterday: a word of one source is looked up in the day
+    level and only that (source, day)'s blocks are read; every answer is the same before
+    and after packing, after late lines of the day are packed too (their blocks have no
+    day level and are read as live ones), and after the day level is rebuilt for days
+    packed without one (before migration 13)."""
+    day = (datetime.datetime.now(UTC) - datetime.timedelta(days=1)).date()
+    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
+    part = "logs_" + day.strftime("%Y%m%d")
+    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
+             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
+    srcs = [add_source(db, f"dl-{k}") for k in range(12)]
+    for k, src in enumerate(srcs):
+        worded_rows(db, src, day, 600, f"wq{k} common")
+    tok = add_read_token(db, "day-level", *[a for x in srcs for a in ("--source", x.name)])
+    ids = [x.id for x in srcs]
+    win = {"limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
+           "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    queries = ["wq3", "wq3 zq5", "wq3 OR wq7", "wq11 -zq1", '"line 17 zq17"', "common zq42",
+               "wq3 wq4", "nosuchword"]
+
+    def answers(s):
+        out = {}
+        for q in queries:
+            r = api_get(s, "/api/v1/search", dict(win, q=q), token=tok)
+            assert r.status == 200, (q, r.body)
+            out[q] = r.body
+        return out
+
+    s = sluice(SLUICE_LOG_LEVEL="debug")
+    before = answers(s)
+    assert len(json.loads(before["wq3"])["events"]) == 600
+    assert len(json.loads(before["wq3 OR wq7"])["events"]) == 1000  # the limit
+    assert json.loads(before["wq3 wq4"])["events"] == []
+    sluice_cli(db, "compact", "--day", day.isoformat(), "--fence-seconds", "0")
+    levels = db.query("SELECT source_id, day, count(*) AS n FROM log_day_filters WHERE "
+                      "source_id = ANY(%s) GROUP BY 1, 2", (ids,))
+    assert sorted(r["source_id"] for r in levels) == sorted(ids)
+    assert all(r["n"] == 256 and r["day"] == day for r in levels)
+    assert db.query("SELECT count(*) AS n FROM log_blocks WHERE packed AND NOT coarse AND "
+                    "source_id = ANY(%s)", (ids,))[0]["n"] == 0
+    used0 = s.log_tail(100000).count('msg="search day level" packed_days=12 passing=1 used=1')
+    assert answers(s) == before
+    # wq3, "wq3 zq5" and "wq11 -zq1" pass one (source, day) of twelve
+    assert s.log_tail(100000).count('msg="search day level" packed_days=12 passing=1 used=1') >= used0 + 3
+    assert 'passing=0 used=1' in s.log_tail(100000)  # "wq3 wq4", "nosuchword"
+
+    # late lines of the packed day: packed later, without a day level of their own
+    worded_rows(db, srcs[3], day, 40, "wq3 late")
+    late = api_get(s, "/api/v1/search", dict(win, q="wq3 late"), token=tok)
+    assert len(late.json()["events"]) == 40
+    sluice_cli(db, "compact", "--day", day.isoformat(), "--fence-seconds", "0")
+    assert db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = %s AND packed AND "
+                    "NOT coarse", (srcs[3].id,))[0]["n"] > 0
+    assert db.query("SELECT count(*) AS n FROM log_day_filters WHERE source_id = ANY(%s)",
+                    (ids,))[0]["n"] == 12 * 256
+    assert api_get(s, "/api/v1/search", dict(win, q="wq3 late"), token=tok).body == late.body
+    assert len(api_get(s, "/api/v1/search", dict(win, q="wq3"),
+                       token=tok).json()["events"]) == 640
+
+    # a day packed before the day level existed gets one from its packs
+    db.query("DELETE FROM log_day_filters WHERE source_id = ANY(%s)", (ids,))
+    db.query("UPDATE log_blocks SET coarse = false WHERE source_id = ANY(%s)", (ids,))
+    before = answers(s)  # every block read through its own filter
+    assert len(json.loads(before["wq3 zq5"])["events"]) == 7 + 1  # one late line
+    r = sluice_cli(db, "compact", "--fence-seconds", "0")
+    assert "12 day levels added" in r.stdout, r.stdout
+    assert db.query("SELECT count(*) AS n FROM log_blocks WHERE packed AND NOT coarse AND "
+                    "source_id = ANY(%s)", (ids,))[0]["n"] == 0
+    assert db.query("SELECT count(*) AS n FROM log_day_filters WHERE source_id = ANY(%s)",
+                    (ids,))[0]["n"] == 12 * 256
+    assert answers(s) == before
+    s.stop()
