@@ -136,17 +136,20 @@ static int take_blocks(struct sl_blocks *bs, struct newblocks *nb, bool all)
 static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long long *npacks)
 {
     char r0[24], r1[24], i0[24], i1[24];
-    const char *pv[8] = {v[0], v[1], v[2], r0, r1, i0, i1, nb->i0.p};
-    const char *bv[9] = {nb->s.p, nb->r0.p, nb->r1.p, nb->i0.p, nb->i1.p, nb->n.p, nb->nb.p,
-                         nb->hex.p, nb->coarse ? "t" : "f"};
+    const char *pv[8], *bv[9];
     PGresult *r = NULL;
     long long got;
     int rc;
 
     if (nb->count == 0)
         return 0;
+    /* the arrays' pointers only after nb_close: its "}" may move a buffer (realloc) */
     if ((rc = nb_close(nb)))
         return rc;
+    pv[0] = v[0], pv[1] = v[1], pv[2] = v[2], pv[3] = r0, pv[4] = r1, pv[5] = i0, pv[6] = i1;
+    pv[7] = nb->i0.p;
+    bv[0] = nb->s.p, bv[1] = nb->r0.p, bv[2] = nb->r1.p, bv[3] = nb->i0.p, bv[4] = nb->i1.p;
+    bv[5] = nb->n.p, bv[6] = nb->nb.p, bv[7] = nb->hex.p, bv[8] = nb->coarse ? "t" : "f";
     snprintf(r0, sizeof(r0), "%" PRId64, nb->rmin);
     snprintf(r1, sizeof(r1), "%" PRId64, nb->rmax);
     snprintf(i0, sizeof(i0), "%" PRId64, nb->imin);
