@@ -22,7 +22,9 @@
 # Knobs: SCALE_LINES, SCALE_DIR (var/bench-scale), SCALE_SEED (1), SCALE_REBUILD,
 # SCALE_RUNS (60), SCALE_TAIL_SAMPLES (200), SCALE_ONLY (build: stop after the build and
 # the disk report; coarse: sections 1, 2 and 4 only), SCALE_COARSE=1 (also section 4, the
-# coarse-level prototype), BUILD (build).
+# coarse-level prototype), SCALE_COMPACT=1 (pack the closed days first, with their day
+# level, as the server does a day later), BUILD (build). The server measured neither packs
+# nor guards the disk meanwhile (SLUICE_COMPACT_AFTER_HOURS=0, SLUICE_DISK_FILESYSTEM=off).
 set -euo pipefail
 cd "$(dirname -- "$0")/../.."
 BUILD=${BUILD:-build}
@@ -163,6 +165,22 @@ EOF
     log "built in $load_s s (+ VACUUM ANALYZE $(stamp_get vacuum_s) s)"
 fi
 END=$(stamp_get end)
+# this sluice's schema (a set built by an older one), then SCALE_COMPACT=1: the closed days
+# packed as the server would pack them (days that ended SLUICE_COMPACT_AFTER_HOURS, 24,
+# ago; docs/search.md "Compacted days") with their day level ("The day level"), once: the
+# stamp records it, a later run finds nothing left to pack
+DATABASE_URL=$url "$BUILD"/sluice migrate >/dev/null || die "sluice migrate failed"
+if [ "${SCALE_COMPACT:-0}" = 1 ]; then
+    c0=$(date +%s.%N)
+    out=$(DATABASE_URL=$url "$BUILD"/sluice compact --fence-seconds 0 2>"$tmp/compact.log") ||
+        die "sluice compact failed: $out $(tail -n 5 "$tmp/compact.log")"
+    c1=$(date +%s.%N)
+    log "$out"
+    # as autovacuum would soon after: the deleted blocks' and rows' space marked free
+    q "$url" "VACUUM (ANALYZE)" >/dev/null
+    grep -q '^compacted=' "$STAMP" || echo "compacted=$(date -u +%Y-%m-%dT%H:%M:%SZ)" >>"$STAMP"
+    echo "RESULT kind=compact seconds=$(printf '%.1f' "$(bc -l <<<"$c1 - $c0")") $(tr ' ;' '_ ' <<<"$out")"
+fi
 echo "RESULT kind=load lines=$LINES days=$DAYS sources=$SOURCES seed=$SEED load_s=$(stamp_get load_s) rows_per_s=$(stamp_get rows_per_s) vacuum_analyze_s=$(stamp_get vacuum_s) built=$(stamp_get built) dir=$PG"
 
 # ------------------------------------------------------------------ 2. disk
@@ -170,7 +188,7 @@ echo "RESULT kind=load lines=$LINES days=$DAYS sources=$SOURCES seed=$SEED load_
 # fork, free-space and visibility maps), TOAST (with its index), indexes.
 psql -X -qtA -v ON_ERROR_STOP=1 -d "$url" -v lines="$LINES" -v wal="$(stamp_get wal_bytes)" <<'EOF'
 WITH t(name) AS (VALUES ('logs'), ('log_blocks'), ('log_commits'), ('log_packs'),
-                       ('log_filters_coarse')),
+                       ('log_day_filters'), ('log_filters_coarse')),
 rel AS (
     SELECT DISTINCT t.name, c.oid AS relid, c.reltoastrelid
     FROM t, LATERAL (SELECT relid FROM pg_partition_tree(to_regclass(t.name))
@@ -224,6 +242,7 @@ if [ "${SCALE_ONLY:-}" != coarse ]; then
     DATABASE_URL=$url SLUICE_BIND=127.0.0.1 PORT=$http_port SLUICE_HTTPS_PORT=$https_port \
         SLUICE_SYSLOG_PORT=0 SLUICE_SYSLOG_TLS_PORT=0 SLUICE_TLS_CERT=$cert SLUICE_TLS_KEY=$key \
         SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn SLUICE_PUBLIC_URL=https://127.0.0.1:$https_port \
+        SLUICE_COMPACT_AFTER_HOURS=0 SLUICE_DISK_FILESYSTEM=off \
         "$BUILD"/sluice serve 2>"$tmp/sluice.log" &
     sluice_pid=$!
     for _ in $(seq 1 300); do
