@@ -515,7 +515,8 @@ static int run_checked(PGconn *pg, const char *what, const char *sql, const char
 
 struct blk {
     int64_t source_id, min_us, max_us, min_id, max_id;
-    bool packed; /* its rows are its pack's (log_packs), not in logs */
+    int64_t nrows; /* as its log_blocks row says (an open block may have more by now) */
+    bool packed;   /* its rows are its pack's (log_packs), not in logs */
 };
 
 /* A match's key: the row's JSON is fetched only for the matches that fit the answer. */
@@ -621,7 +622,7 @@ static int day_level(struct run *R, int *status, struct sl_buf *body)
     return 0;
 }
 
-#define BLK_COLS "b.source_id, b.min_received, b.max_received, b.min_id, b.max_id, b.packed"
+#define BLK_COLS "b.source_id, b.min_received, b.max_received, b.min_id, b.max_id, b.packed, b.nrows"
 
 static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
 {
@@ -660,7 +661,7 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
     if (R->dl != 2) {
         if (sl_buf_addf(&R->sql,
                         "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
-                        ", b.min_id, b.max_id, b.packed FROM log_blocks b "
+                        ", b.min_id, b.max_id, b.packed, b.nrows FROM log_blocks b "
                         "WHERE %s = ANY($1::bigint[]) AND b.max_received >= $2::timestamptz "
                         "AND b.min_received <= $3::timestamptz "
                         "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
@@ -686,7 +687,7 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
         ext.v[R->pl.bp.n + 1] = R->dl_day;
         rc = sl_buf_addf(&R->sql,
                          "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
-                         ", b.min_id, b.max_id, b.packed FROM ("
+                         ", b.min_id, b.max_id, b.packed, b.nrows FROM ("
                          "(SELECT " BLK_COLS " FROM log_blocks b WHERE NOT b.coarse AND %s = ANY($1::bigint[]) "
                          "AND b.max_received >= $2::timestamptz AND b.min_received <= $3::timestamptz "
                          "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
@@ -728,6 +729,7 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
         b->min_id = strtoll(PQgetvalue(r, i, 3), NULL, 10);
         b->max_id = strtoll(PQgetvalue(r, i, 4), NULL, 10);
         b->packed = PQgetvalue(r, i, 5)[0] == 't';
+        b->nrows = strtoll(PQgetvalue(r, i, 6), NULL, 10);
         R->key = *b;
         R->have_key = true;
     }
@@ -906,6 +908,7 @@ static void run_free(struct run *R)
 static int collect(struct run *R, size_t need, bool *exhausted, int *status, struct sl_buf *body)
 {
     size_t group = 16;
+    int64_t rows = 0; /* rows of the blocks read so far (their log_blocks nrows) */
     int rc;
 
     *exhausted = false;
@@ -930,6 +933,8 @@ static int collect(struct run *R, size_t need, bool *exhausted, int *status, str
         to = R->next + group < R->nblk ? R->next + group : R->nblk;
         if ((rc = read_group(R, R->next, to, need, status, body)))
             return rc;
+        for (size_t i = R->next; i < to; i++)
+            rows += R->blks[i].nrows;
         R->next = to;
         if (R->nhits >= need) {
             /* final when the need-th hit lies strictly beyond every unvisited block */
@@ -950,10 +955,19 @@ static int collect(struct run *R, size_t need, bool *exhausted, int *status, str
         } else if (R->nhits == 0) {
             group = group * 4 > 4096 ? 4096 : group * 4;
         } else {
-            /* blocks still needed at the rate so far, and a quarter more */
-            size_t est = (need - R->nhits) * R->next / R->nhits;
-            group = est + est / 4 + 1;
-            group = group < 16 ? 16 : group > 4096 ? 4096 : group;
+            /* rows still needed at the rate so far (hits per row: the newest blocks are
+             * the open ones, a few rows each, so a rate per block misjudges), and a
+             * quarter more, as the next blocks' rows add up */
+            double want = (double)(need - R->nhits) * (double)rows / (double)R->nhits * 1.25;
+            double got = 0;
+            /* a rate from a few hits is noise (matches come in bursts): at most four
+             * times the rows read so far, so a wrong guess costs a round, not the page */
+            if (want > 4.0 * (double)rows)
+                want = 4.0 * (double)rows;
+            size_t k = 0;
+            while (R->next + k < R->nblk && got < want)
+                got += (double)R->blks[R->next + k++].nrows;
+            group = k < 16 ? 16 : k > 4096 ? 4096 : k;
         }
     }
 }
