@@ -81,6 +81,9 @@ static const struct opt opts[] = {
      "threads (each with its own PostgreSQL connection) answering search requests"},
     {"SLUICE_SEARCH_TIMEOUT", "search-timeout", T_INT, O(search_timeout), "30",
      "seconds one search may run in PostgreSQL, all its statements together (504 beyond)"},
+    {"SLUICE_SEARCH_DAY_LEVEL", "search-day-level", T_STR, O(search_day_level), "auto",
+     "packed days' day level before their blocks: auto (when at most a quarter of the "
+     "window's packed (source, day)s may hold the words), always, off (docs/search.md)"},
     {"SLUICE_SEARCH_ANSWER_BYTES", "search-answer-bytes", T_SIZE, O(search_answer_bytes),
      "16777216",
      "bytes of one search answer; a search stops at it and answers `truncated` with a cursor"},

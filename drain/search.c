@@ -572,6 +572,15 @@ static void *grow(void *p, size_t *cap, size_t el)
  * are read as the live ones (not coarse) plus the coarse ones of those (source, day)s
  * only; otherwise (or with no token, or no day level in the window) every block is
  * checked as before. One statement, once per search. */
+static _Atomic int day_level_mode; /* 0 auto, 1 always, 2 off */
+
+int sl_search_set_day_level(const char *mode)
+{
+    int m = !strcmp(mode, "auto") ? 0 : !strcmp(mode, "always") ? 1 : !strcmp(mode, "off") ? 2 : -1;
+    atomic_store(&day_level_mode, m < 0 ? 0 : m);
+    return m < 0 ? SL_EINVAL : 0;
+}
+
 static int day_level(struct run *R, int *status, struct sl_buf *body)
 {
     char d0[16], d1[16];
@@ -584,8 +593,10 @@ static int day_level(struct run *R, int *status, struct sl_buf *body)
     long long total, pass;
     int rc;
 
+    int mode = atomic_load(&day_level_mode);
+
     R->dl = 1;
-    if (R->pl.nconj == 0 || R->hi_us <= R->lo_us)
+    if (R->pl.nconj == 0 || R->hi_us <= R->lo_us || mode == 2)
         return 0;
     gmtime_r(&t0, &tm);
     strftime(d0, sizeof(d0), "%Y-%m-%d", &tm);
@@ -607,7 +618,7 @@ static int day_level(struct run *R, int *status, struct sl_buf *body)
         return rc;
     total = atoll(PQgetvalue(r, 0, 0));
     pass = atoll(PQgetvalue(r, 0, 1));
-    if (total > 0 && pass * 4 <= total) {
+    if (total > 0 && (pass * 4 <= total || mode == 1)) {
         R->dl_src = strdup(PQgetvalue(r, 0, 2));
         R->dl_day = strdup(PQgetvalue(r, 0, 3));
         if (R->dl_src == NULL || R->dl_day == NULL) {

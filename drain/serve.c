@@ -37,6 +37,7 @@
 #include "sluice/maint.h"
 #include "sluice/notifier.h"
 #include "sluice/sdnotify.h"
+#include "sluice/search.h"
 #include "sluice/serve.h"
 #include "sluice/sources.h"
 #include "sluice/spool.h"
@@ -514,6 +515,8 @@ int sl_server_run(struct sl_config *cfg)
     signal(SIGPIPE, SIG_IGN);
     if (sl_log_set_level(cfg->log_level))
         sl_warn("unknown log level; using info", "level=%s", cfg->log_level);
+    if (sl_search_set_day_level(cfg->search_day_level))
+        sl_warn("unknown SLUICE_SEARCH_DAY_LEVEL; using auto", "value=%s", cfg->search_day_level);
     if (cfg->http_port == 0 && cfg->https_port == 0 && cfg->syslog_port == 0 &&
         cfg->syslog_tls_port == 0) {
         sl_error("no listener configured", "hint=\"set PORT, SLUICE_HTTPS_PORT, "

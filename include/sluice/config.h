@@ -42,6 +42,7 @@ struct sl_config {
     int64_t alert_timeout;
     int64_t search_workers;
     int64_t search_timeout;
+    char *search_day_level;
     int64_t search_answer_bytes;
     int64_t search_token_jobs;
     int64_t tail_buffer;

@@ -56,6 +56,12 @@ SL_MUSTCHECK int sl_search_run(struct pg_conn *pg, struct sl_sources *src,
                                const struct sl_search_params *p, int *status,
                                struct sl_buf *body);
 
+/* The day level's use by every search of the process (SLUICE_SEARCH_DAY_LEVEL): "auto"
+ * (when at most a quarter of the window's packed (source, day)s may hold the words),
+ * "always" (whenever the window has one: tests compare answers through it), "off". Set
+ * once at start-up; returns 0, or SL_EINVAL (then auto) for another value. */
+int sl_search_set_day_level(const char *mode);
+
 /* ---- the web viewer's reads (docs/viewer.md) ---- */
 
 #define SL_SEARCH_MAX_BUCKETS 500

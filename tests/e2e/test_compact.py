@@ -110,13 +110,30 @@ def test_search_answers_identical_after_compaction(world):
     nb = w.db.query("SELECT count(*) FILTER (WHERE packed) AS p, count(*) FILTER (WHERE NOT packed) "
                     "AS l FROM log_blocks WHERE source_id = ANY(%s)", (w.ids,))[0]
     assert nb["p"] > 0 and nb["l"] == 0, nb
-    after = answers(w)
-    diff = [k for k in before if before[k] != after[k]]
-    if diff:
-        x, y = before[diff[0]][1], after[diff[0]][1]
-        at = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]), min(len(x), len(y)))
-        pytest.fail(f"{len(diff)} answers changed, e.g. {diff[:3]}; the first at byte {at}: "
-                    f"{x[max(0, at - 200):at + 100]!r} -> {y[max(0, at - 200):at + 100]!r}")
+    assert w.db.query("SELECT count(*) AS n FROM log_day_filters WHERE source_id = ANY(%s)",
+                      (w.ids,))[0]["n"] == 256 * len(w.ids)
+    # through the day level as the server decides (auto), through it whenever a packed
+    # day is in the window (always), and through every block's own filter (off)
+    for mode in ("auto", "always", "off"):
+        w.server.stop()
+        w.server.start(SLUICE_SEARCH_DAY_LEVEL=mode, SLUICE_LOG_LEVEL="debug")
+        after = answers(w)
+        diff = [k for k in before if before[k] != after[k]]
+        if diff:
+            x, y = before[diff[0]][1], after[diff[0]][1]
+            at = next((i for i in range(min(len(x), len(y))) if x[i] != y[i]),
+                      min(len(x), len(y)))
+            pytest.fail(f"day level {mode}: {len(diff)} answers changed, e.g. {diff[:3]}; the "
+                        f"first at byte {at}: {x[max(0, at - 200):at + 100]!r} -> "
+                        f"{y[max(0, at - 200):at + 100]!r}")
+        used = w.server.log_tail(100000).count('msg="search day level" packed_days=')
+        via = w.server.log_tail(100000).count("used=1")
+        if mode == "off":
+            assert used == 0, used
+        else:
+            assert via > 0 and (via == used or mode == "auto"), (mode, used, via)
+    w.server.stop()
+    w.server.start()
 
 
 def test_new_lines_after_compaction_join_packed_ones(world):
