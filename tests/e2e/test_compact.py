@@ -133,7 +133,7 @@ def test_search_answers_identical_after_compaction(world):
         else:
             assert via > 0 and (via == used or mode == "auto"), (mode, used, via)
     w.server.stop()
-    w.server.start()
+    w.server.start(SLUICE_SEARCH_DAY_LEVEL="auto", SLUICE_LOG_LEVEL="info")  # env persists
 
 
 def test_new_lines_after_compaction_join_packed_ones(world):
