@@ -710,17 +710,7 @@ int sl_archive_retention_step(struct pg_conn *c, const struct sl_retention_job *
     snprintf(hi, sizeof(hi), "%" PRId64, hour_s + 3600);
     snprintf(lim, sizeof(lim), "%d", limit > 0 ? limit : 1);
     /* The same bounded batch as sl_db_retention_batch, inside the archived hour. */
-    if ((rc = sl_db_exec(c, "retention delete failed",
-                         "WITH edge AS (SELECT max(received_at) AS t FROM (SELECT received_at "
-                         "  FROM logs WHERE source_id = $1::bigint "
-                         "  AND received_at >= to_timestamp($2::bigint) "
-                         "  AND received_at < to_timestamp($3::bigint) "
-                         "  ORDER BY received_at LIMIT $4::int) x) "
-                         "DELETE FROM logs WHERE source_id = $1::bigint "
-                         "AND received_at >= to_timestamp($2::bigint) "
-                         "AND received_at < to_timestamp($3::bigint) "
-                         "AND received_at <= (SELECT t FROM edge)",
-                         4, vals, &r)))
+    if ((rc = sl_db_exec(c, "retention delete failed", SL_DB_BATCH_DELETE_SQL, 4, vals, &r)))
         goto out;
     *deleted = atoll(PQcmdTuples(r));
     /* then the hour's packed rows (docs/search.md "Compacted days"), a few packs a call */

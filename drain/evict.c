@@ -595,20 +595,12 @@ static int delete_batch(struct sl_evict *e, PGconn *c, bool *more)
         snprintf(cap, sizeof(cap), "%" PRId64, capv);
         PQclear(r);
         r = NULL;
-        /* retention's bounded batch (sl_db_retention_batch), within the day and no later
-         * than the others' oldest row */
+        /* the bounded batch (SL_DB_BATCH_DELETE_SQL), within the day and no later than the
+         * others' oldest row */
         if ((rc = sl_db_exec(c, "disk guard delete failed",
-                             "WITH edge AS (SELECT max(received_at) AS t FROM (SELECT "
-                             "  received_at FROM logs WHERE source_id = $1::bigint "
-                             "  AND received_at >= to_timestamp($2::bigint) "
-                             "  AND received_at < to_timestamp($3::bigint) "
-                             "  ORDER BY received_at LIMIT $4::int) x) "
-                             "DELETE FROM logs WHERE source_id = $1::bigint "
-                             "AND received_at >= to_timestamp($2::bigint) "
-                             "AND received_at < to_timestamp($3::bigint) "
-                             "AND received_at <= (SELECT t FROM edge) "
-                             "AND ($5::bigint = 9223372036854775807 OR received_at <= "
-                             "  timestamptz 'epoch' + $5::bigint * interval '1 microsecond')",
+                             SL_DB_BATCH_DELETE_SQL " AND ($5::bigint = 9223372036854775807 OR "
+                             "received_at <= timestamptz 'epoch' + $5::bigint * "
+                             "interval '1 microsecond')",
                              5, dv, &r)))
             goto done;
         n = atoll(PQcmdTuples(r));

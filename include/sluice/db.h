@@ -41,6 +41,21 @@ void sl_db_log_error(const char *what, struct pg_conn *c, const struct pg_result
  * is PGRES_COMMAND_OK or PGRES_TUPLES_OK returns 0 and hands the result to *res (caller
  * PQclears it) or clears it when res is NULL. Otherwise logs `what` with PostgreSQL's
  * message (sl_db_log_error), clears the result, sets *res to NULL and returns SL_EDB. */
+/* A bounded batch of one source's rows: $1 the source, [to_timestamp($2),
+ * to_timestamp($3)) the range, at most $4 rows oldest first (every row at the last one's
+ * received_at goes with it, so a batch never splits a timestamp). A caller may append
+ * " AND ..." on the logs row's columns. The archive's hour step and the disk guard's day step. */
+#define SL_DB_BATCH_DELETE_SQL                                                                     \
+    "WITH edge AS (SELECT max(received_at) AS t FROM (SELECT received_at "                        \
+    "  FROM logs WHERE source_id = $1::bigint "                                                    \
+    "  AND received_at >= to_timestamp($2::bigint) "                                               \
+    "  AND received_at < to_timestamp($3::bigint) "                                                \
+    "  ORDER BY received_at LIMIT $4::int) x) "                                                    \
+    "DELETE FROM logs WHERE source_id = $1::bigint "                                               \
+    "AND received_at >= to_timestamp($2::bigint) "                                                 \
+    "AND received_at < to_timestamp($3::bigint) "                                                  \
+    "AND received_at <= (SELECT t FROM edge)"
+
 SL_MUSTCHECK int sl_db_exec(struct pg_conn *c, const char *what, const char *sql, int n,
                             const char *const *vals, struct pg_result **res);
 /* The connection of a thread that waits on NOTIFY. Returns 0 when *c is connected;
