@@ -184,6 +184,18 @@ static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long lon
     return rc;
 }
 
+/* Row i's JSON words (column col: the JSON text of a JSON line, else NULL) decoded into
+ * extra, as the writer adds them to the filters (a superset when its strings hold no
+ * escapes: the same words again). false: not a JSON line, or not decodable. */
+static bool json_words(PGresult *r, int i, int col, struct sl_buf *extra)
+{
+    if (PQgetisnull(r, i, col))
+        return false;
+    sl_buf_reset(extra);
+    return sl_fields_json_extra(PQgetvalue(r, i, col), (size_t)PQgetlength(r, i, col), extra) ==
+           0;
+}
+
 /* Step 3: the rows of (source, day) in id order through blocks.c, packed a chunk at a
  * time. *nrows: rows read. */
 static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblocks *nb,
@@ -217,23 +229,14 @@ static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblock
             int64_t us = strtoll(PQgetvalue(r, i, 1), NULL, 10);
             const char *msg = PQgetvalue(r, i, 2);
             size_t len = (size_t)PQgetlength(r, i, 2);
-            /* a JSON line's decoded words too, as the writer adds them (a superset when
-             * its strings hold no escapes: the same words again) */
-            if (!PQgetisnull(r, i, 3)) {
-                sl_buf_reset(&extra);
-                if (sl_fields_json_extra(PQgetvalue(r, i, 3), (size_t)PQgetlength(r, i, 3),
-                                         &extra) == 0) {
-                    rc = sl_blocks_add_extra(bs, src, id, us, msg, len, extra.p, extra.len);
-                    if (df != NULL) {
-                        sl_dayfilter_add_text(df, msg, len);
-                        sl_dayfilter_add_text(df, extra.p, extra.len);
-                    }
-                    continue;
-                }
-            }
-            rc = sl_blocks_add(bs, src, id, us, msg, len);
-            if (df != NULL)
+            bool json = json_words(r, i, 3, &extra);
+            rc = json ? sl_blocks_add_extra(bs, src, id, us, msg, len, extra.p, extra.len)
+                      : sl_blocks_add(bs, src, id, us, msg, len);
+            if (df != NULL) {
                 sl_dayfilter_add_text(df, msg, len);
+                if (json)
+                    sl_dayfilter_add_text(df, extra.p, extra.len);
+            }
         }
         PQclear(r);
         *nrows += nt;
@@ -355,18 +358,21 @@ static int pack_partition(PGconn *c, int64_t d0)
 #define LEVEL_EST "greatest(coalesce(sum(nbits), 0), coalesce(sum(nrows), 0) * 16)"
 
 /* Whether (source, day) has its day level already (packed before, and rows of the day came
- * late), and the day filter's first size (LEVEL_EST of its old blocks). */
-static int day_level_state(PGconn *c, const char *const *v, bool *have, uint64_t *bits)
+ * late), and the day filter's first size: LEVEL_EST of the day's blocks that are packed
+ * (a backfill reads those) or not (compaction reads those). */
+static int day_level_state(PGconn *c, const char *const *v, bool packed, bool *have,
+                           uint64_t *bits)
 {
+    const char *pv[4] = {v[0], v[1], v[2], packed ? "t" : "f"};
     PGresult *r = NULL;
     int rc = sl_db_exec(c, "compaction query failed",
                         "SELECT EXISTS (SELECT 1 FROM log_day_filters WHERE slice = 0 AND day = "
                         "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date AND "
                         "source_id = $1::bigint), (SELECT " LEVEL_EST " FROM log_blocks "
-                        "WHERE source_id = $1::bigint AND NOT packed AND max_received >= "
+                        "WHERE source_id = $1::bigint AND packed = $4::boolean AND max_received >= "
                         "'epoch'::timestamptz + $2::bigint * interval '1 us' AND min_received < "
                         "'epoch'::timestamptz + $3::bigint * interval '1 us')",
-                        3, v, &r);
+                        4, pv, &r);
     if (rc)
         return rc;
     *have = PQgetvalue(r, 0, 0)[0] == 't';
@@ -455,19 +461,10 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
     sl_buf_init(&extra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES);
     if ((rc = sl_db_exec(c, "compaction failed", "BEGIN", 0, NULL, NULL)))
         goto out;
-    if ((rc = day_level_state(c, v, &have, &est)))
+    if ((rc = day_level_state(c, v, true, &have, &est)))
         goto fail;
     if (have)
         goto fail; /* a node wrote it meanwhile */
-    if ((rc = sl_db_exec(c, "compaction query failed",
-                         "SELECT " LEVEL_EST " FROM log_blocks WHERE source_id = "
-                         "$1::bigint AND packed AND max_received >= 'epoch'::timestamptz + "
-                         "$2::bigint * interval '1 us' AND max_received < 'epoch'::timestamptz + "
-                         "$3::bigint * interval '1 us'",
-                         3, v, &r)))
-        goto fail;
-    est = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-    PQclear(r);
     if ((rc = sl_dayfilter_init(&df, est)) ||
         (rc = sl_db_exec(c, "compaction read failed",
                          "DECLARE sl_level NO SCROLL CURSOR FOR SELECT message, CASE WHEN json_at "
@@ -486,13 +483,8 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
             const char *msg = PQgetvalue(r, i, 0);
             size_t len = (size_t)PQgetlength(r, i, 0);
             sl_dayfilter_add_text(&df, msg, len);
-            /* a JSON line's decoded words, as the writer and step 3 add them */
-            if (!PQgetisnull(r, i, 1)) {
-                sl_buf_reset(&extra);
-                if (sl_fields_json_extra(PQgetvalue(r, i, 1), (size_t)PQgetlength(r, i, 1),
-                                         &extra) == 0)
-                    sl_dayfilter_add_text(&df, extra.p, extra.len);
-            }
+            if (json_words(r, i, 1, &extra))
+                sl_dayfilter_add_text(&df, extra.p, extra.len);
         }
         PQclear(r);
         n += nt;
@@ -582,7 +574,7 @@ static int compact_source(PGconn *c, const char *part, int64_t src, int64_t d0, 
     }
     /* The day level is written once per (source, day), with its first packing; rows
      * packed later (a day's late lines) are blocks without it, read as live ones are. */
-    if ((rc = day_level_state(c, v, &have_level, &est_bits)))
+    if ((rc = day_level_state(c, v, false, &have_level, &est_bits)))
         goto fail;
     if (!have_level) {
         if ((rc = sl_dayfilter_init(&df, est_bits)))
