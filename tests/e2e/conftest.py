@@ -247,9 +247,9 @@ class Database:
         return self.rows(source_id)
 
 
-@pytest.fixture(scope="module")
-def db(pg, request):
-    name = "e2e_" + re.sub(r"\W", "_", request.module.__name__.split(".")[-1]).lower()
+def empty_database(pg, name):
+    """A new, empty database of the private cluster (dropped first if it exists): no
+    schema, not migrated."""
     conn = pg.connect()
     try:
         with conn.cursor() as cur:
@@ -257,6 +257,12 @@ def db(pg, request):
             cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
     finally:
         conn.close()
+
+
+@pytest.fixture(scope="module")
+def db(pg, request):
+    name = "e2e_" + re.sub(r"\W", "_", request.module.__name__.split(".")[-1]).lower()
+    empty_database(pg, name)
     d = Database(pg, name)
     r = subprocess.run([SLUICE, "migrate"], env=dict(os.environ, DATABASE_URL=d.url),
                        capture_output=True, text=True, timeout=60)

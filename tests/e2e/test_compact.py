@@ -16,8 +16,8 @@ import subprocess
 
 import pytest
 
-from conftest import (CORPUS, SLUICE, Database, Server, add_read_token, add_source, api_get, frame_body,
-                      sluice_cli, wait_for)
+from conftest import (CORPUS, SLUICE, Database, Server, add_read_token, add_source, api_get,
+                      day_partition, empty_database, frame_body, sluice_cli, wait_for)
 from test_search import APPS, BODIES, CRAFTED, CRAFTED_TAGS, FILLER, QUERIES, line
 
 UTC = datetime.timezone.utc
@@ -173,9 +173,7 @@ def old_day(db, name, n, archive=None):
     d0 = datetime.datetime.combine(day, datetime.time(), UTC)
     end = min(d0 + datetime.timedelta(days=1), now - datetime.timedelta(minutes=1))
     step = (end - d0) / n
-    part = "logs_" + day.strftime("%Y%m%d")
-    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
-             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
+    day_partition(db, day)
     first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
     db.query("INSERT INTO logs (id, received_at, source_id, hostname, app_name, procid, message) "
              "SELECT %s + i, %s::timestamptz + i * %s::interval, %s, 'host', 'app', 'web.1', "
@@ -257,23 +255,9 @@ def old_rows(db, name, n):
     """n rows of a new source spread over yesterday (UTC), in yesterday's partition, with
     blocks a writer last touched an hour ago; not packed. Returns (source, rows, day)."""
     src = add_source(db, name)
-    now = datetime.datetime.now(UTC)
-    day = (now - datetime.timedelta(days=1)).date()
-    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
-    step = datetime.timedelta(days=1) / n
-    part = "logs_" + day.strftime("%Y%m%d")
-    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
-             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
-    first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
-    db.query("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, "
-             "%s::timestamptz + i * %s::interval, %s, 'aged line ' || i || ' zq' || (i %% 97) "
-             "FROM generate_series(0, %s) i", (first, d0, step, src.id, n - 1))
-    db.query("INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, "
-             "nrows, nbits, bloom, touched_at) SELECT %s, %s::timestamptz + lo * %s::interval, "
-             "%s::timestamptz + hi * %s::interval, %s + lo, %s + hi, hi - lo + 1, 8, "
-             "'\\xff'::bytea, now() - interval '1 hour' FROM (SELECT b * 50 AS lo, "
-             "least(b * 50 + 50, %s) - 1 AS hi FROM generate_series(0, %s) b) x",
-             (src.id, d0, step, d0, step, first, first, n, (n - 1) // 50))
+    day = (datetime.datetime.now(UTC) - datetime.timedelta(days=1)).date()
+    day_partition(db, day)
+    worded_rows(db, src, day, n)
     rows = db.query("SELECT id, received_at FROM logs WHERE source_id = %s ORDER BY id", (src.id,))
     return src, rows, day
 
@@ -319,9 +303,7 @@ def packed_day(db, src, days_ago, n):
     returns {id: received_at}."""
     day = (datetime.datetime.now(UTC) - datetime.timedelta(days=days_ago)).date()
     d0 = datetime.datetime.combine(day, datetime.time(), UTC)
-    part = "logs_" + day.strftime("%Y%m%d")
-    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
-             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
+    day_partition(db, day)
     first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
     db.query("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, "
              "%s::timestamptz + i * %s::interval, %s, 'bulky ' || md5(i::text) || md5((-i)::text) "
@@ -387,13 +369,7 @@ def test_cli_refuses_a_database_older_than_itself(pg):
     a hint instead of failing table by table (a `sluice compact` after an upgrade, before
     `sluice migrate`, failed once per (source, day) with "relation does not exist")."""
     name = "e2e_compact_unmigrated"
-    conn = pg.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            cur.execute(f'CREATE DATABASE "{name}" TEMPLATE template0')
-    finally:
-        conn.close()
+    empty_database(pg, name)
     env = dict(os.environ, DATABASE_URL=pg.db_url(name))
 
     def cli(*args):
@@ -417,15 +393,16 @@ def test_cli_refuses_a_database_older_than_itself(pg):
         db.close()
 
 
-def worded_rows(db, src, day, n, words, first=None):
-    """n rows of src over day (UTC) holding `words`, with blocks of 50 rows whose filters
-    say yes to every token, last touched an hour ago (a writer's, long closed)."""
+def worded_rows(db, src, day, n, words=""):
+    """n rows of src over day (UTC): 'aged line I zqI%97' and `words`, with blocks of 50
+    rows whose filters say yes to every token, last touched an hour ago (a writer's, long
+    closed). The day's partition must exist."""
     d0 = datetime.datetime.combine(day, datetime.time(), UTC)
     step = datetime.timedelta(days=1) / (n + 1)
     first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
     db.query("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, "
-             "%s::timestamptz + (i + 1) * %s::interval, %s, 'aged line ' || i || ' zq' || "
-             "(i %% 97) || ' ' || %s FROM generate_series(0, %s) i",
+             "%s::timestamptz + (i + 1) * %s::interval, %s, rtrim('aged line ' || i || ' zq' || "
+             "(i %% 97) || ' ' || %s) FROM generate_series(0, %s) i",
              (first, d0, step, src.id, words, n - 1))
     db.query("INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, "
              "nrows, nbits, bloom, touched_at) SELECT %s, %s::timestamptz + (lo + 1) * "
@@ -443,9 +420,7 @@ def test_the_day_level_reads_only_days_that_may_hold_the_words(db, sluice):
     packed without one (before migration 13)."""
     day = (datetime.datetime.now(UTC) - datetime.timedelta(days=1)).date()
     d0 = datetime.datetime.combine(day, datetime.time(), UTC)
-    part = "logs_" + day.strftime("%Y%m%d")
-    db.query(f"CREATE TABLE IF NOT EXISTS {part} PARTITION OF logs FOR VALUES FROM "
-             f"('{d0.isoformat()}') TO ('{(d0 + datetime.timedelta(days=1)).isoformat()}')")
+    day_partition(db, day)
     srcs = [add_source(db, f"dl-{k}") for k in range(12)]
     for k, src in enumerate(srcs):
         worded_rows(db, src, day, 600, f"wq{k} common")
