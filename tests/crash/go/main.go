@@ -64,9 +64,9 @@ func reserve(sku string) {
 }
 
 func worker(sku string, wg *sync.WaitGroup) {
-	defer wg.Done()
 	defer report()
 	reserve(sku)
+	wg.Done() // not deferred: on the re-panic a deferred Done let main return (exit 0) first
 }
 
 type Order struct{ Customer *Customer }
