@@ -541,6 +541,9 @@ def test_all_token_sees_future_sources(world):
     try:
         new = w.server.add_source("tail-future")
         post(w, new, [f"{word} from the new source"])
+        # one at a time: two sources' lines in one writer batch take ids grouped by source
+        everything.wait(lambda c: len(c.data_events()) >= 1, MAX_LATENCY,
+                        "the new source's line on an --all stream opened before it existed")
         post(w, w.a, [f"{word} from a"])
         everything.wait(lambda c: len(c.data_events()) >= 2, MAX_LATENCY,
                         "the new source's line and the a line on an --all stream opened before "
