@@ -3,8 +3,9 @@
  * One (source, day) per transaction:
  *   1. LOCK the day's partition SHARE ROW EXCLUSIVE: another node compacting it waits, and
  *      so does a late insert into that day (rare: a clock behind, a restore);
- *   2. the source's old (unpacked) blocks of the day go; one that also covers rows of
- *      another day keeps only those rows' bounds;
+ *   2. the source's old (unpacked) blocks of the day go, and their hour level; one that
+ *      also covers rows of another day keeps only those rows' bounds (and loses its
+ *      hourly mark: its hour may have changed);
  *   3. read the source's rows of the day in id order through a cursor and re-block them
  *      with drain/blocks.c (the writer's tokens and filters; blocks of up to an hour);
  *      every CHUNK_BLOCKS closed blocks, INSERT one log_packs row per block (array_agg of
@@ -275,15 +276,23 @@ static int clear_old(PGconn *c, const char *const *v)
                         "gone AS (DELETE FROM log_blocks b USING old WHERE b.source_id = "
                         "$1::bigint AND b.min_id = old.k AND old.n = 0) "
                         "UPDATE log_blocks b SET min_received = old.r0, max_received = old.r1, "
-                        "min_id = old.i0, max_id = old.i1, nrows = old.n FROM old WHERE "
+                        "min_id = old.i0, max_id = old.i1, nrows = old.n, hourly = false FROM old WHERE "
                         "b.source_id = $1::bigint AND b.min_id = old.k AND old.n > 0",
                         3, v, NULL);
     if (rc)
         return rc;
+    rc = sl_db_exec(c, "compaction blocks failed",
+                    "DELETE FROM log_blocks WHERE source_id = $1::bigint AND NOT packed AND "
+                    "min_received >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
+                    "max_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'",
+                    3, v, NULL);
+    if (rc)
+        return rc;
+    /* the hour level of the day's live blocks goes with them (drain/hourlevel.c) */
     return sl_db_exec(c, "compaction blocks failed",
-                      "DELETE FROM log_blocks WHERE source_id = $1::bigint AND NOT packed AND "
-                      "min_received >= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
-                      "max_received < 'epoch'::timestamptz + $3::bigint * interval '1 us'",
+                      "DELETE FROM log_hour_filters WHERE source_id = $1::bigint AND hour >= "
+                      "'epoch'::timestamptz + $2::bigint * interval '1 us' AND hour < "
+                      "'epoch'::timestamptz + $3::bigint * interval '1 us'",
                       3, v, NULL);
 }
 
@@ -386,23 +395,13 @@ static int write_day_level(PGconn *c, const char *const *v, struct sl_dayfilter 
 {
     struct sl_buf sl, nb, hex;
     const char *pv[5];
-    int rc = 0;
+    int rc;
 
-    sl_dayfilter_fold(df);
     sl_buf_init(&sl, 1u << 12);
     sl_buf_init(&nb, 1u << 12);
     sl_buf_init(&hex, (size_t)SL_DAYFILTER_SLICES * (SL_BLOOM_MAX_BITS / 4 + 4));
-    for (unsigned s = 0; s < SL_DAYFILTER_SLICES && rc == 0; s++) {
-        const char *sep = s ? "," : "{";
-        rc = sl_buf_addf(&sl, "%s%u", sep, s) || sl_buf_addf(&nb, "%s%u", sep, df->nbits[s]) ||
-             sl_buf_add(&hex, sep, 1) || sl_enc_hex_buf(&hex, df->bits[s], df->nbits[s] / 8);
-    }
-    if (rc == 0)
-        rc = sl_buf_add(&sl, "}", 2) || sl_buf_add(&nb, "}", 2) || sl_buf_add(&hex, "}", 2);
-    if (rc) {
-        rc = SL_ENOMEM;
+    if ((rc = sl_dayfilter_arrays(df, &sl, &nb, &hex)))
         goto out;
-    }
     pv[0] = v[0];
     pv[1] = v[1];
     pv[2] = sl.p;
@@ -479,13 +478,10 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
                              &r)))
             goto fail;
         nt = PQntuples(r);
-        for (int i = 0; i < nt; i++) {
-            const char *msg = PQgetvalue(r, i, 0);
-            size_t len = (size_t)PQgetlength(r, i, 0);
-            sl_dayfilter_add_text(&df, msg, len);
-            if (json_words(r, i, 1, &extra))
-                sl_dayfilter_add_text(&df, extra.p, extra.len);
-        }
+        for (int i = 0; i < nt; i++)
+            sl_dayfilter_add_line(&df, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
+                                  PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
+                                  (size_t)PQgetlength(r, i, 1), &extra);
         PQclear(r);
         n += nt;
         if (nt < FETCH_ROWS)

@@ -418,6 +418,26 @@ static const char *const migrations[] = {
     ");\n"
     "ALTER TABLE log_day_filters ALTER COLUMN bloom SET STORAGE EXTERNAL;\n"
     "CREATE INDEX log_day_filters_day ON log_day_filters (day, source_id);\n",
+    /* 14: the hour level (docs/search.md "The hour level"): the maintenance thread writes
+     * one sliced filter (64 rows) per closed (source, UTC hour) of live blocks and marks
+     * those blocks hourly in the same transaction; a (source, hour) whose blocks came
+     * late gets a second set (gen: the first block's min_id). A search reads an hourly
+     * block only when a filter of its (source, hour) passes. Compaction deletes a day's
+     * hour level when it packs the day; a writer's upsert of a block clears the mark. */
+    "ALTER TABLE log_blocks ADD COLUMN hourly boolean NOT NULL DEFAULT false;\n"
+    "DROP INDEX log_blocks_fine;\n"
+    "CREATE INDEX log_blocks_fine ON log_blocks (max_received) WHERE NOT coarse AND NOT hourly;\n"
+    "CREATE TABLE log_hour_filters (\n"
+    "  slice smallint NOT NULL,\n"
+    "  hour timestamptz NOT NULL,\n"
+    "  source_id bigint NOT NULL,\n"
+    "  gen bigint NOT NULL,\n"
+    "  nbits integer NOT NULL,\n"
+    "  bloom bytea NOT NULL,\n"
+    "  PRIMARY KEY (slice, hour, source_id, gen)\n"
+    ");\n"
+    "ALTER TABLE log_hour_filters ALTER COLUMN bloom SET STORAGE EXTERNAL;\n"
+    "CREATE INDEX log_hour_filters_hour ON log_hour_filters (hour, source_id);\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -1134,6 +1154,12 @@ int sl_db_retention_drop(struct pg_conn *c, long long *dropped)
                      "to_date('%s', 'YYYYMMDD')", day);
             if (sl_db_exec(c, "day level delete failed", sql, 0, NULL, NULL))
                 sl_warn("day level left", "day=%s", day);
+            /* and the hour level of its live blocks (drain/hourlevel.c) */
+            snprintf(sql, sizeof(sql), "DELETE FROM log_hour_filters WHERE hour >= "
+                     "to_date('%s', 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' AND hour < "
+                     "(to_date('%s', 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'", day, day);
+            if (sl_db_exec(c, "hour level delete failed", sql, 0, NULL, NULL))
+                sl_warn("hour level left", "day=%s", day);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
     }

@@ -10,6 +10,7 @@
 #include "sluice/client.h"
 #include "sluice/clock.h"
 #include "sluice/compact.h"
+#include "sluice/hourlevel.h"
 #include "sluice/config.h"
 #include "sluice/crash.h"
 #include "sluice/crashes_cli.h"
@@ -310,10 +311,12 @@ static int cmd_source(int argc, char **argv, struct pg_conn *c)
 
 /* sluice compact [--day YYYY-MM-DD] [--fence-seconds N]: every closed day due
  * (SLUICE_COMPACT_AFTER_HOURS), or the one day given, packed now (docs/search.md
- * "Compacted days"). Blocks a writer touched in the last N seconds (600) wait. */
+ * "Compacted days"), then the hour level of every closed hour ("The hour level"). Blocks
+ * a writer touched in the last N seconds (600) wait. */
 static int cmd_compact(int argc, char **argv, struct pg_conn *c)
 {
     struct sl_compact_stats st;
+    struct sl_hour_level_stats hl = {.after = -1};
     int64_t now = sl_clock_real_us(), day = -1;
     int rc = 0, fence = SL_COMPACT_FENCE_S;
     bool did = true;
@@ -355,10 +358,16 @@ static int cmd_compact(int argc, char **argv, struct pg_conn *c)
                                  &did);
         sl_config_free(&cfg);
     }
+    /* then the hour level of every closed hour's live blocks (fence: as compaction's) */
+    did = true;
+    while (rc == 0 && did)
+        rc = sl_hour_level_step(c, now - (int64_t)fence * 1000000, fence, &hl, &did);
     printf("compacted: %lld rows of %lld (source, day) into %lld packs; %lld waiting for a "
            "writer; %lld failed; %lld day levels added to days packed before\n",
            st.rows, st.sources, st.packs, st.busy, st.skipped, st.levels);
-    return rc || st.skipped ? 1 : 0;
+    printf("hour level: %lld filter sets for %lld live blocks (%lld rows read); %lld failed\n",
+           hl.levels, hl.blocks, hl.rows, hl.skipped);
+    return rc || st.skipped || hl.skipped ? 1 : 0;
 }
 
 /* sluice archive restore --source S --day D [--from DIR] [--hold-days N] */

@@ -1,6 +1,7 @@
 /* Maintenance thread (include/sluice/maint.h): reloads of the source table and read
  * tokens on NOTIFY, partitions ahead, retention in small steps, the disk guard's checks
- * and eviction steps (drain/evict.c; docs/retention.md). Runs
+ * and eviction steps (drain/evict.c; docs/retention.md), compaction of closed days and
+ * the hour level of closed hours (drain/compact.c, drain/hourlevel.c). Runs
  * on its own thread with its own connection; never touches the event loop except through
  * sl_sources_replace_all. */
 #include <errno.h>
@@ -20,6 +21,7 @@
 #include "sluice/db.h"
 #include "sluice/eval.h"
 #include "sluice/evict.h"
+#include "sluice/hourlevel.h"
 #include "sluice/log.h"
 #include "sluice/maint.h"
 #include "sluice/metrics.h"
@@ -44,6 +46,8 @@ struct sl_maint {
     struct sl_evict *evict; /* the disk guard; NULL when nothing is watched */
     struct sl_compact_stats compact;
     int64_t next_compact; /* when the next compaction step may run */
+    struct sl_hour_level_stats hour;
+    int64_t next_hour; /* when the next hour-level step may run */
 };
 
 /* A DELETE may take at most a fifth of the time while a pass runs: after a statement
@@ -143,12 +147,15 @@ static int m_connect(struct sl_maint *m)
     return 0;
 }
 
-/* Milliseconds until the next compaction step is due, at most a second. */
+/* Milliseconds until the next compaction or hour-level step is due, at most a second. */
 static int compact_wait_ms(const struct sl_maint *m, int64_t t)
 {
-    if (m->ret.compact_after_h <= 0 || m->next_compact >= t + 1000000)
+    int64_t next = m->next_hour;
+    if (m->ret.compact_after_h > 0 && m->next_compact < next)
+        next = m->next_compact;
+    if (next >= t + 1000000)
         return 1000;
-    return m->next_compact > t ? (int)((m->next_compact - t + 999) / 1000) : 0;
+    return next > t ? (int)((next - t + 999) / 1000) : 0;
 }
 
 static void *m_main(void *arg)
@@ -207,6 +214,18 @@ static void *m_main(void *arg)
             took = sl_clock_real_us() - t;
             SL_INC(compacted_rows, m->compact.rows - rows);
             m->next_compact = did ? t + took + took * DUTY : t + 60LL * 1000000;
+        }
+        /* The hour level of live blocks (docs/search.md "The hour level"): one (source,
+         * hour) a step, paced the same way. */
+        t = sl_clock_real_us();
+        if (!m->pass_active && t >= m->next_hour) {
+            bool did = false;
+            int64_t took;
+            if (sl_hour_level_step(m->pg, t - (int64_t)SL_COMPACT_FENCE_S * 1000000,
+                                   SL_COMPACT_FENCE_S, &m->hour, &did))
+                did = false;
+            took = sl_clock_real_us() - t;
+            m->next_hour = did ? t + took + took * DUTY : t + 60LL * 1000000;
         }
         if (t >= next_reload) {
             if (reload(m) == 0)
@@ -269,6 +288,7 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
     m->url = strdup(database_url);
     m->snapshot = snapshot_path ? strdup(snapshot_path) : NULL;
     m->sources = sources;
+    m->hour.after = -1;
     m->ret.batch_rows = ret && ret->batch_rows > 0 ? ret->batch_rows : 10000;
     m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 1000;
     m->ret.interval_s = ret && ret->interval_s > 0 ? ret->interval_s : 600;

@@ -541,10 +541,11 @@ struct run {
     struct hit *hits;
     size_t nhits, caphits;
     struct sl_buf sql, a1, a2, a3, a4, a5, a6;
-    /* the day level, looked up once per search (day_level): 0 not yet, 1 no use (every
-     * block through the filters), 2 the coarse blocks of dl_src/dl_day only */
+    /* the coarse levels, looked up once per search (day_level): 0 not yet, 1 no use
+     * (every block through the filters), 2 the coarse blocks of dl_src/dl_day and the
+     * hourly blocks of hl_src/hl_hour only */
     int dl;
-    char *dl_src, *dl_day;
+    char *dl_src, *dl_day, *hl_src, *hl_hour;
 };
 
 static bool cancelled(const struct run *R)
@@ -581,16 +582,20 @@ int sl_search_set_day_level(const char *mode)
     return m < 0 ? SL_EINVAL : 0;
 }
 
+/* The day level (packed days, drain/compact.c) and the hour level (closed hours of live
+ * blocks, drain/hourlevel.c) of the window, in one statement: the (source, day)s and
+ * (source, hour)s whose filters may hold every token of some conjunction. Used when at
+ * most a quarter of them pass (or always, SLUICE_SEARCH_DAY_LEVEL=always). */
 static int day_level(struct run *R, int *status, struct sl_buf *body)
 {
-    char d0[16], d1[16];
-    const char *v[7] = {R->pl.scope, d0, d1, R->pl.dl_sl.p, R->pl.dl_h1.p, R->pl.dl_h2.p,
-                        R->pl.dl_c.p};
+    char d0[16], d1[16], h0[24], h1[24];
+    const char *v[9] = {R->pl.scope, d0, d1, R->pl.dl_sl.p, R->pl.dl_h1.p, R->pl.dl_h2.p,
+                        R->pl.dl_c.p, h0, h1};
     struct sl_query_params none = {NULL, 0, 0};
     time_t t0 = (time_t)(R->lo_us / 1000000), t1 = (time_t)((R->hi_us - 1) / 1000000);
     struct tm tm;
     PGresult *r;
-    long long total, pass;
+    long long days, dpass, hours, hpass;
     int rc;
 
     int mode = atomic_load(&day_level_mode);
@@ -602,33 +607,50 @@ static int day_level(struct run *R, int *status, struct sl_buf *body)
     strftime(d0, sizeof(d0), "%Y-%m-%d", &tm);
     gmtime_r(&t1, &tm);
     strftime(d1, sizeof(d1), "%Y-%m-%d", &tm);
+    snprintf(h0, sizeof(h0), "%lld", (long long)t0 - (long long)t0 % 3600);
+    snprintf(h1, sizeof(h1), "%lld", (long long)t1 - (long long)t1 % 3600);
     if ((rc = run(R->pg, "search day level failed",
                   "WITH t AS (SELECT * FROM unnest($4::smallint[], $5::bigint[], $6::bigint[], "
                   "$7::int[]) AS t (s, h1, h2, c)), "
                   "p AS (SELECT DISTINCT source_id, day FROM (SELECT f.source_id, f.day FROM "
                   "log_day_filters f JOIN t ON f.slice = t.s WHERE f.day >= $2::date AND "
                   "f.day <= $3::date AND f.source_id = ANY($1::bigint[]) GROUP BY f.source_id, "
-                  "f.day, t.c HAVING bool_and(sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2))) x) "
+                  "f.day, t.c HAVING bool_and(sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2))) x), "
+                  "q AS (SELECT DISTINCT source_id, hour FROM (SELECT f.source_id, f.hour FROM "
+                  "log_hour_filters f JOIN t ON f.slice = t.s & 63 WHERE f.hour >= "
+                  "to_timestamp($8::bigint) AND f.hour <= to_timestamp($9::bigint) AND "
+                  "f.source_id = ANY($1::bigint[]) GROUP BY f.source_id, f.hour, f.gen, t.c "
+                  "HAVING bool_and(sl_bloom_has1(f.bloom, f.nbits, t.h1, t.h2))) x) "
                   "SELECT (SELECT count(*) FROM log_day_filters WHERE slice = 0 AND day >= "
                   "$2::date AND day <= $3::date AND source_id = ANY($1::bigint[])), "
                   "(SELECT count(*) FROM p), (SELECT coalesce(array_agg(source_id ORDER BY "
                   "source_id, day), '{}') FROM p), (SELECT coalesce(array_agg(day ORDER BY "
-                  "source_id, day), '{}') FROM p)",
-                  v, 7, &none, status, body, &r)))
+                  "source_id, day), '{}') FROM p), "
+                  "(SELECT count(DISTINCT (source_id, hour)) FROM log_hour_filters WHERE slice = "
+                  "0 AND hour >= to_timestamp($8::bigint) AND hour <= to_timestamp($9::bigint) "
+                  "AND source_id = ANY($1::bigint[])), (SELECT count(*) FROM q), "
+                  "(SELECT coalesce(array_agg(source_id ORDER BY source_id, hour), '{}') FROM q), "
+                  "(SELECT coalesce(array_agg(extract(epoch FROM hour)::bigint ORDER BY "
+                  "source_id, hour), '{}') FROM q)",
+                  v, 9, &none, status, body, &r)))
         return rc;
-    total = atoll(PQgetvalue(r, 0, 0));
-    pass = atoll(PQgetvalue(r, 0, 1));
-    if (total > 0 && (pass * 4 <= total || mode == 1)) {
+    days = atoll(PQgetvalue(r, 0, 0));
+    dpass = atoll(PQgetvalue(r, 0, 1));
+    hours = atoll(PQgetvalue(r, 0, 4));
+    hpass = atoll(PQgetvalue(r, 0, 5));
+    if (days + hours > 0 && ((dpass + hpass) * 4 <= days + hours || mode == 1)) {
         R->dl_src = strdup(PQgetvalue(r, 0, 2));
         R->dl_day = strdup(PQgetvalue(r, 0, 3));
-        if (R->dl_src == NULL || R->dl_day == NULL) {
+        R->hl_src = strdup(PQgetvalue(r, 0, 6));
+        R->hl_hour = strdup(PQgetvalue(r, 0, 7));
+        if (R->dl_src == NULL || R->dl_day == NULL || R->hl_src == NULL || R->hl_hour == NULL) {
             PQclear(r);
             return SL_ENOMEM;
         }
         R->dl = 2;
     }
-    sl_debug("search day level", "packed_days=%lld passing=%lld used=%d", total, pass,
-             R->dl == 2);
+    sl_debug("search day level", "packed_days=%lld passing=%lld used=%d hours=%lld "
+             "passing_hours=%lld", days, dpass, R->dl == 2, hours, hpass);
     PQclear(r);
     return 0;
 }
@@ -685,10 +707,12 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
                       &r)))
             return rc;
     } else {
-        /* the blocks without a day level (live, packed before it), and the coarse blocks
-         * of the passing (source, day)s, found through (source_id, max_received): a
-         * coarse block lies inside its day */
-        struct sl_query_params ext = {NULL, R->pl.bp.n + 2, 0};
+        /* the blocks without a level (the open hours' live ones, late ones, packed ones
+         * without a day level), the coarse blocks of the passing (source, day)s and the
+         * hourly blocks of the passing (source, hour)s, both found through (source_id,
+         * max_received): a coarse block lies inside its day, an hourly one's newest row in
+         * its hour */
+        struct sl_query_params ext = {NULL, R->pl.bp.n + 4, 0};
         int na = 7 + (int)R->pl.bp.n;
         if ((ext.v = calloc(ext.n, sizeof(*ext.v))) == NULL)
             return SL_ENOMEM;
@@ -696,10 +720,13 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
             ext.v[i] = R->pl.bp.v[i];
         ext.v[R->pl.bp.n] = R->dl_src;
         ext.v[R->pl.bp.n + 1] = R->dl_day;
+        ext.v[R->pl.bp.n + 2] = R->hl_src;
+        ext.v[R->pl.bp.n + 3] = R->hl_hour;
         rc = sl_buf_addf(&R->sql,
                          "SELECT b.source_id, " TS_US("b.min_received") ", " TS_US("b.max_received")
                          ", b.min_id, b.max_id, b.packed, b.nrows FROM ("
-                         "(SELECT " BLK_COLS " FROM log_blocks b WHERE NOT b.coarse AND %s = ANY($1::bigint[]) "
+                         "(SELECT " BLK_COLS " FROM log_blocks b WHERE NOT b.coarse AND NOT "
+                         "b.hourly AND %s = ANY($1::bigint[]) "
                          "AND b.max_received >= $2::timestamptz AND b.min_received <= $3::timestamptz "
                          "AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, $5::bigint, $6::bigint)"
                          "%s ORDER BY %s LIMIT %d) UNION ALL "
@@ -708,10 +735,17 @@ static int fetch_blocks(struct run *R, int *status, struct sl_buf *body)
                          "AT TIME ZONE 'UTC') AND b.max_received < ((u.d + 1)::timestamp AT TIME "
                          "ZONE 'UTC') WHERE b.coarse AND b.max_received >= $2::timestamptz AND "
                          "b.min_received <= $3::timestamptz AND (%s, b.source_id, b.min_id) %s "
-                         "($4::timestamptz, $5::bigint, $6::bigint)%s ORDER BY %s LIMIT %d)) b "
+                         "($4::timestamptz, $5::bigint, $6::bigint)%s ORDER BY %s LIMIT %d) UNION ALL "
+                         "(SELECT " BLK_COLS " FROM unnest($%d::bigint[], $%d::bigint[]) AS u (s, h) "
+                         "JOIN log_blocks b ON b.source_id = u.s AND b.max_received >= "
+                         "to_timestamp(u.h) AND b.max_received < to_timestamp(u.h + 3600) WHERE "
+                         "b.hourly AND b.max_received >= $2::timestamptz AND b.min_received <= "
+                         "$3::timestamptz AND (%s, b.source_id, b.min_id) %s ($4::timestamptz, "
+                         "$5::bigint, $6::bigint)%s ORDER BY %s LIMIT %d)) b "
                          "ORDER BY %s LIMIT %d",
                          R->pl.wide ? "(b.source_id + 0)" : "b.source_id", kcol, kop, bl, ord,
-                         BLOCK_PAGE, na, na + 1, kcol, kop, bl, ord, BLOCK_PAGE, ord, BLOCK_PAGE);
+                         BLOCK_PAGE, na, na + 1, kcol, kop, bl, ord, BLOCK_PAGE, na + 2, na + 3,
+                         kcol, kop, bl, ord, BLOCK_PAGE, ord, BLOCK_PAGE);
         if (rc == 0)
             rc = sl_buf_addc(&R->sql, '\0');
         if (rc) {
@@ -900,6 +934,8 @@ static void run_free(struct run *R)
     plan_free(&R->pl);
     free(R->dl_src);
     free(R->dl_day);
+    free(R->hl_src);
+    free(R->hl_hour);
     free(R->hits);
     free(R->blks);
     sl_buf_free(&R->sql);

@@ -59,7 +59,8 @@ struct sl_blocks;
     "$6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, n, nb, b) "                       \
     "ON CONFLICT (source_id, min_id) DO UPDATE SET min_received = EXCLUDED.min_received, "        \
     "max_received = EXCLUDED.max_received, max_id = EXCLUDED.max_id, "                            \
-    "nrows = EXCLUDED.nrows, nbits = EXCLUDED.nbits, bloom = EXCLUDED.bloom, touched_at = now()"
+    "nrows = EXCLUDED.nrows, nbits = EXCLUDED.nbits, bloom = EXCLUDED.bloom, touched_at = now(), " \
+    "hourly = false"
 
 struct sl_blocks_opts {
     size_t max_tokens;  /* 0: SL_BLOCK_MAX_TOKENS */

@@ -27,14 +27,23 @@
 #include "sluice/err.h"
 
 #define SL_DAYFILTER_SLICES 256u
+/* The hour level (drain/hourlevel.c) cuts the same hash into fewer slices: its slice is
+ * the day level's slice mod 64. */
+#define SL_HOURFILTER_SLICES 64u
 #define SL_DAYFILTER_MIN_BITS 64u
+
+static inline unsigned sl_dayfilter_slice_of(uint64_t hash, unsigned nslices)
+{
+    return (unsigned)((hash & 0xffffffffu) >> 24) & (nslices - 1);
+}
 
 static inline unsigned sl_dayfilter_slice(uint64_t hash)
 {
-    return (unsigned)((hash & 0xffffffffu) >> 24) & (SL_DAYFILTER_SLICES - 1);
+    return sl_dayfilter_slice_of(hash, SL_DAYFILTER_SLICES);
 }
 
 struct sl_dayfilter {
+    unsigned nslices;                    /* a power of two, at most SL_DAYFILTER_SLICES */
     uint32_t nbits[SL_DAYFILTER_SLICES]; /* powers of two */
     uint8_t *bits[SL_DAYFILTER_SLICES];  /* nbits / 8 bytes; bit p is bits[p>>3] >> (p&7) */
     uint64_t ntokens;                    /* tokens added (with repeats) */
@@ -43,14 +52,29 @@ struct sl_dayfilter {
 /* Sized for est_bits filter bits over all slices (the sum of the old blocks' nbits; 0: the
  * minimum). Returns 0 or SL_ENOMEM (then sl_dayfilter_free). */
 SL_MUSTCHECK int sl_dayfilter_init(struct sl_dayfilter *d, uint64_t est_bits);
+/* The same with nslices slices (a power of two, at most SL_DAYFILTER_SLICES). */
+SL_MUSTCHECK int sl_dayfilter_init_sliced(struct sl_dayfilter *d, uint64_t est_bits,
+                                          unsigned nslices);
 void sl_dayfilter_free(struct sl_dayfilter *d);
 /* Every token of text (sl_tokenize: the writer's tokens). */
 void sl_dayfilter_add_text(struct sl_dayfilter *d, const char *text, size_t len);
 void sl_dayfilter_add_hash(struct sl_dayfilter *d, uint64_t hash);
+struct sl_buf;
+/* Every token of a stored line as the writer's filters have them: its message, and when
+ * json (the message's JSON text, or NULL) decodes, the JSON words too (extra: scratch,
+ * sized as the writer's). */
+void sl_dayfilter_add_line(struct sl_dayfilter *d, const char *msg, size_t len, const char *json,
+                           size_t jlen, struct sl_buf *extra);
 /* Shrink each slice while it stays at most a third full. Call once, after the last add. */
 void sl_dayfilter_fold(struct sl_dayfilter *d);
 /* false: no token of this hash was added. */
 bool sl_dayfilter_may_have(const struct sl_dayfilter *d, uint64_t hash);
 /* Bytes of filter bits held (for the stats line). */
 size_t sl_dayfilter_bytes(const struct sl_dayfilter *d);
+
+/* Folds d, then appends its rows as three PostgreSQL array literals: the slice numbers
+ * (smallint[]), their nbits (int[]) and their bits in hex (text[]; decode(x, 'hex')).
+ * Returns 0 or SL_ENOMEM. */
+SL_MUSTCHECK int sl_dayfilter_arrays(struct sl_dayfilter *d, struct sl_buf *slices,
+                                     struct sl_buf *nbits, struct sl_buf *hex);
 #endif

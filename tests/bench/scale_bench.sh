@@ -23,8 +23,11 @@
 # SCALE_RUNS (60), SCALE_TAIL_SAMPLES (200), SCALE_ONLY (build: stop after the build and
 # the disk report; coarse: sections 1, 2 and 4 only), SCALE_COARSE=1 (also section 4, the
 # coarse-level prototype), SCALE_COMPACT=1 (pack the closed days first, with their day
-# level, as the server does a day later), BUILD (build). The server measured neither packs
-# nor guards the disk meanwhile (SLUICE_COMPACT_AFTER_HOURS=0, SLUICE_DISK_FILESYSTEM=off).
+# level, as the server does a day later, and write the hour level of the closed hours'
+# live blocks, as it does ten minutes after each hour), BUILD (build). The server measured
+# neither packs nor guards the disk meanwhile (SLUICE_COMPACT_AFTER_HOURS=0,
+# SLUICE_DISK_FILESYSTEM=off); its maintenance thread still writes the hour level of hours
+# that closed since (none, on a set built earlier).
 set -euo pipefail
 cd "$(dirname -- "$0")/../.."
 BUILD=${BUILD:-build}
@@ -167,8 +170,9 @@ fi
 END=$(stamp_get end)
 # this sluice's schema (a set built by an older one), then SCALE_COMPACT=1: the closed days
 # packed as the server would pack them (days that ended SLUICE_COMPACT_AFTER_HOURS, 24,
-# ago; docs/search.md "Compacted days") with their day level ("The day level"), once: the
-# stamp records it, a later run finds nothing left to pack
+# ago; docs/search.md "Compacted days") with their day level ("The day level"), and the
+# closed hours' live blocks given their hour level ("The hour level"), once: the stamp
+# records it, a later run finds nothing left to do
 DATABASE_URL=$url "$BUILD"/sluice migrate >/dev/null || die "sluice migrate failed"
 if [ "${SCALE_COMPACT:-0}" = 1 ]; then
     c0=$(date +%s.%N)
@@ -188,7 +192,7 @@ echo "RESULT kind=load lines=$LINES days=$DAYS sources=$SOURCES seed=$SEED load_
 # fork, free-space and visibility maps), TOAST (with its index), indexes.
 psql -X -qtA -v ON_ERROR_STOP=1 -d "$url" -v lines="$LINES" -v wal="$(stamp_get wal_bytes)" <<'EOF'
 WITH t(name) AS (VALUES ('logs'), ('log_blocks'), ('log_commits'), ('log_packs'),
-                       ('log_day_filters'), ('log_filters_coarse')),
+                       ('log_day_filters'), ('log_hour_filters'), ('log_filters_coarse')),
 rel AS (
     SELECT DISTINCT t.name, c.oid AS relid, c.reltoastrelid
     FROM t, LATERAL (SELECT relid FROM pg_partition_tree(to_regclass(t.name))

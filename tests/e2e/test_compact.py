@@ -276,6 +276,32 @@ def test_two_compactors_at_once_pack_each_row_once(db):
     assert db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s", (src.id,))[0]["n"] == 0
 
 
+def test_two_hour_level_builders_at_once_mark_each_block_once(db):
+    """Two `sluice compact` at once over 8 sources' closed hours: both finish without a
+    failure, every block is marked hourly by one of them, and each (source, hour) has
+    exactly one set (the other found its blocks locked, then marked, and wrote none)."""
+    day = (datetime.datetime.now(UTC) - datetime.timedelta(days=1)).date()
+    day_partition(db, day)
+    srcs = [add_source(db, f"hl-race-{k}") for k in range(8)]
+    for k, src in enumerate(srcs):
+        worded_rows(db, src, day, 2400, f"race{k}")  # 48 blocks, about two an hour
+    ids = [x.id for x in srcs]
+    env = dict(os.environ, DATABASE_URL=db.url)
+    procs = [subprocess.Popen([SLUICE, "compact", "--fence-seconds", "0"], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outs = [p.communicate(timeout=120) for p in procs]
+    assert all(p.returncode == 0 for p in procs), outs
+    assert all(re.search(r"hour level: \d+ filter sets .*; 0 failed", o) for o, _ in outs), outs
+    assert db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = ANY(%s) AND NOT "
+                    "hourly", (ids,))[0]["n"] == 0
+    sets = db.query("SELECT source_id, hour, count(DISTINCT gen) AS gens, count(*) AS n FROM "
+                    "log_hour_filters WHERE source_id = ANY(%s) GROUP BY 1, 2", (ids,))
+    want = db.query("SELECT count(DISTINCT (source_id, date_trunc('hour', max_received))) AS n "
+                    "FROM log_blocks WHERE source_id = ANY(%s)", (ids,))[0]["n"]
+    assert len(sets) == want and all(x["gens"] == 1 and x["n"] == 64 for x in sets), sets[:3]
+
+
 def test_the_server_packs_closed_days_by_itself(db, sluice):
     src, rows, day = old_rows(db, "cmp-auto", 3000)
     fresh = old_rows(db, "cmp-fresh", 500)[0]
@@ -393,12 +419,12 @@ def test_cli_refuses_a_database_older_than_itself(pg):
         db.close()
 
 
-def worded_rows(db, src, day, n, words=""):
-    """n rows of src over day (UTC): 'aged line I zqI%97' and `words`, with blocks of 50
-    rows whose filters say yes to every token, last touched an hour ago (a writer's, long
-    closed). The day's partition must exist."""
-    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
-    step = datetime.timedelta(days=1) / (n + 1)
+def worded_rows(db, src, day, n, words="", start=None, span=datetime.timedelta(days=1)):
+    """n rows of src over day (UTC), or over `span` from `start`: 'aged line I zqI%97' and
+    `words`, with blocks of 50 rows whose filters say yes to every token, last touched an
+    hour ago (a writer's, long closed). The day's partition must exist."""
+    d0 = start or datetime.datetime.combine(day, datetime.time(), UTC)
+    step = span / (n + 1)
     first = db.query("SELECT nextval('logs_id_block_seq') AS b")[0]["b"] << 20
     db.query("INSERT INTO logs (id, received_at, source_id, message) SELECT %s + i, "
              "%s::timestamptz + (i + 1) * %s::interval, %s, rtrim('aged line ' || i || ' zq' || "
@@ -482,4 +508,115 @@ def test_the_day_level_reads_only_days_that_may_hold_the_words(db, sluice):
     assert db.query("SELECT count(*) AS n FROM log_day_filters WHERE source_id = ANY(%s)",
                     (ids,))[0]["n"] == 12 * 256
     assert answers(s) == before
+    s.stop()
+
+
+def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
+    """Live blocks of yesterday's closed hours (not yet packed): `sluice compact` writes one
+    filter set per (source, hour) and marks the blocks hourly; a word of one hour of one
+    source reads only that (source, hour)'s blocks; every answer is the same through the
+    filters alone, the hour level as the server decides, and always. Blocks that come
+    late to an hour get a set of their own; a writer's upsert of a block clears its mark;
+    packing the day removes the day's hour level."""
+    day = (datetime.datetime.now(UTC) - datetime.timedelta(days=1)).date()
+    d0 = datetime.datetime.combine(day, datetime.time(), UTC)
+    day_partition(db, day)
+    srcs = [add_source(db, f"hl-{k}") for k in range(4)]
+    for k, src in enumerate(srcs):
+        worded_rows(db, src, day, 480, f"hq{k} common")  # 10 blocks of ~2.4 hours
+    h13 = d0 + datetime.timedelta(hours=13)
+    worded_rows(db, srcs[0], day, 30, "needle common", start=h13 + datetime.timedelta(minutes=1),
+                span=datetime.timedelta(minutes=50))
+    # an hour whose blocks' newest rows come in the reverse order of their sources' ids
+    for k, src in enumerate(srcs):
+        worded_rows(db, src, day, 10, f"hq{k} late15",
+                    start=d0 + datetime.timedelta(hours=15, minutes=10 * (3 - k)),
+                    span=datetime.timedelta(minutes=5))
+    tok = add_read_token(db, "hour-level", *[a for x in srcs for a in ("--source", x.name)])
+    ids = [x.id for x in srcs]
+    win = {"limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
+           "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    queries = ["needle", "needle zq5", "hq1", "hq2 OR needle", "common -hq3", '"line 17 zq17"',
+               "hq1 hq2", "nosuchword", "common zq7", "late15 hq2"]
+
+    def answers(s):
+        out = {}
+        for q in queries:
+            r = api_get(s, "/api/v1/search", dict(win, q=q), token=tok)
+            assert r.status == 200, (q, r.body)
+            out[q] = r.body
+        return out
+
+    def level_log(s):
+        return re.findall(r'msg="search day level" packed_days=0 passing=0 used=(\d) '
+                          r'hours=(\d+) passing_hours=(\d+)', s.log_tail(100000))
+
+    s = sluice(SLUICE_SEARCH_DAY_LEVEL="off")
+    before = answers(s)
+    s.stop()
+    assert len(json.loads(before["needle"])["events"]) == 30
+    assert len(json.loads(before["hq1"])["events"]) == 490
+    assert json.loads(before["hq1 hq2"])["events"] == []
+    r = sluice_cli(db, "compact", "--fence-seconds", "0")
+    assert re.search(r"hour level: \d+ filter sets", r.stdout), r.stdout
+    # every block of the four sources is marked, and each (source, hour) of a block's
+    # newest row has one set of 64 rows
+    assert db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = ANY(%s) AND NOT "
+                    "hourly", (ids,))[0]["n"] == 0
+    want = db.query("SELECT count(DISTINCT (source_id, date_trunc('hour', max_received))) AS n "
+                    "FROM log_blocks WHERE source_id = ANY(%s)", (ids,))[0]["n"]
+    sets = db.query("SELECT source_id, hour, gen, count(*) AS n FROM log_hour_filters WHERE "
+                    "source_id = ANY(%s) GROUP BY 1, 2, 3", (ids,))
+    assert len(sets) == want and all(x["n"] == 64 for x in sets), (want, sets[:3])
+    for mode in ("auto", "always"):
+        s = sluice(SLUICE_SEARCH_DAY_LEVEL=mode, SLUICE_LOG_LEVEL="debug")
+        assert answers(s) == before, mode
+        seen = level_log(s)
+        s.stop()
+        assert len(seen) == len(queries), seen  # every query has a word
+        assert all(int(h) == want for _, h, _ in seen), seen
+        # "needle" and "needle zq5": one (source, hour) of them all; "hq1 hq2" and
+        # "nosuchword": none
+        assert [int(p) for _, _, p in seen[:2]] == [1, 1], seen
+        assert sorted(int(p) for _, _, p in seen).count(0) == 2, seen
+        assert all(u == "1" for u, _, _ in seen) or mode == "auto", seen
+        assert seen[0][0] == "1", seen
+
+    # late blocks of an hour that has its level: found through their own filters, then a
+    # second set of their own
+    worded_rows(db, srcs[0], day, 20, "needle late", start=h13 + datetime.timedelta(minutes=55),
+                span=datetime.timedelta(minutes=4))
+    s = sluice(SLUICE_LOG_LEVEL="debug")
+    late = api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"]
+    assert len(late) == 50
+    r = sluice_cli(db, "compact", "--fence-seconds", "0")
+    assert "hour level: " in r.stdout, r.stdout  # or the server's maintenance did it
+    gens = db.query("SELECT count(DISTINCT gen) AS n FROM log_hour_filters WHERE source_id = %s "
+                    "AND hour = %s", (srcs[0].id, h13))[0]["n"]
+    assert gens == 2
+    assert api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"] == late
+    assert re.search(r"used=1 hours=\d+ passing_hours=1\b", s.log_tail(100000))
+
+    # a writer's upsert of a block clears its mark: a block of today the writer holds open
+    # is marked by hand, and the next line the writer adds to it unmarks it
+    assert s.post(srcs[3], frame_body([line("fresh one")])).status == 204
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = %s AND "
+                              "max_received > now() - interval '1 hour'", (srcs[3].id,))[0]["n"]
+             == 1, 20, what="the open block stored")
+    db.query("UPDATE log_blocks SET hourly = true WHERE source_id = %s AND max_received > now() "
+             "- interval '1 hour'", (srcs[3].id,))
+    assert s.post(srcs[3], frame_body([line("fresh two")])).status == 204
+    wait_for(lambda: db.query("SELECT nrows, hourly FROM log_blocks WHERE source_id = %s AND "
+                              "max_received > now() - interval '1 hour'", (srcs[3].id,))
+             == [{"nrows": 2, "hourly": False}], 20, what="the block upserted and unmarked")
+    s.stop()
+
+    # packing the day takes its hour level with its live blocks
+    sluice_cli(db, "compact", "--day", day.isoformat(), "--fence-seconds", "0")
+    assert db.query("SELECT count(*) AS n FROM log_hour_filters WHERE source_id = ANY(%s) AND "
+                    "hour < %s", (ids, d0 + datetime.timedelta(days=1)))[0]["n"] == 0
+    assert db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = ANY(%s) AND hourly "
+                    "AND max_received < %s", (ids, d0 + datetime.timedelta(days=1)))[0]["n"] == 0
+    s = sluice()
+    assert api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"] == late
     s.stop()

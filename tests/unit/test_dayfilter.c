@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "sluice/buf.h"
 #include "sluice/dayfilter.h"
 #include "sluice/tokens.h"
 
@@ -109,6 +110,52 @@ static void test_slices_spread(void **state)
         assert_true(count[s] > 800 && count[s] < 1200);
 }
 
+/* The hour level's 64 slices: a token's slice is the day level's mod 64 (the SQL joins
+ * them as t.s & 63), the same 4 bits in it, no false negatives, a bad count refused; a
+ * JSON line's words go in with its message (as the writer's filters have them). */
+static void test_hour_slices(void **state)
+{
+    struct sl_dayfilter d;
+    struct sl_buf extra, sl, nb, hex;
+    const char json[] = "{\"user\":{\"name\":\"z\\u00e9lda\"}}"; /* decoded: "zélda" */
+    (void)state;
+    assert_int_equal(sl_dayfilter_init_sliced(&d, 0, 48), SL_EINVAL);
+    assert_int_equal(sl_dayfilter_init_sliced(&d, 0, 512), SL_EINVAL);
+    assert_int_equal(sl_dayfilter_init_sliced(&d, 20000ull * 10, SL_HOURFILTER_SLICES), 0);
+    assert_int_equal(d.nslices, 64);
+    for (uint64_t i = 0; i < 20000; i++) {
+        uint64_t h = mix(i);
+        assert_int_equal(sl_dayfilter_slice_of(h, 64), sl_dayfilter_slice(h) & 63);
+        sl_dayfilter_add_hash(&d, h);
+    }
+    sl_buf_init(&extra, 1u << 16);
+    sl_dayfilter_add_line(&d, json, sizeof(json) - 1, json, sizeof(json) - 1, &extra);
+    sl_dayfilter_add_line(&d, "plain", 5, NULL, 0, &extra);
+    sl_buf_init(&sl, 1u << 12);
+    sl_buf_init(&nb, 1u << 12);
+    sl_buf_init(&hex, 1u << 22);
+    assert_int_equal(sl_dayfilter_arrays(&d, &sl, &nb, &hex), 0); /* folds */
+    for (uint64_t i = 0; i < 20000; i++)
+        assert_true(sl_dayfilter_may_have(&d, mix(i)));
+    assert_true(sl_dayfilter_may_have(&d, sl_token_hash64("z\xc3\xa9lda", 6)));
+    assert_true(sl_dayfilter_may_have(&d, sl_token_hash64("user", 4)));
+    assert_true(sl_dayfilter_may_have(&d, sl_token_hash64("plain", 5)));
+    /* 64 rows: slices 0..63, their sizes, their bits in hex */
+    assert_memory_equal(sl.p, "{0,1,2,", 7);
+    assert_non_null(strstr(sl.p, ",63}"));
+    assert_null(strstr(sl.p, ",64"));
+    assert_int_equal(hex.len, sl_dayfilter_bytes(&d) * 2 + 64 + 1 + 1);
+    size_t fp = 0;
+    for (uint64_t i = 1000000; i < 1100000; i++)
+        fp += sl_dayfilter_may_have(&d, mix(i));
+    assert_true(fp < 5000);
+    sl_buf_free(&extra);
+    sl_buf_free(&sl);
+    sl_buf_free(&nb);
+    sl_buf_free(&hex);
+    sl_dayfilter_free(&d);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -116,6 +163,7 @@ int main(void)
         cmocka_unit_test(test_folding_equals_building_small),
         cmocka_unit_test(test_positions_are_the_sql_ones),
         cmocka_unit_test(test_slices_spread),
+        cmocka_unit_test(test_hour_slices),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
