@@ -421,7 +421,7 @@ static const char *const migrations[] = {
     /* 14: the hour level (docs/search.md "The hour level"): the maintenance thread writes
      * one sliced filter (64 rows) per closed (source, UTC hour) of live blocks and marks
      * those blocks hourly in the same transaction; a (source, hour) whose blocks came
-     * late gets a second set (gen: the first block's min_id). A search reads an hourly
+     * late gets a second set (another gen). A search reads an hourly
      * block only when a filter of its (source, hour) passes. Compaction deletes a day's
      * hour level when it packs the day; a writer's upsert of a block clears the mark. */
     "ALTER TABLE log_blocks ADD COLUMN hourly boolean NOT NULL DEFAULT false;\n"
@@ -438,6 +438,10 @@ static const char *const migrations[] = {
     ");\n"
     "ALTER TABLE log_hour_filters ALTER COLUMN bloom SET STORAGE EXTERNAL;\n"
     "CREATE INDEX log_hour_filters_hour ON log_hour_filters (hour, source_id);\n",
+    /* 15: an hour level set's gen from a sequence: a set's first block's min_id could
+     * come again (that block's mark cleared by its writer and the block taken into a new
+     * set, or blocks of a restored day) while the older set still stands. */
+    "CREATE SEQUENCE log_hour_filters_gen;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)

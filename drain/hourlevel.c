@@ -11,8 +11,8 @@
  *   3. the source's rows within their bounds (times and ids: a superset of their rows,
  *      other blocks' rows in between only add tokens) through a cursor, every token into
  *      one sliced filter (drain/dayfilter.c, SL_HOURFILTER_SLICES slices);
- *   4. the blocks marked hourly, the filter's rows written (gen: the first block's
- *      min_id), COMMIT. */
+ *   4. the blocks marked hourly, the filter's rows written (gen: a new value of
+ *      log_hour_filters_gen), COMMIT. */
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -119,12 +119,11 @@ out:
     return rc;
 }
 
-/* Step 4: the filter's rows of (src, hour, gen). */
-static int write_level(PGconn *c, const char *src, const char *hour, const char *gen,
-                       struct sl_dayfilter *df)
+/* Step 4: the filter's rows of (src, hour), a new gen. */
+static int write_level(PGconn *c, const char *src, const char *hour, struct sl_dayfilter *df)
 {
     struct sl_buf sl, nb, hex;
-    const char *v[6];
+    const char *v[5];
     int rc;
 
     sl_buf_init(&sl, 1u << 12);
@@ -132,13 +131,13 @@ static int write_level(PGconn *c, const char *src, const char *hour, const char 
     sl_buf_init(&hex, (size_t)SL_HOURFILTER_SLICES * (SL_BLOOM_MAX_BITS / 4 + 4));
     if ((rc = sl_dayfilter_arrays(df, &sl, &nb, &hex)))
         goto out;
-    v[0] = src, v[1] = hour, v[2] = gen, v[3] = sl.p, v[4] = nb.p, v[5] = hex.p;
+    v[0] = src, v[1] = hour, v[2] = sl.p, v[3] = nb.p, v[4] = hex.p;
     rc = sl_db_exec(c, "hour level write failed",
                     "INSERT INTO log_hour_filters (slice, hour, source_id, gen, nbits, bloom) "
-                    "SELECT s, to_timestamp($2::bigint), $1::bigint, $3::bigint, n, "
-                    "decode(h, 'hex') FROM unnest($4::smallint[], $5::int[], $6::text[]) AS u "
-                    "(s, n, h)",
-                    6, v, NULL);
+                    "SELECT s, to_timestamp($2::bigint), $1::bigint, g.g, n, decode(h, 'hex') "
+                    "FROM (SELECT nextval('log_hour_filters_gen') AS g) g, unnest($3::smallint[], "
+                    "$4::int[], $5::text[]) AS u (s, n, h)",
+                    5, v, NULL);
 out:
     sl_buf_free(&sl);
     sl_buf_free(&nb);
@@ -150,7 +149,7 @@ out:
 static int build(PGconn *c, int64_t src, int64_t hour, int fence_s, struct sl_hour_level_stats *st,
                  bool *more)
 {
-    char s[24], h[24], f[16], gen[24], lim[16];
+    char s[24], h[24], f[16], lim[16];
     const char *v[4] = {s, h, f, lim};
     struct sl_dayfilter df;
     struct sl_buf keys;
@@ -191,8 +190,6 @@ static int build(PGconn *c, int64_t src, int64_t hour, int fence_s, struct sl_ho
             rc = SL_ENOMEM;
             goto fail;
         }
-        if (n == 0)
-            snprintf(gen, sizeof(gen), "%" PRId64, a);
         n++;
         est += (uint64_t)nbits;
         est_rows += (uint64_t)nr;
@@ -234,7 +231,7 @@ static int build(PGconn *c, int64_t src, int64_t hour, int fence_s, struct sl_ho
         rc = SL_EDB;
         goto fail;
     }
-    if ((rc = write_level(c, s, h, gen, &df)) ||
+    if ((rc = write_level(c, s, h, &df)) ||
         (rc = sl_db_exec(c, "hour level commit failed", "COMMIT", 0, NULL, NULL)))
         goto fail;
     st->levels++;

@@ -7,8 +7,8 @@
  * gen)), and are marked hourly in the same transaction. A search with words reads, per
  * token, one row per (source, hour, gen) and then only the hourly blocks of the (source,
  * hour)s that may hold every token of a conjunction (drain/search.c). Blocks that come
- * late to an hour that has its level get a filter set of their own (another gen: the first
- * block's min_id), so nothing stays unmarked for good.
+ * late to an hour that has its level, or whose mark a writer cleared, get a filter set of
+ * their own (another gen, from a sequence), so nothing stays unmarked for good.
  *
  * Invariant: a block marked hourly has its tokens in a filter of (its source, the hour of
  * its max_received). So the mark is cleared by whatever changes a block (the writer's

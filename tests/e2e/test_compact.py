@@ -597,6 +597,21 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
     assert api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"] == late
     assert re.search(r"used=1 hours=\d+ passing_hours=1\b", s.log_tail(100000))
 
+    # a block whose mark its writer cleared (a late upsert) goes into a set of its own, even
+    # when it was the first block of its old set
+    first = db.query("SELECT min(min_id) AS m FROM log_blocks WHERE source_id = %s AND "
+                     "max_received >= %s AND max_received < %s", (srcs[0].id, h13,
+                                                                 h13 + datetime.timedelta(hours=1)))[0]["m"]
+    db.query("UPDATE log_blocks SET hourly = false WHERE source_id = %s AND min_id = %s",
+             (srcs[0].id, first))
+    r = sluice_cli(db, "compact", "--fence-seconds", "0")
+    assert re.search(r"hour level: \d+ filter sets .*; 0 failed", r.stdout), r.stdout
+    assert db.query("SELECT hourly FROM log_blocks WHERE source_id = %s AND min_id = %s",
+                    (srcs[0].id, first))[0]["hourly"]
+    assert db.query("SELECT count(DISTINCT gen) AS n FROM log_hour_filters WHERE source_id = %s "
+                    "AND hour = %s", (srcs[0].id, h13))[0]["n"] == 3
+    assert api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"] == late
+
     # a writer's upsert of a block clears its mark: a block of today the writer holds open
     # is marked by hand, and the next line the writer adds to it unmarks it
     assert s.post(srcs[3], frame_body([line("fresh one")])).status == 204
