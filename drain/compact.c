@@ -443,7 +443,9 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
     if ((rc = sl_db_exec(c, "compaction query failed",
                          "SELECT b.source_id, extract(epoch FROM (b.min_received AT TIME ZONE "
                          "'UTC')::date::timestamp)::bigint FROM log_blocks b WHERE NOT b.coarse "
-                         "AND b.packed AND b.max_received < to_timestamp($1::bigint) AND NOT "
+                         /* a packed block is never hourly: said, so log_blocks_fine serves */
+                         "AND NOT b.hourly AND b.packed AND b.max_received < "
+                         "to_timestamp($1::bigint) AND NOT "
                          "EXISTS (SELECT 1 FROM log_day_filters f WHERE f.slice = 0 AND f.day = "
                          "(b.min_received AT TIME ZONE 'UTC')::date AND f.source_id = b.source_id) "
                          "ORDER BY b.max_received LIMIT 1",
