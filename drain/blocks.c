@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "sluice/blocks.h"
+#include "sluice/fields.h"
 #include "sluice/tokens.h"
 
 #define SPARE_MAX 64
@@ -211,14 +212,20 @@ static void add_token(void *arg, const char *tok, size_t len, uint64_t hash)
     b->ntokens += fresh;
 }
 
+static void add_hash(void *arg, uint64_t hash)
+{
+    add_token(arg, NULL, 0, hash);
+}
+
 int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id, int64_t received_us,
                   const char *text, size_t len)
 {
-    return sl_blocks_add_extra(bs, source_id, id, received_us, text, len, NULL, 0);
+    return sl_blocks_add_json(bs, source_id, id, received_us, text, len, SIZE_MAX, NULL, 0);
 }
 
-int sl_blocks_add_extra(struct sl_blocks *bs, int64_t source_id, int64_t id, int64_t received_us,
-                        const char *text, size_t len, const char *extra, size_t elen)
+int sl_blocks_add_json(struct sl_blocks *bs, int64_t source_id, int64_t id, int64_t received_us,
+                       const char *text, size_t len, size_t json_off, const char *extra,
+                       size_t elen)
 {
     struct slot *s = slot_get(bs, source_id);
     struct block *b;
@@ -263,6 +270,8 @@ int sl_blocks_add_extra(struct sl_blocks *bs, int64_t source_id, int64_t id, int
     (void)sl_tokenize(text, len, add_token, b);
     if (elen > 0)
         (void)sl_tokenize(extra, elen, add_token, b);
+    if (sl_fields_num_classes(text, len, json_off, add_hash, b))
+        return SL_ENOMEM;
     if (b->ntokens >= bs->o.max_tokens || b->nrows >= bs->o.max_rows)
         block_close(bs, s);
     return 0;

@@ -174,9 +174,9 @@ static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long lon
     *npacks += got;
     rc = sl_db_exec(c, "compaction blocks failed",
                     "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, "
-                    "max_id, nrows, nbits, bloom, packed, coarse) SELECT s, timestamptz 'epoch' + "
-                    "r0 * interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
-                    "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true, $9::boolean FROM "
+                    "max_id, nrows, nbits, bloom, packed, coarse, classes) SELECT s, timestamptz "
+                    "'epoch' + r0 * interval '1 microsecond', timestamptz 'epoch' + r1 * interval "
+                    "'1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true, $9::boolean, true FROM "
                     "unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], "
                     "$5::bigint[], $6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, "
                     "n, nb, b)",
@@ -231,8 +231,10 @@ static int reblock(PGconn *c, int64_t src, const char *const *v, struct newblock
             const char *msg = PQgetvalue(r, i, 2);
             size_t len = (size_t)PQgetlength(r, i, 2);
             bool json = json_words(r, i, 3, &extra);
-            rc = json ? sl_blocks_add_extra(bs, src, id, us, msg, len, extra.p, extra.len)
-                      : sl_blocks_add(bs, src, id, us, msg, len);
+            /* the object is the message's tail: json_at is where it starts */
+            size_t joff = PQgetisnull(r, i, 3) ? SIZE_MAX : len - (size_t)PQgetlength(r, i, 3);
+            rc = json ? sl_blocks_add_json(bs, src, id, us, msg, len, joff, extra.p, extra.len)
+                      : sl_blocks_add_json(bs, src, id, us, msg, len, joff, NULL, 0);
             if (df != NULL) {
                 sl_dayfilter_add_text(df, msg, len);
                 if (json)

@@ -442,6 +442,11 @@ static const char *const migrations[] = {
      * come again (that block's mark cleared by its writer and the block taken into a new
      * set, or blocks of a restored day) while the older set still stands. */
     "CREATE SEQUENCE log_hour_filters_gen;\n",
+    /* 16: numeric field classes (docs/search.md "Numeric fields"): the filters of blocks
+     * written from now on also hold, for each key=number of a line, the token of the
+     * number's class; classes marks them, so a search asks those blocks for a class and
+     * reads the others (written by an older release) as before. */
+    "ALTER TABLE log_blocks ADD COLUMN classes boolean NOT NULL DEFAULT false;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)

@@ -20,6 +20,7 @@
 #include "sluice/err.h"
 #include "sluice/fields.h"
 #include "sluice/str.h"
+#include "sluice/tokens.h"
 #include "sluice/utf8.h"
 
 /* ------------------------------------------------------------------ validation */
@@ -1137,4 +1138,58 @@ bool sl_fields_cond_eval(const struct sl_field_cond *c, struct sl_fields_line *f
     if (sl_fields_logfmt_get(fl->text, fl->len, c->key, kl, &v))
         return cond_value(c, v.p, v.len, SL_J_STRING);
     return false;
+}
+
+/* ------------------------------------------------------------------ numeric classes */
+
+struct numcls {
+    sl_hash_cb cb;
+    void *arg;
+};
+
+static int numcls_leaf(void *arg, const char *path, size_t plen, const struct sl_jleaf *leaf)
+{
+    struct numcls *nc = arg;
+    int c;
+
+    if (leaf->type == SL_J_NUMBER) {
+        c = sl_numclass_of(leaf->raw.p, leaf->raw.len);
+        if (c < 0)
+            c = SL_NUMCLASS_ANY; /* an exponent, or more digits than the query reads */
+    } else if (leaf->type == SL_J_STRING) {
+        c = leaf->escaped ? SL_NUMCLASS_ANY : sl_numclass_of(leaf->raw.p, leaf->raw.len);
+    } else {
+        return 0;
+    }
+    if (c >= 0)
+        nc->cb(nc->arg, sl_numclass_hash(path, plen, c));
+    return 0;
+}
+
+int sl_fields_num_classes(const char *text, size_t len, size_t json_off, sl_hash_cb cb, void *arg)
+{
+    size_t i = 0;
+
+    while (i < len) {
+        size_t a, e;
+        while (i < len && text[i] == ' ')
+            i++;
+        a = i;
+        while (i < len && text[i] != ' ')
+            i++;
+        e = i;
+        for (size_t k = a; k < e; k++) {
+            int c;
+            if (text[k] != '=' || k == a)
+                continue;
+            c = sl_numclass_of(text + k + 1, e - k - 1);
+            if (c >= 0)
+                cb(arg, sl_numclass_hash(text + a, k - a, c));
+        }
+    }
+    if (json_off != SIZE_MAX && json_off < len) {
+        struct numcls nc = {cb, arg};
+        return sl_fields_json_walk(text + json_off, len - json_off, numcls_leaf, &nc);
+    }
+    return 0;
 }

@@ -651,6 +651,26 @@ int sl_query_sql(const struct sl_query *q, int first, const struct sl_query_ids 
 
 /* ------------------------------------------------------------------ tokens */
 
+/* Numeric classes only for keys well inside the JSON walk's path bound (a leaf past it is
+ * never walked, so the writer could not have classed it). */
+#define NUMCLASS_KEY_QUERY_MAX 200
+_Static_assert(SL_NUMCLASS_N <= SL_QUERY_MAX_CONJ, "a field's classes fit one DNF");
+
+/* Whether h is the class token of a numeric comparison of the query (under nd). */
+static bool is_class(const struct node *nd, uint64_t h)
+{
+    if (nd->kind == N_FIELD && nd->numeric && nd->dim == D_NONE) {
+        for (int k = 0; k < SL_NUMCLASS_N; k++)
+            if (sl_numclass_hash(nd->key, strlen(nd->key), k) == h)
+                return true;
+        return false;
+    }
+    for (size_t i = 0; i < nd->nkid; i++)
+        if (is_class(nd->kid[i], h))
+            return true;
+    return false;
+}
+
 struct conj {
     size_t n;
     uint64_t h[SL_QUERY_MAX_CONJ_TOKENS];
@@ -798,6 +818,21 @@ static int node_tokens(const struct node *nd, struct dnf *out)
         return 0;
     case N_FIELD:
         bounded_tokens(&c, nd->key, strlen(nd->key), true, false);
+        /* A plain number compared (status:>=500): one of the classes a satisfying value
+         * may have, or the key's ANY (include/sluice/tokens.h) */
+        if (nd->numeric && nd->dim == D_NONE && strlen(nd->key) <= NUMCLASS_KEY_QUERY_MAX) {
+            unsigned set = sl_numclass_query((int)nd->op, nd->val, nd->vlen);
+            if (set != 0) {
+                out->any = false;
+                for (int k = 0; k < SL_NUMCLASS_N && out->n < SL_QUERY_MAX_CONJ; k++)
+                    if (set & (1u << k)) {
+                        struct conj *cc = &out->c[out->n++];
+                        *cc = c;
+                        conj_add(cc, sl_numclass_hash(nd->key, strlen(nd->key), k));
+                    }
+                return 0;
+            }
+        }
         /* A JSON number equals the value whatever its form (42.0, 4.2e1): the writer adds
          * the canonical text of a line's non-canonical numbers, so a canonical value's
          * tokens are there; a non-canonical value ("42.0") requires only the key. */
@@ -844,6 +879,7 @@ int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
     int rc;
 
     out->hash = NULL;
+    out->cls = NULL;
     out->off = NULL;
     out->nconj = 0;
     if ((d = malloc(sizeof(*d))) == NULL)
@@ -856,14 +892,17 @@ int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
         total += d->c[i].n;
     rc = SL_ENOMEM;
     out->hash = malloc((total ? total : 1) * sizeof(*out->hash));
+    out->cls = malloc(total ? total : 1);
     out->off = malloc((d->n + 1) * sizeof(*out->off));
-    if (out->hash == NULL || out->off == NULL) {
+    if (out->hash == NULL || out->cls == NULL || out->off == NULL) {
         sl_query_tokens_free(out);
         goto out;
     }
     for (size_t i = 0; i < d->n; i++) {
         out->off[i] = w;
         memcpy(out->hash + w, d->c[i].h, d->c[i].n * sizeof(uint64_t));
+        for (size_t j = 0; j < d->c[i].n; j++)
+            out->cls[w + j] = is_class(q->root, d->c[i].h[j]);
         w += d->c[i].n;
     }
     out->off[d->n] = w;
@@ -879,8 +918,10 @@ void sl_query_tokens_free(struct sl_query_tokens *t)
     if (t == NULL)
         return;
     free(t->hash);
+    free(t->cls);
     free(t->off);
     t->hash = NULL;
+    t->cls = NULL;
     t->off = NULL;
     t->nconj = 0;
 }

@@ -213,6 +213,7 @@ struct plan {
      * of its conjunction, as arrays; nconj 0 when the query has no token */
     struct sl_buf dl_sl, dl_h1, dl_h2, dl_c;
     size_t nconj;
+    bool nolevel; /* a conjunction of numeric classes only: the levels cannot check it */
 };
 
 static void plan_init(struct plan *pl)
@@ -275,6 +276,28 @@ static char *ids_literal(const int64_t *ids, size_t n)
     return b.p;
 }
 
+/* Whether conjunction c's words (its tokens but numeric classes) are an earlier one's. */
+static bool same_words(const struct sl_query_tokens *tk, size_t c)
+{
+    for (size_t e = 0; e < c; e++) {
+        size_t i = tk->off[e], j = tk->off[c];
+        for (;;) {
+            while (i < tk->off[e + 1] && tk->cls[i])
+                i++;
+            while (j < tk->off[c + 1] && tk->cls[j])
+                j++;
+            if (i == tk->off[e + 1] || j == tk->off[c + 1]) {
+                if (i == tk->off[e + 1] && j == tk->off[c + 1])
+                    return true;
+                break;
+            }
+            if (tk->hash[i++] != tk->hash[j++])
+                break;
+        }
+    }
+    return false;
+}
+
 /* Build the plan for q over scope; pred placeholders start at $pfirst, bloom ones at
  * $bfirst. On a bad query: SL_EPARSE with the JSON error in err. */
 static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, const int64_t *scope,
@@ -335,18 +358,30 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
     if (tk.nconj > 0) {
         int n = bfirst;
         rc = sl_buf_add(&pl->bloom, " AND (", 6);
+        size_t nl = 0; /* tokens in the levels' arrays */
         for (size_t c = 0; c < tk.nconj && rc == 0; c++) {
+            /* the levels check a conjunction's words; one whose words an earlier one has
+             * too (a number compared: one conjunction per class, the same words) adds
+             * nothing there */
+            bool word = false, dup = same_words(&tk, c);
             rc = sl_buf_add(&pl->bloom, c ? " OR (" : "(", c ? 5 : 1);
             for (size_t h = tk.off[c]; h < tk.off[c + 1] && rc == 0; h++) {
                 char v1[24], v2[24];
                 uint64_t hv = tk.hash[h];
                 snprintf(v1, sizeof(v1), "%" PRIu64, hv & 0xffffffffu);
                 snprintf(v2, sizeof(v2), "%" PRIu64, (hv >> 32) | 1u);
+                /* a numeric class: only in filters written with classes; never in the
+                 * day and hour levels (include/sluice/query.h) */
                 rc = sl_buf_addf(&pl->bloom,
-                                 "%ssl_bloom_has1(b.bloom, b.nbits, $%d::bigint, $%d::bigint)",
+                                 tk.cls[h] ? "%s(NOT b.classes OR sl_bloom_has1(b.bloom, b.nbits, "
+                                             "$%d::bigint, $%d::bigint))"
+                                           : "%ssl_bloom_has1(b.bloom, b.nbits, $%d::bigint, "
+                                             "$%d::bigint)",
                                  h > tk.off[c] ? " AND " : "", n, n + 1);
-                if (rc == 0) {
-                    const char *sep = h > 0 ? "," : "{";
+                if (!tk.cls[h])
+                    word = true;
+                if (rc == 0 && !tk.cls[h] && !dup) {
+                    const char *sep = nl++ > 0 ? "," : "{";
                     rc = sl_buf_addf(&pl->dl_sl, "%s%u", sep, sl_dayfilter_slice(hv)) ||
                          sl_buf_addf(&pl->dl_h1, "%s%s", sep, v1) ||
                          sl_buf_addf(&pl->dl_h2, "%s%s", sep, v2) ||
@@ -360,9 +395,14 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
             }
             if (rc == 0)
                 rc = sl_buf_addc(&pl->bloom, ')');
+            if (!word) /* a conjunction the levels cannot check: they are not read */
+                pl->nolevel = true;
         }
         if (rc == 0)
             rc = sl_buf_addc(&pl->bloom, ')');
+        if (rc == 0 && nl == 0)
+            rc = sl_buf_addc(&pl->dl_sl, '{') || sl_buf_addc(&pl->dl_h1, '{') ||
+                 sl_buf_addc(&pl->dl_h2, '{') || sl_buf_addc(&pl->dl_c, '{');
         if (rc == 0)
             rc = sl_buf_add(&pl->dl_sl, "}", 2) || sl_buf_add(&pl->dl_h1, "}", 2) ||
                  sl_buf_add(&pl->dl_h2, "}", 2) || sl_buf_add(&pl->dl_c, "}", 2);
@@ -601,7 +641,7 @@ static int day_level(struct run *R, int *status, struct sl_buf *body)
     int mode = atomic_load(&day_level_mode);
 
     R->dl = 1;
-    if (R->pl.nconj == 0 || R->hi_us <= R->lo_us || mode == 2)
+    if (R->pl.nconj == 0 || R->pl.nolevel || R->hi_us <= R->lo_us || mode == 2)
         return 0;
     gmtime_r(&t0, &tm);
     strftime(d0, sizeof(d0), "%Y-%m-%d", &tm);

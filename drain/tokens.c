@@ -324,3 +324,124 @@ bool sl_bloom_may_have(const struct sl_bloom *b, uint64_t hash)
     }
     return true;
 }
+
+uint64_t sl_numclass_hash(const char *key, size_t klen, int cls)
+{
+    char b[SL_NUMCLASS_KEY_MAX + 3 + 8];
+
+    if (klen > SL_NUMCLASS_KEY_MAX)
+        klen = SL_NUMCLASS_KEY_MAX; /* never asked for (sl_numclass_query's callers) */
+    b[0] = 1;
+    memcpy(b + 1, key, klen);
+    b[klen + 1] = 2;
+    b[klen + 2] = (char)('a' + cls);
+    return sl_token_hash64(b, klen + 3);
+}
+
+/* The class of v[0..n) (-1: not a number as the SQL reads one), and whether v is exactly
+ * its class's lowest value (0, 100, ... 900, 1000). */
+static int numclass_parse(const char *v, size_t n, bool *at_lo)
+{
+    size_t i = 0, i0, ni, nz = 0;
+    bool neg = false, frac = false;
+    unsigned ip = 0;
+
+    *at_lo = false;
+    if (n > 0 && v[0] == '"')
+        i++;
+    if (n > i && v[n - 1] == '"')
+        n--;
+    if (i < n && v[i] == '-') {
+        neg = true;
+        i++;
+    }
+    i0 = i;
+    while (i < n && v[i] >= '0' && v[i] <= '9') {
+        if (v[i] != '0' || nz > 0)
+            nz++; /* digits from the first non-zero one */
+        i++;
+    }
+    ni = i - i0;
+    if (ni < 1 || ni > 20)
+        return -1;
+    if (i < n && v[i] == '.') {
+        size_t f0 = ++i;
+        while (i < n && v[i] >= '0' && v[i] <= '9') {
+            frac = frac || v[i] != '0';
+            i++;
+        }
+        if (i - f0 < 1 || i - f0 > 20)
+            return -1;
+    }
+    if (i != n)
+        return -1;
+    if (neg && (nz > 0 || frac))
+        return SL_NUMCLASS_NEG;
+    if (nz >= 4) {
+        *at_lo = nz == 4 && !frac && memcmp(v + i0 + ni - 4, "1000", 4) == 0;
+        return SL_NUMCLASS_BIG;
+    }
+    for (size_t k = i0; k < i0 + ni; k++)
+        ip = ip * 10 + (unsigned)(v[k] - '0');
+    *at_lo = ip % 100 == 0 && !frac;
+    return SL_NUMCLASS_H0 + (int)(ip / 100);
+}
+
+int sl_numclass_of(const char *v, size_t n)
+{
+    bool at_lo;
+    return numclass_parse(v, n, &at_lo);
+}
+
+unsigned sl_numclass_query(int op, const char *x, size_t n)
+{
+    bool at_lo;
+    int cx = numclass_parse(x, n, &at_lo);
+    unsigned set = 1u << SL_NUMCLASS_ANY;
+
+    if (op == 1 || op < 0 || op > 5)
+        return 0;
+    if (cx < 0) {
+        /* another spelling of a number: through a double, widened by a relative 1e-9 so
+         * the rounding never loses a class */
+        char tmp[64];
+        double v, d;
+        if (n == 0 || n >= sizeof(tmp))
+            return 0;
+        memcpy(tmp, x, n);
+        tmp[n] = '\0';
+        v = strtod(tmp, NULL);
+        if (!(v == v) || v > 1e300 || v < -1e300)
+            return 0;
+        d = 1e-9 * (v < 0 ? -v : v) + 1e-9;
+        for (int c = SL_NUMCLASS_NEG; c <= SL_NUMCLASS_BIG; c++) {
+            double lo = c == SL_NUMCLASS_NEG ? -1e308 : c == SL_NUMCLASS_BIG ? 1000 : 100.0 * (c - 1);
+            double up = c == SL_NUMCLASS_NEG ? 0 : c == SL_NUMCLASS_BIG ? 1e308 : 100.0 * c;
+            bool any = op == 0 ? lo <= v + d && up > v - d : op <= 3 ? lo <= v + d : up > v - d;
+            if (any)
+                set |= 1u << c;
+        }
+        return set;
+    }
+    /* classes are [lo, up) and ordered: NEG < H0 < ... < H9 < BIG */
+    for (int c = SL_NUMCLASS_NEG; c <= SL_NUMCLASS_BIG; c++) {
+        bool any;
+        switch (op) {
+        case 0: /* = */
+            any = c == cx;
+            break;
+        case 2: /* <: below x's class, or in it when x is above its lowest value */
+            any = c < cx || (c == cx && !at_lo);
+            break;
+        case 3: /* <= */
+            any = c <= cx;
+            break;
+        default: /* > and >=: x's class holds values above x (it is open above) */
+            any = c >= cx;
+            break;
+        }
+        if (any)
+            set |= 1u << c;
+    }
+    return set;
+}

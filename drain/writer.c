@@ -340,11 +340,14 @@ static int w_block_row(struct sl_writer *w, const struct sl_entry *e, int64_t id
         size_t n = info->text.len - info->json.off;
         sl_buf_reset(&w->jextra);
         if (sl_fields_json_extra(obj, n, &w->jextra) == 0)
-            return sl_blocks_add_extra(w->blocks, e->source_id, id, e->received_us,
-                                       info->text.p, info->text.len, w->jextra.p,
-                                       w->jextra.len);
+            return sl_blocks_add_json(w->blocks, e->source_id, id, e->received_us,
+                                      info->text.p, info->text.len, info->json.off,
+                                      w->jextra.p, w->jextra.len);
         return SL_ENOMEM; /* its cap holds any object's words (fields.h) */
     }
+    if (info->has_json) /* its numeric leaves' classes (sl_fields_num_classes) */
+        return sl_blocks_add_json(w->blocks, e->source_id, id, e->received_us, info->text.p,
+                                  info->text.len, info->json.off, NULL, 0);
     return sl_blocks_add(w->blocks, e->source_id, id, e->received_us, info->text.p,
                          info->text.len);
 }

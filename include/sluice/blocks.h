@@ -49,12 +49,13 @@ struct sl_blocks;
 /* The upsert of block rows, one statement for many: eight arrays ($1 source ids, $2/$3
  * min/max received_at in µs since the epoch, $4/$5 min/max id, $6 rows, $7 bits, $8 the
  * filters in hex) unnested side by side, keyed (source_id, min_id). The writer's, and the
- * benchmark loader's (tests/bench/searchgen.c), so both write the same rows. */
+ * benchmark loader's (tests/bench/searchgen.c), so both write the same rows. Every
+ * filter blocks.c builds holds the numeric field classes: classes = true. */
 #define SL_BLOCKS_UPSERT_SQL                                                                      \
     "INSERT INTO log_blocks (source_id, min_received, max_received, min_id, max_id, nrows, "      \
-    "nbits, bloom) "                                                                              \
+    "nbits, bloom, classes) "                                                                     \
     "SELECT s, timestamptz 'epoch' + r0 * interval '1 microsecond', "                             \
-    "timestamptz 'epoch' + r1 * interval '1 microsecond', i0, i1, n, nb, decode(b, 'hex') "       \
+    "timestamptz 'epoch' + r1 * interval '1 microsecond', i0, i1, n, nb, decode(b, 'hex'), true " \
     "FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[], $5::bigint[], "         \
     "$6::int[], $7::int[], $8::text[]) AS u (s, r0, r1, i0, i1, n, nb, b) "                       \
     "ON CONFLICT (source_id, min_id) DO UPDATE SET min_received = EXCLUDED.min_received, "        \
@@ -88,17 +89,19 @@ void sl_blocks_free(struct sl_blocks *bs);
  * blocks opened max_age_us ago or more. Their rows were upserted when last touched. */
 void sl_blocks_begin(struct sl_blocks *bs, int64_t now_us);
 
-/* One stored row: source, row id (greater than every id added before), received_at, and
- * the message text exactly as stored in logs.message (tokenized here). Returns 0 or
+/* One stored row without a JSON object (json_at NULL): source, row id (greater than every
+ * id added before), received_at, and the message text exactly as stored in logs.message
+ * (tokenized here, with its numeric field classes: sl_fields_num_classes). Returns 0 or
  * SL_ENOMEM (then call sl_blocks_abort). */
 SL_MUSTCHECK int sl_blocks_add(struct sl_blocks *bs, int64_t source_id, int64_t id,
                                int64_t received_us, const char *text, size_t len);
-/* The same, with more words for the row's filter: extra[0..elen) (a JSON line's decoded
+/* The same for a row whose JSON object starts at text + json_off (its json_at; SIZE_MAX:
+ * none), with more words for the row's filter: extra[0..elen) (the object's decoded
  * strings and canonical numbers, sl_fields_json_extra), tokenized into the same block.
  * extra may be NULL when elen is 0. */
-SL_MUSTCHECK int sl_blocks_add_extra(struct sl_blocks *bs, int64_t source_id, int64_t id,
-                                     int64_t received_us, const char *text, size_t len,
-                                     const char *extra, size_t elen);
+SL_MUSTCHECK int sl_blocks_add_json(struct sl_blocks *bs, int64_t source_id, int64_t id,
+                                    int64_t received_us, const char *text, size_t len,
+                                    size_t json_off, const char *extra, size_t elen);
 
 /* The blocks touched since sl_blocks_begin (closed ones included), filters built: *rows
  * and *n, owned by bs, valid until the next sl_blocks_* call. Returns 0 or SL_ENOMEM. */

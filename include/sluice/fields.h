@@ -93,6 +93,18 @@ SL_MUSTCHECK int sl_fields_json_extra(const char *obj, size_t len, struct sl_buf
 bool sl_fields_logfmt_get(const char *line, size_t len, const char *key, size_t klen,
                           struct sl_str *val);
 
+/* Every numeric field class token of a stored line (include/sluice/tokens.h,
+ * sl_numclass_hash): for each space-separated run holding '=', each key before an '='
+ * with the rest of the run as its value, when that value reads as a number (every
+ * occurrence: the query reads the first, a superset costs nothing); and when json_off is
+ * not SIZE_MAX, every numeric leaf of the line's JSON object at text + json_off (a VALID
+ * one) under its dotted path: a number without exponent or a string holding one by its
+ * class, another number or an escaped string as SL_NUMCLASS_ANY. cb gets each hash
+ * (repeats included). Returns 0 or SL_ENOMEM. */
+typedef void (*sl_hash_cb)(void *arg, uint64_t hash);
+SL_MUSTCHECK int sl_fields_num_classes(const char *text, size_t len, size_t json_off,
+                                       sl_hash_cb cb, void *arg);
+
 /* ------------------------------------------------------------------ conditions */
 
 enum sl_fop { SL_FOP_EQ, SL_FOP_NE, SL_FOP_LT, SL_FOP_LE, SL_FOP_GT, SL_FOP_GE };

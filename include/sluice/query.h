@@ -121,9 +121,14 @@ SL_MUSTCHECK int sl_query_sql(const struct sl_query *q, int first, const struct 
 /* The tokens the query requires, in disjunctive normal form: a line can match only if,
  * for some i, it holds every token of conj i. nconj == 0 means "no prefilter" (every
  * block must be read): a negation, a regex without safe literals, an attribute... Hashes
- * are sl_token_hash64 values, each conjunction sorted ascending without duplicates. */
+ * are sl_token_hash64 values, each conjunction sorted ascending without duplicates. A
+ * number compared (key:>=500) requires one of the key's numeric classes (sl_numclass_hash,
+ * include/sluice/tokens.h): one conjunction per class; cls[i] marks those hashes, which
+ * only filters written with classes hold (log_blocks.classes), never the day and hour
+ * levels. */
 struct sl_query_tokens {
     uint64_t *hash; /* all conjunctions, back to back */
+    uint8_t *cls;   /* cls[i]: hash[i] is a numeric class token */
     size_t *off;    /* conj i is hash[off[i] .. off[i + 1]) */
     size_t nconj;
 };

@@ -47,6 +47,35 @@ uint64_t sl_token_hash64(const char *p, size_t len);
 typedef void (*sl_token_cb)(void *arg, const char *tok, size_t len, uint64_t hash);
 size_t sl_tokenize(const char *text, size_t len, sl_token_cb cb, void *arg);
 
+/* Numeric field classes (docs/search.md "Numeric fields"). A field compared as a number
+ * (status:>=500) has no word to look up, so the writer adds, for every key=value of a line
+ * whose value reads as a number (and every numeric leaf of its JSON object), the token
+ * "class of this key's value" to the block's filter. Classes: negative, [0,100),
+ * [100,200) ... [900,1000), 1000 and above; SL_NUMCLASS_ANY for a value the writer could
+ * not place (a JSON number with an exponent, a string with escapes). A comparison then
+ * requires, for its key, one of the classes that can satisfy it, or ANY. */
+enum {
+    SL_NUMCLASS_NEG = 0,
+    SL_NUMCLASS_H0 = 1, /* H0 + k: [100k, 100k + 100) */
+    SL_NUMCLASS_BIG = 11,
+    SL_NUMCLASS_ANY = 12,
+    SL_NUMCLASS_N = 13
+};
+/* The hash of (key, class): sl_token_hash64 of "\x01" key "\x02" class, which no word
+ * token can equal (word tokens hold neither byte). Part of the stored format. key: at
+ * most SL_NUMCLASS_KEY_MAX bytes (longer: never hashed; see sl_numclass_query). */
+#define SL_NUMCLASS_KEY_MAX 255
+uint64_t sl_numclass_hash(const char *key, size_t klen, int cls);
+/* The class of v[0..n) when it is a number as the query's SQL reads one
+ * (^"?-?[0-9]{1,20}(\.[0-9]{1,20})?"?$, include/sluice/query.h); -1 otherwise. */
+int sl_numclass_of(const char *v, size_t n);
+/* The classes a value v satisfying "v op x" may fall in, plus ANY, as a bit set (bit c:
+ * class c); op: 0 =, 2 <, 3 <=, 4 >, 5 >= (query_sql.c's cmp order); x[0..n) the query's
+ * number, compared exactly when it is written as the SQL reads numbers, else through a
+ * double widened by a relative 1e-9 (so rounding never loses a class). 0: no class
+ * constraint possible (another op, x not a finite number). */
+unsigned sl_numclass_query(int op, const char *x, size_t n);
+
 /* A Bloom filter under construction: collect hashes (duplicates are fine: they are
  * dropped as they come, so n counts distinct hashes), then size and fill. Caller owns
  * the struct; sl_bloom_free releases its storage (and accepts a zeroed or half-built

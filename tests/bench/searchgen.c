@@ -914,8 +914,10 @@ static int cmd_load(int argc, char **argv)
             sl_blocks_begin(wb, clock_us);
             for (size_t i = 0; i < n; i++) {
                 struct line *l = &bl_lines[i];
-                if (sl_blocks_add(wb, src_ids[l->source], first_id + (int64_t)(done + i), l->us,
-                                  l->msg, l->len))
+                struct sl_json_at at; /* as the writer: its JSON object's numeric classes */
+                size_t joff = sl_fields_json_find(l->msg, l->len, &at) ? at.off : SIZE_MAX;
+                if (sl_blocks_add_json(wb, src_ids[l->source], first_id + (int64_t)(done + i),
+                                       l->us, l->msg, l->len, joff, NULL, 0))
                     die("sl_blocks_add failed");
             }
             tok_cpu += now_s() - w0;
@@ -1550,10 +1552,83 @@ static int cmd_query(int argc, char **argv)
     return 0;
 }
 
+/* reblock DSN SINCE_UNIX: the live blocks whose newest row is at or after SINCE, rebuilt
+ * from their rows by this release's drain/blocks.c (as its writer would write them: with
+ * the numeric field classes, docs/search.md "Numeric fields"), one source a transaction.
+ * For measuring a data set loaded by an older release without loading it again. */
+static int cmd_reblock(int argc, char **argv)
+{
+    PGconn *c;
+    PGresult *r;
+    int nsrc;
+    long long rows = 0, blocks = 0;
+
+    if (argc != 2)
+        die("usage: searchgen reblock DSN SINCE_UNIX");
+    c = connect_db(argv[0]);
+    r = PQexecParams(c, "SELECT DISTINCT source_id FROM log_blocks WHERE NOT packed AND "
+                        "max_received >= to_timestamp($1::bigint) ORDER BY 1",
+                     1, NULL, (const char *const[]){argv[1]}, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die("reblock: %s", PQerrorMessage(c));
+    nsrc = PQntuples(r);
+    for (int i = 0; i < nsrc; i++) {
+        const char *v[2] = {PQgetvalue(r, i, 0), argv[1]};
+        struct sl_blocks *bs;
+        PGresult *q;
+        size_t nb = 0, bytes = 0;
+        exec_ok(c, "BEGIN");
+        /* every row from the first of those blocks on is one of theirs */
+        q = PQexecParams(c, "WITH d AS (DELETE FROM log_blocks WHERE source_id = $1::bigint AND "
+                            "NOT packed AND max_received >= to_timestamp($2::bigint) RETURNING "
+                            "min_received) SELECT l.id, (extract(epoch FROM l.received_at) * "
+                            "1000000)::bigint, l.message, l.json_at FROM logs l WHERE "
+                            "l.source_id = $1::bigint AND l.received_at >= (SELECT min(min_received) "
+                            "FROM d) ORDER BY l.id",
+                         2, NULL, v, NULL, NULL, 0);
+        if (PQresultStatus(q) != PGRES_TUPLES_OK)
+            die("reblock: %s", PQerrorMessage(c));
+        if (sl_blocks_new(NULL, &bs))
+            die("reblock: out of memory");
+        /* as the writer: batches of rows, each begun at its first row's time (blocks open
+         * five minutes at most), upserted, committed */
+        for (int k = 0; k < PQntuples(q); k++) {
+            int64_t us = strtoll(PQgetvalue(q, k, 1), NULL, 10);
+            const char *msg = PQgetvalue(q, k, 2);
+            size_t len = (size_t)PQgetlength(q, k, 2), joff = SIZE_MAX;
+            if (!PQgetisnull(q, k, 3)) { /* json_at counts characters: find the object */
+                struct sl_json_at at;
+                if (sl_fields_json_find(msg, len, &at))
+                    joff = at.off;
+            }
+            if (k % 1000 == 0)
+                sl_blocks_begin(bs, us);
+            if (sl_blocks_add_json(bs, strtoll(v[0], NULL, 10), strtoll(PQgetvalue(q, k, 0), NULL,
+                                   10), us, msg, len, joff, NULL, 0))
+                die("reblock: out of memory");
+            if (k % 1000 == 999 || k == PQntuples(q) - 1) {
+                blocks_upsert(c, bs, &nb, &bytes);
+                sl_blocks_commit(bs);
+            }
+        }
+        rows += PQntuples(q);
+        PQclear(q);
+        sl_blocks_free(bs);
+        exec_ok(c, "COMMIT");
+        blocks += (long long)nb;
+    }
+    PQclear(r);
+    printf("reblock: %d sources, %lld rows, %lld closed blocks\n", nsrc, rows, blocks);
+    PQfinish(c);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        die("usage: searchgen tokbench|sqlcheck|load|query ...");
+        die("usage: searchgen tokbench|sqlcheck|load|query|reblock ...");
+    if (!strcmp(argv[1], "reblock"))
+        return cmd_reblock(argc - 2, argv + 2);
     if (!strcmp(argv[1], "tokbench"))
         return cmd_tokbench(argc - 2, argv + 2);
     if (!strcmp(argv[1], "sqlcheck"))

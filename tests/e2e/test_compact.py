@@ -635,3 +635,49 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
     s = sluice()
     assert api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"] == late
     s.stop()
+
+
+def test_a_number_compared_reads_only_blocks_holding_its_class(db, sluice):
+    """status:>=500 asks each block (written with classes) for one of status's classes
+    that can hold a value >= 500 (docs/search.md "Numeric fields"), logfmt and JSON alike;
+    a block written by an older release (classes false) is read as before."""
+    s = sluice()
+    ok, other = add_source(db, "cls-ok"), add_source(db, "cls-other")
+    tok = add_read_token(db, "classes", "--source", ok.name, "--source", other.name)
+    body = [line(f"at=info method=GET path=/a status=200 bytes={100 + i}") for i in range(40)]
+    body += [line("at=error path=/b status=503 bytes=9"),
+             line('worker {"status":"502","latency_ms":1.5e3,"msg":"upstream"}'),
+             line("at=info status=-1 odd=\"7\"")]
+    assert s.post(ok, frame_body(body)).status == 204
+    assert s.post(other, frame_body([line(f"at=info status=abc n={i}") for i in range(20)])
+                  ).status == 204
+    wait_for(lambda: db.query("SELECT count(*) AS n FROM logs WHERE source_id = ANY(%s)",
+                              ([ok.id, other.id],))[0]["n"] == 63, 20, what="63 rows")
+    assert db.query("SELECT bool_and(classes) AS c FROM log_blocks WHERE source_id = ANY(%s)",
+                    ([ok.id, other.id],))[0]["c"]
+
+    def msgs(q):
+        r = api_get(s, "/api/v1/search", {"q": q, "limit": 1000}, token=tok)
+        assert r.status == 200, r.body
+        return sorted(e["message"] for e in r.json()["events"])
+
+    assert msgs("status:>=500") == sorted(["at=error path=/b status=503 bytes=9",
+                                           'worker {"status":"502","latency_ms":1.5e3,'
+                                           '"msg":"upstream"}'])
+    assert msgs("status:<0") == ["at=info status=-1 odd=\"7\""]
+    assert len(msgs("status:<300")) == 41
+    assert msgs("latency_ms:>=1000") == ['worker {"status":"502","latency_ms":1.5e3,'
+                                         '"msg":"upstream"}']
+    assert msgs("odd:=7") == ["at=info status=-1 odd=\"7\""]
+    assert len(msgs("bytes:>=100 bytes:<110")) == 10
+    # a row changed under its block (only a test does that): the block's filter holds no
+    # class of status >= 500, so the search skips the block...
+    db.query("UPDATE logs SET message = 'at=info status=504 n=0' WHERE source_id = %s AND "
+             "message = 'at=info status=abc n=0'", (other.id,))
+    assert msgs("status:>=500") == sorted(["at=error path=/b status=503 bytes=9",
+                                           'worker {"status":"502","latency_ms":1.5e3,'
+                                           '"msg":"upstream"}'])
+    # ...unless the block was written without classes (by an older release): read, found
+    db.query("UPDATE log_blocks SET classes = false WHERE source_id = %s", (other.id,))
+    assert "at=info status=504 n=0" in msgs("status:>=500")
+    s.stop()

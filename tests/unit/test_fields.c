@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "sluice/fields.h"
+#include "sluice/tokens.h"
 
 static void test_valid_table(void **state)
 {
@@ -296,6 +297,68 @@ static void test_cond(void **state)
     assert_int_equal(sl_fields_cond_parse("", "x", &c, &why), SL_EPARSE);
 }
 
+struct hashes {
+    uint64_t h[64];
+    size_t n;
+};
+
+static void collect(void *arg, uint64_t h)
+{
+    struct hashes *hs = arg;
+    for (size_t i = 0; i < hs->n; i++)
+        if (hs->h[i] == h)
+            return;
+    assert_true(hs->n < 64);
+    hs->h[hs->n++] = h;
+}
+
+/* The line's class tokens are exactly want ("key=class" pairs, class a digit 0-9 for
+ * [100k, 100k+100), N negative, B 1000 and above, A any). */
+static void check_num_classes(const char *line, bool json, const char *const *want)
+{
+    struct hashes hs = {{0}, 0};
+    const char *brace = strchr(line, '{');
+    size_t n = 0;
+
+    assert_int_equal(sl_fields_num_classes(line, strlen(line),
+                                           json ? (size_t)(brace - line) : SIZE_MAX, collect,
+                                           &hs),
+                     0);
+    for (; want[n] != NULL; n++) {
+        const char *eq = strrchr(want[n], '=');
+        char c = eq[1];
+        int cls = c == 'N' ? SL_NUMCLASS_NEG : c == 'B' ? SL_NUMCLASS_BIG
+                : c == 'A' ? SL_NUMCLASS_ANY : SL_NUMCLASS_H0 + (c - '0');
+        uint64_t h = sl_numclass_hash(want[n], (size_t)(eq - want[n]), cls);
+        bool found = false;
+        for (size_t i = 0; i < hs.n; i++)
+            found |= hs.h[i] == h;
+        if (!found)
+            fail_msg("%s: no %s", line, want[n]);
+    }
+    if (hs.n != n)
+        fail_msg("%s: %zu class tokens, want %zu", line, hs.n, n);
+}
+
+static void test_num_classes(void **state)
+{
+    (void)state;
+    check_num_classes("at=info status=503 bytes=1234 connect=1ms service=-2 fwd=\"1.2.3.4\"",
+                      false, (const char *const[]){"status=5", "bytes=B", "service=N", NULL});
+    /* every occurrence (the query reads the first); quoted values; a key after '=' */
+    check_num_classes("status=abc status=404 k=\"42\" x=1=2 =5 y=",
+                      false, (const char *const[]){"status=4", "k=0", "x=1=0", NULL});
+    /* a tab is part of a run, as the SQL's split on spaces has it */
+    check_num_classes("a\tstatus=503", false, (const char *const[]){"a\tstatus=5", NULL});
+    /* JSON leaves by dotted path, arrays by index; an exponent or an escape: ANY */
+    check_num_classes("msg {\"status\":503,\"lat\":1e3,\"s\":\"-5\",\"e\":\"\\u0035\","
+                      "\"n\":{\"m\":[1,2000]},\"b\":true,\"t\":\"abc\"}",
+                      true, (const char *const[]){"status=5", "lat=A", "s=N", "e=A", "n.m.0=0",
+                                                  "n.m.1=B", NULL});
+    /* the same object not marked as the line's JSON: no leaves */
+    check_num_classes("msg {\"status\":503}", false, (const char *const[]){NULL});
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -303,7 +366,7 @@ int main(void)
         cmocka_unit_test(test_find),        cmocka_unit_test(test_get),
         cmocka_unit_test(test_walk),        cmocka_unit_test(test_canon),
         cmocka_unit_test(test_extra),       cmocka_unit_test(test_logfmt),
-        cmocka_unit_test(test_cond),
+        cmocka_unit_test(test_cond),        cmocka_unit_test(test_num_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

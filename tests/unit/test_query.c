@@ -895,7 +895,6 @@ static const struct tok_case tok_cases[] = {
     {"dyno:web*", {"dyno", NULL}},
     {"dyno:*.1", {"dyno 1", NULL}},
     {"code:!=H12", {"code", NULL}},
-    {"status:>=500", {"status", NULL}},
     {"sample#memory_total:>1mb", {"sample memory_total", NULL}},
     /* JSON fields: the key's tokens, a text value's, a canonical number's (the writer adds
      * the canonical text of a line's 42.0 or 4.2e1); a non-canonical number needs the key */
@@ -988,6 +987,94 @@ static void test_tokens_caps(void **state)
     sl_query_free(q);
 }
 
+/* A number compared: one conjunction per class a satisfying value may be in, plus the
+ * key's ANY; those hashes flagged cls. Other comparisons keep the key's tokens only. */
+static void check_classes(const char *in, const char *word, unsigned want)
+{
+    struct sl_query *q = parse_ok(in);
+    struct sl_query_tokens t;
+    size_t k = 0;
+
+    assert_int_equal(sl_query_tokens(q, &t), 0);
+    if (t.nconj != (size_t)__builtin_popcount(want))
+        fail_msg("%s: %zu conjunctions, want %d", in, t.nconj, __builtin_popcount(want));
+    for (int c = 0; c < SL_NUMCLASS_N; c++) {
+        uint64_t h = sl_numclass_hash("status", 6, c), w = sl_token_hash64(word, strlen(word));
+        bool found = false;
+        if (!(want & (1u << c)))
+            continue;
+        for (size_t i = 0; i < t.nconj && !found; i++) {
+            size_t a = t.off[i], n = t.off[i + 1] - a;
+            bool hc = false, hw = false;
+            for (size_t j = a; j < a + n; j++) {
+                hc |= t.hash[j] == h && t.cls[j];
+                hw |= t.hash[j] == w && !t.cls[j];
+            }
+            found = hc && hw;
+        }
+        if (!found)
+            fail_msg("%s: no conjunction of class %d with %s", in, c, word);
+        k++;
+    }
+    assert_int_equal(k, t.nconj);
+    sl_query_tokens_free(&t);
+    sl_query_free(q);
+}
+
+static void test_tokens_numeric_classes(void **state)
+{
+    const unsigned any = 1u << SL_NUMCLASS_ANY, neg = 1u << SL_NUMCLASS_NEG,
+                   big = 1u << SL_NUMCLASS_BIG;
+#define H(k) (1u << (SL_NUMCLASS_H0 + (k)))
+    (void)state;
+    check_classes("status:>=500", "status", H(5) | H(6) | H(7) | H(8) | H(9) | big | any);
+    check_classes("status:>500", "status", H(5) | H(6) | H(7) | H(8) | H(9) | big | any);
+    check_classes("status:<500", "status", neg | H(0) | H(1) | H(2) | H(3) | H(4) | any);
+    check_classes("status:<=500", "status", neg | H(0) | H(1) | H(2) | H(3) | H(4) | H(5) | any);
+    check_classes("status:<500.5", "status", neg | H(0) | H(1) | H(2) | H(3) | H(4) | H(5) | any);
+    check_classes("status:=503", "status", H(5) | any);
+    check_classes("status:>=1000", "status", big | any);
+    check_classes("status:<1000", "status", neg | H(0) | H(1) | H(2) | H(3) | H(4) | H(5) | H(6) |
+                                                H(7) | H(8) | H(9) | any);
+    check_classes("status:<0", "status", neg | any);
+    check_classes("status:<=-0", "status", neg | H(0) | any);
+    check_classes("status:>-1", "status", neg | H(0) | H(1) | H(2) | H(3) | H(4) | H(5) | H(6) |
+                                             H(7) | H(8) | H(9) | big | any);
+    /* with a word: the word in every conjunction */
+    check_classes("error status:>=900", "error", H(9) | big | any);
+#undef H
+    /* no classes: a unit (compared in ms), != , a text value */
+    struct {
+        const char *in;
+        size_t nconj;
+    } none[] = {{"status:>500ms", 1}, {"status:!=500", 1}, {"status:503", 1}};
+    for (size_t i = 0; i < sizeof(none) / sizeof(none[0]); i++) {
+        struct sl_query *q = parse_ok(none[i].in);
+        struct sl_query_tokens t;
+        assert_int_equal(sl_query_tokens(q, &t), 0);
+        assert_int_equal(t.nconj, none[i].nconj);
+        for (size_t j = 0; j < t.off[t.nconj]; j++)
+            assert_false(t.cls[j]);
+        sl_query_tokens_free(&t);
+        sl_query_free(q);
+    }
+    /* a value's class, as the writer places it */
+    assert_int_equal(sl_numclass_of("503", 3), SL_NUMCLASS_H0 + 5);
+    assert_int_equal(sl_numclass_of("\"503\"", 5), SL_NUMCLASS_H0 + 5);
+    assert_int_equal(sl_numclass_of("0999.9", 6), SL_NUMCLASS_H0 + 9);
+    assert_int_equal(sl_numclass_of("1000", 4), SL_NUMCLASS_BIG);
+    assert_int_equal(sl_numclass_of("-0.5", 4), SL_NUMCLASS_NEG);
+    assert_int_equal(sl_numclass_of("-0.0", 4), SL_NUMCLASS_H0);
+    assert_int_equal(sl_numclass_of("99999999999999999999", 20), SL_NUMCLASS_BIG);
+    assert_int_equal(sl_numclass_of("123456789012345678901", 21), -1); /* the SQL's 20 */
+    assert_int_equal(sl_numclass_of("5e2", 3), -1);
+    assert_int_equal(sl_numclass_of("12ms", 4), -1);
+    assert_int_equal(sl_numclass_of("1.", 2), -1);
+    assert_int_equal(sl_numclass_of("", 0), -1);
+    assert_true(sl_numclass_hash("status", 6, 5) != sl_numclass_hash("statu", 5, 5));
+    assert_true(sl_numclass_hash("status", 6, 5) != sl_numclass_hash("status", 6, 6));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -996,6 +1083,7 @@ int main(void)
         cmocka_unit_test(test_errors),   cmocka_unit_test(test_regex_ok),
         cmocka_unit_test(test_caps),     cmocka_unit_test(test_errfmt),
         cmocka_unit_test(test_tokens),   cmocka_unit_test(test_tokens_caps),
+        cmocka_unit_test(test_tokens_numeric_classes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
