@@ -872,14 +872,53 @@ static int node_tokens(const struct node *nd, struct dnf *out)
     }
 }
 
+/* A rarity guess for each of the query's own tokens, by hash (sl_query_tokens' rare). */
+struct tlens {
+    uint64_t h[512];
+    uint8_t n[512];
+    size_t k;
+};
+
+static void tlen_cb(void *arg, const char *tok, size_t len, uint64_t hash)
+{
+    struct tlens *t = arg;
+    size_t score = len > 190 ? 190 : len;
+    for (size_t i = 0; i < len; i++)
+        if (tok[i] >= '0' && tok[i] <= '9') {
+            score += 64; /* ids and numbers are rarer than words */
+            break;
+        }
+    for (size_t i = 0; i < t->k; i++)
+        if (t->h[i] == hash)
+            return;
+    if (t->k < sizeof(t->h) / sizeof(t->h[0])) {
+        t->h[t->k] = hash;
+        t->n[t->k++] = (uint8_t)score;
+    }
+}
+
+static void tlen_walk(const struct node *nd, struct tlens *t)
+{
+    if (nd->kind == N_WORD || nd->kind == N_PHRASE || nd->kind == N_MESSAGE)
+        (void)sl_tokenize(nd->val, nd->vlen, tlen_cb, t);
+    if (nd->kind == N_FIELD) {
+        (void)sl_tokenize(nd->key, strlen(nd->key), tlen_cb, t);
+        (void)sl_tokenize(nd->val, nd->vlen, tlen_cb, t);
+    }
+    for (size_t i = 0; i < nd->nkid; i++)
+        tlen_walk(nd->kid[i], t);
+}
+
 int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
 {
     struct dnf *d;
+    struct tlens *tl = NULL;
     size_t total = 0, w = 0;
     int rc;
 
     out->hash = NULL;
     out->cls = NULL;
+    out->rare = NULL;
     out->off = NULL;
     out->nconj = 0;
     if ((d = malloc(sizeof(*d))) == NULL)
@@ -893,22 +932,32 @@ int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
     rc = SL_ENOMEM;
     out->hash = malloc((total ? total : 1) * sizeof(*out->hash));
     out->cls = malloc(total ? total : 1);
+    out->rare = malloc(total ? total : 1);
     out->off = malloc((d->n + 1) * sizeof(*out->off));
-    if (out->hash == NULL || out->cls == NULL || out->off == NULL) {
+    if (out->hash == NULL || out->cls == NULL || out->rare == NULL || out->off == NULL ||
+        (tl = malloc(sizeof(*tl))) == NULL) {
         sl_query_tokens_free(out);
         goto out;
     }
+    tl->k = 0;
+    tlen_walk(q->root, tl);
     for (size_t i = 0; i < d->n; i++) {
         out->off[i] = w;
         memcpy(out->hash + w, d->c[i].h, d->c[i].n * sizeof(uint64_t));
-        for (size_t j = 0; j < d->c[i].n; j++)
+        for (size_t j = 0; j < d->c[i].n; j++) {
             out->cls[w + j] = is_class(q->root, d->c[i].h[j]);
+            out->rare[w + j] = 0;
+            for (size_t k = 0; k < tl->k; k++)
+                if (tl->h[k] == d->c[i].h[j])
+                    out->rare[w + j] = tl->n[k];
+        }
         w += d->c[i].n;
     }
     out->off[d->n] = w;
     out->nconj = d->n;
     rc = 0;
 out:
+    free(tl);
     free(d);
     return rc;
 }
@@ -919,9 +968,11 @@ void sl_query_tokens_free(struct sl_query_tokens *t)
         return;
     free(t->hash);
     free(t->cls);
+    free(t->rare);
     free(t->off);
     t->hash = NULL;
     t->cls = NULL;
+    t->rare = NULL;
     t->off = NULL;
     t->nconj = 0;
 }

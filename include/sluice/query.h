@@ -129,6 +129,9 @@ SL_MUSTCHECK int sl_query_sql(const struct sl_query *q, int first, const struct 
 struct sl_query_tokens {
     uint64_t *hash; /* all conjunctions, back to back */
     uint8_t *cls;   /* cls[i]: hash[i] is a numeric class token */
+    uint8_t *rare;  /* rare[i]: a guess of how rare the token is, to check it first: its
+                     * length (at most 190), plus 64 when it holds a digit (ids and numbers
+                     * are rarer than words); 0: unknown (a regex literal's) */
     size_t *off;    /* conj i is hash[off[i] .. off[i + 1]) */
     size_t nconj;
 };

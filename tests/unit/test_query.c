@@ -1058,6 +1058,25 @@ static void test_tokens_numeric_classes(void **state)
         sl_query_tokens_free(&t);
         sl_query_free(q);
     }
+    /* each token's rarity guess (the levels check the rarest-looking first): its length,
+     * plus 64 with a digit */
+    {
+        struct sl_query *q = parse_ok("7c9e6679-7425 \"ab cde\" /xyzzy+/");
+        struct sl_query_tokens t;
+        assert_int_equal(sl_query_tokens(q, &t), 0);
+        assert_int_equal(t.nconj, 1);
+        for (size_t j = 0; j < t.off[1]; j++) {
+            uint64_t h = t.hash[j];
+            unsigned want = h == sl_token_hash64("7c9e6679", 8) ? 8 + 64
+                          : h == sl_token_hash64("7425", 4)     ? 4 + 64
+                          : h == sl_token_hash64("ab", 2)       ? 2
+                          : h == sl_token_hash64("cde", 3)      ? 3
+                                                                : 0; /* a regex literal's */
+            assert_int_equal(t.rare[j], want);
+        }
+        sl_query_tokens_free(&t);
+        sl_query_free(q);
+    }
     /* a value's class, as the writer places it */
     assert_int_equal(sl_numclass_of("503", 3), SL_NUMCLASS_H0 + 5);
     assert_int_equal(sl_numclass_of("\"503\"", 5), SL_NUMCLASS_H0 + 5);
