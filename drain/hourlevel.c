@@ -32,10 +32,12 @@
 #define HOUR_S ((int64_t)3600)
 
 #define TS_US(col) "(extract(epoch from " col ") * 1000000)::bigint"
-/* a live block (of log_blocks b) without a level, untouched by a writer for $4 seconds */
+/* a live block (of log_blocks b) without a level, untouched by a writer for $4 seconds,
+ * spanning less than an hour (a search looks its hour up from its window: the hour of its
+ * newest row is at most one past the window's last; a restored day's blocks span more) */
 #define DUE                                                                                        \
     "NOT b.coarse AND NOT b.hourly AND NOT b.packed AND b.touched_at < now() - $4::int * "       \
-    "interval '1 second'"
+    "interval '1 second' AND b.max_received - b.min_received < interval '1 hour'"
 
 /* Step 1: the next (source, hour) due after the round's place. */
 static int next_due(PGconn *c, int64_t before_us, int fence_s, const struct sl_hour_level_stats *st,
@@ -173,7 +175,8 @@ static int build(PGconn *c, int64_t src, int64_t hour, int fence_s, struct sl_ho
                          TS_US("max_received") " FROM log_blocks WHERE source_id = $1::bigint "
                          "AND max_received >= to_timestamp($2::bigint) AND max_received < "
                          "to_timestamp($2::bigint + 3600) AND NOT coarse AND NOT hourly AND NOT "
-                         "packed AND touched_at < now() - $3::int * interval '1 second' ORDER BY "
+                         "packed AND touched_at < now() - $3::int * interval '1 second' AND "
+                         "max_received - min_received < interval '1 hour' ORDER BY "
                          "min_id LIMIT $4::int FOR UPDATE",
                          4, v, &r)))
         goto fail;

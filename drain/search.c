@@ -668,7 +668,9 @@ static int day_level(struct run *R, int *status, struct sl_buf *body)
     gmtime_r(&t1, &tm);
     strftime(d1, sizeof(d1), "%Y-%m-%d", &tm);
     snprintf(h0, sizeof(h0), "%lld", (long long)t0 - (long long)t0 % 3600);
-    snprintf(h1, sizeof(h1), "%lld", (long long)t1 - (long long)t1 % 3600);
+    /* an hourly block spans less than an hour (drain/hourlevel.c): one overlapping the
+     * window has its newest row at most in the hour after the window's last */
+    snprintf(h1, sizeof(h1), "%lld", (long long)t1 - (long long)t1 % 3600 + 3600);
     if ((rc = run(R->pg, "search day level failed",
                   /* per conjunction, its lead (rarest-looking) word first, through every
                    * (source, day) and (source, hour, gen) of the window; the others only

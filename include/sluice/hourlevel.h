@@ -1,7 +1,8 @@
 /* The hour level: a coarse filter level for live (not yet packed) blocks (drain/hourlevel.c,
  * docs/search.md "The hour level").
  *
- * For each closed UTC hour, each source's live blocks whose newest row falls in it get one
+ * For each closed UTC hour, each source's live blocks whose newest row falls in it (and
+ * that span less than an hour, so a search knows which hours a window's blocks are in) get one
  * sliced Bloom filter of every token of their rows (drain/dayfilter.c with
  * SL_HOURFILTER_SLICES slices: 64 rows of log_hour_filters, keyed (slice, hour, source_id,
  * gen)), and are marked hourly in the same transaction. A search with words reads, per

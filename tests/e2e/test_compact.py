@@ -523,7 +523,7 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
     day_partition(db, day)
     srcs = [add_source(db, f"hl-{k}") for k in range(4)]
     for k, src in enumerate(srcs):
-        worded_rows(db, src, day, 480, f"hq{k} common")  # 10 blocks of ~2.4 hours
+        worded_rows(db, src, day, 1200, f"hq{k} common")  # 24 blocks of ~59 minutes
     h13 = d0 + datetime.timedelta(hours=13)
     worded_rows(db, srcs[0], day, 30, "needle common", start=h13 + datetime.timedelta(minutes=1),
                 span=datetime.timedelta(minutes=50))
@@ -532,10 +532,15 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
         worded_rows(db, src, day, 10, f"hq{k} late15",
                     start=d0 + datetime.timedelta(hours=15, minutes=10 * (3 - k)),
                     span=datetime.timedelta(minutes=5))
+    # a block across 15:00 (its newest row in hour 15), searched until 15:00
+    worded_rows(db, srcs[1], day, 10, "edgeword", start=d0 + datetime.timedelta(hours=14,
+                minutes=55), span=datetime.timedelta(minutes=9))
     tok = add_read_token(db, "hour-level", *[a for x in srcs for a in ("--source", x.name)])
     ids = [x.id for x in srcs]
     win = {"limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
            "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    edge = {"limit": 1000, "q": "edgeword", "since": d0.isoformat().replace("+00:00", "Z"),
+            "until": (d0 + datetime.timedelta(hours=15)).isoformat().replace("+00:00", "Z")}
     queries = ["needle", "needle zq5", "hq1", "hq2 OR needle", "common -hq3", '"line 17 zq17"',
                "hq1 hq2", "nosuchword", "common zq7", "late15 hq2"]
 
@@ -545,6 +550,7 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
             r = api_get(s, "/api/v1/search", dict(win, q=q), token=tok)
             assert r.status == 200, (q, r.body)
             out[q] = r.body
+        out["edge"] = api_get(s, "/api/v1/search", edge, token=tok).body
         return out
 
     def level_log(s):
@@ -555,7 +561,8 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
     before = answers(s)
     s.stop()
     assert len(json.loads(before["needle"])["events"]) == 30
-    assert len(json.loads(before["hq1"])["events"]) == 490
+    assert len(json.loads(before["edge"])["events"]) == 6  # 14:55:49 .. 14:59:53
+    assert len(json.loads(before["hq1"])["events"]) == 1000  # the limit: 1 210 match
     assert json.loads(before["hq1 hq2"])["events"] == []
     r = sluice_cli(db, "compact", "--fence-seconds", "0")
     assert re.search(r"hour level: \d+ filter sets", r.stdout), r.stdout
@@ -573,12 +580,14 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
         assert answers(s) == before, mode
         seen = level_log(s)
         s.stop()
-        assert len(seen) == len(queries), seen  # every query has a word
+        assert len(seen) == len(queries) + 1, seen  # every query has a word
+        edge_seen, seen = seen[-1], seen[:-1]
         assert all(int(h) == want for _, h, _ in seen), seen
         # "needle" and "needle zq5": one (source, hour) of them all; "hq1 hq2" and
-        # "nosuchword": none
+        # "nosuchword": none; "edgeword" until 15:00: the (source, hour 15) of its block
         assert [int(p) for _, _, p in seen[:2]] == [1, 1], seen
         assert sorted(int(p) for _, _, p in seen).count(0) == 2, seen
+        assert edge_seen[2] == "1", edge_seen
         assert all(u == "1" for u, _, _ in seen) or mode == "auto", seen
         assert seen[0][0] == "1", seen
 
