@@ -1250,6 +1250,20 @@ int sl_search_run(struct pg_conn *pg, struct sl_sources *src, const struct sl_se
     }
     if (rc)
         goto fail;
+    /* One snapshot for every statement of the search: the levels, the block pages, their
+     * rows and the events. Compaction or the hour level committing in between (blocks
+     * marked coarse or hourly after the levels were read, rows moved into packs after
+     * their blocks were listed) would otherwise hide lines from it. */
+    {
+        PGresult *b = PQexec(pg, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+        bool ok = PQresultStatus(b) == PGRES_COMMAND_OK;
+        PQclear(b);
+        if (!ok) {
+            sl_warn("search failed", "what=\"begin\" err=\"%s\"", PQerrorMessage(pg));
+            rc = SL_EDB;
+            goto fail;
+        }
+    }
     /* direction and cursor */
     if (p->kind == SL_SEARCH_PAPERTRAIL) {
         int64_t kid = p->min_id ? p->min_id : p->max_id;
@@ -1409,6 +1423,8 @@ fail:
         json_error(body, rc == SL_ENOMEM ? "out of memory" : "search failed", -1);
     rc = (rc == SL_EDB && PQstatus(pg) != CONNECTION_OK) ? SL_EDB : 0;
 out:
+    if (PQstatus(pg) == CONNECTION_OK && PQtransactionStatus(pg) != PQTRANS_IDLE)
+        PQclear(PQexec(pg, "ROLLBACK")); /* read only: nothing to keep */
     free(off);
     run_free(&R);
     return rc;
