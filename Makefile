@@ -134,11 +134,11 @@ FUZZ_FLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -g -O1 -fno-omit-frame-pointe
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -Iinclude
 FUZZ_NAMES := $(patsubst tests/fuzz/fuzz_%.c,%,$(wildcard tests/fuzz/fuzz_*.c))
 FUZZ_SRC_syslog := drain/rfc5424.c drain/util.c
-FUZZ_SRC_ruleset := rules/ruleset.c drain/enc.c drain/util.c drain/fields.c drain/utf8.c
+FUZZ_SRC_ruleset := rules/ruleset.c drain/enc.c drain/util.c drain/fields.c drain/tokens.c drain/utf8.c
 FUZZ_LIBS_ruleset := -lcjson -lpcre2-8 -lcrypto
 FUZZ_SRC_query := drain/query.c drain/query_sql.c drain/pcre2pg.c drain/tokens.c drain/utf8.c drain/util.c \
 	rules/match.c drain/fields.c
-FUZZ_SRC_fields := drain/fields.c drain/utf8.c drain/util.c
+FUZZ_SRC_fields := drain/fields.c drain/tokens.c drain/utf8.c drain/util.c
 FUZZ_LIBS_query := -lpcre2-8
 FUZZ_SRC_crash := drain/crash.c drain/enc.c drain/digest.c drain/utf8.c drain/util.c
 FUZZ_LIBS_crash := -lcjson -lcrypto

@@ -10,8 +10,9 @@
  * walked path finds lies inside the object (a later duplicate may replace a parent: the
  * last wins, so it need not find the walked leaf); the extra
  * filter words stay within their bound; a canonical number is a JSON number and its own
- * canonical form; conditions never crash on any line. The first input byte picks a
- * condition; the rest is the line. */
+ * canonical form; conditions never crash on any line; the numeric field classes stay
+ * within one per '=' and per leaf. The first input byte picks a condition; the rest is
+ * the line. */
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -69,6 +70,12 @@ static int on_leaf(void *arg, const char *path, size_t plen, const struct sl_jle
     return 0;
 }
 
+static void count_hash(void *arg, uint64_t hash)
+{
+    (void)hash;
+    (*(size_t *)arg)++;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const char *const exprs[] = {"error", ">1000", "!=x", "web.*", "=42", "<=0.5", "true",
@@ -114,6 +121,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         free(lfl);
     } else if (size > 0 && line[0] == '{') {
         CHECK(!sl_fields_json_valid(line, size)); /* a valid object at 0 is always found */
+    }
+    {
+        /* the numeric field classes of the line, with its object when it has one: bounded
+         * (at most one class per '=' of the line and per leaf of the object) */
+        size_t eqs = 0, n = 0, json_off = SIZE_MAX;
+        struct sl_json_at at2;
+        for (size_t i = 0; i < size; i++) {
+            eqs += line[i] == '=';
+            n += line[i] == ',' || line[i] == ':'; /* leaves are at most these + 1 */
+        }
+        if (sl_fields_json_find(line, size, &at2))
+            json_off = at2.off;
+        size_t got = 0;
+        CHECK(sl_fields_num_classes(line, size, json_off, count_hash, &got) == 0);
+        CHECK(got <= eqs + n + 1);
     }
     {
         char num[SL_FIELDS_CANON_MAX + 2];
