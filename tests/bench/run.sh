@@ -1242,5 +1242,10 @@ How to read it:
   marker POSTed one per request (HTTPS keep-alive, the source's drain credentials), each
   after the previous one's event; latency is from the POST's 2xx read to its SSE event read.
 EOF
+    # the month-scale targets, from the last `make bench-scale` (tests/bench/scale_bench.sh)
+    if [ -s docs/benchmarks-scale.md ]; then
+        printf '\n' >>"$DOC"
+        cat docs/benchmarks-scale.md >>"$DOC"
+    fi
     log "wrote $DOC"
 fi

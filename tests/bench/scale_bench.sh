@@ -190,7 +190,7 @@ echo "RESULT kind=load lines=$LINES days=$DAYS sources=$SOURCES seed=$SEED load_
 # ------------------------------------------------------------------ 2. disk
 # Every relation of a table's partition tree (a plain table is its own tree): heap (main
 # fork, free-space and visibility maps), TOAST (with its index), indexes.
-psql -X -qtA -v ON_ERROR_STOP=1 -d "$url" -v lines="$LINES" -v wal="$(stamp_get wal_bytes)" <<'EOF'
+psql -X -qtA -v ON_ERROR_STOP=1 -d "$url" -v lines="$LINES" -v wal="$(stamp_get wal_bytes)" <<'EOF' | tee "$tmp/disk"
 WITH t(name) AS (VALUES ('logs'), ('log_blocks'), ('log_commits'), ('log_packs'),
                        ('log_day_filters'), ('log_hour_filters'), ('log_filters_coarse')),
 rel AS (
@@ -287,6 +287,7 @@ if [ "${SCALE_ONLY:-}" != coarse ]; then
         [ "$(bc -l <<<"$p99 < $4")" = 1 ] || ok=MISS
         [ $ok = PASS ] || misses=$((misses + 1))
         echo "TARGET $ok kind=$1 scope=$2 p50_ms=$p50 (target ${3/-/none}) p99_ms=$p99 (target $4): $5"
+        echo "| $5 | $2 | $p50 / $p99 | $([ "$3" = - ] || echo "p50 < $3, ")p99 < $4 | $ok |" >>"$tmp/targets.md"
     }
     for scope in all one; do
         target word $scope 50 300 "selective word, last 24 h"
@@ -330,5 +331,29 @@ if [ "${SCALE_COARSE:-0}" = 1 ] || [ "${SCALE_ONLY:-}" = coarse ]; then
         "$BUILD"/bench/coarse query "$url" --since $((END - 7 * 86400)) --until $((END + 1)) \
             --runs-file "$tmp/phrases" 2>/dev/null | sed "s/^RESULT kind=coarse_proto /RESULT kind=coarse_proto what=phrase_7d pass=$pass /"
     done
+fi
+# ------------------------------------------------------------------ 5. the document
+# SCALE_DOC (docs/benchmarks-scale.md; empty: not written): this run's targets and disk,
+# which tests/bench/run.sh appends to docs/benchmarks.md. Only a run that measured them.
+DOC=${SCALE_DOC-docs/benchmarks-scale.md}
+if [ -n "$DOC" ] && [ -s "$tmp/targets.md" ]; then
+    bpl() { awk -v t="$1" '$3 == "table=" t { for (i = 1; i <= NF; i++) if ($i ~ /^bytes_per_line=/) { sub("bytes_per_line=", "", $i); s += $i } } END { printf "%.1f", s }' "$tmp/disk"; }
+    {
+        echo "## A month of logs (\`make bench-scale\`)"
+        echo
+        echo "Written by \`tests/bench/scale_bench.sh\` (\`make bench-scale\`); rerun it rather than editing."
+        echo "Design and the runs before this one: [search.md](search.md) (\"A month of logs\","
+        echo "\"The day level\", \"The hour level\", \"Numeric fields\")."
+        echo
+        echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo " (working tree modified)" || true)"
+        echo "- data set: $LINES lines over $DAYS days, $SOURCES Zipf-weighted sources (seed $SEED), loaded in $(stamp_get load_s) s ($(stamp_get rows_per_s) rows/s), built $(stamp_get built)$(grep -q '^compacted=' "$STAMP" && echo ", closed days packed $(stamp_get compacted)")"
+        echo "- disk, bytes per line of the whole set: database $(bpl total), logs $(bpl logs), log_packs $(bpl log_packs), log_blocks $(bpl log_blocks), log_day_filters $(bpl log_day_filters), log_hour_filters $(bpl log_hour_filters)"
+        echo "- searches: $RUNS timed runs per row over HTTPS keep-alive, newest 100, a cold cluster; p99 is the nearest rank (with fewer than 100 runs, the slowest run)"
+        echo
+        echo "| search | scope | p50 / p99 ms | target | |"
+        echo "|---|---|---|---|---|"
+        cat "$tmp/targets.md"
+    } >"$DOC"
+    log "wrote $DOC"
 fi
 log "$misses target(s) missed; data set kept in $PG (deploy/pg.sh start $PG)"
