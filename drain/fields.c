@@ -1168,24 +1168,18 @@ static int numcls_leaf(void *arg, const char *path, size_t plen, const struct sl
 
 int sl_fields_num_classes(const char *text, size_t len, size_t json_off, sl_hash_cb cb, void *arg)
 {
-    size_t i = 0;
+    const char *end = text + len, *p = text, *eq;
 
-    while (i < len) {
-        size_t a, e;
-        while (i < len && text[i] == ' ')
-            i++;
-        a = i;
-        while (i < len && text[i] != ' ')
-            i++;
-        e = i;
-        for (size_t k = a; k < e; k++) {
-            int c;
-            if (text[k] != '=' || k == a)
-                continue;
-            c = sl_numclass_of(text + k + 1, e - k - 1);
-            if (c >= 0)
-                cb(arg, sl_numclass_hash(text + a, k - a, c));
-        }
+    /* each '=': its key runs back to the space before it, its value on to the next */
+    while (p < end && (eq = memchr(p, '=', (size_t)(end - p))) != NULL) {
+        const char *sp = memrchr(text, ' ', (size_t)(eq - text));
+        const char *a = sp ? sp + 1 : text, *e = memchr(eq + 1, ' ', (size_t)(end - eq - 1));
+        int c;
+        if (e == NULL)
+            e = end;
+        if (eq > a && (c = sl_numclass_of(eq + 1, (size_t)(e - eq - 1))) >= 0)
+            cb(arg, sl_numclass_hash(a, (size_t)(eq - a), c));
+        p = eq + 1;
     }
     if (json_off != SIZE_MAX && json_off < len) {
         struct numcls nc = {cb, arg};
