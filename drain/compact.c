@@ -395,31 +395,12 @@ static int day_level_state(PGconn *c, const char *const *v, bool packed, bool *h
 /* The day level's 256 rows of (source, day), folded first. */
 static int write_day_level(PGconn *c, const char *const *v, struct sl_dayfilter *df)
 {
-    struct sl_buf sl, nb, hex;
-    const char *pv[5];
-    int rc;
-
-    sl_buf_init(&sl, 1u << 12);
-    sl_buf_init(&nb, 1u << 12);
-    sl_buf_init(&hex, (size_t)SL_DAYFILTER_SLICES * (SL_BLOOM_MAX_BITS / 4 + 4));
-    if ((rc = sl_dayfilter_arrays(df, &sl, &nb, &hex)))
-        goto out;
-    pv[0] = v[0];
-    pv[1] = v[1];
-    pv[2] = sl.p;
-    pv[3] = nb.p;
-    pv[4] = hex.p;
-    rc = sl_db_exec(c, "compaction day level failed",
-                    "INSERT INTO log_day_filters (slice, day, source_id, nbits, bloom) SELECT s, "
-                    "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date, $1::bigint, "
-                    "n, decode(h, 'hex') FROM unnest($3::smallint[], $4::int[], $5::text[]) "
-                    "AS u (s, n, h)",
-                    5, pv, NULL);
-out:
-    sl_buf_free(&sl);
-    sl_buf_free(&nb);
-    sl_buf_free(&hex);
-    return rc;
+    return sl_db_level_write(c, "compaction day level failed",
+                             "INSERT INTO log_day_filters (slice, day, source_id, nbits, bloom) "
+                             "SELECT s, (to_timestamp($2::bigint / 1000000) AT TIME ZONE "
+                             "'UTC')::date, $1::bigint, n, decode(h, 'hex') FROM "
+                             "unnest($3::smallint[], $4::int[], $5::text[]) AS u (s, n, h)",
+                             2, v, df);
 }
 
 /* A day packed before its day level existed (migration 13): the oldest such (source, day)
@@ -432,7 +413,6 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
     char bs[24], s[24], a[24], b[24];
     const char *bv[1] = {bs}, *v[3] = {s, a, b};
     struct sl_dayfilter df;
-    struct sl_buf extra;
     PGresult *r = NULL;
     bool have = false;
     uint64_t est = 0;
@@ -461,7 +441,6 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
     snprintf(a, sizeof(a), "%lld", atoll(PQgetvalue(r, 0, 1)) * 1000000LL);
     snprintf(b, sizeof(b), "%lld", (atoll(PQgetvalue(r, 0, 1)) + 86400) * 1000000LL);
     PQclear(r);
-    sl_buf_init(&extra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES);
     if ((rc = sl_db_exec(c, "compaction failed", "BEGIN", 0, NULL, NULL)))
         goto out;
     if ((rc = day_level_state(c, v, true, &have, &est)))
@@ -469,29 +448,12 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
     if (have)
         goto fail; /* a node wrote it meanwhile */
     if ((rc = sl_dayfilter_init(&df, est)) ||
-        (rc = sl_db_exec(c, "compaction read failed",
-                         "DECLARE sl_level NO SCROLL CURSOR FOR SELECT message, CASE WHEN json_at "
-                         "IS NOT NULL THEN substr(message, json_at) END FROM sl_packed_rows("
-                         "$1::bigint, 'epoch'::timestamptz + $2::bigint * interval '1 us', "
-                         "'epoch'::timestamptz + $3::bigint * interval '1 us')",
-                         3, v, NULL)))
-        goto fail;
-    for (;;) {
-        int nt;
-        if ((rc = sl_db_exec(c, "compaction read failed", "FETCH 5000 FROM sl_level", 0, NULL,
-                             &r)))
-            goto fail;
-        nt = PQntuples(r);
-        for (int i = 0; i < nt; i++)
-            sl_dayfilter_add_line(&df, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
-                                  PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
-                                  (size_t)PQgetlength(r, i, 1), &extra);
-        PQclear(r);
-        n += nt;
-        if (nt < FETCH_ROWS)
-            break;
-    }
-    if ((rc = sl_db_exec(c, "compaction read failed", "CLOSE sl_level", 0, NULL, NULL)) ||
+        (rc = sl_db_level_read(c, "compaction read failed",
+                               "SELECT message, CASE WHEN json_at IS NOT NULL THEN "
+                               "substr(message, json_at) END FROM sl_packed_rows($1::bigint, "
+                               "'epoch'::timestamptz + $2::bigint * interval '1 us', "
+                               "'epoch'::timestamptz + $3::bigint * interval '1 us')",
+                               3, v, &df, &n)) ||
         (rc = write_day_level(c, v, &df)) ||
         (rc = sl_db_exec(c, "compaction day level failed",
                          "UPDATE log_blocks SET coarse = true WHERE source_id = $1::bigint AND "
@@ -508,7 +470,6 @@ static int backfill_one(PGconn *c, int64_t before_us, bool *did, struct sl_compa
 fail:
     PQclear(PQexec(c, "ROLLBACK"));
 out:
-    sl_buf_free(&extra);
     sl_dayfilter_free(&df);
     return rc;
 }

@@ -13,10 +13,14 @@
 
 #include <libpq-fe.h>
 
+#include "sluice/buf.h"
+#include "sluice/dayfilter.h"
 #include "sluice/db.h"
 #include "sluice/digest.h"
 #include "sluice/enc.h"
+#include "sluice/fields.h"
 #include "sluice/log.h"
+#include "sluice/tokens.h"
 #include "sluice/str.h"
 
 /* Migrations: append only; never edit one that has shipped. */
@@ -1156,19 +1160,10 @@ int sl_db_retention_drop(struct pg_conn *c, long long *dropped)
         if (sl_db_exec(c, "partition drop failed", sql, 0, NULL, NULL) == 0) {
             (*dropped)++;
             sl_info("partition dropped", "day=%s", day);
-            /* and the day level of its packed (source, day)s (a failure leaves rows no
-             * block points at: the next drop of a later day does not retry them, but a
-             * search never reads them either) */
-            snprintf(sql, sizeof(sql), "DELETE FROM log_day_filters WHERE day = "
-                     "to_date('%s', 'YYYYMMDD')", day);
-            if (sl_db_exec(c, "day level delete failed", sql, 0, NULL, NULL))
-                sl_warn("day level left", "day=%s", day);
-            /* and the hour level of its live blocks (drain/hourlevel.c) */
-            snprintf(sql, sizeof(sql), "DELETE FROM log_hour_filters WHERE hour >= "
-                     "to_date('%s', 'YYYYMMDD')::timestamp AT TIME ZONE 'UTC' AND hour < "
-                     "(to_date('%s', 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'", day, day);
-            if (sl_db_exec(c, "hour level delete failed", sql, 0, NULL, NULL))
-                sl_warn("hour level left", "day=%s", day);
+            /* and its day and hour levels (a failure leaves rows no block points at: the
+             * next drop of a later day does not retry them, but a search never reads
+             * them either) */
+            sl_db_levels_drop_day(c, "day levels delete failed", day);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
     }
@@ -1315,4 +1310,85 @@ int sl_db_source_set_disk_evict(struct pg_conn *c, const char *name, bool evict)
     return change_named(c, "source set failed",
                         "UPDATE sources SET disk_evict = $2::boolean WHERE name = $1 RETURNING id",
                         2, vals);
+}
+
+/* ---------------------------------------------------------------- the coarse levels */
+
+#define LEVEL_FETCH 5000
+
+int sl_db_level_read(struct pg_conn *c, const char *what, const char *select, int n,
+                     const char *const *vals, struct sl_dayfilter *df, long long *nrows)
+{
+    struct sl_buf sql, extra;
+    int rc;
+
+    *nrows = 0;
+    sl_buf_init(&sql, 1u << 16);
+    sl_buf_init(&extra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES); /* as the writer */
+    if (sl_buf_addf(&sql, "DECLARE sl_level NO SCROLL CURSOR FOR %s", select) ||
+        sl_buf_addc(&sql, '\0')) {
+        rc = SL_ENOMEM;
+        goto out;
+    }
+    if ((rc = sl_db_exec(c, what, sql.p, n, vals, NULL)))
+        goto out;
+    for (;;) {
+        PGresult *r = NULL;
+        int nt;
+        if ((rc = sl_db_exec(c, what, "FETCH 5000 FROM sl_level", 0, NULL, &r)))
+            goto out;
+        nt = PQntuples(r);
+        for (int i = 0; i < nt; i++)
+            sl_dayfilter_add_line(df, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
+                                  PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
+                                  (size_t)PQgetlength(r, i, 1), &extra);
+        PQclear(r);
+        *nrows += nt;
+        if (nt < LEVEL_FETCH)
+            break;
+    }
+    rc = sl_db_exec(c, what, "CLOSE sl_level", 0, NULL, NULL);
+out:
+    sl_buf_free(&sql);
+    sl_buf_free(&extra);
+    return rc;
+}
+
+int sl_db_level_write(struct pg_conn *c, const char *what, const char *insert_sql, int n,
+                      const char *const *vals, struct sl_dayfilter *df)
+{
+    struct sl_buf sl, nb, hex;
+    const char *v[16];
+    int rc;
+
+    if (n < 0 || n > (int)(sizeof(v) / sizeof(v[0])) - 3)
+        return SL_EINVAL;
+    sl_buf_init(&sl, 1u << 12);
+    sl_buf_init(&nb, 1u << 12);
+    sl_buf_init(&hex, (size_t)SL_DAYFILTER_SLICES * (SL_BLOOM_MAX_BITS / 4 + 4));
+    if ((rc = sl_dayfilter_arrays(df, &sl, &nb, &hex)))
+        goto out;
+    for (int i = 0; i < n; i++)
+        v[i] = vals[i];
+    v[n] = sl.p;
+    v[n + 1] = nb.p;
+    v[n + 2] = hex.p;
+    rc = sl_db_exec(c, what, insert_sql, n + 3, v, NULL);
+out:
+    sl_buf_free(&sl);
+    sl_buf_free(&nb);
+    sl_buf_free(&hex);
+    return rc;
+}
+
+void sl_db_levels_drop_day(struct pg_conn *c, const char *what, const char *day)
+{
+    const char *v[1] = {day};
+
+    if (sl_db_exec(c, what, "DELETE FROM log_day_filters WHERE day = $1::date", 1, v, NULL) ||
+        sl_db_exec(c, what,
+                   "DELETE FROM log_hour_filters WHERE hour >= $1::date::timestamp AT TIME ZONE "
+                   "'UTC' AND hour < ($1::date + 1)::timestamp AT TIME ZONE 'UTC'",
+                   1, v, NULL))
+        sl_warn("day and hour levels left", "day=%s", day);
 }

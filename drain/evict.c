@@ -716,16 +716,8 @@ static int day_finish(struct sl_evict *e, PGconn *c)
             done = true;
             e->ep_parts++;
             SL_INC(disk_evicted_partitions, 1);
-            /* the day level of its packed (source, day)s goes with it */
-            if (sl_db_exec(c, "disk guard drop failed",
-                           "DELETE FROM log_day_filters WHERE day = $1::date", 1, vals + 1, NULL))
-                sl_warn("disk guard: day level left", "day=%s", day);
-            /* and the hour level of its live blocks (drain/hourlevel.c) */
-            if (sl_db_exec(c, "disk guard drop failed",
-                           "DELETE FROM log_hour_filters WHERE hour >= $1::date::timestamp AT "
-                           "TIME ZONE 'UTC' AND hour < ($1::date + 1)::timestamp AT TIME ZONE "
-                           "'UTC'", 1, vals + 1, NULL))
-                sl_warn("disk guard: hour level left", "day=%s", day);
+            /* its day and hour levels go with it */
+            sl_db_levels_drop_day(c, "disk guard drop failed", day);
         } else
             PQclear(PQexec(c, "RESET lock_timeout"));
     } else if (e->day_rows > 0 || e->resumed) {

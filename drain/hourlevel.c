@@ -23,12 +23,9 @@
 #include "sluice/buf.h"
 #include "sluice/dayfilter.h"
 #include "sluice/db.h"
-#include "sluice/fields.h"
 #include "sluice/hourlevel.h"
 #include "sluice/log.h"
-#include "sluice/tokens.h"
 
-#define FETCH_ROWS 5000
 #define HOUR_S ((int64_t)3600)
 
 #define TS_US(col) "(extract(epoch from " col ") * 1000000)::bigint"
@@ -83,68 +80,31 @@ static int read_rows(PGconn *c, const char *src, int64_t r0, int64_t r1, int64_t
 {
     char a[24], b[24], x[24], y[24];
     const char *v[5] = {src, a, b, x, y};
-    struct sl_buf extra;
-    int rc;
 
     snprintf(a, sizeof(a), "%" PRId64, r0);
     snprintf(b, sizeof(b), "%" PRId64, r1);
     snprintf(x, sizeof(x), "%" PRId64, i0);
     snprintf(y, sizeof(y), "%" PRId64, i1);
-    sl_buf_init(&extra, (SL_FIELDS_CANON_MAX + 2) * SL_JSON_MAX_BYTES); /* as the writer */
-    if ((rc = sl_db_exec(c, "hour level read failed",
-                         "DECLARE sl_hour NO SCROLL CURSOR FOR SELECT message, CASE WHEN json_at "
-                         "IS NOT NULL THEN substr(message, json_at) END FROM logs WHERE "
-                         "source_id = $1::bigint AND received_at >= 'epoch'::timestamptz + "
-                         "$2::bigint * interval '1 us' AND received_at <= 'epoch'::timestamptz + "
-                         "$3::bigint * interval '1 us' AND id BETWEEN $4::bigint AND $5::bigint",
-                         5, v, NULL)))
-        goto out;
-    for (;;) {
-        PGresult *r = NULL;
-        int nt;
-        if ((rc = sl_db_exec(c, "hour level read failed", "FETCH 5000 FROM sl_hour", 0, NULL,
-                             &r)))
-            goto out;
-        nt = PQntuples(r);
-        for (int i = 0; i < nt; i++)
-            sl_dayfilter_add_line(df, PQgetvalue(r, i, 0), (size_t)PQgetlength(r, i, 0),
-                                  PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
-                                  (size_t)PQgetlength(r, i, 1), &extra);
-        PQclear(r);
-        *nrows += nt;
-        if (nt < FETCH_ROWS)
-            break;
-    }
-    rc = sl_db_exec(c, "hour level read failed", "CLOSE sl_hour", 0, NULL, NULL);
-out:
-    sl_buf_free(&extra);
-    return rc;
+    return sl_db_level_read(c, "hour level read failed",
+                            "SELECT message, CASE WHEN json_at IS NOT NULL THEN substr(message, "
+                            "json_at) END FROM logs WHERE source_id = $1::bigint AND received_at "
+                            ">= 'epoch'::timestamptz + $2::bigint * interval '1 us' AND "
+                            "received_at <= 'epoch'::timestamptz + $3::bigint * interval '1 us' "
+                            "AND id BETWEEN $4::bigint AND $5::bigint",
+                            5, v, df, nrows);
 }
 
 /* Step 4: the filter's rows of (src, hour), a new gen. */
 static int write_level(PGconn *c, const char *src, const char *hour, struct sl_dayfilter *df)
 {
-    struct sl_buf sl, nb, hex;
-    const char *v[5];
-    int rc;
+    const char *v[2] = {src, hour};
 
-    sl_buf_init(&sl, 1u << 12);
-    sl_buf_init(&nb, 1u << 12);
-    sl_buf_init(&hex, (size_t)SL_HOURFILTER_SLICES * (SL_BLOOM_MAX_BITS / 4 + 4));
-    if ((rc = sl_dayfilter_arrays(df, &sl, &nb, &hex)))
-        goto out;
-    v[0] = src, v[1] = hour, v[2] = sl.p, v[3] = nb.p, v[4] = hex.p;
-    rc = sl_db_exec(c, "hour level write failed",
-                    "INSERT INTO log_hour_filters (slice, hour, source_id, gen, nbits, bloom) "
-                    "SELECT s, to_timestamp($2::bigint), $1::bigint, g.g, n, decode(h, 'hex') "
-                    "FROM (SELECT nextval('log_hour_filters_gen') AS g) g, unnest($3::smallint[], "
-                    "$4::int[], $5::text[]) AS u (s, n, h)",
-                    5, v, NULL);
-out:
-    sl_buf_free(&sl);
-    sl_buf_free(&nb);
-    sl_buf_free(&hex);
-    return rc;
+    return sl_db_level_write(c, "hour level write failed",
+                             "INSERT INTO log_hour_filters (slice, hour, source_id, gen, nbits, "
+                             "bloom) SELECT s, to_timestamp($2::bigint), $1::bigint, g.g, n, "
+                             "decode(h, 'hex') FROM (SELECT nextval('log_hour_filters_gen') AS g) "
+                             "g, unnest($3::smallint[], $4::int[], $5::text[]) AS u (s, n, h)",
+                             2, v, df);
 }
 
 /* Steps 2-4 for (src, hour) in one transaction. */

@@ -180,4 +180,23 @@ SL_MUSTCHECK int sl_db_source_set_disk_evict(struct pg_conn *c, const char *name
 /* The partition name for the UTC day containing us: logs_YYYYMMDD. */
 void sl_db_partition_name(int64_t us, char out[16]);
 
+/* The coarse levels' I/O, shared by the day level (drain/compact.c) and the hour level
+ * (drain/hourlevel.c); docs/search.md "The day level", "The hour level". In the caller's
+ * transaction. */
+struct sl_dayfilter;
+/* Every row of `select` (a SELECT whose columns are the message, then a JSON line's object
+ * text or NULL; parameters vals[0..n)) into df (sl_dayfilter_add_line), through the
+ * cursor sl_level, FETCHed 5 000 rows at a time. *nrows: rows read. */
+SL_MUSTCHECK int sl_db_level_read(struct pg_conn *c, const char *what, const char *select, int n,
+                                  const char *const *vals, struct sl_dayfilter *df,
+                                  long long *nrows);
+/* df folded, then insert_sql run with vals[0..n) and three more parameters, $n+1..$n+3:
+ * its slice numbers (smallint[]), their nbits (int[]) and their bits in hex (text[]). */
+SL_MUSTCHECK int sl_db_level_write(struct pg_conn *c, const char *what, const char *insert_sql,
+                                   int n, const char *const *vals, struct sl_dayfilter *df);
+/* The day level and the hour level of a day whose partitions were dropped (day: a date
+ * PostgreSQL reads, YYYY-MM-DD or YYYYMMDD); a failure is logged (what) and left: no block
+ * points at those rows any more, a search never reads them. */
+void sl_db_levels_drop_day(struct pg_conn *c, const char *what, const char *day);
+
 #endif
