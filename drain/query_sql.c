@@ -656,21 +656,6 @@ int sl_query_sql(const struct sl_query *q, int first, const struct sl_query_ids 
 #define NUMCLASS_KEY_QUERY_MAX 200
 _Static_assert(SL_NUMCLASS_N <= SL_QUERY_MAX_CONJ, "a field's classes fit one DNF");
 
-/* Whether h is the class token of a numeric comparison of the query (under nd). */
-static bool is_class(const struct node *nd, uint64_t h)
-{
-    if (nd->kind == N_FIELD && nd->numeric && nd->dim == D_NONE) {
-        for (int k = 0; k < SL_NUMCLASS_N; k++)
-            if (sl_numclass_hash(nd->key, strlen(nd->key), k) == h)
-                return true;
-        return false;
-    }
-    for (size_t i = 0; i < nd->nkid; i++)
-        if (is_class(nd->kid[i], h))
-            return true;
-    return false;
-}
-
 struct conj {
     size_t n;
     uint64_t h[SL_QUERY_MAX_CONJ_TOKENS];
@@ -872,47 +857,59 @@ static int node_tokens(const struct node *nd, struct dnf *out)
     }
 }
 
-/* A rarity guess for each of the query's own tokens, by hash (sl_query_tokens' rare). */
-struct tlens {
-    uint64_t h[512];
-    uint8_t n[512];
+/* The query's own tokens by hash, for sl_query_tokens' cls and rare: every numeric class
+ * a comparison may ask for, and a rarity guess for each word. Room for all: at most one
+ * token per two bytes of the text, and SL_NUMCLASS_N classes per term. */
+#define QTOK_MAX (SL_QUERY_MAX_LEN / 2 + SL_QUERY_MAX_TERMS * SL_NUMCLASS_N)
+struct qtoks {
+    uint64_t h[QTOK_MAX];
+    uint8_t rare[QTOK_MAX];
+    bool cls[QTOK_MAX];
     size_t k;
 };
 
-static void tlen_cb(void *arg, const char *tok, size_t len, uint64_t hash)
+static void qtok_add(struct qtoks *t, uint64_t hash, uint8_t rare, bool cls)
 {
-    struct tlens *t = arg;
+    for (size_t i = 0; i < t->k; i++)
+        if (t->h[i] == hash)
+            return;
+    if (t->k < QTOK_MAX) {
+        t->h[t->k] = hash;
+        t->rare[t->k] = rare;
+        t->cls[t->k++] = cls;
+    }
+}
+
+static void qtok_cb(void *arg, const char *tok, size_t len, uint64_t hash)
+{
     size_t score = len > 190 ? 190 : len;
     for (size_t i = 0; i < len; i++)
         if (tok[i] >= '0' && tok[i] <= '9') {
             score += 64; /* ids and numbers are rarer than words */
             break;
         }
-    for (size_t i = 0; i < t->k; i++)
-        if (t->h[i] == hash)
-            return;
-    if (t->k < sizeof(t->h) / sizeof(t->h[0])) {
-        t->h[t->k] = hash;
-        t->n[t->k++] = (uint8_t)score;
-    }
+    qtok_add(arg, hash, (uint8_t)score, false);
 }
 
-static void tlen_walk(const struct node *nd, struct tlens *t)
+static void qtok_walk(const struct node *nd, struct qtoks *t)
 {
     if (nd->kind == N_WORD || nd->kind == N_PHRASE || nd->kind == N_MESSAGE)
-        (void)sl_tokenize(nd->val, nd->vlen, tlen_cb, t);
+        (void)sl_tokenize(nd->val, nd->vlen, qtok_cb, t);
     if (nd->kind == N_FIELD) {
-        (void)sl_tokenize(nd->key, strlen(nd->key), tlen_cb, t);
-        (void)sl_tokenize(nd->val, nd->vlen, tlen_cb, t);
+        if (nd->numeric && nd->dim == D_NONE)
+            for (int k = 0; k < SL_NUMCLASS_N; k++)
+                qtok_add(t, sl_numclass_hash(nd->key, strlen(nd->key), k), 0, true);
+        (void)sl_tokenize(nd->key, strlen(nd->key), qtok_cb, t);
+        (void)sl_tokenize(nd->val, nd->vlen, qtok_cb, t);
     }
     for (size_t i = 0; i < nd->nkid; i++)
-        tlen_walk(nd->kid[i], t);
+        qtok_walk(nd->kid[i], t);
 }
 
 int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
 {
     struct dnf *d;
-    struct tlens *tl = NULL;
+    struct qtoks *tl = NULL;
     size_t total = 0, w = 0;
     int rc;
 
@@ -940,16 +937,19 @@ int sl_query_tokens(const struct sl_query *q, struct sl_query_tokens *out)
         goto out;
     }
     tl->k = 0;
-    tlen_walk(q->root, tl);
+    qtok_walk(q->root, tl);
     for (size_t i = 0; i < d->n; i++) {
         out->off[i] = w;
         memcpy(out->hash + w, d->c[i].h, d->c[i].n * sizeof(uint64_t));
         for (size_t j = 0; j < d->c[i].n; j++) {
-            out->cls[w + j] = is_class(q->root, d->c[i].h[j]);
+            out->cls[w + j] = 0;
             out->rare[w + j] = 0;
             for (size_t k = 0; k < tl->k; k++)
-                if (tl->h[k] == d->c[i].h[j])
-                    out->rare[w + j] = tl->n[k];
+                if (tl->h[k] == d->c[i].h[j]) {
+                    out->cls[w + j] = tl->cls[k];
+                    out->rare[w + j] = tl->rare[k];
+                    break;
+                }
         }
         w += d->c[i].n;
     }
