@@ -310,8 +310,7 @@ def test_the_server_packs_closed_days_by_itself(db, sluice):
     tok = add_read_token(db, "compact-auto", "--source", src.name)
     s = sluice(SLUICE_COMPACT_AFTER_HOURS="1")
     d0 = datetime.datetime.combine(day, datetime.time(), UTC)
-    win = {"q": "zq42", "limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
-           "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    win = dict(day_window(d0, d0 + datetime.timedelta(days=1)), q="zq42")
     before = api_get(s, "/api/v1/search", win, token=tok)
     assert before.status == 200 and len(before.json()["events"]) == len(
         [r for r in rows if (r["id"] - rows[0]["id"]) % 97 == 42])
@@ -438,6 +437,22 @@ def worded_rows(db, src, day, n, words="", start=None, span=datetime.timedelta(d
              (src.id, d0, step, d0, step, first, first, n, (n - 1) // 50))
 
 
+def day_window(t0, t1):
+    """A search window, at most 1 000 lines."""
+    return {"limit": 1000, "since": t0.isoformat().replace("+00:00", "Z"),
+            "until": t1.isoformat().replace("+00:00", "Z")}
+
+
+def search_answers(s, tok, win, queries):
+    """Each query's answer body over win, every one 200."""
+    out = {}
+    for q in queries:
+        r = api_get(s, "/api/v1/search", dict(win, q=q), token=tok)
+        assert r.status == 200, (q, r.body)
+        out[q] = r.body
+    return out
+
+
 def test_the_day_level_reads_only_days_that_may_hold_the_words(db, sluice):
     """Twelve sources packed for yesterday: a word of one source is looked up in the day
     level and only that (source, day)'s blocks are read; every answer is the same before
@@ -452,18 +467,12 @@ def test_the_day_level_reads_only_days_that_may_hold_the_words(db, sluice):
         worded_rows(db, src, day, 600, f"wq{k} common")
     tok = add_read_token(db, "day-level", *[a for x in srcs for a in ("--source", x.name)])
     ids = [x.id for x in srcs]
-    win = {"limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
-           "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
+    win = day_window(d0, d0 + datetime.timedelta(days=1))
     queries = ["wq3", "wq3 zq5", "wq3 OR wq7", "wq11 -zq1", '"line 17 zq17"', "common zq42",
                "wq3 wq4", "nosuchword"]
 
     def answers(s):
-        out = {}
-        for q in queries:
-            r = api_get(s, "/api/v1/search", dict(win, q=q), token=tok)
-            assert r.status == 200, (q, r.body)
-            out[q] = r.body
-        return out
+        return search_answers(s, tok, win, queries)
 
     s = sluice(SLUICE_LOG_LEVEL="debug")
     before = answers(s)
@@ -537,20 +546,14 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
                 minutes=55), span=datetime.timedelta(minutes=9))
     tok = add_read_token(db, "hour-level", *[a for x in srcs for a in ("--source", x.name)])
     ids = [x.id for x in srcs]
-    win = {"limit": 1000, "since": d0.isoformat().replace("+00:00", "Z"),
-           "until": (d0 + datetime.timedelta(days=1)).isoformat().replace("+00:00", "Z")}
-    edge = {"limit": 1000, "q": "edgeword", "since": d0.isoformat().replace("+00:00", "Z"),
-            "until": (d0 + datetime.timedelta(hours=15)).isoformat().replace("+00:00", "Z")}
+    win = day_window(d0, d0 + datetime.timedelta(days=1))
+    edge = day_window(d0, d0 + datetime.timedelta(hours=15))
     queries = ["needle", "needle zq5", "hq1", "hq2 OR needle", "common -hq3", '"line 17 zq17"',
                "hq1 hq2", "nosuchword", "common zq7", "late15 hq2"]
 
     def answers(s):
-        out = {}
-        for q in queries:
-            r = api_get(s, "/api/v1/search", dict(win, q=q), token=tok)
-            assert r.status == 200, (q, r.body)
-            out[q] = r.body
-        out["edge"] = api_get(s, "/api/v1/search", edge, token=tok).body
+        out = search_answers(s, tok, win, queries)
+        out["edge"] = search_answers(s, tok, edge, ["edgeword"])["edgeword"]
         return out
 
     def level_log(s):
