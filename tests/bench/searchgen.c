@@ -171,6 +171,7 @@ struct line {
     const char *procid;
     char msg[400];
     size_t len;
+    size_t json_off; /* its JSON object's byte offset (SIZE_MAX: none), set with json_at */
 };
 
 static const char *const paths[] = {"/", "/login", "/api/v1/items", "/static/app.css",
@@ -951,9 +952,11 @@ static int cmd_load(int argc, char **argv)
             {
                 /* json_at, as drain/row.c sets it */
                 struct sl_json_at at;
-                if (sl_fields_json_find(l->msg, l->len, &at))
+                l->json_off = SIZE_MAX;
+                if (sl_fields_json_find(l->msg, l->len, &at)) {
                     f_i4(&rows, (int32_t)at.char_off + 1);
-                else
+                    l->json_off = at.off;
+                } else
                     f_null(&rows);
             }
         }
@@ -969,10 +972,9 @@ static int cmd_load(int argc, char **argv)
             sl_blocks_begin(wb, clock_us);
             for (size_t i = 0; i < n; i++) {
                 struct line *l = &bl_lines[i];
-                struct sl_json_at at; /* as the writer: its JSON object's numeric classes */
-                size_t joff = sl_fields_json_find(l->msg, l->len, &at) ? at.off : SIZE_MAX;
+                /* as the writer: its JSON object's numeric classes too */
                 if (sl_blocks_add_json(wb, src_ids[l->source], first_id + (int64_t)(done + i),
-                                       l->us, l->msg, l->len, joff, NULL, 0))
+                                       l->us, l->msg, l->len, l->json_off, NULL, 0))
                     die("sl_blocks_add failed");
             }
             tok_cpu += now_s() - w0;
