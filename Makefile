@@ -72,45 +72,62 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a
 	$(CC) $(CFLAGS_ALL) -Wno-missing-prototypes -o $@ $< $(BUILD)/libsluice.a \
 		$(shell pkg-config --cflags --libs cmocka) $(LDLIBS_ALL)
 
+# The PostgreSQL server module for compressed packs (drain/pg/sluice_pg.c; docs/search.md
+# "Compressed packs"): built against the server's headers without sanitizers (postgres
+# loads it, not sluice), and installed into the server's $libdir by `make pg-module`
+# (deploy/pg-module.sh; run, test, asan and the benches do it). Without it packs stay
+# arrays of rows.
+PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
+PG_MODULE := build/sluice_pg.so
+$(PG_MODULE): drain/pg/sluice_pg.c
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -g -fPIC -shared -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes \
+		-I$(shell $(PG_CONFIG) --includedir-server) -o $@ $< -lz
+
+.PHONY: pg-module
+pg-module: $(PG_MODULE)
+	@PG_CONFIG=$(PG_CONFIG) deploy/pg-module.sh $(PG_MODULE)
+
 # Installs the Debian packages sluice needs (apt-get update first, only what is missing).
 deps:
 	@deploy/deps.sh
 
 run: deps
-	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory all pg-module
 	@deploy/run.sh
 
 unit: $(UNIT_BIN)
 	@tests/run_unit.sh $(UNIT_BIN)
 
-e2e: all
+e2e: all pg-module
 	@tests/run_e2e.sh
 
 test: deps
-	@$(MAKE) --no-print-directory all $(UNIT_BIN)
+	@$(MAKE) --no-print-directory all pg-module $(UNIT_BIN)
 	@BUILD=$(BUILD) tests/run_all.sh $(UNIT_BIN)
 
 asan: deps
+	@$(MAKE) --no-print-directory pg-module
 	@$(MAKE) --no-print-directory BUILD=build-asan OPT="-O1 -g -fno-omit-frame-pointer" \
 		SAN="-fsanitize=address,undefined -fno-sanitize-recover=all" build-asan/sluice \
 		build-asan/crash_parse \
 		$(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
 	@BUILD=build-asan tests/run_asan.sh $(patsubst $(BUILD)/%,build-asan/%,$(UNIT_BIN))
 
-bench: deps all
+bench: deps all pg-module
 	@tests/bench/run.sh full
 
 # The web viewer's first paint and first results in headless Chromium (docs/viewer.md).
-bench-viewer: deps all
+bench-viewer: deps all pg-module
 	@tests/bench/viewer.sh
 
-bench-quick: deps all
+bench-quick: deps all pg-module
 	@tests/bench/run.sh quick
 
 # Search at a month's scale (docs/search.md "A month of logs (bench-scale)"): SCALE_LINES,
 # SCALE_DIR, SCALE_REBUILD=1 ... as tests/bench/scale_bench.sh says. Not part of `make test`.
 .PHONY: bench-scale
-bench-scale: deps all
+bench-scale: deps all pg-module
 	@tests/bench/scale_bench.sh
 
 format:

@@ -17,7 +17,7 @@ PACKAGES=(
     build-essential pkg-config
     libevent-dev libpq-dev libpcre2-dev libcurl4-openssl-dev libcjson-dev zlib1g-dev libssl-dev
     libcmocka-dev
-    postgresql-15 postgresql-contrib
+    postgresql-15 postgresql-contrib postgresql-server-dev-15
     openssl curl ca-certificates socat
     rsyslog rsyslog-gnutls rsyslog-pgsql
     python3 python3-pytest python3-pytest-xdist python3-psycopg2 python3-yaml

@@ -636,7 +636,7 @@ static int oldest_hour(PGconn *c, const struct sl_retention_job *job, int64_t *h
                        "  (SELECT min(u.received_at) FROM log_blocks b JOIN log_packs p ON "
                        "  p.source_id = b.source_id AND p.day = (b.min_received AT TIME ZONE "
                        "  'UTC')::date AND p.min_id = b.min_id CROSS JOIN LATERAL "
-                       "  unnest(p.rows) u WHERE b.packed AND b.source_id = $1::bigint "
+                       "  sl_pack_rows(p.rows, p.data) u WHERE b.packed AND b.source_id = $1::bigint "
                        "  AND b.min_received < $3::timestamptz AND b.max_received >= $3::timestamptz "
                        "  AND u.received_at >= $3::timestamptz AND u.received_at < (SELECT t FROM c))"
                        "), 'UTC') AS h) "

@@ -156,13 +156,18 @@ static int flush(PGconn *c, const char *const *v, struct newblocks *nb, long lon
     snprintf(i0, sizeof(i0), "%" PRId64, nb->imin);
     snprintf(i1, sizeof(i1), "%" PRId64, nb->imax);
     if ((rc = sl_db_exec(c, "compaction pack failed",
-                         "INSERT INTO log_packs (source_id, day, min_id, rows) SELECT $1::bigint, "
-                         "(to_timestamp($2::bigint / 1000000) AT TIME ZONE 'UTC')::date, "
-                         "min(l.id), array_agg(l ORDER BY l.id) FROM logs l WHERE "
+                         /* compressed when the module is bound, else the array
+                          * (OFFSET 0: sluice_pack runs once a pack) */
+                         "INSERT INTO log_packs (source_id, day, min_id, rows, data) SELECT "
+                         "$1::bigint, (to_timestamp($2::bigint / 1000000) AT TIME ZONE "
+                         "'UTC')::date, m, CASE WHEN z IS NULL THEN a END, z FROM (SELECT m, a, "
+                         "sluice_pack(a) z FROM (SELECT min(l.id) m, array_agg(l ORDER BY l.id) a "
+                         "FROM logs l WHERE "
                          "l.source_id = $1::bigint AND " DAY_RANGE " AND l.received_at BETWEEN "
                          "'epoch'::timestamptz + $4::bigint * interval '1 us' AND "
                          "'epoch'::timestamptz + $5::bigint * interval '1 us' AND l.id BETWEEN "
-                         "$6::bigint AND $7::bigint GROUP BY width_bucket(l.id, $8::bigint[])",
+                         "$6::bigint AND $7::bigint GROUP BY width_bucket(l.id, $8::bigint[])) g "
+                         "OFFSET 0) x",
                          8, pv, &r)))
         return rc;
     got = atoll(PQcmdTuples(r));
@@ -476,9 +481,41 @@ out:
 
 /* backfill_one; a failure with the connection up (two nodes at once: the primary key) is
  * logged and waits for the next round. */
+/* Packs written as arrays (before the module was bound, or by a node without it) made
+ * compressed, REPACK_BATCH a statement, when sluice_pack is bound (docs/search.md
+ * "Compressed packs"). Each pack is read and locked in one go (FOR UPDATE returns its
+ * newest version), so a pack that retention rewrote meanwhile is compressed as it now
+ * is; a locked one is left for the next round. */
+#define REPACK_BATCH "32"
+static int repack(PGconn *c, bool *did, struct sl_compact_stats *st)
+{
+    PGresult *r = NULL;
+    long long n;
+    int rc;
+
+    if ((rc = sl_db_exec(c, "repack failed",
+                         "WITH t AS MATERIALIZED (SELECT source_id, day, min_id, "
+                         "sluice_pack(rows) z FROM log_packs WHERE rows IS NOT NULL AND EXISTS "
+                         "(SELECT FROM pg_proc p JOIN pg_language l ON l.oid = p.prolang WHERE "
+                         "p.oid = 'sluice_pack(logs[])'::regprocedure AND l.lanname = 'c') "
+                         "ORDER BY day LIMIT " REPACK_BATCH " FOR UPDATE SKIP LOCKED) "
+                         "UPDATE log_packs p SET data = t.z, rows = NULL FROM t WHERE "
+                         "p.source_id = t.source_id AND p.day = t.day AND p.min_id = t.min_id "
+                         "AND t.z IS NOT NULL",
+                         0, NULL, &r)))
+        return rc;
+    n = atoll(PQcmdTuples(r));
+    PQclear(r);
+    st->repacked += n;
+    *did = n > 0;
+    return 0;
+}
+
 static int backfill(PGconn *c, int64_t before_us, bool *did, struct sl_compact_stats *st)
 {
     int rc = backfill_one(c, before_us, did, st);
+    if (rc == 0 && !*did)
+        rc = repack(c, did, st);
     if (rc && PQstatus(c) == CONNECTION_OK) {
         st->skipped++;
         sl_warn("day level skipped", "err=%d", rc);

@@ -451,6 +451,73 @@ static const char *const migrations[] = {
      * number's class; classes marks them, so a search asks those blocks for a class and
      * reads the others (written by an older release) as before. */
     "ALTER TABLE log_blocks ADD COLUMN classes boolean NOT NULL DEFAULT false;\n",
+    /* 17: compressed packs (docs/search.md "Compressed packs"): a pack holds its rows
+     * either as an array (rows, TOAST-compressed) or as sluice_pack's bytea (data), never
+     * both. sluice_pack and sluice_unpack are placeholders here (no compression: packs
+     * stay arrays) until sl_db_pack_module binds them to the server module
+     * drain/pg/sluice_pg.c; sl_pack_rows reads either form, and every reader of packs
+     * goes through it. The partial index finds the arrays left to compress. */
+    "ALTER TABLE log_packs ALTER COLUMN rows DROP NOT NULL;\n"
+    "ALTER TABLE log_packs ADD COLUMN data bytea;\n"
+    "ALTER TABLE log_packs ALTER COLUMN data SET STORAGE EXTERNAL;\n"
+    "ALTER TABLE log_packs ADD CONSTRAINT log_packs_one_form CHECK ((rows IS NULL) <> (data IS NULL));\n"
+    "CREATE INDEX log_packs_arrays ON log_packs (day) WHERE rows IS NOT NULL;\n"
+    "CREATE FUNCTION sluice_pack(r logs[]) RETURNS bytea LANGUAGE sql IMMUTABLE\n"
+    "  AS 'SELECT NULL::bytea';\n"
+    "CREATE FUNCTION sluice_unpack(d bytea) RETURNS SETOF logs LANGUAGE plpgsql IMMUTABLE STRICT\n"
+    "AS $f$ BEGIN\n"
+    "  RAISE EXCEPTION 'a compressed pack, and sluice_unpack is not bound to the sluice_pg module'\n"
+    "    USING HINT = 'install it (make pg-module) and run sluice migrate as a superuser';\n"
+    "END $f$;\n"
+    "CREATE FUNCTION sl_pack_rows(r logs[], d bytea) RETURNS SETOF logs LANGUAGE sql IMMUTABLE\n"
+    "  AS 'SELECT * FROM unnest(r) UNION ALL SELECT * FROM sluice_unpack(d)';\n"
+    "CREATE OR REPLACE FUNCTION sl_packed_rows(src bigint, t0 timestamptz, t1 timestamptz)\n"
+    "RETURNS SETOF logs LANGUAGE sql STABLE AS $f$\n"
+    "  SELECT u.* FROM log_blocks b JOIN log_packs p ON p.source_id = b.source_id\n"
+    "    AND p.day = (b.min_received AT TIME ZONE 'UTC')::date AND p.min_id = b.min_id\n"
+    "    CROSS JOIN LATERAL sl_pack_rows(p.rows, p.data) u\n"
+    "  WHERE b.packed AND b.source_id = src AND b.max_received >= t0 AND b.min_received < t1\n"
+    "    AND u.received_at >= t0 AND u.received_at < t1\n"
+    "$f$;\n"
+    /* as in migration 6, and a pack partly kept is written back in the form it had */
+    "CREATE OR REPLACE FUNCTION sl_packs_delete(src bigint, t0 timestamptz, t1 timestamptz, maxpacks int)\n"
+    "RETURNS bigint LANGUAGE plpgsql AS $f$\n"
+    "DECLARE\n"
+    "  b record;\n"
+    "  kept logs[];\n"
+    "  k int;\n"
+    "  n bigint := 0;\n"
+    "BEGIN\n"
+    "  FOR b IN SELECT bl.min_id, bl.nrows, bl.min_received >= t0 AND bl.max_received < t1 AS whole,\n"
+    "      (bl.min_received AT TIME ZONE 'UTC')::date AS day\n"
+    "      FROM log_blocks bl WHERE bl.packed AND bl.source_id = src AND bl.max_received >= t0\n"
+    "      AND bl.min_received < t1 ORDER BY bl.min_received LIMIT maxpacks FOR UPDATE LOOP\n"
+    "    k := 0;\n"
+    "    IF NOT b.whole THEN\n"
+    "      SELECT array_agg(u ORDER BY u.id) INTO kept FROM log_packs p,\n"
+    "        sl_pack_rows(p.rows, p.data) u\n"
+    "        WHERE p.source_id = src AND p.day = b.day AND p.min_id = b.min_id\n"
+    "        AND NOT (u.received_at >= t0 AND u.received_at < t1);\n"
+    "      k := coalesce(array_length(kept, 1), 0);\n"
+    "    END IF;\n"
+    "    IF k = 0 THEN\n"
+    "      DELETE FROM log_packs WHERE source_id = src AND day = b.day AND min_id = b.min_id;\n"
+    "      DELETE FROM log_blocks WHERE source_id = src AND min_id = b.min_id;\n"
+    "    ELSE\n"
+    "      UPDATE log_blocks SET min_id = x.i0, max_id = x.i1, min_received = x.r0,\n"
+    "        max_received = x.r1, nrows = k FROM (SELECT min(u.id) i0, max(u.id) i1,\n"
+    "        min(u.received_at) r0, max(u.received_at) r1 FROM unnest(kept) u) x\n"
+    "        WHERE source_id = src AND log_blocks.min_id = b.min_id;\n"
+    "      UPDATE log_packs SET min_id = (kept[1]).id,\n"
+    "        rows = CASE WHEN data IS NULL THEN kept END,\n"
+    "        data = CASE WHEN data IS NOT NULL THEN sluice_pack(kept) END\n"
+    "        WHERE source_id = src AND day = b.day AND min_id = b.min_id;\n"
+    "    END IF;\n"
+    "    n := n + b.nrows - k;\n"
+    "  END LOOP;\n"
+    "  RETURN n;\n"
+    "END\n"
+    "$f$;\n",
 };
 
 static void quiet_notice(void *arg, const char *message)
@@ -633,6 +700,72 @@ out:
     PQclear(r);
     PQclear(PQexec(c, "SELECT pg_advisory_unlock(7355001)"));
     return rc;
+}
+
+/* The round trip sl_db_pack_module checks: one row with a NULL, a JSON value and text
+ * that is not ASCII, and an empty pack. */
+#define PACK_CHECK                                                                                 \
+    "SELECT (SELECT array_agg(u) FROM sluice_unpack(sluice_pack(a)) u) IS NOT DISTINCT FROM a "    \
+    "AND NOT EXISTS (SELECT FROM sluice_unpack(sluice_pack('{}'::logs[]))) FROM (SELECT "          \
+    "ARRAY[json_populate_record(NULL::logs, '{\"id\": 7, \"received_at\": "                     \
+    "\"2026-01-02T03:04:05.678901Z\", \"source_id\": -3, \"severity\": 3, \"message\": "        \
+    "\"r\u00e9sum\u00e9\", \"tags\": {\"a\": [1]}}')] a) x"
+
+int sl_db_pack_module(struct pg_conn *c, FILE *progress)
+{
+    const char *mode = getenv("SLUICE_PACK_MODULE");
+    PGresult *r = PQexec(c, "SELECT l.lanname = 'c' FROM pg_proc p JOIN pg_language l ON "
+                            "l.oid = p.prolang WHERE p.oid = 'sluice_unpack(bytea)'::regprocedure");
+    bool bound;
+
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+        log_pg("pack module query failed", c, r);
+        PQclear(r);
+        return SL_EDB;
+    }
+    bound = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!bound && mode && !strcmp(mode, "off")) {
+        if (progress)
+            fprintf(progress, "packs: arrays of rows (SLUICE_PACK_MODULE=off)\n");
+        return 0;
+    }
+    if (!bound) {
+        /* one binder at a time; a failure leaves the placeholders as they were */
+        r = PQexec(c, "BEGIN; SELECT pg_advisory_xact_lock(7355017); "
+                      "CREATE OR REPLACE FUNCTION sluice_unpack(d bytea) RETURNS SETOF logs AS "
+                      "'sluice_pg', 'sluice_unpack' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE; "
+                      "CREATE OR REPLACE FUNCTION sluice_pack(r logs[]) RETURNS bytea AS "
+                      "'sluice_pg', 'sluice_pack' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE");
+        if (PQresultStatus(r) != PGRES_COMMAND_OK) {
+            char why[200];
+            snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));
+            why[strcspn(why, "\n")] = '\0';
+            PQclear(r);
+            PQclear(PQexec(c, "ROLLBACK"));
+            sl_info("packs stay arrays of rows", "why=\"%s\" hint=\"make pg-module, then sluice "
+                    "migrate as a superuser (docs/search.md)\"", why);
+            if (progress)
+                fprintf(progress, "packs: arrays of rows (sluice_pg not bound: %s)\n", why);
+            return 0;
+        }
+        PQclear(r);
+    }
+    r = PQexec(c, PACK_CHECK);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1 ||
+        PQgetvalue(r, 0, 0)[0] != 't') {
+        log_pg("pack module check failed", c, r);
+        PQclear(r);
+        if (!bound)
+            PQclear(PQexec(c, "ROLLBACK"));
+        return SL_EDB;
+    }
+    PQclear(r);
+    if (!bound && sl_db_exec(c, "pack module bind failed", "COMMIT", 0, NULL, NULL))
+        return SL_EDB;
+    if (progress)
+        fprintf(progress, "packs: compressed (sluice_pg module)\n");
+    return 1;
 }
 
 int sl_db_schema_check(struct pg_conn *c)

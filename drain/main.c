@@ -365,6 +365,8 @@ static int cmd_compact(int argc, char **argv, struct pg_conn *c)
     printf("compacted: %lld rows of %lld (source, day) into %lld packs; %lld waiting for a "
            "writer; %lld failed; %lld day levels added to days packed before\n",
            st.rows, st.sources, st.packs, st.busy, st.skipped, st.levels);
+    if (st.repacked)
+        printf("compressed: %lld packs stored as arrays before\n", st.repacked);
     printf("hour level: %lld filter sets for %lld live blocks (%lld rows read); %lld failed\n",
            hl.levels, hl.blocks, hl.rows, hl.skipped);
     return rc || st.skipped || hl.skipped ? 1 : 0;
@@ -537,7 +539,7 @@ int main(int argc, char **argv)
     if (sl_db_connect(db_url(), &c))
         return 1;
     if (!strcmp(argv[1], "migrate"))
-        rc = sl_db_migrate(c, stdout) ? 1 : 0;
+        rc = sl_db_migrate(c, stdout) || sl_db_pack_module(c, stdout) < 0 ? 1 : 0;
     else if (sl_db_schema_check(c))
         rc = 1;
     else if (!strcmp(argv[1], "rules"))

@@ -459,7 +459,7 @@ out:
 #define BLOCK_ROWS(s, r0, r1, i0, i1, pk)                                                          \
     "(SELECT * FROM logs l WHERE NOT " pk " AND l.source_id = " s " AND l.received_at BETWEEN "   \
     r0 " AND " r1 " AND l.id BETWEEN " i0 " AND " i1 " UNION ALL SELECT u.* FROM log_packs p "   \
-    "CROSS JOIN LATERAL unnest(p.rows) u WHERE " pk " AND p.source_id = " s " AND p.day = ("      \
+    "CROSS JOIN LATERAL sl_pack_rows(p.rows, p.data) u WHERE " pk " AND p.source_id = " s " AND p.day = ("      \
     r0 " AT TIME ZONE 'UTC')::date AND p.min_id = " i0 ")"
 #define ISO_US(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define ISO_S(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
@@ -1106,15 +1106,22 @@ static int fetch_events(struct run *R, size_t n, size_t room, struct sl_buf *bod
     *k = 0;
     *full = false;
     sl_buf_reset(&R->sql);
+    /* A live hit is one index probe. The packed hits' packs are each unpacked once (a
+     * pack holds up to 16 384 rows and a page of hits often comes from a few packs),
+     * then joined to their hits by id. */
+    const char *json = R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json;
     if (sl_buf_addf(&R->sql,
-                    "SELECT k.o, %s FROM unnest($1::bigint[], $2::timestamptz[], $3::bigint[], "
-                    "$4::bigint[]) WITH ORDINALITY AS k(s, t, i, pk, o) CROSS JOIN LATERAL "
-                    "(SELECT * FROM (SELECT * FROM logs l WHERE k.pk < 0 AND l.source_id = k.s "
-                    "AND l.received_at = k.t AND l.id = k.i UNION ALL SELECT u.* FROM log_packs "
-                    "p CROSS JOIN LATERAL unnest(p.rows) u WHERE k.pk >= 0 AND p.source_id = k.s "
-                    "AND p.day = (k.t AT TIME ZONE 'UTC')::date AND p.min_id = k.pk AND u.id = k.i) "
-                    "l LIMIT 1) l ORDER BY k.o",
-                    R->p->kind == SL_SEARCH_PAPERTRAIL ? papertrail_json : event_json) ||
+                    "WITH k AS MATERIALIZED (SELECT * FROM unnest($1::bigint[], "
+                    "$2::timestamptz[], $3::bigint[], $4::bigint[]) WITH ORDINALITY AS k(s, t, i, "
+                    "pk, o)) "
+                    "SELECT k.o, %s FROM k CROSS JOIN LATERAL (SELECT * FROM logs l WHERE k.pk < 0 "
+                    "AND l.source_id = k.s AND l.received_at = k.t AND l.id = k.i LIMIT 1) l "
+                    "UNION ALL SELECT k.o, %s FROM (SELECT DISTINCT s, (t AT TIME ZONE "
+                    "'UTC')::date AS d, pk FROM k WHERE pk >= 0) x JOIN log_packs p ON "
+                    "p.source_id = x.s AND p.day = x.d AND p.min_id = x.pk CROSS JOIN LATERAL "
+                    "sl_pack_rows(p.rows, p.data) l JOIN k ON k.pk = x.pk AND k.s = x.s AND "
+                    "k.i = l.id ORDER BY 1",
+                    json, json) ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
     while (i < n && rc == 0 && !*full) {

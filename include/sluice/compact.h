@@ -28,6 +28,7 @@ struct sl_compact_stats {
     long long skipped; /* (source, day) passed over: the step failed (see the log) */
     long long levels;  /* day levels written for days packed without one (before
                         * migration 13) */
+    long long repacked; /* array packs compressed (docs/search.md "Compressed packs") */
     /* sl_compact_step's place: the day partition under way, its first µs, the last
      * source visited in it */
     char part[16];

@@ -80,6 +80,12 @@ SL_MUSTCHECK int sl_db_migrate(struct pg_conn *c, FILE *progress);
  * migrated first); else SL_EDB, logged with a hint to run `sluice migrate`. The CLI's
  * database commands check this first, so none runs against tables it does not know. */
 SL_MUSTCHECK int sl_db_schema_check(struct pg_conn *c);
+/* Compressed packs (docs/search.md "Compressed packs"): bind sluice_pack/sluice_unpack to
+ * the server module sluice_pg (drain/pg/sluice_pg.c) unless SLUICE_PACK_MODULE=off, and
+ * check a round trip. 1: bound (now or before); 0: packs stay arrays (the module is not
+ * in the server's $libdir, or this role may not create C functions: said on progress and
+ * in the log); SL_EDB when the database failed. A bound database stays bound. */
+SL_MUSTCHECK int sl_db_pack_module(struct pg_conn *c, FILE *progress);
 
 /* A new random token: SL_TOKEN_HEX hex chars and a NUL. */
 SL_MUSTCHECK int sl_token_new(char out[SL_TOKEN_HEX + 1]);

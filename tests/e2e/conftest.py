@@ -267,6 +267,9 @@ def db(pg, request):
     r = subprocess.run([SLUICE, "migrate"], env=dict(os.environ, DATABASE_URL=d.url),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"sluice migrate failed: {r.stdout}{r.stderr}"
+    # packs are compressed by the server module (`make pg-module` installs it; the suite
+    # tests the real thing, docs/search.md "Compressed packs")
+    assert "packs: compressed" in r.stdout, r.stdout
     r = subprocess.run([SLUICE, "migrate"], env=dict(os.environ, DATABASE_URL=d.url),
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, f"second sluice migrate failed: {r.stdout}{r.stderr}"

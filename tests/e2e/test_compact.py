@@ -68,7 +68,7 @@ def live(w):
 
 
 def packed(w):
-    return w.db.query("SELECT coalesce(sum(cardinality(p.rows)), 0) AS n FROM log_packs p "
+    return w.db.query("SELECT count(*) AS n FROM log_packs p, sl_pack_rows(p.rows, p.data) u "
                       "WHERE p.source_id = ANY(%s)", (w.ids,))[0]["n"]
 
 
@@ -77,7 +77,7 @@ def answers(w):
     got = {}
     ids = [r["id"] for r in w.db.query(
         "SELECT id FROM (SELECT id FROM logs WHERE source_id = ANY(%s) UNION ALL SELECT u.id "
-        "FROM log_packs p, unnest(p.rows) u WHERE p.source_id = ANY(%s)) x ORDER BY id",
+        "FROM log_packs p, sl_pack_rows(p.rows, p.data) u WHERE p.source_id = ANY(%s)) x ORDER BY id",
         (w.ids, w.ids))]
     assert len(ids) >= w.n
     reqs = [("/api/v1/search", {"q": q, "limit": 10000, **w.win}) for q in QUERIES + JSON_QUERIES]
@@ -190,7 +190,7 @@ def old_day(db, name, n, archive=None):
 
 
 def packed_ids(db, src):
-    return {r["id"] for r in db.query("SELECT u.id FROM log_packs p, unnest(p.rows) u "
+    return {r["id"] for r in db.query("SELECT u.id FROM log_packs p, sl_pack_rows(p.rows, p.data) u "
                                       "WHERE p.source_id = %s", (src.id,))}
 
 
@@ -213,9 +213,9 @@ def test_retention_of_packed_rows_is_exact_to_the_row(db, sluice):
     assert keep <= left, f"{len(keep - left)} rows inside the retention were deleted"
     # the blocks' bounds follow: every packed block's rows are within them
     bad = db.query("SELECT count(*) AS n FROM log_blocks b JOIN log_packs p USING (source_id, "
-                   "min_id), unnest(p.rows) u WHERE b.source_id = %s AND (u.received_at < "
+                   "min_id), sl_pack_rows(p.rows, p.data) u WHERE b.source_id = %s AND (u.received_at < "
                    "b.min_received OR u.received_at > b.max_received OR u.id < b.min_id OR "
-                   "u.id > b.max_id OR b.nrows <> cardinality(p.rows))", (src.id,))[0]["n"]
+                   "u.id > b.max_id OR b.nrows <> (SELECT count(*) FROM sl_pack_rows(p.rows, p.data)))", (src.id,))[0]["n"]
     assert bad == 0
     s.stop()
 
@@ -270,7 +270,7 @@ def test_two_compactors_at_once_pack_each_row_once(db):
              for _ in range(2)]
     outs = [p.communicate(timeout=60) for p in procs]
     assert all(p.returncode == 0 for p in procs), outs
-    got = db.query("SELECT u.id FROM log_packs p, unnest(p.rows) u WHERE p.source_id = %s",
+    got = db.query("SELECT u.id FROM log_packs p, sl_pack_rows(p.rows, p.data) u WHERE p.source_id = %s",
                    (src.id,))
     assert sorted(r["id"] for r in got) == [r["id"] for r in rows], "each row packed exactly once"
     assert db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s", (src.id,))[0]["n"] == 0
@@ -336,7 +336,7 @@ def packed_day(db, src, days_ago, n):
              (first, d0, datetime.timedelta(days=1) / n, src.id, n - 1))
     sluice_cli(db, "compact", "--day", day.isoformat(), "--fence-seconds", "0")
     return {r["id"]: r["received_at"] for r in db.query(
-        "SELECT u.id, u.received_at FROM log_packs p, unnest(p.rows) u WHERE p.source_id = %s "
+        "SELECT u.id, u.received_at FROM log_packs p, sl_pack_rows(p.rows, p.data) u WHERE p.source_id = %s "
         "AND p.day = %s", (src.id, day))}
 
 
