@@ -51,8 +51,9 @@ PG_MODULE_MAGIC;
 
 #define PACK_MAGIC "SLP\001"
 #define PACK_LEVEL 6
-/* a pack is one block's rows: at most 16 384 (drain/blocks.c), with room to spare */
-#define PACK_MAX_ROWS (1 << 24)
+/* a pack is one block's rows: at most 16 384 (drain/blocks.c). The bound also keeps a
+ * damaged header from asking for gigabytes of NULL flags. */
+#define PACK_MAX_ROWS (1 << 20)
 #define PACK_MAX_COLS 1600 /* MaxHeapAttributeNumber */
 
 PG_FUNCTION_INFO_V1(sluice_pack);
