@@ -81,7 +81,7 @@ PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_con
 PG_MODULE := build/sluice_pg.so
 $(PG_MODULE): drain/pg/sluice_pg.c
 	@mkdir -p $(dir $@)
-	$(CC) -O2 -g -fPIC -shared -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes \
+	$(CC) -D_GNU_SOURCE -O2 -g -fPIC -shared -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes \
 		-I$(shell $(PG_CONFIG) --includedir-server) -o $@ $< -lz
 
 .PHONY: pg-module

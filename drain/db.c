@@ -471,6 +471,13 @@ static const char *const migrations[] = {
     "END $f$;\n"
     "CREATE FUNCTION sl_pack_rows(r logs[], d bytea) RETURNS SETOF logs LANGUAGE sql IMMUTABLE\n"
     "  AS 'SELECT * FROM unnest(r) UNION ALL SELECT * FROM sluice_unpack(d)';\n"
+    /* a search's: the same rows, or none from a compressed pack whose messages do not
+     * hold every needle (sl_query_needles); the placeholder reads the pack whole */
+    "CREATE FUNCTION sluice_unpack_having(d bytea, needles text[]) RETURNS SETOF logs\n"
+    "  LANGUAGE sql IMMUTABLE AS 'SELECT * FROM sluice_unpack(d)';\n"
+    "CREATE FUNCTION sl_pack_rows_having(r logs[], d bytea, needles text[]) RETURNS SETOF logs\n"
+    "  LANGUAGE sql IMMUTABLE\n"
+    "  AS 'SELECT * FROM unnest(r) UNION ALL SELECT * FROM sluice_unpack_having(d, needles)';\n"
     "CREATE OR REPLACE FUNCTION sl_packed_rows(src bigint, t0 timestamptz, t1 timestamptz)\n"
     "RETURNS SETOF logs LANGUAGE sql STABLE AS $f$\n"
     "  SELECT u.* FROM log_blocks b JOIN log_packs p ON p.source_id = b.source_id\n"
@@ -706,16 +713,20 @@ out:
  * that is not ASCII, and an empty pack. */
 #define PACK_CHECK                                                                                 \
     "SELECT (SELECT array_agg(u) FROM sluice_unpack(sluice_pack(a)) u) IS NOT DISTINCT FROM a "    \
-    "AND NOT EXISTS (SELECT FROM sluice_unpack(sluice_pack('{}'::logs[]))) FROM (SELECT "          \
-    "ARRAY[json_populate_record(NULL::logs, '{\"id\": 7, \"received_at\": "                     \
+    "AND NOT EXISTS (SELECT FROM sluice_unpack(sluice_pack('{}'::logs[]))) "                     \
+    "AND (SELECT count(*) FROM sluice_unpack_having(sluice_pack(a), '{\"SUM\"}')) = 0 "           \
+    "AND (SELECT count(*) FROM sluice_unpack_having(sluice_pack(a), '{\"sum\"}')) = 1 "           \
+    "FROM (SELECT ARRAY[json_populate_record(NULL::logs, '{\"id\": 7, \"received_at\": "           \
     "\"2026-01-02T03:04:05.678901Z\", \"source_id\": -3, \"severity\": 3, \"message\": "        \
     "\"r\u00e9sum\u00e9\", \"tags\": {\"a\": [1]}}')] a) x"
 
 int sl_db_pack_module(struct pg_conn *c, FILE *progress)
 {
     const char *mode = getenv("SLUICE_PACK_MODULE");
-    PGresult *r = PQexec(c, "SELECT l.lanname = 'c' FROM pg_proc p JOIN pg_language l ON "
-                            "l.oid = p.prolang WHERE p.oid = 'sluice_unpack(bytea)'::regprocedure");
+    PGresult *r = PQexec(c, "SELECT count(*) = 3 FROM pg_proc p JOIN pg_language l ON "
+                            "l.oid = p.prolang WHERE l.lanname = 'c' AND p.oid IN "
+                            "('sluice_unpack(bytea)'::regprocedure, 'sluice_pack(logs[])'::"
+                            "regprocedure, 'sluice_unpack_having(bytea, text[])'::regprocedure)");
     bool bound;
 
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
@@ -736,7 +747,10 @@ int sl_db_pack_module(struct pg_conn *c, FILE *progress)
                       "CREATE OR REPLACE FUNCTION sluice_unpack(d bytea) RETURNS SETOF logs AS "
                       "'sluice_pg', 'sluice_unpack' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE; "
                       "CREATE OR REPLACE FUNCTION sluice_pack(r logs[]) RETURNS bytea AS "
-                      "'sluice_pg', 'sluice_pack' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE");
+                      "'sluice_pg', 'sluice_pack' LANGUAGE C IMMUTABLE STRICT PARALLEL SAFE; "
+                      "CREATE OR REPLACE FUNCTION sluice_unpack_having(d bytea, needles text[]) "
+                      "RETURNS SETOF logs AS 'sluice_pg', 'sluice_unpack_having' LANGUAGE C "
+                      "IMMUTABLE PARALLEL SAFE");
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             char why[200];
             snprintf(why, sizeof(why), "%s", PQresultErrorMessage(r));

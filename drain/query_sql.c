@@ -976,3 +976,43 @@ void sl_query_tokens_free(struct sl_query_tokens *t)
     t->off = NULL;
     t->nconj = 0;
 }
+
+static bool is_needle(const struct node *nd)
+{
+    return (nd->kind == N_WORD || nd->kind == N_PHRASE || nd->kind == N_MESSAGE) && nd->vlen > 0;
+}
+
+/* One element of a text[] literal: "text", with " and \ escaped. */
+static int add_needle(struct sl_buf *out, const struct node *nd, bool first)
+{
+    int rc = first ? 0 : sl_buf_addc(out, ',');
+
+    if (rc == 0)
+        rc = sl_buf_addc(out, '"');
+    for (size_t i = 0; i < nd->vlen && rc == 0; i++) {
+        unsigned char c = lower((unsigned char)nd->val[i]);
+        if (c == '"' || c == '\\')
+            rc = sl_buf_addc(out, '\\');
+        if (rc == 0)
+            rc = sl_buf_addc(out, (char)c);
+    }
+    return rc ? rc : sl_buf_addc(out, '"');
+}
+
+int sl_query_needles(const struct sl_query *q, struct sl_buf *out)
+{
+    const struct node *root = q ? q->root : NULL;
+    int rc = sl_buf_addc(out, '{');
+    bool first = true;
+
+    if (rc == 0 && root && is_needle(root)) {
+        rc = add_needle(out, root, true);
+    } else if (rc == 0 && root && root->kind == N_AND) {
+        for (size_t i = 0; i < root->nkid && rc == 0; i++)
+            if (is_needle(root->kid[i])) {
+                rc = add_needle(out, root->kid[i], first);
+                first = false;
+            }
+    }
+    return rc ? rc : sl_buf_addc(out, '}');
+}

@@ -214,6 +214,10 @@ struct plan {
     struct sl_buf dl_sl, dl_hs, dl_h1, dl_h2, dl_c, dl_lead, dl_lhs;
     size_t nconj;
     bool nolevel; /* a conjunction of numeric classes only: the levels cannot check it */
+    /* sl_query_needles' text[] literal: what every match's message holds; "{}": nothing
+     * known, packs are read whole */
+    struct sl_buf needles;
+    struct sl_query_params np; /* pp, then needles */
 };
 
 static void plan_init(struct plan *pl)
@@ -228,6 +232,8 @@ static void plan_init(struct plan *pl)
     sl_buf_init(&pl->dl_lead, 1u << 20);
     sl_buf_init(&pl->dl_hs, 1u << 20);
     sl_buf_init(&pl->dl_lhs, 1u << 20);
+    sl_buf_init(&pl->needles, 1u << 20);
+    sl_query_params_init(&pl->np);
     sl_query_params_init(&pl->pp);
     sl_query_params_init(&pl->bp);
 }
@@ -243,6 +249,8 @@ static void plan_free(struct plan *pl)
     sl_buf_free(&pl->dl_lead);
     sl_buf_free(&pl->dl_hs);
     sl_buf_free(&pl->dl_lhs);
+    sl_buf_free(&pl->needles);
+    sl_query_params_free(&pl->np);
     sl_query_params_free(&pl->pp);
     sl_query_params_free(&pl->bp);
     free(pl->scope);
@@ -359,6 +367,9 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
     }
     if ((rc = sl_query_sql(ast, pfirst, ids, nnames, &pl->pred, &pl->pp)))
         goto out;
+    if ((rc = sl_query_needles(ast, &pl->needles)) || (rc = sl_buf_addc(&pl->needles, '\0')))
+        goto out;
+    pl->needles.len--;
     if ((rc = sl_query_tokens(ast, &tk)))
         goto out;
     if (tk.nconj > 0) {
@@ -456,11 +467,13 @@ out:
  * A live block's are in logs (through the (source_id, received_at) index); a packed
  * block's are exactly its pack (log_packs, docs/search.md "Compacted days"). The
  * planner pushes a WHERE on the result into both arms. */
-#define BLOCK_ROWS(s, r0, r1, i0, i1, pk)                                                          \
+#define BLOCK_ROWS_F(s, r0, r1, i0, i1, pk, packrows)                                              \
     "(SELECT * FROM logs l WHERE NOT " pk " AND l.source_id = " s " AND l.received_at BETWEEN "   \
     r0 " AND " r1 " AND l.id BETWEEN " i0 " AND " i1 " UNION ALL SELECT u.* FROM log_packs p "   \
-    "CROSS JOIN LATERAL sl_pack_rows(p.rows, p.data) u WHERE " pk " AND p.source_id = " s " AND p.day = ("      \
+    "CROSS JOIN LATERAL " packrows " u WHERE " pk " AND p.source_id = " s " AND p.day = ("         \
     r0 " AT TIME ZONE 'UTC')::date AND p.min_id = " i0 ")"
+#define BLOCK_ROWS(s, r0, r1, i0, i1, pk)                                                          \
+    BLOCK_ROWS_F(s, r0, r1, i0, i1, pk, "sl_pack_rows(p.rows, p.data)")
 #define ISO_US(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
 #define ISO_S(col) "to_char(" col " AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS\"+00:00\"')"
 
@@ -877,7 +890,19 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
     struct sl_buf *arr[6] = {&R->a1, &R->a2, &R->a3, &R->a4, &R->a5, &R->a6};
     PGresult *r;
     int rc = 0;
+    /* A query with needles reads a compressed pack only when its messages hold them all
+     * (sluice_unpack_having): the needles go after the predicate's parameters. */
+    bool needles = R->pl.needles.len > 2;
+    char packrows[96];
 
+    if (needles && R->pl.np.n == 0) {
+        for (size_t i = 0; i < R->pl.pp.n && rc == 0; i++)
+            rc = param_push(&R->pl.np, R->pl.pp.v[i]);
+        if (rc || param_push(&R->pl.np, R->pl.needles.p))
+            return SL_ENOMEM;
+    }
+    snprintf(packrows, sizeof(packrows), "sl_pack_rows_having(p.rows, p.data, $%zu::text[])",
+             11 + R->pl.np.n);
     for (int k = 0; k < 6; k++) {
         sl_buf_reset(arr[k]);
         rc |= sl_buf_addc(arr[k], '{');
@@ -929,16 +954,17 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
             "ELSE -1 END FROM unnest($1::bigint[], $2::timestamptz[], $3::timestamptz[], "
             "$4::bigint[], $5::bigint[], $11::boolean[]) AS bb(s, rmin, rmax, imin, imax, pk) "
             "CROSS JOIN LATERAL (SELECT * FROM "
-            BLOCK_ROWS("bb.s", "bb.rmin", "bb.rmax", "bb.imin", "bb.imax", "bb.pk")
+            BLOCK_ROWS_F("bb.s", "bb.rmin", "bb.rmax", "bb.imin", "bb.imax", "bb.pk", "%s")
             " l WHERE l.received_at >= $6::timestamptz "
             "AND l.received_at < $7::timestamptz AND (l.received_at, l.id) %s "
             "($8::timestamptz, $9::bigint) AND %s OFFSET 0) l "
             "ORDER BY l.received_at %s, l.id %s LIMIT $10::bigint",
-            R->desc ? "<" : ">", R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
+            needles ? packrows : "sl_pack_rows(p.rows, p.data)", R->desc ? "<" : ">",
+            R->pl.pred.p, R->desc ? "DESC" : "ASC", R->desc ? "DESC" : "ASC") ||
         sl_buf_addc(&R->sql, '\0'))
         return SL_ENOMEM;
-    if ((rc = run(R->pg, "search rows failed", R->sql.p, fixed, 11, &R->pl.pp, status, body,
-                  &r)))
+    if ((rc = run(R->pg, "search rows failed", R->sql.p, fixed, 11, needles ? &R->pl.np : &R->pl.pp,
+                  status, body, &r)))
         return rc;
     for (int i = 0; i < PQntuples(r); i++) {
         struct hit *h;

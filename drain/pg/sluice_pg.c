@@ -11,6 +11,11 @@
  *
  *   sluice_pack(logs[]) RETURNS bytea          STRICT IMMUTABLE
  *   sluice_unpack(bytea) RETURNS SETOF logs    STRICT IMMUTABLE
+ *   sluice_unpack_having(bytea, text[]) RETURNS SETOF logs    IMMUTABLE
+ *       the same rows, or none when the pack's messages, ASCII-lowercased, do not hold
+ *       every one of the texts: a search's necessary condition (each word or phrase of
+ *       an AND is matched only where strpos(lower(message), text) > 0), checked once a
+ *       pack instead of once a row, and before the rows are formed
  *
  * Bound by sluice at start (drain/db.c sl_db_pack_module) when this file is installed in
  * the server's $libdir (`make pg-module`); until then migration 17's placeholders keep
@@ -58,6 +63,7 @@ PG_MODULE_MAGIC;
 
 PG_FUNCTION_INFO_V1(sluice_pack);
 PG_FUNCTION_INFO_V1(sluice_unpack);
+PG_FUNCTION_INFO_V1(sluice_unpack_having);
 
 static void put_varint(StringInfo s, uint64 v)
 {
@@ -341,7 +347,66 @@ static void unpack_column(struct rd *r, struct col *c, int n)
     }
 }
 
+/* Whether the non-NULL values of a text column, back to back and ASCII-lowercased, hold
+ * every needle (a superset of "some value holds each": a needle may straddle two). */
+static bool holds_all(const struct col *c, int n, ArrayType *needles)
+{
+    Datum *nd;
+    bool *nn;
+    int k, first = -1, last = -1;
+    size_t len;
+    char *low;
+    bool all = true;
+
+    deconstruct_array(needles, TEXTOID, -1, false, TYPALIGN_INT, &nd, &nn, &k);
+    if (k == 0)
+        return true;
+    for (int i = 0; i < n; i++)
+        if (!c->isnull[i]) {
+            if (first < 0)
+                first = i;
+            last = i;
+        }
+    if (first < 0)
+        return false;
+    /* a column's bytes lie back to back in the inflated body */
+    len = (size_t)(c->data[last] + c->dlen[last] - c->data[first]);
+    low = palloc(len + 1);
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = c->data[first][i];
+        low[i] = (char)(ch >= 'A' && ch <= 'Z' ? ch + 32 : ch);
+    }
+    for (int j = 0; j < k && all; j++) {
+        text *t;
+        if (nn[j])
+            continue;
+        t = DatumGetTextPP(nd[j]);
+        if (VARSIZE_ANY_EXHDR(t) > 0 &&
+            memmem(low, len, VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t)) == NULL)
+            all = false;
+    }
+    pfree(low);
+    return all;
+}
+
+static Datum unpack(FunctionCallInfo fcinfo, ArrayType *needles);
+
 Datum sluice_unpack(PG_FUNCTION_ARGS)
+{
+    return unpack(fcinfo, NULL);
+}
+
+/* Not STRICT: a NULL pack is no row, NULL needles check nothing. */
+Datum sluice_unpack_having(PG_FUNCTION_ARGS)
+{
+    if (PG_ARGISNULL(0)) {
+        InitMaterializedSRF(fcinfo, 0);
+        return (Datum)0;
+    }
+    return unpack(fcinfo, PG_ARGISNULL(1) ? NULL : PG_GETARG_ARRAYTYPE_P(1));
+}
+
+static Datum unpack(FunctionCallInfo fcinfo, ArrayType *needles)
 {
     bytea *in = PG_GETARG_BYTEA_PP(0);
     ReturnSetInfo *rsinfo = (ReturnSetInfo *)fcinfo->resultinfo;
@@ -413,6 +478,15 @@ Datum sluice_unpack(PG_FUNCTION_ARGS)
         unpack_column(&b, &cols[k], n);
     if (b.p != b.end)
         corrupt("bytes left after the last column");
+    if (needles) {
+        int m = -1;
+        for (int a = 0; a < natts; a++)
+            if (!TupleDescAttr(td, a)->attisdropped &&
+                strcmp(NameStr(TupleDescAttr(td, a)->attname), "message") == 0)
+                m = map[a];
+        if (m >= 0 && cols[m].len == -1 && !holds_all(&cols[m], n, needles))
+            return (Datum)0;
+    }
 
     values = palloc(sizeof(Datum) * (Size)Max(natts, 1));
     isnull = palloc(sizeof(bool) * (Size)Max(natts, 1));

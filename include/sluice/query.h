@@ -139,6 +139,14 @@ SL_MUSTCHECK int sl_query_tokens(const struct sl_query *q, struct sl_query_token
 /* Accepts NULL and a zeroed struct. */
 void sl_query_tokens_free(struct sl_query_tokens *t);
 
+/* Texts every matching line's message holds, ASCII-lowercased, as a PostgreSQL text[]
+ * literal appended to out: the words and phrases of a query that is one of them or an
+ * AND of terms (the positive ones; "{}" for anything else). Each is the needle of the
+ * line's own prefilter (strpos of lower(message) under a C collation), so a compressed
+ * pack whose messages hold none of them cannot match (sluice_unpack_having,
+ * docs/search.md "Compressed packs"). SL_ENOMEM, else 0. */
+SL_MUSTCHECK int sl_query_needles(const struct sl_query *q, struct sl_buf *out);
+
 /* The AST as an S-expression for tests and debugging, e.g.
  * (and (word "h12") (or (app = "web") (proc glob "web.*")) (not (field "status" >= 500))). */
 SL_MUSTCHECK int sl_query_dump(const struct sl_query *q, struct sl_buf *out);

@@ -1094,6 +1094,47 @@ static void test_tokens_numeric_classes(void **state)
     assert_true(sl_numclass_hash("status", 6, 5) != sl_numclass_hash("status", 6, 6));
 }
 
+static char *needles(const char *text)
+{
+    struct sl_query *q = parse_ok(text);
+    struct sl_buf b;
+    char *out;
+
+    sl_buf_init(&b, 1 << 16);
+    assert_int_equal(sl_query_needles(q, &b), 0);
+    out = strndup(b.p, b.len);
+    sl_buf_free(&b);
+    sl_query_free(q);
+    return out;
+}
+
+/* What a compressed pack's messages must hold for the query to match in it: the ASCII-
+ * lowercased words and phrases of an AND, as a text[] literal; nothing for OR, NOT. */
+static void test_needles(void **state)
+{
+    static const struct {
+        const char *q, *want;
+    } cases[] = {
+        {"Timeout", "{\"timeout\"}"},
+        {"\"connecting to Redis on 10.0.0.1\" app:web", "{\"connecting to redis on 10.0.0.1\"}"},
+        {"KeyError H12 -staging", "{\"keyerror\",\"h12\"}"},
+        {"\"say \\\"hi\\\" \\\\ now\"", "{\"say \\\"hi\\\" \\\\ now\"}"},
+        {"\xc3\x89T\xc3\x89 ok", "{\"\xc3\x89t\xc3\x89\",\"ok\"}"},
+        {"a OR b", "{}"},
+        {"-a", "{}"},
+        {"status:>=500", "{}"},
+        {"/time.*out/", "{}"},
+        {"(a OR b) c", "{\"c\"}"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *got = needles(cases[i].q);
+        if (strcmp(got, cases[i].want) != 0)
+            fail_msg("%s: %s, want %s", cases[i].q, got, cases[i].want);
+        free(got);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1102,7 +1143,7 @@ int main(void)
         cmocka_unit_test(test_errors),   cmocka_unit_test(test_regex_ok),
         cmocka_unit_test(test_caps),     cmocka_unit_test(test_errfmt),
         cmocka_unit_test(test_tokens),   cmocka_unit_test(test_tokens_caps),
-        cmocka_unit_test(test_tokens_numeric_classes),
+        cmocka_unit_test(test_tokens_numeric_classes), cmocka_unit_test(test_needles),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
