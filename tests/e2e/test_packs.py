@@ -55,6 +55,32 @@ def test_a_pack_gives_back_every_column_byte_for_byte(db):
     assert db.query("SELECT count(*) AS n FROM sluice_unpack(sluice_pack('{}'::logs[]))")[0]["n"] == 0
 
 
+def test_a_pack_without_the_needles_gives_no_row_and_one_with_them_all(db):
+    """sluice_unpack_having: the search's own necessary condition (strpos of the ASCII-
+    lowercased message), once a pack. Needles come lowercased; a needle may match across
+    two messages (a superset: the pack is read and each row's check decides)."""
+    msgs = ["Error connecting to REDIS on 10.0.0.169", "ÉTÉ ok", "tail"]
+    rows = "ARRAY[" + ", ".join(
+        f"json_populate_record(NULL::logs, json_build_object('id', {i + 1}, 'message', %s))"
+        for i in range(len(msgs))) + "]"
+
+    def n(needles):
+        return db.query(f"SELECT count(*) AS n FROM sluice_unpack_having(sluice_pack({rows}), "
+                        f"%s::text[])", (*msgs, needles))[0]["n"]
+
+    # the messages back to back, lowered: "error connecting to redis on 10.0.0.169ÉtÉ oktail"
+    assert n(["connecting to redis on 10.0.0.169"]) == 3
+    assert n(["connecting to redis", "ok", "tail"]) == 3
+    assert n(["connecting to redis on 10.0.0.168"]) == 0
+    assert n(["redis", "absent"]) == 0
+    assert n(["REDIS"]) == 0
+    assert n(["été"]) == 0, "lower() under a C collation folds ASCII only, as the search does"
+    assert n(["ét"]) == 0 and n(["Ét"]) == 3
+    assert n(["169Ét"]) == 3, "across two messages: a superset"
+    assert n([]) == 3 and n(None) == 3
+    assert db.query("SELECT count(*) AS n FROM sluice_unpack_having(NULL, '{x}')")[0]["n"] == 0
+
+
 def test_a_damaged_pack_is_an_error_never_fewer_rows(db):
     good = db.query(f"SELECT sluice_pack(a) AS p FROM ({EDGE_ROWS}) x")[0]["p"].tobytes()
     bad = {
