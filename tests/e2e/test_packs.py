@@ -211,3 +211,45 @@ def test_array_packs_answer_alike_once_compressed(pg, tls, workdir):
     finally:
         s.stop()
         d.close()
+
+
+def test_a_role_that_may_not_create_c_functions_keeps_arrays(pg):
+    """A managed PostgreSQL's application role is no superuser: `sluice migrate` says why
+    packs stay arrays, and compaction and reading work as before."""
+    name = "e2e_packs_role"
+    conn = pg.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            cur.execute("DROP ROLE IF EXISTS sluice_app")
+            cur.execute("CREATE ROLE sluice_app LOGIN")
+            cur.execute(f'CREATE DATABASE "{name}" OWNER sluice_app TEMPLATE template0')
+    finally:
+        conn.close()
+    d = Database(pg, name)
+    d.url = re.sub(r"user=[^&]*", "user=sluice_app", d.url)
+    assert "user=sluice_app" in d.url
+    try:
+        r = sluice_cli(d, "migrate")
+        assert "packs: arrays of rows" in r.stdout and "permission denied" in r.stdout, r.stdout
+        src = add_source(d, "packs-role")
+        day = datetime.datetime.now(UTC).date() - datetime.timedelta(days=2)
+        day_partition(d, day)
+        worded_rows(d, src, day, 500, words="needle")
+        before = stored(d, src)
+        sluice_cli(d, "compact", "--day", day.isoformat(), "--fence-seconds", "0")
+        f = forms(d, src)
+        assert f["compressed"] == 0 and f["arrays"] > 0, f
+        assert stored(d, src) == before
+        # and `sluice compact` leaves them arrays (nothing to compress them with)
+        r = sluice_cli(d, "compact", "--fence-seconds", "0")
+        assert "compressed:" not in r.stdout and forms(d, src) == f
+    finally:
+        d.close()
+        conn = pg.connect()
+        try:
+            with conn.cursor() as cur:
+                cur.execute(f'DROP DATABASE IF EXISTS "{name}"')
+                cur.execute("DROP ROLE IF EXISTS sluice_app")
+        finally:
+            conn.close()
