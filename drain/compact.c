@@ -479,8 +479,6 @@ out:
     return rc;
 }
 
-/* backfill_one; a failure with the connection up (two nodes at once: the primary key) is
- * logged and waits for the next round. */
 /* Packs written as arrays (before the module was bound, or by a node without it) made
  * compressed, REPACK_BATCH a statement, when sluice_pack is bound (docs/search.md
  * "Compressed packs"). Each pack is read and locked in one go (FOR UPDATE returns its
@@ -511,14 +509,20 @@ static int repack(PGconn *c, bool *did, struct sl_compact_stats *st)
     return 0;
 }
 
+/* backfill_one, or when no day wants a level, repack; a failure with the connection up
+ * (two nodes at once: the primary key) is logged and waits for the next round. */
 static int backfill(PGconn *c, int64_t before_us, bool *did, struct sl_compact_stats *st)
 {
     int rc = backfill_one(c, before_us, did, st);
-    if (rc == 0 && !*did)
+    bool level = true;
+
+    if (rc == 0 && !*did) {
+        level = false;
         rc = repack(c, did, st);
+    }
     if (rc && PQstatus(c) == CONNECTION_OK) {
         st->skipped++;
-        sl_warn("day level skipped", "err=%d", rc);
+        sl_warn(level ? "day level skipped" : "repack skipped", "err=%d", rc);
         *did = false;
         return 0;
     }
