@@ -220,6 +220,30 @@ EOF
 q "$url" "SELECT format('RESULT kind=blocks log_blocks=%s avg_rows=%s partitions=%s', count(*),
     round(avg(nrows)), (SELECT count(*) FROM pg_inherits WHERE inhparent = 'logs'::regclass))
     FROM log_blocks"
+# Issue 17's disk target: a packed line's bytes (its pack, its block's row and share of
+# log_blocks' indexes, the day level) against a live line's (its logs partition, its
+# block, the hour level), each over its own lines (docs/search.md "Compressed packs").
+psql -X -qtA -v ON_ERROR_STOP=1 -d "$url" <<'EOF' | tee "$tmp/closed"
+WITH b AS (SELECT count(*) FILTER (WHERE packed) AS pb, count(*) FILTER (WHERE NOT packed) AS lb,
+                  coalesce(sum(nrows) FILTER (WHERE packed), 0) AS pn,
+                  coalesce(sum(nrows) FILTER (WHERE NOT packed), 0) AS ln,
+                  coalesce(sum(pg_column_size(x.*)) FILTER (WHERE packed), 0) AS prb,
+                  coalesce(sum(pg_column_size(x.*)) FILTER (WHERE NOT packed), 0) AS lrb,
+                  greatest(count(*), 1) AS nb
+           FROM log_blocks x),
+s AS (SELECT (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)
+              FROM pg_partition_tree(to_regclass('log_packs')) WHERE isleaf) AS packs,
+             (SELECT coalesce(sum(pg_total_relation_size(relid)), 0)
+              FROM pg_partition_tree('logs') WHERE isleaf) AS logs,
+             pg_indexes_size('log_blocks') AS bidx,
+             coalesce(pg_total_relation_size(to_regclass('log_day_filters')), 0) AS dayf,
+             coalesce(pg_total_relation_size(to_regclass('log_hour_filters')), 0) AS hourf),
+v AS (SELECT pn, ln, s.packs + prb + s.bidx * pb::numeric / nb + s.dayf AS pbytes,
+             s.logs + lrb + s.bidx * lb::numeric / nb + s.hourf AS lbytes FROM b, s)
+SELECT format('RESULT kind=closed_days packed_lines=%s packed_bytes_per_line=%s live_lines=%s live_bytes_per_line=%s',
+              pn, round(pbytes / greatest(pn, 1), 1), ln, round(lbytes / greatest(ln, 1), 1))
+FROM v;
+EOF
 [ "${SCALE_ONLY:-}" != build ] || exit 0
 
 # ------------------------------------------------------------------ 3. search and tail
@@ -348,6 +372,8 @@ if [ -n "$DOC" ] && [ -s "$tmp/targets.md" ]; then
         echo "- date: $(date -u +%Y-%m-%dT%H:%M:%SZ); commit $(git rev-parse --short HEAD 2>/dev/null || echo unknown)$(git status --porcelain 2>/dev/null | grep -q . && echo " (working tree modified)" || true)"
         echo "- data set: $LINES lines over $DAYS days, $SOURCES Zipf-weighted sources (seed $SEED), loaded in $(stamp_get load_s) s ($(stamp_get rows_per_s) rows/s), built $(stamp_get built)$(grep -q '^compacted=' "$STAMP" && echo ", closed days packed $(stamp_get compacted)")"
         echo "- disk, bytes per line of the whole set: database $(bpl total), logs $(bpl logs), log_packs $(bpl log_packs), log_blocks $(bpl log_blocks), log_day_filters $(bpl log_day_filters), log_hour_filters $(bpl log_hour_filters)"
+        cv() { tr ' ' '\n' <"$tmp/closed" | awk -F= -v k="$1" '$1 == k { print $2 }'; }
+        echo "- closed days: a packed line $(cv packed_bytes_per_line) B ($(cv packed_lines) lines), a live one $(cv live_bytes_per_line) B ($(cv live_lines) lines): $(printf '%.2f' "$(bc -l <<<"$(cv packed_bytes_per_line) / $(cv live_bytes_per_line)")")x"
         echo "- searches: $RUNS timed runs per row over HTTPS keep-alive, newest 100, a cold cluster; p99 is the nearest rank (with fewer than 100 runs, the slowest run)"
         echo
         echo "| search | scope | p50 / p99 ms | target | |"
