@@ -217,7 +217,7 @@ struct plan {
     /* sl_query_needles' text[] literal: what every match's message holds; "{}": nothing
      * known, packs are read whole */
     struct sl_buf needles;
-    struct sl_query_params np; /* pp, then needles */
+    struct sl_query_params np; /* pp, then the needles; empty when there are none */
 };
 
 static void plan_init(struct plan *pl)
@@ -370,6 +370,12 @@ static int plan_build(struct plan *pl, struct sl_sources *src, const char *q, co
     if ((rc = sl_query_needles(ast, &pl->needles)) || (rc = sl_buf_addc(&pl->needles, '\0')))
         goto out;
     pl->needles.len--;
+    if (pl->needles.len > 2) {
+        for (size_t i = 0; i < pl->pp.n && rc == 0; i++)
+            rc = param_push(&pl->np, pl->pp.v[i]);
+        if (rc || (rc = param_push(&pl->np, pl->needles.p)))
+            goto out;
+    }
     if ((rc = sl_query_tokens(ast, &tk)))
         goto out;
     if (tk.nconj > 0) {
@@ -892,15 +898,9 @@ static int read_group(struct run *R, size_t from, size_t to, size_t need, int *s
     int rc = 0;
     /* A query with needles reads a compressed pack only when its messages hold them all
      * (sluice_unpack_having): the needles go after the predicate's parameters. */
-    bool needles = R->pl.needles.len > 2;
+    bool needles = R->pl.np.n > 0;
     char packrows[96];
 
-    if (needles && R->pl.np.n == 0) {
-        for (size_t i = 0; i < R->pl.pp.n && rc == 0; i++)
-            rc = param_push(&R->pl.np, R->pl.pp.v[i]);
-        if (rc || param_push(&R->pl.np, R->pl.needles.p))
-            return SL_ENOMEM;
-    }
     snprintf(packrows, sizeof(packrows), "sl_pack_rows_having(p.rows, p.data, $%zu::text[])",
              11 + R->pl.np.n);
     for (int k = 0; k < 6; k++) {

@@ -97,19 +97,25 @@ static struct sl_query *parse_ok(const char *text)
     return q;
 }
 
-static char *dump(const char *text)
+/* What fn (sl_query_dump, sl_query_needles) appends for the query text, as a string. */
+static char *render(const char *text, int (*fn)(const struct sl_query *, struct sl_buf *))
 {
     struct sl_query *q = parse_ok(text);
     struct sl_buf b;
     char *s;
 
     sl_buf_init(&b, 1 << 20);
-    assert_int_equal(sl_query_dump(q, &b), 0);
+    assert_int_equal(fn(q, &b), 0);
     assert_int_equal(sl_buf_addc(&b, '\0'), 0);
     s = strdup(b.p);
     sl_buf_free(&b);
     sl_query_free(q);
     return s;
+}
+
+static char *dump(const char *text)
+{
+    return render(text, sl_query_dump);
 }
 
 /* Source resolution used by the SQL tables: billing -> 7, api* -> 7 and 9, anything
@@ -1094,20 +1100,6 @@ static void test_tokens_numeric_classes(void **state)
     assert_true(sl_numclass_hash("status", 6, 5) != sl_numclass_hash("status", 6, 6));
 }
 
-static char *needles(const char *text)
-{
-    struct sl_query *q = parse_ok(text);
-    struct sl_buf b;
-    char *out;
-
-    sl_buf_init(&b, 1 << 16);
-    assert_int_equal(sl_query_needles(q, &b), 0);
-    out = strndup(b.p, b.len);
-    sl_buf_free(&b);
-    sl_query_free(q);
-    return out;
-}
-
 /* What a compressed pack's messages must hold for the query to match in it: the ASCII-
  * lowercased words and phrases of an AND, as a text[] literal; nothing for OR, NOT. */
 static void test_needles(void **state)
@@ -1128,7 +1120,7 @@ static void test_needles(void **state)
     };
     (void)state;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        char *got = needles(cases[i].q);
+        char *got = render(cases[i].q, sl_query_needles);
         if (strcmp(got, cases[i].want) != 0)
             fail_msg("%s: %s, want %s", cases[i].q, got, cases[i].want);
         free(got);
