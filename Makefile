@@ -79,10 +79,11 @@ $(BUILD)/tests/%: tests/unit/%.c $(BUILD)/libsluice.a
 # arrays of rows.
 PG_CONFIG ?= $(firstword $(wildcard /usr/lib/postgresql/15/bin/pg_config) pg_config)
 PG_MODULE := build/sluice_pg.so
-$(PG_MODULE): drain/pg/sluice_pg.c
+# It carries the search tokenizer (drain/tokens.c) for the packs' pair filters.
+$(PG_MODULE): drain/pg/sluice_pg.c drain/tokens.c include/sluice/tokens.h
 	@mkdir -p $(dir $@)
 	$(CC) -D_GNU_SOURCE -O2 -g -fPIC -shared -Wall -Wextra -Werror -Wno-unused-parameter -Wmissing-prototypes \
-		-I$(shell $(PG_CONFIG) --includedir-server) -o $@ $< -lz
+		-Iinclude -I$(shell $(PG_CONFIG) --includedir-server) -o $@ drain/pg/sluice_pg.c drain/tokens.c -lz
 
 .PHONY: pg-module
 pg-module: $(PG_MODULE)

@@ -82,6 +82,125 @@ def test_a_pack_without_the_needles_gives_no_row_and_one_with_them_all(db):
     assert db.query("SELECT count(*) AS n FROM sluice_unpack_having(NULL, '{x}')")[0]["n"] == 0
 
 
+def pack_of(db, msgs):
+    """sluice_pack of rows with these messages (ids 1..n), as bytes."""
+    rows = "ARRAY[" + ", ".join(
+        f"json_populate_record(NULL::logs, json_build_object('id', {i + 1}, 'message', %s))"
+        for i in range(len(msgs))) + "]::logs[]"
+    return db.query(f"SELECT sluice_pack({rows}) AS p", tuple(msgs))[0]["p"].tobytes()
+
+
+def split_pack(p):
+    """(the pack as the module before the pair filter wrote it, the filter's bytes)."""
+    assert p[-16:-8] == b"SLPAIRS1", p[-16:]
+    f = int.from_bytes(p[-8:-4], "little")
+    return p[:len(p) - 16 - f], p[len(p) - 16 - f:len(p) - 16]
+
+
+def having(db, p, needles):
+    return db.query("SELECT count(*) AS n FROM sluice_unpack_having(%s, %s::text[])",
+                    (psycopg2.Binary(p), needles))[0]["n"]
+
+
+def test_the_pair_filter_turns_away_a_pack_without_the_phrase(db):
+    """A phrase matches only at token boundaries (the search's regex), so its adjacent
+    tokens are adjacent tokens of a message: the pack's pair filter answers for a phrase
+    whose words are all there but never side by side, where the plain text check cannot."""
+    msgs = ["Error connecting to Redis on 10.0.0.1690:6379", "xfoo bar", "no route to host"]
+    p = pack_of(db, msgs)
+    old, f = split_pack(p)
+    assert len(f) == 9, "5 bits for each of the 13 distinct pairs"
+    # the text is there (a substring), the pairs are not: (0, 169), (foo, bar)
+    for needles in (["redis on 10.0.0.169"], ["foo bar"], ["route to", "foo bar"]):
+        assert having(db, old, needles) == 3, needles
+        assert having(db, p, needles) == 0, needles
+    for needles in (["redis on 10.0.0.1690"], ["xfoo bar"], ["route to", "to redis on"],
+                    ["foo"], ["bar", "0.1690:6379"], []):
+        assert having(db, p, needles) == 3, needles
+    # the module before the filter wrote exactly the bytes before it; they still read
+    same = db.query("SELECT (SELECT array_agg(u::text) FROM sluice_unpack(%s) u) = "
+                    "(SELECT array_agg(u::text) FROM sluice_unpack(%s) u) AS same",
+                    (psycopg2.Binary(p), psycopg2.Binary(old)))[0]["same"]
+    assert same
+
+
+def test_the_pair_filter_never_turns_away_a_pack_that_holds_the_phrase(db):
+    """Every phrase cut from a message at token boundaries (any separators, case, UTF-8,
+    numbers, tokens that mix digits and letters, a token past the 64-byte cap) finds its
+    pack."""
+    rng = random.Random(23)
+    words = ["Redis", "on", "10", "0", "169", "GET", "/api/v1", "x" * 70, "été", "ok_1",
+             "status", "503", "a", "B", "connect", "to", "ms", "\u2603", "395ms", "7f3a"]
+    seps = [" ", "  ", ".", ":", "=", "/", "-", ", ", "\t", "\"", "[", "] "]
+    msgs = []
+    for _ in range(60):
+        parts = []
+        for _ in range(rng.randrange(2, 12)):
+            parts.append(rng.choice(words))
+            parts.append(rng.choice(seps))
+        msgs.append("".join(parts[:-1]))
+    p = pack_of(db, msgs)
+    tok = re.compile(r"[0-9A-Za-z_\u0080-\U0010ffff]+")
+    checked = 0
+    for _ in range(300):
+        m = rng.choice(msgs)
+        spans = [t.span() for t in tok.finditer(m)]
+        if len(spans) < 2:
+            continue
+        i = rng.randrange(len(spans) - 1)
+        j = rng.randrange(i + 1, min(len(spans), i + 5))
+        phrase = m[spans[i][0]:spans[j][1]]
+        needle = "".join(c.lower() if c.isascii() else c for c in phrase)
+        assert having(db, p, [needle]) == len(msgs), (phrase, m)
+        checked += 1
+    assert checked > 250
+
+
+def test_a_pack_with_too_many_pairs_has_no_filter_and_still_answers(db):
+    """Past 2^21 distinct pairs (PAIR_MAX) a pack is written without a filter, as before
+    the filters were, and every needle reads it whole."""
+    got = db.query("""
+        WITH m AS (SELECT string_agg(g::text, ' ') AS msg FROM generate_series(1, 2100000) g),
+        p AS (SELECT sluice_pack(ARRAY[json_populate_record(NULL::logs,
+                  json_build_object('id', 1, 'message', msg))]) AS d FROM m)
+        SELECT encode(substr(d, octet_length(d) - 15, 8), 'escape') AS tail,
+               (SELECT count(*) FROM sluice_unpack_having(d, '{"2099999 2100000"}')) AS hit,
+               (SELECT count(*) FROM sluice_unpack_having(d, '{"2100000 1"}')) AS miss
+        FROM p""")[0]
+    assert got["tail"] != "SLPAIRS1"
+    assert got["hit"] == 1 and got["miss"] == 0
+
+
+def test_the_pair_filter_is_read_without_the_body(db):
+    """The filter is checked from the end of the value alone: with the body damaged, a
+    phrase whose pair is missing still gives no row, while one that needs the body is an
+    error, as is any damage to the filter itself."""
+    p = pack_of(db, ["connecting to redis on 10.0.0.5"] * 50 + ["tail line"])
+    old, f = split_pack(p)
+    body = bytearray(p)
+    body[len(old) - 10] ^= 0x5a  # inside the zlib stream
+    body = bytes(body)
+    assert having(db, body, ["on 10.0.0.169"]) == 0
+    conn = psycopg2.connect(db.url)
+    conn.autocommit = True
+    try:
+        bad_filter = bytearray(p)
+        bad_filter[len(old) + 1] ^= 0x01
+        bad_magic = bytearray(p)
+        bad_magic[-12] ^= 0x01
+        cases = [(body, ["on 10.0.0.5"]), (bytes(bad_filter), None), (bytes(bad_filter), ["on 10"]),
+                 (bytes(bad_magic), None), (p + b"x", None), (p[:-1], None)]
+        for b, needles in cases:
+            with conn.cursor() as cur:
+                with pytest.raises(psycopg2.Error) as e:
+                    cur.execute("SELECT count(*) FROM sluice_unpack_having(%s, %s::text[])",
+                                (psycopg2.Binary(b), needles))
+                    pytest.fail(f"{cur.fetchone()[0]} rows from a damaged pack")
+                assert "corrupt pack" in str(e.value), str(e.value)
+    finally:
+        conn.close()
+
+
 def test_a_damaged_pack_is_an_error_never_fewer_rows(db):
     good = db.query(f"SELECT sluice_pack(a) AS p FROM ({EDGE_ROWS}) x")[0]["p"].tobytes()
     bad = {
