@@ -164,7 +164,9 @@ static uint32 pair_pos(uint64 h, unsigned i, uint32 nbits)
 }
 
 /* The distinct pairs of a pack (open addressing, at most half full), or of a search's
- * texts; over once a pack has more than PAIR_MAX. */
+ * texts; over once a pack has more than PAIR_MAX. The same table as drain/tokens.c's
+ * distinct-hash set behind sl_bloom_add, kept here in palloc'd memory: that one is
+ * malloc'd, which an ERROR in the backend (an interrupt, a TOAST read) would leak. */
 struct pairs {
     uint64 *t;
     uint32 cap, n;

@@ -916,6 +916,9 @@ compact_days() {
     days=$(psql -X -qtA -d "$url" -c "SELECT to_char(to_date(substr(c.relname, 6), 'YYYYMMDD'), 'YYYY-MM-DD')
         FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'logs'::regclass
         AND c.relname ~ '^logs_[0-9]{8}$' AND to_date(substr(c.relname, 6), 'YYYYMMDD') < (now() AT TIME ZONE 'UTC')::date ORDER BY 1")
+    # log_packs' bytes: the sum of its partitions (a partitioned parent's own size is 0)
+    local packs="(SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i
+          JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'log_packs'::regclass)"
     # the closed days' bytes: their partitions (heap, TOAST, index), their blocks' rows
     # (filters) and share of log_blocks' indexes, their commit-log rows, their packs and
     # day levels. Blocks count by their rows, not the table's size: the live blocks that
@@ -929,8 +932,7 @@ compact_days() {
           WHERE max_received < date_trunc('day', now(), 'UTC'))::numeric / greatest(1, (SELECT count(*) FROM log_blocks)))
       + (SELECT pg_total_relation_size('log_commits') * (SELECT count(*) FROM log_commits
           WHERE max_received < date_trunc('day', now(), 'UTC'))::numeric / greatest(1, (SELECT count(*) FROM log_commits)))
-      + (SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i
-          JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'log_packs'::regclass)
+      + $packs
       + pg_total_relation_size('log_day_filters')"
     lines=$(psql -X -qtA -d "$url" -c "SELECT count(*) FROM logs WHERE received_at < date_trunc('day', now(), 'UTC')")
     before=$(psql -X -qtA -d "$url" -c "$q")
@@ -943,7 +945,7 @@ compact_days() {
     wal1=$(psql -X -qtA -d "$url" -c "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
     psql -X -q -d "$url" -c "ANALYZE" >&2
     after=$(psql -X -qtA -d "$url" -c "$q")
-    log "compact: of which packs $(bc <<<"$(psql -X -qtA -d "$url" -c "SELECT coalesce(sum(pg_total_relation_size(c.oid)), 0) FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'log_packs'::regclass") / $lines") B/line, day level $(bc <<<"$(psql -X -qtA -d "$url" -c "SELECT pg_total_relation_size('log_day_filters')") / $lines") B/line"
+    log "compact: of which packs $(bc <<<"$(psql -X -qtA -d "$url" -c "SELECT $packs") / $lines") B/line, day level $(bc <<<"$(psql -X -qtA -d "$url" -c "SELECT pg_total_relation_size('log_day_filters')") / $lines") B/line"
     log "compact: $lines lines of $(wc -w <<<"$days") closed days in $(printf '%.1f' "$(bc -l <<<"$t1 - $t0")") s; \
 $(bc <<<"$before / $lines") B/line before, $(bc <<<"$after / $lines") B/line after \
 (ratio $(printf '%.3f' "$(bc -l <<<"$after / $before")")); WAL $(bc <<<"($wal1 - $wal0) / $lines") B/line"
