@@ -111,6 +111,8 @@ static const struct opt opts[] = {
      "10000", "rows one retention DELETE removes at most (docs/retention.md)"},
     {"SLUICE_RETENTION_PAUSE_MS", "retention-pause-ms", T_INT, O(retention_pause_ms), "1000",
      "least milliseconds between two retention DELETEs (at least 4x the last one's time)"},
+    {"SLUICE_RETENTION_WAL_RATE", "retention-wal-rate", T_SIZE, O(retention_wal_rate),
+     "524288", "bytes of WAL a second retention's DELETEs write on average (0: no limit)"},
     {"SLUICE_RETENTION_INTERVAL", "retention-interval", T_INT, O(retention_interval), "600",
      "seconds between retention passes (a source change starts one at once)"},
     {"SLUICE_COMPACT_AFTER_HOURS", "compact-after-hours", T_INT, O(compact_after_hours), "24",

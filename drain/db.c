@@ -1349,6 +1349,19 @@ int sl_db_retention_sources(struct pg_conn *c, struct sl_retention_job **jobs, s
     return 0;
 }
 
+int sl_db_wal_position(struct pg_conn *c, uint64_t *out)
+{
+    PGresult *r = NULL;
+    int rc = sl_db_exec(c, "wal position failed",
+                        "SELECT pg_current_wal_insert_lsn() - '0/0'::pg_lsn", 0, NULL, &r);
+
+    if (rc)
+        return rc;
+    *out = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
+    PQclear(r);
+    return 0;
+}
+
 int sl_db_retention_batch(struct pg_conn *c, const struct sl_retention_job *job, int limit,
                           long long *deleted)
 {

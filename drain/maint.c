@@ -5,6 +5,7 @@
  * on its own thread with its own connection; never touches the event loop except through
  * sl_sources_replace_all. */
 #include <errno.h>
+#include <inttypes.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -51,8 +52,29 @@ struct sl_maint {
 };
 
 /* A DELETE may take at most a fifth of the time while a pass runs: after a statement
- * that took d, the next waits max(SLUICE_RETENTION_PAUSE_MS, DUTY x d). */
+ * that took d, the next waits max(SLUICE_RETENTION_PAUSE_MS, DUTY x d). A retention
+ * statement that wrote w bytes of WAL also waits w / SLUICE_RETENTION_WAL_RATE, so that
+ * the pass's writes (WAL, then the same pages again at the checkpoint) stay a small share
+ * of the disk the spool's fsyncs need (docs/retention.md "Cost under load"). The WAL is
+ * the server's insert position read before and after the statement: it includes what
+ * other sessions wrote meanwhile, a few kilobytes against the statement's megabytes. */
 #define DUTY 4
+
+int64_t sl_maint_pause_us(int64_t took_us, int pause_ms, uint64_t wal_bytes, int64_t wal_rate)
+{
+    int64_t pause = (int64_t)pause_ms * 1000;
+
+    if (took_us > 0 && took_us * DUTY > pause)
+        pause = took_us * DUTY;
+    if (wal_rate > 0 && wal_bytes > 0) {
+        double w = (double)wal_bytes * 1e6 / (double)wal_rate;
+        if (w > 3600e6) /* an hour at most, whatever the reading */
+            w = 3600e6;
+        if ((int64_t)w > pause)
+            pause = (int64_t)w;
+    }
+    return pause;
+}
 
 /* Start a retention pass: partitions ahead, whole days dropped, the list of sources whose
  * rows go by batched DELETE. */
@@ -189,18 +211,26 @@ static void *m_main(void *arg)
             else
                 next_pass = t + 60LL * 1000000;
         } else if ((m->pass_active || evicting) && t >= m->next_step) {
-            int64_t took, pause;
+            int64_t took;
+            uint64_t wal0 = 0, wal1 = 0, wal = 0;
             /* eviction first: it is what keeps ingest from being refused */
             if (evicting) {
                 if (sl_evict_step(m->evict, m->pg))
                     sl_debug("eviction step failed; tried again after the pause", "%s", "");
-            } else if (pass_step(m))
-                m->pass_active = false; /* a failed statement: the next pass starts over */
+            } else {
+                bool paced = m->ret.wal_rate > 0 && sl_db_wal_position(m->pg, &wal0) == 0;
+                if (pass_step(m))
+                    m->pass_active = false; /* a failed statement: the next pass starts over */
+                if (paced && sl_db_wal_position(m->pg, &wal1) == 0 && wal1 > wal0) {
+                    wal = wal1 - wal0;
+                    SL_INC(retention_wal_bytes, wal);
+                }
+            }
             took = sl_clock_real_us() - t;
-            pause = (int64_t)m->ret.pause_ms * 1000;
-            if (took * DUTY > pause)
-                pause = took * DUTY;
-            m->next_step = t + took + pause;
+            m->next_step = t + took + sl_maint_pause_us(took, m->ret.pause_ms, wal, m->ret.wal_rate);
+            sl_debug("maintenance step", "kind=%s ms=%.1f wal=%" PRIu64 " pause_ms=%.0f",
+                     evicting ? "evict" : "retention", (double)took / 1e3, wal,
+                     (double)(m->next_step - t - took) / 1e3);
         }
         /* Compaction (docs/search.md "Compacted days"): one (source, day) a step, between
          * retention passes, paced like them. */
@@ -292,6 +322,7 @@ int sl_maint_start(const char *database_url, struct sl_sources *sources,
     m->ret.batch_rows = ret && ret->batch_rows > 0 ? ret->batch_rows : 10000;
     m->ret.pause_ms = ret && ret->pause_ms >= 0 ? ret->pause_ms : 1000;
     m->ret.interval_s = ret && ret->interval_s > 0 ? ret->interval_s : 600;
+    m->ret.wal_rate = ret ? ret->wal_rate : 0;
     m->ret.compact_after_h = ret && ret->compact_after_h > 0 ? ret->compact_after_h : 0;
     m->ret.disk_interval_s = ret && ret->disk_interval_s > 0 ? ret->disk_interval_s : 30;
     if (ret && (ret->disk.budget_bytes > 0 || ret->disk.filesystem)) {

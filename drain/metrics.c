@@ -198,6 +198,9 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
                       LOAD(retention_rows_deleted))) ||
         (rc = counter(b, "sluice_retention_batches_total", "Retention DELETE statements run.",
                       LOAD(retention_batches))) ||
+        (rc = counter(b, "sluice_retention_wal_bytes_total",
+                      "WAL the server wrote while retention's statements ran (their pacing).",
+                      LOAD(retention_wal_bytes))) ||
         (rc = counter(b, "sluice_retention_partitions_dropped_total",
                       "Day partitions dropped as past every source's retention.",
                       LOAD(retention_partitions_dropped))) ||

@@ -539,6 +539,7 @@ int sl_server_run(struct sl_config *cfg)
     ret.batch_rows = (int)cfg->retention_batch_rows;
     ret.pause_ms = (int)cfg->retention_pause_ms;
     ret.interval_s = (int)cfg->retention_interval;
+    ret.wal_rate = cfg->retention_wal_rate;
     ret.compact_after_h = (int)cfg->compact_after_hours;
     memset(&ret.disk, 0, sizeof(ret.disk));
     ret.disk.budget_bytes = cfg->disk_budget;

@@ -57,6 +57,7 @@ struct sl_config {
     int64_t retention_batch_rows;
     int64_t retention_pause_ms;
     int64_t retention_interval;
+    int64_t retention_wal_rate;
     int64_t compact_after_hours;
     int64_t disk_budget;
     bool disk_filesystem;

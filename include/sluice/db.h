@@ -167,6 +167,9 @@ SL_MUSTCHECK int sl_db_retention_drop(struct pg_conn *c, long long *dropped);
  * is shorter than the longest. *jobs is malloc'd (free()). */
 SL_MUSTCHECK int sl_db_retention_sources(struct pg_conn *c, struct sl_retention_job **jobs,
                                          size_t *n);
+/* The server's WAL insert position in bytes (pg_current_wal_insert_lsn()): the
+ * difference of two readings is the WAL written between them, by every session. */
+SL_MUSTCHECK int sl_db_wal_position(struct pg_conn *c, uint64_t *out);
 /* Delete about `limit` of the oldest rows of job's source past its retention, in one
  * short statement; *deleted 0 means the source is done. */
 SL_MUSTCHECK int sl_db_retention_batch(struct pg_conn *c, const struct sl_retention_job *job,

@@ -22,10 +22,16 @@ struct sl_maint_retention {
     int batch_rows;
     int pause_ms;
     int interval_s;
+    int64_t wal_rate; /* bytes of WAL a second a pass writes on average; 0: no limit */
     int compact_after_h; /* 0: no compaction (docs/search.md "Compacted days") */
     struct sl_evict_settings disk;
     int disk_interval_s;
 };
+
+/* The pause after one retention or eviction statement that took took_us and, while it ran,
+ * saw wal_bytes of WAL written: max(pause_ms, 4 x took_us, wal_bytes / wal_rate seconds),
+ * in microseconds, at most an hour. wal_rate <= 0: no WAL pacing. */
+int64_t sl_maint_pause_us(int64_t took_us, int pause_ms, uint64_t wal_bytes, int64_t wal_rate);
 
 /* Start the thread. If PostgreSQL is reachable, the source table is loaded before
  * this returns, so the listener can authenticate from its first request; if not, the

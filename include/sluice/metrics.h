@@ -59,6 +59,7 @@ struct sl_metrics {
     _Atomic uint64_t rule_limit_hits;            /* 1 when the last database operation worked */
     _Atomic uint64_t retention_rows_deleted;       /* rows removed by batched DELETE */
     _Atomic uint64_t retention_batches;            /* DELETE statements run */
+    _Atomic uint64_t retention_wal_bytes;          /* WAL written while they ran */
     _Atomic uint64_t retention_partitions_dropped; /* whole day partitions */
     _Atomic uint64_t retention_passes;             /* passes finished */
     _Atomic uint64_t compacted_rows;               /* rows packed into log_packs */

@@ -3,7 +3,7 @@
  *
  *   loadgen --url https://NAME:TOKEN@127.0.0.1:PORT/logs [--connections N] [--lines TOTAL]
  *           [--lines-per-body N] [--duration-max SECONDS] [--gzip] [--rate LINES_PER_S]
- *           [--json-share PCT]
+ *           [--json-share PCT] [--latency-log FILE]
  *   loadgen --syslog tcp://127.0.0.1:PORT [--hostname NAME] [--connections N] [--lines TOTAL]
  *           [--lines-per-body N] [--duration-max SECONDS]
  *
@@ -23,6 +23,9 @@
  * --rate (HTTP/HTTPS only): at most LINES_PER_S lines per second over all connections (the
  * next request waits until its lines are due), for a steady background load; default: as
  * fast as the server answers.
+ *
+ * --latency-log FILE: one line per answered request, "SENT_EPOCH_S LATENCY_MS", in the
+ * order answered, to line slow requests up with what else ran (tests/bench/retention.sh).
  *
  * N keep-alive connections, one request in flight on each (logplex's model). Every body is
  * generated before the clock starts: octet-counted RFC 5424 frames (RFC 6587 §3.4.1) shaped
@@ -110,6 +113,8 @@ static struct {
     long next;       /* next request to send */
     long done;       /* requests answered or failed */
     double *lat;     /* seconds, per answered request */
+    double *lat_at;  /* when each was sent, epoch seconds (--latency-log) */
+    const char *latency_log;
     long nlat;
     long lines_ok;
     long status_2xx, status_other, failed;
@@ -147,6 +152,7 @@ static void usage(void)
             "usage: loadgen --url http[s]://NAME:TOKEN@HOST:PORT/logs [--connections N]\n"
             "               [--lines TOTAL] [--lines-per-body N] [--duration-max SECONDS]"
             " [--gzip] [--rate LINES_PER_S] [--json-share PCT]\n"
+            "               [--latency-log FILE]\n"
             "       loadgen --syslog tcp://HOST:PORT [--hostname NAME] [--connections N]\n"
             "               [--lines TOTAL] [--lines-per-body N] [--duration-max SECONDS]\n");
     exit(2);
@@ -364,8 +370,10 @@ static void build_requests(void)
     G.nreqs = (G.lines + G.per_body - 1) / G.per_body;
     G.reqs = calloc((size_t)G.nreqs, sizeof(*G.reqs));
     G.lat = calloc((size_t)G.nreqs, sizeof(*G.lat));
+    if (G.latency_log)
+        G.lat_at = calloc((size_t)G.nreqs, sizeof(*G.lat_at));
     body = malloc(bodycap);
-    if (G.reqs == NULL || G.lat == NULL || body == NULL)
+    if (G.reqs == NULL || G.lat == NULL || body == NULL || (G.latency_log && G.lat_at == NULL))
         die("out of memory");
     gmtime_r(&now.tv_sec, &tm);
     for (long i = 0; i < G.nreqs; i++) {
@@ -533,6 +541,8 @@ static void on_read(struct bufferevent *bev, void *arg)
     }
     {
         double t = now_s();
+        if (G.lat_at)
+            G.lat_at[G.nlat] = G.first_send_epoch + (c->sent_at - G.first_send);
         G.lat[G.nlat++] = t - c->sent_at;
         G.last_done = t;
     }
@@ -769,6 +779,7 @@ int main(int argc, char **argv)
         {"hostname", required_argument, NULL, 'H'},
         {"rate", required_argument, NULL, 'r'},
         {"json-share", required_argument, NULL, 'j'},
+        {"latency-log", required_argument, NULL, 'L'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -784,7 +795,7 @@ int main(int argc, char **argv)
     G.per_body = 100;
     G.duration_max = 300;
     snprintf(G.hostname, sizeof(G.hostname), "host");
-    while ((o = getopt_long(argc, argv, "u:c:n:b:d:zs:H:r:j:h", opts, NULL)) != -1) {
+    while ((o = getopt_long(argc, argv, "u:c:n:b:d:zs:H:r:j:L:h", opts, NULL)) != -1) {
         switch (o) {
         case 'u': url = optarg; break;
         case 'c': G.nconns = atoi(optarg); break;
@@ -794,6 +805,7 @@ int main(int argc, char **argv)
         case 'z': G.gzip = true; break;
         case 'r': G.rate = atof(optarg); break;
         case 'j': G.json_share = atoi(optarg); break;
+        case 'L': G.latency_log = optarg; break;
         case 's':
             url = optarg;
             G.syslog = true;
@@ -843,6 +855,14 @@ int main(int argc, char **argv)
 
     unanswered = G.nreqs - G.done;
     elapsed = G.last_done > G.first_send ? G.last_done - G.first_send : 0;
+    if (G.latency_log) { /* before the sort: one line per answered request, in order */
+        FILE *f = fopen(G.latency_log, "w");
+        if (f == NULL)
+            die("--latency-log: cannot write the file");
+        for (long i = 0; i < G.nlat; i++)
+            fprintf(f, "%.6f %.3f\n", G.lat_at[i], G.lat[i] * 1e3);
+        fclose(f);
+    }
     qsort(G.lat, (size_t)G.nlat, sizeof(*G.lat), cmp_double);
     printf("loadgen: %s %s:%s, %d connections, %ld lines in %ld %s of %d lines%s "
            "(generated in %.2f s)\n",

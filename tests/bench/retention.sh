@@ -6,18 +6,22 @@
 #
 # A private PostgreSQL (deploy/pg.sh), one sluice (HTTPS, fsync on) and two sources kept
 # 30 days: `load` takes a steady paced load (loadgen --rate BENCH_RATE lines/s, default
-# 3000, over 8 connections for BENCH_SECONDS, default 30 s), `old` holds BENCH_OLD_ROWS
-# (default 1 000 000) rows of three days ago, stored straight by SQL. Each round measures
-# the load's request p99 twice: once with nothing to delete, once right after
-# `sluice source set old --retention-days 1`, which starts a pass that deletes the backlog in
-# SLUICE_RETENTION_BATCH_ROWS batches with SLUICE_RETENTION_PAUSE_MS pauses (the server's
-# defaults unless set). The backlog is put back between rounds. Prints each run and the
-# medians, and how much of the backlog the pass deleted during the loaded window.
+# 3000, in bodies of BENCH_LINES_PER_BODY lines, default 20, so 150 requests a second,
+# over 8 connections for BENCH_SECONDS, default 30 s), `old` holds BENCH_OLD_ROWS
+# (default 1 000 000) rows of three days ago, stored straight by SQL, vacuumed and
+# checkpointed. Each round measures the load's request p99 twice: once with nothing to
+# delete, once right after `sluice source set old --retention-days 1`, which starts a
+# pass that deletes the backlog in SLUICE_RETENTION_BATCH_ROWS batches paced by
+# SLUICE_RETENTION_PAUSE_MS and SLUICE_RETENTION_WAL_RATE (the server's defaults unless
+# set). After the window the rest of the backlog is deleted by SQL and vacuumed, the pass
+# ends, and the backlog is put back for the next round. Prints each run, how much of the
+# backlog the pass deleted in the window and the WAL it wrote, and the medians.
 set -euo pipefail
 
 rounds=${1:-3}
 RATE=${BENCH_RATE:-3000}
 SECS=${BENCH_SECONDS:-30}
+LPB=${BENCH_LINES_PER_BODY:-20}
 OLD=${BENCH_OLD_ROWS:-1000000}
 cd "$(dirname -- "$0")/../.."
 bin=$PWD/build/sluice
@@ -62,6 +66,7 @@ backlog() { # the old source's rows of three days ago, over one hour of that day
          || 'request_id=' || md5(i::text) || ' fwd=10.0.0.1 dyno=web.1 connect=1ms status=200'
        FROM generate_series(1, $OLD) i, sources s WHERE s.name = 'old';
        ANALYZE logs;" >/dev/null
+    q "VACUUM logs_${day//-/}" >/dev/null
     q CHECKPOINT >/dev/null
 }
 
@@ -81,7 +86,7 @@ metric() {
 
 load() { # prints the load's p99 in ms
     "$loadgen" --url "https://$creds@127.0.0.1:$sp/logs" --connections 8 \
-        --lines $((RATE * SECS)) --rate "$RATE" --duration-max $((SECS * 3)) 2>/dev/null |
+        --lines $((RATE * SECS)) --rate "$RATE" --lines-per-body "$LPB" --duration-max $((SECS * 3)) 2>/dev/null |
         sed -n 's/^RESULT .* p99_ms=\([^ ]*\).*/\1/p'
 }
 
@@ -94,21 +99,28 @@ for r in $(seq 1 "$rounds"); do
     printf 'round %d  no delete        p99 %7.2f ms\n' "$r" "$p"
     d0=$(metric sluice_retention_rows_deleted_total)
     b0=$(metric sluice_retention_batches_total)
+    w0=$(metric sluice_retention_wal_bytes_total)
+    n0=$(metric sluice_retention_passes_total)
     "$bin" source set old --retention-days 1 >/dev/null
     p=$(load)
     busy+=("$p")
     d1=$(metric sluice_retention_rows_deleted_total)
     b1=$(metric sluice_retention_batches_total)
-    printf 'round %d  during delete    p99 %7.2f ms  (%d rows deleted in %d statements in the window)\n' \
-        "$r" "$p" "$((${d1%.*} - ${d0%.*}))" "$((${b1%.*} - ${b0%.*}))"
-    for _ in $(seq 1 3000); do # let the pass end before the next round
-        d2=$(metric sluice_retention_rows_deleted_total)
-        [ $((${d2%.*} - ${d0%.*})) -ge "$OLD" ] && break
+    w1=$(metric sluice_retention_wal_bytes_total)
+    printf 'round %d  during delete    p99 %7.2f ms  (%d rows deleted in %d statements in the window, %.1f MB of WAL)\n' \
+        "$r" "$p" "$((${d1%.*} - ${d0%.*}))" "$((${b1%.*} - ${b0%.*}))" \
+        "$(bc -l <<<"(${w1%.*} - ${w0%.*}) / 1000000")"
+    # the rest of the backlog goes now, not at the pass's pace; then the pass ends
+    q "DELETE FROM logs WHERE source_id = (SELECT id FROM sources WHERE name = 'old')" >/dev/null
+    q "VACUUM logs_${day//-/}" >/dev/null
+    for _ in $(seq 1 600); do
+        n1=$(metric sluice_retention_passes_total)
+        [ "${n1%.*}" -gt "${n0%.*}" ] && break
         sleep 0.2
     done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 mq=$(median "${quiet[@]}")
 mb=$(median "${busy[@]}")
-printf 'median p99: no delete %.2f ms, during delete %.2f ms (%+.1f %%); %s lines/s over 8 HTTPS connections for %s s, backlog %s rows\n' \
-    "$mq" "$mb" "$(bc -l <<<"($mb - $mq) * 100 / $mq")" "$RATE" "$SECS" "$OLD"
+printf 'median p99: no delete %.2f ms, during delete %.2f ms (%+.1f %%); %s lines/s in bodies of %s lines over 8 HTTPS connections for %s s, backlog %s rows\n' \
+    "$mq" "$mb" "$(bc -l <<<"($mb - $mq) * 100 / $mq")" "$RATE" "$LPB" "$SECS" "$OLD"

@@ -3,6 +3,7 @@ hour): per-source retention of rows, of their search blocks and of their commit 
 whole partitions past the longest retention dropped, and what is inside retention kept."""
 
 import datetime
+import time
 
 from conftest import add_source, day_partition, sluice_cli, stamp_commits, wait_for
 
@@ -91,6 +92,39 @@ def test_retention_change_applies_without_restart_in_batches(db, sluice):
     assert s.metric("sluice_retention_batches_total") - batches0 >= 8
     listed = sluice_cli(db, "source", "list").stdout
     assert any(l.split()[:2] == [changed.name, "2"] for l in listed.splitlines())
+
+
+def test_retention_pass_is_paced_by_its_wal(db, sluice):
+    """SLUICE_RETENTION_WAL_RATE: after each DELETE the pass waits as long as the WAL the
+    statement wrote takes at that rate (docs/retention.md "Cost under load"), so a pass
+    that wrote W bytes lasts at least about W / rate, whatever the pause floor."""
+    src = add_source(db, None, "--retention-days", "10")
+    three = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    day_partition(db, three.date())
+    n = 1500
+    db.query("INSERT INTO logs (received_at, source_id, message) SELECT %s + i * interval "
+             "'1 ms', %s, 'paced row ' || i || ' ' || md5(i::text) FROM generate_series(1, %s) i",
+             (three, src.id, n))
+    rate = 64 * 1024
+    s = sluice(SLUICE_RETENTION_BATCH_ROWS="150", SLUICE_RETENTION_PAUSE_MS="0",
+               SLUICE_RETENTION_WAL_RATE=str(rate))
+    wait_for(lambda: s.metric("sluice_retention_passes_total") >= 1, 20,
+             what="the first retention pass")
+    wal0 = s.metric("sluice_retention_wal_bytes_total")
+    batches0 = s.metric("sluice_retention_batches_total")
+    left = lambda: db.query("SELECT count(*) AS n FROM logs WHERE source_id = %s",
+                            (src.id,))[0]["n"]
+    assert left() == n
+    t0 = time.monotonic()
+    sluice_cli(db, "source", "set", src.name, "--retention-days", "2")
+    wait_for(lambda: left() == 0, 60, what="the source's rows to go")
+    took = time.monotonic() - t0
+    wal = s.metric("sluice_retention_wal_bytes_total") - wal0
+    # every deleted row is a WAL record of its own (and each page a full image)
+    assert wal >= n * 40, wal
+    assert s.metric("sluice_retention_batches_total") - batches0 >= n // 150
+    # the pauses of every statement but the last one, at least half of it all
+    assert took >= 0.5 * wal / rate, (took, wal)
 
 
 def test_source_set_retention_refuses_bad_values(db):
