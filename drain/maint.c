@@ -41,6 +41,8 @@ struct sl_maint {
     struct sl_retention_job *jobs;
     size_t njobs, next;
     bool pass_active;
+    bool pass_locked;  /* this session holds PASS_LOCK */
+    int64_t next_pass; /* when the next pass starts (0: at once, as after a NOTIFY) */
     long long pass_rows, pass_parts;
     int64_t pass_started;
     int64_t next_step; /* when the next DELETE of the pass (or of eviction) may run */
@@ -57,8 +59,33 @@ struct sl_maint {
  * the pass's writes (WAL, then the same pages again at the checkpoint) stay a small share
  * of the disk the spool's fsyncs need (docs/retention.md "Cost under load"). The WAL is
  * the server's insert position read before and after the statement: it includes what
- * other sessions wrote meanwhile, a few kilobytes against the statement's megabytes. */
+ * other sessions wrote meanwhile, a few kilobytes against the statement's megabytes,
+ * unless the statement waited on another's locks; sl_maint_step_wal bounds it by what the
+ * rows removed can have written. */
 #define DUTY 4
+
+/* The most WAL one removed row can cost: its record (a heap delete, ~60 bytes; a pack
+ * row's share of the rewritten pack) and the full-page image of its page, if it is the
+ * page's first change since the last checkpoint. */
+#define WAL_ROW_MAX (8192 + 512)
+
+/* The session advisory lock a node holds while it runs a retention pass: one node at a
+ * time deletes, so SLUICE_RETENTION_WAL_RATE is the cluster's pace, not each node's, and
+ * two nodes never wait on each other's rows (the disk guard has 7355018, the archive
+ * 7355017 per source, crash grouping 7355011). */
+#define PASS_LOCK "7355019"
+
+uint64_t sl_maint_step_wal(uint64_t server_wal, long long rows)
+{
+    uint64_t most;
+
+    if (rows <= 0)
+        return 0;
+    most = (uint64_t)rows * WAL_ROW_MAX;
+    if (most / WAL_ROW_MAX != (uint64_t)rows) /* overflow: no bound */
+        return server_wal;
+    return server_wal < most ? server_wal : most;
+}
 
 int64_t sl_maint_pause_us(int64_t took_us, int pause_ms, uint64_t wal_bytes, int64_t wal_rate)
 {
@@ -76,20 +103,45 @@ int64_t sl_maint_pause_us(int64_t took_us, int pause_ms, uint64_t wal_bytes, int
     return pause;
 }
 
-/* Start a retention pass: partitions ahead, whole days dropped, the list of sources whose
- * rows go by batched DELETE. */
+/* The pass over (finished, failed or lost with its connection): PASS_LOCK released. */
+static void pass_end(struct sl_maint *m)
+{
+    m->pass_active = false;
+    if (m->pass_locked && m->pg)
+        PQclear(PQexec(m->pg, "SELECT pg_advisory_unlock(" PASS_LOCK ")"));
+    m->pass_locked = false;
+}
+
+/* Start a retention pass: partitions ahead, then, if no other node is running one, whole
+ * days dropped and the list of sources whose rows go by batched DELETE. */
 static int pass_start(struct sl_maint *m, int64_t now)
 {
     long long dropped = 0;
+    PGresult *r = NULL;
     int rc;
 
     free(m->jobs);
     m->jobs = NULL;
     m->njobs = m->next = 0;
-    if ((rc = sl_db_ensure_partitions(m->pg, now, 3)) ||
-        (rc = sl_db_retention_drop(m->pg, &dropped)) ||
-        (rc = sl_db_retention_sources(m->pg, &m->jobs, &m->njobs)))
+    if ((rc = sl_db_ensure_partitions(m->pg, now, 3)))
         return rc;
+    /* Tried, never waited for: a node that misses it leaves this pass to the holder,
+     * which has the same NOTIFY and runs again after the pass under way if it must. */
+    if ((rc = sl_db_exec(m->pg, "retention lock failed",
+                         "SELECT pg_try_advisory_lock(" PASS_LOCK ")", 0, NULL, &r)))
+        return rc;
+    m->pass_locked = PQgetvalue(r, 0, 0)[0] == 't';
+    PQclear(r);
+    if (!m->pass_locked) {
+        SL_INC(retention_passes_skipped, 1);
+        sl_debug("retention pass left to the node that holds it", "%s", "");
+        return 0;
+    }
+    if ((rc = sl_db_retention_drop(m->pg, &dropped)) ||
+        (rc = sl_db_retention_sources(m->pg, &m->jobs, &m->njobs))) {
+        pass_end(m);
+        return rc;
+    }
     SL_INC(retention_partitions_dropped, dropped);
     m->pass_parts = dropped;
     m->pass_rows = 0;
@@ -98,12 +150,14 @@ static int pass_start(struct sl_maint *m, int64_t now)
     return 0;
 }
 
-/* One step of the pass under way: one bounded DELETE, or the pass's end. */
-static int pass_step(struct sl_maint *m)
+/* One step of the pass under way: one bounded DELETE (*removed: its rows), or the pass's
+ * end. */
+static int pass_step(struct sl_maint *m, long long *removed)
 {
     long long n = 0;
     int rc;
 
+    *removed = 0;
     if (m->next < m->njobs) {
         const struct sl_retention_job *j = &m->jobs[m->next];
         rc = j->archive[0] ? sl_archive_retention_step(m->pg, j, m->ret.batch_rows, &n)
@@ -113,13 +167,14 @@ static int pass_step(struct sl_maint *m)
         SL_INC(retention_batches, 1);
         SL_INC(retention_rows_deleted, n);
         m->pass_rows += n;
+        *removed = n;
         if (n == 0)
             m->next++;
         return 0;
     }
     if ((rc = sl_db_retention_finish(m->pg)))
         return rc;
-    m->pass_active = false;
+    pass_end(m);
     SL_INC(retention_passes, 1);
     if (m->pass_rows || m->pass_parts)
         sl_info("retention", "rows=%lld partitions=%lld seconds=%.1f", m->pass_rows,
@@ -159,6 +214,11 @@ static int m_connect(struct sl_maint *m)
         return rc;
     if (m->evict) /* the eviction lock was the old connection's */
         sl_evict_reset(m->evict);
+    if (m->pass_active) { /* so was the pass's: it starts over */
+        m->pass_locked = false;
+        pass_end(m);
+        m->next_pass = 0;
+    }
     if (reload(m))
         return SL_EDB;
     /* Today and the next two days, so midnight never waits on DDL. */
@@ -183,7 +243,7 @@ static int compact_wait_ms(const struct sl_maint *m, int64_t t)
 static void *m_main(void *arg)
 {
     struct sl_maint *m = arg;
-    int64_t next_reload = 0, next_pass = 0, next_disk = 0;
+    int64_t next_reload = 0, next_disk = 0;
 
     while (!atomic_load(&m->stop)) {
         struct pollfd pf[2];
@@ -205,24 +265,25 @@ static void *m_main(void *arg)
             next_disk = t + (int64_t)m->ret.disk_interval_s * 1000000;
         }
         evicting = m->evict && sl_evict_active(m->evict);
-        if (!m->pass_active && t >= next_pass) {
+        if (!m->pass_active && t >= m->next_pass) {
             if (pass_start(m, t) == 0)
-                next_pass = t + (int64_t)m->ret.interval_s * 1000000;
+                m->next_pass = t + (int64_t)m->ret.interval_s * 1000000;
             else
-                next_pass = t + 60LL * 1000000;
+                m->next_pass = t + 60LL * 1000000;
         } else if ((m->pass_active || evicting) && t >= m->next_step) {
             int64_t took;
             uint64_t wal0 = 0, wal1 = 0, wal = 0;
+            long long removed = 0;
             /* eviction first: it is what keeps ingest from being refused */
             if (evicting) {
                 if (sl_evict_step(m->evict, m->pg))
                     sl_debug("eviction step failed; tried again after the pause", "%s", "");
             } else {
                 bool paced = m->ret.wal_rate > 0 && sl_db_wal_position(m->pg, &wal0) == 0;
-                if (pass_step(m))
-                    m->pass_active = false; /* a failed statement: the next pass starts over */
+                if (pass_step(m, &removed))
+                    pass_end(m); /* a failed statement: the next pass starts over */
                 if (paced && sl_db_wal_position(m->pg, &wal1) == 0 && wal1 > wal0) {
-                    wal = wal1 - wal0;
+                    wal = sl_maint_step_wal(wal1 - wal0, removed);
                     SL_INC(retention_wal_bytes, wal);
                 }
             }
@@ -285,7 +346,7 @@ static void *m_main(void *arg)
         /* A changed retention or archive applies now (or right after the pass under
          * way), not at the next interval. */
         if (notified && reload(m) == 0)
-            next_pass = 0;
+            m->next_pass = 0;
     }
     return NULL;
 }

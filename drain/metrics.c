@@ -199,13 +199,16 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
         (rc = counter(b, "sluice_retention_batches_total", "Retention DELETE statements run.",
                       LOAD(retention_batches))) ||
         (rc = counter(b, "sluice_retention_wal_bytes_total",
-                      "WAL the server wrote while retention's statements ran (their pacing).",
+                      "WAL retention's statements wrote (their pacing; docs/retention.md).",
                       LOAD(retention_wal_bytes))) ||
         (rc = counter(b, "sluice_retention_partitions_dropped_total",
                       "Day partitions dropped as past every source's retention.",
                       LOAD(retention_partitions_dropped))) ||
         (rc = counter(b, "sluice_retention_passes_total", "Retention passes finished.",
                       LOAD(retention_passes))) ||
+        (rc = counter(b, "sluice_retention_passes_skipped_total",
+                      "Retention passes left to another node, which held the pass's lock.",
+                      LOAD(retention_passes_skipped))) ||
         (rc = counter(b, "sluice_archive_files_total",
                       "Archive hour files written and verified before their rows went.",
                       LOAD(archive_files))) ||

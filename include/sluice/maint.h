@@ -33,6 +33,14 @@ struct sl_maint_retention {
  * in microseconds, at most an hour. wal_rate <= 0: no WAL pacing. */
 int64_t sl_maint_pause_us(int64_t took_us, int pause_ms, uint64_t wal_bytes, int64_t wal_rate);
 
+/* The share of server_wal (the server's WAL insert position moved that much while a
+ * retention statement ran, other sessions' writes included) the statement can have
+ * written itself, having removed `rows` rows: at most one record and one full-page image
+ * per row. A statement that waited on another's locks and then found its rows gone
+ * removed nothing and wrote (nearly) nothing: 0, so it does not pause for the other's
+ * WAL. */
+uint64_t sl_maint_step_wal(uint64_t server_wal, long long rows);
+
 /* Start the thread. If PostgreSQL is reachable, the source table is loaded before
  * this returns, so the listener can authenticate from its first request; if not, the
  * last snapshot (snapshot_path, written after every load) is used until it is. */
