@@ -14,8 +14,14 @@
 # pass that deletes the backlog in SLUICE_RETENTION_BATCH_ROWS batches paced by
 # SLUICE_RETENTION_PAUSE_MS and SLUICE_RETENTION_WAL_RATE (the server's defaults unless
 # set). After the window the rest of the backlog is deleted by SQL and vacuumed, the pass
-# ends, and the backlog is put back for the next round. Prints each run, how much of the
+# ends, and the backlog is put back for the next round. Before each round the machine
+# settles (no autovacuum, a checkpoint, `sync`) and an unmeasured window of the same load
+# runs, so both measured windows follow a loaded one. Compaction is off: it would pack the
+# backlog (a closed day) between rounds, and the pass would then delete packs, not rows
+# (docs/retention.md "Packed days"; far less WAL a row). Prints each run, how much of the
 # backlog the pass deleted in the window and the WAL it wrote, and the medians.
+# BENCH_CONTROL=1 runs the same rounds without the delete (an A/A run: what the second
+# window's place alone does to the comparison).
 set -euo pipefail
 
 rounds=${1:-3}
@@ -67,14 +73,28 @@ backlog() { # the old source's rows of three days ago, over one hour of that day
        FROM generate_series(1, $OLD) i, sources s WHERE s.name = 'old';
        ANALYZE logs;" >/dev/null
     q "VACUUM logs_${day//-/}" >/dev/null
+    settle
+}
+
+# Before a window: no autovacuum at work, a checkpoint, and the page cache written out.
+# Otherwise the pages the backlog's insert and VACUUM dirtied reach the disk ~30 s later
+# (the kernel's dirty_expire), in one burst of ~100 MB that stalls the spool's fsyncs for
+# 50 ms, and that lands in whichever window comes next (seen with loadgen --latency-log).
+settle() {
+    for _ in $(seq 1 300); do
+        [ "$(q "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")" = 0 ] &&
+            break
+        sleep 0.2
+    done
     q CHECKPOINT >/dev/null
+    sync
 }
 
 hp=$((20000 + RANDOM % 30000))
 sp=$((hp + 1))
 SLUICE_BIND=127.0.0.1 PORT=$hp SLUICE_HTTPS_PORT=$sp SLUICE_TLS_CERT=$tmp/cert.pem \
     SLUICE_TLS_KEY=$tmp/key.pem SLUICE_SPOOL_DIR=$tmp/spool SLUICE_LOG_LEVEL=warn \
-    SLUICE_RETENTION_INTERVAL=86400 "$bin" serve 2>"$tmp/sluice.log" &
+    SLUICE_RETENTION_INTERVAL=86400 SLUICE_COMPACT_AFTER_HOURS=0 "$bin" serve 2>"$tmp/sluice.log" &
 pid=$!
 for _ in $(seq 1 100); do
     [ "$(curl -s --max-time 1 "http://127.0.0.1:$hp/readyz" || true)" = ready ] && break
@@ -94,6 +114,7 @@ declare -a quiet busy
 for r in $(seq 1 "$rounds"); do
     "$bin" source set old --retention-days 30 >/dev/null
     backlog
+    load >/dev/null # a window unmeasured: both measured ones come after a loaded one
     p=$(load)
     quiet+=("$p")
     printf 'round %d  no delete        p99 %7.2f ms\n' "$r" "$p"
@@ -101,7 +122,9 @@ for r in $(seq 1 "$rounds"); do
     b0=$(metric sluice_retention_batches_total)
     w0=$(metric sluice_retention_wal_bytes_total)
     n0=$(metric sluice_retention_passes_total)
-    "$bin" source set old --retention-days 1 >/dev/null
+    # BENCH_CONTROL=1: the second window without the delete (an A/A run), to see what
+    # the windows' order alone does to the comparison
+    [ "${BENCH_CONTROL:-0}" = 1 ] || "$bin" source set old --retention-days 1 >/dev/null
     p=$(load)
     busy+=("$p")
     d1=$(metric sluice_retention_rows_deleted_total)
@@ -113,14 +136,22 @@ for r in $(seq 1 "$rounds"); do
     # the rest of the backlog goes now, not at the pass's pace; then the pass ends
     q "DELETE FROM logs WHERE source_id = (SELECT id FROM sources WHERE name = 'old')" >/dev/null
     q "VACUUM logs_${day//-/}" >/dev/null
+    settle
     for _ in $(seq 1 600); do
         n1=$(metric sluice_retention_passes_total)
-        [ "${n1%.*}" -gt "${n0%.*}" ] && break
+        [ "${n1%.*}" -gt "${n0%.*}" ] || [ "${BENCH_CONTROL:-0}" = 1 ] && break
         sleep 0.2
     done
 done
 median() { printf '%s\n' "$@" | sort -g | awk '{ a[NR] = $1 } END { print (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 mq=$(median "${quiet[@]}")
 mb=$(median "${busy[@]}")
-printf 'median p99: no delete %.2f ms, during delete %.2f ms (%+.1f %%); %s lines/s in bodies of %s lines over 8 HTTPS connections for %s s, backlog %s rows\n' \
-    "$mq" "$mb" "$(bc -l <<<"($mb - $mq) * 100 / $mq")" "$RATE" "$LPB" "$SECS" "$OLD"
+# and paired: each round's delete window against its own no-delete one, which followed
+# the same preparation a minute earlier
+declare -a ratio
+for i in "${!quiet[@]}"; do
+    ratio+=("$(bc -l <<<"(${busy[$i]} - ${quiet[$i]}) * 100 / ${quiet[$i]}")")
+done
+printf 'median p99: no delete %.2f ms, during delete %.2f ms (%+.1f %%; median of the rounds'"'"' own differences %+.1f %%); %s lines/s in bodies of %s lines over 8 HTTPS connections for %s s, backlog %s rows\n' \
+    "$mq" "$mb" "$(bc -l <<<"($mb - $mq) * 100 / $mq")" "$(median "${ratio[@]}")" "$RATE" "$LPB" \
+    "$SECS" "$OLD"

@@ -625,16 +625,20 @@ def test_the_hour_level_reads_only_hours_that_may_hold_the_words(db, sluice):
     assert api_get(s, "/api/v1/search", dict(win, q="needle"), token=tok).json()["events"] == late
 
     # a writer's upsert of a block clears its mark: a block of today the writer holds open
-    # is marked by hand, and the next line the writer adds to it unmarks it
+    # is marked by hand, and the next line the writer adds to it unmarks it (the writer's
+    # ids are past yesterday's: its block is told from them by id, not by time, which
+    # just after midnight would also take yesterday's last block)
+    top = db.query("SELECT max(max_id) AS m FROM log_blocks WHERE source_id = %s",
+                   (srcs[3].id,))[0]["m"]
     assert s.post(srcs[3], frame_body([line("fresh one")])).status == 204
     wait_for(lambda: db.query("SELECT count(*) AS n FROM log_blocks WHERE source_id = %s AND "
-                              "max_received > now() - interval '1 hour'", (srcs[3].id,))[0]["n"]
+                              "min_id > %s", (srcs[3].id, top))[0]["n"]
              == 1, 20, what="the open block stored")
-    db.query("UPDATE log_blocks SET hourly = true WHERE source_id = %s AND max_received > now() "
-             "- interval '1 hour'", (srcs[3].id,))
+    db.query("UPDATE log_blocks SET hourly = true WHERE source_id = %s AND min_id > %s",
+             (srcs[3].id, top))
     assert s.post(srcs[3], frame_body([line("fresh two")])).status == 204
     wait_for(lambda: db.query("SELECT nrows, hourly FROM log_blocks WHERE source_id = %s AND "
-                              "max_received > now() - interval '1 hour'", (srcs[3].id,))
+                              "min_id > %s", (srcs[3].id, top))
              == [{"nrows": 2, "hourly": False}], 20, what="the block upserted and unmarked")
     s.stop()
 
