@@ -107,8 +107,14 @@ int64_t sl_maint_pause_us(int64_t took_us, int pause_ms, uint64_t wal_bytes, int
 static void pass_end(struct sl_maint *m)
 {
     m->pass_active = false;
-    if (m->pass_locked && m->pg)
+    if (m->pass_locked && m->pg) {
+        /* a session lock is counted: one left taken would make the next pass's try
+         * succeed twice and this node the only one ever to run a pass */
+        if (PQtransactionStatus(m->pg) == PQTRANS_INTRANS ||
+            PQtransactionStatus(m->pg) == PQTRANS_INERROR)
+            PQclear(PQexec(m->pg, "ROLLBACK"));
         PQclear(PQexec(m->pg, "SELECT pg_advisory_unlock(" PASS_LOCK ")"));
+    }
     m->pass_locked = false;
 }
 
