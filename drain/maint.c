@@ -74,6 +74,7 @@ struct sl_maint {
  * two nodes never wait on each other's rows (the disk guard has 7355018, the archive
  * 7355017 per source, crash grouping 7355011). */
 #define PASS_LOCK "7355019"
+#define SKIP_RETRY_S 5 /* a node that found the lock taken tries again this much later */
 
 uint64_t sl_maint_step_wal(uint64_t server_wal, long long rows)
 {
@@ -131,8 +132,9 @@ static int pass_start(struct sl_maint *m, int64_t now)
     m->njobs = m->next = 0;
     if ((rc = sl_db_ensure_partitions(m->pg, now, 3)))
         return rc;
-    /* Tried, never waited for: a node that misses it leaves this pass to the holder,
-     * which has the same NOTIFY and runs again after the pass under way if it must. */
+    /* Tried, never waited for: a node that misses it tries again in SKIP_RETRY_S (the
+     * caller), so it runs its own pass, at its start or after a NOTIFY, once the
+     * holder's is over: after a complete pass, a quick one. */
     if ((rc = sl_db_exec(m->pg, "retention lock failed",
                          "SELECT pg_try_advisory_lock(" PASS_LOCK ")", 0, NULL, &r)))
         return rc;
@@ -140,7 +142,7 @@ static int pass_start(struct sl_maint *m, int64_t now)
     PQclear(r);
     if (!m->pass_locked) {
         SL_INC(retention_passes_skipped, 1);
-        sl_debug("retention pass left to the node that holds it", "%s", "");
+        sl_debug("retention pass waits for another node's", "retry_s=%d", SKIP_RETRY_S);
         return 0;
     }
     if ((rc = sl_db_retention_drop(m->pg, &dropped)) ||
@@ -273,7 +275,10 @@ static void *m_main(void *arg)
         evicting = m->evict && sl_evict_active(m->evict);
         if (!m->pass_active && t >= m->next_pass) {
             if (pass_start(m, t) == 0)
-                m->next_pass = t + (int64_t)m->ret.interval_s * 1000000;
+                m->next_pass = t + (int64_t)(m->pass_active ? m->ret.interval_s
+                                             : m->ret.interval_s < SKIP_RETRY_S ? m->ret.interval_s
+                                                                                : SKIP_RETRY_S) *
+                                       1000000;
             else
                 m->next_pass = t + 60LL * 1000000;
         } else if ((m->pass_active || evicting) && t >= m->next_step) {

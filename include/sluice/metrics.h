@@ -62,7 +62,7 @@ struct sl_metrics {
     _Atomic uint64_t retention_wal_bytes;          /* WAL written while they ran */
     _Atomic uint64_t retention_partitions_dropped; /* whole day partitions */
     _Atomic uint64_t retention_passes;             /* passes finished */
-    _Atomic uint64_t retention_passes_skipped;     /* left to the node holding the pass */
+    _Atomic uint64_t retention_passes_skipped;     /* put off: another node's pass under way */
     _Atomic uint64_t compacted_rows;               /* rows packed into log_packs */
     _Atomic uint64_t archive_files;                /* hour files written and verified */
     _Atomic uint64_t archive_bytes;                /* their gzip bytes */
