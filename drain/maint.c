@@ -111,8 +111,8 @@ static void pass_end(struct sl_maint *m)
     if (m->pass_locked && m->pg) {
         /* a session lock is counted: one left taken would make the next pass's try
          * succeed twice and this node the only one ever to run a pass */
-        if (PQtransactionStatus(m->pg) == PQTRANS_INTRANS ||
-            PQtransactionStatus(m->pg) == PQTRANS_INERROR)
+        PGTransactionStatusType ts = PQtransactionStatus(m->pg);
+        if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
             PQclear(PQexec(m->pg, "ROLLBACK"));
         PQclear(PQexec(m->pg, "SELECT pg_advisory_unlock(" PASS_LOCK ")"));
     }
@@ -274,13 +274,11 @@ static void *m_main(void *arg)
         }
         evicting = m->evict && sl_evict_active(m->evict);
         if (!m->pass_active && t >= m->next_pass) {
-            if (pass_start(m, t) == 0)
-                m->next_pass = t + (int64_t)(m->pass_active ? m->ret.interval_s
-                                             : m->ret.interval_s < SKIP_RETRY_S ? m->ret.interval_s
-                                                                                : SKIP_RETRY_S) *
-                                       1000000;
-            else
-                m->next_pass = t + 60LL * 1000000;
+            int64_t wait_s = 60; /* a failed start */
+            if (pass_start(m, t) == 0) /* started, or put off: another node's under way */
+                wait_s = m->pass_active || m->ret.interval_s < SKIP_RETRY_S ? m->ret.interval_s
+                                                                             : SKIP_RETRY_S;
+            m->next_pass = t + wait_s * 1000000;
         } else if ((m->pass_active || evicting) && t >= m->next_step) {
             int64_t took;
             uint64_t wal0 = 0, wal1 = 0, wal = 0;

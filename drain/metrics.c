@@ -207,7 +207,8 @@ int sl_metrics_render(struct sl_buf *b, struct sl_spool *spool)
         (rc = counter(b, "sluice_retention_passes_total", "Retention passes finished.",
                       LOAD(retention_passes))) ||
         (rc = counter(b, "sluice_retention_passes_skipped_total",
-                      "Retention pass starts put off because another node's pass held the lock (tried again every 5 s).",
+                      "Retention pass starts put off because another node's pass held the "
+                      "lock (tried again every 5 s).",
                       LOAD(retention_passes_skipped))) ||
         (rc = counter(b, "sluice_archive_files_total",
                       "Archive hour files written and verified before their rows went.",

@@ -94,17 +94,24 @@ def test_retention_change_applies_without_restart_in_batches(db, sluice):
     assert any(l.split()[:2] == [changed.name, "2"] for l in listed.splitlines())
 
 
+def old_source(db, n, text):
+    """A source kept 10 days with n rows of three days ago, a millisecond apart:
+    'TEXT I md5(I)'. Returns the source."""
+    src = add_source(db, None, "--retention-days", "10")
+    three = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
+    day_partition(db, three.date())
+    db.query("INSERT INTO logs (received_at, source_id, message) SELECT %s + i * interval "
+             "'1 ms', %s, %s || ' ' || i || ' ' || md5(i::text) FROM generate_series(1, %s) i",
+             (three, src.id, text, n))
+    return src
+
+
 def test_retention_pass_is_paced_by_its_wal(db, sluice):
     """SLUICE_RETENTION_WAL_RATE: after each DELETE the pass waits as long as the WAL the
     statement wrote takes at that rate (docs/retention.md "Cost under load"), so a pass
     that wrote W bytes lasts at least about W / rate, whatever the pause floor."""
-    src = add_source(db, None, "--retention-days", "10")
-    three = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
-    day_partition(db, three.date())
     n = 1500
-    db.query("INSERT INTO logs (received_at, source_id, message) SELECT %s + i * interval "
-             "'1 ms', %s, 'paced row ' || i || ' ' || md5(i::text) FROM generate_series(1, %s) i",
-             (three, src.id, n))
+    src = old_source(db, n, "paced row")
     rate = 64 * 1024
     s = sluice(SLUICE_RETENTION_BATCH_ROWS="150", SLUICE_RETENTION_PAUSE_MS="0",
                SLUICE_RETENTION_WAL_RATE=str(rate))
@@ -133,13 +140,8 @@ def test_one_node_at_a_time_runs_a_pass(db, sluice):
     (sluice_retention_passes_skipped_total) until the first is over, and then finds
     nothing left: SLUICE_RETENTION_WAL_RATE paces the cluster, not each node, and no
     node's DELETE waits on the other's rows."""
-    src = add_source(db, None, "--retention-days", "10")
-    three = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=3)
-    day_partition(db, three.date())
     n = 600
-    db.query("INSERT INTO logs (received_at, source_id, message) SELECT %s + i * interval "
-             "'1 ms', %s, 'two nodes ' || i FROM generate_series(1, %s) i",
-             (three, src.id, n))
+    src = old_source(db, n, "two nodes")
     env = dict(SLUICE_RETENTION_BATCH_ROWS="50", SLUICE_RETENTION_PAUSE_MS="200")
     nodes = [sluice(**env), sluice(**env)]
     metric = lambda name: [s.metric(name) for s in nodes]
